@@ -1,0 +1,385 @@
+/* codegen/kir.c -- kernel IR builder and printer (--emit=kernels). */
+#include "kir.h"
+
+#include <string.h>
+
+static const char *kindnames[] = {
+#define K(name) #name,
+#include "kir.def"
+};
+static const char *binnames[KB_COUNT] = { "+", "-", "*", "/", "%", "min", "max", "<", "<=", ">", ">=",
+                                          "==", "!=", "&&", "||", "pow" };
+static const char *unnames[KU_COUNT] = { "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "erf",
+                                         "floor", "ceil", "not" };
+static const char *typenames[] = { "void", "bool", "i32", "i64", "f32" };
+static const char *annnames[] = { "serial", "parallel", "vector", "unroll", "block", "thread" };
+
+const char *
+kir_kind_name(int kind)
+{
+	return kind >= 0 && kind < K_COUNT ? kindnames[kind] : "?";
+}
+
+const char *
+kir_binop_name(int op)
+{
+	return op >= 0 && op < KB_COUNT ? binnames[op] : "?";
+}
+
+const char *
+kir_unop_name(int op)
+{
+	return op >= 0 && op < KU_COUNT ? unnames[op] : "?";
+}
+
+static KNode *
+node(Program *p, int kind, int type)
+{
+	KNode *n = arena_zalloc(p->arena, sizeof *n);
+	n->kind = (uint8_t)kind;
+	n->type = (uint8_t)type;
+	return n;
+}
+
+KType
+kir_dtype(int dtype)
+{
+	switch (dtype) {
+	case DT_F32: return KT_F32;
+	case DT_I32: return KT_I32;
+	case DT_I64: return KT_I64;
+	case DT_U8: return KT_I32;
+	default: return KT_F32;
+	}
+}
+
+Kernel *
+kir_kernel(Program *p, const char *name, Loc loc)
+{
+	Kernel *k = ARENA_PUSH(p->arena, p->kernels, p->nkernels, p->capkernels);
+	memset(k, 0, sizeof *k);
+	k->name = arena_strdup(p->arena, name);
+	k->loc = loc;
+	k->body = kir_block(p);
+	k->group = -1;
+	return k;
+}
+
+int
+kir_buf(Program *p, Kernel *k, const Module *m, ValueId v)
+{
+	const Value *val = &m->values[v];
+	/* a view's bytes are its alias's: one buffer entry per storage, not per value */
+	for (uint32_t i = 0; i < k->nbufs; i++)
+		if (k->bufs[i].value == v)
+			return (int)i;
+	KBuf *b = ARENA_PUSH(p->arena, k->bufs, k->nbufs, k->capbufs);
+	memset(b, 0, sizeof *b);
+	b->value = v;
+	b->slot = val->slot;
+	b->offset = val->offset;
+	b->dtype = val->type.dtype;
+	b->numel = type_numel(&val->type);
+	b->name = val->name ? val->name : arena_printf(p->arena, "%%%u", v);
+	return (int)k->nbufs - 1;
+}
+
+int
+kir_var(Program *p, Kernel *k, KType t, const char *name)
+{
+	uint32_t cap = k->capvars;
+	uint8_t *vt = ARENA_PUSH(p->arena, k->vartypes, k->nvars, k->capvars);
+	*vt = (uint8_t)t;
+	k->varnames = arena_grow(p->arena, k->varnames, sizeof *k->varnames, k->nvars - 1, &cap);
+	k->varnames[k->nvars - 1] = arena_strdup(p->arena, name ? name : "t");
+	return (int)k->nvars - 1;
+}
+
+KNode *
+kir_block(Program *p)
+{
+	return node(p, K_block, KT_VOID);
+}
+
+void
+kir_append(Program *p, KNode *block, KNode *stmt)
+{
+	SEGC_ASSERT(block->kind == K_block);
+	*ARENA_PUSH(p->arena, block->kids, block->nkids, block->capkids) = stmt;
+}
+
+KNode *
+kir_loop(Program *p, int var, KNode *lo, KNode *hi, int64_t step, LoopAnn ann)
+{
+	KNode *n = node(p, K_loop, KT_VOID);
+	n->var = var;
+	n->a = lo;
+	n->b = hi;
+	n->ival = step;
+	n->ann = (uint8_t)ann;
+	n->body = kir_block(p);
+	return n;
+}
+
+KNode *
+kir_if(Program *p, KNode *cond)
+{
+	KNode *n = node(p, K_if, KT_VOID);
+	n->a = cond;
+	n->body = kir_block(p);
+	return n;
+}
+
+KNode *
+kir_let(Program *p, Kernel *k, int var, KNode *init)
+{
+	KNode *n = node(p, K_let, k->vartypes[var]);
+	n->var = var;
+	n->a = init;
+	return n;
+}
+
+KNode *
+kir_assign(Program *p, int var, KNode *val)
+{
+	KNode *n = node(p, K_assign, KT_VOID);
+	n->var = var;
+	n->a = val;
+	return n;
+}
+
+KNode *
+kir_store(Program *p, int buf, KNode *idx, KNode *val)
+{
+	KNode *n = node(p, K_store, KT_VOID);
+	n->buf = buf;
+	n->a = idx;
+	n->b = val;
+	return n;
+}
+
+KNode *
+kir_barrier(Program *p)
+{
+	return node(p, K_barrier, KT_VOID);
+}
+
+KNode *
+kir_i64(Program *p, int64_t v)
+{
+	KNode *n = node(p, K_const, KT_I64);
+	n->ival = v;
+	return n;
+}
+
+KNode *
+kir_f32(Program *p, double v)
+{
+	KNode *n = node(p, K_const, KT_F32);
+	n->fval = v;
+	return n;
+}
+
+KNode *
+kir_bool(Program *p, int v)
+{
+	KNode *n = node(p, K_const, KT_BOOL);
+	n->ival = v != 0;
+	return n;
+}
+
+KNode *
+kir_ref(Program *p, const Kernel *k, int var)
+{
+	KNode *n = node(p, K_var, k->vartypes[var]);
+	n->var = var;
+	return n;
+}
+
+KNode *
+kir_load(Program *p, const Kernel *k, int buf, KNode *idx)
+{
+	KNode *n = node(p, K_load, kir_dtype(k->bufs[buf].dtype));
+	n->buf = buf;
+	n->a = idx;
+	return n;
+}
+
+KNode *
+kir_bin(Program *p, KBinOp op, KNode *a, KNode *b)
+{
+	int t = a->type;
+	if (op >= KB_LT && op <= KB_NE)
+		t = KT_BOOL;
+	SEGC_ASSERT(a->type == b->type);
+	KNode *n = node(p, K_binop, t);
+	n->op = (uint8_t)op;
+	n->a = a;
+	n->b = b;
+	return n;
+}
+
+KNode *
+kir_un(Program *p, KUnOp op, KNode *a)
+{
+	KNode *n = node(p, K_unop, a->type);
+	n->op = (uint8_t)op;
+	n->a = a;
+	return n;
+}
+
+KNode *
+kir_select(Program *p, KNode *c, KNode *a, KNode *b)
+{
+	SEGC_ASSERT(c->type == KT_BOOL && a->type == b->type);
+	KNode *n = node(p, K_select, a->type);
+	n->a = c;
+	n->b = a;
+	n->c = b;
+	return n;
+}
+
+KNode *
+kir_cast(Program *p, KType t, KNode *a)
+{
+	KNode *n = node(p, K_cast, t);
+	n->a = a;
+	return n;
+}
+
+/* ---- printer ---- */
+
+static void
+pexpr(const Kernel *k, const KNode *n, FILE *f)
+{
+	switch (n->kind) {
+	case K_const:
+		if (n->type == KT_F32)
+			fprintf(f, "%.9g", n->fval);
+		else
+			fprintf(f, "%lld", (long long)n->ival);
+		return;
+	case K_var:
+		fprintf(f, "%s%d", k->varnames[n->var], n->var);
+		return;
+	case K_load:
+		fprintf(f, "b%d[", n->buf);
+		pexpr(k, n->a, f);
+		fputc(']', f);
+		return;
+	case K_binop:
+		if (n->op == KB_MIN || n->op == KB_MAX || n->op == KB_POW) {
+			fprintf(f, "%s(", binnames[n->op]);
+			pexpr(k, n->a, f);
+			fputs(", ", f);
+			pexpr(k, n->b, f);
+			fputc(')', f);
+			return;
+		}
+		fputc('(', f);
+		pexpr(k, n->a, f);
+		fprintf(f, " %s ", binnames[n->op]);
+		pexpr(k, n->b, f);
+		fputc(')', f);
+		return;
+	case K_unop:
+		fprintf(f, "%s(", unnames[n->op]);
+		pexpr(k, n->a, f);
+		fputc(')', f);
+		return;
+	case K_select:
+		fputc('(', f);
+		pexpr(k, n->a, f);
+		fputs(" ? ", f);
+		pexpr(k, n->b, f);
+		fputs(" : ", f);
+		pexpr(k, n->c, f);
+		fputc(')', f);
+		return;
+	case K_cast:
+		fprintf(f, "%s(", typenames[n->type]);
+		pexpr(k, n->a, f);
+		fputc(')', f);
+		return;
+	default:
+		fprintf(f, "<%s>", kindnames[n->kind]);
+	}
+}
+
+static void
+pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
+{
+	if (n->kind == K_block) {
+		for (uint32_t i = 0; i < n->nkids; i++)
+			pstmt(k, n->kids[i], f, depth);
+		return;
+	}
+	fprintf(f, "%*s", 2 * depth, "");
+	switch (n->kind) {
+	case K_loop:
+		fprintf(f, "for %s%d in [", k->varnames[n->var], n->var);
+		pexpr(k, n->a, f);
+		fputs(", ", f);
+		pexpr(k, n->b, f);
+		fprintf(f, ")");
+		if (n->ival != 1)
+			fprintf(f, " step %lld", (long long)n->ival);
+		if (n->ann != LOOP_SERIAL)
+			fprintf(f, " %s", annnames[n->ann]);
+		fputs(" {\n", f);
+		pstmt(k, n->body, f, depth + 1);
+		fprintf(f, "%*s}\n", 2 * depth, "");
+		return;
+	case K_if:
+		fputs("if ", f);
+		pexpr(k, n->a, f);
+		fputs(" {\n", f);
+		pstmt(k, n->body, f, depth + 1);
+		if (n->c) {
+			fprintf(f, "%*s} else {\n", 2 * depth, "");
+			pstmt(k, n->c, f, depth + 1);
+		}
+		fprintf(f, "%*s}\n", 2 * depth, "");
+		return;
+	case K_let:
+		fprintf(f, "%s %s%d = ", typenames[n->type], k->varnames[n->var], n->var);
+		pexpr(k, n->a, f);
+		fputc('\n', f);
+		return;
+	case K_assign:
+		fprintf(f, "%s%d = ", k->varnames[n->var], n->var);
+		pexpr(k, n->a, f);
+		fputc('\n', f);
+		return;
+	case K_store:
+		fprintf(f, "b%d[", n->buf);
+		pexpr(k, n->a, f);
+		fputs("] = ", f);
+		pexpr(k, n->b, f);
+		fputc('\n', f);
+		return;
+	case K_barrier:
+		fputs("barrier\n", f);
+		return;
+	default:
+		pexpr(k, n, f);
+		fputc('\n', f);
+	}
+}
+
+void
+kir_print(const Kernel *k, FILE *f)
+{
+	fprintf(f, "kernel %s", k->name);
+	if (k->loc.ptr)
+		fprintf(f, "  ; %s", k->loc.ptr);
+	fputc('\n', f);
+	for (uint32_t i = 0; i < k->nbufs; i++) {
+		const KBuf *b = &k->bufs[i];
+		fprintf(f, "  b%u: %s %s slot %u +%lld [%lld]%s\n", i, dtype_name(b->dtype), b->name, b->slot,
+		        (long long)b->offset, (long long)b->numel, b->written ? " w" : "");
+	}
+	fputs("{\n", f);
+	pstmt(k, k->body, f, 1);
+	fputs("}\n", f);
+}

@@ -1,0 +1,121 @@
+/* codegen/kir.h -- the kernel (loop) IR: what templates produce and both emitters consume.
+ *
+ * A Kernel is one fused group lowered to loops over buffers.  Its body is a K_block whose
+ * statements are all loops; each top-level loop annotated LOOP_PARALLEL is split across the
+ * runtime's thread pool (CPU) or across blocks (CUDA): iterations of such a loop must be
+ * independent, and a top-level loop may only use variables it declares itself.
+ * Indices are i64 element offsets from the buffer's start; buffers are typed by DType.
+ * Everything lives in the Program's arena. */
+#ifndef SEGC_KIR_H
+#define SEGC_KIR_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ir.h"
+
+typedef enum {
+#define K(name) K_##name,
+#include "kir.def"
+	K_COUNT
+} KKind;
+
+typedef enum { KT_VOID, KT_BOOL, KT_I32, KT_I64, KT_F32 } KType;
+
+typedef enum {
+	KB_ADD, KB_SUB, KB_MUL, KB_DIV,      /* integer DIV truncates toward zero, like C */
+	KB_REM,                              /* integer remainder, C semantics */
+	KB_MIN, KB_MAX,
+	KB_LT, KB_LE, KB_GT, KB_GE, KB_EQ, KB_NE,   /* result KT_BOOL */
+	KB_AND, KB_OR,                       /* on KT_BOOL */
+	KB_POW,                              /* f32 only */
+	KB_COUNT
+} KBinOp;
+
+typedef enum {
+	KU_NEG, KU_ABS, KU_EXP, KU_LOG, KU_SQRT, KU_RSQRT, KU_TANH, KU_ERF, KU_FLOOR, KU_CEIL,
+	KU_NOT,                              /* KT_BOOL */
+	KU_COUNT
+} KUnOp;
+
+typedef enum {
+	LOOP_SERIAL, LOOP_PARALLEL, LOOP_VECTOR, LOOP_UNROLL, LOOP_BLOCK, LOOP_THREAD
+} LoopAnn;
+
+typedef struct KNode KNode;
+struct KNode {
+	uint8_t kind;           /* KKind */
+	uint8_t type;           /* KType of an expression; of the variable for let */
+	uint8_t op;             /* KBinOp / KUnOp */
+	uint8_t ann;            /* LoopAnn */
+	int32_t var;            /* loop / let / assign / var: variable id */
+	int32_t buf;            /* load / store: index into Kernel.bufs */
+	int64_t ival;           /* const (ints, bools); loop: step (>= 1) */
+	double fval;            /* const (floats) */
+	KNode *a, *b, *c;       /* operands; loop: a = lo, b = hi; if: c = else block or NULL */
+	KNode *body;            /* loop, if: a K_block */
+	KNode **kids;           /* block: statements */
+	uint32_t nkids, capkids;
+};
+
+typedef struct {
+	ValueId value;          /* the IR value this buffer holds */
+	uint32_t slot;          /* runtime slot (0: the arena) */
+	int64_t offset;         /* byte offset within the slot */
+	uint8_t dtype;          /* DType of the elements */
+	uint8_t written;        /* the kernel stores to it */
+	int64_t numel;          /* elements, for bounds in debug builds */
+	const char *name;       /* for printing: weight/input name or "%12" */
+} KBuf;
+
+typedef struct {
+	const char *name;       /* unique symbol-safe name: "k3_conv3d" */
+	Loc loc;                /* the root node's */
+	KBuf *bufs;
+	uint32_t nbufs, capbufs;
+	uint8_t *vartypes;      /* KType per variable id */
+	const char **varnames;  /* for printing ("n", "c", "acc") */
+	uint32_t nvars, capvars;
+	KNode *body;            /* K_block of top-level loops */
+	Cost cost;              /* of the group, for per-kernel GFLOP/s */
+	int group;              /* index into Module.groups */
+} Kernel;
+
+/* What codegen produces for one module: the kernels in execution order and the manifest. */
+typedef struct {
+	Arena *arena;
+	Kernel *kernels;
+	uint32_t nkernels, capkernels;
+	uint32_t nslots;        /* 1 (arena) + inputs + outputs + weights */
+	const char *manifest;   /* text, see docs/abi.md */
+} Program;
+
+/* ---- builder (codegen/kir.c); all nodes from the program arena ---- */
+Kernel *kir_kernel(Program *p, const char *name, Loc loc);
+int kir_buf(Program *p, Kernel *k, const Module *m, ValueId v);   /* index; same value -> same index */
+int kir_var(Program *p, Kernel *k, KType t, const char *name);    /* new variable id */
+KNode *kir_block(Program *p);
+void kir_append(Program *p, KNode *block, KNode *stmt);
+KNode *kir_loop(Program *p, int var, KNode *lo, KNode *hi, int64_t step, LoopAnn ann); /* body: empty block */
+KNode *kir_if(Program *p, KNode *cond);                             /* body: empty block */
+KNode *kir_let(Program *p, Kernel *k, int var, KNode *init);
+KNode *kir_assign(Program *p, int var, KNode *val);
+KNode *kir_store(Program *p, int buf, KNode *idx, KNode *val);
+KNode *kir_barrier(Program *p);
+KNode *kir_i64(Program *p, int64_t v);
+KNode *kir_f32(Program *p, double v);
+KNode *kir_bool(Program *p, int v);
+KNode *kir_ref(Program *p, const Kernel *k, int var);               /* K_var */
+KNode *kir_load(Program *p, const Kernel *k, int buf, KNode *idx);  /* typed by the buffer */
+KNode *kir_bin(Program *p, KBinOp op, KNode *a, KNode *b);          /* typed by a (bool for compares) */
+KNode *kir_un(Program *p, KUnOp op, KNode *a);
+KNode *kir_select(Program *p, KNode *c, KNode *a, KNode *b);
+KNode *kir_cast(Program *p, KType t, KNode *a);
+KType kir_dtype(int dtype);                                         /* DT_F32 -> KT_F32 ... */
+
+/* ---- text form for --emit=kernels (codegen/kir.c) ---- */
+void kir_print(const Kernel *k, FILE *f);
+const char *kir_kind_name(int kind);
+const char *kir_binop_name(int op);
+const char *kir_unop_name(int op);
+
+#endif

@@ -1,0 +1,27 @@
+/* frontend/frontend.h -- graph.json (segc-graph/1) to a Module.
+ *
+ * fe_load() reads the file, applies -D overrides to params, expands modules, repeat and when,
+ * evaluates attribute expressions, composes weight names from instance paths, and builds the
+ * IR through ir/builder.c (which runs shape rules as nodes are added).  Every error is one line
+ * with the file and a JSON pointer; nothing is built past the first phase with errors. */
+#ifndef SEGC_FRONTEND_H
+#define SEGC_FRONTEND_H
+#include "ir.h"
+
+typedef struct {
+	const char *name;
+	const char *value;       /* text as given on the command line: "32", "true", "0.5,0.7" */
+} FeDefine;
+
+typedef struct {
+	const FeDefine *defines;
+	int ndefines;
+	const char *lib_dir;     /* where "include" paths are looked up; NULL: <graph dir>/lib */
+} FeOptions;
+
+/* Returns a new module (caller frees with ir_module_free), or NULL after diagnostics. */
+Module *fe_load(const char *path, const FeOptions *o, Diag *d);
+/* Same, from text in memory (for tests and fuzzing); path is used in messages only. */
+Module *fe_load_text(const char *text, size_t len, const char *path, const FeOptions *o, Diag *d);
+
+#endif

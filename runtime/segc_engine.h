@@ -1,0 +1,100 @@
+/* runtime/segc_engine.h -- the engine's C ABI.  This header is all an application needs.
+ *
+ * An engine.so exports one symbol, segc_engine_api(), which returns a table of functions
+ * for the ABI version the caller was built against (NULL if the engine cannot serve it):
+ *
+ *     void *so = dlopen("engine.so", RTLD_NOW | RTLD_LOCAL);
+ *     segc_engine_api_fn get = (segc_engine_api_fn)dlsym(so, "segc_engine_api");
+ *     const segc_api *api = get(SEGC_ABI_VERSION);
+ *     segc_engine_t *e;
+ *     char err[512];
+ *     if (api->open(NULL, &e, err, sizeof err) != SEGC_OK) { puts(err); ... }
+ *     if (api->load_weights(e, "w.safetensors") != SEGC_OK) { puts(api->last_error(e)); ... }
+ *     api->run(e, inputs, outputs);          // host pointers, dense row-major, manifest dtypes
+ *     api->close(e);
+ *
+ * No global state: any number of engines may be open, and different engines may run in
+ * different threads at the same time.  One engine runs one forward pass at a time.
+ * The library never prints and never aborts; every failure is a status code plus a message
+ * kept on the engine (last_error).  All allocation happens in open and load_weights. */
+#ifndef SEGC_ENGINE_H
+#define SEGC_ENGINE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SEGC_ABI_VERSION 1
+#define SEGC_MAX_RANK 8
+
+typedef enum {
+	SEGC_OK = 0,
+	SEGC_ERR_INVALID_ARGUMENT = 1,  /* a NULL pointer, an index out of range, bad options */
+	SEGC_ERR_IO = 2,                /* a file could not be opened or read */
+	SEGC_ERR_FORMAT = 3,            /* a weight file is malformed */
+	SEGC_ERR_MISMATCH = 4,          /* weights do not match the manifest (name, shape, dtype) */
+	SEGC_ERR_NO_MEMORY = 5,
+	SEGC_ERR_STATE = 6,             /* e.g. run before load_weights */
+	SEGC_ERR_UNSUPPORTED = 7,       /* ABI version, target or feature not available */
+	SEGC_ERR_DEVICE = 8,            /* a GPU driver error */
+} segc_status;
+
+typedef enum {
+	SEGC_F32 = 0, SEGC_F16 = 1, SEGC_BF16 = 2, SEGC_I32 = 3, SEGC_I64 = 4, SEGC_U8 = 5,
+} segc_dtype;
+
+typedef struct {
+	const char *name;               /* owned by the engine, valid until close */
+	segc_dtype dtype;
+	int32_t rank;
+	int64_t shape[SEGC_MAX_RANK];
+} segc_tensor_info;
+
+typedef struct {
+	uint32_t size;                  /* sizeof(segc_options), for forward compatibility */
+	int32_t num_threads;            /* 0: all online CPUs (or $SEGC_NUM_THREADS); 1: no threads */
+} segc_options;
+
+typedef struct segc_engine segc_engine_t;
+
+typedef struct {
+	uint32_t abi_version;           /* SEGC_ABI_VERSION of the engine */
+	uint32_t size;                  /* sizeof(segc_api) of the engine */
+
+	/* Create an engine: allocates the planned arena and starts the thread pool.  opts may
+	 * be NULL.  On failure *out is NULL and err (if not NULL) holds a one-line message. */
+	segc_status (*open)(const segc_options *opts, segc_engine_t **out, char *err, size_t errlen);
+	/* Load every weight the manifest lists from a safetensors file, strictly checked: a
+	 * missing, extra, mistyped or misshapen tensor is SEGC_ERR_MISMATCH; a malformed file
+	 * SEGC_ERR_FORMAT; the message names the tensor or the byte offset. */
+	segc_status (*load_weights)(segc_engine_t *e, const char *path);
+	segc_status (*load_weights_memory)(segc_engine_t *e, const void *data, size_t size);
+
+	int32_t (*num_inputs)(const segc_engine_t *e);
+	int32_t (*num_outputs)(const segc_engine_t *e);
+	int32_t (*num_weights)(const segc_engine_t *e);
+	segc_status (*input_info)(const segc_engine_t *e, int32_t i, segc_tensor_info *out);
+	segc_status (*output_info)(const segc_engine_t *e, int32_t i, segc_tensor_info *out);
+	segc_status (*weight_info)(const segc_engine_t *e, int32_t i, segc_tensor_info *out);
+	uint64_t (*arena_bytes)(const segc_engine_t *e);   /* planned activation memory */
+	const char *(*manifest)(const segc_engine_t *e);   /* the manifest text (docs/abi.md) */
+
+	/* One forward pass.  inputs[i] / outputs[i] point to dense row-major host buffers of
+	 * the shapes and dtypes input_info / output_info give.  Allocates nothing. */
+	segc_status (*run)(segc_engine_t *e, const void *const *inputs, void *const *outputs);
+
+	void (*close)(segc_engine_t *e);                   /* e may be NULL */
+	const char *(*last_error)(const segc_engine_t *e); /* "" when none; never NULL */
+} segc_api;
+
+typedef const segc_api *(*segc_engine_api_fn)(uint32_t abi_version);
+const segc_api *segc_engine_api(uint32_t abi_version);
+
+const char *segc_status_name(segc_status s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
