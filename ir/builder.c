@@ -63,10 +63,15 @@ copy_attrs(Module *m, int op, const Attr *src)
 		a[i].type = oi->schema[i].type;
 		if (src[i].s)
 			a[i].s = arena_strdup(m->arena, src[i].s);
-		if (src[i].ints)
-			a[i].ints = arena_memdup(m->arena, src[i].ints, (src[i].n + 1) * sizeof(int64_t));
-		if (src[i].floats)
-			a[i].floats = arena_memdup(m->arena, src[i].floats, (src[i].n + 1) * sizeof(double));
+		/* one spare zeroed element, but read only the n the caller owns */
+		if (src[i].ints) {
+			a[i].ints = arena_zalloc(m->arena, (src[i].n + 1) * sizeof(int64_t));
+			memcpy(a[i].ints, src[i].ints, src[i].n * sizeof(int64_t));
+		}
+		if (src[i].floats) {
+			a[i].floats = arena_zalloc(m->arena, (src[i].n + 1) * sizeof(double));
+			memcpy(a[i].floats, src[i].floats, src[i].n * sizeof(double));
+		}
 	}
 	return a;
 }
@@ -83,7 +88,9 @@ ir_add_node(Module *m, int op, const ValueId *in, int nin, const Attr *attrs, co
 	n->op = (uint8_t)op;
 	n->nin = (uint8_t)nin;
 	n->nout = oi->nout;
-	n->in = arena_memdup(m->arena, in, (size_t)(nin + 1) * sizeof *in);
+	n->in = arena_zalloc(m->arena, (size_t)(nin + 1) * sizeof *in);   /* in: NULL if nin 0 */
+	if (nin > 0)
+		memcpy(n->in, in, (size_t)nin * sizeof *in);
 	n->attrs = copy_attrs(m, op, attrs);
 	n->name = arena_strdup(m->arena, name);
 	n->loc = loc;
@@ -212,7 +219,8 @@ ir_attr(const Node *n, const char *key)
 {
 	int i = op_attr_index(n->op, key);
 	if (i < 0)
-		diag_internal(__FILE__, __LINE__, "op %s has no attribute '%s'", optab[n->op].name, key);
+		diag_internal(__FILE__, __LINE__, "op %s has no attribute '%s'", optab[n->op].name,
+		              key);
 	return &n->attrs[i];
 }
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const Loc loc_none = { 0 };
+const Loc loc_none = {0};
 
 void
 diag_init(Diag *d, FILE *out)
@@ -21,10 +21,11 @@ emit(Diag *d, Loc loc, const char *kind, const char *fmt, va_list ap)
 	char msg[768], line[1024];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (loc.file && loc.ptr && loc.via)
-		snprintf(line, sizeof line, "%s:%s (in %s): %s: %s", loc.file, loc.ptr[0] ? loc.ptr : "/",
-		         loc.via, kind, msg);
+		snprintf(line, sizeof line, "%s:%s (in %s): %s: %s", loc.file,
+		         loc.ptr[0] ? loc.ptr : "/", loc.via, kind, msg);
 	else if (loc.file && loc.ptr)
-		snprintf(line, sizeof line, "%s:%s: %s: %s", loc.file, loc.ptr[0] ? loc.ptr : "/", kind, msg);
+		snprintf(line, sizeof line, "%s:%s: %s: %s", loc.file, loc.ptr[0] ? loc.ptr : "/",
+		         kind, msg);
 	else if (loc.file)
 		snprintf(line, sizeof line, "%s: %s: %s", loc.file, kind, msg);
 	else

@@ -36,7 +36,7 @@ typedef enum {
 	ST_OUTPUT,              /* an engine output: its own slot */
 	ST_WEIGHT,              /* a weight: its own slot */
 	ST_CONST,               /* a constant: never stored, inlined as an immediate */
-	ST_VIEW,                /* the bytes of Value.alias, same layout (reshape of contiguous data) */
+	ST_VIEW,                /* the bytes of Value.alias, same layout (reshape of dense data) */
 } Storage;
 
 typedef struct {
@@ -115,7 +115,8 @@ typedef struct {
 	const char *attrs;
 	uint8_t nout;
 	uint8_t cls;            /* FuseClass */
-	int (*shape)(Module *, Node *, Diag *);   /* sets result types (and parameter types); -1 + diag on error */
+	/* sets result types (and parameter types); -1 + diag on error */
+	int (*shape)(Module *, Node *, Diag *);
 	Cost (*cost)(const Module *, const Node *);
 	/* parsed by op_init() */
 	uint8_t nattrs, noperands;
@@ -190,7 +191,8 @@ ValueId ir_new_value(Module *m, Type t);
 int64_t ir_add_node(Module *m, int op, const ValueId *in, int nin, const Attr *attrs,
                     const char *name, Loc loc, Diag *d);
 ValueId ir_add_input(Module *m, const char *name, Type t, Loc loc);
-ValueId ir_add_weight(Module *m, const char *name, Type t, Loc loc);  /* t.rank -1: typed by its consumer */
+/* t.rank -1: typed by its consumer's shape rule */
+ValueId ir_add_weight(Module *m, const char *name, Type t, Loc loc);
 void ir_add_output(Module *m, ValueId v, const char *name);
 void ir_add_param(Module *m, const char *name, const char *value);
 void ir_attrs_default(int op, Attr *attrs);      /* fill attrs[] with the schema defaults */
@@ -230,6 +232,9 @@ int ir_verify(Module *m, Diag *d);
 
 /* ---- text form (ir/print.c, ir/parse.c): print(parse(x)) == x ---- */
 void ir_print(const Module *m, FILE *f);
+/* ir_print with options (flags or'ed): IR_PRINT_LOC appends "; <ptr> (<via>)" to node lines */
+#define IR_PRINT_LOC 1u
+void ir_print_ex(const Module *m, FILE *f, unsigned flags);
 /* Parse the text form.  Returns a new module, or NULL after diagnostics whose Loc names
  * file:line:col in ptr. */
 Module *ir_parse(const char *text, const char *file, Diag *d);

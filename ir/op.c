@@ -8,8 +8,9 @@
 #include <string.h>
 
 OpInfo optab[OP_COUNT] = {
-#define OP(nm, operands, nout_, cls_, attrs_, shp, cst) \
-	[OP_##nm] = { #nm, operands, attrs_, nout_, FUSE_##cls_, shape_##shp, cost_##cst, 0, 0, 0, 0 },
+#define OP(nm, operands, nout_, cls_, attrs_, shp, cst)                                            \
+	[OP_##nm] = {#nm, operands, attrs_, nout_, FUSE_##cls_, shape_##shp, cost_##cst,           \
+	             0,   0,        0,      0},
 #include "ops.def"
 };
 
@@ -156,7 +157,8 @@ parse_operands(OpInfo *oi)
 				if (!strcmp(oi->schema[i].key, q + 1))
 					ai = i;
 			if (ai < 0 || oi->schema[ai].type != AT_BOOL)
-				return bad(oi->name, "operand condition is not a bool attribute", q + 1);
+				return bad(oi->name, "operand condition is not a bool attribute",
+				           q + 1);
 			s->when = (int8_t)ai;
 		}
 		size_t l = strlen(w);
