@@ -1,0 +1,34 @@
+#!/bin/sh
+# tests/diag/run.sh -- golden diagnostics: every tests/diag/NAME.json must make
+#   $SEGC --emit=ir [ARGS from NAME.json.args] NAME.json
+# exit with status 1 and print, as its first stderr line, the line in NAME.err, where the
+# graph's path is written FILE and its folder DIR (included files live in DIR/lib/).
+# UPDATE=1 rewrites the .err files from the current output (review the diff).
+cd "$(dirname "$0")/../.." || exit 2
+SEGC=${SEGC:-build/segc}
+dir=tests/diag
+pass=0
+fail=0
+for f in $dir/*.json; do
+	name=${f%.json}
+	args=
+	[ -f "$f.args" ] && args=$(cat "$f.args")
+	# shellcheck disable=SC2086
+	got=$("$SEGC" --emit=ir $args "$f" 2>&1 >/dev/null | head -n 1 | sed "s#$f#FILE#g; s#$dir#DIR#g")
+	"$SEGC" --emit=ir $args "$f" >/dev/null 2>&1
+	rc=$?
+	if [ -n "$UPDATE" ]; then
+		printf '%s\n' "$got" >"$name.err"
+	fi
+	want=$(head -n 1 "$name.err" 2>/dev/null)
+	if [ "$rc" -eq 1 ] && [ "$got" = "$want" ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL $f (exit $rc)"
+		echo "  want: $want"
+		echo "  got:  $got"
+	fi
+done
+echo "diag: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
