@@ -7,12 +7,12 @@ static const char *kindnames[] = {
 #define K(name) #name,
 #include "kir.def"
 };
-static const char *binnames[KB_COUNT] = { "+", "-", "*", "/", "%", "min", "max", "<", "<=", ">", ">=",
-                                          "==", "!=", "&&", "||", "pow" };
-static const char *unnames[KU_COUNT] = { "neg", "abs", "exp", "log", "sqrt", "rsqrt", "tanh", "erf",
-                                         "floor", "ceil", "not" };
-static const char *typenames[] = { "void", "bool", "i32", "i64", "f32" };
-static const char *annnames[] = { "serial", "parallel", "vector", "unroll", "block", "thread" };
+static const char *binnames[KB_COUNT] = {"+",  "-", "*",  "/",  "%",  "min", "max", "<",
+                                         "<=", ">", ">=", "==", "!=", "&&",  "||",  "pow"};
+static const char *unnames[KU_COUNT] = {"neg",  "abs", "exp",   "log",  "sqrt", "rsqrt",
+                                        "tanh", "erf", "floor", "ceil", "not"};
+static const char *typenames[] = {"void", "bool", "i32", "i64", "f32"};
+static const char *annnames[] = {"serial", "parallel", "vector", "unroll", "block", "thread"};
 
 const char *
 kir_kind_name(int kind)
@@ -45,11 +45,16 @@ KType
 kir_dtype(int dtype)
 {
 	switch (dtype) {
-	case DT_F32: return KT_F32;
-	case DT_I32: return KT_I32;
-	case DT_I64: return KT_I64;
-	case DT_U8: return KT_I32;
-	default: return KT_F32;
+	case DT_F32:
+		return KT_F32;
+	case DT_I32:
+		return KT_I32;
+	case DT_I64:
+		return KT_I64;
+	case DT_U8:
+		return KT_I32;
+	default:
+		return KT_F32;
 	}
 }
 
@@ -376,8 +381,9 @@ kir_print(const Kernel *k, FILE *f)
 	fputc('\n', f);
 	for (uint32_t i = 0; i < k->nbufs; i++) {
 		const KBuf *b = &k->bufs[i];
-		fprintf(f, "  b%u: %s %s slot %u +%lld [%lld]%s\n", i, dtype_name(b->dtype), b->name, b->slot,
-		        (long long)b->offset, (long long)b->numel, b->written ? " w" : "");
+		fprintf(f, "  b%u: %s %s slot %u +%lld [%lld]%s\n", i, dtype_name(b->dtype),
+		        b->name, b->slot, (long long)b->offset, (long long)b->numel,
+		        b->written ? " w" : "");
 	}
 	fputs("{\n", f);
 	pstmt(k, k->body, f, 1);

@@ -91,11 +91,13 @@ typedef struct {
 
 /* ---- builder (codegen/kir.c); all nodes from the program arena ---- */
 Kernel *kir_kernel(Program *p, const char *name, Loc loc);
-int kir_buf(Program *p, Kernel *k, const Module *m, ValueId v);   /* index; same value -> same index */
+/* buffer index of v in k; the same value gives the same index */
+int kir_buf(Program *p, Kernel *k, const Module *m, ValueId v);
 int kir_var(Program *p, Kernel *k, KType t, const char *name);    /* new variable id */
 KNode *kir_block(Program *p);
 void kir_append(Program *p, KNode *block, KNode *stmt);
-KNode *kir_loop(Program *p, int var, KNode *lo, KNode *hi, int64_t step, LoopAnn ann); /* body: empty block */
+/* body: an empty block to append to */
+KNode *kir_loop(Program *p, int var, KNode *lo, KNode *hi, int64_t step, LoopAnn ann);
 KNode *kir_if(Program *p, KNode *cond);                             /* body: empty block */
 KNode *kir_let(Program *p, Kernel *k, int var, KNode *init);
 KNode *kir_assign(Program *p, int var, KNode *val);
@@ -106,7 +108,8 @@ KNode *kir_f32(Program *p, double v);
 KNode *kir_bool(Program *p, int v);
 KNode *kir_ref(Program *p, const Kernel *k, int var);               /* K_var */
 KNode *kir_load(Program *p, const Kernel *k, int buf, KNode *idx);  /* typed by the buffer */
-KNode *kir_bin(Program *p, KBinOp op, KNode *a, KNode *b);          /* typed by a (bool for compares) */
+/* typed by a (bool for compares) */
+KNode *kir_bin(Program *p, KBinOp op, KNode *a, KNode *b);
 KNode *kir_un(Program *p, KUnOp op, KNode *a);
 KNode *kir_select(Program *p, KNode *c, KNode *a, KNode *b);
 KNode *kir_cast(Program *p, KType t, KNode *a);

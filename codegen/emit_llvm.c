@@ -1,0 +1,855 @@
+/* codegen/emit_llvm.c -- kernel IR -> LLVM IR -> object file (the CPU emitter).
+ *
+ * For every Kernel and every top-level loop i of its body we emit an internal task function
+ *     void <kernel>_t<i>(i8 **slots, i64 lo, i64 hi)
+ * that runs iterations [lo, hi) of that loop, and one hidden entry point
+ *     i32 segc_gen_run(i8 **slots, i8 *pool)
+ * that calls the tasks in order: segc_rt_parallel_for(pool, fn, slots, n) for LOOP_PARALLEL
+ * loops, fn(slots, 0, n) otherwise (runtime/rt_gen.h).  segc_gen_manifest holds the manifest.
+ * Variables are allocas (mem2reg promotes them); buffer bases are loaded once per task.
+ * exp, tanh and erf are inline polynomials (no calls), so loops using them vectorize.
+ * Mirror image of emit_cuda.c: same helpers, same order, same suffixes (STYLE.md 3.9).
+ * One LLVMContextRef per call, created and disposed here (STYLE.md 3.7). */
+#include "cg.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+typedef struct {
+	LLVMContextRef cx;
+	LLVMModuleRef mod;
+	LLVMBuilderRef b;
+	const Program *p;
+	const Kernel *k;
+	Diag *d;
+	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_slots, t_task;
+	LLVMValueRef fn;        /* the function being emitted */
+	LLVMValueRef *bases;    /* per Kernel.bufs: typed base pointer */
+	LLVMValueRef *vars;     /* per variable id: its alloca */
+	unsigned md_loop;       /* kind id of !llvm.loop */
+} LlvmEmit;
+
+static int llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out);
+
+/* ---- small helpers ---- */
+
+static LLVMTypeRef
+ktype(LlvmEmit *e, int t)
+{
+	switch ((KType)t) {
+	case KT_VOID: return e->t_void;
+	case KT_BOOL: return e->t_i1;
+	case KT_I32: return e->t_i32;
+	case KT_I64: return e->t_i64;
+	case KT_F32: return e->t_f32;
+	}
+	SEGC_ASSERT(!"bad KType");
+	return NULL;
+}
+
+/* LLVM type of a buffer element in memory (u8 is widened to i32 on load) */
+static LLVMTypeRef
+elemtype(LlvmEmit *e, int dtype)
+{
+	switch (dtype) {
+	case DT_F32: return e->t_f32;
+	case DT_I32: return e->t_i32;
+	case DT_I64: return e->t_i64;
+	case DT_U8: return e->t_i8;
+	default: return NULL;
+	}
+}
+
+static unsigned
+elemsize(int dtype)
+{
+	return dtype == DT_U8 ? 1 : dtype == DT_I64 ? 8 : 4;
+}
+
+static LLVMValueRef
+expr(LlvmEmit *e, const KNode *n)
+{
+	LLVMValueRef v = NULL;
+	int rc = llvm_node(e, n, &v);
+	SEGC_ASSERT(rc == 0 && v != NULL);
+	return v;
+}
+
+static LLVMValueRef
+cf32(LlvmEmit *e, double v)
+{
+	return LLVMConstReal(e->t_f32, v);
+}
+
+static LLVMValueRef
+ci32(LlvmEmit *e, int64_t v)
+{
+	return LLVMConstInt(e->t_i32, (unsigned long long)v, 1);
+}
+
+/* a call to the overloaded intrinsic name.f32 with nargs float arguments */
+static LLVMValueRef
+intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs)
+{
+	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+	SEGC_ASSERT(id != 0);
+	LLVMTypeRef over = e->t_f32;
+	LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->mod, id, &over, 1);
+	LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, &over, 1);
+	return LLVMBuildCall2(e->b, ft, f, args, nargs, "");
+}
+
+static LLVMValueRef
+intrinsic1(LlvmEmit *e, const char *name, LLVMValueRef a)
+{
+	return intrinsic(e, name, &a, 1);
+}
+
+static LLVMValueRef
+fsel(LlvmEmit *e, LLVMRealPredicate pr, LLVMValueRef a, LLVMValueRef b, LLVMValueRef t,
+     LLVMValueRef f)
+{
+	return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, pr, a, b, ""), t, f, "");
+}
+
+/* Horner: c[0] + x*(c[1] + x*(c[2] + ...)) */
+static LLVMValueRef
+poly(LlvmEmit *e, LLVMValueRef x, const double *c, int n)
+{
+	LLVMValueRef r = cf32(e, c[n - 1]);
+	for (int i = n - 2; i >= 0; i--)
+		r = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, r, x, ""), cf32(e, c[i]), "");
+	return r;
+}
+
+/* ---- vectorizable transcendental functions (max rel. error < 1e-6, see the unit test) ---- */
+
+/* 2^k for integer k (i32) in [-126, 127], as a float */
+static LLVMValueRef
+pow2i(LlvmEmit *e, LLVMValueRef k)
+{
+	LLVMValueRef biased = LLVMBuildAdd(e->b, k, ci32(e, 127), "");
+	LLVMValueRef bits = LLVMBuildShl(e->b, biased, ci32(e, 23), "");
+	return LLVMBuildBitCast(e->b, bits, e->t_f32, "");
+}
+
+/* exp(x): x = n ln2 + r, |r| <= ln2/2 (Cody-Waite), e^r by the Cephes expf polynomial,
+ * scaled by 2^n in two steps so that results down to the smallest denormal are right. */
+static LLVMValueRef
+math_exp(LlvmEmit *e, LLVMValueRef x)
+{
+	static const double c[] = { 5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
+	                            8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4 };
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef xc = fsel(e, LLVMRealOGT, x, cf32(e, 88.8), cf32(e, 88.8), x);
+	xc = fsel(e, LLVMRealOLT, xc, cf32(e, -104.0), cf32(e, -104.0), xc);
+	xc = fsel(e, LLVMRealUNO, x, x, cf32(e, 0.0), xc);        /* NaN: any finite value */
+	LLVMValueRef fn = intrinsic1(e, "llvm.rint",
+	                             LLVMBuildFMul(b, xc, cf32(e, 1.44269504088896341), ""));
+	LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fn, cf32(e, 0.693359375), ""), "");
+	r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fn, cf32(e, -2.12194440e-4), ""), "");
+	LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
+	LLVMValueRef y = LLVMBuildFMul(b, poly(e, r, c, 6), r2, "");
+	y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, y, r, ""), cf32(e, 1.0), "");
+	LLVMValueRef n = LLVMBuildFPToSI(b, fn, e->t_i32, "");
+	LLVMValueRef n1 = LLVMBuildAShr(b, n, ci32(e, 1), "");
+	LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
+	y = LLVMBuildFMul(b, LLVMBuildFMul(b, y, pow2i(e, n1), ""), pow2i(e, n2), "");
+	y = fsel(e, LLVMRealOGT, x, cf32(e, 88.72283935546875), cf32(e, INFINITY), y);
+	y = fsel(e, LLVMRealOLT, x, cf32(e, -103.972084), cf32(e, 0.0), y);
+	return fsel(e, LLVMRealUNO, x, x, x, y);
+}
+
+/* tanh(x): |x| + |x|^3 P(x^2) for |x| < 0.625 (Cephes tanhf), else 1 - 2/(e^{2|x|} + 1);
+ * the sign of x last */
+static LLVMValueRef
+math_tanh(LlvmEmit *e, LLVMValueRef x)
+{
+	static const double c[] = { -3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2,
+	                            2.06390887954e-2, -5.70498872745e-3 };
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef ax = intrinsic1(e, "llvm.fabs", x);
+	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
+	LLVMValueRef small = LLVMBuildFMul(b, LLVMBuildFMul(b, poly(e, z, c, 5), z, ""), ax, "");
+	small = LLVMBuildFAdd(b, small, ax, "");
+	LLVMValueRef ex = math_exp(e, LLVMBuildFMul(b, ax, cf32(e, 2.0), ""));
+	LLVMValueRef big = LLVMBuildFSub(b, cf32(e, 1.0),
+	                                 LLVMBuildFDiv(b, cf32(e, 2.0),
+	                                               LLVMBuildFAdd(b, ex, cf32(e, 1.0), ""), ""),
+	                                 "");
+	LLVMValueRef args[2] = { fsel(e, LLVMRealOLT, ax, cf32(e, 0.625), small, big), x };
+	return intrinsic(e, "llvm.copysign", args, 2);     /* tanh(-0) = -0 */
+}
+
+/* erf(x): x P(x^2) for |x| < 1; 1 - e^{-x^2} Q(|x|) for 1 <= |x| < 4 (erfc(x) e^{x^2} is
+ * smooth there); +-1 beyond.  Coefficients: least-squares fits in double (see the test). */
+static LLVMValueRef
+math_erf(LlvmEmit *e, LLVMValueRef x)
+{
+	static const double p[] = {
+1.128379066606759, -0.37612228121157493, 0.11279737272850482, -0.026703729052471415,
+		0.0049124876580949189, -0.00056219559735231955,
+	};
+	static const double q[] = {
+0.99191864268789021, -1.0805750109854411, 0.87068464563165437, -0.5383872175990998,
+		0.25512312088781597, -0.091257873397395425, 0.024065307656342603,
+		-0.0045152120763698473, 0.00056843954888293141, -4.2948662340991355e-05,
+		1.469579962711686e-06,
+	};
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef ax = intrinsic1(e, "llvm.fabs", x);
+	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
+	LLVMValueRef small = LLVMBuildFMul(b, x, poly(e, z, p, (int)countof(p)), "");
+	LLVMValueRef axc = fsel(e, LLVMRealOGT, ax, cf32(e, 4.0), cf32(e, 4.0), ax);
+	LLVMValueRef ez = math_exp(e, LLVMBuildFNeg(b, LLVMBuildFMul(b, axc, axc, ""), ""));
+	LLVMValueRef big = LLVMBuildFSub(b, cf32(e, 1.0),
+	                                 LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""),
+	                                 "");
+	big = fsel(e, LLVMRealOGE, ax, cf32(e, 4.0), cf32(e, 1.0), big);
+	LLVMValueRef args[2] = { big, x };
+	big = intrinsic(e, "llvm.copysign", args, 2);
+	return fsel(e, LLVMRealOLT, ax, cf32(e, 1.0), small, big);
+}
+
+/* ---- loop metadata ---- */
+
+/* !llvm.loop !{self, !{!"name", i1 true}} on the latch branch */
+static void
+loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name)
+{
+	LLVMMetadataRef prop[2] = {
+		LLVMMDStringInContext2(e->cx, name, strlen(name)),
+		LLVMValueAsMetadata(LLVMConstInt(e->t_i1, 1, 0)),
+	};
+	LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->cx, NULL, 0);
+	LLVMMetadataRef ops[2] = { tmp, LLVMMDNodeInContext2(e->cx, prop, 2) };
+	LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, 2);
+	LLVMMetadataReplaceAllUsesWith(tmp, id);   /* makes id self-referential; frees tmp */
+	LLVMSetMetadata(br, e->md_loop, LLVMMetadataAsValue(e->cx, id));
+}
+
+static LLVMBasicBlockRef
+newblock(LlvmEmit *e, const char *name)
+{
+	return LLVMAppendBasicBlockInContext(e->cx, e->fn, name);
+}
+
+/* for (var = lo; var < hi; var += step) body, lo and hi already evaluated */
+static int
+loop_range(LlvmEmit *e, const KNode *n, LLVMValueRef lo, LLVMValueRef hi)
+{
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef var = e->vars[n->var];
+	LLVMTypeRef vt = ktype(e, e->k->vartypes[n->var]);
+	LLVMBasicBlockRef head = newblock(e, "loop"), body = newblock(e, "body");
+	LLVMBasicBlockRef latch = newblock(e, "latch"), exit = newblock(e, "done");
+
+	LLVMBuildStore(b, lo, var);
+	LLVMBuildBr(b, head);
+	LLVMPositionBuilderAtEnd(b, head);
+	LLVMValueRef iv = LLVMBuildLoad2(b, vt, var, "");
+	LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, iv, hi, ""), body, exit);
+	LLVMPositionBuilderAtEnd(b, body);
+	LLVMValueRef dummy;
+	if (llvm_node(e, n->body, &dummy) < 0)
+		return -1;
+	LLVMBuildBr(b, latch);
+	LLVMPositionBuilderAtEnd(b, latch);
+	iv = LLVMBuildLoad2(b, vt, var, "");
+	LLVMValueRef step = LLVMConstInt(vt, (unsigned long long)n->ival, 1);
+	LLVMBuildStore(b, LLVMBuildNSWAdd(b, iv, step, ""), var);
+	LLVMValueRef br = LLVMBuildBr(b, head);
+	if (n->ann == LOOP_VECTOR)
+		loop_hint(e, br, "llvm.loop.vectorize.enable");
+	else if (n->ann == LOOP_UNROLL)
+		loop_hint(e, br, "llvm.loop.unroll.enable");
+	LLVMPositionBuilderAtEnd(b, exit);
+	return 0;
+}
+
+/* ---- one helper per KKind, in the order of kir.def ---- */
+
+static int
+llvm_block(LlvmEmit *e, const KNode *n)
+{
+	LLVMValueRef dummy;
+	for (uint32_t i = 0; i < n->nkids; i++)
+		if (llvm_node(e, n->kids[i], &dummy) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+llvm_loop(LlvmEmit *e, const KNode *n)
+{
+	if (n->ann == LOOP_BLOCK || n->ann == LOOP_THREAD)
+		return cg_unsupported(e->d, e->k, "cpu", "gpu block/thread loops");
+	SEGC_ASSERT(n->ival >= 1);
+	LLVMValueRef lo = expr(e, n->a), hi = expr(e, n->b);
+	return loop_range(e, n, lo, hi);
+}
+
+static int
+llvm_if(LlvmEmit *e, const KNode *n)
+{
+	LLVMBuilderRef b = e->b;
+	LLVMBasicBlockRef then = newblock(e, "then"), els = newblock(e, "else");
+	LLVMBasicBlockRef join = newblock(e, "endif");
+	LLVMValueRef dummy;
+
+	LLVMBuildCondBr(b, expr(e, n->a), then, els);
+	LLVMPositionBuilderAtEnd(b, then);
+	if (llvm_node(e, n->body, &dummy) < 0)
+		return -1;
+	LLVMBuildBr(b, join);
+	LLVMPositionBuilderAtEnd(b, els);
+	if (n->c && llvm_node(e, n->c, &dummy) < 0)
+		return -1;
+	LLVMBuildBr(b, join);
+	LLVMPositionBuilderAtEnd(b, join);
+	return 0;
+}
+
+static int
+llvm_let(LlvmEmit *e, const KNode *n)
+{
+	LLVMBuildStore(e->b, expr(e, n->a), e->vars[n->var]);
+	return 0;
+}
+
+static int
+llvm_assign(LlvmEmit *e, const KNode *n)
+{
+	LLVMBuildStore(e->b, expr(e, n->a), e->vars[n->var]);
+	return 0;
+}
+
+static LLVMValueRef
+index64(LlvmEmit *e, const KNode *idx)
+{
+	LLVMValueRef i = expr(e, idx);
+	if (idx->type == KT_I32)
+		i = LLVMBuildSExt(e->b, i, e->t_i64, "");
+	SEGC_ASSERT(idx->type == KT_I32 || idx->type == KT_I64);
+	return i;
+}
+
+static int
+llvm_store(LlvmEmit *e, const KNode *n)
+{
+	const KBuf *kb = &e->k->bufs[n->buf];
+	LLVMTypeRef et = elemtype(e, kb->dtype);
+	LLVMValueRef idx = index64(e, n->a);
+	LLVMValueRef v = expr(e, n->b);
+	if (kb->dtype == DT_U8)
+		v = LLVMBuildTrunc(e->b, v, e->t_i8, "");
+	LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->b, et, e->bases[n->buf], &idx, 1, "");
+	LLVMSetAlignment(LLVMBuildStore(e->b, v, ptr), elemsize(kb->dtype));
+	return 0;
+}
+
+static LLVMValueRef
+llvm_const(LlvmEmit *e, const KNode *n)
+{
+	if (n->type == KT_F32)
+		return cf32(e, n->fval);
+	if (n->type == KT_BOOL)
+		return LLVMConstInt(e->t_i1, n->ival != 0, 0);
+	return LLVMConstInt(ktype(e, n->type), (unsigned long long)n->ival, 1);
+}
+
+static LLVMValueRef
+llvm_var(LlvmEmit *e, const KNode *n)
+{
+	return LLVMBuildLoad2(e->b, ktype(e, e->k->vartypes[n->var]), e->vars[n->var], "");
+}
+
+static LLVMValueRef
+llvm_load(LlvmEmit *e, const KNode *n)
+{
+	const KBuf *kb = &e->k->bufs[n->buf];
+	LLVMTypeRef et = elemtype(e, kb->dtype);
+	LLVMValueRef idx = index64(e, n->a);
+	LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->b, et, e->bases[n->buf], &idx, 1, "");
+	LLVMValueRef v = LLVMBuildLoad2(e->b, et, ptr, "");
+	LLVMSetAlignment(v, elemsize(kb->dtype));
+	if (kb->dtype == DT_U8)
+		v = LLVMBuildZExt(e->b, v, e->t_i32, "");
+	return v;
+}
+
+static LLVMValueRef
+fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
+{
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef args[2] = { a, c };
+	switch ((KBinOp)n->op) {
+	case KB_ADD: return LLVMBuildFAdd(b, a, c, "");
+	case KB_SUB: return LLVMBuildFSub(b, a, c, "");
+	case KB_MUL: return LLVMBuildFMul(b, a, c, "");
+	case KB_DIV: return LLVMBuildFDiv(b, a, c, "");
+	case KB_REM: return LLVMBuildFRem(b, a, c, "");
+	case KB_MIN: return fsel(e, LLVMRealOLT, a, c, a, c);
+	case KB_MAX: return fsel(e, LLVMRealOGT, a, c, a, c);
+	case KB_LT: return LLVMBuildFCmp(b, LLVMRealOLT, a, c, "");
+	case KB_LE: return LLVMBuildFCmp(b, LLVMRealOLE, a, c, "");
+	case KB_GT: return LLVMBuildFCmp(b, LLVMRealOGT, a, c, "");
+	case KB_GE: return LLVMBuildFCmp(b, LLVMRealOGE, a, c, "");
+	case KB_EQ: return LLVMBuildFCmp(b, LLVMRealOEQ, a, c, "");
+	case KB_NE: return LLVMBuildFCmp(b, LLVMRealUNE, a, c, "");
+	case KB_POW: return intrinsic(e, "llvm.pow", args, 2);
+	case KB_AND: case KB_OR: case KB_COUNT: break;
+	}
+	SEGC_ASSERT(!"bad f32 binop");
+	return NULL;
+}
+
+static LLVMValueRef
+ibinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
+{
+	LLVMBuilderRef b = e->b;
+	switch ((KBinOp)n->op) {
+	case KB_ADD: return LLVMBuildAdd(b, a, c, "");
+	case KB_SUB: return LLVMBuildSub(b, a, c, "");
+	case KB_MUL: return LLVMBuildMul(b, a, c, "");
+	case KB_DIV: return LLVMBuildSDiv(b, a, c, "");
+	case KB_REM: return LLVMBuildSRem(b, a, c, "");
+	case KB_MIN: return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, c, ""), a, c, "");
+	case KB_MAX: return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, a, c, ""), a, c, "");
+	case KB_LT: return LLVMBuildICmp(b, LLVMIntSLT, a, c, "");
+	case KB_LE: return LLVMBuildICmp(b, LLVMIntSLE, a, c, "");
+	case KB_GT: return LLVMBuildICmp(b, LLVMIntSGT, a, c, "");
+	case KB_GE: return LLVMBuildICmp(b, LLVMIntSGE, a, c, "");
+	case KB_EQ: return LLVMBuildICmp(b, LLVMIntEQ, a, c, "");
+	case KB_NE: return LLVMBuildICmp(b, LLVMIntNE, a, c, "");
+	case KB_AND: return LLVMBuildAnd(b, a, c, "");
+	case KB_OR: return LLVMBuildOr(b, a, c, "");
+	case KB_POW: case KB_COUNT: break;
+	}
+	SEGC_ASSERT(!"bad integer binop");
+	return NULL;
+}
+
+static int
+isfmul(const KNode *n)
+{
+	return n->kind == K_binop && n->op == KB_MUL && n->type == KT_F32;
+}
+
+/* a*b + c and a*b - c become llvm.fmuladd, which the backend contracts to an FMA
+ * (what clang does with -ffp-contract=on; the LLVM 14 C API has no fast-math flags) */
+static LLVMValueRef
+llvm_binop(LlvmEmit *e, const KNode *n)
+{
+	if (n->a->type == KT_F32 && (n->op == KB_ADD || n->op == KB_SUB)) {
+		const KNode *m = isfmul(n->a) ? n->a : NULL;
+		if (!m && n->op == KB_ADD && isfmul(n->b))
+			m = n->b;
+		if (m) {
+			const KNode *other = m == n->a ? n->b : n->a;
+			LLVMValueRef c = expr(e, other);
+			if (n->op == KB_SUB)
+				c = LLVMBuildFNeg(e->b, c, "");
+			LLVMValueRef args[3] = { expr(e, m->a), expr(e, m->b), c };
+			return intrinsic(e, "llvm.fmuladd", args, 3);
+		}
+	}
+	LLVMValueRef a = expr(e, n->a), c = expr(e, n->b);
+	SEGC_ASSERT(n->a->type == n->b->type);
+	return n->a->type == KT_F32 ? fbinop(e, n, a, c) : ibinop(e, n, a, c);
+}
+
+static LLVMValueRef
+llvm_unop(LlvmEmit *e, const KNode *n)
+{
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef a = expr(e, n->a);
+	if (n->a->type != KT_F32) {
+		LLVMValueRef zero = LLVMConstInt(LLVMTypeOf(a), 0, 0);
+		switch (n->op) {
+		case KU_NEG: return LLVMBuildSub(b, zero, a, "");
+		case KU_ABS:
+			return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, zero, ""),
+			                       LLVMBuildSub(b, zero, a, ""), a, "");
+		case KU_NOT: return LLVMBuildXor(b, a, LLVMConstInt(LLVMTypeOf(a), 1, 0), "");
+		default: break;
+		}
+		SEGC_ASSERT(!"float unop on an integer");
+	}
+	switch ((KUnOp)n->op) {
+	case KU_NEG: return LLVMBuildFNeg(b, a, "");
+	case KU_ABS: return intrinsic1(e, "llvm.fabs", a);
+	case KU_EXP: return math_exp(e, a);
+	case KU_LOG: return intrinsic1(e, "llvm.log", a);
+	case KU_SQRT: return intrinsic1(e, "llvm.sqrt", a);
+	case KU_RSQRT: return LLVMBuildFDiv(b, cf32(e, 1.0), intrinsic1(e, "llvm.sqrt", a), "");
+	case KU_TANH: return math_tanh(e, a);
+	case KU_ERF: return math_erf(e, a);
+	case KU_FLOOR: return intrinsic1(e, "llvm.floor", a);
+	case KU_CEIL: return intrinsic1(e, "llvm.ceil", a);
+	case KU_NOT: case KU_COUNT: break;
+	}
+	SEGC_ASSERT(!"bad f32 unop");
+	return NULL;
+}
+
+static LLVMValueRef
+llvm_select(LlvmEmit *e, const KNode *n)
+{
+	LLVMValueRef c = expr(e, n->a), t = expr(e, n->b), f = expr(e, n->c);
+	return LLVMBuildSelect(e->b, c, t, f, "");
+}
+
+static LLVMValueRef
+llvm_cast(LlvmEmit *e, const KNode *n)
+{
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef a = expr(e, n->a);
+	int from = n->a->type, to = n->type;
+	LLVMTypeRef tt = ktype(e, to);
+
+	if (from == to)
+		return a;
+	if (to == KT_BOOL && from == KT_F32)
+		return LLVMBuildFCmp(b, LLVMRealUNE, a, cf32(e, 0.0), "");
+	if (to == KT_BOOL)
+		return LLVMBuildICmp(b, LLVMIntNE, a, LLVMConstInt(LLVMTypeOf(a), 0, 0), "");
+	if (from == KT_BOOL)
+		return to == KT_F32 ? LLVMBuildUIToFP(b, a, tt, "") : LLVMBuildZExt(b, a, tt, "");
+	if (from == KT_F32)
+		return LLVMBuildFPToSI(b, a, tt, "");
+	if (to == KT_F32)
+		return LLVMBuildSIToFP(b, a, tt, "");
+	return to == KT_I64 ? LLVMBuildSExt(b, a, tt, "") : LLVMBuildTrunc(b, a, tt, "");
+}
+
+/* the one dispatch over every kind (STYLE.md 3.9); expressions set *out */
+static int
+llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
+{
+	*out = NULL;
+	switch ((KKind)n->kind) {
+	case K_block: return llvm_block(e, n);
+	case K_loop: return llvm_loop(e, n);
+	case K_if: return llvm_if(e, n);
+	case K_let: return llvm_let(e, n);
+	case K_assign: return llvm_assign(e, n);
+	case K_store: return llvm_store(e, n);
+	case K_barrier: return 0;     /* one CPU task runs its iterations in order */
+	case K_const: *out = llvm_const(e, n); return 0;
+	case K_var: *out = llvm_var(e, n); return 0;
+	case K_load: *out = llvm_load(e, n); return 0;
+	case K_binop: *out = llvm_binop(e, n); return 0;
+	case K_unop: *out = llvm_unop(e, n); return 0;
+	case K_select: *out = llvm_select(e, n); return 0;
+	case K_cast: *out = llvm_cast(e, n); return 0;
+	case K_COUNT: break;
+	}
+	SEGC_ASSERT(!"unknown kernel node");
+	return -1;
+}
+
+/* ---- functions ---- */
+
+/* typed base pointers of every buffer: slots[slot] + offset bytes */
+static void
+load_bases(LlvmEmit *e, LLVMValueRef slots)
+{
+	const Kernel *k = e->k;
+	for (uint32_t i = 0; i < k->nbufs; i++) {
+		LLVMValueRef si = LLVMConstInt(e->t_i64, k->bufs[i].slot, 0);
+		LLVMValueRef sp = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, slots, &si, 1, "");
+		LLVMValueRef base = LLVMBuildLoad2(e->b, e->t_ptr, sp, k->bufs[i].name);
+		LLVMValueRef off = LLVMConstInt(e->t_i64, (unsigned long long)k->bufs[i].offset, 1);
+		base = LLVMBuildInBoundsGEP2(e->b, e->t_i8, base, &off, 1, "");
+		LLVMTypeRef pt = LLVMPointerType(elemtype(e, k->bufs[i].dtype), 0);
+		e->bases[i] = LLVMBuildBitCast(e->b, base, pt, "");
+	}
+}
+
+/* i64 value of a constant integer expression, if it is one */
+static int
+const_i64(const KNode *n, int64_t *v)
+{
+	int64_t a, b;
+	if (n->kind == K_const && n->type != KT_F32) {
+		*v = n->ival;
+		return 1;
+	}
+	if (n->kind == K_cast && n->type != KT_F32 && n->a->type != KT_F32)
+		return const_i64(n->a, v);
+	if (n->kind != K_binop || !const_i64(n->a, &a) || !const_i64(n->b, &b))
+		return 0;
+	switch (n->op) {
+	case KB_ADD: *v = a + b; return 1;
+	case KB_SUB: *v = a - b; return 1;
+	case KB_MUL: *v = a * b; return 1;
+	case KB_DIV:
+		if (b == 0)
+			return 0;
+		*v = a / b;
+		return 1;
+	case KB_MIN: *v = a < b ? a : b; return 1;
+	case KB_MAX: *v = a > b ? a : b; return 1;
+	default: return 0;
+	}
+}
+
+/* <kernel>_t<i>(slots, lo, hi): iterations [lo, hi) of top-level loop n */
+static LLVMValueRef
+task_fn(LlvmEmit *e, const KNode *n, int i)
+{
+	const Kernel *k = e->k;
+	char name[256];
+	snprintf(name, sizeof name, "%s_t%d", k->name, i);
+	LLVMValueRef fn = LLVMAddFunction(e->mod, name, e->t_task);
+	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
+	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+	                        LLVMCreateEnumAttribute(e->cx, nounwind, 0));
+	e->fn = fn;
+	LLVMPositionBuilderAtEnd(e->b, newblock(e, "entry"));
+	for (uint32_t v = 0; v < k->nvars; v++)
+		e->vars[v] = LLVMBuildAlloca(e->b, ktype(e, k->vartypes[v]), k->varnames[v]);
+	load_bases(e, LLVMGetParam(fn, 0));
+
+	/* var = lo_expr + t*step for t in [lo, hi) */
+	LLVMTypeRef vt = ktype(e, k->vartypes[n->var]);
+	LLVMValueRef lo = expr(e, n->a);
+	LLVMValueRef step = LLVMConstInt(vt, (unsigned long long)n->ival, 1);
+	LLVMValueRef tlo = LLVMGetParam(fn, 1), thi = LLVMGetParam(fn, 2);
+	if (vt != e->t_i64) {
+		tlo = LLVMBuildTrunc(e->b, tlo, vt, "");
+		thi = LLVMBuildTrunc(e->b, thi, vt, "");
+	}
+	LLVMValueRef vlo = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, tlo, step, ""), "");
+	LLVMValueRef vhi = LLVMBuildNSWAdd(e->b, lo, LLVMBuildNSWMul(e->b, thi, step, ""), "");
+	if (loop_range(e, n, vlo, vhi) < 0)
+		return NULL;
+	LLVMBuildRetVoid(e->b);
+	return fn;
+}
+
+/* trip count of top-level loop n as an i64, evaluated in segc_gen_run */
+static LLVMValueRef
+trip_count(LlvmEmit *e, const KNode *n)
+{
+	int64_t lo, hi;
+	if (const_i64(n->a, &lo) && const_i64(n->b, &hi))
+		return LLVMConstInt(e->t_i64,
+		                    hi > lo ? (uint64_t)((hi - lo + n->ival - 1) / n->ival) : 0, 0);
+	LLVMBuilderRef b = e->b;
+	LLVMValueRef l = expr(e, n->a), h = expr(e, n->b);
+	if (n->a->type == KT_I32) {
+		l = LLVMBuildSExt(b, l, e->t_i64, "");
+		h = LLVMBuildSExt(b, h, e->t_i64, "");
+	}
+	LLVMValueRef span = LLVMBuildSub(b, h, l, "");
+	LLVMValueRef t = LLVMBuildSDiv(b, LLVMBuildAdd(b, span, LLVMConstInt(e->t_i64,
+	                                 (unsigned long long)(n->ival - 1), 0), ""),
+	                               LLVMConstInt(e->t_i64, (unsigned long long)n->ival, 0), "");
+	LLVMValueRef pos = LLVMBuildICmp(b, LLVMIntSGT, span, LLVMConstInt(e->t_i64, 0, 0), "");
+	return LLVMBuildSelect(b, pos, t, LLVMConstInt(e->t_i64, 0, 0), "");
+}
+
+static int
+check_kernel(LlvmEmit *e, const Kernel *k)
+{
+	for (uint32_t i = 0; i < k->nbufs; i++)
+		if (!elemtype(e, k->bufs[i].dtype))
+			return cg_unsupported(e->d, k, "cpu",
+			                      arena_printf(e->p->arena, "%s buffers",
+			                                   dtype_name(k->bufs[i].dtype)));
+	for (uint32_t i = 0; i < k->body->nkids; i++)
+		SEGC_ASSERT(k->body->kids[i]->kind == K_loop);
+	return 0;
+}
+
+/* the whole module: task functions, segc_gen_run, segc_gen_manifest */
+static int
+emit_module(LlvmEmit *e)
+{
+	const Program *p = e->p;
+	LLVMTypeRef targs[3] = { e->t_slots, e->t_i64, e->t_i64 };
+	e->t_task = LLVMFunctionType(e->t_void, targs, 3, 0);
+	LLVMTypeRef pargs[4] = { e->t_ptr, LLVMPointerType(e->t_task, 0), e->t_slots, e->t_i64 };
+	LLVMTypeRef pft = LLVMFunctionType(e->t_void, pargs, 4, 0);
+	LLVMValueRef pfor = LLVMAddFunction(e->mod, "segc_rt_parallel_for", pft);
+	LLVMSetVisibility(pfor, LLVMHiddenVisibility);
+	LLVMTypeRef rargs[2] = { e->t_slots, e->t_ptr };
+	LLVMTypeRef rft = LLVMFunctionType(e->t_i32, rargs, 2, 0);
+	LLVMValueRef run = LLVMAddFunction(e->mod, "segc_gen_run", rft);
+	LLVMSetVisibility(run, LLVMHiddenVisibility);
+	LLVMBasicBlockRef runbb = LLVMAppendBasicBlockInContext(e->cx, run, "entry");
+	LLVMValueRef slots = LLVMGetParam(run, 0), pool = LLVMGetParam(run, 1);
+
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		e->k = k;
+		if (check_kernel(e, k) < 0)
+			return -1;
+		e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
+		e->vars = arena_zalloc(p->arena, (k->nvars + 1) * sizeof *e->vars);
+		for (uint32_t i = 0; i < k->body->nkids; i++) {
+			const KNode *n = k->body->kids[i];
+			if (n->ann == LOOP_BLOCK || n->ann == LOOP_THREAD)
+				return cg_unsupported(e->d, k, "cpu", "gpu block/thread loops");
+			LLVMValueRef fn = task_fn(e, n, (int)i);
+			if (!fn)
+				return -1;
+			e->fn = run;
+			LLVMPositionBuilderAtEnd(e->b, runbb);
+			load_bases(e, slots);
+			LLVMValueRef cnt = trip_count(e, n);
+			if (n->ann == LOOP_PARALLEL) {
+				LLVMValueRef args[4] = { pool, fn, slots, cnt };
+				LLVMBuildCall2(e->b, pft, pfor, args, 4, "");
+			} else {
+				LLVMValueRef args[3] = { slots, LLVMConstInt(e->t_i64, 0, 0), cnt };
+				LLVMBuildCall2(e->b, e->t_task, fn, args, 3, "");
+			}
+			runbb = LLVMGetInsertBlock(e->b);
+		}
+	}
+	LLVMPositionBuilderAtEnd(e->b, runbb);
+	LLVMBuildRet(e->b, LLVMConstInt(e->t_i32, 0, 0));
+
+	const char *text = p->manifest ? p->manifest : "";
+	unsigned len = (unsigned)strlen(text);
+	LLVMValueRef init = LLVMConstStringInContext(e->cx, text, len, 0);   /* NUL-terminated */
+	LLVMValueRef g = LLVMAddGlobal(e->mod, LLVMTypeOf(init), "segc_gen_manifest");
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetVisibility(g, LLVMHiddenVisibility);
+	return 0;
+}
+
+/* optimise for the target, print if asked, write the object file */
+static int
+emit_object(LlvmEmit *e, const CgOptions *o, const char *obj_path)
+{
+	char *triple = LLVMGetDefaultTargetTriple();
+	char *err = NULL;
+	LLVMTargetRef target;
+	int rc = -1;
+
+	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+		diag_error(e->d, loc_none, "LLVM has no target for %s: %s", triple, err);
+		LLVMDisposeMessage(err);
+		LLVMDisposeMessage(triple);
+		return -1;
+	}
+	char *hostcpu = o->cpu ? NULL : LLVMGetHostCPUName();
+	char *features = o->cpu ? NULL : LLVMGetHostCPUFeatures();
+	LLVMCodeGenOptLevel level = o->opt_level <= 0 ? LLVMCodeGenLevelNone
+	                          : o->opt_level == 1 ? LLVMCodeGenLevelLess
+	                          : o->opt_level == 2 ? LLVMCodeGenLevelDefault
+	                                              : LLVMCodeGenLevelAggressive;
+	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, o->cpu ? o->cpu : hostcpu,
+	                                                  features ? features : "", level,
+	                                                  LLVMRelocPIC, LLVMCodeModelDefault);
+	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+	LLVMSetModuleDataLayout(e->mod, td);
+	LLVMSetTarget(e->mod, triple);
+
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+	LLVMPassBuilderOptionsSetLoopInterleaving(po, 1);
+	LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
+	LLVMErrorRef perr = LLVMRunPasses(e->mod, o->opt_level <= 0 ? "default<O0>" : "default<O3>",
+	                                  tm, po);
+	if (perr) {
+		char *msg = LLVMGetErrorMessage(perr);
+		diag_error(e->d, loc_none, "LLVM optimisation failed: %s", msg);
+		LLVMDisposeErrorMessage(msg);
+		goto out;
+	}
+	if (o->emit_llvm) {
+		char *s = LLVMPrintModuleToString(e->mod);
+		fputs(s, o->emit_llvm);
+		LLVMDisposeMessage(s);
+	}
+	char path[4096];
+	snprintf(path, sizeof path, "%s", obj_path);
+	if (LLVMTargetMachineEmitToFile(tm, e->mod, path, LLVMObjectFile, &err)) {
+		diag_error(e->d, loc_none, "%s: cannot write object file: %s", obj_path, err);
+		LLVMDisposeMessage(err);
+		goto out;
+	}
+	rc = 0;
+out:
+	LLVMDisposePassBuilderOptions(po);
+	LLVMDisposeTargetData(td);
+	LLVMDisposeTargetMachine(tm);
+	if (features)
+		LLVMDisposeMessage(features);
+	if (hostcpu)
+		LLVMDisposeMessage(hostcpu);
+	LLVMDisposeMessage(triple);
+	return rc;
+}
+
+/* LLVM's own messages: errors become diagnostics; remarks and warnings (e.g. "loop not
+ * vectorized" for a hinted loop the vectorizer cannot handle) are not the user's business */
+static void
+llvm_diag(LLVMDiagnosticInfoRef info, void *ctx)
+{
+	LlvmEmit *e = ctx;
+	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError)
+		return;
+	char *msg = LLVMGetDiagInfoDescription(info);
+	diag_error(e->d, loc_none, "LLVM: %s", msg);
+	LLVMDisposeMessage(msg);
+}
+
+int
+cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d)
+{
+	static const CgOptions defaults = { .opt_level = 3 };
+	LlvmEmit e = { .p = p, .d = d };
+	int rc = -1;
+
+	if (!o)
+		o = &defaults;
+	if (o->emit_kernels)
+		for (uint32_t i = 0; i < p->nkernels; i++)
+			kir_print(&p->kernels[i], o->emit_kernels);
+	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeAsmPrinter();
+	e.cx = LLVMContextCreate();
+	e.mod = LLVMModuleCreateWithNameInContext("engine", e.cx);
+	e.b = LLVMCreateBuilderInContext(e.cx);
+	e.t_void = LLVMVoidTypeInContext(e.cx);
+	e.t_i1 = LLVMInt1TypeInContext(e.cx);
+	e.t_i8 = LLVMInt8TypeInContext(e.cx);
+	e.t_i32 = LLVMInt32TypeInContext(e.cx);
+	e.t_i64 = LLVMInt64TypeInContext(e.cx);
+	e.t_f32 = LLVMFloatTypeInContext(e.cx);
+	e.t_ptr = LLVMPointerType(e.t_i8, 0);
+	e.t_slots = LLVMPointerType(e.t_ptr, 0);
+	e.md_loop = LLVMGetMDKindIDInContext(e.cx, "llvm.loop", 9);
+	LLVMContextSetDiagnosticHandler(e.cx, llvm_diag, &e);
+
+	if (emit_module(&e) == 0) {
+		char *msg = NULL;
+		if (LLVMVerifyModule(e.mod, LLVMReturnStatusAction, &msg)) {
+			char *ir = LLVMPrintModuleToString(e.mod);
+			fputs(ir, stderr);
+			diag_internal(__FILE__, __LINE__, "invalid LLVM module: %s", msg);
+		}
+		LLVMDisposeMessage(msg);
+		rc = emit_object(&e, o, obj_path);
+	}
+	LLVMDisposeBuilder(e.b);
+	LLVMDisposeModule(e.mod);
+	LLVMContextDispose(e.cx);
+	return rc;
+}

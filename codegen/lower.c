@@ -1,0 +1,361 @@
+/* codegen/lower.c -- fused groups to kernel IR, and the helpers every template shares.
+ *
+ * requires: Module.groups from passes/fuse.c and storage from passes/memplan.c.
+ * cg_lower() makes one Kernel per Group, in group order, and lowers the group's root through
+ * its template (tmpl_*.c).  Templates compute the root's value at an output coordinate and
+ * call lw_output(), which applies the group's elementwise epilogue (the nodes after the root)
+ * and stores the group's outputs.  See docs/codegen.md. */
+#include "tmpl.h"
+
+#include <string.h>
+
+/* ---- buffers ---- */
+
+const Type *
+lw_type(Lower *L, ValueId v)
+{
+	return &L->m->values[v].type;
+}
+
+int
+lw_fail(Lower *L, const char *what)
+{
+	return diag_error(L->d, L->g->loc, "kernel %s: %s", L->k->name, what);
+}
+
+int
+lw_buf(Lower *L, ValueId v)
+{
+	const Value *val = &L->m->values[v];
+	const Value *st = val;
+	int b;
+
+	/* a view's bytes are its alias's (a chain of reshapes ends at a materialised value) */
+	for (int i = 0; st->storage == ST_VIEW && st->alias && i < 64; i++)
+		st = &L->m->values[st->alias];
+	if (st->storage == ST_NONE || st->storage == ST_CONST)
+		diag_internal(__FILE__, __LINE__, "kernel %s reads %%%u, which is not materialised",
+		              L->k->name, v);
+	b = kir_buf(L->p, L->k, L->m, v);
+	L->k->bufs[b].slot = st->slot;
+	L->k->bufs[b].offset = st->offset;
+	return b;
+}
+
+int
+lw_outbuf(Lower *L, ValueId v)
+{
+	int b = lw_buf(L, v);
+	L->k->bufs[b].written = 1;
+	return b;
+}
+
+int
+lw_out_aliases_input(Lower *L)
+{
+	const Kernel *k = L->k;
+	for (uint32_t i = 0; i < L->g->nouts; i++) {
+		const Value *o = &L->m->values[L->g->outs[i]];
+		int64_t olo = o->offset, ohi = o->offset + type_bytes(&o->type);
+		for (uint32_t j = 0; j < k->nbufs; j++) {
+			const KBuf *b = &k->bufs[j];
+			int64_t blo = b->offset, bhi = b->offset + b->numel * dtype_size(b->dtype);
+			if (b->written || b->slot != o->slot)
+				continue;
+			if (blo < ohi && olo < bhi)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- index arithmetic (i64), folding constants so dumps stay readable ---- */
+
+KNode *
+ix_c(Lower *L, int64_t c)
+{
+	return kir_i64(L->p, c);
+}
+
+KNode *
+ix_add(Lower *L, KNode *a, KNode *b)
+{
+	if (a->kind == K_const && b->kind == K_const)
+		return ix_c(L, a->ival + b->ival);
+	if (a->kind == K_const && a->ival == 0)
+		return b;
+	if (b->kind == K_const && b->ival == 0)
+		return a;
+	return kir_bin(L->p, KB_ADD, a, b);
+}
+
+KNode *
+ix_mul(Lower *L, KNode *a, int64_t c)
+{
+	if (c == 0)
+		return ix_c(L, 0);
+	if (a->kind == K_const)
+		return ix_c(L, a->ival * c);
+	if (c == 1)
+		return a;
+	return kir_bin(L->p, KB_MUL, a, ix_c(L, c));
+}
+
+KNode *
+lw_let(Lower *L, KNode *block, const char *name, KNode *init)
+{
+	int v = kir_var(L->p, L->k, (KType)init->type, name);
+	kir_append(L->p, block, kir_let(L->p, L->k, v, init));
+	return kir_ref(L->p, L->k, v);
+}
+
+KNode *
+lw_simple(Lower *L, KNode *block, KNode *e)
+{
+	if (e->kind == K_var || e->kind == K_const)
+		return e;
+	return lw_let(L, block, "t", e);
+}
+
+KNode *
+lw_loop(Lower *L, KNode *block, const char *name, KNode *lo, KNode *hi, LoopAnn ann, KNode **ref)
+{
+	int v = kir_var(L->p, L->k, KT_I64, name);
+	KNode *loop = kir_loop(L->p, v, lo, hi, 1, ann);
+	kir_append(L->p, block, loop);
+	*ref = kir_ref(L->p, L->k, v);
+	return loop;
+}
+
+/* Split the flat index o over dims[0..n) (row-major) into idx[], with lets in block. */
+static void
+unflatten(Lower *L, KNode *block, KNode *o, const int64_t *dims, int n, KNode **idx)
+{
+	int64_t stride = 1;
+	for (int d = n - 1; d >= 0; d--) {
+		KNode *q = stride == 1 ? o : kir_bin(L->p, KB_DIV, o, ix_c(L, stride));
+		if (dims[d] == 1)
+			idx[d] = ix_c(L, 0);
+		else if (d == 0)
+			idx[d] = lw_simple(L, block, q);
+		else
+			idx[d] = lw_let(L, block, "i", kir_bin(L->p, KB_REM, q, ix_c(L, dims[d])));
+		stride *= dims[d];
+	}
+}
+
+enum { CHUNK = 4096, CHUNK_MIN = 16384 };
+
+KNode *
+lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx)
+{
+	KNode *t, *loop;
+	int64_t outer = 1, inner, nch = 1;
+
+	if (n == 0) {
+		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, 1), LOOP_PARALLEL, &t);
+		return loop->body;
+	}
+	if (!vec) {
+		for (int d = 0; d < n; d++)
+			outer *= dims[d];
+		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, outer), LOOP_PARALLEL, &t);
+		unflatten(L, loop->body, t, dims, n, idx);
+		return loop->body;
+	}
+	for (int d = 0; d < n - 1; d++)
+		outer *= dims[d];
+	inner = dims[n - 1];
+	/* a long innermost dim with few outer iterations is chunked so threads have work */
+	if (inner >= CHUNK_MIN && outer < 64)
+		nch = (inner + CHUNK - 1) / CHUNK;
+	loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, outer * nch), LOOP_PARALLEL, &t);
+	KNode *body = loop->body, *lo = ix_c(L, 0), *hi = ix_c(L, inner), *o = t;
+	if (nch > 1) {
+		KNode *ch = lw_let(L, body, "ch", kir_bin(L->p, KB_REM, t, ix_c(L, nch)));
+		o = lw_let(L, body, "o", kir_bin(L->p, KB_DIV, t, ix_c(L, nch)));
+		lo = lw_let(L, body, "lo", ix_mul(L, ch, CHUNK));
+		hi = kir_bin(L->p, KB_MIN, ix_add(L, lo, ix_c(L, CHUNK)), ix_c(L, inner));
+	}
+	unflatten(L, body, o, dims, n - 1, idx);
+	loop = lw_loop(L, body, "x", lo, hi, LOOP_VECTOR, &idx[n - 1]);
+	return loop->body;
+}
+
+/* ---- coordinates and broadcasting ---- */
+
+void
+coord_full(Coord *c, const Type *t, KNode *const *idx)
+{
+	memset(c, 0, sizeof *c);
+	c->t = t;
+	c->n = t->rank;
+	for (int d = 0; d < t->rank; d++) {
+		c->idx[d] = idx[d];
+		c->first[d] = c->last[d] = (int8_t)d;
+	}
+}
+
+int64_t
+lw_stride(const Type *t, int d)
+{
+	int64_t s = 1;
+	for (int i = d + 1; i < t->rank; i++)
+		s *= t->dims[i];
+	return s;
+}
+
+/* Stride of vt along dim d of the broadcast shape t (0 where vt is broadcast). */
+static int64_t
+bstride(const Type *vt, const Type *t, int d)
+{
+	int od = d - (t->rank - vt->rank);
+	if (od < 0 || vt->dims[od] == 1)
+		return 0;
+	return lw_stride(vt, od);
+}
+
+KNode *
+lw_index(Lower *L, const Coord *c, const Type *vt)
+{
+	KNode *e = ix_c(L, 0);
+	for (int j = 0; j < c->n; j++)
+		e = ix_add(L, e, ix_mul(L, c->idx[j], bstride(vt, c->t, c->last[j])));
+	return e;
+}
+
+static const Node *
+defnode(Lower *L, ValueId v)
+{
+	return &L->m->nodes[L->m->values[v].def];
+}
+
+KNode *
+lw_operand(Lower *L, const Coord *c, ValueId v)
+{
+	const Node *n = defnode(L, v);
+	if (n->op == OP_constant || L->m->values[v].storage == ST_CONST)
+		return kir_f32(L->p, ir_attr_float(n, "value"));
+	return kir_load(L->p, L->k, lw_buf(L, v), lw_index(L, c, lw_type(L, v)));
+}
+
+int
+lw_is_out(Lower *L, ValueId v)
+{
+	for (uint32_t i = 0; i < L->g->nouts; i++)
+		if (L->g->outs[i] == v)
+			return 1;
+	if (L->g->nouts == 0) {
+		const Node *last = &L->m->nodes[L->g->nodes[L->g->nnodes - 1]];
+		for (int i = 0; i < last->nout; i++)
+			if (last->out[i] == v)
+				return 1;
+	}
+	return 0;
+}
+
+void
+lw_store(Lower *L, KNode *block, const Coord *c, ValueId v, KNode *val)
+{
+	int b = lw_outbuf(L, v);
+	kir_append(L->p, block, kir_store(L->p, b, lw_index(L, c, lw_type(L, v)), val));
+}
+
+int
+lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
+{
+	ValueId cur = L->root->out[0];
+	KNode *x[IR_MAXRANK];
+
+	if (lw_is_out(L, cur))
+		lw_store(L, block, c, cur, val);
+	for (uint32_t i = 1; i < L->g->nnodes; i++) {
+		const Node *n = &L->m->nodes[L->g->nodes[i]];
+		if (optab[n->op].cls != FUSE_ELT || n->nout != 1)
+			return lw_fail(L, "epilogue node is not elementwise");
+		val = lw_simple(L, block, val);
+		for (int j = 0; j < n->nin && j < IR_MAXRANK; j++)
+			x[j] = n->in[j] == cur ? val
+			                       : lw_simple(L, block, lw_operand(L, c, n->in[j]));
+		val = cg_elt_expr(L, block, n, x);
+		if (!val)
+			return lw_fail(L, "epilogue op not supported");
+		cur = n->out[0];
+		if (lw_is_out(L, cur))
+			lw_store(L, block, c, cur, val);
+	}
+	return 0;
+}
+
+/* ---- the driver ---- */
+
+static int
+lower_root(Lower *L)
+{
+	switch (L->root->op) {
+	case OP_permute:
+	case OP_slice:
+	case OP_concat:
+	case OP_reshape:
+		return tmpl_inj(L);
+	case OP_reduce_sum:
+	case OP_reduce_mean:
+	case OP_reduce_max:
+	case OP_moments:
+		return tmpl_reduce(L);
+	case OP_conv3d:
+		return tmpl_conv(L);
+	case OP_conv_transpose3d:
+		return tmpl_conv_transpose(L);
+	case OP_linear:
+	case OP_matmul:
+		return tmpl_matmul(L);
+	case OP_max_pool3d:
+	case OP_avg_pool3d:
+		return tmpl_pool(L);
+	case OP_upsample:
+		return tmpl_resize(L);
+	default:
+		break;
+	}
+	if (optab[L->root->op].cls == FUSE_ELT)
+		return tmpl_eltwise(L);
+	return cg_unsupported(L->d, L->k, "cpu", optab[L->root->op].name);
+}
+
+int
+cg_unsupported(Diag *d, const Kernel *k, const char *backend, const char *what)
+{
+	return diag_error(d, k->loc, "kernel %s: %s is not supported by the %s backend", k->name,
+	                  what, backend);
+}
+
+int
+cg_lower(const Module *m, Program *p, Diag *d)
+{
+	int rc = 0;
+
+	for (uint32_t gi = 0; gi < m->ngroups; gi++) {
+		const Group *g = &m->groups[gi];
+		const char *name = g->name ? g->name : arena_printf(p->arena, "k%u", gi);
+		Kernel *k = kir_kernel(p, name, g->loc);
+		Lower L = { p, k, m, g, &m->nodes[g->root], d };
+
+		k->group = (int)gi;
+		for (uint32_t i = 0; i < g->nnodes; i++) {
+			Cost c = ir_node_cost(m, &m->nodes[g->nodes[i]]);
+			k->cost.macs += c.macs;
+			k->cost.flops += c.flops;
+		}
+		if (lower_root(&L) < 0)
+			rc = -1;
+		if (diag_full(d))
+			break;
+	}
+	p->nslots = 1 + m->ninputs + m->noutputs;
+	for (uint32_t i = 0; i < m->nnodes; i++)
+		if (!m->nodes[i].dead && m->nodes[i].op == OP_weight)
+			p->nslots++;
+	p->manifest = cg_manifest(m, p->arena);
+	return rc;
+}

@@ -1,0 +1,98 @@
+/* codegen/manifest.c -- the manifest text embedded in engine.so and parsed by the runtime.
+ *
+ * One record per line (docs/codegen.md, docs/abi.md):
+ *   segc-manifest 1 / graph / segc / target / arena / param* / input* / output* / weight* /
+ *   macs / flops / kernels / end
+ * Slots follow the order of the records: 0 the arena, then inputs, outputs, weights. */
+#include "cg.h"
+
+#include <string.h>
+
+#ifndef SEGC_VERSION
+#define SEGC_VERSION "0.1.0"
+#endif
+
+typedef struct {
+	Arena *a;
+	char *buf;
+	size_t len, cap;
+} Text;
+
+static void
+put(Text *t, const char *s)
+{
+	size_t n = strlen(s);
+	if (t->len + n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		while (cap < t->len + n + 1)
+			cap *= 2;
+		char *nb = arena_alloc(t->a, cap);
+		if (t->len)
+			memcpy(nb, t->buf, t->len);
+		t->buf = nb;
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, s, n + 1);
+	t->len += n;
+}
+
+/* "<name> <dtype> <d0,d1,...>" ("-" for rank 0), no trailing newline */
+static void
+tensor(Text *t, const char *kind, const char *name, const Type *ty)
+{
+	put(t, arena_printf(t->a, "%s %s %s ", kind, name ? name : "?", dtype_name(ty->dtype)));
+	if (ty->rank <= 0)
+		put(t, "-");
+	for (int d = 0; d < ty->rank; d++)
+		put(t, arena_printf(t->a, d ? ",%lld" : "%lld", (long long)ty->dims[d]));
+	put(t, "\n");
+}
+
+const char *
+cg_manifest(const Module *m, Arena *arena)
+{
+	Text t = { arena, NULL, 0, 0 };
+	double macs = 0, flops = 0;
+
+	put(&t, "segc-manifest 1\n");
+	put(&t, arena_printf(arena, "graph %s\n", m->name ? m->name : "graph"));
+	put(&t, "segc " SEGC_VERSION "\n");
+	put(&t, "target cpu\n");
+	put(&t, arena_printf(arena, "arena %lld\n", (long long)m->arena_bytes));
+	for (uint32_t i = 0; i < m->nparams; i++) {
+		/* values are written without spaces: "[0.5, 0.7]" -> "[0.5,0.7]" */
+		const char *v = m->params[i].value ? m->params[i].value : "";
+		char *nv = arena_strdup(arena, v), *o = nv;
+		for (; *v; v++)
+			if (*v != ' ' && *v != '\t')
+				*o++ = *v;
+		*o = 0;
+		put(&t, arena_printf(arena, "param %s %s\n", m->params[i].name, nv));
+	}
+	for (uint32_t i = 0; i < m->ninputs; i++) {
+		const Value *v = &m->values[m->inputs[i]];
+		tensor(&t, "input", v->name, &v->type);
+	}
+	for (uint32_t i = 0; i < m->noutputs; i++) {
+		const Value *v = &m->values[m->outputs[i]];
+		tensor(&t, "output", m->output_names ? m->output_names[i] : v->name, &v->type);
+	}
+	for (uint32_t i = 0; i < m->nnodes; i++) {
+		const Node *n = &m->nodes[i];
+		if (n->dead)
+			continue;
+		if (n->op == OP_weight) {
+			const Value *v = &m->values[n->out[0]];
+			tensor(&t, "weight", v->name, &v->type);
+			continue;
+		}
+		Cost c = ir_node_cost(m, n);
+		macs += c.macs;
+		flops += c.flops;
+	}
+	put(&t, arena_printf(arena, "macs %.0f\n", macs));
+	put(&t, arena_printf(arena, "flops %.0f\n", flops));
+	put(&t, arena_printf(arena, "kernels %u\n", m->ngroups));
+	put(&t, "end\n");
+	return t.buf;
+}

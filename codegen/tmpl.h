@@ -1,0 +1,75 @@
+/* codegen/tmpl.h -- what the op templates (codegen/tmpl_*.c) share with codegen/lower.c.
+ *
+ * A template turns the root node of one Group into top-level loops of the Kernel L->k.  At
+ * every output element it calls lw_output() with the root's value at a known output
+ * coordinate; lw_output() applies the group's elementwise epilogue and stores the result.
+ * Root operands are always materialised buffers (or inlined constants): read them with
+ * lw_buf()/lw_operand().  Internal to codegen/. */
+#ifndef SEGC_TMPL_H
+#define SEGC_TMPL_H
+#include "cg.h"
+
+typedef struct {
+	Program *p;
+	Kernel *k;
+	const Module *m;
+	const Group *g;
+	const Node *root;
+	Diag *d;
+} Lower;
+
+/* Coordinates of one output element.  Loop dim j has index idx[j] and covers the dims
+ * [first[j], last[j]] of shape t (row-major, flattened); templates other than the
+ * elementwise one use one loop dim per output dim (coord_full). */
+typedef struct {
+	const Type *t;
+	int n;
+	KNode *idx[IR_MAXRANK];
+	int8_t first[IR_MAXRANK], last[IR_MAXRANK];
+} Coord;
+
+/* ---- lower.c: buffers, index arithmetic, loops, epilogue ---- */
+int lw_buf(Lower *L, ValueId v);                      /* KBuf of a value; views resolved */
+int lw_outbuf(Lower *L, ValueId v);                   /* same, marked written */
+KNode *ix_c(Lower *L, int64_t c);                     /* i64 constant */
+KNode *ix_add(Lower *L, KNode *a, KNode *b);          /* i64 a + b, constants folded */
+KNode *ix_mul(Lower *L, KNode *a, int64_t c);         /* i64 a * c, constants folded */
+KNode *lw_let(Lower *L, KNode *block, const char *name, KNode *init);  /* a var ref bound to init */
+KNode *lw_simple(Lower *L, KNode *block, KNode *e);   /* e, let-bound unless a var or constant */
+/* Append "for var in [lo, hi)" to block; returns the loop (its body is loop->body). */
+KNode *lw_loop(Lower *L, KNode *block, const char *name, KNode *lo, KNode *hi, LoopAnn ann,
+               KNode **ref);
+/* Top-level loop nest over dims[0..n): the outer dims flattened into one parallel loop, the
+ * last dim innermost (a vector loop when vec; chunked for parallelism when long).  Fills
+ * idx[0..n) and returns the innermost block.  n may be 0 (one iteration). */
+KNode *lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx);
+void coord_full(Coord *c, const Type *t, KNode *const *idx);
+int64_t lw_stride(const Type *t, int d);              /* row-major stride of dim d */
+/* Flat element index of value type vt at c, with numpy broadcasting of vt onto c->t. */
+KNode *lw_index(Lower *L, const Coord *c, const Type *vt);
+/* Operand v at c: an f32 immediate for a constant, else a broadcasting load. */
+KNode *lw_operand(Lower *L, const Coord *c, ValueId v);
+int lw_is_out(Lower *L, ValueId v);                   /* v is stored by this group */
+/* Store val as value v at c (v's own shape, which equals c->t). */
+void lw_store(Lower *L, KNode *block, const Coord *c, ValueId v, KNode *val);
+/* The root's value val at c: apply the group's epilogue nodes and store every group output.
+ * Returns 0, or -1 after a diagnostic. */
+int lw_output(Lower *L, KNode *block, const Coord *c, KNode *val);
+int lw_fail(Lower *L, const char *what);              /* diagnostic at the root; -1 */
+const Type *lw_type(Lower *L, ValueId v);
+/* true if the output buffers of the group may overlap a buffer it reads (then templates that
+ * accumulate in the output buffer fall back to register accumulators) */
+int lw_out_aliases_input(Lower *L);
+
+/* ---- templates: each lowers L->root (and calls lw_output); 0 or -1 + diagnostic ---- */
+KNode *cg_elt_expr(Lower *L, KNode *block, const Node *n, KNode **x);  /* NULL: unsupported */
+int tmpl_eltwise(Lower *L);
+int tmpl_inj(Lower *L);
+int tmpl_reduce(Lower *L);
+int tmpl_conv(Lower *L);
+int tmpl_conv_transpose(Lower *L);
+int tmpl_matmul(Lower *L);
+int tmpl_pool(Lower *L);
+int tmpl_resize(Lower *L);
+
+#endif
