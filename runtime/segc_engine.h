@@ -54,7 +54,7 @@ typedef struct {
 
 typedef struct {
 	uint32_t size;                  /* sizeof(segc_options), for forward compatibility */
-	int32_t num_threads;            /* 0: all online CPUs (or $SEGC_NUM_THREADS); 1: no threads */
+	int32_t num_threads;            /* 0: $SEGC_NUM_THREADS or all CPUs; 1: no threads */
 } segc_options;
 
 typedef struct segc_engine segc_engine_t;
@@ -65,7 +65,8 @@ typedef struct {
 
 	/* Create an engine: allocates the planned arena and starts the thread pool.  opts may
 	 * be NULL.  On failure *out is NULL and err (if not NULL) holds a one-line message. */
-	segc_status (*open)(const segc_options *opts, segc_engine_t **out, char *err, size_t errlen);
+	segc_status (*open)(const segc_options *opts, segc_engine_t **out, char *err,
+	                    size_t errlen);
 	/* Load every weight the manifest lists from a safetensors file, strictly checked: a
 	 * missing, extra, mistyped or misshapen tensor is SEGC_ERR_MISMATCH; a malformed file
 	 * SEGC_ERR_FORMAT; the message names the tensor or the byte offset. */

@@ -1,0 +1,377 @@
+/* runtime/engine.c -- the engine ABI (segc_engine.h) over the generated code (rt_gen.h).
+ *
+ * open parses the manifest the generated object carries (segc_gen_manifest), allocates the
+ * arena and the slot array, and starts the thread pool; load_weights validates a safetensors
+ * image (safetensors.c), matches it against the manifest and copies every weight into one
+ * engine-owned, 64-byte aligned buffer; run fills the slots and calls segc_gen_run.  All
+ * state lives on the engine; run allocates nothing.  segc_engine_api is the only symbol an
+ * engine.so exports. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_gen.h"
+#include "rt_manifest.h"
+#include "rt_pool.h"
+#include "rt_util.h"
+#include "rt_weights.h"
+
+#define ERRLEN 512
+#define ALIGN  64
+
+struct segc_engine {
+	RtManifest m;
+	void *arena;
+	RtPool *pool;
+	void **slots; /* 1 + inputs + outputs + weights */
+	int nslots;
+	void *wbuf; /* all weights, NULL until load_weights succeeds */
+	char err[ERRLEN];
+};
+
+static segc_status set_err(segc_engine_t *e, segc_status st, const char *fmt, ...) RT_PRINTF(3, 4);
+
+static segc_status
+set_err(segc_engine_t *e, segc_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->err, sizeof e->err, fmt, ap);
+	va_end(ap);
+	return st;
+}
+
+static void *
+alloc_aligned(uint64_t size)
+{
+	void *p = NULL;
+
+	if (size < ALIGN)
+		size = ALIGN;
+	if (size > SIZE_MAX - ALIGN)
+		return NULL;
+	size = (size + ALIGN - 1) / ALIGN * ALIGN;
+	if (posix_memalign(&p, ALIGN, (size_t)size) != 0)
+		return NULL;
+	return p;
+}
+
+static void
+engine_close(segc_engine_t *e)
+{
+	if (!e)
+		return;
+	rt_pool_free(e->pool);
+	free(e->arena);
+	free(e->wbuf);
+	free(e->slots);
+	rt_manifest_free(&e->m);
+	free(e);
+}
+
+static segc_status
+engine_open(const segc_options *opts, segc_engine_t **out, char *err, size_t errlen)
+{
+	segc_engine_t *e;
+	segc_status st;
+	int nthreads = 0, errnum = 0;
+	char eb[128];
+
+	if (err && errlen)
+		err[0] = 0;
+	if (!out)
+		return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen, "open: out is NULL");
+	*out = NULL;
+	if (opts) {
+		if (opts->size < sizeof(uint32_t))
+			return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+			               "open: options size %u is too small", opts->size);
+		if (opts->size >= offsetof(segc_options, num_threads) + sizeof opts->num_threads)
+			nthreads = opts->num_threads;
+	}
+	if (nthreads < 0 || nthreads > RT_POOL_MAX_THREADS)
+		return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+		               "open: num_threads %d is out of range (0 .. %d)", nthreads,
+		               RT_POOL_MAX_THREADS);
+	nthreads = rt_pool_resolve_threads(nthreads);
+	if (nthreads < 0)
+		return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+		               "open: SEGC_NUM_THREADS='%s' is not a thread count (1 .. %d)",
+		               getenv("SEGC_NUM_THREADS"), RT_POOL_MAX_THREADS);
+	e = calloc(1, sizeof *e);
+	if (!e)
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	st = rt_manifest_parse(segc_gen_manifest, &e->m, err, errlen);
+	if (st != SEGC_OK) {
+		free(e);
+		return st;
+	}
+	e->arena = alloc_aligned(e->m.arena);
+	if (!e->arena) {
+		unsigned long long bytes = (unsigned long long)e->m.arena;
+		engine_close(e);
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
+		               "open: cannot allocate the %llu-byte arena", bytes);
+	}
+	e->nslots = 1 + e->m.ninputs + e->m.noutputs + e->m.nweights;
+	e->slots = calloc((size_t)e->nslots, sizeof *e->slots);
+	if (!e->slots) {
+		engine_close(e);
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	}
+	e->slots[0] = e->arena;
+	e->pool = rt_pool_new(nthreads, &errnum);
+	if (!e->pool) {
+		engine_close(e);
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: cannot start %d threads: %s",
+		               nthreads, rt_strerror(errnum, eb, sizeof eb));
+	}
+	*out = e;
+	return SEGC_OK;
+}
+
+/* the manifest's and the file's shapes as "[a,b,c]" */
+static void
+fmt_shape(char *buf, size_t len, int rank, const int64_t *shape)
+{
+	size_t k = 0;
+	int i;
+
+	k += (size_t)snprintf(buf + k, len - k, "[");
+	for (i = 0; i < rank && k < len; i++)
+		k +=
+		    (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+	if (k < len)
+		snprintf(buf + k, len - k, "]");
+}
+
+/* match the parsed file against the manifest and copy the weights into a new buffer */
+static segc_status
+install_weights(segc_engine_t *e, const char *label, const RtTensorList *l)
+{
+	const segc_tensor_info *w;
+	const RtTensor *t;
+	uint64_t total = 0, nb;
+	char a[200], b[200];
+	uint8_t *buf;
+	int i, d;
+
+	for (i = 0; i < e->m.nweights; i++) {
+		w = &e->m.weights[i];
+		t = rt_tensor_list_find(l, w->name);
+		if (!t)
+			return set_err(e, SEGC_ERR_MISMATCH, "weight '%s' is missing from %s",
+			               w->name, label);
+		if (t->dtype != (int)w->dtype)
+			return set_err(e, SEGC_ERR_MISMATCH,
+			               "weight '%s': dtype %s in the file, engine expects %s",
+			               w->name, rt_st_dtype_name(t->dtype),
+			               rt_st_dtype_name((int)w->dtype));
+		for (d = 0; d < t->rank && t->rank == w->rank; d++)
+			if (t->shape[d] != w->shape[d])
+				break;
+		if (t->rank != w->rank || d < t->rank) {
+			fmt_shape(a, sizeof a, t->rank, t->shape);
+			fmt_shape(b, sizeof b, w->rank, w->shape);
+			return set_err(e, SEGC_ERR_MISMATCH,
+			               "weight '%s': shape %s in the file, engine expects %s",
+			               w->name, a, b);
+		}
+		nb = (t->end - t->begin + ALIGN - 1) / ALIGN * ALIGN;
+		if (__builtin_add_overflow(total, nb, &total))
+			return set_err(e, SEGC_ERR_NO_MEMORY, "%s: weights too large", label);
+	}
+	if (l->n > e->m.nweights) {
+		/* names are unique on both sides: some file tensor is not in the manifest */
+		for (i = 0; i < l->n; i++) {
+			for (d = 0; d < e->m.nweights; d++)
+				if (strcmp(l->tensors[i].name, e->m.weights[d].name) == 0)
+					break;
+			if (d == e->m.nweights)
+				return set_err(e, SEGC_ERR_MISMATCH,
+				               "%s holds '%s', which the engine does not use",
+				               label, l->tensors[i].name);
+		}
+	}
+	buf = alloc_aligned(total);
+	if (!buf)
+		return set_err(e, SEGC_ERR_NO_MEMORY, "%s: cannot allocate %llu bytes of weights",
+		               label, (unsigned long long)total);
+	total = 0;
+	for (i = 0; i < e->m.nweights; i++) {
+		t = rt_tensor_list_find(l, e->m.weights[i].name);
+		nb = t->end - t->begin;
+		if (nb)
+			memcpy(buf + total, t->data, (size_t)nb);
+		e->slots[1 + e->m.ninputs + e->m.noutputs + i] = buf + total;
+		total += (nb + ALIGN - 1) / ALIGN * ALIGN;
+	}
+	free(e->wbuf);
+	e->wbuf = buf;
+	return SEGC_OK;
+}
+
+static segc_status
+load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size)
+{
+	RtTensorList l;
+	segc_status st;
+
+	st = rt_safetensors_parse(label, data, size, &l, e->err, sizeof e->err);
+	if (st != SEGC_OK)
+		return st;
+	st = install_weights(e, label, &l);
+	rt_tensor_list_free(&l);
+	return st;
+}
+
+static segc_status
+engine_load_weights(segc_engine_t *e, const char *path)
+{
+	RtFile f;
+	segc_status st;
+
+	if (!e)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	e->err[0] = 0;
+	if (!path)
+		return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "load_weights: path is NULL");
+	st = rt_file_map(path, &f, e->err, sizeof e->err);
+	if (st != SEGC_OK)
+		return st;
+	st = load_image(e, path, f.data, f.size);
+	rt_file_unmap(&f);
+	return st;
+}
+
+static segc_status
+engine_load_weights_memory(segc_engine_t *e, const void *data, size_t size)
+{
+	if (!e)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	e->err[0] = 0;
+	if (!data && size)
+		return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "load_weights_memory: data is NULL");
+	return load_image(e, "<memory>", data ? data : "", size);
+}
+
+static int32_t
+engine_num_inputs(const segc_engine_t *e)
+{
+	return e ? e->m.ninputs : 0;
+}
+
+static int32_t
+engine_num_outputs(const segc_engine_t *e)
+{
+	return e ? e->m.noutputs : 0;
+}
+
+static int32_t
+engine_num_weights(const segc_engine_t *e)
+{
+	return e ? e->m.nweights : 0;
+}
+
+static segc_status
+info(const segc_tensor_info *ts, int n, int32_t i, segc_tensor_info *out)
+{
+	if (!out || i < 0 || i >= n)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	*out = ts[i];
+	return SEGC_OK;
+}
+
+static segc_status
+engine_input_info(const segc_engine_t *e, int32_t i, segc_tensor_info *out)
+{
+	return e ? info(e->m.inputs, e->m.ninputs, i, out) : SEGC_ERR_INVALID_ARGUMENT;
+}
+
+static segc_status
+engine_output_info(const segc_engine_t *e, int32_t i, segc_tensor_info *out)
+{
+	return e ? info(e->m.outputs, e->m.noutputs, i, out) : SEGC_ERR_INVALID_ARGUMENT;
+}
+
+static segc_status
+engine_weight_info(const segc_engine_t *e, int32_t i, segc_tensor_info *out)
+{
+	return e ? info(e->m.weights, e->m.nweights, i, out) : SEGC_ERR_INVALID_ARGUMENT;
+}
+
+static uint64_t
+engine_arena_bytes(const segc_engine_t *e)
+{
+	return e ? e->m.arena : 0;
+}
+
+static const char *
+engine_manifest(const segc_engine_t *e)
+{
+	return segc_gen_manifest;
+}
+
+static segc_status
+engine_run(segc_engine_t *e, const void *const *inputs, void *const *outputs)
+{
+	int i, rc;
+
+	if (!e)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	e->err[0] = 0;
+	if (!e->wbuf && e->m.nweights > 0)
+		return set_err(e, SEGC_ERR_STATE, "run: no weights loaded (call load_weights)");
+	if ((!inputs && e->m.ninputs > 0) || (!outputs && e->m.noutputs > 0))
+		return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "run: inputs or outputs is NULL");
+	for (i = 0; i < e->m.ninputs; i++) {
+		if (!inputs[i])
+			return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "run: input %d ('%s') is NULL",
+			               i, e->m.inputs[i].name);
+		e->slots[1 + i] = (void *)inputs[i];
+	}
+	for (i = 0; i < e->m.noutputs; i++) {
+		if (!outputs[i])
+			return set_err(e, SEGC_ERR_INVALID_ARGUMENT,
+			               "run: output %d ('%s') is NULL", i, e->m.outputs[i].name);
+		e->slots[1 + e->m.ninputs + i] = outputs[i];
+	}
+	rc = segc_gen_run(e->slots, e->pool);
+	if (rc != 0)
+		return set_err(e, SEGC_ERR_DEVICE, "run: the generated code failed with status %d",
+		               rc);
+	return SEGC_OK;
+}
+
+static const char *
+engine_last_error(const segc_engine_t *e)
+{
+	return e ? e->err : "";
+}
+
+static const segc_api api_v1 = {
+    .abi_version = SEGC_ABI_VERSION,
+    .size = sizeof(segc_api),
+    .open = engine_open,
+    .load_weights = engine_load_weights,
+    .load_weights_memory = engine_load_weights_memory,
+    .num_inputs = engine_num_inputs,
+    .num_outputs = engine_num_outputs,
+    .num_weights = engine_num_weights,
+    .input_info = engine_input_info,
+    .output_info = engine_output_info,
+    .weight_info = engine_weight_info,
+    .arena_bytes = engine_arena_bytes,
+    .manifest = engine_manifest,
+    .run = engine_run,
+    .close = engine_close,
+    .last_error = engine_last_error,
+};
+
+__attribute__((visibility("default"))) const segc_api *
+segc_engine_api(uint32_t abi_version)
+{
+	return abi_version == 1 ? &api_v1 : NULL;
+}
