@@ -2,9 +2,9 @@
  *
  *   segc GRAPH.json -o ENGINE.so [-D k=v]... [--emit=ir|kernels|llvm] [--dump-after=PASS]
  *   segc info GRAPH.json [-D k=v]... [--json]
- *   segc run ENGINE.so --weights W.safetensors --input X.npy --output Y.npy [--threads N] [--repeat N]
- *   segc interp GRAPH.json [-D k=v]... --weights W --input X.npy --output Y.npy
- *   segc synth ENGINE.so --weights W.safetensors [--input X.npy] [--seed N]
+ *   segc run ENGINE.so --weights W.safetensors --input X.npy --output Y.npy [--threads N] [--repeat
+ * N] segc interp GRAPH.json [-D k=v]... --weights W --input X.npy --output Y.npy segc synth
+ * ENGINE.so --weights W.safetensors [--input X.npy] [--seed N]
  *
  * The only file that calls exit(): 0 success, 1 a user error (one line on stderr), 2 bad usage. */
 #include <dlfcn.h>
@@ -35,7 +35,7 @@
 #endif
 
 #define MAXDEF 64
-#define MAXIO 16
+#define MAXIO  16
 
 typedef struct {
 	const char *graph, *out, *emit, *dump_after, *weights, *engine;
@@ -82,42 +82,43 @@ usage_error(const char *fmt, ...)
 }
 
 static const char *help_compile =
-	"usage: segc GRAPH.json -o ENGINE.so [options]\n"
-	"Compile a segc-graph/1 file into a self-contained engine (a shared library).\n"
-	"  -o PATH               the engine to write (written to a temporary file, then renamed)\n"
-	"  -D NAME=VALUE         override a graph param (repeatable): -D C=32 -D prune=0.5,0.7\n"
-	"  --emit=ir|kernels|llvm  print the IR after the pipeline, the kernel IR, or the LLVM IR\n"
-	"                        (with --emit and no -o nothing is written)\n"
-	"  --dump-after=PASS|all print the IR after a pass to stderr (passes: see --list-passes)\n"
-	"  --list-passes         print the pipeline\n"
-	"  --no-fuse             one kernel per op (the reference for fusion tests)\n"
-	"  -O0 .. -O3            LLVM optimisation level (default -O3)\n"
-	"  --verify-each         verify the IR after every pass\n"
-	"  --time-passes         print each pass's time\n"
-	"other commands: segc info | run | interp | synth  (segc COMMAND --help)\n";
+    "usage: segc GRAPH.json -o ENGINE.so [options]\n"
+    "Compile a segc-graph/1 file into a self-contained engine (a shared library).\n"
+    "  -o PATH               the engine to write (written to a temporary file, then renamed)\n"
+    "  -D NAME=VALUE         override a graph param (repeatable): -D C=32 -D prune=0.5,0.7\n"
+    "  --emit=ir|kernels|llvm  print the IR after the pipeline, the kernel IR, or the LLVM IR\n"
+    "                        (with --emit and no -o nothing is written)\n"
+    "  --dump-after=PASS|all print the IR after a pass to stderr (passes: see --list-passes)\n"
+    "  --list-passes         print the pipeline\n"
+    "  --no-fuse             one kernel per op (the reference for fusion tests)\n"
+    "  -O0 .. -O3            LLVM optimisation level (default -O3)\n"
+    "  --verify-each         verify the IR after every pass\n"
+    "  --time-passes         print each pass's time\n"
+    "other commands: segc info | run | interp | synth  (segc COMMAND --help)\n";
 
 static const char *help_info =
-	"usage: segc info GRAPH.json [-D NAME=VALUE]... [--json]\n"
-	"Print parameters, MACs, GFLOPs (= 2 x MACs), planned activation memory, the same per\n"
-	"top-level module, the kernels and the list of weights (name, shape, dtype).\n";
+    "usage: segc info GRAPH.json [-D NAME=VALUE]... [--json]\n"
+    "Print parameters, MACs, GFLOPs (= 2 x MACs), planned activation memory, the same per\n"
+    "top-level module, the kernels and the list of weights (name, shape, dtype).\n";
 
 static const char *help_run =
-	"usage: segc run ENGINE.so --weights W.safetensors --input X.npy --output Y.npy [options]\n"
-	"Run one forward pass of an engine over the whole input.\n"
-	"  --input [NAME=]X.npy  an input (repeat for several, in the engine's order or by name)\n"
-	"  --output [NAME=]Y.npy where to write an output (written to a temporary file, then renamed)\n"
-	"  --threads N           worker threads (default: all CPUs, or $SEGC_NUM_THREADS)\n"
-	"  --repeat N            run N times and report latencies (median, min)\n";
+    "usage: segc run ENGINE.so --weights W.safetensors --input X.npy --output Y.npy [options]\n"
+    "Run one forward pass of an engine over the whole input.\n"
+    "  --input [NAME=]X.npy  an input (repeat for several, in the engine's order or by name)\n"
+    "  --output [NAME=]Y.npy where to write an output (written to a temporary file, then renamed)\n"
+    "  --threads N           worker threads (default: all CPUs, or $SEGC_NUM_THREADS)\n"
+    "  --repeat N            run N times and report latencies (median, min)\n";
 
 static const char *help_interp =
-	"usage: segc interp GRAPH.json [-D NAME=VALUE]... --weights W.safetensors --input X.npy --output Y.npy\n"
-	"Run the graph in segc's reference interpreter (slow, plain loops; for testing).\n";
+    "usage: segc interp GRAPH.json [-D NAME=VALUE]... --weights W.safetensors --input X.npy "
+    "--output Y.npy\n"
+    "Run the graph in segc's reference interpreter (slow, plain loops; for testing).\n";
 
 static const char *help_synth =
-	"usage: segc synth ENGINE.so --weights W.safetensors [--input X.npy] [--seed N]\n"
-	"Write random weights for an engine (PyTorch-style uniform init, norm weights 1 and biases 0)\n"
-	"and, with --input, a synthetic phantom volume of the engine's input shape (spheres of\n"
-	"different intensity per channel plus noise).\n";
+    "usage: segc synth ENGINE.so --weights W.safetensors [--input X.npy] [--seed N]\n"
+    "Write random weights for an engine (PyTorch-style uniform init, norm weights 1 and biases 0)\n"
+    "and, with --input, a synthetic phantom volume of the engine's input shape (spheres of\n"
+    "different intensity per channel plus noise).\n";
 
 static void
 add_io(const char *arg, const char **names, const char **paths, int *n, const char *what)
@@ -243,7 +244,7 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 static Module *
 load_graph(const Args *a, Diag *d)
 {
-	FeOptions fo = { a->defs, a->ndefs, NULL };
+	FeOptions fo = {a->defs, a->ndefs, NULL};
 	Module *m = fe_load(a->graph, &fo, d);
 	if (!m)
 		exit(1);
@@ -253,7 +254,7 @@ load_graph(const Args *a, Diag *d)
 static void
 run_pipeline(Module *m, const Args *a, Diag *d)
 {
-	PassOptions po = { 0 };
+	PassOptions po = {0};
 	po.dump_after = a->dump_after;
 	po.verify_each = a->verify_each;
 	po.time_passes = a->time_passes;
@@ -285,9 +286,9 @@ cmd_compile(int argc, char **argv)
 		ir_module_free(m);
 		return 0;
 	}
-	Program p = { 0 };
+	Program p = {0};
 	p.arena = arena_new();
-	CgOptions co = { 0 };
+	CgOptions co = {0};
 	co.target = "cpu";
 	co.opt_level = a.opt;
 	if (a.emit && !strcmp(a.emit, "kernels"))
@@ -297,12 +298,12 @@ cmd_compile(int argc, char **argv)
 	int rc = cg_lower(m, &p, &d);
 	char obj[PATH_MAX] = "";
 	if (rc == 0) {
-		snprintf(obj, sizeof obj, "%s/segc-%d-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-		         (int)getpid());
+		snprintf(obj, sizeof obj, "%s/segc-%d-XXXXXX",
+		         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
 		int fd = mkstemp(obj);
 		if (fd < 0)
-			rc = diag_error(&d, loc_none, "cannot create a temporary file in %s: %s", obj,
-			                strerror(errno));
+			rc = diag_error(&d, loc_none, "cannot create a temporary file in %s: %s",
+			                obj, strerror(errno));
 		else
 			close(fd);
 	}
@@ -416,9 +417,13 @@ cmd_info(int argc, char **argv)
 	if (a.json) {
 		fprintf(f, "{\n  \"graph\": ");
 		json_str(f, m->name);
-		fprintf(f, ",\n  \"params\": %lld,\n  \"macs\": %.0f,\n  \"gmacs\": %.6f,\n  \"gflops\": %.6f,\n",
+		fprintf(f,
+		        ",\n  \"params\": %lld,\n  \"macs\": %.0f,\n  \"gmacs\": %.6f,\n  "
+		        "\"gflops\": %.6f,\n",
 		        (long long)params, macs, macs / 1e9, 2 * macs / 1e9);
-		fprintf(f, "  \"flops_all\": %.0f,\n  \"arena_bytes\": %lld,\n  \"unplanned_bytes\": %lld,\n",
+		fprintf(f,
+		        "  \"flops_all\": %.0f,\n  \"arena_bytes\": %lld,\n  \"unplanned_bytes\": "
+		        "%lld,\n",
 		        flops, (long long)m->arena_bytes, (long long)m->naive_bytes);
 		fprintf(f, "  \"kernels\": %u,\n  \"graph_params\": {", m->ngroups);
 		for (uint32_t i = 0; i < m->nparams; i++) {
@@ -449,8 +454,8 @@ cmd_info(int argc, char **argv)
 		for (int i = 0; i < nms; i++) {
 			fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
 			json_str(f, ms[i].name);
-			fprintf(f, ", \"params\": %lld, \"macs\": %.0f, \"gflops\": %.6f}", (long long)ms[i].params,
-			        ms[i].macs, 2 * ms[i].macs / 1e9);
+			fprintf(f, ", \"params\": %lld, \"macs\": %.0f, \"gflops\": %.6f}",
+			        (long long)ms[i].params, ms[i].macs, 2 * ms[i].macs / 1e9);
 		}
 		fprintf(f, "\n  ],\n  \"weights\": [");
 		int first = 1;
@@ -483,14 +488,15 @@ cmd_info(int argc, char **argv)
 		}
 		fprintf(f, "parameters  %lld (%.3f M)\n", (long long)params, params / 1e6);
 		fprintf(f, "MACs        %.0f (%.3f G)\n", macs, macs / 1e9);
-		fprintf(f, "GFLOPs      %.3f (2 x MACs); all arithmetic %.3f GFLOP\n", 2 * macs / 1e9,
-		        flops / 1e9);
-		fprintf(f, "activations %.2f MiB planned arena (%.2f MiB without reuse), %u kernels\n",
+		fprintf(f, "GFLOPs      %.3f (2 x MACs); all arithmetic %.3f GFLOP\n",
+		        2 * macs / 1e9, flops / 1e9);
+		fprintf(f,
+		        "activations %.2f MiB planned arena (%.2f MiB without reuse), %u kernels\n",
 		        m->arena_bytes / 1048576.0, m->naive_bytes / 1048576.0, m->ngroups);
 		fprintf(f, "\n%-24s %14s %12s %10s\n", "module", "params", "GMACs", "GFLOPs");
 		for (int i = 0; i < nms; i++)
-			fprintf(f, "%-24s %14lld %12.4f %10.4f\n", ms[i].name, (long long)ms[i].params,
-			        ms[i].macs / 1e9, 2 * ms[i].macs / 1e9);
+			fprintf(f, "%-24s %14lld %12.4f %10.4f\n", ms[i].name,
+			        (long long)ms[i].params, ms[i].macs / 1e9, 2 * ms[i].macs / 1e9);
 		fprintf(f, "\nweights:\n");
 		for (uint32_t i = 0; i < m->nnodes; i++) {
 			const Node *n = &m->nodes[i];
@@ -531,7 +537,7 @@ engine_open(Engine *en, const char *path, int threads)
 	en->api = get(SEGC_ABI_VERSION);
 	if (!en->api)
 		die("%s does not support engine ABI version %d", path, SEGC_ABI_VERSION);
-	segc_options o = { sizeof o, threads };
+	segc_options o = {sizeof o, threads};
 	if (en->api->open(&o, &en->e, err, sizeof err) != SEGC_OK)
 		die("%s: %s", path, err);
 }
@@ -561,18 +567,23 @@ static int
 npy_of(int dt)
 {
 	switch (dt) {
-	case SEGC_F32: return RT_NPY_F32;
-	case SEGC_I64: return RT_NPY_I64;
-	case SEGC_I32: return RT_NPY_I32;
-	case SEGC_U8: return RT_NPY_U8;
-	default: return -1;
+	case SEGC_F32:
+		return RT_NPY_F32;
+	case SEGC_I64:
+		return RT_NPY_I64;
+	case SEGC_I32:
+		return RT_NPY_I32;
+	case SEGC_U8:
+		return RT_NPY_U8;
+	default:
+		return -1;
 	}
 }
 
 static const char *
 npy_dtype_text(int npy)
 {
-	static const char *names[RT_NPY_COUNT] = { "f32", "f64", "i64", "i32", "u8", "bool" };
+	static const char *names[RT_NPY_COUNT] = {"f32", "f64", "i64", "i32", "u8", "bool"};
 	return npy >= 0 && npy < RT_NPY_COUNT ? names[npy] : "?";
 }
 
@@ -609,7 +620,8 @@ summarize(const char *name, const segc_tensor_info *ti, const void *data)
 	       nan ? " (contains NaN)" : "");
 	if (ti->rank == 5 && ti->shape[1] > 1 && ti->shape[1] <= 64) {
 		/* a segmentation: argmax over channels, voxels per label */
-		int64_t C = ti->shape[1], S = ti->shape[2] * ti->shape[3] * ti->shape[4], cnt[64] = { 0 };
+		int64_t C = ti->shape[1], S = ti->shape[2] * ti->shape[3] * ti->shape[4],
+		        cnt[64] = {0};
 		for (int64_t b = 0; b < ti->shape[0]; b++)
 			for (int64_t s = 0; s < S; s++) {
 				int best = 0;
@@ -649,7 +661,7 @@ cmd_run(int argc, char **argv)
 	parse_args(argc, argv, 2, &a, help_run);
 	if (!a.graph)
 		usage_error("run: no engine given");
-	Engine en = { 0 };
+	Engine en = {0};
 	engine_open(&en, a.graph, a.threads);
 	const segc_api *api = en.api;
 	int ni = api->num_inputs(en.e), no = api->num_outputs(en.e);
@@ -676,7 +688,8 @@ cmd_run(int argc, char **argv)
 		api->input_info(en.e, i, &ti);
 		int k = a.in_names[0] ? find_name(a.in_names, a.nin, ti.name) : i;
 		if (k < 0)
-			usage_error("run: no --input %s=FILE for the engine's input '%s'", ti.name, ti.name);
+			usage_error("run: no --input %s=FILE for the engine's input '%s'", ti.name,
+			            ti.name);
 		if (rt_npy_read(a.in_paths[k], &arrs[i], err, sizeof err) != SEGC_OK)
 			die("%s", err);
 		shape_str(s1, sizeof s1, arrs[i].rank, arrs[i].shape);
@@ -684,8 +697,10 @@ cmd_run(int argc, char **argv)
 		if (arrs[i].dtype != npy_of(ti.dtype))
 			die("%s: dtype %s, but the engine's input '%s' is %s", a.in_paths[k],
 			    npy_dtype_text(arrs[i].dtype), ti.name, rt_dtype_name(ti.dtype));
-		if (arrs[i].rank != ti.rank || memcmp(arrs[i].shape, ti.shape, ti.rank * sizeof(int64_t)))
-			die("%s: shape %s, but the engine's input '%s' is %s", a.in_paths[k], s1, ti.name, s2);
+		if (arrs[i].rank != ti.rank ||
+		    memcmp(arrs[i].shape, ti.shape, ti.rank * sizeof(int64_t)))
+			die("%s: shape %s, but the engine's input '%s' is %s", a.in_paths[k], s1,
+			    ti.name, s2);
 		ins[i] = arrs[i].data;
 	}
 	for (int i = 0; i < no; i++) {
@@ -706,24 +721,26 @@ cmd_run(int argc, char **argv)
 	qsort(ms, (size_t)a.repeat, sizeof *ms, cmpd);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	fprintf(stderr, "latency_ms median=%.3f min=%.3f first=%.3f runs=%d\n", ms[a.repeat / 2], ms[0],
-	        first, a.repeat);
+	fprintf(stderr, "latency_ms median=%.3f min=%.3f first=%.3f runs=%d\n", ms[a.repeat / 2],
+	        ms[0], first, a.repeat);
 	fprintf(stderr, "peak_rss_mib %.1f arena_mib %.1f\n", ru.ru_maxrss / 1024.0,
 	        api->arena_bytes(en.e) / 1048576.0);
 	free(ms);
 	for (int i = 0; i < no; i++) {
-		int k = a.nout == 0 ? -1 : a.out_names[0] ? find_name(a.out_names, a.nout, oinfo[i].name) : i;
+		int k = a.nout == 0      ? -1
+		        : a.out_names[0] ? find_name(a.out_names, a.nout, oinfo[i].name)
+		                         : i;
 		if (summary)
 			summarize(oinfo[i].name, &oinfo[i], outs[i]);
 		if (k < 0) {
 			if (a.nout)
-				usage_error("run: no --output %s=FILE for the engine's output '%s'", oinfo[i].name,
-				            oinfo[i].name);
+				usage_error("run: no --output %s=FILE for the engine's output '%s'",
+				            oinfo[i].name, oinfo[i].name);
 			continue;
 		}
 		char err[512];
-		if (rt_npy_write(a.out_paths[k], npy_of(oinfo[i].dtype), oinfo[i].rank, oinfo[i].shape, outs[i], err,
-		                 sizeof err) != SEGC_OK)
+		if (rt_npy_write(a.out_paths[k], npy_of(oinfo[i].dtype), oinfo[i].rank,
+		                 oinfo[i].shape, outs[i], err, sizeof err) != SEGC_OK)
 			die("%s", err);
 	}
 	for (int i = 0; i < ni; i++)
@@ -774,9 +791,10 @@ phantom(float *x, const segc_tensor_info *ti, uint64_t *rs)
 			x[i] = (float)rnd_normal(rs);
 		return;
 	}
-	int64_t B = ti->shape[0], C = ti->shape[1], D = ti->shape[2], H = ti->shape[3], W = ti->shape[4];
-	double cz[3] = { 0.5, 0.4, 0.62 }, cy[3] = { 0.5, 0.55, 0.42 }, cx[3] = { 0.5, 0.45, 0.6 };
-	double r[3] = { 0.38, 0.18, 0.08 };
+	int64_t B = ti->shape[0], C = ti->shape[1], D = ti->shape[2], H = ti->shape[3],
+	        W = ti->shape[4];
+	double cz[3] = {0.5, 0.4, 0.62}, cy[3] = {0.5, 0.55, 0.42}, cx[3] = {0.5, 0.45, 0.6};
+	double r[3] = {0.38, 0.18, 0.08};
 	for (int64_t b = 0; b < B; b++)
 		for (int64_t c = 0; c < C; c++)
 			for (int64_t z = 0; z < D; z++)
@@ -784,13 +802,16 @@ phantom(float *x, const segc_tensor_info *ti, uint64_t *rs)
 					for (int64_t w = 0; w < W; w++) {
 						double v = 0;
 						for (int k = 0; k < 3; k++) {
-							double dz = (z + 0.5) / D - cz[k], dy = (y + 0.5) / H - cy[k];
+							double dz = (z + 0.5) / D - cz[k],
+							       dy = (y + 0.5) / H - cy[k];
 							double dx = (w + 0.5) / W - cx[k];
-							if (dz * dz + dy * dy + dx * dx < r[k] * r[k])
-								v = 1.0 + k * (0.5 + 0.25 * (double)c);
+							if (dz * dz + dy * dy + dx * dx <
+							    r[k] * r[k])
+								v = 1.0 +
+								    k * (0.5 + 0.25 * (double)c);
 						}
 						x[(((b * C + c) * D + z) * H + y) * W + w] =
-							(float)(v + 0.1 * rnd_normal(rs));
+						    (float)(v + 0.1 * rnd_normal(rs));
 					}
 }
 
@@ -801,7 +822,7 @@ cmd_synth(int argc, char **argv)
 	parse_args(argc, argv, 2, &a, help_synth);
 	if (!a.graph || !a.weights)
 		usage_error("synth: give ENGINE.so and --weights W.safetensors");
-	Engine en = { 0 };
+	Engine en = {0};
 	engine_open(&en, a.graph, 1);
 	const segc_api *api = en.api;
 	uint64_t rs = (uint64_t)a.seed * 7919u + 17u;
@@ -843,7 +864,8 @@ cmd_synth(int argc, char **argv)
 		datas[i] = buf;
 	}
 	char err[512];
-	if (rt_safetensors_write(a.weights, nw, names, dts, ranks, shapes, datas, err, sizeof err) != SEGC_OK)
+	if (rt_safetensors_write(a.weights, nw, names, dts, ranks, shapes, datas, err,
+	                         sizeof err) != SEGC_OK)
 		die("%s", err);
 	printf("wrote %s: %d tensors\n", a.weights, nw);
 	for (int i = 0; i < nw; i++)
@@ -851,23 +873,26 @@ cmd_synth(int argc, char **argv)
 	if (a.nin > 0) {
 		int ni = api->num_inputs(en.e);
 		if (a.nin != ni)
-			usage_error("synth: the engine has %d input(s), %d --input given", ni, a.nin);
+			usage_error("synth: the engine has %d input(s), %d --input given", ni,
+			            a.nin);
 		for (int i = 0; i < ni; i++) {
 			segc_tensor_info ti;
 			api->input_info(en.e, i, &ti);
 			if (ti.dtype != SEGC_F32)
-				die("synth: input '%s' is %s; only f32 inputs can be synthesised", ti.name,
-				    rt_dtype_name(ti.dtype));
+				die("synth: input '%s' is %s; only f32 inputs can be synthesised",
+				    ti.name, rt_dtype_name(ti.dtype));
 			int64_t n = rt_numel(ti.rank, ti.shape);
 			float *x = calloc((size_t)(n > 0 ? n : 1), sizeof *x);
 			if (!x)
 				die("out of memory for input '%s'", ti.name);
 			phantom(x, &ti, &rs);
-			if (rt_npy_write(a.in_paths[i], npy_of(ti.dtype), ti.rank, ti.shape, x, err, sizeof err) != SEGC_OK)
+			if (rt_npy_write(a.in_paths[i], npy_of(ti.dtype), ti.rank, ti.shape, x, err,
+			                 sizeof err) != SEGC_OK)
 				die("%s", err);
 			char sb[128];
 			shape_str(sb, sizeof sb, ti.rank, ti.shape);
-			printf("wrote %s: input '%s' f32 %s (synthetic phantom)\n", a.in_paths[i], ti.name, sb);
+			printf("wrote %s: input '%s' f32 %s (synthetic phantom)\n", a.in_paths[i],
+			       ti.name, sb);
 			free(x);
 		}
 	}
@@ -900,8 +925,9 @@ interp_weight(void *ctx, const char *name, const Type *t)
 	}
 	if (rt->rank != t->rank || memcmp(rt->shape, t->dims, (size_t)t->rank * sizeof(int64_t)) ||
 	    rt->dtype != t->dtype) {
-		snprintf(w->err, sizeof w->err, "weight '%s' in %s does not have the graph's dtype and shape",
-		         name, w->path);
+		snprintf(w->err, sizeof w->err,
+		         "weight '%s' in %s does not have the graph's dtype and shape", name,
+		         w->path);
 		return NULL;
 	}
 	return rt->data;
@@ -918,7 +944,8 @@ cmd_interp(int argc, char **argv)
 	diag_init(&d, stderr);
 	Module *m = load_graph(&a, &d);
 	if ((uint32_t)a.nin != m->ninputs || (uint32_t)a.nout != m->noutputs)
-		usage_error("interp: the graph has %u input(s) and %u output(s)", m->ninputs, m->noutputs);
+		usage_error("interp: the graph has %u input(s) and %u output(s)", m->ninputs,
+		            m->noutputs);
 	char err[512];
 	RtFile wf;
 	RtTensorList wl;
@@ -938,14 +965,16 @@ cmd_interp(int argc, char **argv)
 		if (arrs[i].rank != v->type.rank ||
 		    memcmp(arrs[i].shape, v->type.dims, (size_t)v->type.rank * sizeof(int64_t)) ||
 		    arrs[i].dtype != npy_of(v->type.dtype))
-			die("%s: dtype or shape does not match the graph's input '%s'", a.in_paths[k], v->name);
+			die("%s: dtype or shape does not match the graph's input '%s'",
+			    a.in_paths[k], v->name);
 		ins[i] = arrs[i].data;
 	}
 	for (uint32_t i = 0; i < m->noutputs; i++) {
 		const Value *v = &m->values[m->outputs[i]];
-		outs[i] = calloc((size_t)type_numel(&v->type) + 1, (size_t)dtype_size(v->type.dtype));
+		outs[i] =
+		    calloc((size_t)type_numel(&v->type) + 1, (size_t)dtype_size(v->type.dtype));
 	}
-	WeightCtx wc = { &wl, a.weights, "" };
+	WeightCtx wc = {&wl, a.weights, ""};
 	if (ir_interp(m, ins, interp_weight, &wc, outs, &d) < 0) {
 		if (wc.err[0])
 			die("%s", wc.err);
@@ -953,11 +982,12 @@ cmd_interp(int argc, char **argv)
 	}
 	for (uint32_t i = 0; i < m->noutputs; i++) {
 		const Value *v = &m->values[m->outputs[i]];
-		int k = a.out_names[0] ? find_name(a.out_names, a.nout, m->output_names[i]) : (int)i;
+		int k =
+		    a.out_names[0] ? find_name(a.out_names, a.nout, m->output_names[i]) : (int)i;
 		if (k < 0)
 			usage_error("interp: no --output %s=FILE", m->output_names[i]);
-		if (rt_npy_write(a.out_paths[k], npy_of(v->type.dtype), v->type.rank, v->type.dims, outs[i],
-		                 err, sizeof err) != SEGC_OK)
+		if (rt_npy_write(a.out_paths[k], npy_of(v->type.dtype), v->type.rank, v->type.dims,
+		                 outs[i], err, sizeof err) != SEGC_OK)
 			die("%s", err);
 		free(outs[i]);
 	}

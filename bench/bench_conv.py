@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""bench/bench_conv.py -- one conv3d: segc's engine against torch.nn.functional.conv3d.
+
+A benchmark, not a test: it asserts nothing about speed.  For each shape it writes a one-node
+graph, compiles it with `segc`, times `segc run --repeat N --threads T` (the engine prints
+`latency_ms median=<x> min=<y> runs=<n>`), times F.conv3d with torch.set_num_threads(T) (median
+of N runs after warm-up), prints GFLOP/s of both and the ratio, checks the outputs agree, and
+updates bench/results.{json,md}.
+
+    bench/bench_conv.py [--repeat N] [--threads T] [--only CASE] [--quick]
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchutil as bu  # noqa: E402
+
+# name, cin, size, cout, kernel, groups  (shapes from the seed models)
+SHAPES = [
+    ("c32_s32_k3", 32, 32, 32, 3, 1),
+    ("c64_s16_k3", 64, 16, 64, 3, 1),
+    ("c48_s32_k1_to96", 48, 32, 96, 1, 1),
+    ("dw64_s32_k3", 64, 32, 64, 3, 64),
+]
+
+
+def graph_json(cin, size, cout, k, groups):
+    return {
+        "format": "segc-graph/1",
+        "name": "bench_conv",
+        "inputs": [{"name": "x", "dtype": "f32", "shape": [1, cin, size, size, size]}],
+        "body": [{"name": "conv", "op": "conv3d", "in": ["x"],
+                  "attrs": {"cout": cout, "kernel": k, "stride": 1, "pad": k // 2,
+                            "groups": groups, "bias": False}}],
+        "outputs": [{"name": "y", "value": "conv"}],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", action="append")
+    ap.add_argument("--quick", action="store_true", help="3 runs each")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat = 3
+    torch.set_num_threads(args.threads)
+    write_st = bu.writer()
+    work = tempfile.mkdtemp(prefix="segc-bench-conv-")
+    print("machine: %s" % bu.machine())
+    print("%-18s %8s %9s %9s %10s %10s %6s" % ("case", "GFLOP", "segc_ms", "torch_ms",
+                                                 "segc_GF/s", "torch_GF/s", "ratio"))
+    rows = []
+    for name, cin, size, cout, k, groups in SHAPES:
+        if args.only and name not in args.only:
+            continue
+        macs = cout * (cin // groups) * k ** 3 * size ** 3
+        gflop = 2.0 * macs / 1e9
+        row = {"case": name, "cin": cin, "size": size, "cout": cout, "kernel": k,
+               "groups": groups, "gflop": gflop}
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, cin, size, size, size)).astype(np.float32)
+        w = (rng.standard_normal((cout, cin // groups, k, k, k)) /
+             np.sqrt(cin // groups * k ** 3)).astype(np.float32)
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        with torch.no_grad():
+            tmed, tmin = bu.torch_time(lambda: F.conv3d(xt, wt, None, 1, k // 2, 1, groups),
+                                       args.repeat)
+            ref = F.conv3d(xt, wt, None, 1, k // 2, 1, groups).numpy()
+        row.update(torch_ms=tmed, torch_min_ms=tmin, torch_gflops=gflop / tmed * 1e3)
+        try:
+            g = os.path.join(work, name + ".json")
+            with open(g, "w") as f:
+                json.dump(graph_json(cin, size, cout, k, groups), f)
+            eng = os.path.join(work, name + ".so")
+            wp, xp, yp = (os.path.join(work, name + s) for s in (".safetensors", ".x.npy",
+                                                                  ".y.npy"))
+            write_st(wp, {"conv.weight": w})
+            np.save(xp, x)
+            bu.check([bu.segc_bin(), g, "-o", eng])
+            smed, smin, runs, rss = bu.segc_run_timed(eng, wp, xp, yp, args.repeat, args.threads)
+            y = np.load(yp)
+            err = float(np.max(np.abs(y - ref)) / np.max(np.abs(ref)))
+            row.update(segc_ms=smed, segc_min_ms=smin, segc_runs=runs,
+                       segc_gflops=gflop / smed * 1e3, ratio=tmed / smed, relerr=err)
+            print("%-18s %8.3f %9.2f %9.2f %10.1f %10.1f %6.2f  relerr=%.1e" % (
+                name, gflop, smed, tmed, row["segc_gflops"], row["torch_gflops"], row["ratio"],
+                err))
+        except Exception as e:  # a benchmark reports and goes on
+            row["error"] = str(e)
+            print("%-18s %8.3f %9s %9.2f %10s %10.1f %6s  error: %s" % (
+                name, gflop, "-", tmed, "-", row["torch_gflops"], "-", e))
+        rows.append(row)
+    shutil.rmtree(work, ignore_errors=True)
+    bu.save_results("conv", rows, {"threads": args.threads, "repeat": args.repeat})
+    print("results: %s, %s" % (os.path.relpath(bu.RESULTS_MD), os.path.relpath(bu.RESULTS_JSON)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
