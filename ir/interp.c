@@ -8,46 +8,33 @@
  * order).  Values live in malloc'd buffers, freed after their last use; this is the one place
  * in ir/ that allocates tensor-sized data, and a failed allocation is a diagnostic.
  * i64 values (num_batches_tracked) are passed through and copied, never computed on. */
-#include "ir.h"
+#include "interp.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-	const void *data;       /* the value's elements (row-major) */
-	void *owned;            /* malloc'd by us (== data), or NULL: caller's input or weight */
-} Buf;
-
-typedef struct {
-	const Module *m;
-	const void *const *inputs;
-	IrWeightFn weight;
-	void *ctx;
-	Diag *d;
-	Buf *buf;               /* one per value */
-} Interp;
 
 /* ---- helpers ---- */
 
-static const Type *
-vtype(const Interp *ip, ValueId v)
+const Type *
+ip_type(const Interp *ip, ValueId v)
 {
 	return &ip->m->values[v].type;
 }
 
-static const float *
-inf32(const Interp *ip, const Node *n, int k)
+const float *
+ip_in(const Interp *ip, const Node *n, int k)
 {
 	return ip->buf[n->in[k]].data;
 }
 
 /* Allocate result k of n (zeroed).  NULL after a diagnostic. */
-static void *
-result(Interp *ip, const Node *n, int k)
+void *
+ip_result(Interp *ip, const Node *n, int k)
 {
 	ValueId v = n->out[k];
-	const Type *t = vtype(ip, v);
+	const Type *t = ip_type(ip, v);
 	size_t bytes = (size_t)type_bytes(t);
 	void *p = calloc(bytes ? bytes : 1, 1);
 
@@ -61,34 +48,34 @@ result(Interp *ip, const Node *n, int k)
 	return p;
 }
 
-static int
-fail(Interp *ip, const Node *n, const char *what)
+int
+ip_fail(Interp *ip, const Node *n, const char *what)
 {
 	return diag_error(ip->d, n->loc, "interp: %s: %s", optab[n->op].name, what);
 }
 
 /* every data operand and result must be f32 */
-static int
-need_f32(Interp *ip, const Node *n)
+int
+ip_need_f32(Interp *ip, const Node *n)
 {
 	for (int i = 0; i < n->nin; i++)
-		if (n->in[i] && vtype(ip, n->in[i])->dtype != DT_F32)
-			return fail(ip, n, "operand is not f32, expected f32");
+		if (n->in[i] && ip_type(ip, n->in[i])->dtype != DT_F32)
+			return ip_fail(ip, n, "operand is not f32, expected f32");
 	for (int i = 0; i < n->nout; i++)
-		if (vtype(ip, n->out[i])->dtype != DT_F32)
-			return fail(ip, n, "result is not f32, expected f32");
+		if (ip_type(ip, n->out[i])->dtype != DT_F32)
+			return ip_fail(ip, n, "result is not f32, expected f32");
 	return 0;
 }
 
 /* a well-formed three-integer attribute (i3 in ops.def) */
-static int
-has3(const Attr *a)
+int
+ip_has3(const Attr *a)
 {
 	return a->n >= 3 && a->ints;
 }
 
-static int
-normaxis(int64_t ax, int rank)
+int
+ip_normaxis(int64_t ax, int rank)
 {
 	return (int)(ax < 0 ? ax + rank : ax);
 }
@@ -107,18 +94,18 @@ max64(int64_t a, int64_t b)
 
 /* ---- sources ---- */
 
-static int
+int
 interp_input(Interp *ip, const Node *n)
 {
 	for (uint32_t i = 0; i < ip->m->ninputs; i++)
 		if (ip->m->inputs[i] == n->out[0]) {
 			ip->buf[n->out[0]].data = ip->inputs[i];
-			return ip->inputs[i] ? 0 : fail(ip, n, "no data given for this input");
+			return ip->inputs[i] ? 0 : ip_fail(ip, n, "no data given for this input");
 		}
-	return fail(ip, n, "input node is not a module input");
+	return ip_fail(ip, n, "input node is not a module input");
 }
 
-static int
+int
 interp_weight(Interp *ip, const Node *n)
 {
 	const Value *v = &ip->m->values[n->out[0]];
@@ -132,13 +119,13 @@ interp_weight(Interp *ip, const Node *n)
 	return 0;
 }
 
-static int
+int
 interp_constant(Interp *ip, const Node *n)
 {
-	const Type *t = vtype(ip, n->out[0]);
+	const Type *t = ip_type(ip, n->out[0]);
 	double val = ir_attr_float(n, "value");
 	int64_t cnt = type_numel(t);
-	void *p = result(ip, n, 0);
+	void *p = ip_result(ip, n, 0);
 
 	if (!p)
 		return -1;
@@ -149,7 +136,7 @@ interp_constant(Interp *ip, const Node *n)
 		for (int64_t i = 0; i < cnt; i++)
 			((int64_t *)p)[i] = (int64_t)val;
 	} else {
-		return fail(ip, n, "constant dtype is not supported, expected f32 or i64");
+		return ip_fail(ip, n, "constant dtype is not supported, expected f32 or i64");
 	}
 	return 0;
 }
@@ -161,13 +148,13 @@ typedef double (*UnaryFn)(double x, const Node *n);
 static int
 unary(Interp *ip, const Node *n, UnaryFn f)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	int64_t cnt = type_numel(vtype(ip, n->out[0]));
-	if (type_numel(vtype(ip, n->in[0])) != cnt)
-		return fail(ip, n, "operand and result sizes differ");
-	const float *x = inf32(ip, n, 0);
-	float *y = result(ip, n, 0);
+	int64_t cnt = type_numel(ip_type(ip, n->out[0]));
+	if (type_numel(ip_type(ip, n->in[0])) != cnt)
+		return ip_fail(ip, n, "operand and result sizes differ");
+	const float *x = ip_in(ip, n, 0);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int64_t i = 0; i < cnt; i++)
@@ -175,14 +162,14 @@ unary(Interp *ip, const Node *n, UnaryFn f)
 	return 0;
 }
 
-static int
+int
 interp_identity(Interp *ip, const Node *n)
 {
-	const Type *ti = vtype(ip, n->in[0]);
-	const Type *to = vtype(ip, n->out[0]);
+	const Type *ti = ip_type(ip, n->in[0]);
+	const Type *to = ip_type(ip, n->out[0]);
 	if (ti->dtype != to->dtype || type_bytes(ti) != type_bytes(to))
-		return fail(ip, n, "operand and result types differ");
-	void *y = result(ip, n, 0);
+		return ip_fail(ip, n, "operand and result types differ");
+	void *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	memcpy(y, ip->buf[n->in[0]].data, (size_t)type_bytes(to));
@@ -293,7 +280,7 @@ f_clamp(double x, const Node *n)
 }
 
 #define UNARY(name) \
-	static int interp_##name(Interp *ip, const Node *n) { return unary(ip, n, f_##name); }
+	int interp_##name(Interp *ip, const Node *n) { return unary(ip, n, f_##name); }
 UNARY(relu)
 UNARY(leaky_relu)
 UNARY(gelu)
@@ -340,15 +327,15 @@ typedef double (*BinaryFn)(double a, double b);
 static int
 binary(Interp *ip, const Node *n, BinaryFn f)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	const Type *o = vtype(ip, n->out[0]);
+	const Type *o = ip_type(ip, n->out[0]);
 	int64_t sa[IR_MAXRANK], sb[IR_MAXRANK], idx[IR_MAXRANK] = { 0 };
-	if (bcast_strides(vtype(ip, n->in[0]), o, sa) < 0 ||
-	    bcast_strides(vtype(ip, n->in[1]), o, sb) < 0)
-		return fail(ip, n, "operands do not broadcast to the result");
-	const float *a = inf32(ip, n, 0), *b = inf32(ip, n, 1);
-	float *y = result(ip, n, 0);
+	if (bcast_strides(ip_type(ip, n->in[0]), o, sa) < 0 ||
+	    bcast_strides(ip_type(ip, n->in[1]), o, sb) < 0)
+		return ip_fail(ip, n, "operands do not broadcast to the result");
+	const float *a = ip_in(ip, n, 0), *b = ip_in(ip, n, 1);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int64_t cnt = type_numel(o), ia = 0, ib = 0;
@@ -412,7 +399,7 @@ b_pow(double a, double b)
 }
 
 #define BINARY(name) \
-	static int interp_##name(Interp *ip, const Node *n) { return binary(ip, n, b_##name); }
+	int interp_##name(Interp *ip, const Node *n) { return binary(ip, n, b_##name); }
 BINARY(add)
 BINARY(sub)
 BINARY(mul)
@@ -424,35 +411,35 @@ BINARY(pow)
 
 /* ---- index maps (any dtype: elements are copied as bytes) ---- */
 
-static int
+int
 interp_reshape(Interp *ip, const Node *n)
 {
 	return interp_identity(ip, n);
 }
 
-static int
+int
 interp_permute(Interp *ip, const Node *n)
 {
-	const Type *ti = vtype(ip, n->in[0]), *to = vtype(ip, n->out[0]);
+	const Type *ti = ip_type(ip, n->in[0]), *to = ip_type(ip, n->out[0]);
 	const Attr *perm = ir_attr(n, "perm");
 	int r = ti->rank;
 	int64_t sin[IR_MAXRANK], st[IR_MAXRANK], idx[IR_MAXRANK] = { 0 };
 
 	if (perm->n != r || to->rank != r || ti->dtype != to->dtype)
-		return fail(ip, n, "perm does not match the operand rank");
+		return ip_fail(ip, n, "perm does not match the operand rank");
 	for (int k = r - 1, s = 1; k >= 0; k--) {
 		sin[k] = s;
 		s *= (int)ti->dims[k];
 	}
 	for (int k = 0; k < r; k++) {
-		int p = normaxis(perm->ints[k], r);
+		int p = ip_normaxis(perm->ints[k], r);
 		if (p < 0 || p >= r || to->dims[k] != ti->dims[p])
-			return fail(ip, n, "perm does not match the operand shape");
+			return ip_fail(ip, n, "perm does not match the operand shape");
 		st[k] = sin[p];   /* output axis k walks input axis p */
 	}
 	size_t es = (size_t)dtype_size(ti->dtype);
 	const char *x = ip->buf[n->in[0]].data;
-	char *y = result(ip, n, 0);
+	char *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int64_t cnt = type_numel(to), off = 0;
@@ -471,21 +458,21 @@ interp_permute(Interp *ip, const Node *n)
 }
 
 /* python slicing x[start:end:step] along axis; step >= 1, start clamped like end */
-static int
+int
 interp_slice(Interp *ip, const Node *n)
 {
-	const Type *ti = vtype(ip, n->in[0]), *to = vtype(ip, n->out[0]);
-	int r = ti->rank, ax = normaxis(ir_attr_int(n, "axis"), r);
+	const Type *ti = ip_type(ip, n->in[0]), *to = ip_type(ip, n->out[0]);
+	int r = ti->rank, ax = ip_normaxis(ir_attr_int(n, "axis"), r);
 	int64_t step = ir_attr_int(n, "step"), start = ir_attr_int(n, "start");
 
 	if (ax < 0 || ax >= r || to->rank != r || step < 1 || ti->dtype != to->dtype)
-		return fail(ip, n, "bad axis or step");
+		return ip_fail(ip, n, "bad axis or step");
 	int64_t dim = ti->dims[ax];
 	if (start < 0)
 		start += dim;
 	start = max64(0, min64(start, dim));
 	if (to->dims[ax] > 0 && start + (to->dims[ax] - 1) * step >= dim)
-		return fail(ip, n, "result does not fit the operand");
+		return ip_fail(ip, n, "result does not fit the operand");
 	int64_t outer = 1, inner = 1;
 	for (int k = 0; k < ax; k++)
 		outer *= ti->dims[k];
@@ -493,7 +480,7 @@ interp_slice(Interp *ip, const Node *n)
 		inner *= ti->dims[k];
 	size_t es = (size_t)dtype_size(ti->dtype), row = (size_t)inner * es;
 	const char *x = ip->buf[n->in[0]].data;
-	char *y = result(ip, n, 0);
+	char *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int64_t o = 0; o < outer; o++)
@@ -503,27 +490,27 @@ interp_slice(Interp *ip, const Node *n)
 	return 0;
 }
 
-static int
+int
 interp_concat(Interp *ip, const Node *n)
 {
-	const Type *to = vtype(ip, n->out[0]);
-	int r = to->rank, ax = normaxis(ir_attr_int(n, "axis"), r);
+	const Type *to = ip_type(ip, n->out[0]);
+	int r = to->rank, ax = ip_normaxis(ir_attr_int(n, "axis"), r);
 	if (ax < 0 || ax >= r)
-		return fail(ip, n, "bad axis");
+		return ip_fail(ip, n, "bad axis");
 	int64_t outer = 1, inner = 1, at = 0;
 	for (int k = 0; k < ax; k++)
 		outer *= to->dims[k];
 	for (int k = ax + 1; k < r; k++)
 		inner *= to->dims[k];
 	size_t es = (size_t)dtype_size(to->dtype);
-	char *y = result(ip, n, 0);
+	char *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int i = 0; i < n->nin; i++) {
-		const Type *ti = vtype(ip, n->in[i]);
+		const Type *ti = ip_type(ip, n->in[i]);
 		if (ti->rank != r || ti->dtype != to->dtype || at + ti->dims[ax] > to->dims[ax] ||
 		    type_numel(ti) != outer * ti->dims[ax] * inner)
-			return fail(ip, n, "operand shapes do not match the result");
+			return ip_fail(ip, n, "operand shapes do not match the result");
 		const char *x = ip->buf[n->in[i]].data;
 		size_t chunk = (size_t)(ti->dims[ax] * inner) * es;
 		for (int64_t o = 0; o < outer; o++)
@@ -547,7 +534,7 @@ reduced_axes(const Node *n, const Type *t, uint8_t *red)
 	for (int i = 0; i < t->rank; i++)
 		red[i] = axes->n == 0;
 	for (int i = 0; i < axes->n; i++) {
-		int a = normaxis(axes->ints[i], t->rank);
+		int a = ip_normaxis(axes->ints[i], t->rank);
 		if (a < 0 || a >= t->rank)
 			return -1;
 		red[a] = 1;
@@ -588,17 +575,17 @@ enum { R_SUM, R_MEAN, R_MAX };
 static int
 reduce(Interp *ip, const Node *n, int kind)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	const Type *ti = vtype(ip, n->in[0]), *to = vtype(ip, n->out[0]);
+	const Type *ti = ip_type(ip, n->in[0]), *to = ip_type(ip, n->out[0]);
 	uint8_t red[IR_MAXRANK];
 	int64_t per = reduced_axes(n, ti, red);
 	int64_t nout = type_numel(to), cnt = type_numel(ti);
 	if (per < 0 || per * nout != cnt)
-		return fail(ip, n, "axes do not match the result shape");
+		return ip_fail(ip, n, "axes do not match the result shape");
 	int64_t *map = reduce_map(ip, n, ti, red);
 	double *acc = calloc((size_t)(nout ? nout : 1), sizeof *acc);
-	float *y = map && acc ? result(ip, n, 0) : NULL;
+	float *y = map && acc ? ip_result(ip, n, 0) : NULL;
 	if (!y) {
 		if (map && !acc)
 			diag_error(ip->d, n->loc, "interp: out of memory in %s", optab[n->op].name);
@@ -606,7 +593,7 @@ reduce(Interp *ip, const Node *n, int kind)
 		free(acc);
 		return -1;
 	}
-	const float *x = inf32(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
 	if (kind == R_MAX)
 		for (int64_t i = 0; i < nout; i++)
 			acc[i] = -INFINITY;
@@ -624,42 +611,42 @@ reduce(Interp *ip, const Node *n, int kind)
 	return 0;
 }
 
-static int
+int
 interp_reduce_sum(Interp *ip, const Node *n)
 {
 	return reduce(ip, n, R_SUM);
 }
 
-static int
+int
 interp_reduce_mean(Interp *ip, const Node *n)
 {
 	return reduce(ip, n, R_MEAN);
 }
 
-static int
+int
 interp_reduce_max(Interp *ip, const Node *n)
 {
 	return reduce(ip, n, R_MAX);
 }
 
 /* moments(x, axes, eps) -> (mean, 1/sqrt(biased var + eps)), keepdim; two passes in double */
-static int
+int
 interp_moments(Interp *ip, const Node *n)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	const Type *ti = vtype(ip, n->in[0]);
+	const Type *ti = ip_type(ip, n->in[0]);
 	uint8_t red[IR_MAXRANK];
 	int64_t per = reduced_axes(n, ti, red);
-	int64_t nout = type_numel(vtype(ip, n->out[0])), cnt = type_numel(ti);
+	int64_t nout = type_numel(ip_type(ip, n->out[0])), cnt = type_numel(ti);
 	double eps = ir_attr_float(n, "eps");
-	if (per <= 0 || per * nout != cnt || type_numel(vtype(ip, n->out[1])) != nout)
-		return fail(ip, n, "axes do not match the result shape");
+	if (per <= 0 || per * nout != cnt || type_numel(ip_type(ip, n->out[1])) != nout)
+		return ip_fail(ip, n, "axes do not match the result shape");
 	int64_t *map = reduce_map(ip, n, ti, red);
 	double *sum = calloc((size_t)(nout ? nout : 1), sizeof *sum);
 	double *sq = calloc((size_t)(nout ? nout : 1), sizeof *sq);
-	float *mean = map && sum && sq ? result(ip, n, 0) : NULL;
-	float *rstd = mean ? result(ip, n, 1) : NULL;
+	float *mean = map && sum && sq ? ip_result(ip, n, 0) : NULL;
+	float *rstd = mean ? ip_result(ip, n, 1) : NULL;
 	if (!rstd) {
 		if (map && (!sum || !sq))
 			diag_error(ip->d, n->loc, "interp: out of memory in moments");
@@ -668,7 +655,7 @@ interp_moments(Interp *ip, const Node *n)
 		free(sq);
 		return -1;
 	}
-	const float *x = inf32(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
 	for (int64_t i = 0; i < cnt; i++)
 		sum[map[i]] += x[i];
 	for (int64_t i = 0; i < nout; i++)
@@ -688,22 +675,22 @@ interp_moments(Interp *ip, const Node *n)
 }
 
 /* softmax along one axis, max-subtracted, in double */
-static int
+int
 interp_softmax(Interp *ip, const Node *n)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	const Type *t = vtype(ip, n->in[0]);
-	int ax = normaxis(ir_attr_int(n, "axis"), t->rank);
-	if (ax < 0 || ax >= t->rank || type_numel(vtype(ip, n->out[0])) != type_numel(t))
-		return fail(ip, n, "bad axis");
+	const Type *t = ip_type(ip, n->in[0]);
+	int ax = ip_normaxis(ir_attr_int(n, "axis"), t->rank);
+	if (ax < 0 || ax >= t->rank || type_numel(ip_type(ip, n->out[0])) != type_numel(t))
+		return ip_fail(ip, n, "bad axis");
 	int64_t outer = 1, inner = 1, len = t->dims[ax];
 	for (int k = 0; k < ax; k++)
 		outer *= t->dims[k];
 	for (int k = ax + 1; k < t->rank; k++)
 		inner *= t->dims[k];
-	const float *x = inf32(ip, n, 0);
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int64_t o = 0; o < outer; o++)
@@ -732,16 +719,16 @@ static int
 normalize_rows(Interp *ip, const Node *n, int64_t rows, int64_t len, AffIndex aff,
                const int64_t *p)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	if (rows * len != type_numel(vtype(ip, n->in[0])) || len <= 0)
-		return fail(ip, n, "operand shape does not match the normalised axes");
+	if (rows * len != type_numel(ip_type(ip, n->in[0])) || len <= 0)
+		return ip_fail(ip, n, "operand shape does not match the normalised axes");
 	double eps = ir_attr_float(n, "eps");
 	int affine = (int)ir_attr_int(n, "affine");
-	const float *x = inf32(ip, n, 0);
-	const float *w = affine && n->in[1] ? inf32(ip, n, 1) : NULL;
-	const float *b = affine && n->in[2] ? inf32(ip, n, 2) : NULL;
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
+	const float *w = affine && n->in[1] ? ip_in(ip, n, 1) : NULL;
+	const float *b = affine && n->in[2] ? ip_in(ip, n, 2) : NULL;
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int64_t r = 0; r < rows; r++) {
@@ -788,64 +775,64 @@ aff_layer(int64_t r, int64_t j, const int64_t *p)
 	return j;
 }
 
-static int
+int
 interp_instance_norm(Interp *ip, const Node *n)
 {
-	const Type *t = vtype(ip, n->in[0]);
+	const Type *t = ip_type(ip, n->in[0]);
 	if (t->rank < 2)
-		return fail(ip, n, "operand rank < 2");
+		return ip_fail(ip, n, "operand rank < 2");
 	int64_t p[1] = { t->dims[1] }, rows = t->dims[0] * t->dims[1];
 	if (rows == 0)
-		return fail(ip, n, "empty operand");
+		return ip_fail(ip, n, "empty operand");
 	return normalize_rows(ip, n, rows, type_numel(t) / rows, aff_instance, p);
 }
 
-static int
+int
 interp_group_norm(Interp *ip, const Node *n)
 {
-	const Type *t = vtype(ip, n->in[0]);
+	const Type *t = ip_type(ip, n->in[0]);
 	int64_t g = ir_attr_int(n, "groups");
 	if (t->rank < 2 || g <= 0 || t->dims[1] % g || t->dims[0] * t->dims[1] == 0)
-		return fail(ip, n, "channels are not divisible by groups");
+		return ip_fail(ip, n, "channels are not divisible by groups");
 	int64_t spatial = type_numel(t) / (t->dims[0] * t->dims[1]);
 	int64_t p[3] = { g, t->dims[1] / g, spatial };
 	return normalize_rows(ip, n, t->dims[0] * g, t->dims[1] / g * spatial, aff_group, p);
 }
 
-static int
+int
 interp_layer_norm(Interp *ip, const Node *n)
 {
-	const Type *t = vtype(ip, n->in[0]);
+	const Type *t = ip_type(ip, n->in[0]);
 	int64_t dims = ir_attr_int(n, "dims"), len = 1;
 	if (dims < 1 || dims > t->rank)
-		return fail(ip, n, "dims out of range");
+		return ip_fail(ip, n, "dims out of range");
 	for (int k = t->rank - (int)dims; k < t->rank; k++)
 		len *= t->dims[k];
 	if (len == 0)
-		return fail(ip, n, "empty normalised axes");
+		return ip_fail(ip, n, "empty normalised axes");
 	return normalize_rows(ip, n, type_numel(t) / len, len, aff_layer, NULL);
 }
 
 /* inference: (x - rm) / sqrt(rv + eps) * w + b per channel (axis 1) */
-static int
+int
 interp_batch_norm(Interp *ip, const Node *n)
 {
-	const Type *t = vtype(ip, n->in[0]);
+	const Type *t = ip_type(ip, n->in[0]);
 	for (int i = 0; i < 5; i++)   /* num_batches_tracked (operand 5) is i64 and unused */
-		if (n->in[i] && vtype(ip, n->in[i])->dtype != DT_F32)
-			return fail(ip, n, "operand is not f32, expected f32");
+		if (n->in[i] && ip_type(ip, n->in[i])->dtype != DT_F32)
+			return ip_fail(ip, n, "operand is not f32, expected f32");
 	if (t->rank < 2 || !n->in[3] || !n->in[4])
-		return fail(ip, n, "operand rank < 2 or running stats missing");
+		return ip_fail(ip, n, "operand rank < 2 or running stats missing");
 	int64_t C = t->dims[1], spatial = 1, cnt = type_numel(t);
 	for (int k = 2; k < t->rank; k++)
 		spatial *= t->dims[k];
 	double eps = ir_attr_float(n, "eps");
 	int affine = (int)ir_attr_int(n, "affine");
-	const float *x = inf32(ip, n, 0);
-	const float *w = affine && n->in[1] ? inf32(ip, n, 1) : NULL;
-	const float *b = affine && n->in[2] ? inf32(ip, n, 2) : NULL;
-	const float *rm = inf32(ip, n, 3), *rv = inf32(ip, n, 4);
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
+	const float *w = affine && n->in[1] ? ip_in(ip, n, 1) : NULL;
+	const float *b = affine && n->in[2] ? ip_in(ip, n, 2) : NULL;
+	const float *rm = ip_in(ip, n, 3), *rv = ip_in(ip, n, 4);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int64_t i = 0; i < cnt; i++) {
@@ -869,22 +856,23 @@ typedef struct {
 static int
 conv_geom(Interp *ip, const Node *n, int transposed, ConvGeom *g)
 {
-	const Type *x = vtype(ip, n->in[0]), *w = vtype(ip, n->in[1]), *y = vtype(ip, n->out[0]);
+	const Type *x = ip_type(ip, n->in[0]), *w = ip_type(ip, n->in[1]);
+	const Type *y = ip_type(ip, n->out[0]);
 	const Attr *k = ir_attr(n, "kernel"), *s = ir_attr(n, "stride"), *p = ir_attr(n, "pad");
 	const Attr *dl = ir_attr(n, "dilation");
 
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	if (!has3(k) || !has3(s) || !has3(p) || !has3(dl))
-		return fail(ip, n, "kernel, stride, pad or dilation is not three integers");
+	if (!ip_has3(k) || !ip_has3(s) || !ip_has3(p) || !ip_has3(dl))
+		return ip_fail(ip, n, "kernel, stride, pad or dilation is not three integers");
 	if (x->rank != 5 || w->rank != 5 || y->rank != 5)
-		return fail(ip, n, "operand, weight or result is not 5-D");
+		return ip_fail(ip, n, "operand, weight or result is not 5-D");
 	g->N = x->dims[0];
 	g->Ci = x->dims[1];
 	g->Co = y->dims[1];
 	g->G = ir_attr_int(n, "groups");
 	if (g->G <= 0 || g->Ci % g->G || g->Co % g->G || y->dims[0] != g->N)
-		return fail(ip, n, "channels are not divisible by groups");
+		return ip_fail(ip, n, "channels are not divisible by groups");
 	for (int i = 0; i < 3; i++) {
 		g->in[i] = x->dims[2 + i];
 		g->out[i] = y->dims[2 + i];
@@ -893,13 +881,13 @@ conv_geom(Interp *ip, const Node *n, int transposed, ConvGeom *g)
 		g->p[i] = p->ints[i];
 		g->dl[i] = dl->ints[i];
 		if (w->dims[2 + i] != g->k[i] || g->s[i] < 1 || g->dl[i] < 1)
-			return fail(ip, n, "weight does not match the kernel, or bad stride");
+			return ip_fail(ip, n, "weight does not match the kernel, or bad stride");
 	}
 	int64_t w0 = transposed ? g->Ci : g->Co, w1 = transposed ? g->Co / g->G : g->Ci / g->G;
 	if (w->dims[0] != w0 || w->dims[1] != w1)
-		return fail(ip, n, "weight shape does not match the channels");
-	if (n->in[2] && type_numel(vtype(ip, n->in[2])) != g->Co)
-		return fail(ip, n, "bias size does not match the output channels");
+		return ip_fail(ip, n, "weight shape does not match the channels");
+	if (n->in[2] && type_numel(ip_type(ip, n->in[2])) != g->Co)
+		return ip_fail(ip, n, "bias size does not match the output channels");
 	return 0;
 }
 
@@ -929,15 +917,15 @@ conv_window(const ConvGeom *g, const float *xc, const float *wc, const int64_t *
 }
 
 /* y[n,co,o] = b[co] + sum_{ci in co's group, k} x[n, ci, o*s - p + k*dl] w[co, ci', k] */
-static int
+int
 interp_conv3d(Interp *ip, const Node *n)
 {
 	ConvGeom g;
 	if (conv_geom(ip, n, 0, &g) < 0)
 		return -1;
-	const float *x = inf32(ip, n, 0), *w = inf32(ip, n, 1);
-	const float *bias = n->in[2] ? inf32(ip, n, 2) : NULL;
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0), *w = ip_in(ip, n, 1);
+	const float *bias = n->in[2] ? ip_in(ip, n, 2) : NULL;
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int64_t cig = g.Ci / g.G, cog = g.Co / g.G;
@@ -987,18 +975,18 @@ scatter_window(const ConvGeom *g, double *yc, const float *wc, const int64_t *i,
 /* The adjoint of conv3d: every input element scatters x * w into
  * y[n, co, i*s - p + k*dl]; weight layout [Ci, Co/G, kd, kh, kw]; the output size (with
  * output_padding) is the result type's.  Accumulated in double. */
-static int
+int
 interp_conv_transpose3d(Interp *ip, const Node *n)
 {
 	ConvGeom g;
 	if (conv_geom(ip, n, 1, &g) < 0)
 		return -1;
-	const float *x = inf32(ip, n, 0), *w = inf32(ip, n, 1);
-	const float *bias = n->in[2] ? inf32(ip, n, 2) : NULL;
+	const float *x = ip_in(ip, n, 0), *w = ip_in(ip, n, 1);
+	const float *bias = n->in[2] ? ip_in(ip, n, 2) : NULL;
 	int64_t osz = g.out[0] * g.out[1] * g.out[2], isz = g.in[0] * g.in[1] * g.in[2];
 	int64_t cnt = g.N * g.Co * osz;
 	double *acc = calloc((size_t)(cnt ? cnt : 1), sizeof *acc);
-	float *y = acc ? result(ip, n, 0) : NULL;
+	float *y = acc ? ip_result(ip, n, 0) : NULL;
 	if (!y) {
 		if (!acc)
 			diag_error(ip->d, n->loc, "interp: out of memory in conv_transpose3d");
@@ -1030,24 +1018,25 @@ interp_conv_transpose3d(Interp *ip, const Node *n)
 /* ---- matrix products ---- */
 
 /* y[..., o] = b[o] + sum_i x[..., i] W[o, i] */
-static int
+int
 interp_linear(Interp *ip, const Node *n)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	const Type *tx = vtype(ip, n->in[0]), *tw = vtype(ip, n->in[1]), *ty = vtype(ip, n->out[0]);
+	const Type *tx = ip_type(ip, n->in[0]), *tw = ip_type(ip, n->in[1]);
+	const Type *ty = ip_type(ip, n->out[0]);
 	if (tx->rank < 1 || tw->rank != 2 || ty->rank != tx->rank)
-		return fail(ip, n, "bad operand or weight rank");
+		return ip_fail(ip, n, "bad operand or weight rank");
 	int64_t K = tx->dims[tx->rank - 1], O = tw->dims[0];
 	if (tw->dims[1] != K || ty->dims[ty->rank - 1] != O ||
-	    (n->in[2] && type_numel(vtype(ip, n->in[2])) != O))
-		return fail(ip, n, "weight shape does not match the operand");
+	    (n->in[2] && type_numel(ip_type(ip, n->in[2])) != O))
+		return ip_fail(ip, n, "weight shape does not match the operand");
 	int64_t rows = K ? type_numel(tx) / K : 0;
 	if (rows * O != type_numel(ty))
-		return fail(ip, n, "result shape does not match the operand");
-	const float *x = inf32(ip, n, 0), *w = inf32(ip, n, 1);
-	const float *b = n->in[2] ? inf32(ip, n, 2) : NULL;
-	float *y = result(ip, n, 0);
+		return ip_fail(ip, n, "result shape does not match the operand");
+	const float *x = ip_in(ip, n, 0), *w = ip_in(ip, n, 1);
+	const float *b = n->in[2] ? ip_in(ip, n, 2) : NULL;
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	for (int64_t r = 0; r < rows; r++)
@@ -1062,14 +1051,14 @@ interp_linear(Interp *ip, const Node *n)
 
 /* torch.matmul: a [..., M, K] @ b [..., K, N], batch axes broadcast; a 1-D a is [1, K]
  * (the M axis dropped from the result), a 1-D b is [K, 1] (the N axis dropped) */
-static int
+int
 interp_matmul(Interp *ip, const Node *n)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	Type ta = *vtype(ip, n->in[0]), tb = *vtype(ip, n->in[1]);
+	Type ta = *ip_type(ip, n->in[0]), tb = *ip_type(ip, n->in[1]);
 	if (ta.rank < 1 || tb.rank < 1)
-		return fail(ip, n, "operand rank < 1");
+		return ip_fail(ip, n, "operand rank < 1");
 	if (ta.rank == 1) {
 		ta.dims[1] = ta.dims[0];
 		ta.dims[0] = 1;
@@ -1081,7 +1070,7 @@ interp_matmul(Interp *ip, const Node *n)
 	}
 	int64_t M = ta.dims[ta.rank - 2], K = ta.dims[ta.rank - 1], N = tb.dims[tb.rank - 1];
 	if (tb.dims[tb.rank - 2] != K)
-		return fail(ip, n, "inner dimensions differ");
+		return ip_fail(ip, n, "inner dimensions differ");
 	/* batch shape: broadcast of the leading axes */
 	Type bt = { .dtype = DT_F32 }, ba = ta, bb = tb;
 	ba.rank -= 2;
@@ -1091,17 +1080,17 @@ interp_matmul(Interp *ip, const Node *n)
 		int ia = i - (bt.rank - ba.rank), ib = i - (bt.rank - bb.rank);
 		int64_t da = ia >= 0 ? ba.dims[ia] : 1, db = ib >= 0 ? bb.dims[ib] : 1;
 		if (da != db && da != 1 && db != 1)
-			return fail(ip, n, "batch dimensions do not broadcast");
+			return ip_fail(ip, n, "batch dimensions do not broadcast");
 		bt.dims[i] = da == 1 ? db : da;
 	}
 	int64_t sa[IR_MAXRANK], sb[IR_MAXRANK], idx[IR_MAXRANK] = { 0 };
 	bcast_strides(&ba, &bt, sa);
 	bcast_strides(&bb, &bt, sb);
 	int64_t nb = type_numel(&bt);
-	if (nb * M * N != type_numel(vtype(ip, n->out[0])))
-		return fail(ip, n, "result shape does not match the operands");
-	const float *a = inf32(ip, n, 0), *b = inf32(ip, n, 1);
-	float *y = result(ip, n, 0);
+	if (nb * M * N != type_numel(ip_type(ip, n->out[0])))
+		return ip_fail(ip, n, "result shape does not match the operands");
+	const float *a = ip_in(ip, n, 0), *b = ip_in(ip, n, 1);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int64_t offa = 0, offb = 0;
@@ -1138,17 +1127,17 @@ typedef struct {
 static int
 pool_geom(Interp *ip, const Node *n, PoolGeom *g)
 {
-	const Type *x = vtype(ip, n->in[0]), *y = vtype(ip, n->out[0]);
+	const Type *x = ip_type(ip, n->in[0]), *y = ip_type(ip, n->out[0]);
 	const Attr *k = ir_attr(n, "kernel"), *s = ir_attr(n, "stride"), *p = ir_attr(n, "pad");
 	int hasdl = op_attr_index(n->op, "dilation") >= 0;
 
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	if (!has3(k) || (s->present && !has3(s)) || !has3(p) ||
-	    (hasdl && !has3(ir_attr(n, "dilation"))))
-		return fail(ip, n, "kernel, stride, pad or dilation is not three integers");
+	if (!ip_has3(k) || (s->present && !ip_has3(s)) || !ip_has3(p) ||
+	    (hasdl && !ip_has3(ir_attr(n, "dilation"))))
+		return ip_fail(ip, n, "kernel, stride, pad or dilation is not three integers");
 	if (x->rank != 5 || y->rank != 5 || x->dims[0] != y->dims[0] || x->dims[1] != y->dims[1])
-		return fail(ip, n, "operand or result is not 5-D with matching N, C");
+		return ip_fail(ip, n, "operand or result is not 5-D with matching N, C");
 	g->NC = x->dims[0] * x->dims[1];
 	for (int i = 0; i < 3; i++) {
 		g->in[i] = x->dims[2 + i];
@@ -1158,20 +1147,20 @@ pool_geom(Interp *ip, const Node *n, PoolGeom *g)
 		g->p[i] = p->ints[i];
 		g->dl[i] = hasdl ? ir_attr(n, "dilation")->ints[i] : 1;
 		if (g->k[i] < 1 || g->s[i] < 1 || g->dl[i] < 1)
-			return fail(ip, n, "kernel, stride and dilation must be >= 1");
+			return ip_fail(ip, n, "kernel, stride and dilation must be >= 1");
 	}
 	return 0;
 }
 
 /* max over the window; padding never wins (it is -inf); NaN propagates */
-static int
+int
 interp_max_pool3d(Interp *ip, const Node *n)
 {
 	PoolGeom g;
 	if (pool_geom(ip, n, &g) < 0)
 		return -1;
-	const float *x = inf32(ip, n, 0);
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int64_t isz = g.in[0] * g.in[1] * g.in[2];
@@ -1207,15 +1196,15 @@ interp_max_pool3d(Interp *ip, const Node *n)
 
 /* PyTorch avg_pool3d: the window is clipped to input + padding for the count_include_pad
  * divisor, then to the input for the sum (and the divisor otherwise) */
-static int
+int
 interp_avg_pool3d(Interp *ip, const Node *n)
 {
 	PoolGeom g;
 	if (pool_geom(ip, n, &g) < 0)
 		return -1;
 	int incl = (int)ir_attr_int(n, "count_include_pad");
-	const float *x = inf32(ip, n, 0);
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int64_t isz = g.in[0] * g.in[1] * g.in[2];
@@ -1288,12 +1277,12 @@ linear_src(int64_t o, int64_t in, int64_t out, int align, float scale, int64_t *
 	*l1 = l < 0 ? 0 : l > 1 ? 1 : l;
 }
 
-static int
+int
 interp_upsample(Interp *ip, const Node *n)
 {
-	if (need_f32(ip, n) < 0)
+	if (ip_need_f32(ip, n) < 0)
 		return -1;
-	const Type *tx = vtype(ip, n->in[0]), *ty = vtype(ip, n->out[0]);
+	const Type *tx = ip_type(ip, n->in[0]), *ty = ip_type(ip, n->out[0]);
 	const char *mode = ir_attr_str(n, "mode");
 	const Attr *scale = ir_attr(n, "scale");
 	int align = (int)ir_attr_int(n, "align_corners"), tri;
@@ -1302,14 +1291,14 @@ interp_upsample(Interp *ip, const Node *n)
 	else if (!mode || !strcmp(mode, "nearest"))
 		tri = 0;
 	else
-		return fail(ip, n, "unknown mode, expected nearest or trilinear");
+		return ip_fail(ip, n, "unknown mode, expected nearest or trilinear");
 	if (tx->rank != 5 || ty->rank != 5 || tx->dims[0] != ty->dims[0] ||
 	    tx->dims[1] != ty->dims[1])
-		return fail(ip, n, "operand or result is not 5-D with matching N, C");
+		return ip_fail(ip, n, "operand or result is not 5-D with matching N, C");
 	int64_t in[3], out[3], *i0[3], *i1[3];
 	float sc[3], *l1[3];
-	const float *x = inf32(ip, n, 0);
-	float *y = result(ip, n, 0);
+	const float *x = ip_in(ip, n, 0);
+	float *y = ip_result(ip, n, 0);
 	if (!y)
 		return -1;
 	int ok = 1;
@@ -1367,8 +1356,6 @@ interp_upsample(Interp *ip, const Node *n)
 
 /* ---- the dispatch table, generated from ops.def ---- */
 
-typedef int (*InterpFn)(Interp *, const Node *);
-
 static const InterpFn interp_fn[OP_COUNT] = {
 #define OP(name, operands, nout, cls, attrs, shape, cost) [OP_##name] = interp_##name,
 #include "ops.def"
@@ -1415,7 +1402,7 @@ ir_interp(const Module *m, const void *const *inputs, IrWeightFn weight, void *c
 			continue;
 		for (int j = 0; j < n->nin; j++)
 			if (n->in[j] && !ip.buf[n->in[j]].data &&
-			    type_numel(vtype(&ip, n->in[j])) > 0)
+			    type_numel(ip_type(&ip, n->in[j])) > 0)
 				rc = diag_error(d, n->loc, "interp: %s: operand %d has no value",
 				                optab[n->op].name, j);
 		if (rc == 0)
@@ -1430,7 +1417,7 @@ ir_interp(const Module *m, const void *const *inputs, IrWeightFn weight, void *c
 	}
 	for (uint32_t i = 0; rc == 0 && i < m->noutputs; i++) {
 		ValueId v = m->outputs[i];
-		size_t bytes = (size_t)type_bytes(vtype(&ip, v));
+		size_t bytes = (size_t)type_bytes(ip_type(&ip, v));
 		if (!ip.buf[v].data && bytes)
 			rc = diag_error(d, loc_none, "interp: output %u was not computed", i);
 		else if (bytes)

@@ -404,9 +404,10 @@ static int64_t
 ref_ibin(int op, int64_t a, int64_t b)
 {
 	switch (op) {
-	case KB_ADD: return a + b;
-	case KB_SUB: return a - b;
-	case KB_MUL: return a * b;
+	/* wrapping, as the generated code computes (no nsw) */
+	case KB_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+	case KB_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+	case KB_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
 	case KB_DIV: return a / b;
 	case KB_REM: return a % b;
 	case KB_MIN: return a < b ? a : b;

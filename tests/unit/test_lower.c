@@ -305,7 +305,7 @@ ints(int op, const char *key, int n, const int64_t *v)
 {
 	Attr *a = at(op, key);
 	a->n = (uint16_t)n;
-	a->ints = arena_memdup(M->arena, v, (size_t)(n + 1) * sizeof *v);
+	a->ints = arena_memdup(M->arena, v, (size_t)n * sizeof *v);
 }
 
 static void
@@ -313,7 +313,7 @@ flts(int op, const char *key, int n, const double *v)
 {
 	Attr *a = at(op, key);
 	a->n = (uint16_t)n;
-	a->floats = arena_memdup(M->arena, v, (size_t)(n + 1) * sizeof *v);
+	a->floats = arena_memdup(M->arena, v, (size_t)n * sizeof *v);
 }
 
 /* add a node with the attributes in A; returns its node id (exits on a shape error) */
