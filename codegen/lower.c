@@ -315,6 +315,7 @@ lower_root(Lower *L)
 		return tmpl_pool(L);
 	case OP_upsample:
 		return tmpl_resize(L);
+	/* op families: one case line per op, calling the family's template (tmpl_<family>.c) */
 	default:
 		break;
 	}

@@ -88,6 +88,10 @@ typedef struct {
 
 	void (*close)(segc_engine_t *e);                   /* e may be NULL */
 	const char *(*last_error)(const segc_engine_t *e); /* "" when none; never NULL */
+
+	/* Members are only ever appended below; `size` tells a caller which ones an engine has. */
+	/* ---- devices (CUDA engines) ---- */
+	/* ---- whole cases: sliding-window inference, test-time mirroring ---- */
 } segc_api;
 
 typedef const segc_api *(*segc_engine_api_fn)(uint32_t abi_version);

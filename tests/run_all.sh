@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SEGC=${SEGC:-$ROOT/build/segc}
 BUILD=$(dirname "$SEGC")
-export SEGC
+export SEGC BUILD
 PY=/usr/bin/python3
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
@@ -57,9 +57,12 @@ unit() {
 stage unit unit
 [ -x tests/run_golden.sh ] && stage golden tests/run_golden.sh
 [ -x tests/diag/run.sh ] && stage diag tests/diag/run.sh
-[ -f tests/ops/test_ops.py ] && stage ops $PY tests/ops/test_ops.py
-[ -f tests/ops/test_bad_input.py ] && stage bad_input $PY tests/ops/test_bad_input.py
-[ -f tests/models/test_models.py ] && stage models $PY tests/models/test_models.py
+[ -x tests/ir/run.sh ] && stage ir_roundtrip tests/ir/run.sh
+# every op family and every model has its own file: tests/ops/test_*.py, tests/models/test_*.py
+for t in tests/ops/test_*.py tests/models/test_*.py; do
+	[ -f "$t" ] || continue
+	stage "$(basename "$(dirname "$t")")_$(basename "$t" .py | sed 's/^test_//')" $PY "$t"
+done
 [ -x tests/check_size.sh ] && stage size tests/check_size.sh
 
 if [ $quick -eq 0 ] && [ "${SEGC_SKIP_ASAN:-0}" != 1 ]; then
