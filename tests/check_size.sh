@@ -15,7 +15,8 @@ for f in frontend/*.[ch] ir/*.[ch] ir/*.def passes/*.[ch] passes/*.def codegen/*
 		bad=$((bad + 1))
 	fi
 	wide=$(expand -t 8 "$f" | awk 'length > 100 { c++ } END { print c + 0 }')
-	if [ "$wide" -gt 0 ] && [ "$f" != ir/ops.def ]; then
+	case "$f" in ir/ops*.def) wide=0 ;; esac  # op tables are wide by design
+	if [ "$wide" -gt 0 ]; then
 		echo "FAIL $f: $wide lines over 100 columns"
 		bad=$((bad + 1))
 	fi

@@ -120,17 +120,28 @@ static const char *help_synth =
     "and, with --input, a synthetic phantom volume of the engine's input shape (spheres of\n"
     "different intensity per channel plus noise).\n";
 
+/* a copy of s[0..n) that lives until exit (no leak for LeakSanitizer to report) */
+static const char *
+keep_name(const char *s, size_t n)
+{
+	static char pool[MAXDEF + 2 * MAXIO][256];
+	static int used;
+	if (used >= (int)countof(pool) || n >= sizeof pool[0])
+		usage_error("too many or too long NAME=VALUE arguments");
+	memcpy(pool[used], s, n);
+	pool[used][n] = 0;
+	return pool[used++];
+}
+
 static void
 add_io(const char *arg, const char **names, const char **paths, int *n, const char *what)
 {
 	if (*n >= MAXIO)
 		usage_error("too many %s files (at most %d)", what, MAXIO);
 	const char *eq = strchr(arg, '=');
-	if (eq && !strchr(eq, '/') && eq != arg) {
-		/* NAME=PATH, unless the '=' is inside a path */
-	}
+	/* NAME=PATH, unless the '=' is inside a path */
 	if (eq && eq != arg && !memchr(arg, '/', (size_t)(eq - arg))) {
-		names[*n] = strndup(arg, (size_t)(eq - arg));
+		names[*n] = keep_name(arg, (size_t)(eq - arg));
 		paths[*n] = eq + 1;
 	} else {
 		names[*n] = NULL;
@@ -190,7 +201,7 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 				usage_error("-D expects NAME=VALUE, got '%s'", kv ? kv : "");
 			if (a->ndefs >= MAXDEF)
 				usage_error("too many -D options (at most %d)", MAXDEF);
-			a->defs[a->ndefs].name = strndup(kv, (size_t)(eq - kv));
+			a->defs[a->ndefs].name = keep_name(kv, (size_t)(eq - kv));
 			a->defs[a->ndefs].value = eq + 1;
 			a->ndefs++;
 		} else if ((v = optval(argc, argv, &i, "-o"))) {
