@@ -1,6 +1,7 @@
 /* codegen/kir.c -- kernel IR builder and printer (--emit=kernels). */
 #include "kir.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *kindnames[] = {
@@ -388,4 +389,28 @@ kir_print(const Kernel *k, FILE *f)
 	fputs("{\n", f);
 	pstmt(k, k->body, f, 1);
 	fputs("}\n", f);
+}
+
+/* What makes two kernels share generated functions: their kernel IR (loops, indices, constants)
+ * and their buffers' dtypes and written flags, but not where the buffers live (slot, offset).
+ * extra is appended (an emitter's own per-buffer choices).  Allocated from the program arena. */
+const char *
+kir_signature(const Program *p, const Kernel *k, const char *extra)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	SEGC_ASSERT(f);
+	for (uint32_t i = 0; i < k->nbufs; i++)
+		fprintf(f, "%s%s ", dtype_name(k->bufs[i].dtype), k->bufs[i].written ? "w" : "");
+	fprintf(f, "%s\n", extra ? extra : "");
+	Kernel body = *k; /* the loops only: no name, location or buffer addresses */
+	body.name = "";
+	body.loc = loc_none;
+	body.nbufs = 0;
+	kir_print(&body, f);
+	fclose(f);
+	const char *sig = arena_strdup(p->arena, text);
+	free(text);
+	return sig;
 }

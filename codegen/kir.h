@@ -115,6 +115,10 @@ KNode *kir_select(Program *p, KNode *c, KNode *a, KNode *b);
 KNode *kir_cast(Program *p, KType t, KNode *a);
 KType kir_dtype(int dtype);                                         /* DT_F32 -> KT_F32 ... */
 
+/* Signature of a kernel for sharing generated code between kernels that differ only in where
+ * their buffers live (both emitters); extra: the emitter's own per-buffer choices. */
+const char *kir_signature(const Program *p, const Kernel *k, const char *extra);
+
 /* ---- text form for --emit=kernels (codegen/kir.c) ---- */
 void kir_print(const Kernel *k, FILE *f);
 const char *kir_kind_name(int kind);

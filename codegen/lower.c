@@ -215,12 +215,28 @@ bstride(const Type *vt, const Type *t, int d)
 	return lw_stride(vt, od);
 }
 
+/* Stride of vt along dim d of t, whether or not vt has size 1 there (0 only if vt lacks d). */
+static int64_t
+bstride1(const Type *vt, const Type *t, int d)
+{
+	int od = d - (t->rank - vt->rank);
+	return od < 0 ? 0 : lw_stride(vt, od);
+}
+
 KNode *
 lw_index(Lower *L, const Coord *c, const Type *vt)
 {
 	KNode *e = ix_c(L, 0);
-	for (int j = 0; j < c->n; j++)
-		e = ix_add(L, e, ix_mul(L, c->idx[j], bstride(vt, c->t, c->last[j])));
+	for (int j = 0; j < c->n; j++) {
+		/* a flattened coordinate (dims first..last) is broadcast only if vt has size 1 on
+		 * all of them: a trailing 1 inside the range (e.g. [2,2,1]) must keep the stride */
+		int64_t st = 0;
+		for (int d = c->first[j]; d <= c->last[j] && !st; d++)
+			st = bstride(vt, c->t, d);
+		if (st)
+			st = bstride1(vt, c->t, c->last[j]);
+		e = ix_add(L, e, ix_mul(L, c->idx[j], st));
+	}
 	return e;
 }
 
@@ -316,6 +332,13 @@ lower_root(Lower *L)
 	case OP_upsample:
 		return tmpl_resize(L);
 	/* op families: one case line per op, calling the family's template (tmpl_<family>.c) */
+	case OP_selective_scan: return tmpl_scan(L);
+	case OP_causal_conv1d: return tmpl_conv1d(L);
+	case OP_token_prune: return tmpl_token_prune(L);
+	case OP_token_unpool: return tmpl_token_unpool(L);
+	case OP_select_by_index: return tmpl_select_by_index(L);
+	case OP_pwa_rel_bias:     return tmpl_velox_rel_bias(L);
+	case OP_pad_tokens:       return tmpl_pad_tokens(L);
 	default:
 		break;
 	}

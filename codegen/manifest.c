@@ -73,6 +73,20 @@ cg_manifest(const Module *m, Arena *arena)
 		const Value *v = &m->values[m->inputs[i]];
 		tensor(&t, "input", v->name, &v->type);
 	}
+	/* range records: an integer input used as the index of select_by_index must lie in
+	 * [0, number of candidates) (the tightest over its uses); checked by the runtime */
+	for (uint32_t i = 0; i < m->ninputs; i++) {
+		int64_t hi = -1;
+		for (uint32_t j = 0; j < m->nnodes; j++) {
+			const Node *n = &m->nodes[j];
+			if (!n->dead && n->op == OP_select_by_index && n->in[0] == m->inputs[i] &&
+			    (hi < 0 || n->nin - 1 < hi))
+				hi = n->nin - 1;
+		}
+		if (hi > 0)
+			put(&t, arena_printf(arena, "range %s 0 %lld\n",
+			                     m->values[m->inputs[i]].name, (long long)hi));
+	}
 	for (uint32_t i = 0; i < m->noutputs; i++) {
 		const Value *v = &m->values[m->outputs[i]];
 		tensor(&t, "output", m->output_names ? m->output_names[i] : v->name, &v->type);

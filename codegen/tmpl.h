@@ -71,5 +71,10 @@ int tmpl_conv_transpose(Lower *L);
 int tmpl_matmul(Lower *L);
 int tmpl_pool(Lower *L);
 int tmpl_resize(Lower *L);
+int tmpl_scan(Lower *L), tmpl_conv1d(Lower *L);               /* tmpl_scan.c */
+int tmpl_token_prune(Lower *L), tmpl_token_unpool(Lower *L);   /* tmpl_scan.c */
+int tmpl_select_by_index(Lower *L);                   /* tmpl_m4fuse.c */
+int tmpl_velox_rel_bias(Lower *L);                    /* tmpl_velox.c */
+int tmpl_pad_tokens(Lower *L);                        /* tmpl_home.c */
 
 #endif

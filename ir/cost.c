@@ -102,7 +102,8 @@ cost_softmax(const Module *m, const Node *n)
 Cost
 cost_norm(const Module *m, const Node *n)
 {
-	int affine = (int)ir_attr_int(n, "affine");
+	/* ops without an `affine` switch (rms_norm) always scale */
+	int affine = op_attr_index(n->op, "affine") < 0 || ir_attr_int(n, "affine");
 	double k = (n->op == OP_batch_norm ? 2 : 5) + (affine ? 2 : 0);
 	return per_out(m, n, k);
 }

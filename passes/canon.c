@@ -265,6 +265,13 @@ pass_canon(Module *m, PassCtx *cx)
 		case OP_batch_norm:    y = batch_norm(&w, &old, &t); break;
 		case OP_softmax:       y = softmax(&w, &old, &t); break;
 		/* op families: one case line per composite op, rewritten in canon_<family>.c */
+		case OP_rms_norm: case OP_rms_norm_l2: case OP_dyt: case OP_token_score:
+			y = canon_mamba(m, i, cx->diag); break;
+		case OP_conv3d_w: case OP_layer_norm_w: case OP_group_fold: case OP_group_unfold:
+			y = canon_m4fuse(m, i, cx->diag); break;
+		case OP_segment_mean:  y = canon_home(m, i, cx->diag); break;
+		case OP_pwa_gather: case OP_pwa_scatter: case OP_pixel_shuffle3d:
+			y = canon_velox(m, &old, cx->diag); break;
 		default:               continue;
 		}
 		span[i][1] = m->nnodes;

@@ -41,7 +41,18 @@ int pass_run_pipeline(Module *m, const PassOptions *o, Diag *d);
 int pass_run_one(Module *m, const char *name, const PassOptions *o, Diag *d);
 const Pass *pass_list(int *n);
 
+/* canon rewrites of op families (passes/canon_<family>.c): the replacement of node at's
+ * result, built with ir_add_node (pass_canon places the new nodes) */
+ValueId canon_m4fuse(Module *m, NodeId at, Diag *d);
+ValueId canon_velox(Module *m, const Node *n, Diag *d);   /* n: a copy; 0 after a diag */
+
 /* Dump the module (ir_print) with a header naming the pass. */
 void pass_dump(const Module *m, FILE *f, const char *pass, int changed);
+
+/* canon rewrite of a Mamba-HoME op (passes/canon_home.c): appends the replacement of node
+ * `at` (with its name and Loc) and returns the value that replaces its result */
+ValueId canon_home(Module *m, NodeId at, Diag *d);
+/* canon rewrite of rms_norm, rms_norm_l2, dyt, token_score (passes/canon_mamba.c) */
+ValueId canon_mamba(Module *m, NodeId at, Diag *d);
 
 #endif

@@ -133,6 +133,7 @@ rt_manifest_free(RtManifest *m)
 	free(m->inputs);
 	free(m->outputs);
 	free(m->weights);
+	free(m->ranges);
 	memset(m, 0, sizeof *m);
 }
 
@@ -251,7 +252,8 @@ rt_manifest_parse(const char *text, RtManifest *m, char *err, size_t errlen)
 				break;
 			case R_TARGET:
 				m->target = f[1];
-				if (strcmp(f[1], "cpu") != 0)
+				if (strcmp(f[1], "cpu") != 0 && strcmp(f[1], "cuda:sm_90") != 0 &&
+				    strcmp(f[1], "cuda:sm_80") != 0)
 					return fail(m, err, errlen, lineno, "unknown target", f[1]);
 				break;
 			case R_ARENA:
@@ -286,6 +288,28 @@ rt_manifest_parse(const char *text, RtManifest *m, char *err, size_t errlen)
 			m->params[m->nparams].name = f[1];
 			m->params[m->nparams].value = f[2];
 			m->nparams++;
+			continue;
+		}
+		if (strcmp(f[0], "range") == 0) {
+			/* range <input> <lo> <hi>: after that input's record; lo, hi >= 0 */
+			int64_t lo, hi;
+			for (i = 0; i < m->ninputs && strcmp(m->inputs[i].name, f[1]) != 0; i++)
+				;
+			if (nf != 4 || i == m->ninputs || !parse_u63(f[2], &lo) ||
+			    !parse_u63(f[3], &hi) || lo >= hi ||
+			    (m->inputs[i].dtype != SEGC_I64 && m->inputs[i].dtype != SEGC_I32))
+				return fail(m, err, errlen, lineno,
+				            "expected 'range <integer input> <lo> <hi>', lo < hi",
+				            NULL);
+			if (!m->ranges && !(m->ranges = calloc((size_t)cap, sizeof *m->ranges))) {
+				rt_manifest_free(m);
+				return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
+				               "manifest: out of memory");
+			}
+			m->ranges[m->nranges].input = i;
+			m->ranges[m->nranges].lo = lo;
+			m->ranges[m->nranges].hi = hi;
+			m->nranges++;
 			continue;
 		}
 		if (strcmp(f[0], "input") == 0)

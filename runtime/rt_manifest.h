@@ -24,6 +24,13 @@ typedef struct {
 	int nparams, ninputs, noutputs, nweights;
 	RtParam *params;
 	segc_tensor_info *inputs, *outputs, *weights;
+	/* "range <input> <lo> <hi>": every element of that integer input must lie in [lo, hi)
+	 * (e.g. M4Fuse's per-sample expert label); run checks it before any kernel */
+	struct RtRange {
+		int input;  /* index into inputs */
+		int64_t lo, hi;
+	} *ranges;
+	int nranges;
 } RtManifest;
 
 /* Parse and validate manifest text.  On failure SEGC_ERR_FORMAT (or SEGC_ERR_NO_MEMORY) with

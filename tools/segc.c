@@ -20,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cases.h"
 #include "cg.h"
+#include "cost_convention.h"
+#include "velox.h" /* velox_macs_thop: the VeloxSeg paper's count */
 #include "frontend.h"
 #include "ir.h"
 #include "pass.h"
@@ -46,7 +49,7 @@ typedef struct {
 	const char *out_names[MAXIO], *out_paths[MAXIO];
 	int nout;
 	int json, no_fuse, opt, verify_each, time_passes, threads, repeat, seed, quiet;
-	const char *target, *input_out;
+	const char *target, *input_out, *precision;
 } Args;
 
 static double
@@ -88,6 +91,9 @@ static const char *help_compile =
     "  -D NAME=VALUE         override a graph param (repeatable): -D C=32 -D prune=0.5,0.7\n"
     "  --emit=ir|kernels|llvm  print the IR after the pipeline, the kernel IR, or the LLVM IR\n"
     "                        (with --emit and no -o nothing is written)\n"
+    "  --target=cpu|cuda:sm_90|cuda:sm_80  what to compile for (default cpu; cuda: docs/cuda.md)\n"
+    "  --emit=cuda           print the CUDA C source, launch schedule and manifest (cuda)\n"
+    "  --precision=fp32|tf32|bf16  cuda arithmetic (only fp32 is implemented)\n"
     "  --dump-after=PASS|all print the IR after a pass to stderr (passes: see --list-passes)\n"
     "  --list-passes         print the pipeline\n"
     "  --no-fuse             one kernel per op (the reference for fusion tests)\n"
@@ -207,8 +213,10 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 		} else if ((v = optval(argc, argv, &i, "-o"))) {
 			a->out = v;
 		} else if ((v = optval(argc, argv, &i, "--emit"))) {
-			if (strcmp(v, "ir") && strcmp(v, "kernels") && strcmp(v, "llvm"))
-				usage_error("--emit expects ir, kernels or llvm, got '%s'", v);
+			if (strcmp(v, "ir") && strcmp(v, "kernels") && strcmp(v, "llvm") &&
+			    strcmp(v, "cuda"))
+				usage_error("--emit expects ir, kernels, llvm or cuda, got '%s'",
+				            v);
 			a->emit = v;
 		} else if ((v = optval(argc, argv, &i, "--dump-after"))) {
 			a->dump_after = v;
@@ -225,9 +233,14 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 		} else if ((v = optval(argc, argv, &i, "--seed"))) {
 			a->seed = int_arg("--seed", v, 0, INT_MAX);
 		} else if ((v = optval(argc, argv, &i, "--target"))) {
-			if (strcmp(v, "cpu"))
-				die("--target %s: this build of segc compiles for 'cpu' only", v);
+			if (strcmp(v, "cpu") && strcmp(v, "cuda:sm_90") && strcmp(v, "cuda:sm_80"))
+				usage_error("--target expects cpu, cuda:sm_90 or cuda:sm_80, got "
+				            "'%s'", v);
 			a->target = v;
+		} else if ((v = optval(argc, argv, &i, "--precision"))) {
+			if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "bf16"))
+				usage_error("--precision expects fp32, tf32 or bf16, got '%s'", v);
+			a->precision = v;
 		} else if (!strcmp(s, "--json")) {
 			a->json = 1;
 		} else if (!strcmp(s, "--no-fuse")) {
@@ -300,8 +313,11 @@ cmd_compile(int argc, char **argv)
 	Program p = {0};
 	p.arena = arena_new();
 	CgOptions co = {0};
-	co.target = "cpu";
+	co.target = a.target ? a.target : "cpu";
+	co.precision = a.precision;
 	co.opt_level = a.opt;
+	if (a.emit && !strcmp(a.emit, "cuda"))
+		co.emit_cuda = stdout;
 	if (a.emit && !strcmp(a.emit, "kernels"))
 		co.emit_kernels = stdout;
 	if (a.emit && !strcmp(a.emit, "llvm"))
@@ -319,7 +335,8 @@ cmd_compile(int argc, char **argv)
 			close(fd);
 	}
 	if (rc == 0)
-		rc = cg_emit_llvm(&p, &co, obj, &d);
+		rc = strncmp(co.target, "cuda:", 5) ? cg_emit_llvm(&p, &co, obj, &d)
+		                                    : cg_emit_cuda(&p, &co, obj, &d);
 	if (rc == 0 && a.out)
 		rc = cg_link(obj, &co, a.out, &d);
 	if (obj[0])
@@ -422,6 +439,9 @@ cmd_info(int argc, char **argv)
 		macs += c.macs;
 		flops += c.flops;
 	}
+	double macs_fvcore = ir_macs_convention(m, "fvcore"); /* the M4Fuse paper's count */
+	double macs_thop = velox_macs_thop(m);                /* the VeloxSeg paper's */
+	int64_t params_thop = velox_params_thop(m);
 	run_pipeline(m, &a, &d);
 
 	FILE *f = stdout;
@@ -432,6 +452,11 @@ cmd_info(int argc, char **argv)
 		        ",\n  \"params\": %lld,\n  \"macs\": %.0f,\n  \"gmacs\": %.6f,\n  "
 		        "\"gflops\": %.6f,\n",
 		        (long long)params, macs, macs / 1e9, 2 * macs / 1e9);
+		fprintf(f, "  \"macs_fvcore\": %.0f,\n  \"gmacs_fvcore\": %.6f,\n", macs_fvcore,
+		        macs_fvcore / 1e9);
+		fprintf(f, "  \"macs_thop\": %.0f,\n  \"gmacs_thop\": %.6f,\n", macs_thop,
+		        macs_thop / 1e9);
+		fprintf(f, "  \"params_thop\": %lld,\n", (long long)params_thop);
 		fprintf(f,
 		        "  \"flops_all\": %.0f,\n  \"arena_bytes\": %lld,\n  \"unplanned_bytes\": "
 		        "%lld,\n",
@@ -499,6 +524,10 @@ cmd_info(int argc, char **argv)
 		}
 		fprintf(f, "parameters  %lld (%.3f M)\n", (long long)params, params / 1e6);
 		fprintf(f, "MACs        %.0f (%.3f G)\n", macs, macs / 1e9);
+		fprintf(f, "MACs fvcore %.0f (%.3f G; the M4Fuse paper's convention)\n",
+		        macs_fvcore, macs_fvcore / 1e9);
+		fprintf(f, "MACs thop   %.0f (%.3f G; the VeloxSeg paper's, params %lld)\n",
+		        macs_thop, macs_thop / 1e9, (long long)params_thop);
 		fprintf(f, "GFLOPs      %.3f (2 x MACs); all arithmetic %.3f GFLOP\n",
 		        2 * macs / 1e9, flops / 1e9);
 		fprintf(f,
@@ -662,6 +691,8 @@ cmd_run(int argc, char **argv)
 {
 	Args a;
 	int summary = 0;
+	if (cases_wanted(argc, argv)) /* whole cases: NIfTI, sliding windows (cases.c) */
+		return cases_run(argc, argv);
 	for (int i = 2; i < argc; i++)
 		if (!strcmp(argv[i], "--summary")) {
 			summary = 1;
