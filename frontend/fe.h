@@ -121,6 +121,8 @@ int fe_params(FeCtx *fx, const cJSON *params, const FeOptions *o);
 /* JSON literal or expression string -> value; "what" names the expected value for messages
  * ("an integer", "3 integers").  Returns 0, or -1 after a diagnostic at `at`. */
 int fe_value(FeCtx *fx, const cJSON *j, const FeScope *s, Loc at, const char *what, FeVal *out);
+/* the graph's "checks" (a list of {expr, param, message}), after fe_params() */
+int fe_checks(FeCtx *fx, const cJSON *checks, const cJSON *params);
 
 /* expand.c */
 int fe_graph(FeCtx *fx, const cJSON *root);

@@ -465,8 +465,9 @@ add_modules(FeCtx *fx, const cJSON *root, const char *file, const char *dir)
 static int
 load_root(FeCtx *fx, cJSON *root, const FeOptions *o)
 {
-	static const char *const keys[] = {"format", "name",    "description", "include", "params",
-	                                   "inputs", "modules", "body",        "outputs", NULL};
+	static const char *const keys[] = {"format", "name",    "description", "include",
+	                                   "params", "checks",  "inputs",      "modules",
+	                                   "body",   "outputs", NULL};
 	Module *m = fx->m;
 	if (fe_check_keys(fx, root, fx->file, "", NULL, "a graph", keys) < 0)
 		return -1;
@@ -498,6 +499,9 @@ load_root(FeCtx *fx, cJSON *root, const FeOptions *o)
 	if (add_modules(fx, root, fx->file, fx->dir) < 0)
 		return -1;
 	if (fe_params(fx, cJSON_GetObjectItemCaseSensitive(root, "params"), o) < 0)
+		return -1;
+	if (fe_checks(fx, cJSON_GetObjectItemCaseSensitive(root, "checks"),
+	              cJSON_GetObjectItemCaseSensitive(root, "params")) < 0)
 		return -1;
 	return fe_graph(fx, root);
 }

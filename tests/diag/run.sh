@@ -3,16 +3,21 @@
 #   $SEGC --emit=ir [ARGS from NAME.json.args] NAME.json
 # exit with status 1 and print, as its first stderr line, the line in NAME.err, where the
 # graph's path is written FILE and its folder DIR (included files live in DIR/lib/).
+# A case NAME.graph (one line: the path of a graph such as graphs/segmamba.json) runs that
+# graph instead, with NAME.graph.args; FILE then stands for that path (the graphs' "checks").
 # UPDATE=1 rewrites the .err files from the current output (review the diff).
 cd "$(dirname "$0")/../.." || exit 2
 SEGC=${SEGC:-build/segc}
 dir=tests/diag
 pass=0
 fail=0
-for f in $dir/*.json; do
-	name=${f%.json}
+for c in $dir/*.json $dir/*.graph; do
+	[ -f "$c" ] || continue
+	name=${c%.*}
+	f=$c
+	[ "${c%.graph}" != "$c" ] && f=$(head -n 1 "$c")
 	args=
-	[ -f "$f.args" ] && args=$(cat "$f.args")
+	[ -f "$c.args" ] && args=$(cat "$c.args")
 	# shellcheck disable=SC2086
 	got=$("$SEGC" --emit=ir $args "$f" 2>&1 >/dev/null | head -n 1 | sed "s#$f#FILE#g; s#$dir#DIR#g")
 	"$SEGC" --emit=ir $args "$f" >/dev/null 2>&1
@@ -25,7 +30,7 @@ for f in $dir/*.json; do
 		pass=$((pass + 1))
 	else
 		fail=$((fail + 1))
-		echo "FAIL $f (exit $rc)"
+		echo "FAIL $c (exit $rc)"
 		echo "  want: $want"
 		echo "  got:  $got"
 	fi

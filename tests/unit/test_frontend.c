@@ -163,6 +163,10 @@ test_expr(void)
 	     "nested too deeply");
 	EXPR("len(3)", "eval: len() needs a list");
 	EXPR("rates + 1", "eval: operator '+' needs numbers");
+	EXPR("[24, 32, 48, 64][C // 8]", "48");
+	EXPR("[24, 32, 48, 64][-1]", "64");
+	EXPR("min(rates) > 0 and max(rates) <= 1", "true");
+	EXPR("len(rates) <= 2", "true");
 }
 
 /* ---- graphs ---- */
@@ -315,6 +319,76 @@ test_include(void)
 		unlink(path);
 	}
 	rmdir(dir);
+}
+
+/* ---- choice params and graph checks ---- */
+
+static const char *choicegraph =
+    "{" HEAD "\"params\": {\"size\": {\"choices\": [\"T\", \"S\", \"B\", \"L\"], "
+    "\"default\": \"S\"}, \"W\": \"[24, 32, 48, 64][size]\", \"big\": \"size >= 2\", "
+    "\"rates\": [0.5]},"
+    "\"checks\": [{\"expr\": \"len(rates) == 0 or (min(rates) > 0 and max(rates) <= 1)\", "
+    "\"param\": \"rates\", \"message\": \"keep rates must be in (0, 1]\"},"
+    "{\"expr\": \"size != 3\", \"param\": \"size\", \"message\": \"expected T, S or B\"}],"
+    "\"body\": [{\"name\": \"c\", \"op\": \"conv3d\", \"attrs\": {\"cout\": \"W\", "
+    "\"kernel\": 1}}], \"outputs\": [\"c\"]}";
+
+static void
+test_choices_checks(void)
+{
+	Diag d;
+	Module *m = load(choicegraph);
+	CHECK(m && !strcmp(param(m, "size"), "S") && !strcmp(param(m, "W"), "32"));
+	CHECK(m && !strcmp(param(m, "big"), "false"));
+	ir_module_free(m);
+	FeDefine b[] = {{"size", "B"}, {"rates", "1,0.25"}};
+	m = load_d(choicegraph, b, 2, NULL, &d);
+	CHECK(m && !strcmp(param(m, "size"), "B") && !strcmp(param(m, "W"), "48"));
+	CHECK(m && !strcmp(param(m, "big"), "true") && has_weight(m, "c.weight"));
+	ir_module_free(m);
+	/* the default is the first choice when "default" is omitted */
+	m = load("{" HEAD
+	         "\"params\": {\"mode\": {\"choices\": [\"a\", \"b\"]}, \"k\": \"mode + 1\"},"
+	         "\"body\": [{\"op\": \"relu\", \"out\": \"y\"}], \"outputs\": [\"y\"]}");
+	CHECK(m && !strcmp(param(m, "mode"), "a") && !strcmp(param(m, "k"), "1"));
+	ir_module_free(m);
+	/* bad -D values name the choices; checks fire before any node is built */
+	FeDefine x[] = {{"size", "X"}}, i[] = {{"size", "1"}}, l[] = {{"size", "L"}},
+	         r[] = {{"rates", "0.5,1.5"}}, z[] = {{"rates", "0"}};
+	expect_error_d(__LINE__, choicegraph, x, 1,
+	               "t.json:/params/size: error: -D size=X is not one of T, S, B, L", NULL);
+	expect_error_d(__LINE__, choicegraph, i, 1, "-D size=1 is not one of T, S, B, L", NULL);
+	expect_error_d(__LINE__, choicegraph, l, 1,
+	               "t.json:/params/size: error: size = L: expected T, S or B", NULL);
+	expect_error_d(__LINE__, choicegraph, r, 1,
+	               "t.json:/params/rates: error: rates = [0.5, 1.5]: keep rates must be in "
+	               "(0, 1]",
+	               NULL);
+	expect_error_d(__LINE__, choicegraph, z, 1, "rates = [0]: keep rates", NULL);
+	EXPECT_ERR("{" HEAD "\"params\": {\"s\": {\"choices\": [\"a\"], \"default\": \"b\"}},"
+	           "\"body\": [], \"outputs\": [\"x\"]}",
+	           "/params/s/default: error: default string \"b\" is not a choice", "one of a");
+	EXPECT_ERR("{" HEAD "\"params\": {\"s\": {\"choices\": [\"a\", \"a\"]}},"
+	           "\"body\": [], \"outputs\": [\"x\"]}",
+	           "/params/s/choices/1: error: choice \"a\" is listed twice", NULL);
+	EXPECT_ERR("{" HEAD "\"params\": {\"s\": {\"values\": [\"a\"]}},"
+	           "\"body\": [], \"outputs\": [\"x\"]}",
+	           "/params/s: error: expected an integer", "without \"choices\"");
+	EXPECT_ERR("{" HEAD "\"params\": {\"C\": 1}, \"checks\": [{\"expr\": \"C > 1\", "
+	           "\"param\": \"D\", \"message\": \"m\"}], \"body\": [], \"outputs\": [\"x\"]}",
+	           "/checks/0/param: error: unknown param 'D'", NULL);
+	EXPECT_ERR("{" HEAD "\"params\": {\"C\": 1}, \"checks\": [{\"expr\": \"C >\", "
+	           "\"param\": \"C\", \"message\": \"m\"}], \"body\": [], \"outputs\": [\"x\"]}",
+	           "/checks/0/expr: error: expected a condition", "not an expression");
+	EXPECT_ERR("{" HEAD "\"params\": {\"C\": 1}, \"checks\": [{\"expr\": \"C > 1\", "
+	           "\"param\": \"C\"}], \"body\": [], \"outputs\": [\"x\"]}",
+	           "/checks/0: error: check without \"message\"", NULL);
+	/* a check that holds does not stop the graph; a false one comes before shape errors */
+	EXPECT_ERR("{" HEAD "\"params\": {\"C\": 0}, \"checks\": [{\"expr\": \"C > 0\", "
+	           "\"param\": \"C\", \"message\": \"expected C > 0\"}], \"body\": [{\"name\": "
+	           "\"c\", \"op\": \"conv3d\", \"attrs\": {\"cout\": \"C\", \"kernel\": 1}}], "
+	           "\"outputs\": [\"c\"]}",
+	           "t.json:/params/C: error: C = 0: expected C > 0", NULL);
 }
 
 static void
@@ -482,6 +556,7 @@ main(void)
 	test_modules();
 	test_include();
 	test_errors();
+	test_choices_checks();
 	if (failures) {
 		fprintf(stderr, "test_frontend: %d failure%s\n", failures,
 		        failures == 1 ? "" : "s");
