@@ -1,0 +1,550 @@
+/* runtime/cuda.c -- the device side of a CUDA engine: driver API, device memory, launches.
+ *
+ * The driver is opened with dlopen("libcuda.so.1") when a CUDA engine opens (engine.so links
+ * no CUDA library, so CPU engines run anywhere).  The engine uses device $SEGC_CUDA_DEVICE
+ * (default 0) through its primary context, pushed around every call, and one stream created
+ * at open (a blocking stream: it orders with the legacy default stream of other libraries).
+ * The launch schedule (docs/cuda.md) is parsed at open; each launch keeps its parameter
+ * array, whose device pointers (slot base + offset) are filled in by every run.  Device
+ * memory: the arena, one staging buffer per input and output (host-pointer runs), and all
+ * weights in one buffer laid out like the host buffer engine.c fills.  No global state: the
+ * library handle and every function pointer live on the RtCuda.  libcuda is never dlclosed
+ * (unloading the driver under a live process is not supported by NVIDIA). */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_cuda.h"
+#include "rt_util.h"
+
+typedef int CUresult; /* CUDA_SUCCESS = 0 */
+typedef int CUdevice;
+typedef unsigned long long CUdeviceptr;
+typedef struct CUctx_st *CUcontext;
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+typedef struct CUstream_st *CUstream;
+
+enum { ATTR_CC_MAJOR = 75, ATTR_CC_MINOR = 76, MIN_ALLOC = 256 };
+
+/* generated code (codegen/emit_cuda.c); absent (NULL) in CPU engines */
+extern const char segc_gen_cuda_schedule[] __attribute__((weak, visibility("hidden")));
+extern const unsigned char segc_gen_cuda_cubin[] __attribute__((weak, visibility("hidden")));
+extern const uint64_t segc_gen_cuda_cubin_size __attribute__((weak, visibility("hidden")));
+
+typedef struct {
+	void *so;
+	CUresult (*Init)(unsigned);
+	CUresult (*DeviceGetCount)(int *);
+	CUresult (*DeviceGet)(CUdevice *, int);
+	CUresult (*DeviceGetAttribute)(int *, int, CUdevice);
+	CUresult (*DeviceGetName)(char *, int, CUdevice);
+	CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+	CUresult (*DevicePrimaryCtxRelease)(CUdevice);
+	CUresult (*CtxPushCurrent)(CUcontext);
+	CUresult (*CtxPopCurrent)(CUcontext *);
+	CUresult (*ModuleLoadData)(CUmodule *, const void *);
+	CUresult (*ModuleUnload)(CUmodule);
+	CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+	CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+	CUresult (*MemFree)(CUdeviceptr);
+	CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
+	CUresult (*MemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+	CUresult (*StreamCreate)(CUstream *, unsigned);
+	CUresult (*StreamDestroy)(CUstream);
+	CUresult (*StreamSynchronize)(CUstream);
+	CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+	                         unsigned, unsigned, CUstream, void **, void **);
+	CUresult (*GetErrorName)(CUresult, const char **);
+	CUresult (*GetErrorString)(CUresult, const char **);
+} Driver;
+
+typedef struct {
+	CUfunction fn;
+	char *name;
+	long long n;
+	unsigned grid, block;
+	int nbufs;
+	uint32_t *slots;
+	int64_t *offsets;
+	CUdeviceptr *ptrs; /* nbufs device pointers, then n is passed from &n */
+	void **params;     /* nbufs + 1 */
+} Launch;
+
+struct RtCuda {
+	Driver d;
+	const RtManifest *m;
+	CUdevice dev;
+	CUcontext ctx;
+	int have_ctx;
+	CUmodule mod;
+	CUstream stream;
+	Launch *launches;
+	int nlaunches;
+	int nslots;
+	CUdeviceptr *dslots;
+	CUdeviceptr arena, weights;
+	CUdeviceptr *io;  /* staging: inputs then outputs */
+	uint64_t *iosize; /* bytes of each */
+	uint64_t bytes;   /* device memory held */
+	uint64_t wbytes;  /* of which weights */
+	char name[256];
+};
+
+/* "cuDeviceGet: CUDA_ERROR_INVALID_DEVICE (invalid device ordinal)" into err */
+static segc_status
+drv_err(const RtCuda *c, CUresult r, const char *what, char *err, size_t errlen)
+{
+	const char *name = NULL, *text = NULL;
+	if (c->d.GetErrorName)
+		c->d.GetErrorName(r, &name);
+	if (c->d.GetErrorString)
+		c->d.GetErrorString(r, &text);
+	return rt_errf(SEGC_ERR_DEVICE, err, errlen, "%s: %s (%s)", what,
+	               name ? name : "CUDA error", text ? text : "no message");
+}
+
+int
+rt_cuda_is_target(const char *target)
+{
+	return target && strncmp(target, "cuda:", 5) == 0;
+}
+
+static segc_status
+load_driver(Driver *d, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof *d);
+	d->so = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!d->so)
+		return rt_errf(SEGC_ERR_UNSUPPORTED, err, errlen,
+		               "open: this engine was compiled for CUDA but the NVIDIA driver "
+		               "(libcuda.so.1) cannot be loaded: %s",
+		               dlerror());
+#define SYM(f, name)                                                                               \
+	do {                                                                                       \
+		*(void **)&d->f = dlsym(d->so, name);                                              \
+		if (!d->f)                                                                         \
+			return rt_errf(SEGC_ERR_UNSUPPORTED, err, errlen,                          \
+			               "open: the NVIDIA driver lacks %s", name);                  \
+	} while (0)
+	SYM(Init, "cuInit");
+	SYM(DeviceGetCount, "cuDeviceGetCount");
+	SYM(DeviceGet, "cuDeviceGet");
+	SYM(DeviceGetAttribute, "cuDeviceGetAttribute");
+	SYM(DeviceGetName, "cuDeviceGetName");
+	SYM(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+	SYM(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
+	SYM(CtxPushCurrent, "cuCtxPushCurrent_v2");
+	SYM(CtxPopCurrent, "cuCtxPopCurrent_v2");
+	SYM(ModuleLoadData, "cuModuleLoadData");
+	SYM(ModuleUnload, "cuModuleUnload");
+	SYM(ModuleGetFunction, "cuModuleGetFunction");
+	SYM(MemAlloc, "cuMemAlloc_v2");
+	SYM(MemFree, "cuMemFree_v2");
+	SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
+	SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
+	SYM(StreamCreate, "cuStreamCreate");
+	SYM(StreamDestroy, "cuStreamDestroy_v2");
+	SYM(StreamSynchronize, "cuStreamSynchronize");
+	SYM(LaunchKernel, "cuLaunchKernel");
+	SYM(GetErrorName, "cuGetErrorName");
+	SYM(GetErrorString, "cuGetErrorString");
+#undef SYM
+	return SEGC_OK;
+}
+
+/* ---- the schedule: "segc-cuda 1" / "arch sm_XX" / "launch NAME n grid block nbufs s:o.."
+ * / "end" ---- */
+
+static segc_status
+parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
+{
+	int cap = 0;
+	const char *p = text;
+	char word[256];
+	int lineno = 1, used;
+
+	if (sscanf(p, "segc-cuda 1\narch %255s\n%n", word, &used) != 1)
+		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+		               "open: bad CUDA launch schedule header");
+	p += used;
+	lineno = 3;
+	while (strncmp(p, "launch ", 7) == 0) {
+		Launch *l;
+		long long n, grid, block;
+		int nbufs;
+		if (c->nlaunches == cap) {
+			cap = cap ? 2 * cap : 16;
+			Launch *nl = realloc(c->launches, (size_t)cap * sizeof *nl);
+			if (!nl)
+				return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
+				               "open: out of memory");
+			c->launches = nl;
+		}
+		l = &c->launches[c->nlaunches];
+		memset(l, 0, sizeof *l);
+		if (sscanf(p, "launch %255s %lld %lld %lld %d%n", word, &n, &grid, &block, &nbufs,
+		           &used) != 5 ||
+		    n < 1 || grid < 1 || grid > 0x7fffffff || block < 1 || block > 1024 ||
+		    nbufs < 0 || nbufs > 4096)
+			return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+			               "open: CUDA launch schedule line %d is malformed", lineno);
+		c->nlaunches++;
+		p += used;
+		l->name = strdup(word);
+		l->n = n;
+		l->grid = (unsigned)grid;
+		l->block = (unsigned)block;
+		l->nbufs = nbufs;
+		l->slots = calloc((size_t)nbufs + 1, sizeof *l->slots);
+		l->offsets = calloc((size_t)nbufs + 1, sizeof *l->offsets);
+		l->ptrs = calloc((size_t)nbufs + 1, sizeof *l->ptrs);
+		l->params = calloc((size_t)nbufs + 1, sizeof *l->params);
+		if (!l->name || !l->slots || !l->offsets || !l->ptrs || !l->params)
+			return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+		for (int b = 0; b < nbufs; b++) {
+			unsigned slot;
+			long long off;
+			if (sscanf(p, " %u:%lld%n", &slot, &off, &used) != 2 ||
+			    (int)slot >= c->nslots || off < 0)
+				return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+				               "open: CUDA launch schedule line %d: bad buffer %d",
+				               lineno, b);
+			p += used;
+			l->slots[b] = slot;
+			l->offsets[b] = off;
+			l->params[b] = &l->ptrs[b];
+		}
+		l->params[nbufs] = &l->n;
+		if (*p != '\n')
+			return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+			               "open: CUDA launch schedule line %d has extra fields",
+			               lineno);
+		p++;
+		lineno++;
+	}
+	if (strcmp(p, "end\n") != 0)
+		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+		               "open: CUDA launch schedule line %d: expected launch or end",
+		               lineno);
+	return SEGC_OK;
+}
+
+static segc_status
+device_alloc(RtCuda *c, CUdeviceptr *p, uint64_t bytes, const char *what, char *err, size_t errlen)
+{
+	CUresult r = c->d.MemAlloc(p, (size_t)(bytes < MIN_ALLOC ? MIN_ALLOC : bytes));
+	if (r != 0) {
+		char msg[128];
+		*p = 0;
+		snprintf(msg, sizeof msg, "cuMemAlloc of %llu bytes for the %s",
+		         (unsigned long long)bytes, what);
+		return drv_err(c, r, msg, err, errlen);
+	}
+	c->bytes += bytes < MIN_ALLOC ? MIN_ALLOC : bytes;
+	return SEGC_OK;
+}
+
+static uint64_t
+tensor_bytes(const segc_tensor_info *t)
+{
+	int64_t n = rt_numel(t->rank, t->shape);
+	return n < 0 ? 0 : (uint64_t)n * (uint64_t)rt_dtype_size(t->dtype);
+}
+
+/* everything of open after the driver is loaded; the context is current */
+static segc_status
+open_device(RtCuda *c, char *err, size_t errlen)
+{
+	const RtManifest *m = c->m;
+	int nio = m->ninputs + m->noutputs;
+	segc_status st;
+	CUresult r;
+
+	if ((r = c->d.ModuleLoadData(&c->mod, segc_gen_cuda_cubin)) != 0)
+		return drv_err(c, r, "open: cuModuleLoadData (the engine's cubin)", err, errlen);
+	if ((r = c->d.StreamCreate(&c->stream, 0)) != 0)
+		return drv_err(c, r, "open: cuStreamCreate", err, errlen);
+	st = parse_schedule(c, segc_gen_cuda_schedule, err, errlen);
+	if (st != SEGC_OK)
+		return st;
+	for (int i = 0; i < c->nlaunches; i++) {
+		Launch *l = &c->launches[i];
+		if ((r = c->d.ModuleGetFunction(&l->fn, c->mod, l->name)) != 0) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "open: cuModuleGetFunction(%s)", l->name);
+			return drv_err(c, r, msg, err, errlen);
+		}
+	}
+	if ((st = device_alloc(c, &c->arena, m->arena, "arena", err, errlen)) != SEGC_OK)
+		return st;
+	c->dslots[0] = c->arena;
+	c->io = calloc((size_t)nio + 1, sizeof *c->io);
+	c->iosize = calloc((size_t)nio + 1, sizeof *c->iosize);
+	if (!c->io || !c->iosize)
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	for (int i = 0; i < nio; i++) {
+		const segc_tensor_info *t =
+		    i < m->ninputs ? &m->inputs[i] : &m->outputs[i - m->ninputs];
+		c->iosize[i] = tensor_bytes(t);
+		st = device_alloc(c, &c->io[i], c->iosize[i], t->name, err, errlen);
+		if (st != SEGC_OK)
+			return st;
+	}
+	return SEGC_OK;
+}
+
+/* the GPU must be of the architecture the cubin was built for (same major, minor >= ours) */
+static segc_status
+check_arch(RtCuda *c, int ordinal, char *err, size_t errlen)
+{
+	int tmaj, tmin, maj = 0, min = 0;
+	const char *sm = c->m->target + strlen("cuda:sm_");
+	CUresult r;
+
+	if (strlen(sm) != 2 || sm[0] < '0' || sm[0] > '9' || sm[1] < '0' || sm[1] > '9')
+		return rt_errf(SEGC_ERR_FORMAT, err, errlen, "open: bad target %s", c->m->target);
+	tmaj = sm[0] - '0';
+	tmin = sm[1] - '0';
+	if ((r = c->d.DeviceGetAttribute(&maj, ATTR_CC_MAJOR, c->dev)) != 0 ||
+	    (r = c->d.DeviceGetAttribute(&min, ATTR_CC_MINOR, c->dev)) != 0)
+		return drv_err(c, r, "open: cuDeviceGetAttribute", err, errlen);
+	if (c->d.DeviceGetName(c->name, 200, c->dev) != 0)
+		snprintf(c->name, 200, "%s", "unknown GPU");
+	if (maj != tmaj || min < tmin)
+		return rt_errf(SEGC_ERR_UNSUPPORTED, err, errlen,
+		               "open: this engine was compiled for %s but GPU %d (%s) is sm_%d%d; "
+		               "recompile with --target cuda:sm_%d%d",
+		               c->m->target + 5, ordinal, c->name, maj, min, maj, min);
+	char tmp[256];
+	snprintf(tmp, sizeof tmp, "cuda:%d %.200s (sm_%d%d)", ordinal, c->name, maj, min);
+	snprintf(c->name, sizeof c->name, "%s", tmp);
+	return SEGC_OK;
+}
+
+segc_status
+rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
+{
+	RtCuda *c;
+	CUresult r;
+	CUcontext dummy;
+	segc_status st;
+	int ordinal = 0, count = 0;
+	const char *env = getenv("SEGC_CUDA_DEVICE");
+
+	*out = NULL;
+	if (!segc_gen_cuda_schedule || !segc_gen_cuda_cubin || !&segc_gen_cuda_cubin_size)
+		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+		               "open: the manifest says %s but the engine holds no cubin",
+		               m->target);
+	if (env && *env) {
+		char *end;
+		long v = strtol(env, &end, 10);
+		if (*end || v < 0 || v > 1024)
+			return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+			               "open: SEGC_CUDA_DEVICE='%s' is not a device number", env);
+		ordinal = (int)v;
+	}
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	c->m = m;
+	c->nslots = 1 + m->ninputs + m->noutputs + m->nweights;
+	c->dslots = calloc((size_t)c->nslots, sizeof *c->dslots);
+	if (!c->dslots) {
+		free(c);
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	}
+	if ((st = load_driver(&c->d, err, errlen)) != SEGC_OK)
+		goto fail;
+	if ((r = c->d.Init(0)) != 0) {
+		drv_err(c, r, "open: no usable GPU: cuInit", err, errlen);
+		st = SEGC_ERR_UNSUPPORTED;
+		goto fail;
+	}
+	if ((r = c->d.DeviceGetCount(&count)) != 0 || ordinal >= count) {
+		st = r ? drv_err(c, r, "open: cuDeviceGetCount", err, errlen)
+		       : rt_errf(SEGC_ERR_UNSUPPORTED, err, errlen,
+		                 "open: no CUDA device %d (the machine has %d)", ordinal, count);
+		goto fail;
+	}
+	if ((r = c->d.DeviceGet(&c->dev, ordinal)) != 0) {
+		st = drv_err(c, r, "open: cuDeviceGet", err, errlen);
+		goto fail;
+	}
+	if ((st = check_arch(c, ordinal, err, errlen)) != SEGC_OK)
+		goto fail;
+	if ((r = c->d.DevicePrimaryCtxRetain(&c->ctx, c->dev)) != 0) {
+		st = drv_err(c, r, "open: cuDevicePrimaryCtxRetain", err, errlen);
+		goto fail;
+	}
+	c->have_ctx = 1;
+	if ((r = c->d.CtxPushCurrent(c->ctx)) != 0) {
+		st = drv_err(c, r, "open: cuCtxPushCurrent", err, errlen);
+		goto fail;
+	}
+	st = open_device(c, err, errlen);
+	c->d.CtxPopCurrent(&dummy);
+	if (st != SEGC_OK)
+		goto fail;
+	*out = c;
+	return SEGC_OK;
+fail:
+	rt_cuda_close(c);
+	return st;
+}
+
+segc_status
+rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size_t errlen)
+{
+	const RtManifest *m = c->m;
+	uint64_t total = 0;
+	CUcontext dummy;
+	CUresult r;
+	segc_status st = SEGC_OK;
+
+	for (int i = 0; i < m->nweights; i++) {
+		uint64_t end = (uint64_t)((const char *)wslots[i] - (const char *)buf) +
+		               tensor_bytes(&m->weights[i]);
+		total = end > total ? end : total;
+	}
+	if ((r = c->d.CtxPushCurrent(c->ctx)) != 0)
+		return drv_err(c, r, "load_weights: cuCtxPushCurrent", err, errlen);
+	if (c->weights) {
+		c->d.MemFree(c->weights);
+		c->bytes -= c->wbytes;
+		c->weights = 0;
+		c->wbytes = 0;
+	}
+	st = device_alloc(c, &c->weights, total, "weights", err, errlen);
+	if (st == SEGC_OK)
+		c->wbytes = total < MIN_ALLOC ? MIN_ALLOC : total;
+	if (st == SEGC_OK && total > 0) {
+		r = c->d.MemcpyHtoDAsync(c->weights, buf, (size_t)total, c->stream);
+		if (r == 0)
+			r = c->d.StreamSynchronize(c->stream);
+		if (r != 0)
+			st = drv_err(c, r, "load_weights: copying the weights to the GPU", err,
+			             errlen);
+	}
+	for (int i = 0; st == SEGC_OK && i < m->nweights; i++)
+		c->dslots[1 + m->ninputs + m->noutputs + i] =
+		    c->weights + (CUdeviceptr)((const char *)wslots[i] - (const char *)buf);
+	c->d.CtxPopCurrent(&dummy);
+	return st;
+}
+
+/* launches every kernel in order on the engine's stream; the context is current */
+static segc_status
+launch_all(RtCuda *c, char *err, size_t errlen)
+{
+	for (int i = 0; i < c->nlaunches; i++) {
+		Launch *l = &c->launches[i];
+		for (int b = 0; b < l->nbufs; b++)
+			l->ptrs[b] = c->dslots[l->slots[b]] + (CUdeviceptr)l->offsets[b];
+		CUresult r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, 0, c->stream,
+		                               l->params, NULL);
+		if (r != 0) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "run: launching %s", l->name);
+			return drv_err(c, r, msg, err, errlen);
+		}
+	}
+	return SEGC_OK;
+}
+
+segc_status
+rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int device, char *err,
+            size_t errlen)
+{
+	const RtManifest *m = c->m;
+	CUcontext dummy;
+	CUresult r;
+	segc_status st = SEGC_OK;
+
+	if ((r = c->d.CtxPushCurrent(c->ctx)) != 0)
+		return drv_err(c, r, "run: cuCtxPushCurrent", err, errlen);
+	for (int i = 0; i < m->ninputs + m->noutputs; i++) {
+		const void *p = i < m->ninputs ? inputs[i] : outputs[i - m->ninputs];
+		c->dslots[1 + i] = device ? (CUdeviceptr)(uintptr_t)p : c->io[i];
+		if (!device && i < m->ninputs && c->iosize[i] > 0) {
+			r = c->d.MemcpyHtoDAsync(c->io[i], p, (size_t)c->iosize[i], c->stream);
+			if (r != 0) {
+				st = drv_err(c, r, "run: copying an input to the GPU", err, errlen);
+				goto out;
+			}
+		}
+	}
+	if ((st = launch_all(c, err, errlen)) != SEGC_OK)
+		goto out;
+	for (int i = 0; !device && i < m->noutputs; i++) {
+		int k = m->ninputs + i;
+		if (c->iosize[k] == 0)
+			continue;
+		r = c->d.MemcpyDtoHAsync(outputs[i], c->io[k], (size_t)c->iosize[k], c->stream);
+		if (r != 0) {
+			st = drv_err(c, r, "run: copying an output from the GPU", err, errlen);
+			goto out;
+		}
+	}
+	if ((r = c->d.StreamSynchronize(c->stream)) != 0)
+		st = drv_err(c, r, "run: a kernel failed", err, errlen);
+out:
+	c->d.CtxPopCurrent(&dummy);
+	return st;
+}
+
+const char *
+rt_cuda_device(const RtCuda *c)
+{
+	return c->name;
+}
+
+void *
+rt_cuda_stream(const RtCuda *c)
+{
+	return c->stream;
+}
+
+uint64_t
+rt_cuda_bytes(const RtCuda *c)
+{
+	return c->bytes;
+}
+
+void
+rt_cuda_close(RtCuda *c)
+{
+	CUcontext dummy;
+	if (!c)
+		return;
+	if (c->have_ctx && c->d.CtxPushCurrent(c->ctx) == 0) {
+		for (int i = 0; c->io && i < c->m->ninputs + c->m->noutputs; i++)
+			if (c->io[i])
+				c->d.MemFree(c->io[i]);
+		if (c->arena)
+			c->d.MemFree(c->arena);
+		if (c->weights)
+			c->d.MemFree(c->weights);
+		if (c->stream)
+			c->d.StreamDestroy(c->stream);
+		if (c->mod)
+			c->d.ModuleUnload(c->mod);
+		c->d.CtxPopCurrent(&dummy);
+	}
+	if (c->have_ctx)
+		c->d.DevicePrimaryCtxRelease(c->dev);
+	for (int i = 0; i < c->nlaunches; i++) {
+		free(c->launches[i].name);
+		free(c->launches[i].slots);
+		free(c->launches[i].offsets);
+		free(c->launches[i].ptrs);
+		free(c->launches[i].params);
+	}
+	free(c->launches);
+	free(c->io);
+	free(c->iosize);
+	free(c->dslots);
+	free(c);
+}

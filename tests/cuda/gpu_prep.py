@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""tests/cuda/gpu_prep.py -- everything the GPU machine needs, prepared where segc builds.
+
+The GPU machine need not run segc (it may lack LLVM 14, cJSON, ...), so the CUDA engines are
+compiled here and carried; there only Python, numpy and torch run (tests/cuda/test_gpu.py,
+bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
+
+  ops/<file>/<i>/    every case of tests/ops/test_ops*.py: engine.so (--target cuda:$ARCH),
+                     w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json
+  models/<name>/     every case of tests/models/test_models.py: engine.so, weights, x.npy,
+                     ref.npy (the PyTorch oracle in float64), meta.json (module, params, seed)
+  bench/<name>.so    bench/bench_gpu.py's graphs at 128^3, meta.json
+
+and packs it into build/gpu-cases.tar.xz (one xz stream: the engines share the runtime, so
+the archive stays small enough to carry).  Env: SEGC (default build/segc), ARCH (sm_90).
+
+    tests/cuda/gpu_prep.py [--no-ops] [--no-bench] [--only-file NAME]
+"""
+import argparse
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ops"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import common  # noqa: E402
+
+OUT = os.path.join(ROOT, "build", "gpu-cases")
+
+
+def segc():
+    b = os.environ.get("SEGC", os.path.join(ROOT, "build", "segc"))
+    return b if os.path.isabs(b) else os.path.join(ROOT, b)
+
+
+def arch():
+    return os.environ.get("ARCH", "sm_90")
+
+
+def compile_engine(graph, engine, defines=()):
+    cmd = [segc(), graph, "-o", engine, "--target", "cuda:" + arch(), "-q"] + list(defines)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=600)
+    if p.returncode != 0:
+        return (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1][:300]
+    return None
+
+
+def load_module(path):
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def prep_ops(only):
+    n = bad = 0
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py"))):
+        fname = os.path.splitext(os.path.basename(path))[0]
+        if only and fname != only:
+            continue
+        try:
+            mod = load_module(path)
+            cases = mod.all_cases()
+        except Exception as e:  # noqa: BLE001 -- a broken test file is reported, not fatal
+            print("skip %s: %s" % (fname, e))
+            continue
+        gj = getattr(mod, "graph_json", common.graph_json)
+        for i, c in enumerate(cases):
+            d = os.path.join(OUT, "ops", fname, "%03d" % i)
+            os.makedirs(d, exist_ok=True)
+            doc = gj("op_" + c.op, [(k, a.shape) for k, a in c.inputs], c.body, c.outputs)
+            with open(os.path.join(d, "graph.json"), "w") as f:
+                json.dump(doc, f)
+            common.write_safetensors(os.path.join(d, "w.safetensors"), c.weights)
+            for k, (name, a) in enumerate(c.inputs):
+                common.write_npy(os.path.join(d, "in_%d.npy" % k), a)
+            for k, r in enumerate(c.ref):
+                common.write_npy(os.path.join(d, "ref_%d.npy" % k), np.asarray(r))
+            err = compile_engine(os.path.join(d, "graph.json"), os.path.join(d, "engine.so"))
+            meta = {"op": c.op, "label": c.label, "inputs": [k for k, _ in c.inputs],
+                    "outputs": list(c.outputs), "error": err}
+            with open(os.path.join(d, "meta.json"), "w") as f:
+                json.dump(meta, f)
+            n += 1
+            bad += err is not None
+    print("ops: %d cases, %d did not compile" % (n, bad))
+
+
+def prep_models():
+    import test_models as tm
+    for name, graph, refmod, over, seed in tm.CASES:
+        d = os.path.join(OUT, "models", name)
+        os.makedirs(d, exist_ok=True)
+        ref = importlib.import_module(refmod)
+        params = dict(ref.DEFAULTS)
+        params.update(over)
+        torch.manual_seed(seed)
+        model = ref.build(params)
+        sd = tm.randomise(model, seed)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+        model = model.double().eval()
+        x = np.random.default_rng(seed).standard_normal(ref.input_shape(params)).astype(np.float32)
+        with torch.no_grad():
+            y = model(torch.from_numpy(x).double()).numpy()
+        common.write_safetensors(os.path.join(d, "w.safetensors"), sd)
+        np.save(os.path.join(d, "x.npy"), x)
+        np.save(os.path.join(d, "ref.npy"), y)
+        err = compile_engine(os.path.join(ROOT, graph), os.path.join(d, "engine.so"),
+                             tm.defines(over))
+        with open(os.path.join(d, "meta.json"), "w") as f:
+            json.dump({"graph": graph, "module": refmod, "params": params, "seed": seed,
+                       "error": err}, f)
+        print("model %s: %s" % (name, err or "ok"))
+
+
+def prep_bench():
+    import bench_gpu
+    d = os.path.join(OUT, "bench")
+    os.makedirs(d, exist_ok=True)
+    meta = []
+    for name, graph, refmod, over in bench_gpu.BENCH:
+        defs = sum((["-D", "%s=%s" % (k, json.dumps(v).replace(" ", ""))]
+                    for k, v in over.items()), [])
+        t0 = time.time()
+        err = compile_engine(os.path.join(ROOT, graph), os.path.join(d, name + ".so"), defs)
+        meta.append({"name": name, "graph": graph, "module": refmod, "over": over, "error": err})
+        print("bench %s: %s (%.1fs)" % (name, err or "ok", time.time() - t0))
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-ops", action="store_true")
+    ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--only-file", help="one tests/ops file (e.g. test_ops)")
+    args = ap.parse_args()
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT)
+    with open(os.path.join(OUT, "arch.txt"), "w") as f:
+        f.write(arch() + "\n")
+    if not args.no_ops:
+        prep_ops(args.only_file)
+    prep_models()
+    # an engine for another architecture: opening it on the GPU must fail clearly
+    other = "sm_80" if arch() != "sm_80" else "sm_90"
+    os.makedirs(os.path.join(OUT, "arch"), exist_ok=True)
+    p = subprocess.run([segc(), os.path.join(ROOT, "graphs", "tiny.json"), "-q", "-o",
+                        os.path.join(OUT, "arch", "tiny_%s.so" % other), "--target",
+                        "cuda:" + other])
+    print("arch %s: %s" % (other, "ok" if p.returncode == 0 else "failed"))
+    if not args.no_bench:
+        prep_bench()
+    tar = OUT + ".tar.xz"
+    with tarfile.open(tar + ".tmp", "w:xz", preset=9) as t:
+        t.add(OUT, arcname="gpu-cases")
+    os.replace(tar + ".tmp", tar)
+    print("wrote %s (%.1f MiB)" % (tar, os.path.getsize(tar) / 1048576.0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

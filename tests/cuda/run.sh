@@ -1,0 +1,116 @@
+#!/bin/sh
+# tests/cuda/run.sh -- the CUDA backend without a GPU (a stage of tests/run_all.sh).
+#   1. every shipped graph (graphs/*.json, default params) compiles for sm_80 and sm_90 through
+#      NVRTC; the cubin embedded in engine.so is a valid EM_CUDA ELF for that sm with every
+#      scheduled kernel (tests/cuda/cubin.py); nvcc, when present, compiles the same source;
+#   2. a CUDA engine opened without a driver fails with a clear message; --precision=bf16 and a
+#      missing NVRTC are clear compile errors;
+#   3. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
+#      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
+#      PyTorch at 1e-4.
+# Skipped, with a message, when /usr/local/cuda (or $CUDA_HOME) has no NVRTC.
+# Env: SEGC (default build/segc), CUDA_OPS=0 skips part 3.  Ends with "N passed, M failed".
+cd "$(dirname "$0")/../.." || exit 2
+SEGC=${SEGC:-build/segc}
+case $SEGC in /*) ;; *) SEGC=$(pwd)/$SEGC ;; esac
+CUDA=${CUDA_HOME:-/usr/local/cuda}
+PY=/usr/bin/python3
+if ! ls "$CUDA"/lib64/libnvrtc.so* >/dev/null 2>&1; then
+	echo "cuda: skipped: no NVRTC under $CUDA (install the CUDA toolkit to test the CUDA backend)"
+	echo "0 passed, 0 failed"
+	exit 0
+fi
+export LD_LIBRARY_PATH="$CUDA/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { echo "ok   $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+
+for g in graphs/*.json; do
+	name=$(basename "$g" .json)
+	for arch in sm_80 sm_90; do
+		if ! "$SEGC" "$g" --target cuda:$arch --emit=cuda -o "$tmp/$name.so" >"$tmp/$name.cu" 2>"$tmp/err"; then
+			if ! "$SEGC" "$g" -o "$tmp/cpu.so" >/dev/null 2>&1; then
+				echo "skip $name: does not compile for the CPU either: $(head -c 200 "$tmp/err")"
+				break
+			fi
+			bad "$name $arch: $(head -c 300 "$tmp/err")"
+			continue
+		fi
+		kernels=$(sed -n 's/^launch \([^ ]*\) .*/\1/p' "$tmp/$name.cu")
+		# shellcheck disable=SC2086
+		msg=$($PY tests/cuda/cubin.py "$tmp/$name.so" $arch $kernels) || { bad "$msg"; continue; }
+		# nvcc as a second, independent compiler (small graphs only: it is slow)
+		if [ -x "$CUDA/bin/nvcc" ] && [ "$(wc -c <"$tmp/$name.cu")" -lt 300000 ]; then
+			if ! "$CUDA/bin/nvcc" -cubin -arch=$arch -o "$tmp/$name.nvcc.cubin" -x cu "$tmp/$name.cu" 2>"$tmp/err"; then
+				bad "$name $arch: nvcc rejects the source: $(head -c 300 "$tmp/err")"
+				continue
+			fi
+		fi
+		ok "$name $arch: $(echo "$kernels" | wc -w) kernels, cubin $(wc -c <"$tmp/$name.so") bytes engine"
+	done
+done
+
+# clear errors
+if [ ! -e /usr/lib/x86_64-linux-gnu/libcuda.so.1 ] && [ -f "$tmp/tiny.so" ]; then
+	if "$SEGC" synth "$tmp/tiny.so" --weights "$tmp/w.st" 2>"$tmp/err"; then
+		bad "a CUDA engine opened without a driver"
+	elif grep -q "compiled for CUDA but the NVIDIA driver" "$tmp/err"; then
+		ok "no driver: $(head -c 120 "$tmp/err")..."
+	else
+		bad "no driver: unexpected message: $(cat "$tmp/err")"
+	fi
+fi
+"$SEGC" graphs/tiny.json --target cuda:sm_90 --precision=bf16 -o "$tmp/x.so" 2>"$tmp/err"
+if [ $? -eq 1 ] && grep -q "precision=bf16" "$tmp/err"; then ok "bf16 refused"; else bad "bf16: $(cat "$tmp/err")"; fi
+SEGC_NVRTC=/nonexistent/libnvrtc.so "$SEGC" graphs/tiny.json --target cuda:sm_90 -o "$tmp/x.so" 2>"$tmp/err"
+if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: clear error"; else bad "no NVRTC: $(cat "$tmp/err")"; fi
+
+# ops through the CUDA C emulation: by default one case group per template family, sm_90
+# only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores)
+emu_sets="tests/ops/test_ops.py:conv3d,conv_transpose3d,instance_norm,group_norm,softmax,linear,matmul,max_pool3d,avg_pool3d,upsample,concat,permute,gelu,add
+tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool"
+also=
+if [ "${CUDA_OPS:-1}" = all ]; then
+	emu_sets=$(ls tests/ops/test_ops*.py)
+	also=sm_80
+fi
+if [ "${CUDA_OPS:-1}" != 0 ]; then
+	for set in $emu_sets; do
+		t=${set%%:*}
+		[ -f "$t" ] || continue
+		only=
+		grep -q -- "--engine-only" "$t" && only=--engine-only
+		case $set in *:*) only="$only --only ${set#*:}" ;; esac
+		SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_CUDA_ALSO=$also \
+			$PY "$t" $only >"$tmp/ops.out" 2>&1
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/ops.out" | tail -n 1)
+		grep -E '^FAIL' "$tmp/ops.out" | head -n 10
+		if [ -n "$line" ]; then
+			p=${line%% passed*}
+			f=${line#*passed, }
+			f=${f%% failed*}
+			pass=$((pass + p))
+			fail=$((fail + f))
+			echo "ops $(basename "$t"): $line"
+		else
+			bad "$(basename "$t"): $(tail -n 2 "$tmp/ops.out" | tr '\n' ' ')"
+		fi
+	done
+fi
+# small model cases, through the same emulation
+if [ "${CUDA_OPS:-1}" != 0 ] && [ -f tests/models/test_models.py ]; then
+	SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py $PY tests/models/test_models.py \
+		--only tiny --only tiny-odd >"$tmp/models.out" 2>&1
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/models.out" | tail -n 1)
+	grep -E '^(PASS|FAIL)' "$tmp/models.out"
+	p=${line%% passed*}
+	f=${line#*passed, }
+	f=${f%% failed*}
+	pass=$((pass + ${p:-0}))
+	fail=$((fail + ${f:-1}))
+fi
+echo "cuda: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
