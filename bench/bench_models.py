@@ -13,7 +13,6 @@ the baseline after `import torch`.  Prints a table and updates bench/results.{js
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -27,19 +26,53 @@ import benchutil as bu  # noqa: E402
 MIB = 1024.0 * 1024.0
 
 
+# Bench-size parameter overrides per graph (-D k=v); "size" is --size.  A graph not listed here
+# runs at its reference module's BENCH_PARAMS (if any) or its defaults.
+BENCH_PARAMS = {
+    "unet3d": {"size": "SIZE"},
+    # small enough that `make bench` runs in minutes on 2 cores
+    "basicunet": {"size": [32, 32, 32]},
+    "segresnet": {"size": [32, 32, 32]},
+    "segmamba": {"size": 32},
+    "segmamba_v2": {"size": 32},
+    "veloxseg": {"size": [64, 64, 64], "win1": [2, 2, 2], "win2": [2, 2, 2], "win3": [2, 2, 2],
+                 "win4": [2, 2, 2]},
+}
+
+
 def models(size):
-    # label, graph, reference module, -D overrides
-    return [
-        ("tiny", "graphs/tiny.json", "tiny", {}),
-        ("unet3d", "graphs/unet3d.json", "unet3d", {"size": size}),
-    ]
+    """(label, graph, reference module, -D overrides) for every graphs/*.json that has a
+    reference module tests/reference/<stem>.py with DEFAULTS, build and input_shape; the others
+    are listed with the reason they are skipped."""
+    import glob
+    import importlib
+    out = []
+    for g in sorted(glob.glob(os.path.join(bu.ROOT, "graphs", "*.json"))):
+        stem = os.path.splitext(os.path.basename(g))[0]
+        refpath = os.path.join(bu.ROOT, "tests", "reference", stem + ".py")
+        if not os.path.exists(refpath):
+            print("skip %-12s no reference module tests/reference/%s.py" % (stem, stem))
+            continue
+        try:
+            ref = importlib.import_module(stem)
+        except Exception as e:  # a half-written reference is skipped, not fatal
+            print("skip %-12s reference does not import: %s" % (stem, e))
+            continue
+        if not all(hasattr(ref, a) for a in ("DEFAULTS", "build", "input_shape")):
+            print("skip %-12s reference lacks DEFAULTS/build/input_shape" % stem)
+            continue
+        over = dict(getattr(ref, "BENCH_PARAMS", {}))
+        over.update(BENCH_PARAMS.get(stem, {}))
+        over = {k: (size if v == "SIZE" else v) for k, v in over.items()}
+        out.append((stem, os.path.relpath(g, bu.ROOT), stem, over))
+    return out
 
 
 def torch_worker(refmod, params_json, npz, xpath, ypath, repeat, threads):
     """Runs in its own process; prints one JSON line with timings and memory."""
     import torch
     torch.set_num_threads(threads)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss0 = bu.peak_rss()
     import importlib
     ref = importlib.import_module(refmod)
     params = json.loads(params_json)
@@ -51,7 +84,7 @@ def torch_worker(refmod, params_json, npz, xpath, ypath, repeat, threads):
         med, mn = bu.torch_time(lambda: model(x), repeat)
         y = model(x).numpy()
     np.save(ypath, y)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = bu.peak_rss()
     print(json.dumps({"median_ms": med, "min_ms": mn, "maxrss": rss, "rss0": rss0}))
 
 
@@ -74,7 +107,8 @@ def main():
     from test_models import randomise
     write_st = bu.writer()
     work = tempfile.mkdtemp(prefix="segc-bench-models-")
-    print("machine: %s" % bu.machine())
+    print("machine: %s; torch %s, %d threads for both" % (bu.machine(), torch.__version__,
+                                                           args.threads))
     rows = []
     for label, graph, refmod, over in models(args.size):
         if args.only and label not in args.only:
@@ -96,6 +130,7 @@ def main():
         np.save(xp, x)
         defs = []
         for k, v in over.items():
+            v = ",".join(str(e) for e in v) if isinstance(v, (list, tuple)) else v
             defs += ["-D", "%s=%s" % (k, v)]
         p = subprocess.run([sys.executable, os.path.abspath(__file__), "--repeat", str(args.repeat),
                             "--threads", str(args.threads), "--torch-worker", refmod,
@@ -121,15 +156,17 @@ def main():
             row.update(segc_ms=smed, segc_min_ms=smin, segc_runs=runs, segc_maxrss_mib=rss / MIB)
             if "torch_ms" in row:
                 row["speedup"] = row["torch_ms"] / smed
+                row["lat_ratio"] = smed / row["torch_ms"]
+                row["mem_ratio"] = row["segc_maxrss_mib"] / row["torch_maxrss_mib"]
                 a, b = np.load(yp), np.load(tp)
                 row["relerr"] = float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
         except Exception as e:  # a benchmark reports and goes on
             row["error"] = (row.get("error", "") + " segc: " + str(e)).strip()
         rows.append(row)
-        print("%-8s %-16s GFLOP=%s segc=%s ms torch=%s ms speedup=%s planned=%s MiB "
+        print("%-8s %-16s GFLOP=%s segc=%s ms torch=%s ms segc/torch=%s planned=%s MiB "
               "segc_rss=%s MiB torch_rss=%s MiB (delta %s)%s" % (
                   label, row["input"], bu._f(row.get("gflop")), bu._f(row.get("segc_ms")),
-                  bu._f(row.get("torch_ms")), bu._f(row.get("speedup")),
+                  bu._f(row.get("torch_ms")), bu._f(row.get("lat_ratio")),
                   bu._f(row.get("segc_planned_mib"), "%.1f"),
                   bu._f(row.get("segc_maxrss_mib"), "%.1f"),
                   bu._f(row.get("torch_maxrss_mib"), "%.1f"),

@@ -16,6 +16,8 @@ typedef struct {
 	FILE *emit_kernels;      /* if set: print the kernel IR here */
 	const char *runtime_lib; /* path of libsegc_rt.a to link; NULL: next to the segc binary */
 	int keep_temps;
+	FILE *emit_cuda;         /* if set: print the CUDA C source here (cuda targets) */
+	const char *precision;   /* cuda: "fp32" (default; "tf32", "bf16" are refused for now) */
 } CgOptions;
 
 /* Lower every group into p (p->arena must be set).  0, or -1 after diagnostics. */
@@ -27,6 +29,17 @@ int cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Dia
 /* Link obj with the runtime archive into a shared library at out_path (written to a temporary
  * file and renamed).  0, or -1 after diagnostics. */
 int cg_link(const char *obj_path, const CgOptions *o, const char *out_path, Diag *d);
+/* Combine n object files into one relocatable object at out_path (ld -r; $LD, else ld).
+ * 0, or -1 after diagnostics. */
+int cg_merge_objects(const char *const *objs, int n, const char *out_path, Diag *d);
 int cg_unsupported(Diag *d, const Kernel *k, const char *backend, const char *what);
+/* Emit the host object for o->target "cuda:sm_90" or "cuda:sm_80": CUDA C from the kernels
+ * (printed to o->emit_cuda if set), compiled by NVRTC, with the manifest and the launch
+ * schedule (codegen/emit_cuda.c, docs/cuda.md).  0, or -1 after diagnostics. */
+int cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
+/* Compile CUDA C src for arch ("sm_90") with NVRTC, loaded with dlopen (codegen/nvrtc.c);
+ * *cubin is malloc'd (the caller frees).  0, or -1 after diagnostics. */
+int cg_nvrtc_compile(const char *src, const char *name, const char *arch, void **cubin,
+                     size_t *size, Diag *d);
 
 #endif

@@ -1,19 +1,35 @@
 /* codegen/emit_llvm.c -- kernel IR -> LLVM IR -> object file (the CPU emitter).
  *
  * For every Kernel and every top-level loop i of its body we emit an internal task function
- *     void <kernel>_t<i>(i8 **slots, i64 lo, i64 hi)
- * that runs iterations [lo, hi) of that loop, and one hidden entry point
+ *     void <kernel>_t<i>(i8 **bufs, i64 lo, i64 hi)
+ * that runs iterations [lo, hi) of that loop over the kernel's buffers bufs[0..nbufs), and one
+ * hidden entry point
  *     i32 segc_gen_run(i8 **slots, i8 *pool)
- * that calls the tasks in order: segc_rt_parallel_for(pool, fn, slots, n) for LOOP_PARALLEL
- * loops, fn(slots, 0, n) otherwise (runtime/rt_gen.h).  segc_gen_manifest holds the manifest.
+ * that, for each kernel in order, fills a buffer table (slots[slot] + offset per buffer) and
+ * calls the tasks: segc_rt_parallel_for(pool, fn, table, n) for LOOP_PARALLEL loops,
+ * fn(table, 0, n) otherwise (runtime/rt_gen.h).  segc_gen_manifest holds the manifest.
+ * Because tasks see buffers only through the table, kernels whose kernel IR is the same (the
+ * same block repeated at the same shapes) share one set of task functions: LLVM optimises
+ * each distinct kernel once, which is most of the compile time.
+ * Compiling in parallel: the distinct task functions are spread over up to 8 modules (one per
+ * CPU, balanced by kernel IR size), each in its own LLVMContext; module 0 also holds
+ * segc_gen_run, segc_gen_manifest and segc_gen_kinfo (the profiler's kernel table) and calls
+ * the other modules' tasks, which are hidden external functions.  Each module is optimised
+ * and written on its own thread with its own TargetMachine; `ld -r` (cg_merge_objects) makes
+ * the one object.  LLVM errors are kept per module and reported after the join.
+ * segc_gen_prof_hook (null unless the runtime profiles, runtime/profile.c) is called around
+ * every kernel when set.
  * Variables are allocas (mem2reg promotes them); buffer bases are loaded once per task.
  * exp, tanh and erf are inline polynomials (no calls), so loops using them vectorize.
  * Mirror image of emit_cuda.c: same helpers, same order, same suffixes (STYLE.md 3.9).
- * One LLVMContextRef per call, created and disposed here (STYLE.md 3.7). */
+ * One LLVMContextRef per module, created and disposed here (STYLE.md 3.7). */
 #include "cg.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
@@ -30,10 +46,17 @@ typedef struct {
 	const Kernel *k;
 	Diag *d;
 	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_slots, t_task;
-	LLVMValueRef fn;        /* the function being emitted */
-	LLVMValueRef *bases;    /* per Kernel.bufs: typed base pointer */
-	LLVMValueRef *vars;     /* per variable id: its alloca */
-	unsigned md_loop;       /* kind id of !llvm.loop */
+	LLVMValueRef fn;     /* the function being emitted */
+	LLVMValueRef *bases; /* per Kernel.bufs: typed base pointer */
+	LLVMValueRef *vars;  /* per variable id: its alloca */
+	unsigned md_loop;    /* kind id of !llvm.loop */
+	int exported;        /* task functions: hidden external (other modules call them) */
+	/* one module's compilation, run on its own thread (emit_part) */
+	LLVMTargetMachineRef tm;
+	const CgOptions *o;
+	char path[4096]; /* its object file */
+	char *err;       /* the first LLVM error (malloc'd), reported after the join */
+	int rc;
 } LlvmEmit;
 
 static int llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out);
@@ -44,11 +67,16 @@ static LLVMTypeRef
 ktype(LlvmEmit *e, int t)
 {
 	switch ((KType)t) {
-	case KT_VOID: return e->t_void;
-	case KT_BOOL: return e->t_i1;
-	case KT_I32: return e->t_i32;
-	case KT_I64: return e->t_i64;
-	case KT_F32: return e->t_f32;
+	case KT_VOID:
+		return e->t_void;
+	case KT_BOOL:
+		return e->t_i1;
+	case KT_I32:
+		return e->t_i32;
+	case KT_I64:
+		return e->t_i64;
+	case KT_F32:
+		return e->t_f32;
 	}
 	SEGC_ASSERT(!"bad KType");
 	return NULL;
@@ -59,11 +87,16 @@ static LLVMTypeRef
 elemtype(LlvmEmit *e, int dtype)
 {
 	switch (dtype) {
-	case DT_F32: return e->t_f32;
-	case DT_I32: return e->t_i32;
-	case DT_I64: return e->t_i64;
-	case DT_U8: return e->t_i8;
-	default: return NULL;
+	case DT_F32:
+		return e->t_f32;
+	case DT_I32:
+		return e->t_i32;
+	case DT_I64:
+		return e->t_i64;
+	case DT_U8:
+		return e->t_i8;
+	default:
+		return NULL;
 	}
 }
 
@@ -145,14 +178,14 @@ pow2i(LlvmEmit *e, LLVMValueRef k)
 static LLVMValueRef
 math_exp(LlvmEmit *e, LLVMValueRef x)
 {
-	static const double c[] = { 5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
-	                            8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4 };
+	static const double c[] = {5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
+	                           8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4};
 	LLVMBuilderRef b = e->b;
 	LLVMValueRef xc = fsel(e, LLVMRealOGT, x, cf32(e, 88.8), cf32(e, 88.8), x);
 	xc = fsel(e, LLVMRealOLT, xc, cf32(e, -104.0), cf32(e, -104.0), xc);
-	xc = fsel(e, LLVMRealUNO, x, x, cf32(e, 0.0), xc);        /* NaN: any finite value */
-	LLVMValueRef fn = intrinsic1(e, "llvm.rint",
-	                             LLVMBuildFMul(b, xc, cf32(e, 1.44269504088896341), ""));
+	xc = fsel(e, LLVMRealUNO, x, x, cf32(e, 0.0), xc); /* NaN: any finite value */
+	LLVMValueRef fn =
+	    intrinsic1(e, "llvm.rint", LLVMBuildFMul(b, xc, cf32(e, 1.44269504088896341), ""));
 	LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fn, cf32(e, 0.693359375), ""), "");
 	r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fn, cf32(e, -2.12194440e-4), ""), "");
 	LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
@@ -172,20 +205,19 @@ math_exp(LlvmEmit *e, LLVMValueRef x)
 static LLVMValueRef
 math_tanh(LlvmEmit *e, LLVMValueRef x)
 {
-	static const double c[] = { -3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2,
-	                            2.06390887954e-2, -5.70498872745e-3 };
+	static const double c[] = {-3.33332819422e-1, 1.33314422036e-1, -5.37397155531e-2,
+	                           2.06390887954e-2, -5.70498872745e-3};
 	LLVMBuilderRef b = e->b;
 	LLVMValueRef ax = intrinsic1(e, "llvm.fabs", x);
 	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
 	LLVMValueRef small = LLVMBuildFMul(b, LLVMBuildFMul(b, poly(e, z, c, 5), z, ""), ax, "");
 	small = LLVMBuildFAdd(b, small, ax, "");
 	LLVMValueRef ex = math_exp(e, LLVMBuildFMul(b, ax, cf32(e, 2.0), ""));
-	LLVMValueRef big = LLVMBuildFSub(b, cf32(e, 1.0),
-	                                 LLVMBuildFDiv(b, cf32(e, 2.0),
-	                                               LLVMBuildFAdd(b, ex, cf32(e, 1.0), ""), ""),
-	                                 "");
-	LLVMValueRef args[2] = { fsel(e, LLVMRealOLT, ax, cf32(e, 0.625), small, big), x };
-	return intrinsic(e, "llvm.copysign", args, 2);     /* tanh(-0) = -0 */
+	LLVMValueRef big = LLVMBuildFSub(
+	    b, cf32(e, 1.0),
+	    LLVMBuildFDiv(b, cf32(e, 2.0), LLVMBuildFAdd(b, ex, cf32(e, 1.0), ""), ""), "");
+	LLVMValueRef args[2] = {fsel(e, LLVMRealOLT, ax, cf32(e, 0.625), small, big), x};
+	return intrinsic(e, "llvm.copysign", args, 2); /* tanh(-0) = -0 */
 }
 
 /* erf(x): x P(x^2) for |x| < 1; 1 - e^{-x^2} Q(|x|) for 1 <= |x| < 4 (erfc(x) e^{x^2} is
@@ -194,14 +226,14 @@ static LLVMValueRef
 math_erf(LlvmEmit *e, LLVMValueRef x)
 {
 	static const double p[] = {
-1.128379066606759, -0.37612228121157493, 0.11279737272850482, -0.026703729052471415,
-		0.0049124876580949189, -0.00056219559735231955,
+	    1.128379066606759,     -0.37612228121157493,  0.11279737272850482,
+	    -0.026703729052471415, 0.0049124876580949189, -0.00056219559735231955,
 	};
 	static const double q[] = {
-0.99191864268789021, -1.0805750109854411, 0.87068464563165437, -0.5383872175990998,
-		0.25512312088781597, -0.091257873397395425, 0.024065307656342603,
-		-0.0045152120763698473, 0.00056843954888293141, -4.2948662340991355e-05,
-		1.469579962711686e-06,
+	    0.99191864268789021,     -1.0805750109854411,    0.87068464563165437,
+	    -0.5383872175990998,     0.25512312088781597,    -0.091257873397395425,
+	    0.024065307656342603,    -0.0045152120763698473, 0.00056843954888293141,
+	    -4.2948662340991355e-05, 1.469579962711686e-06,
 	};
 	LLVMBuilderRef b = e->b;
 	LLVMValueRef ax = intrinsic1(e, "llvm.fabs", x);
@@ -209,29 +241,44 @@ math_erf(LlvmEmit *e, LLVMValueRef x)
 	LLVMValueRef small = LLVMBuildFMul(b, x, poly(e, z, p, (int)countof(p)), "");
 	LLVMValueRef axc = fsel(e, LLVMRealOGT, ax, cf32(e, 4.0), cf32(e, 4.0), ax);
 	LLVMValueRef ez = math_exp(e, LLVMBuildFNeg(b, LLVMBuildFMul(b, axc, axc, ""), ""));
-	LLVMValueRef big = LLVMBuildFSub(b, cf32(e, 1.0),
-	                                 LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""),
-	                                 "");
+	LLVMValueRef big = LLVMBuildFSub(
+	    b, cf32(e, 1.0), LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""), "");
 	big = fsel(e, LLVMRealOGE, ax, cf32(e, 4.0), cf32(e, 1.0), big);
-	LLVMValueRef args[2] = { big, x };
+	LLVMValueRef args[2] = {big, x};
 	big = intrinsic(e, "llvm.copysign", args, 2);
 	return fsel(e, LLVMRealOLT, ax, cf32(e, 1.0), small, big);
 }
 
 /* ---- loop metadata ---- */
 
-/* !llvm.loop !{self, !{!"name", i1 true}} on the latch branch */
+/* !llvm.loop !{self, !{!"name", i1 true}} on the latch branch.  A vector loop also gets
+ * !{!"llvm.loop.unroll.disable"}: otherwise loop peeling (part of the unroller) splits off
+ * the first iterations of a loop whose body tests the induction variable (the predicated
+ * border taps of tmpl_conv.c) and leaves the vectorizer a trip count that is no multiple
+ * of the vector width, i.e. a scalar remainder.
+ * A loop without a hint (name NULL) gets !{!"llvm.loop.unroll.runtime.disable"}: runtime
+ * unrolling (copies of the body plus a remainder loop, for loops whose trip count is not a
+ * constant) was over half the compile time of the mamba graphs (mamba_home 14.5 -> 6.7 s
+ * CPU) and bought nothing measurable (unet3d 75 vs 74 ms); constant-trip loops are still
+ * fully unrolled where LLVM finds it worth it. */
 static void
 loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name)
 {
+	static const char nounroll[] = "llvm.loop.unroll.disable";
+	static const char noruntime[] = "llvm.loop.unroll.runtime.disable";
 	LLVMMetadataRef prop[2] = {
-		LLVMMDStringInContext2(e->cx, name, strlen(name)),
-		LLVMValueAsMetadata(LLVMConstInt(e->t_i1, 1, 0)),
+	    LLVMMDStringInContext2(e->cx, name ? name : "", name ? strlen(name) : 0),
+	    LLVMValueAsMetadata(LLVMConstInt(e->t_i1, 1, 0)),
 	};
+	LLVMMetadataRef nu = LLVMMDStringInContext2(e->cx, nounroll, sizeof nounroll - 1);
+	LLVMMetadataRef nr = LLVMMDStringInContext2(e->cx, noruntime, sizeof noruntime - 1);
+	int vec = name && strcmp(name, "llvm.loop.vectorize.enable") == 0;
 	LLVMMetadataRef tmp = LLVMTemporaryMDNode(e->cx, NULL, 0);
-	LLVMMetadataRef ops[2] = { tmp, LLVMMDNodeInContext2(e->cx, prop, 2) };
-	LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, 2);
-	LLVMMetadataReplaceAllUsesWith(tmp, id);   /* makes id self-referential; frees tmp */
+	LLVMMetadataRef ops[3] = {
+	    tmp, name ? LLVMMDNodeInContext2(e->cx, prop, 2) : LLVMMDNodeInContext2(e->cx, &nr, 1),
+	    LLVMMDNodeInContext2(e->cx, &nu, 1)};
+	LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, vec ? 3 : 2);
+	LLVMMetadataReplaceAllUsesWith(tmp, id); /* makes id self-referential; frees tmp */
 	LLVMSetMetadata(br, e->md_loop, LLVMMetadataAsValue(e->cx, id));
 }
 
@@ -270,6 +317,8 @@ loop_range(LlvmEmit *e, const KNode *n, LLVMValueRef lo, LLVMValueRef hi)
 		loop_hint(e, br, "llvm.loop.vectorize.enable");
 	else if (n->ann == LOOP_UNROLL)
 		loop_hint(e, br, "llvm.loop.unroll.enable");
+	else
+		loop_hint(e, br, NULL);
 	LLVMPositionBuilderAtEnd(b, exit);
 	return 0;
 }
@@ -389,23 +438,40 @@ static LLVMValueRef
 fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
 {
 	LLVMBuilderRef b = e->b;
-	LLVMValueRef args[2] = { a, c };
+	LLVMValueRef args[2] = {a, c};
 	switch ((KBinOp)n->op) {
-	case KB_ADD: return LLVMBuildFAdd(b, a, c, "");
-	case KB_SUB: return LLVMBuildFSub(b, a, c, "");
-	case KB_MUL: return LLVMBuildFMul(b, a, c, "");
-	case KB_DIV: return LLVMBuildFDiv(b, a, c, "");
-	case KB_REM: return LLVMBuildFRem(b, a, c, "");
-	case KB_MIN: return fsel(e, LLVMRealOLT, a, c, a, c);
-	case KB_MAX: return fsel(e, LLVMRealOGT, a, c, a, c);
-	case KB_LT: return LLVMBuildFCmp(b, LLVMRealOLT, a, c, "");
-	case KB_LE: return LLVMBuildFCmp(b, LLVMRealOLE, a, c, "");
-	case KB_GT: return LLVMBuildFCmp(b, LLVMRealOGT, a, c, "");
-	case KB_GE: return LLVMBuildFCmp(b, LLVMRealOGE, a, c, "");
-	case KB_EQ: return LLVMBuildFCmp(b, LLVMRealOEQ, a, c, "");
-	case KB_NE: return LLVMBuildFCmp(b, LLVMRealUNE, a, c, "");
-	case KB_POW: return intrinsic(e, "llvm.pow", args, 2);
-	case KB_AND: case KB_OR: case KB_COUNT: break;
+	case KB_ADD:
+		return LLVMBuildFAdd(b, a, c, "");
+	case KB_SUB:
+		return LLVMBuildFSub(b, a, c, "");
+	case KB_MUL:
+		return LLVMBuildFMul(b, a, c, "");
+	case KB_DIV:
+		return LLVMBuildFDiv(b, a, c, "");
+	case KB_REM:
+		return LLVMBuildFRem(b, a, c, "");
+	case KB_MIN:
+		return fsel(e, LLVMRealOLT, a, c, a, c);
+	case KB_MAX:
+		return fsel(e, LLVMRealOGT, a, c, a, c);
+	case KB_LT:
+		return LLVMBuildFCmp(b, LLVMRealOLT, a, c, "");
+	case KB_LE:
+		return LLVMBuildFCmp(b, LLVMRealOLE, a, c, "");
+	case KB_GT:
+		return LLVMBuildFCmp(b, LLVMRealOGT, a, c, "");
+	case KB_GE:
+		return LLVMBuildFCmp(b, LLVMRealOGE, a, c, "");
+	case KB_EQ:
+		return LLVMBuildFCmp(b, LLVMRealOEQ, a, c, "");
+	case KB_NE:
+		return LLVMBuildFCmp(b, LLVMRealUNE, a, c, "");
+	case KB_POW:
+		return intrinsic(e, "llvm.pow", args, 2);
+	case KB_AND:
+	case KB_OR:
+	case KB_COUNT:
+		break;
 	}
 	SEGC_ASSERT(!"bad f32 binop");
 	return NULL;
@@ -416,22 +482,39 @@ ibinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
 {
 	LLVMBuilderRef b = e->b;
 	switch ((KBinOp)n->op) {
-	case KB_ADD: return LLVMBuildAdd(b, a, c, "");
-	case KB_SUB: return LLVMBuildSub(b, a, c, "");
-	case KB_MUL: return LLVMBuildMul(b, a, c, "");
-	case KB_DIV: return LLVMBuildSDiv(b, a, c, "");
-	case KB_REM: return LLVMBuildSRem(b, a, c, "");
-	case KB_MIN: return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, c, ""), a, c, "");
-	case KB_MAX: return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, a, c, ""), a, c, "");
-	case KB_LT: return LLVMBuildICmp(b, LLVMIntSLT, a, c, "");
-	case KB_LE: return LLVMBuildICmp(b, LLVMIntSLE, a, c, "");
-	case KB_GT: return LLVMBuildICmp(b, LLVMIntSGT, a, c, "");
-	case KB_GE: return LLVMBuildICmp(b, LLVMIntSGE, a, c, "");
-	case KB_EQ: return LLVMBuildICmp(b, LLVMIntEQ, a, c, "");
-	case KB_NE: return LLVMBuildICmp(b, LLVMIntNE, a, c, "");
-	case KB_AND: return LLVMBuildAnd(b, a, c, "");
-	case KB_OR: return LLVMBuildOr(b, a, c, "");
-	case KB_POW: case KB_COUNT: break;
+	case KB_ADD:
+		return LLVMBuildAdd(b, a, c, "");
+	case KB_SUB:
+		return LLVMBuildSub(b, a, c, "");
+	case KB_MUL:
+		return LLVMBuildMul(b, a, c, "");
+	case KB_DIV:
+		return LLVMBuildSDiv(b, a, c, "");
+	case KB_REM:
+		return LLVMBuildSRem(b, a, c, "");
+	case KB_MIN:
+		return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, c, ""), a, c, "");
+	case KB_MAX:
+		return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, a, c, ""), a, c, "");
+	case KB_LT:
+		return LLVMBuildICmp(b, LLVMIntSLT, a, c, "");
+	case KB_LE:
+		return LLVMBuildICmp(b, LLVMIntSLE, a, c, "");
+	case KB_GT:
+		return LLVMBuildICmp(b, LLVMIntSGT, a, c, "");
+	case KB_GE:
+		return LLVMBuildICmp(b, LLVMIntSGE, a, c, "");
+	case KB_EQ:
+		return LLVMBuildICmp(b, LLVMIntEQ, a, c, "");
+	case KB_NE:
+		return LLVMBuildICmp(b, LLVMIntNE, a, c, "");
+	case KB_AND:
+		return LLVMBuildAnd(b, a, c, "");
+	case KB_OR:
+		return LLVMBuildOr(b, a, c, "");
+	case KB_POW:
+	case KB_COUNT:
+		break;
 	}
 	SEGC_ASSERT(!"bad integer binop");
 	return NULL;
@@ -457,7 +540,7 @@ llvm_binop(LlvmEmit *e, const KNode *n)
 			LLVMValueRef c = expr(e, other);
 			if (n->op == KB_SUB)
 				c = LLVMBuildFNeg(e->b, c, "");
-			LLVMValueRef args[3] = { expr(e, m->a), expr(e, m->b), c };
+			LLVMValueRef args[3] = {expr(e, m->a), expr(e, m->b), c};
 			return intrinsic(e, "llvm.fmuladd", args, 3);
 		}
 	}
@@ -474,27 +557,42 @@ llvm_unop(LlvmEmit *e, const KNode *n)
 	if (n->a->type != KT_F32) {
 		LLVMValueRef zero = LLVMConstInt(LLVMTypeOf(a), 0, 0);
 		switch (n->op) {
-		case KU_NEG: return LLVMBuildSub(b, zero, a, "");
+		case KU_NEG:
+			return LLVMBuildSub(b, zero, a, "");
 		case KU_ABS:
 			return LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, a, zero, ""),
 			                       LLVMBuildSub(b, zero, a, ""), a, "");
-		case KU_NOT: return LLVMBuildXor(b, a, LLVMConstInt(LLVMTypeOf(a), 1, 0), "");
-		default: break;
+		case KU_NOT:
+			return LLVMBuildXor(b, a, LLVMConstInt(LLVMTypeOf(a), 1, 0), "");
+		default:
+			break;
 		}
 		SEGC_ASSERT(!"float unop on an integer");
 	}
 	switch ((KUnOp)n->op) {
-	case KU_NEG: return LLVMBuildFNeg(b, a, "");
-	case KU_ABS: return intrinsic1(e, "llvm.fabs", a);
-	case KU_EXP: return math_exp(e, a);
-	case KU_LOG: return intrinsic1(e, "llvm.log", a);
-	case KU_SQRT: return intrinsic1(e, "llvm.sqrt", a);
-	case KU_RSQRT: return LLVMBuildFDiv(b, cf32(e, 1.0), intrinsic1(e, "llvm.sqrt", a), "");
-	case KU_TANH: return math_tanh(e, a);
-	case KU_ERF: return math_erf(e, a);
-	case KU_FLOOR: return intrinsic1(e, "llvm.floor", a);
-	case KU_CEIL: return intrinsic1(e, "llvm.ceil", a);
-	case KU_NOT: case KU_COUNT: break;
+	case KU_NEG:
+		return LLVMBuildFNeg(b, a, "");
+	case KU_ABS:
+		return intrinsic1(e, "llvm.fabs", a);
+	case KU_EXP:
+		return math_exp(e, a);
+	case KU_LOG:
+		return intrinsic1(e, "llvm.log", a);
+	case KU_SQRT:
+		return intrinsic1(e, "llvm.sqrt", a);
+	case KU_RSQRT:
+		return LLVMBuildFDiv(b, cf32(e, 1.0), intrinsic1(e, "llvm.sqrt", a), "");
+	case KU_TANH:
+		return math_tanh(e, a);
+	case KU_ERF:
+		return math_erf(e, a);
+	case KU_FLOOR:
+		return intrinsic1(e, "llvm.floor", a);
+	case KU_CEIL:
+		return intrinsic1(e, "llvm.ceil", a);
+	case KU_NOT:
+	case KU_COUNT:
+		break;
 	}
 	SEGC_ASSERT(!"bad f32 unop");
 	return NULL;
@@ -536,27 +634,63 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 {
 	*out = NULL;
 	switch ((KKind)n->kind) {
-	case K_block: return llvm_block(e, n);
-	case K_loop: return llvm_loop(e, n);
-	case K_if: return llvm_if(e, n);
-	case K_let: return llvm_let(e, n);
-	case K_assign: return llvm_assign(e, n);
-	case K_store: return llvm_store(e, n);
-	case K_barrier: return 0;     /* one CPU task runs its iterations in order */
-	case K_const: *out = llvm_const(e, n); return 0;
-	case K_var: *out = llvm_var(e, n); return 0;
-	case K_load: *out = llvm_load(e, n); return 0;
-	case K_binop: *out = llvm_binop(e, n); return 0;
-	case K_unop: *out = llvm_unop(e, n); return 0;
-	case K_select: *out = llvm_select(e, n); return 0;
-	case K_cast: *out = llvm_cast(e, n); return 0;
-	case K_COUNT: break;
+	case K_block:
+		return llvm_block(e, n);
+	case K_loop:
+		return llvm_loop(e, n);
+	case K_if:
+		return llvm_if(e, n);
+	case K_let:
+		return llvm_let(e, n);
+	case K_assign:
+		return llvm_assign(e, n);
+	case K_store:
+		return llvm_store(e, n);
+	case K_barrier:
+		return 0; /* one CPU task runs its iterations in order */
+	case K_const:
+		*out = llvm_const(e, n);
+		return 0;
+	case K_var:
+		*out = llvm_var(e, n);
+		return 0;
+	case K_load:
+		*out = llvm_load(e, n);
+		return 0;
+	case K_binop:
+		*out = llvm_binop(e, n);
+		return 0;
+	case K_unop:
+		*out = llvm_unop(e, n);
+		return 0;
+	case K_select:
+		*out = llvm_select(e, n);
+		return 0;
+	case K_cast:
+		*out = llvm_cast(e, n);
+		return 0;
+	case K_COUNT:
+		break;
 	}
 	SEGC_ASSERT(!"unknown kernel node");
 	return -1;
 }
 
 /* ---- functions ---- */
+
+/* typed base pointers of every buffer from a task's table: bufs[i] */
+static void
+load_table(LlvmEmit *e, LLVMValueRef bufs)
+{
+	const Kernel *k = e->k;
+	for (uint32_t i = 0; i < k->nbufs; i++) {
+		LLVMValueRef ii = LLVMConstInt(e->t_i64, i, 0);
+		LLVMValueRef bp = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, bufs, &ii, 1, "");
+		LLVMValueRef base = LLVMBuildLoad2(e->b, e->t_ptr, bp, "");
+		LLVMTypeRef pt = LLVMPointerType(elemtype(e, k->bufs[i].dtype), 0);
+		e->bases[i] = LLVMBuildBitCast(e->b, base, pt, "");
+	}
+}
 
 /* typed base pointers of every buffer: slots[slot] + offset bytes */
 static void
@@ -588,17 +722,28 @@ const_i64(const KNode *n, int64_t *v)
 	if (n->kind != K_binop || !const_i64(n->a, &a) || !const_i64(n->b, &b))
 		return 0;
 	switch (n->op) {
-	case KB_ADD: *v = a + b; return 1;
-	case KB_SUB: *v = a - b; return 1;
-	case KB_MUL: *v = a * b; return 1;
+	case KB_ADD:
+		*v = a + b;
+		return 1;
+	case KB_SUB:
+		*v = a - b;
+		return 1;
+	case KB_MUL:
+		*v = a * b;
+		return 1;
 	case KB_DIV:
 		if (b == 0)
 			return 0;
 		*v = a / b;
 		return 1;
-	case KB_MIN: *v = a < b ? a : b; return 1;
-	case KB_MAX: *v = a > b ? a : b; return 1;
-	default: return 0;
+	case KB_MIN:
+		*v = a < b ? a : b;
+		return 1;
+	case KB_MAX:
+		*v = a > b ? a : b;
+		return 1;
+	default:
+		return 0;
 	}
 }
 
@@ -610,7 +755,10 @@ task_fn(LlvmEmit *e, const KNode *n, int i)
 	char name[256];
 	snprintf(name, sizeof name, "%s_t%d", k->name, i);
 	LLVMValueRef fn = LLVMAddFunction(e->mod, name, e->t_task);
-	LLVMSetLinkage(fn, LLVMInternalLinkage);
+	if (e->exported)
+		LLVMSetVisibility(fn, LLVMHiddenVisibility);
+	else
+		LLVMSetLinkage(fn, LLVMInternalLinkage);
 	unsigned nounwind = LLVMGetEnumAttributeKindForName("nounwind", 8);
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
 	                        LLVMCreateEnumAttribute(e->cx, nounwind, 0));
@@ -618,7 +766,7 @@ task_fn(LlvmEmit *e, const KNode *n, int i)
 	LLVMPositionBuilderAtEnd(e->b, newblock(e, "entry"));
 	for (uint32_t v = 0; v < k->nvars; v++)
 		e->vars[v] = LLVMBuildAlloca(e->b, ktype(e, k->vartypes[v]), k->varnames[v]);
-	load_bases(e, LLVMGetParam(fn, 0));
+	load_table(e, LLVMGetParam(fn, 0));
 
 	/* var = lo_expr + t*step for t in [lo, hi) */
 	LLVMTypeRef vt = ktype(e, k->vartypes[n->var]);
@@ -652,9 +800,10 @@ trip_count(LlvmEmit *e, const KNode *n)
 		h = LLVMBuildSExt(b, h, e->t_i64, "");
 	}
 	LLVMValueRef span = LLVMBuildSub(b, h, l, "");
-	LLVMValueRef t = LLVMBuildSDiv(b, LLVMBuildAdd(b, span, LLVMConstInt(e->t_i64,
-	                                 (unsigned long long)(n->ival - 1), 0), ""),
-	                               LLVMConstInt(e->t_i64, (unsigned long long)n->ival, 0), "");
+	LLVMValueRef t = LLVMBuildSDiv(
+	    b,
+	    LLVMBuildAdd(b, span, LLVMConstInt(e->t_i64, (unsigned long long)(n->ival - 1), 0), ""),
+	    LLVMConstInt(e->t_i64, (unsigned long long)n->ival, 0), "");
 	LLVMValueRef pos = LLVMBuildICmp(b, LLVMIntSGT, span, LLVMConstInt(e->t_i64, 0, 0), "");
 	return LLVMBuildSelect(b, pos, t, LLVMConstInt(e->t_i64, 0, 0), "");
 }
@@ -663,141 +812,206 @@ static int
 check_kernel(LlvmEmit *e, const Kernel *k)
 {
 	for (uint32_t i = 0; i < k->nbufs; i++)
-		if (!elemtype(e, k->bufs[i].dtype))
-			return cg_unsupported(e->d, k, "cpu",
-			                      arena_printf(e->p->arena, "%s buffers",
-			                                   dtype_name(k->bufs[i].dtype)));
+		if (k->bufs[i].dtype != DT_F32 && k->bufs[i].dtype != DT_I32 &&
+		    k->bufs[i].dtype != DT_I64 && k->bufs[i].dtype != DT_U8)
+			return cg_unsupported(
+			    e->d, k, "cpu",
+			    arena_printf(e->p->arena, "%s buffers", dtype_name(k->bufs[i].dtype)));
 	for (uint32_t i = 0; i < k->body->nkids; i++)
 		SEGC_ASSERT(k->body->kids[i]->kind == K_loop);
 	return 0;
 }
 
-/* the whole module: task functions, segc_gen_run, segc_gen_manifest */
+/* ---- the kernel table for the profiler (runtime/profile.c) ---- */
+
 static int
-emit_module(LlvmEmit *e)
+in_list(const char *op, const char *const *list)
 {
-	const Program *p = e->p;
-	LLVMTypeRef targs[3] = { e->t_slots, e->t_i64, e->t_i64 };
-	e->t_task = LLVMFunctionType(e->t_void, targs, 3, 0);
-	LLVMTypeRef pargs[4] = { e->t_ptr, LLVMPointerType(e->t_task, 0), e->t_slots, e->t_i64 };
-	LLVMTypeRef pft = LLVMFunctionType(e->t_void, pargs, 4, 0);
-	LLVMValueRef pfor = LLVMAddFunction(e->mod, "segc_rt_parallel_for", pft);
-	LLVMSetVisibility(pfor, LLVMHiddenVisibility);
-	LLVMTypeRef rargs[2] = { e->t_slots, e->t_ptr };
-	LLVMTypeRef rft = LLVMFunctionType(e->t_i32, rargs, 2, 0);
-	LLVMValueRef run = LLVMAddFunction(e->mod, "segc_gen_run", rft);
-	LLVMSetVisibility(run, LLVMHiddenVisibility);
-	LLVMBasicBlockRef runbb = LLVMAppendBasicBlockInContext(e->cx, run, "entry");
-	LLVMValueRef slots = LLVMGetParam(run, 0), pool = LLVMGetParam(run, 1);
-
-	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
-		const Kernel *k = &p->kernels[ki];
-		e->k = k;
-		if (check_kernel(e, k) < 0)
-			return -1;
-		e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
-		e->vars = arena_zalloc(p->arena, (k->nvars + 1) * sizeof *e->vars);
-		for (uint32_t i = 0; i < k->body->nkids; i++) {
-			const KNode *n = k->body->kids[i];
-			if (n->ann == LOOP_BLOCK || n->ann == LOOP_THREAD)
-				return cg_unsupported(e->d, k, "cpu", "gpu block/thread loops");
-			LLVMValueRef fn = task_fn(e, n, (int)i);
-			if (!fn)
-				return -1;
-			e->fn = run;
-			LLVMPositionBuilderAtEnd(e->b, runbb);
-			load_bases(e, slots);
-			LLVMValueRef cnt = trip_count(e, n);
-			if (n->ann == LOOP_PARALLEL) {
-				LLVMValueRef args[4] = { pool, fn, slots, cnt };
-				LLVMBuildCall2(e->b, pft, pfor, args, 4, "");
-			} else {
-				LLVMValueRef args[3] = { slots, LLVMConstInt(e->t_i64, 0, 0), cnt };
-				LLVMBuildCall2(e->b, e->t_task, fn, args, 3, "");
-			}
-			runbb = LLVMGetInsertBlock(e->b);
-		}
-	}
-	LLVMPositionBuilderAtEnd(e->b, runbb);
-	LLVMBuildRet(e->b, LLVMConstInt(e->t_i32, 0, 0));
-
-	const char *text = p->manifest ? p->manifest : "";
-	unsigned len = (unsigned)strlen(text);
-	LLVMValueRef init = LLVMConstStringInContext(e->cx, text, len, 0);   /* NUL-terminated */
-	LLVMValueRef g = LLVMAddGlobal(e->mod, LLVMTypeOf(init), "segc_gen_manifest");
-	LLVMSetInitializer(g, init);
-	LLVMSetGlobalConstant(g, 1);
-	LLVMSetVisibility(g, LLVMHiddenVisibility);
+	for (; *list; list++)
+		if (!strcmp(op, *list))
+			return 1;
 	return 0;
 }
 
-/* optimise for the target, print if asked, write the object file */
-static int
-emit_object(LlvmEmit *e, const CgOptions *o, const char *obj_path)
+/* the profile class of a kernel, from its root op (fuse.c names kernels "k12_<op>") */
+static const char *
+kernel_class(const char *name)
 {
-	char *triple = LLVMGetDefaultTargetTriple();
-	char *err = NULL;
-	LLVMTargetRef target;
-	int rc = -1;
-
-	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
-		diag_error(e->d, loc_none, "LLVM has no target for %s: %s", triple, err);
-		LLVMDisposeMessage(err);
-		LLVMDisposeMessage(triple);
-		return -1;
-	}
-	char *hostcpu = o->cpu ? NULL : LLVMGetHostCPUName();
-	char *features = o->cpu ? NULL : LLVMGetHostCPUFeatures();
-	LLVMCodeGenOptLevel level = o->opt_level <= 0 ? LLVMCodeGenLevelNone
-	                          : o->opt_level == 1 ? LLVMCodeGenLevelLess
-	                          : o->opt_level == 2 ? LLVMCodeGenLevelDefault
-	                                              : LLVMCodeGenLevelAggressive;
-	LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, o->cpu ? o->cpu : hostcpu,
-	                                                  features ? features : "", level,
-	                                                  LLVMRelocPIC, LLVMCodeModelDefault);
-	LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-	LLVMSetModuleDataLayout(e->mod, td);
-	LLVMSetTarget(e->mod, triple);
-
-	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-	LLVMPassBuilderOptionsSetLoopInterleaving(po, 1);
-	LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
-	LLVMErrorRef perr = LLVMRunPasses(e->mod, o->opt_level <= 0 ? "default<O0>" : "default<O3>",
-	                                  tm, po);
-	if (perr) {
-		char *msg = LLVMGetErrorMessage(perr);
-		diag_error(e->d, loc_none, "LLVM optimisation failed: %s", msg);
-		LLVMDisposeErrorMessage(msg);
-		goto out;
-	}
-	if (o->emit_llvm) {
-		char *s = LLVMPrintModuleToString(e->mod);
-		fputs(s, o->emit_llvm);
-		LLVMDisposeMessage(s);
-	}
-	char path[4096];
-	snprintf(path, sizeof path, "%s", obj_path);
-	if (LLVMTargetMachineEmitToFile(tm, e->mod, path, LLVMObjectFile, &err)) {
-		diag_error(e->d, loc_none, "%s: cannot write object file: %s", obj_path, err);
-		LLVMDisposeMessage(err);
-		goto out;
-	}
-	rc = 0;
-out:
-	LLVMDisposePassBuilderOptions(po);
-	LLVMDisposeTargetData(td);
-	LLVMDisposeTargetMachine(tm);
-	if (features)
-		LLVMDisposeMessage(features);
-	if (hostcpu)
-		LLVMDisposeMessage(hostcpu);
-	LLVMDisposeMessage(triple);
-	return rc;
+	static const char *const conv[] = {"conv3d", "conv_transpose3d", "conv3d_w",
+	                                   "causal_conv1d", NULL};
+	static const char *const mm[] = {"linear", "matmul", NULL};
+	static const char *const norm[] = {
+	    "reduce_sum",    "reduce_mean", "reduce_max", "moments",      "softmax",
+	    "instance_norm", "group_norm",  "layer_norm", "batch_norm",   "layer_norm_w",
+	    "rms_norm",      "rms_norm_l2", "dyt",        "segment_mean", "token_score",
+	    "max_pool3d",    "avg_pool3d",  NULL,
+	};
+	static const char *const move[] = {
+	    "identity",   "reshape",      "permute",         "slice",
+	    "concat",     "upsample",     "pad_tokens",      "select_by_index",
+	    "group_fold", "group_unfold", "token_prune",     "token_unpool",
+	    "pwa_gather", "pwa_scatter",  "pixel_shuffle3d", NULL,
+	};
+	const char *op = strchr(name, '_');
+	op = op ? op + 1 : name;
+	if (in_list(op, conv))
+		return "conv";
+	if (!strcmp(op, "selective_scan"))
+		return "scan";
+	if (in_list(op, mm))
+		return "matmul";
+	if (in_list(op, norm))
+		return "norm";
+	if (in_list(op, move))
+		return "move";
+	return "elementwise";
 }
 
-/* LLVM's own messages: errors become diagnostics; remarks and warnings (e.g. "loop not
+/* "name\tclass\tflops\tbytes\n" per kernel in order; bytes = every buffer once */
+static const char *
+kernel_table(const Program *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	SEGC_ASSERT(f);
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		double bytes = 0;
+		for (uint32_t i = 0; i < k->nbufs; i++)
+			bytes += (double)k->bufs[i].numel * elemsize(k->bufs[i].dtype);
+		fprintf(f, "%s\t%s\t%.0f\t%.0f\n", k->name, kernel_class(k->name), k->cost.flops,
+		        bytes);
+	}
+	fclose(f);
+	const char *t = arena_strdup(p->arena, text);
+	free(text);
+	return t;
+}
+
+/* ---- the modules ---- */
+
+/* a hidden constant string global */
+static void
+add_string(LlvmEmit *e, const char *name, const char *text)
+{
+	LLVMValueRef init = LLVMConstStringInContext(e->cx, text, (unsigned)strlen(text), 0);
+	LLVMValueRef g = LLVMAddGlobal(e->mod, LLVMTypeOf(init), name);
+	LLVMSetInitializer(g, init);
+	LLVMSetGlobalConstant(g, 1);
+	LLVMSetVisibility(g, LLVMHiddenVisibility);
+}
+
+/* the task functions of the distinct kernels this module owns (owner[ki] == index) */
+static int
+emit_tasks(LlvmEmit *e, const int *rep, const int *owner, int index)
+{
+	const Program *p = e->p;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		if (rep[ki] != (int)ki || owner[ki] != index)
+			continue;
+		e->k = k;
+		e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
+		e->vars = arena_zalloc(p->arena, (k->nvars + 1) * sizeof *e->vars);
+		for (uint32_t i = 0; i < k->body->nkids; i++)
+			if (!task_fn(e, k->body->kids[i], (int)i))
+				return -1;
+	}
+	return 0;
+}
+
+/* Module 0's segc_gen_run: for each kernel, fill the buffer table and call the tasks of its
+ * representative (defined here or declared: another module defines it).  When the runtime
+ * sets segc_gen_prof_hook (SEGC_PROFILE, runtime/profile.c), hook(pool, k) is called before
+ * kernel k and hook(pool, nkernels) after the last: one load and branch per kernel if not. */
+static int
+emit_run(LlvmEmit *e, const int *rep)
+{
+	const Program *p = e->p;
+	LLVMTypeRef pargs[4] = {e->t_ptr, LLVMPointerType(e->t_task, 0), e->t_slots, e->t_i64};
+	LLVMTypeRef pft = LLVMFunctionType(e->t_void, pargs, 4, 0);
+	LLVMValueRef pfor = LLVMAddFunction(e->mod, "segc_rt_parallel_for", pft);
+	LLVMSetVisibility(pfor, LLVMHiddenVisibility);
+	LLVMTypeRef hargs[2] = {e->t_ptr, e->t_i32};
+	LLVMTypeRef hft = LLVMFunctionType(e->t_void, hargs, 2, 0);
+	LLVMTypeRef hpt = LLVMPointerType(hft, 0);
+	LLVMValueRef hook = LLVMAddGlobal(e->mod, hpt, "segc_gen_prof_hook");
+	LLVMSetInitializer(hook, LLVMConstNull(hpt));
+	LLVMSetVisibility(hook, LLVMHiddenVisibility);
+	LLVMTypeRef rargs[2] = {e->t_slots, e->t_ptr};
+	LLVMTypeRef rft = LLVMFunctionType(e->t_i32, rargs, 2, 0);
+	LLVMValueRef run = LLVMAddFunction(e->mod, "segc_gen_run", rft);
+	LLVMSetVisibility(run, LLVMHiddenVisibility);
+	e->fn = run;
+	LLVMValueRef slots = LLVMGetParam(run, 0), pool = LLVMGetParam(run, 1);
+
+	/* one buffer table, reused by every kernel: an alloca in the entry block */
+	uint32_t maxbufs = 1;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++)
+		maxbufs = p->kernels[ki].nbufs > maxbufs ? p->kernels[ki].nbufs : maxbufs;
+	LLVMPositionBuilderAtEnd(e->b, newblock(e, "entry"));
+	LLVMValueRef table =
+	    LLVMBuildArrayAlloca(e->b, e->t_ptr, LLVMConstInt(e->t_i32, maxbufs, 0), "bufs");
+	for (uint32_t ki = 0; ki <= p->nkernels; ki++) {
+		LLVMValueRef h = LLVMBuildLoad2(e->b, hpt, hook, "");
+		LLVMBasicBlockRef call = newblock(e, "prof"), next = newblock(e, "kernel");
+		LLVMBuildCondBr(e->b, LLVMBuildIsNotNull(e->b, h, ""), call, next);
+		LLVMPositionBuilderAtEnd(e->b, call);
+		LLVMValueRef hv[2] = {pool, LLVMConstInt(e->t_i32, ki, 0)};
+		LLVMBuildCall2(e->b, hft, h, hv, 2, "");
+		LLVMBuildBr(e->b, next);
+		LLVMPositionBuilderAtEnd(e->b, next);
+		if (ki == p->nkernels)
+			break;
+		const Kernel *k = &p->kernels[ki];
+		const Kernel *r = &p->kernels[rep[ki]];
+		e->k = k;
+		e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
+		load_bases(e, slots);
+		for (uint32_t i = 0; i < k->nbufs; i++) {
+			LLVMValueRef ii = LLVMConstInt(e->t_i64, i, 0);
+			LLVMValueRef at = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, table, &ii, 1, "");
+			LLVMBuildStore(e->b, LLVMBuildBitCast(e->b, e->bases[i], e->t_ptr, ""), at);
+		}
+		for (uint32_t i = 0; i < k->body->nkids; i++) {
+			const KNode *n = k->body->kids[i];
+			char name[256];
+			snprintf(name, sizeof name, "%s_t%u", r->name, i);
+			LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+			if (!fn) {
+				fn = LLVMAddFunction(e->mod, name, e->t_task);
+				LLVMSetVisibility(fn, LLVMHiddenVisibility);
+			}
+			LLVMValueRef cnt = trip_count(e, n);
+			if (n->ann == LOOP_PARALLEL) {
+				LLVMValueRef args[4] = {pool, fn, table, cnt};
+				LLVMBuildCall2(e->b, pft, pfor, args, 4, "");
+			} else {
+				LLVMValueRef args[3] = {table, LLVMConstInt(e->t_i64, 0, 0), cnt};
+				LLVMBuildCall2(e->b, e->t_task, fn, args, 3, "");
+			}
+		}
+	}
+	LLVMBuildRet(e->b, LLVMConstInt(e->t_i32, 0, 0));
+	add_string(e, "segc_gen_manifest", p->manifest ? p->manifest : "");
+	add_string(e, "segc_gen_kinfo", kernel_table(p));
+	return 0;
+}
+
+/* the first LLVM error of a part, kept until the threads are joined */
+static void
+part_error(LlvmEmit *e, const char *what, const char *msg)
+{
+	if (e->err)
+		return;
+	size_t n = strlen(what) + strlen(msg) + 1;
+	e->err = malloc(n);
+	if (e->err)
+		snprintf(e->err, n, "%s%s", what, msg);
+}
+
+/* LLVM's own messages: errors are kept for the Diag; remarks and warnings (e.g. "loop not
  * vectorized" for a hinted loop the vectorizer cannot handle) are not the user's business */
 static void
 llvm_diag(LLVMDiagnosticInfoRef info, void *ctx)
@@ -806,50 +1020,285 @@ llvm_diag(LLVMDiagnosticInfoRef info, void *ctx)
 	if (LLVMGetDiagInfoSeverity(info) != LLVMDSError)
 		return;
 	char *msg = LLVMGetDiagInfoDescription(info);
-	diag_error(e->d, loc_none, "LLVM: %s", msg);
+	part_error(e, "LLVM: ", msg);
 	LLVMDisposeMessage(msg);
+}
+
+static void
+part_open(LlvmEmit *e, int index)
+{
+	char name[32];
+	snprintf(name, sizeof name, "engine%d", index);
+	e->cx = LLVMContextCreate();
+	e->mod = LLVMModuleCreateWithNameInContext(name, e->cx);
+	e->b = LLVMCreateBuilderInContext(e->cx);
+	e->t_void = LLVMVoidTypeInContext(e->cx);
+	e->t_i1 = LLVMInt1TypeInContext(e->cx);
+	e->t_i8 = LLVMInt8TypeInContext(e->cx);
+	e->t_i32 = LLVMInt32TypeInContext(e->cx);
+	e->t_i64 = LLVMInt64TypeInContext(e->cx);
+	e->t_f32 = LLVMFloatTypeInContext(e->cx);
+	e->t_ptr = LLVMPointerType(e->t_i8, 0);
+	e->t_slots = LLVMPointerType(e->t_ptr, 0);
+	LLVMTypeRef targs[3] = {e->t_slots, e->t_i64, e->t_i64};
+	e->t_task = LLVMFunctionType(e->t_void, targs, 3, 0);
+	e->md_loop = LLVMGetMDKindIDInContext(e->cx, "llvm.loop", 9);
+	LLVMContextSetDiagnosticHandler(e->cx, llvm_diag, e);
+}
+
+static void
+part_close(LlvmEmit *e)
+{
+	if (e->tm)
+		LLVMDisposeTargetMachine(e->tm);
+	if (e->b)
+		LLVMDisposeBuilder(e->b);
+	if (e->mod)
+		LLVMDisposeModule(e->mod);
+	if (e->cx)
+		LLVMContextDispose(e->cx);
+	free(e->err);
+}
+
+/* one part's optimisation and object emission: runs on its own thread, touches only e */
+static void *
+part_compile(void *arg)
+{
+	LlvmEmit *e = arg;
+	char *err = NULL;
+	LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+	LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+	LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+	LLVMPassBuilderOptionsSetLoopInterleaving(po, 1);
+	LLVMPassBuilderOptionsSetLoopUnrolling(po, 1);
+	const char *pipe = e->o->opt_level <= 0 ? "default<O0>" : "default<O3>";
+	LLVMErrorRef perr = LLVMRunPasses(e->mod, pipe, e->tm, po);
+	LLVMDisposePassBuilderOptions(po);
+	e->rc = -1;
+	if (perr) {
+		char *msg = LLVMGetErrorMessage(perr);
+		part_error(e, "LLVM optimisation failed: ", msg);
+		LLVMDisposeErrorMessage(msg);
+		return NULL;
+	}
+	if (LLVMTargetMachineEmitToFile(e->tm, e->mod, e->path, LLVMObjectFile, &err)) {
+		part_error(e, "cannot write object file: ", err);
+		LLVMDisposeMessage(err);
+		return NULL;
+	}
+	e->rc = e->err ? -1 : 0;
+	return NULL;
+}
+
+/* a target machine per part (the host's CPU unless o->cpu) */
+static int
+make_machines(LlvmEmit *parts, int nparts, const CgOptions *o, Diag *d)
+{
+	char *triple = LLVMGetDefaultTargetTriple();
+	char *err = NULL;
+	LLVMTargetRef target;
+	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
+		diag_error(d, loc_none, "LLVM has no target for %s: %s", triple, err);
+		LLVMDisposeMessage(err);
+		LLVMDisposeMessage(triple);
+		return -1;
+	}
+	char *hostcpu = o->cpu ? NULL : LLVMGetHostCPUName();
+	char *features = o->cpu ? NULL : LLVMGetHostCPUFeatures();
+	LLVMCodeGenOptLevel level = o->opt_level <= 0   ? LLVMCodeGenLevelNone
+	                            : o->opt_level == 1 ? LLVMCodeGenLevelLess
+	                            : o->opt_level == 2 ? LLVMCodeGenLevelDefault
+	                                                : LLVMCodeGenLevelAggressive;
+	for (int i = 0; i < nparts; i++) {
+		LlvmEmit *e = &parts[i];
+		e->tm = LLVMCreateTargetMachine(target, triple, o->cpu ? o->cpu : hostcpu,
+		                                features ? features : "", level, LLVMRelocPIC,
+		                                LLVMCodeModelDefault);
+		LLVMTargetDataRef td = LLVMCreateTargetDataLayout(e->tm);
+		LLVMSetModuleDataLayout(e->mod, td);
+		LLVMDisposeTargetData(td);
+		LLVMSetTarget(e->mod, triple);
+	}
+	if (features)
+		LLVMDisposeMessage(features);
+	if (hostcpu)
+		LLVMDisposeMessage(hostcpu);
+	LLVMDisposeMessage(triple);
+	return 0;
+}
+
+static uint64_t
+fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* How many modules: the online CPUs (or $SEGC_COMPILE_THREADS), at most 8 and at most one
+ * per distinct kernel. */
+static int
+count_parts(int ndistinct)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *s = getenv("SEGC_COMPILE_THREADS");
+	if (s && atoi(s) > 0)
+		n = atoi(s);
+	if (n > 8)
+		n = 8;
+	if (n > ndistinct)
+		n = ndistinct;
+	return n < 1 ? 1 : (int)n;
+}
+
+typedef struct {
+	double w;
+	int k;
+} Weighted;
+
+static int
+by_weight(const void *a, const void *b)
+{
+	const Weighted *x = a, *y = b;
+	return x->w < y->w ? 1 : x->w > y->w ? -1 : x->k - y->k;
+}
+
+/* Kernels with the same signature share the task functions of the first one (rep[]); the
+ * distinct ones go to nparts modules, largest first onto the least loaded (owner[]), the
+ * size of a kernel's IR text standing for its compile time; module 0 also gets segc_gen_run,
+ * whose size grows with the number of kernels and buffers. */
+static int
+plan_parts(const Program *p, int *rep, int *owner, int *nparts)
+{
+	const char **sigs = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *sigs);
+	uint64_t *hash = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *hash);
+	Weighted *w = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *w);
+	int ndistinct = 0;
+	double runw = 0;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		sigs[ki] = kir_signature(p, k, "");
+		hash[ki] = fnv1a(sigs[ki]);
+		rep[ki] = (int)ki;
+		for (uint32_t j = 0; j < ki; j++)
+			if (rep[j] == (int)j && hash[j] == hash[ki] && !strcmp(sigs[j], sigs[ki])) {
+				rep[ki] = (int)j;
+				break;
+			}
+		if (rep[ki] == (int)ki)
+			w[ndistinct++] = (Weighted){(double)strlen(sigs[ki]), (int)ki};
+		runw += 60.0 * k->nbufs + 80.0 * k->body->nkids;
+	}
+	*nparts = count_parts(ndistinct);
+	qsort(w, (size_t)ndistinct, sizeof *w, by_weight);
+	double load[8] = {runw};
+	for (int i = 0; i < ndistinct; i++) {
+		int best = 0;
+		for (int m = 1; m < *nparts; m++)
+			if (load[m] < load[best])
+				best = m;
+		owner[w[i].k] = best;
+		load[best] += w[i].w;
+	}
+	return 0;
+}
+
+/* Build the modules, verify them, optimise and emit each on its own thread, combine the
+ * objects (ld -r) into obj_path. */
+static int
+emit_parts(const Program *p, const CgOptions *o, const char *obj_path, Diag *d)
+{
+	int *rep = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *rep);
+	int *owner = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *owner);
+	int nparts = 1, rc = 0;
+	LlvmEmit parts[8];
+	pthread_t tids[8];
+	int started[8] = {0};
+
+	memset(parts, 0, sizeof parts);
+	LlvmEmit chk = {.p = p, .d = d};
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		if (check_kernel(&chk, k) < 0)
+			return -1;
+		for (uint32_t i = 0; i < k->body->nkids; i++)
+			if (k->body->kids[i]->ann == LOOP_BLOCK ||
+			    k->body->kids[i]->ann == LOOP_THREAD)
+				return cg_unsupported(d, k, "cpu", "gpu block/thread loops");
+	}
+	plan_parts(p, rep, owner, &nparts);
+	for (int m = 0; m < nparts && rc == 0; m++) {
+		LlvmEmit *e = &parts[m];
+		e->p = p;
+		e->d = d;
+		e->o = o;
+		e->exported = m > 0;
+		part_open(e, m);
+		if (nparts == 1)
+			snprintf(e->path, sizeof e->path, "%s", obj_path);
+		else
+			snprintf(e->path, sizeof e->path, "%s.part%d", obj_path, m);
+		rc = emit_tasks(e, rep, owner, m);
+		if (rc == 0 && m == 0)
+			rc = emit_run(e, rep);
+		char *msg = NULL;
+		if (rc == 0 && LLVMVerifyModule(e->mod, LLVMReturnStatusAction, &msg)) {
+			char *ir = LLVMPrintModuleToString(e->mod);
+			fputs(ir, stderr);
+			diag_internal(__FILE__, __LINE__, "invalid LLVM module: %s", msg);
+		}
+		LLVMDisposeMessage(msg);
+	}
+	if (rc == 0)
+		rc = make_machines(parts, nparts, o, d);
+	for (int m = 1; m < nparts && rc == 0; m++)
+		started[m] = pthread_create(&tids[m], NULL, part_compile, &parts[m]) == 0;
+	if (rc == 0)
+		part_compile(&parts[0]);
+	for (int m = 1; m < nparts && rc == 0; m++) {
+		if (started[m])
+			pthread_join(tids[m], NULL);
+		else
+			part_compile(&parts[m]); /* no thread to be had: here */
+	}
+	for (int m = 0; m < nparts && rc == 0; m++)
+		if (parts[m].err || parts[m].rc)
+			rc = diag_error(d, loc_none, "%s: %s", obj_path,
+			                parts[m].err ? parts[m].err : "LLVM failed");
+	/* module 0 (segc_gen_run, which declares the others' tasks) last: every task's definition
+	 * is printed before any declaration of it */
+	if (rc == 0 && o->emit_llvm)
+		for (int m = nparts - 1; m >= 0; m--) {
+			char *s = LLVMPrintModuleToString(parts[m].mod);
+			fputs(s, o->emit_llvm);
+			LLVMDisposeMessage(s);
+		}
+	if (rc == 0 && nparts > 1) {
+		const char *objs[8];
+		for (int m = 0; m < nparts; m++)
+			objs[m] = parts[m].path;
+		rc = cg_merge_objects(objs, nparts, obj_path, d);
+	}
+	for (int m = 0; m < nparts; m++) {
+		if (nparts > 1 && parts[m].path[0])
+			unlink(parts[m].path);
+		part_close(&parts[m]);
+	}
+	return rc;
 }
 
 int
 cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d)
 {
-	static const CgOptions defaults = { .opt_level = 3 };
-	LlvmEmit e = { .p = p, .d = d };
-	int rc = -1;
+	static const CgOptions defaults = {.opt_level = 3};
 
 	if (!o)
 		o = &defaults;
 	if (o->emit_kernels)
 		for (uint32_t i = 0; i < p->nkernels; i++)
 			kir_print(&p->kernels[i], o->emit_kernels);
-	LLVMInitializeNativeTarget();
+	LLVMInitializeNativeTarget(); /* once, before any thread */
 	LLVMInitializeNativeAsmPrinter();
-	e.cx = LLVMContextCreate();
-	e.mod = LLVMModuleCreateWithNameInContext("engine", e.cx);
-	e.b = LLVMCreateBuilderInContext(e.cx);
-	e.t_void = LLVMVoidTypeInContext(e.cx);
-	e.t_i1 = LLVMInt1TypeInContext(e.cx);
-	e.t_i8 = LLVMInt8TypeInContext(e.cx);
-	e.t_i32 = LLVMInt32TypeInContext(e.cx);
-	e.t_i64 = LLVMInt64TypeInContext(e.cx);
-	e.t_f32 = LLVMFloatTypeInContext(e.cx);
-	e.t_ptr = LLVMPointerType(e.t_i8, 0);
-	e.t_slots = LLVMPointerType(e.t_ptr, 0);
-	e.md_loop = LLVMGetMDKindIDInContext(e.cx, "llvm.loop", 9);
-	LLVMContextSetDiagnosticHandler(e.cx, llvm_diag, &e);
-
-	if (emit_module(&e) == 0) {
-		char *msg = NULL;
-		if (LLVMVerifyModule(e.mod, LLVMReturnStatusAction, &msg)) {
-			char *ir = LLVMPrintModuleToString(e.mod);
-			fputs(ir, stderr);
-			diag_internal(__FILE__, __LINE__, "invalid LLVM module: %s", msg);
-		}
-		LLVMDisposeMessage(msg);
-		rc = emit_object(&e, o, obj_path);
-	}
-	LLVMDisposeBuilder(e.b);
-	LLVMDisposeModule(e.mod);
-	LLVMContextDispose(e.cx);
-	return rc;
+	return emit_parts(p, o, obj_path, d);
 }

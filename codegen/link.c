@@ -1,4 +1,5 @@
-/* codegen/link.c -- the last step: object file + libsegc_rt.a -> engine.so.
+/* codegen/link.c -- the last step: object file + libsegc_rt.a -> engine.so; and ld -r, which
+ * combines the objects of a parallel compilation (cg_merge_objects, codegen/emit_llvm.c).
  *
  * Runs the system C compiler driver ($CC, else cc) through fork/execvp (no shell):
  *     cc -shared -o <out>.tmpXXXXXX <obj> -Wl,--undefined=segc_engine_api <libsegc_rt.a>
@@ -146,4 +147,31 @@ cg_link(const char *obj_path, const CgOptions *o, const char *out_path, Diag *d)
 		                  strerror(err));
 	}
 	return 0;
+}
+
+int
+cg_merge_objects(const char *const *objs, int n, const char *out_path, Diag *d)
+{
+	char errbuf[2048];
+	const char *ld = getenv("LD");
+	char **argv = calloc((size_t)n + 5, sizeof *argv);
+
+	if (!argv)
+		return diag_error(d, loc_none, "%s: out of memory", out_path);
+	if (!ld || !*ld)
+		ld = "ld";
+	argv[0] = (char *)ld;
+	argv[1] = "-r";
+	argv[2] = "-o";
+	argv[3] = (char *)out_path;
+	for (int i = 0; i < n; i++)
+		argv[4 + i] = (char *)objs[i];
+	int st = run_driver(argv, errbuf, sizeof errbuf, d);
+	free(argv);
+	if (st > 0)
+		return diag_error(d, loc_none,
+		                  "combining the objects into %s failed (%s exited with "
+		                  "%d)%s%s",
+		                  out_path, ld, st, errbuf[0] ? ": " : "", errbuf);
+	return st < 0 ? -1 : 0;
 }

@@ -17,10 +17,10 @@
 #include <string.h>
 
 typedef struct {
-	int64_t N, Ci, D, H, W;          /* input */
-	int64_t Co, OD, OH, OW;          /* output */
+	int64_t N, Ci, D, H, W; /* input */
+	int64_t Co, OD, OH, OW; /* output */
 	int64_t k[3], s[3], p[3], dl[3], op[3];
-	int64_t groups, cig, cog;        /* channels per group, in and out */
+	int64_t groups, cig, cog; /* channels per group, in and out */
 	ValueId x, w, b, out;
 } Conv;
 
@@ -77,7 +77,7 @@ floordiv(int64_t a, int64_t b)
 static KNode *
 conv_rows(Lower *L, const Conv *cv, KNode **n, KNode **co, KNode **od, KNode **oh)
 {
-	int64_t dims[3] = { cv->N, cv->Co, cv->OD };
+	int64_t dims[3] = {cv->N, cv->Co, cv->OD};
 	KNode *idx[3];
 	KNode *body = lw_nest(L, dims, 3, 0, idx);
 	*n = idx[0], *co = idx[1], *od = idx[2];
@@ -115,124 +115,293 @@ touch_inputs(Lower *L)
 	}
 }
 
-/* out[row + ow] += wv * x[xr + ow*sw + off] for ow in [lo, hi) */
-static void
-tap_loop(Lower *L, const Conv *cv, KNode *block, int ob, KNode *row, int xb, KNode *xr,
-         KNode *wv, int64_t off, int64_t lo, int64_t hi)
+/* ---- the register-blocked form ----
+ * COB output channels x CIB input channels x a set of kernel taps are applied in one vector
+ * loop over the output positions of a row: the x values are loaded once and shared by the
+ * COB output rows, the COB*CIB*taps weights are loop-invariant scalars (broadcasts), and each
+ * output row's sum is split in two FMA chains to hide the FMA latency.  The rows accumulate in
+ * the group's output buffer (L1-resident).  Taps valid on part of the row only use
+ * predicated loads (masked vector loads), so every row is vectorized whole.
+ *   row form:   a row is (od, oh) x ow; taps: the KW taps of (kd, kh)
+ *   plane form: unit stride in h and w with OW == W: a row is (od) x (oh, ow) flattened, the
+ *               x index is affine in it; taps: the KH*KW taps of kd (fewer, longer loops)
+ *   pointwise:  1^3, unit stride, no padding: (od, oh, ow) flattened, cut into tiles */
+
+enum { CONV_FMAS = 24, CONV_TAPS = 40, ROW_TILE = 1024, MAXB = 256 };
+
+typedef struct {
+	int64_t off;                /* x offset of the tap from the row's x base */
+	int64_t wlo, whi, hlo, hhi; /* valid for ow in [wlo, whi), oh in [hlo, hhi) */
+} Tap;
+
+typedef struct {
+	int ob, xb, wb;
+	int64_t cob, cib;  /* output / input channel block */
+	int64_t ostr, xcs; /* output channel row stride; input channel stride */
+	int64_t wos, wcs;  /* weight strides: per output channel, per input channel */
+	int64_t sw;        /* x step per row position */
+	int64_t OW, OH;    /* plane form: row position p = oh*OW + ow */
+	int plane;
+} Blk;
+
+/* largest divisor of n that is <= lim (>= 1) */
+static int64_t
+divisor_le(int64_t n, int64_t lim)
 {
-	KNode *ow;
-	if (lo >= hi)
-		return;
-	KNode *il = lw_loop(L, block, "ow", ix_c(L, lo), ix_c(L, hi), LOOP_VECTOR, &ow);
-	KNode *oi = ix_add(L, row, ow);
-	KNode *xi = ix_add(L, ix_add(L, xr, ix_mul(L, ow, cv->s[2])), ix_c(L, off));
-	KNode *v = kir_bin(L->p, KB_ADD, kir_load(L->p, L->k, ob, oi),
-	                   kir_bin(L->p, KB_MUL, wv, kir_load(L->p, L->k, xb, xi)));
-	kir_append(L->p, il->body, kir_store(L->p, ob, oi, v));
+	for (int64_t d = lim < n ? lim : n; d > 1; d--)
+		if (n % d == 0)
+			return d;
+	return 1;
 }
 
-/* The kw taps of one input row.  Tap kw is valid for ow in [lo_kw, hi_kw) (compile-time
- * constants: 0 <= ow*sw - pw + kw*dw < W).  Where all taps are valid, one vector loop
- * applies them all (one load and store of the output per KW multiply-adds); the borders get
- * one loop per tap. */
-static void
-taps_w(Lower *L, const Conv *cv, KNode *block, int wb, KNode *wr, int ob, KNode *row, int xb,
-       KNode *xr)
+/* lo <= i < hi for the bounds that can fail, or NULL */
+static KNode *
+cond_range(Lower *L, KNode *c, KNode *i, int64_t lo, int64_t hi, int64_t n)
 {
-	int64_t KW = cv->k[2], lo[64], hi[64], off[64], lo_all = 0, hi_all = cv->OW;
-	KNode *wv[64];
-	int fuse = KW <= 64;
+	if (lo > 0)
+		c = band(L, c, kir_bin(L->p, KB_GE, i, ix_c(L, lo)));
+	if (hi < n)
+		c = band(L, c, kir_bin(L->p, KB_LT, i, ix_c(L, hi)));
+	return c;
+}
 
-	for (int64_t kw = 0; kw < KW; kw++) {
-		int64_t o = kw * cv->dl[2] - cv->p[2];
-		int64_t l = o >= 0 ? 0 : floordiv(-o + cv->s[2] - 1, cv->s[2]);
-		int64_t h = floordiv(cv->W - 1 - o, cv->s[2]) + 1;
-		if (h > cv->OW)
-			h = cv->OW;
-		KNode *w = kir_load(L->p, L->k, wb, ix_add(L, wr, ix_c(L, kw)));
-		w = lw_let(L, block, "wv", w);
-		if (!fuse) {
-			tap_loop(L, cv, block, ob, row, xb, xr, w, o, l, h);
-			continue;
+/* One vector loop over row positions p in [lo, hi):
+ *   out[row_j + p] += sum over c, t of wv[(j*cib + c)*nt + t] * x[xr + c*xcs + p*sw + off_t] */
+static void
+blk_loop(Lower *L, const Blk *bk, KNode *block, KNode *row, KNode *xr, KNode **wv, const Tap *tp,
+         int nt, KNode *lo, KNode *hi)
+{
+	KNode *p, *xv[MAXB], *ov[MAXB], *oi[MAXB], *ow, *oh = NULL;
+	KNode *il = lw_loop(L, block, "p", lo, hi, LOOP_VECTOR, &p);
+	KNode *b = il->body;
+
+	ow = p;
+	if (bk->plane) {
+		ow = lw_let(L, b, "ow", kir_bin(L->p, KB_REM, p, ix_c(L, bk->OW)));
+		oh = lw_let(L, b, "oh", kir_bin(L->p, KB_DIV, p, ix_c(L, bk->OW)));
+	}
+	KNode *xo = lw_let(L, b, "xo", ix_add(L, xr, ix_mul(L, p, bk->sw)));
+	for (int t = 0; t < nt; t++) {
+		KNode *cond = cond_range(L, NULL, ow, tp[t].wlo, tp[t].whi, bk->OW);
+		if (oh)
+			cond = cond_range(L, cond, oh, tp[t].hlo, tp[t].hhi, bk->OH);
+		for (int64_t c = 0; c < bk->cib; c++) {
+			KNode *xi = ix_add(L, xo, ix_c(L, c * bk->xcs + tp[t].off));
+			KNode *ld = kir_load(L->p, L->k, bk->xb, xi);
+			if (!cond) {
+				xv[c * nt + t] = lw_let(L, b, "xv", ld);
+				continue;
+			}
+			/* a predicated load: the vectorizer makes it a masked load */
+			int v = kir_var(L->p, L->k, KT_F32, "xv");
+			kir_append(L->p, b, kir_let(L->p, L->k, v, kir_f32(L->p, 0)));
+			KNode *ifl = kir_if(L->p, cond);
+			kir_append(L->p, b, ifl);
+			kir_append(L->p, ifl->body, kir_assign(L->p, v, ld));
+			xv[c * nt + t] = kir_ref(L->p, L->k, v);
 		}
-		lo[kw] = l, hi[kw] = h, off[kw] = o, wv[kw] = w;
-		lo_all = l > lo_all ? l : lo_all;
-		hi_all = h < hi_all ? h : hi_all;
 	}
-	if (!fuse)
-		return;
-	if (lo_all >= hi_all) {
-		for (int64_t kw = 0; kw < KW; kw++)
-			tap_loop(L, cv, block, ob, row, xb, xr, wv[kw], off[kw], lo[kw], hi[kw]);
-		return;
+	KNode *oo = lw_let(L, b, "oo", ix_add(L, row, p));
+	for (int64_t j = 0; j < bk->cob; j++) {
+		oi[j] = ix_add(L, oo, ix_c(L, j * bk->ostr));
+		ov[j] = kir_load(L->p, L->k, bk->ob, oi[j]);
 	}
-	for (int64_t kw = 0; kw < KW; kw++) {
-		tap_loop(L, cv, block, ob, row, xb, xr, wv[kw], off[kw], lo[kw],
-		         hi[kw] < lo_all ? hi[kw] : lo_all);
-		tap_loop(L, cv, block, ob, row, xb, xr, wv[kw], off[kw],
-		         lo[kw] > hi_all ? lo[kw] : hi_all, hi[kw]);
+	for (int64_t j = 0; j < bk->cob; j++) {
+		KNode *s[2] = {ov[j], NULL};
+		int n = 0;
+		for (int64_t c = 0; c < bk->cib; c++)
+			for (int t = 0; t < nt; t++, n++) {
+				KNode *m = kir_bin(L->p, KB_MUL, wv[(j * bk->cib + c) * nt + t],
+				                   xv[c * nt + t]);
+				s[n & 1] = s[n & 1] ? kir_bin(L->p, KB_ADD, s[n & 1], m) : m;
+			}
+		ov[j] = lw_let(L, b, "acc", s[1] ? kir_bin(L->p, KB_ADD, s[0], s[1]) : s[0]);
 	}
-	KNode *ow;
-	KNode *il = lw_loop(L, block, "ow", ix_c(L, lo_all), ix_c(L, hi_all), LOOP_VECTOR, &ow);
-	KNode *oi = ix_add(L, row, ow), *sum = kir_load(L->p, L->k, ob, oi);
-	KNode *xo = lw_let(L, il->body, "xo", ix_add(L, xr, ix_mul(L, ow, cv->s[2])));
-	for (int64_t kw = 0; kw < KW; kw++) {
-		KNode *x = kir_load(L->p, L->k, xb, ix_add(L, xo, ix_c(L, off[kw])));
-		sum = kir_bin(L->p, KB_ADD, sum, kir_bin(L->p, KB_MUL, wv[kw], x));
-	}
-	kir_append(L->p, il->body, kir_store(L->p, ob, oi, sum));
+	for (int64_t j = 0; j < bk->cob; j++)
+		kir_append(L->p, b, kir_store(L->p, bk->ob, oi[j], ov[j]));
 }
 
-static int
-conv_row(Lower *L, const Conv *cv, ValueId accv)
+/* the taps (kh in khs, every kw) with their weight lets; wb0: weight index of
+ * (co0, ci0, kd, kh0, 0) */
+static void
+blk_taps(Lower *L, const Conv *cv, const Blk *bk, KNode *block, KNode *row, KNode *xr, KNode *wb0,
+         int nkh, KNode *t0, KNode *t1)
 {
-	KNode *n, *co, *od, *oh, *ow, *ci, *kd, *kh;
-	const Type *ot = lw_type(L, cv->out);
-	int ob = lw_outbuf(L, accv), xb = lw_buf(L, cv->x), wb = lw_buf(L, cv->w);
-	KNode *body = conv_rows(L, cv, &n, &co, &od, &oh);
+	int64_t KW = cv->k[2];
+	Tap tp[MAXB];
+	KNode *wv[MAXB];
+	int nt = 0;
 
-	/* row = ((n*Co + co)*OD + od)*OH*OW + oh*OW */
-	KNode *nc = ix_add(L, ix_mul(L, n, cv->Co), co);
+	for (int kh = 0; kh < nkh; kh++)
+		for (int64_t kw = 0; kw < KW; kw++, nt++) {
+			Tap *t = &tp[nt];
+			int64_t ow_ = kw * cv->dl[2] - cv->p[2], oh_ = kh * cv->dl[1] - cv->p[1];
+			t->wlo = ow_ >= 0 ? 0 : floordiv(-ow_ + cv->s[2] - 1, cv->s[2]);
+			t->whi = floordiv(cv->W - 1 - ow_, cv->s[2]) + 1;
+			t->whi = t->whi > cv->OW ? cv->OW : t->whi;
+			t->hlo = oh_ >= 0 ? 0 : -oh_;
+			t->hhi = cv->H - oh_ < cv->OH ? cv->H - oh_ : cv->OH;
+			t->off = ow_ + (bk->plane ? oh_ * cv->W : 0);
+		}
+	for (int64_t j = 0; j < bk->cob; j++)
+		for (int64_t c = 0; c < bk->cib; c++)
+			for (int t = 0; t < nt; t++) {
+				int64_t kh = t / KW, kw = t % KW;
+				KNode *wi = ix_add(
+				    L, wb0, ix_c(L, j * bk->wos + c * bk->wcs + kh * KW + kw));
+				wv[(j * bk->cib + c) * nt + t] =
+				    lw_let(L, block, "wv", kir_load(L->p, L->k, bk->wb, wi));
+			}
+	blk_loop(L, bk, block, row, xr, wv, tp, nt, t0, t1);
+}
+
+/* every epilogue operand is either full or broadcast over all of dims [from, 5), so those
+ * dims can be read as one flattened dim */
+static int
+flat_ok(Lower *L, const Type *ot, int from)
+{
+	for (uint32_t i = 1; i < L->g->nnodes; i++) {
+		const Node *nd = &L->m->nodes[L->g->nodes[i]];
+		for (int j = 0; j < nd->nin; j++) {
+			const Type *vt = lw_type(L, nd->in[j]);
+			int full = 1, one = 1;
+			for (int d = from; d < 5; d++) {
+				int vd = d - (ot->rank - vt->rank);
+				int64_t e = vd < 0 ? 1 : vt->dims[vd];
+				full &= e == ot->dims[d];
+				one &= e == 1;
+			}
+			if (!full && !one)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+/* conv3d, blocked.  Parallel over (n, od, tile, co block). */
+static int
+conv_blocked(Lower *L, const Conv *cv0, ValueId accv)
+{
+	Conv cvv = *cv0, *cv = &cvv;
+	const Type *ot = lw_type(L, cv->out);
+	int pw = 1, plane, flat;
+	for (int a = 0; a < 3; a++)
+		pw &= cv->k[a] == 1 && cv->s[a] == 1 && cv->p[a] == 0;
+	pw = pw && flat_ok(L, ot, 2);
+	if (pw) { /* [D, H, W] -> [1, 1, D*H*W] */
+		cv->W = cv->OW = cv->D * cv->H * cv->W;
+		cv->D = cv->H = cv->OD = cv->OH = 1;
+	}
+	plane = !pw && cv->s[1] == 1 && cv->s[2] == 1 && cv->OW == cv->W &&
+	        cv->k[1] * cv->k[2] <= CONV_TAPS && flat_ok(L, ot, 3);
+	flat = pw || plane;
+	int64_t K3 = cv->k[0] * cv->k[1] * cv->k[2], KW = cv->k[2];
+	int64_t taps = plane ? cv->k[1] * KW : KW;
+	Blk bk = {0};
+	bk.ob = lw_outbuf(L, accv), bk.xb = lw_buf(L, cv->x), bk.wb = lw_buf(L, cv->w);
+	bk.cob = divisor_le(
+	    cv->cog, taps >= CONV_TAPS / 4 ? (CONV_TAPS / taps > 0 ? CONV_TAPS / taps : 1) : 4);
+	bk.cib =
+	    divisor_le(cv->cig, CONV_FMAS / (bk.cob * taps) > 0 ? CONV_FMAS / (bk.cob * taps) : 1);
+	bk.ostr = cv->OD * cv->OH * cv->OW;
+	bk.xcs = cv->D * cv->H * cv->W;
+	bk.wos = cv->cig * K3, bk.wcs = K3;
+	bk.sw = cv->s[2];
+	bk.plane = plane;
+	bk.OW = cv->OW, bk.OH = cv->OH;
+	int64_t rowlen = plane ? cv->OH * cv->OW : cv->OW, ntile = 1;
+	if ((pw || plane) && rowlen > ROW_TILE && !(plane && ROW_TILE % cv->OW))
+		ntile = (rowlen + ROW_TILE - 1) / ROW_TILE;
+	int64_t dims[4] = {cv->N, cv->OD, ntile, cv->Co / bk.cob};
+	KNode *idx[4], *oh, *cb, *kd, *kh;
+	KNode *body = lw_nest(L, dims, 4, 0, idx);
+	KNode *n = idx[0], *od = idx[1], *co0 = lw_let(L, body, "co0", ix_mul(L, idx[3], bk.cob));
+	KNode *t0 = ix_c(L, 0), *t1 = ix_c(L, rowlen);
+	if (ntile > 1) {
+		t0 = lw_let(L, body, "t0", ix_mul(L, idx[2], ROW_TILE));
+		t1 = lw_let(
+		    L, body, "t1",
+		    kir_bin(L->p, KB_MIN, ix_add(L, t0, ix_c(L, ROW_TILE)), ix_c(L, rowlen)));
+	}
+	KNode *grp = lw_let(L, body, "g", kir_bin(L->p, KB_DIV, co0, ix_c(L, cv->cog)));
+	KNode *ohl =
+	    lw_loop(L, body, "oh", ix_c(L, 0), ix_c(L, plane ? 1 : cv->OH), LOOP_SERIAL, &oh);
+	body = ohl->body;
+
+	/* row = ((n*Co + co0)*OD + od)*OH*OW + oh*OW */
+	KNode *nc = ix_add(L, ix_mul(L, n, cv->Co), co0);
 	KNode *row = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, nc, cv->OD), od), cv->OH), oh);
 	row = lw_let(L, body, "row", ix_mul(L, row, cv->OW));
-	KNode *grp = lw_let(L, body, "g", kir_bin(L->p, KB_DIV, co, ix_c(L, cv->cog)));
 
-	KNode *init = cv->b ? kir_load(L->p, L->k, lw_buf(L, cv->b), co) : kir_f32(L->p, 0);
-	init = lw_simple(L, body, init);
-	KNode *lp = lw_loop(L, body, "ow", ix_c(L, 0), ix_c(L, cv->OW), LOOP_VECTOR, &ow);
-	kir_append(L->p, lp->body, kir_store(L->p, ob, ix_add(L, row, ow), init));
+	KNode *ow, *bias[64];
+	for (int64_t j = 0; j < bk.cob; j++) {
+		KNode *co = ix_add(L, co0, ix_c(L, j));
+		bias[j] = cv->b ? lw_let(L, body, "b", kir_load(L->p, L->k, lw_buf(L, cv->b), co))
+		                : kir_f32(L->p, 0);
+	}
+	KNode *lp = lw_loop(L, body, "p", t0, t1, LOOP_VECTOR, &ow);
+	for (int64_t j = 0; j < bk.cob; j++)
+		kir_append(L->p, lp->body,
+		           kir_store(L->p, bk.ob,
+		                     ix_add(L, ix_add(L, row, ow), ix_c(L, j * bk.ostr)), bias[j]));
 
-	KNode *cl = lw_loop(L, body, "ci", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &ci);
+	KNode *cl = lw_loop(L, body, "cb", ix_c(L, 0), ix_c(L, cv->cig / bk.cib), LOOP_SERIAL, &cb);
+	KNode *ci = lw_let(L, cl->body, "ci", ix_mul(L, cb, bk.cib));
 	KNode *cin = ix_add(L, ix_mul(L, grp, cv->cig), ci);
-	KNode *xc = lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, n, cv->Ci), cin),
-	                                              cv->D * cv->H * cv->W));
-	KNode *wc = lw_let(L, cl->body, "wc", ix_mul(L, ix_add(L, ix_mul(L, co, cv->cig), ci),
-	                                              cv->k[0] * cv->k[1] * cv->k[2]));
+	KNode *xc =
+	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, n, cv->Ci), cin), bk.xcs));
+	KNode *wc =
+	    lw_let(L, cl->body, "wc", ix_mul(L, ix_add(L, ix_mul(L, co0, cv->cig), ci), K3));
 	KNode *dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, cv->k[0]), LOOP_SERIAL, &kd);
-	KNode *id = lw_let(L, dl->body, "id", ix_add(L, ix_add(L, ix_mul(L, od, cv->s[0]),
-	                                                       ix_mul(L, kd, cv->dl[0])),
-	                                              ix_c(L, -cv->p[0])));
+	KNode *id = lw_let(L, dl->body, "id",
+	                   ix_add(L, ix_add(L, ix_mul(L, od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
+	                          ix_c(L, -cv->p[0])));
 	KNode *ifd = kir_if(L->p, inrange(L, id, cv->D));
 	kir_append(L->p, dl->body, ifd);
-	KNode *hl = lw_loop(L, ifd->body, "kh", ix_c(L, 0), ix_c(L, cv->k[1]), LOOP_SERIAL, &kh);
-	KNode *ih = lw_let(L, hl->body, "ih", ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]),
-	                                                       ix_mul(L, kh, cv->dl[1])),
-	                                              ix_c(L, -cv->p[1])));
-	KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
-	kir_append(L->p, hl->body, ifh);
-	KNode *xr = ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ih), cv->W));
-	xr = lw_let(L, ifh->body, "xr", xr);
-	KNode *wr = ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, cv->k[1]), kh), cv->k[2]));
-	wr = lw_let(L, ifh->body, "wr", wr);
-	taps_w(L, cv, ifh->body, wb, wr, ob, row, xb, xr);
+	if (plane) {
+		KNode *xr = lw_let(L, ifd->body, "xr", ix_add(L, xc, ix_mul(L, id, cv->H * cv->W)));
+		KNode *wr = lw_let(L, ifd->body, "wr", ix_add(L, wc, ix_mul(L, kd, cv->k[1] * KW)));
+		blk_taps(L, cv, &bk, ifd->body, row, xr, wr, (int)cv->k[1], t0, t1);
+	} else {
+		KNode *hl =
+		    lw_loop(L, ifd->body, "kh", ix_c(L, 0), ix_c(L, cv->k[1]), LOOP_SERIAL, &kh);
+		KNode *ih =
+		    lw_let(L, hl->body, "ih",
+		           ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
+		                  ix_c(L, -cv->p[1])));
+		KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+		kir_append(L->p, hl->body, ifh);
+		KNode *xr = ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ih), cv->W));
+		xr = lw_let(L, ifh->body, "xr", xr);
+		KNode *wr = ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, cv->k[1]), kh), KW));
+		wr = lw_let(L, ifh->body, "wr", wr);
+		blk_taps(L, cv, &bk, ifh->body, row, xr, wr, 1, t0, t1);
+	}
 
-	/* the epilogue over the finished row */
-	KNode *el = lw_loop(L, body, "ow", ix_c(L, 0), ix_c(L, cv->OW), LOOP_VECTOR, &ow);
-	KNode *oidx[5] = { n, co, od, oh, ow };
-	Coord c;
-	coord_full(&c, ot, oidx);
-	KNode *v = lw_let(L, el->body, "v", kir_load(L->p, L->k, ob, ix_add(L, row, ow)));
-	return lw_output(L, el->body, &c, v);
+	/* the epilogue over the finished rows */
+	for (int64_t j = 0; j < bk.cob; j++) {
+		KNode *el = lw_loop(L, body, "p", t0, t1, LOOP_VECTOR, &ow);
+		KNode *co = lw_let(L, el->body, "co", ix_add(L, co0, ix_c(L, j)));
+		KNode *oi = ix_add(L, ix_add(L, row, ow), ix_c(L, j * bk.ostr));
+		KNode *v = lw_let(L, el->body, "v", kir_load(L->p, L->k, bk.ob, oi));
+		Coord c;
+		if (flat) { /* (n, co, od?, flattened rest) */
+			int f = pw ? 2 : 3;
+			memset(&c, 0, sizeof c);
+			c.t = ot;
+			c.idx[c.n] = n, c.first[c.n] = c.last[c.n] = 0, c.n++;
+			c.idx[c.n] = co, c.first[c.n] = c.last[c.n] = 1, c.n++;
+			if (!pw)
+				c.idx[c.n] = od, c.first[c.n] = c.last[c.n] = 2, c.n++;
+			c.idx[c.n] = ow, c.first[c.n] = (int8_t)f, c.last[c.n] = 4, c.n++;
+		} else {
+			KNode *oidx[5] = {n, co, od, oh, ow};
+			coord_full(&c, ot, oidx);
+		}
+		if (lw_output(L, el->body, &c, v) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Scalar form, shared by conv3d (transpose = 0) and conv_transpose3d (gather). */
@@ -241,8 +410,8 @@ conv_scalar(Lower *L, const Conv *cv, int transpose)
 {
 	KNode *n, *co, *od, *oh, *ow, *ci, *k[3];
 	KNode *o[3], *i[3];
-	int64_t in[3] = { cv->D, cv->H, cv->W };
-	const char *kn[3] = { "kd", "kh", "kw" }, *in_n[3] = { "id", "ih", "iw" };
+	int64_t in[3] = {cv->D, cv->H, cv->W};
+	const char *kn[3] = {"kd", "kh", "kw"}, *in_n[3] = {"id", "ih", "iw"};
 	int xb = lw_buf(L, cv->x), wb = lw_buf(L, cv->w);
 	KNode *body = conv_rows(L, cv, &n, &co, &od, &oh);
 	KNode *lp = lw_loop(L, body, "ow", ix_c(L, 0), ix_c(L, cv->OW), LOOP_SERIAL, &ow);
@@ -257,8 +426,8 @@ conv_scalar(Lower *L, const Conv *cv, int transpose)
 	KNode *cl = lw_loop(L, body, "ci", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &ci);
 	KNode *blk = cl->body, *ok = NULL;
 	for (int a = 0; a < 3; a++) {
-		KNode *kl = lw_loop(L, blk, kn[a], ix_c(L, 0), ix_c(L, cv->k[a]), LOOP_SERIAL,
-		                    &k[a]);
+		KNode *kl =
+		    lw_loop(L, blk, kn[a], ix_c(L, 0), ix_c(L, cv->k[a]), LOOP_SERIAL, &k[a]);
 		blk = kl->body;
 		if (!transpose) {
 			/* i = o*s - p + k*d */
@@ -286,9 +455,9 @@ conv_scalar(Lower *L, const Conv *cv, int transpose)
 	KNode *cin, *wi;
 	if (!transpose) {
 		cin = ix_add(L, ix_mul(L, grp, cv->cig), ci);
-		wi = ix_add(L, ix_mul(L, co, cv->cig), ci);      /* w[co, ci, kd, kh, kw] */
+		wi = ix_add(L, ix_mul(L, co, cv->cig), ci); /* w[co, ci, kd, kh, kw] */
 	} else {
-		cin = ix_add(L, ix_mul(L, grp, cv->cig), ci);     /* w[cin, co % cog, kd, kh, kw] */
+		cin = ix_add(L, ix_mul(L, grp, cv->cig), ci); /* w[cin, co % cog, kd, kh, kw] */
 		KNode *col = kir_bin(L->p, KB_REM, co, ix_c(L, cv->cog));
 		wi = ix_add(L, ix_mul(L, cin, cv->cog), col);
 	}
@@ -297,11 +466,11 @@ conv_scalar(Lower *L, const Conv *cv, int transpose)
 	KNode *xi = ix_add(L, ix_mul(L, n, cv->Ci), cin);
 	for (int a = 0; a < 3; a++)
 		xi = ix_add(L, ix_mul(L, xi, in[a]), i[a]);
-	KNode *prod = kir_bin(L->p, KB_MUL, kir_load(L->p, L->k, xb, xi),
-	                      kir_load(L->p, L->k, wb, wi));
-	kir_append(L->p, ifk->body, kir_assign(L->p, acc, kir_bin(L->p, KB_ADD,
-	                                                        kir_ref(L->p, L->k, acc), prod)));
-	KNode *oidx[5] = { n, co, od, oh, ow };
+	KNode *prod =
+	    kir_bin(L->p, KB_MUL, kir_load(L->p, L->k, xb, xi), kir_load(L->p, L->k, wb, wi));
+	kir_append(L->p, ifk->body,
+	           kir_assign(L->p, acc, kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc), prod)));
+	KNode *oidx[5] = {n, co, od, oh, ow};
 	Coord c;
 	coord_full(&c, lw_type(L, cv->out), oidx);
 	return lw_output(L, body, &c, kir_ref(L->p, L->k, acc));
@@ -317,8 +486,8 @@ tmpl_conv(Lower *L)
 	conv_params(L, &cv);
 	touch_inputs(L);
 	accv = acc_value(L);
-	if (accv && !lw_out_aliases_input(L))
-		return conv_row(L, &cv, accv);
+	if (accv && !lw_out_aliases_input(L) && cv.k[2] <= 16)
+		return conv_blocked(L, &cv, accv);
 	return conv_scalar(L, &cv, 0);
 }
 

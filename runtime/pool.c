@@ -7,7 +7,7 @@
  * every chunk is claimed the caller closes the job (late workers no longer join) and waits
  * only for the workers that joined, never for sleeping ones: a tiny loop costs the caller
  * little more than running it alone.
- * No global state: everything lives in the RtPool. */
+ * No global state: everything lives in the RtPool (the SEGC_PROFILE profile, rt_prof.h, too). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -21,6 +21,7 @@
 
 #include "rt_gen.h"
 #include "rt_pool.h"
+#include "rt_prof.h"
 
 #define SPIN_ITERS 2000 /* polls before sleeping */
 
@@ -47,6 +48,7 @@ struct RtPool {
 	void *const *slots;
 	int64_t n, chunk, nchunks;
 	atomic_int_fast64_t next; /* next chunk to claim */
+	RtProf *prof;             /* SEGC_PROFILE (profile.c), else NULL */
 };
 
 static inline void
@@ -157,6 +159,7 @@ rt_pool_new(int nthreads, int *errnum)
 	atomic_init(&p->state, ST_CLOSED); /* generation 0, closed: nothing to join */
 	atomic_init(&p->stop, 0);
 	atomic_init(&p->next, 0);
+	p->prof = rt_prof_new();
 	if (nthreads == 1)
 		return p;
 	p->threads = calloc((size_t)nthreads - 1, sizeof *p->threads);
@@ -193,10 +196,17 @@ rt_pool_free(RtPool *p)
 	for (i = 0; i < p->nworkers; i++)
 		pthread_join(p->threads[i], NULL);
 	free(p->threads);
+	rt_prof_free(p->prof);
 	pthread_cond_destroy(&p->cv_done);
 	pthread_cond_destroy(&p->cv_work);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
+}
+
+RtProf *
+rt_pool_prof(void *pool)
+{
+	return pool ? ((RtPool *)pool)->prof : NULL;
 }
 
 int

@@ -17,6 +17,8 @@ RtPool *rt_pool_new(int nthreads, int *errnum);
 /* Stop and join the workers, free the pool.  p may be NULL. */
 void rt_pool_free(RtPool *p);
 int rt_pool_threads(const RtPool *p);
+/* the pool's SEGC_PROFILE state (rt_prof.h), NULL when not profiling or pool is NULL */
+struct RtProf *rt_pool_prof(void *pool);
 
 /* How many threads an engine uses for num_threads: n > 0 is n, 0 reads $SEGC_NUM_THREADS
  * (a positive integer) and falls back to the online CPUs.  -1 when the value is invalid. */

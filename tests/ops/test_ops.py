@@ -85,6 +85,11 @@ def cases_conv3d(rng):
         (6, 6, 3, 1, 2, 2, 6, True, 1, (8, 9, 7)),
         (5, 4, (1, 3, 2), (1, 2, 1), (0, 1, 1), 1, 1, True, 1, (5, 11, 6)),
         (4, 8, 1, 1, 0, 1, 4, True, 1, (5, 6, 7)),
+        # unit trailing dims: the pointwise form flattens (D,H,W) and must keep their strides
+        (8, 4, 1, 1, 0, 1, 1, True, 1, (2, 2, 1)),
+        (6, 5, 3, 1, 1, 1, 1, True, 1, (3, 1, 1)),
+        (16, 12, 3, 1, 1, 1, 1, False, 1, (6, 7, 9)),
+        (12, 16, 5, 1, 2, 1, 1, True, 1, (5, 6, 7)),
     ]
     for i, (ci, co, k, s, p, d, g, b, n, sp) in enumerate(specs):
         m = nn.Conv3d(ci, co, k, stride=s, padding=p, dilation=d, groups=g, bias=b)

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""tests/ops/test_fusion_conv.py -- conv3d templates with fused epilogues: the fused engine,
+the unfused one (--no-fuse) and PyTorch must agree.
+
+Covers every form of the blocked conv3d template (codegen/tmpl_conv.c): the plane form (unit
+stride in h, w), the row form (strides), the pointwise form (1^3, flattened and tiled), groups,
+depthwise, dilation, odd sizes; each followed by the seed models' epilogues (bias, instance norm
++ leaky ReLU + residual, sigmoid gate, per-channel affine).  Prints one line per case and ends
+with `N passed, M failed`; exit 1 on a failure.
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import common as cm  # noqa: E402
+
+TOL = 1e-4
+
+
+def conv_case(name, cin, cout, size, k, s=1, p=None, d=1, g=1, bias=True, tail="inorm_res",
+              rng=None):
+    p = d * (k // 2) if p is None else p
+    x = rng.standard_normal((1, cin) + tuple(size)).astype(np.float32)
+    w = (rng.standard_normal((cout, cin // g, k, k, k)) / np.sqrt(cin // g * k ** 3)).astype(
+        np.float32)
+    b = rng.standard_normal(cout).astype(np.float32) * 0.1
+    gam = (1 + 0.1 * rng.standard_normal(cout)).astype(np.float32)
+    bet = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+    weights = {"conv.weight": w}
+    if bias:
+        weights["conv.bias"] = b
+    body = [{"name": "conv", "op": "conv3d", "in": ["x"],
+             "attrs": {"cout": cout, "kernel": k, "stride": s, "pad": p, "dilation": d,
+                       "groups": g, "bias": bias}}]
+    with torch.no_grad():
+        y = F.conv3d(torch.from_numpy(x), torch.from_numpy(w),
+                     torch.from_numpy(b) if bias else None, s, p, d, g)
+        res_ok = y.shape == (1, cin) + tuple(size) and cin == cout
+        if tail == "inorm_res":
+            body += [{"name": "norm", "op": "instance_norm", "attrs": {"affine": True}},
+                     {"name": "act", "op": "leaky_relu", "attrs": {"slope": 0.01}}]
+            weights["norm.weight"], weights["norm.bias"] = gam, bet
+            y = F.leaky_relu(F.instance_norm(y, weight=torch.from_numpy(gam),
+                                             bias=torch.from_numpy(bet)), 0.01)
+            if res_ok:
+                body.append({"name": "out", "op": "add", "in": ["act", "x"]})
+                y = y + torch.from_numpy(x)
+        elif tail == "gate":       # sigmoid(conv) * conv, then + x (pointwise projections)
+            body += [{"name": "sg", "op": "sigmoid", "in": ["conv"]},
+                     {"name": "gt", "op": "mul", "in": ["sg", "conv"]},
+                     {"name": "out", "op": "relu", "in": ["gt"]}]
+            y = F.relu(torch.sigmoid(y) * y)
+        elif tail == "bn_res":     # batch norm (per-channel broadcasts) + relu + residual
+            rm = (0.1 * rng.standard_normal(cout)).astype(np.float32)
+            rv = (1 + 0.2 * rng.random(cout)).astype(np.float32)
+            body += [{"name": "norm", "op": "batch_norm", "attrs": {"affine": True}},
+                     {"name": "act", "op": "relu"}]
+            weights.update({"norm.weight": gam, "norm.bias": bet, "norm.running_mean": rm,
+                            "norm.running_var": rv,
+                            "norm.num_batches_tracked": np.array(0, dtype=np.int64)})
+            y = F.relu(F.batch_norm(y, torch.from_numpy(rm), torch.from_numpy(rv),
+                                    torch.from_numpy(gam), torch.from_numpy(bet), False, 0.0,
+                                    1e-5))
+            if res_ok:
+                body.append({"name": "out", "op": "add", "in": ["act", "x"]})
+                y = y + torch.from_numpy(x)
+        elif tail == "relu":
+            body.append({"name": "out", "op": "relu", "in": ["conv"]})
+            y = F.relu(y)
+    outname = body[-1]["name"]
+    return name, x, weights, body, outname, y.numpy()
+
+
+def cases():
+    rng = np.random.default_rng(7)
+    return [
+        conv_case("plane k3 c8", 8, 8, (6, 8, 16), 3, rng=rng),
+        conv_case("plane k3 c6->10 odd", 6, 10, (5, 7, 9), 3, rng=rng),
+        conv_case("plane k5 c4", 4, 4, (6, 6, 12), 5, rng=rng),
+        conv_case("plane k3 dil2", 4, 4, (7, 8, 8), 3, d=2, rng=rng),
+        conv_case("plane tiled 40x40", 3, 4, (3, 40, 40), 3, rng=rng, tail="relu"),
+        conv_case("row k3 s2", 4, 8, (8, 8, 8), 3, s=2, rng=rng),
+        conv_case("row k3 s2 odd", 3, 5, (7, 9, 11), 3, s=2, rng=rng, tail="relu"),
+        conv_case("row k3 pad0", 4, 4, (6, 6, 10), 3, p=0, rng=rng),
+        conv_case("pw 1^3", 8, 12, (4, 8, 8), 1, rng=rng, tail="gate"),
+        conv_case("pw 1^3 tiled", 6, 6, (8, 12, 16), 1, rng=rng),
+        conv_case("pw 1^3 s2", 8, 4, (6, 6, 6), 1, s=2, rng=rng, tail="relu"),
+        conv_case("grouped g2", 8, 8, (5, 6, 8), 3, g=2, rng=rng),
+        conv_case("depthwise", 6, 6, (5, 6, 10), 3, g=6, rng=rng),
+        conv_case("no bias", 5, 5, (4, 5, 6), 3, bias=False, rng=rng),
+        conv_case("plane bn+relu+res", 8, 8, (5, 8, 8), 3, rng=rng, tail="bn_res"),
+        conv_case("pw bn+relu+res", 8, 8, (4, 8, 24), 1, rng=rng, tail="bn_res"),
+        conv_case("row s2 bn+relu", 4, 8, (8, 8, 8), 3, s=2, rng=rng, tail="bn_res"),
+        conv_case("depthwise bn+res", 6, 6, (4, 6, 8), 3, g=6, rng=rng, tail="bn_res"),
+    ]
+
+
+def main():
+    npass = nfail = 0
+    with tempfile.TemporaryDirectory(prefix="segc-fusion-") as d:
+        for name, x, weights, body, outname, ref in cases():
+            g = cm.graph_json("fusion", [("x", x.shape)], body, [outname])
+            gp, wp, xp = (os.path.join(d, f) for f in ("g.json", "w.safetensors", "x.npy"))
+            import json
+            with open(gp, "w") as f:
+                json.dump(g, f)
+            cm.write_safetensors(wp, weights)
+            cm.write_npy(xp, x)
+            errs = []
+            try:
+                for tag, extra in (("fused", []), ("nofuse", ["--no-fuse"])):
+                    eng, yp = os.path.join(d, tag + ".so"), os.path.join(d, tag + ".npy")
+                    cm.compile_graph(gp, eng, extra)
+                    cm.run_engine(eng, wp, xp, yp)
+                    errs.append(cm.max_rel_err(cm.read_npy(yp), ref))
+                a = cm.read_npy(os.path.join(d, "fused.npy"))
+                b = cm.read_npy(os.path.join(d, "nofuse.npy"))
+                errs.append(cm.max_rel_err(a, b))
+                ok = all(e <= TOL for e in errs)
+                msg = "fused err %.2e, unfused err %.2e, fused vs unfused %.2e" % tuple(errs)
+            except Exception as e:  # report and go on
+                ok, msg = False, str(e)[-500:]
+            print("%-4s %-24s %s" % ("ok" if ok else "FAIL", name, msg))
+            npass += ok
+            nfail += not ok
+    print("%d passed, %d failed" % (npass, nfail))
+    return 1 if nfail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
