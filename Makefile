@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PY ?= /usr/bin/python3
 
-.PHONY: all segc demo test test-asan fuzz bench clean deps
+.PHONY: all segc demo test test-asan fuzz bench clean deps gpu-prep test-gpu bench-gpu
 
 all: segc
 
@@ -33,6 +33,17 @@ test-asan:
 fuzz:
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DSEGC_FUZZ=ON >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
+
+# CUDA (docs/cuda.md): gpu-prep compiles the CUDA engines and test cases where segc builds
+# (build/gpu-cases.tar.xz); test-gpu and bench-gpu need only Python + torch on the GPU machine
+gpu-prep: segc
+	$(PY) tests/cuda/gpu_prep.py
+
+test-gpu:
+	python3 tests/cuda/test_gpu.py
+
+bench-gpu:
+	python3 bench/bench_gpu.py --out bench/results-gpu.json
 
 bench: segc
 	$(PY) bench/run.py

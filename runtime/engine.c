@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_cuda.h"
 #include "rt_gen.h"
 #include "rt_manifest.h"
 #include "rt_pool.h"
 #include "rt_util.h"
 #include "rt_weights.h"
+#include "rt_window.h"
 
 #define ERRLEN 512
 #define ALIGN  64
@@ -27,6 +29,7 @@ struct segc_engine {
 	void **slots; /* 1 + inputs + outputs + weights */
 	int nslots;
 	void *wbuf; /* all weights, NULL until load_weights succeeds */
+	RtCuda *cuda; /* CUDA engines (manifest target cuda:sm_XX): the device side, cuda.c */
 	char err[ERRLEN];
 };
 
@@ -64,6 +67,7 @@ engine_close(segc_engine_t *e)
 	if (!e)
 		return;
 	rt_pool_free(e->pool);
+	rt_cuda_close(e->cuda);
 	free(e->arena);
 	free(e->wbuf);
 	free(e->slots);
@@ -108,8 +112,16 @@ engine_open(const segc_options *opts, segc_engine_t **out, char *err, size_t err
 		free(e);
 		return st;
 	}
-	e->arena = alloc_aligned(e->m.arena);
-	if (!e->arena) {
+	if (rt_cuda_is_target(e->m.target)) {
+		/* the arena lives on the GPU; slot 0 stays NULL on the host */
+		st = rt_cuda_open(&e->cuda, &e->m, err, errlen);
+		if (st != SEGC_OK) {
+			engine_close(e);
+			return st;
+		}
+	}
+	e->arena = e->cuda ? NULL : alloc_aligned(e->m.arena);
+	if (!e->arena && !e->cuda) {
 		unsigned long long bytes = (unsigned long long)e->m.arena;
 		engine_close(e);
 		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
@@ -210,6 +222,15 @@ install_weights(segc_engine_t *e, const char *label, const RtTensorList *l)
 	}
 	free(e->wbuf);
 	e->wbuf = buf;
+	if (e->cuda) {
+		void *const *ws = e->slots + 1 + e->m.ninputs + e->m.noutputs;
+		segc_status st = rt_cuda_weights(e->cuda, buf, ws, e->err, sizeof e->err);
+		if (st != SEGC_OK) {
+			free(e->wbuf);
+			e->wbuf = NULL;
+			return st;
+		}
+	}
 	return SEGC_OK;
 }
 
@@ -338,6 +359,23 @@ engine_run(segc_engine_t *e, const void *const *inputs, void *const *outputs)
 			               "run: output %d ('%s') is NULL", i, e->m.outputs[i].name);
 		e->slots[1 + e->m.ninputs + i] = outputs[i];
 	}
+	if (e->cuda)
+		return rt_cuda_run(e->cuda, inputs, outputs, 0, e->err, sizeof e->err);
+	for (i = 0; i < e->m.nranges; i++) {
+		const struct RtRange *r = &e->m.ranges[i];
+		const segc_tensor_info *t = &e->m.inputs[r->input];
+		int64_t k, n = rt_numel(t->rank, t->shape), v;
+		for (k = 0; k < n; k++) {
+			v = t->dtype == SEGC_I64 ? ((const int64_t *)inputs[r->input])[k]
+			                         : ((const int32_t *)inputs[r->input])[k];
+			if (v < r->lo || v >= r->hi)
+				return set_err(e, SEGC_ERR_INVALID_ARGUMENT,
+				               "run: input '%s' element %lld is %lld, expected a "
+				               "value in [%lld, %lld)",
+				               t->name, (long long)k, (long long)v,
+				               (long long)r->lo, (long long)r->hi);
+		}
+	}
 	rc = segc_gen_run(e->slots, e->pool);
 	if (rc != 0)
 		return set_err(e, SEGC_ERR_DEVICE, "run: the generated code failed with status %d",
@@ -345,10 +383,87 @@ engine_run(segc_engine_t *e, const void *const *inputs, void *const *outputs)
 	return SEGC_OK;
 }
 
+/* devices (CUDA engines): run with device pointers, the device, its stream and memory */
+static segc_status
+engine_run_device(segc_engine_t *e, const void *const *inputs, void *const *outputs)
+{
+	int i;
+
+	if (!e)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	e->err[0] = 0;
+	if (!e->cuda)
+		return set_err(e, SEGC_ERR_UNSUPPORTED, "run_device: this engine runs on the CPU");
+	if (!e->wbuf && e->m.nweights > 0)
+		return set_err(e, SEGC_ERR_STATE,
+		               "run_device: no weights loaded (call load_weights)");
+	if ((!inputs && e->m.ninputs > 0) || (!outputs && e->m.noutputs > 0))
+		return set_err(e, SEGC_ERR_INVALID_ARGUMENT,
+		               "run_device: inputs or outputs is NULL");
+	for (i = 0; i < e->m.ninputs + e->m.noutputs; i++)
+		if (!(i < e->m.ninputs ? inputs[i] : outputs[i - e->m.ninputs]))
+			return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "run_device: %s %d is NULL",
+			               i < e->m.ninputs ? "input" : "output",
+			               i < e->m.ninputs ? i : i - e->m.ninputs);
+	return rt_cuda_run(e->cuda, inputs, outputs, 1, e->err, sizeof e->err);
+}
+
+static const char *
+engine_device(const segc_engine_t *e)
+{
+	return !e ? "" : e->cuda ? rt_cuda_device(e->cuda) : "cpu";
+}
+
+static void *
+engine_stream(const segc_engine_t *e)
+{
+	return e && e->cuda ? rt_cuda_stream(e->cuda) : NULL;
+}
+
+static uint64_t
+engine_device_bytes(const segc_engine_t *e)
+{
+	return e && e->cuda ? rt_cuda_bytes(e->cuda) : 0;
+}
+
 static const char *
 engine_last_error(const segc_engine_t *e)
 {
 	return e ? e->err : "";
+}
+
+/* whole cases (window.c): the engine's error buffer around the algorithm */
+static void
+engine_window_defaults(segc_window_options *o)
+{
+	rt_window_defaults(o);
+}
+
+static int64_t
+engine_window_count(const segc_engine_t *e, const segc_window_options *o, const int64_t shape[3])
+{
+	return rt_window_count(segc_engine_api(SEGC_ABI_VERSION), e, o, shape);
+}
+
+static segc_status
+engine_window_run(segc_engine_t *e, const segc_window_options *o, const float *image,
+                  const int64_t shape[3], float *out)
+{
+	if (!e)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	e->err[0] = 0;
+	return rt_window_run(segc_engine_api(SEGC_ABI_VERSION), e, o, image, shape, out, e->err,
+	                     sizeof e->err);
+}
+
+static segc_status
+engine_postprocess(segc_engine_t *e, const segc_post_options *p, float *scores, int64_t nvox,
+                   int32_t *labels)
+{
+	if (!e)
+		return SEGC_ERR_INVALID_ARGUMENT;
+	e->err[0] = 0;
+	return rt_postprocess(p, scores, nvox, labels, e->err, sizeof e->err);
 }
 
 static const segc_api api_v1 = {
@@ -368,6 +483,14 @@ static const segc_api api_v1 = {
     .run = engine_run,
     .close = engine_close,
     .last_error = engine_last_error,
+    .device = engine_device,
+    .run_device = engine_run_device,
+    .stream = engine_stream,
+    .device_bytes = engine_device_bytes,
+    .window_defaults = engine_window_defaults,
+    .window_count = engine_window_count,
+    .window_run = engine_window_run,
+    .postprocess = engine_postprocess,
 };
 
 __attribute__((visibility("default"))) const segc_api *

@@ -57,6 +57,39 @@ typedef struct {
 	int32_t num_threads;            /* 0: $SEGC_NUM_THREADS or all CPUs; 1: no threads */
 } segc_options;
 
+/* Whole cases (the window_* and postprocess members; docs/embedding.md, docs/cases.md). */
+typedef enum { SEGC_BLEND_CONSTANT = 0, SEGC_BLEND_GAUSSIAN = 1 } segc_blend;
+typedef enum { SEGC_POSITIONS_MONAI = 0, SEGC_POSITIONS_NNUNET = 1 } segc_positions;
+typedef enum {
+	SEGC_NORM_NONE = 0,
+	SEGC_NORM_ZSCORE = 1,         /* per channel, mean and std over all voxels */
+	SEGC_NORM_ZSCORE_NONZERO = 2, /* per channel over the non-zero voxels; zeros stay 0 */
+} segc_norm;
+/* done and total count forward passes; a non-zero return cancels window_run */
+typedef int (*segc_progress_fn)(void *user, int64_t done, int64_t total);
+typedef struct {
+	uint32_t size;             /* sizeof(segc_window_options); window_defaults sets it */
+	double overlap;            /* share of the ROI neighbouring windows overlap, [0, 1) */
+	int32_t blend;             /* segc_blend */
+	double sigma_scale;        /* Gaussian blending: sigma = sigma_scale * ROI, per axis */
+	int32_t positions;         /* segc_positions */
+	uint32_t mirror_axes;      /* bit 0 D, 1 H, 2 W: average over every subset (<= 8 flips) */
+	int32_t normalize;         /* segc_norm */
+	segc_progress_fn progress; /* may be NULL */
+	void *user;
+} segc_window_options;
+typedef enum { SEGC_ACT_NONE = 0, SEGC_ACT_SOFTMAX = 1, SEGC_ACT_SIGMOID = 2 } segc_activation;
+typedef struct {
+	uint32_t size;             /* sizeof(segc_post_options) */
+	int32_t activation;        /* segc_activation, applied over the K channels */
+	int32_t nclasses;          /* K */
+	const int32_t *label_map;  /* softmax: label of the argmax class k (NULL: k) */
+	int32_t nregions;          /* sigmoid: regions in order; where channel >= threshold,*/
+	const int32_t *region_channel; /* the label becomes region_label (later regions win) */
+	const int32_t *region_label;
+	const float *region_threshold;
+} segc_post_options;
+
 typedef struct segc_engine segc_engine_t;
 
 typedef struct {
@@ -91,7 +124,35 @@ typedef struct {
 
 	/* Members are only ever appended below; `size` tells a caller which ones an engine has. */
 	/* ---- devices (CUDA engines) ---- */
+	/* "cpu", or the GPU a CUDA engine runs on: "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)". */
+	const char *(*device)(const segc_engine_t *e);
+	/* run with inputs and outputs in device memory (CUdeviceptr values cast to pointers) of
+	 * the engine's GPU, in the engine's stream, which is blocking (it orders with the legacy
+	 * default stream); returns when the outputs are written.  CPU engines:
+	 * SEGC_ERR_UNSUPPORTED.  (run takes host pointers and copies through device buffers.) */
+	segc_status (*run_device)(segc_engine_t *e, const void *const *inputs,
+	                          void *const *outputs);
+	void *(*stream)(const segc_engine_t *e);           /* the CUstream; NULL on the CPU */
+	uint64_t (*device_bytes)(const segc_engine_t *e);  /* device memory held; 0 on the CPU */
 	/* ---- whole cases: sliding-window inference, test-time mirroring ---- */
+	/* Defaults: overlap 0.5, constant blending, sigma scale 0.125, MONAI positions, no
+	 * mirroring, no normalisation, no progress callback. */
+	void (*window_defaults)(segc_window_options *o);
+	/* Forward passes window_run makes for a volume of spatial shape {D, H, W}; -1 if bad. */
+	int64_t (*window_count)(const segc_engine_t *e, const segc_window_options *o,
+	                        const int64_t shape[3]);
+	/* Segment a whole volume: image is dense f32 [C, D, H, W] (C = channels of the engine's
+	 * input [N, C, rd, rh, rw]), out dense f32 [K, D, H, W] (K = channels of output 0).
+	 * Windows of the ROI {rd, rh, rw} slide over the volume (padded with zeros where it is
+	 * smaller than the ROI, after normalisation), N windows per forward pass; outputs are
+	 * blended and averaged over the mirrorings.  Unlike run, allocates its work buffers
+	 * (D*H*W + a few ROIs of floats) and frees them before returning. */
+	segc_status (*window_run)(segc_engine_t *e, const segc_window_options *o,
+	                          const float *image, const int64_t shape[3], float *out);
+	/* Activation over K channels of scores [K, nvox], in place, then (labels != NULL) the
+	 * label of each voxel: argmax + label_map (softmax, none) or the regions (sigmoid). */
+	segc_status (*postprocess)(segc_engine_t *e, const segc_post_options *p, float *scores,
+	                           int64_t nvox, int32_t *labels);
 } segc_api;
 
 typedef const segc_api *(*segc_engine_api_fn)(uint32_t abi_version);

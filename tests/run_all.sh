@@ -59,10 +59,17 @@ stage unit unit
 [ -x tests/diag/run.sh ] && stage diag tests/diag/run.sh
 [ -x tests/ir/run.sh ] && stage ir_roundtrip tests/ir/run.sh
 # every op family and every model has its own file: tests/ops/test_*.py, tests/models/test_*.py
+# (the ASan pass, --quick, runs the small model tests only: the big graphs' numerics are the
+# same code paths, and they would double the suite's time under the sanitizers)
 for t in tests/ops/test_*.py tests/models/test_*.py; do
 	[ -f "$t" ] || continue
+	[ $quick -eq 1 ] && case $t in tests/models/*) [ "$t" = tests/models/test_models.py ] || continue ;; esac
 	stage "$(basename "$(dirname "$t")")_$(basename "$t" .py | sed 's/^test_//')" $PY "$t"
 done
+# whole cases: NIfTI, sliding windows vs PyTorch, embed example, kill -9 and resume (issue 7)
+[ -x tests/cases/run.sh ] && stage cases tests/cases/run.sh
+# the CUDA backend without a GPU (skipped, with a message, where there is no CUDA toolkit)
+[ $quick -eq 0 ] && [ -x tests/cuda/run.sh ] && stage cuda tests/cuda/run.sh
 [ -x tests/check_size.sh ] && stage size tests/check_size.sh
 
 if [ $quick -eq 0 ] && [ "${SEGC_SKIP_ASAN:-0}" != 1 ]; then
