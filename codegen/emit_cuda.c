@@ -567,45 +567,6 @@ params(CudaEmit *e)
 	out(e, "long long n)");
 }
 
-/* i64 value of a constant integer expression, if it is one */
-static int
-const_i64(const KNode *n, int64_t *v)
-{
-	int64_t a, b;
-	if (n->kind == K_const && n->type != KT_F32) {
-		*v = n->ival;
-		return 1;
-	}
-	if (n->kind == K_cast && n->type != KT_F32 && n->a->type != KT_F32)
-		return const_i64(n->a, v);
-	if (n->kind != K_binop || !const_i64(n->a, &a) || !const_i64(n->b, &b))
-		return 0;
-	switch (n->op) {
-	case KB_ADD:
-		*v = a + b;
-		return 1;
-	case KB_SUB:
-		*v = a - b;
-		return 1;
-	case KB_MUL:
-		*v = a * b;
-		return 1;
-	case KB_DIV:
-		if (b == 0)
-			return 0;
-		*v = a / b;
-		return 1;
-	case KB_MIN:
-		*v = a < b ? a : b;
-		return 1;
-	case KB_MAX:
-		*v = a > b ? a : b;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 /* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step */
 static int
 task_fn(CudaEmit *e, const KNode *n, int i, int parallel)
@@ -644,7 +605,7 @@ static int
 trip_count(CudaEmit *e, const KNode *n, int64_t *cnt)
 {
 	int64_t lo, hi;
-	if (!const_i64(n->a, &lo) || !const_i64(n->b, &hi))
+	if (!kir_const_i64(n->a, &lo) || !kir_const_i64(n->b, &hi))
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "top-level loops with a run-time trip count");
 	*cnt = hi > lo ? (hi - lo + n->ival - 1) / n->ival : 0;

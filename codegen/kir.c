@@ -414,3 +414,30 @@ kir_signature(const Program *p, const Kernel *k, const char *extra)
 	free(text);
 	return sig;
 }
+
+int
+kir_const_i64(const KNode *n, int64_t *v)
+{
+	int64_t a, b;
+	if (n->kind == K_const && n->type != KT_F32) {
+		*v = n->ival;
+		return 1;
+	}
+	if (n->kind == K_cast && n->type != KT_F32 && n->a->type != KT_F32)
+		return kir_const_i64(n->a, v);
+	if (n->kind != K_binop || !kir_const_i64(n->a, &a) || !kir_const_i64(n->b, &b))
+		return 0;
+	switch (n->op) {
+	case KB_ADD: *v = a + b; return 1;
+	case KB_SUB: *v = a - b; return 1;
+	case KB_MUL: *v = a * b; return 1;
+	case KB_DIV:
+		if (b == 0)
+			return 0;
+		*v = a / b;
+		return 1;
+	case KB_MIN: *v = a < b ? a : b; return 1;
+	case KB_MAX: *v = a > b ? a : b; return 1;
+	default: return 0;
+	}
+}

@@ -115,6 +115,9 @@ KNode *kir_select(Program *p, KNode *c, KNode *a, KNode *b);
 KNode *kir_cast(Program *p, KType t, KNode *a);
 KType kir_dtype(int dtype);                                         /* DT_F32 -> KT_F32 ... */
 
+/* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
+int kir_const_i64(const KNode *n, int64_t *v);
+
 /* Signature of a kernel for sharing generated code between kernels that differ only in where
  * their buffers live (both emitters); extra: the emitter's own per-buffer choices. */
 const char *kir_signature(const Program *p, const Kernel *k, const char *extra);

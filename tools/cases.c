@@ -27,6 +27,7 @@
 #include "rt_manifest.h"
 #include "rt_npy.h"
 #include "segc_engine.h"
+#include "tool.h"
 
 #define MAXCH  16
 #define MAXREG 16
@@ -52,30 +53,6 @@ typedef struct {
 	segc_engine_t *e;
 	segc_tensor_info in, out;
 } Eng;
-
-static _Noreturn void
-die(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("segc: error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static _Noreturn void
-usage(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("segc: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see segc run --help)\n", stderr);
-	exit(2);
-}
 
 static const char *help_cases =
     "usage: segc run ENGINE.so --weights W.safetensors --input CASE --output OUT [options]\n"
@@ -107,16 +84,9 @@ static const char *help_cases =
 /* ---- arguments ---- */
 
 static int
-ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && !strcmp(s + a - b, suf);
-}
-
-static int
 is_nifti(const char *s)
 {
-	return ends_with(s, ".nii") || ends_with(s, ".nii.gz");
+	return tool_ends_with(s, ".nii") || tool_ends_with(s, ".nii.gz");
 }
 
 int
@@ -142,7 +112,7 @@ val(int argc, char **argv, int *i, const char *flag)
 		return argv[*i] + l + 1;
 	if (!strcmp(argv[*i], flag)) {
 		if (*i + 1 >= argc)
-			usage("%s needs a value", flag);
+			tool_usage("segc run", "%s needs a value", flag);
 		return argv[++*i];
 	}
 	return NULL;
@@ -155,7 +125,8 @@ num(const char *flag, const char *v, double lo, double hi)
 	errno = 0;
 	double x = strtod(v, &end);
 	if (errno || *end || end == v || !(x >= lo && x <= hi))
-		usage("%s expects a number in [%g, %g], got '%s'", flag, lo, hi, v);
+		tool_usage("segc run", "%s expects a number in [%g, %g], got '%s'", flag, lo, hi,
+		           v);
 	return x;
 }
 
@@ -165,7 +136,7 @@ pick(const char *flag, const char *v, const char *const *names, int n)
 	for (int i = 0; i < n; i++)
 		if (!strcmp(v, names[i]))
 			return i;
-	usage("%s: unknown value '%s'", flag, v);
+	tool_usage("segc run", "%s: unknown value '%s'", flag, v);
 }
 
 static void
@@ -193,10 +164,11 @@ parse_regions(CaseArgs *a, const char *v)
 		int ch, lab, n = 0;
 		float thr = NAN;
 		if (a->nregions >= MAXREG)
-			usage("--regions: at most %d regions", MAXREG);
+			tool_usage("segc run", "--regions: at most %d regions", MAXREG);
 		if (sscanf(t, "%d:%d%n", &ch, &lab, &n) != 2 ||
 		    (t[n] && (t[n] != ':' || sscanf(t + n + 1, "%f", &thr) != 1)))
-			usage("--regions expects CH:LABEL[:THRESHOLD],..., got '%s'", t);
+			tool_usage("segc run",
+			           "--regions expects CH:LABEL[:THRESHOLD],..., got '%s'", t);
 		a->reg_ch[a->nregions] = ch;
 		a->reg_label[a->nregions] = lab;
 		a->reg_thr[a->nregions++] = thr;
@@ -232,13 +204,15 @@ parse_case_args(int argc, char **argv, CaseArgs *a, Eng *en)
 			a->output_dir = v;
 		} else if ((v = val(argc, argv, &i, "--input"))) {
 			if (a->input)
-				usage("run: give one --input (channels as A.nii.gz,B.nii.gz)");
+				tool_usage("segc run",
+				           "run: give one --input (channels as A.nii.gz,B.nii.gz)");
 			a->input = v;
 		} else if ((v = val(argc, argv, &i, "--output"))) {
 			a->output = v;
 		} else if ((v = val(argc, argv, &i, "--output-ext"))) {
 			if (strcmp(v, ".nii") && strcmp(v, ".nii.gz"))
-				usage("--output-ext expects .nii or .nii.gz, got '%s'", v);
+				tool_usage("segc run",
+				           "--output-ext expects .nii or .nii.gz, got '%s'", v);
 			a->ext = v;
 		} else if ((v = val(argc, argv, &i, "--threads"))) {
 			a->threads = (int)num("--threads", v, 0, 1024);
@@ -247,7 +221,8 @@ parse_case_args(int argc, char **argv, CaseArgs *a, Eng *en)
 			a->shard_i = (int)strtol(v, &end, 10);
 			if (*end != '/' || (a->shard_n = (int)strtol(end + 1, &end, 10)) < 1 ||
 			    *end || a->shard_i < 0 || a->shard_i >= a->shard_n)
-				usage("--shard expects I/N with 0 <= I < N, got '%s'", v);
+				tool_usage("segc run",
+				           "--shard expects I/N with 0 <= I < N, got '%s'", v);
 		} else if ((v = val(argc, argv, &i, "--axes"))) {
 			a->xyz = pick("--axes", v, axes, 2);
 		} else if ((v = val(argc, argv, &i, "--overlap"))) {
@@ -266,9 +241,11 @@ parse_case_args(int argc, char **argv, CaseArgs *a, Eng *en)
 				for (const char *p = v; *p; p++) {
 					const char *q = strchr("dhw", *p);
 					if (!q || !*p)
-						usage("--mirror expects axes among d, h, w (or "
-						      "all, none), got '%s'",
-						      v);
+						tool_usage(
+						    "segc run",
+						    "--mirror expects axes among d, h, w (or "
+						    "all, none), got '%s'",
+						    v);
 					a->wo.mirror_axes |= 1u << (q - "dhw");
 				}
 			} else if (!strcmp(v, "all")) {
@@ -283,7 +260,7 @@ parse_case_args(int argc, char **argv, CaseArgs *a, Eng *en)
 			for (char *t = strtok_r(s2, ",", &save); t;
 			     t = strtok_r(NULL, ",", &save)) {
 				if (a->nlabels >= 256)
-					usage("--labels: at most 256 labels");
+					tool_usage("segc run", "--labels: at most 256 labels");
 				a->labels[a->nlabels++] =
 				    (int32_t)num("--labels", t, -32768, 32767);
 			}
@@ -308,24 +285,24 @@ parse_case_args(int argc, char **argv, CaseArgs *a, Eng *en)
 		} else if (!strcmp(s, "--sliding-window")) {
 			a->sliding_npy = 1;
 		} else if (s[0] == '-' && s[1]) {
-			usage("run: unknown option '%s'", s);
+			tool_usage("segc run", "run: unknown option '%s'", s);
 		} else if (!a->engine) {
 			a->engine = s;
 		} else {
-			usage("run: unexpected argument '%s'", s);
+			tool_usage("segc run", "run: unexpected argument '%s'", s);
 		}
 	}
 	(void)en;
 	if (!a->engine)
-		usage("run: no engine given");
+		tool_usage("segc run", "run: no engine given");
 	if (!a->input == !a->input_dir)
-		usage("run: give either --input or --input-dir");
+		tool_usage("segc run", "run: give either --input or --input-dir");
 	if (a->input_dir && !a->output_dir)
-		usage("run: --input-dir needs --output-dir");
+		tool_usage("segc run", "run: --input-dir needs --output-dir");
 	if (a->input && !a->output)
-		usage("run: --input needs --output");
+		tool_usage("segc run", "run: --input needs --output");
 	if (a->shard_n && !a->input_dir)
-		usage("run: --shard needs --input-dir");
+		tool_usage("segc run", "run: --shard needs --input-dir");
 	for (int r = 0; r < a->nregions; r++)
 		if (isnan(a->reg_thr[r]))
 			a->reg_thr[r] = (float)a->threshold;
@@ -336,33 +313,24 @@ parse_case_args(int argc, char **argv, CaseArgs *a, Eng *en)
 static void
 open_engine(Eng *en, const CaseArgs *a)
 {
-	char buf[PATH_MAX + 2], err[512];
-	struct stat st;
-	if (stat(a->engine, &st) != 0)
-		die("cannot open engine %s: %s", a->engine, strerror(errno));
-	snprintf(buf, sizeof buf, "%s%s", strchr(a->engine, '/') ? "" : "./", a->engine);
-	en->so = dlopen(buf, RTLD_NOW | RTLD_LOCAL);
-	if (!en->so)
-		die("cannot load engine %s: %s", a->engine, dlerror());
-	segc_engine_api_fn get = (segc_engine_api_fn)dlsym(en->so, "segc_engine_api");
-	if (!get || !(en->api = get(SEGC_ABI_VERSION)))
-		die("%s is not a segc engine of ABI version %d", a->engine, SEGC_ABI_VERSION);
+	ToolEngine t;
+	tool_engine_open(&t, a->engine, a->threads);
+	en->so = t.so, en->api = t.api, en->e = t.e;
 	if (en->api->size < offsetof(segc_api, postprocess) + sizeof en->api->postprocess)
-		die("%s was built before whole-case inference (window_run); recompile it",
-		    a->engine);
-	segc_options o = {sizeof o, a->threads};
-	if (en->api->open(&o, &en->e, err, sizeof err) != SEGC_OK)
-		die("%s: %s", a->engine, err);
+		tool_die("%s was built before whole-case inference (window_run); recompile it",
+		         a->engine);
 	if (a->weights) {
 		if (en->api->load_weights(en->e, a->weights) != SEGC_OK)
-			die("%s", en->api->last_error(en->e));
+			tool_die("%s", en->api->last_error(en->e));
 	} else if (en->api->num_weights(en->e) > 0) {
-		usage("run: the engine has %d weights: give --weights W.safetensors",
-		      en->api->num_weights(en->e));
+		tool_usage("segc run",
+		           "run: the engine has %d weights: give --weights W.safetensors",
+		           en->api->num_weights(en->e));
 	}
 	if (en->api->num_inputs(en->e) != 1 || en->api->input_info(en->e, 0, &en->in) ||
 	    en->api->output_info(en->e, 0, &en->out) || en->in.rank != 5 || en->out.rank != 5)
-		die("%s: sliding windows need one input [N, C, D, H, W] and an output [N, K, D, H, "
+		tool_die(
+		    "%s: sliding windows need one input [N, C, D, H, W] and an output [N, K, D, H, "
 		    "W]",
 		    a->engine);
 }
@@ -393,21 +361,23 @@ graph_post(const Eng *en, CaseArgs *a)
 	if (!a->act_set && manifest_param(en, "post_activation", b, sizeof b)) {
 		a->activation = atoi(b);
 		if (a->activation < 0 || a->activation > 2)
-			die("%s: graph param post_activation=%s, expected 0, 1 or 2", a->engine, b);
+			tool_die("%s: graph param post_activation=%s, expected 0, 1 or 2",
+			         a->engine, b);
 		a->act_set = 1;
 	}
 	if (!a->nlabels && manifest_param(en, "post_labels", b, sizeof b))
 		for (char *p = b + 1; *p && *p != ']' && a->nlabels < 256; p += n + (p[n] == ','))
 			if (sscanf(p, "%d%n", &a->labels[a->nlabels++], &n) != 1)
-				die("%s: graph param post_labels=%s is not a list of integers",
-				    a->engine, b);
+				tool_die("%s: graph param post_labels=%s is not a list of integers",
+				         a->engine, b);
 	if (manifest_param(en, "post_threshold", b, sizeof b))
 		a->threshold = atof(b);
 	if (!a->nregions && manifest_param(en, "post_regions", b, sizeof b)) {
 		int v[2 * MAXREG], k = 0;
 		for (char *p = b + 1; *p && *p != ']' && k < 2 * MAXREG; p += n + (p[n] == ','))
 			if (sscanf(p, "%d%n", &v[k++], &n) != 1)
-				die("%s: graph param post_regions=%s is not a list of integers",
+				tool_die(
+				    "%s: graph param post_regions=%s is not a list of integers",
 				    a->engine, b);
 		for (int r = 0; r + 1 < k; r += 2) {
 			a->reg_ch[a->nregions] = v[r];
@@ -416,8 +386,8 @@ graph_post(const Eng *en, CaseArgs *a)
 		}
 	}
 	if (a->nlabels && a->nlabels != en->out.shape[1])
-		die("%d labels given for the engine's %lld output channels", a->nlabels,
-		    (long long)en->out.shape[1]);
+		tool_die("%d labels given for the engine's %lld output channels", a->nlabels,
+		         (long long)en->out.shape[1]);
 }
 
 /* ---- one case ---- */
@@ -437,18 +407,10 @@ typedef struct {
 	const char *name;
 } Progress;
 
-static double
-now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void
 draw(Progress *p, int final)
 {
-	double t = now(), frac, left;
+	double t = tool_now(), frac, left;
 	char bar[31];
 	if (!p->on || (!final && t - p->last < 0.1))
 		return;
@@ -646,22 +608,22 @@ run_npy(Eng *en, const CaseArgs *a)
 	char err[ERRLEN];
 	int64_t shape[3], K = en->out.shape[1], V, oshape[4];
 	if (rt_npy_read(a->input, &x, err, sizeof err) != SEGC_OK)
-		die("%s", err);
+		tool_die("%s", err);
 	int off = x.rank == 5 && x.shape[0] == 1;
 	if (x.dtype != RT_NPY_F32 || x.rank - off != 4 || x.shape[off] != en->in.shape[1])
-		die("%s: expected f32 [%lld, D, H, W]", a->input, (long long)en->in.shape[1]);
+		tool_die("%s: expected f32 [%lld, D, H, W]", a->input, (long long)en->in.shape[1]);
 	memcpy(shape, x.shape + off + 1, sizeof shape);
 	V = shape[0] * shape[1] * shape[2];
 	float *out = malloc((size_t)(K * V) * sizeof *out);
 	int32_t *lab = malloc((size_t)V * sizeof *lab);
 	if (!out || !lab)
-		die("out of memory");
-	Progress pr = {a->progress, now(), 0, 1, 0, 0, 0, a->input};
+		tool_die("out of memory");
+	Progress pr = {a->progress, tool_now(), 0, 1, 0, 0, 0, a->input};
 	segc_window_options wo = a->wo;
 	wo.progress = on_progress;
 	wo.user = &pr;
 	if (en->api->window_run(en->e, &wo, x.data, shape, out) != SEGC_OK)
-		die("%s", en->api->last_error(en->e));
+		tool_die("%s", en->api->last_error(en->e));
 	draw(&pr, 1);
 	oshape[0] = K;
 	memcpy(oshape + 1, shape, sizeof shape);
@@ -670,15 +632,15 @@ run_npy(Eng *en, const CaseArgs *a)
 		    sizeof po,   a->activation, (int32_t)K,   a->nlabels ? a->labels : NULL,
 		    a->nregions, a->reg_ch,     a->reg_label, a->reg_thr};
 		if (en->api->postprocess(en->e, &po, out, V, a->save_probs ? NULL : lab))
-			die("%s", en->api->last_error(en->e));
+			tool_die("%s", en->api->last_error(en->e));
 		if (!a->save_probs) {
 			if (rt_npy_write(a->output, RT_NPY_I32, 3, shape, lab, err, sizeof err))
-				die("%s", err);
+				tool_die("%s", err);
 			goto done;
 		}
 	}
 	if (rt_npy_write(a->output, RT_NPY_F32, 4, oshape, out, err, sizeof err) != SEGC_OK)
-		die("%s", err);
+		tool_die("%s", err);
 done:
 	free(out);
 	free(lab);
@@ -704,7 +666,7 @@ cmp_case(const void *x, const void *y)
 static char *
 case_name(const char *file, int *ch)
 {
-	size_t n = strlen(file) - (ends_with(file, ".gz") ? 7 : 4);
+	size_t n = strlen(file) - (tool_ends_with(file, ".gz") ? 7 : 4);
 	char *s = strndup(file, n);
 	*ch = -1;
 	if (n > 5 && s[n - 5] == '_' && strspn(s + n - 4, "0123456789") == 4) {
@@ -724,7 +686,7 @@ find_cases(const char *dir, int *ncases)
 	int nf = 0, cap = 0, n = 0;
 	Case *cs;
 	if (!d)
-		die("cannot open --input-dir %s: %s", dir, strerror(errno));
+		tool_die("cannot open --input-dir %s: %s", dir, strerror(errno));
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' || !is_nifti(de->d_name))
 			continue;
@@ -747,12 +709,13 @@ find_cases(const char *dir, int *ncases)
 		else
 			c->name = name;
 		if (ch < 0 && c->nch > 0)
-			die("%s: both %s and channel files of case '%s'", dir, files[i], c->name);
+			tool_die("%s: both %s and channel files of case '%s'", dir, files[i],
+			         c->name);
 		if (ch >= MAXCH || (ch >= 0 && ch != c->nch))
-			die("%s: channel files of case '%s' must be numbered _0000 .. _%04d "
-			    "without "
-			    "gaps; found %s",
-			    dir, c->name, MAXCH - 1, files[i]);
+			tool_die("%s: channel files of case '%s' must be numbered _0000 .. _%04d "
+			         "without "
+			         "gaps; found %s",
+			         dir, c->name, MAXCH - 1, files[i]);
 		c->paths[c->nch++] = strdup(path);
 		free(files[i]);
 	}
@@ -871,9 +834,9 @@ run_batch(Eng *en, const CaseArgs *a)
 	FILE *jf;
 
 	if (n == 0)
-		die("%s: no .nii or .nii.gz cases", a->input_dir);
+		tool_die("%s: no .nii or .nii.gz cases", a->input_dir);
 	if (mkdir(a->output_dir, 0777) != 0 && errno != EEXIST)
-		die("cannot create --output-dir %s: %s", a->output_dir, strerror(errno));
+		tool_die("cannot create --output-dir %s: %s", a->output_dir, strerror(errno));
 	sel = calloc((size_t)n, sizeof *sel);
 	for (int i = 0; i < n; i++)
 		if (!a->shard_n || i % a->shard_n == a->shard_i) {
@@ -895,9 +858,9 @@ run_batch(Eng *en, const CaseArgs *a)
 	snprintf(jtmp, sizeof jtmp, "%s.new", jpath);
 	jf = fopen(jtmp, "w");
 	if (!jf)
-		die("cannot write the journal %s: %s", jtmp, strerror(errno));
+		tool_die("cannot write the journal %s: %s", jtmp, strerror(errno));
 	fprintf(jf, "segc-journal 1 %s\n", key);
-	Progress pr = {a->progress, now(), 0, nsel, 0, 0, 0, NULL};
+	Progress pr = {a->progress, tool_now(), 0, nsel, 0, 0, 0, NULL};
 	char *skip = calloc((size_t)nsel + 1, 1);
 	for (int i = 0; i < nsel; i++)
 		for (int j = 0; j < nj; j++) {
@@ -912,7 +875,7 @@ run_batch(Eng *en, const CaseArgs *a)
 			}
 		}
 	if (fflush(jf) != 0 || fsync(fileno(jf)) != 0 || rename(jtmp, jpath) != 0)
-		die("cannot write the journal %s: %s", jpath, strerror(errno));
+		tool_die("cannot write the journal %s: %s", jpath, strerror(errno));
 	for (int i = 0; i < nsel; i++) {
 		Case *c = &sel[i];
 		pr.idx = i;
@@ -924,7 +887,7 @@ run_batch(Eng *en, const CaseArgs *a)
 				        c->name);
 			continue;
 		}
-		double t0 = now();
+		double t0 = tool_now();
 		if (run_case(c, en, a, &pr, err, sizeof err) < 0) {
 			if (pr.on)
 				fputc('\n', stderr);
@@ -935,17 +898,19 @@ run_batch(Eng *en, const CaseArgs *a)
 		int64_t size, crc = file_crc(c->out, &size);
 		fprintf(jf, "done %s %lld %llx\n", c->name, (long long)size, (long long)crc);
 		if (fflush(jf) != 0 || fsync(fileno(jf)) != 0)
-			die("cannot write the journal %s: %s", jpath, strerror(errno));
+			tool_die("cannot write the journal %s: %s", jpath, strerror(errno));
 		ndone++;
 		if (!pr.on)
-			fprintf(stderr, "segc: %s -> %s (%.2f s)\n", c->name, c->out, now() - t0);
+			fprintf(stderr, "segc: %s -> %s (%.2f s)\n", c->name, c->out,
+			        tool_now() - t0);
 	}
 	pr.idx = nsel - 1;
 	pr.name = "";
 	draw(&pr, 1);
 	fclose(jf);
 	fprintf(stderr, "segc: %d case(s)%s: %d segmented, %d done earlier, %d failed (%.1f s)\n",
-	        nsel, a->shard_n ? " in this shard" : "", ndone, nresumed, nfailed, now() - pr.t0);
+	        nsel, a->shard_n ? " in this shard" : "", ndone, nresumed, nfailed,
+	        tool_now() - pr.t0);
 	for (int j = 0; j < nj; j++)
 		free(je[j].name);
 	free(je);
@@ -982,7 +947,7 @@ cases_run(int argc, char **argv)
 	for (int r = 0; r < a.nregions; r++)
 		snprintf(a.optstr + strlen(a.optstr), sizeof a.optstr - strlen(a.optstr),
 		         " %d:%d:%g", a.reg_ch[r], a.reg_label[r], a.reg_thr[r]);
-	if (a.sliding_npy || (a.input && ends_with(a.input, ".npy"))) {
+	if (a.sliding_npy || (a.input && tool_ends_with(a.input, ".npy"))) {
 		rc = run_npy(&en, &a);
 	} else if (a.input_dir) {
 		rc = run_batch(&en, &a);
@@ -991,15 +956,15 @@ cases_run(int argc, char **argv)
 		char *s = strdup(a.input), *save = NULL, err[ERRLEN];
 		for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 			if (c.nch >= MAXCH)
-				usage("run: at most %d channel files", MAXCH);
+				tool_usage("segc run", "run: at most %d channel files", MAXCH);
 			c.paths[c.nch++] = t;
 		}
 		snprintf(c.out, sizeof c.out, "%s", a.output);
-		Progress pr = {a.progress, now(), 0, 1, 0, 0, 0, NULL};
+		Progress pr = {a.progress, tool_now(), 0, 1, 0, 0, 0, NULL};
 		if (run_case(&c, &en, &a, &pr, err, sizeof err) < 0)
-			die("%s", err);
+			tool_die("%s", err);
 		draw(&pr, 1);
-		fprintf(stderr, "segc: wrote %s (%.2f s)\n", a.output, now() - pr.t0);
+		fprintf(stderr, "segc: wrote %s (%.2f s)\n", a.output, tool_now() - pr.t0);
 		free(s);
 		rc = 0;
 	}

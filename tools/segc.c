@@ -32,6 +32,7 @@
 #include "rt_util.h"
 #include "rt_weights.h"
 #include "segc_engine.h"
+#include "tool.h"
 
 #ifndef SEGC_VERSION
 #define SEGC_VERSION "0.0.0"
@@ -51,38 +52,6 @@ typedef struct {
 	int json, no_fuse, opt, verify_each, time_passes, threads, repeat, seed, quiet;
 	const char *target, *input_out, *precision;
 } Args;
-
-static double
-now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static _Noreturn void
-die(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("segc: error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static _Noreturn void
-usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	fputs("segc: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (see segc --help)\n", stderr);
-	exit(2);
-}
 
 static const char *help_compile =
     "usage: segc GRAPH.json -o ENGINE.so [options]\n"
@@ -133,7 +102,7 @@ keep_name(const char *s, size_t n)
 	static char pool[MAXDEF + 2 * MAXIO][256];
 	static int used;
 	if (used >= (int)countof(pool) || n >= sizeof pool[0])
-		usage_error("too many or too long NAME=VALUE arguments");
+		tool_usage("segc", "too many or too long NAME=VALUE arguments");
 	memcpy(pool[used], s, n);
 	pool[used][n] = 0;
 	return pool[used++];
@@ -143,7 +112,7 @@ static void
 add_io(const char *arg, const char **names, const char **paths, int *n, const char *what)
 {
 	if (*n >= MAXIO)
-		usage_error("too many %s files (at most %d)", what, MAXIO);
+		tool_usage("segc", "too many %s files (at most %d)", what, MAXIO);
 	const char *eq = strchr(arg, '=');
 	/* NAME=PATH, unless the '=' is inside a path */
 	if (eq && eq != arg && !memchr(arg, '/', (size_t)(eq - arg))) {
@@ -165,7 +134,7 @@ optval(int argc, char **argv, int *i, const char *flag)
 		return argv[*i] + l + 1;
 	if (!strcmp(argv[*i], flag)) {
 		if (*i + 1 >= argc)
-			usage_error("%s needs a value", flag);
+			tool_usage("segc", "%s needs a value", flag);
 		return argv[++*i];
 	}
 	return NULL;
@@ -178,7 +147,7 @@ int_arg(const char *flag, const char *v, int lo, int hi)
 	errno = 0;
 	long x = strtol(v, &end, 10);
 	if (errno || *end || end == v || x < lo || x > hi)
-		usage_error("%s expects an integer in [%d, %d], got '%s'", flag, lo, hi, v);
+		tool_usage("segc", "%s expects an integer in [%d, %d], got '%s'", flag, lo, hi, v);
 	return (int)x;
 }
 
@@ -204,9 +173,9 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 			const char *kv = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			const char *eq = kv ? strchr(kv, '=') : NULL;
 			if (!eq || eq == kv)
-				usage_error("-D expects NAME=VALUE, got '%s'", kv ? kv : "");
+				tool_usage("segc", "-D expects NAME=VALUE, got '%s'", kv ? kv : "");
 			if (a->ndefs >= MAXDEF)
-				usage_error("too many -D options (at most %d)", MAXDEF);
+				tool_usage("segc", "too many -D options (at most %d)", MAXDEF);
 			a->defs[a->ndefs].name = keep_name(kv, (size_t)(eq - kv));
 			a->defs[a->ndefs].value = eq + 1;
 			a->ndefs++;
@@ -215,8 +184,8 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 		} else if ((v = optval(argc, argv, &i, "--emit"))) {
 			if (strcmp(v, "ir") && strcmp(v, "kernels") && strcmp(v, "llvm") &&
 			    strcmp(v, "cuda"))
-				usage_error("--emit expects ir, kernels, llvm or cuda, got '%s'",
-				            v);
+				tool_usage("segc",
+				           "--emit expects ir, kernels, llvm or cuda, got '%s'", v);
 			a->emit = v;
 		} else if ((v = optval(argc, argv, &i, "--dump-after"))) {
 			a->dump_after = v;
@@ -234,12 +203,15 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 			a->seed = int_arg("--seed", v, 0, INT_MAX);
 		} else if ((v = optval(argc, argv, &i, "--target"))) {
 			if (strcmp(v, "cpu") && strcmp(v, "cuda:sm_90") && strcmp(v, "cuda:sm_80"))
-				usage_error("--target expects cpu, cuda:sm_90 or cuda:sm_80, got "
-				            "'%s'", v);
+				tool_usage("segc",
+				           "--target expects cpu, cuda:sm_90 or cuda:sm_80, got "
+				           "'%s'",
+				           v);
 			a->target = v;
 		} else if ((v = optval(argc, argv, &i, "--precision"))) {
 			if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "bf16"))
-				usage_error("--precision expects fp32, tf32 or bf16, got '%s'", v);
+				tool_usage("segc",
+				           "--precision expects fp32, tf32 or bf16, got '%s'", v);
 			a->precision = v;
 		} else if (!strcmp(s, "--json")) {
 			a->json = 1;
@@ -254,11 +226,11 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 		} else if (s[0] == '-' && s[1] == 'O' && s[2] >= '0' && s[2] <= '3' && !s[3]) {
 			a->opt = s[2] - '0';
 		} else if (s[0] == '-' && s[1]) {
-			usage_error("unknown option '%s'", s);
+			tool_usage("segc", "unknown option '%s'", s);
 		} else if (!a->graph) {
 			a->graph = s;
 		} else {
-			usage_error("unexpected argument '%s'", s);
+			tool_usage("segc", "unexpected argument '%s'", s);
 		}
 	}
 }
@@ -297,11 +269,11 @@ cmd_compile(int argc, char **argv)
 	Diag d;
 	parse_args(argc, argv, 1, &a, help_compile);
 	if (!a.graph)
-		usage_error("no graph file given");
+		tool_usage("segc", "no graph file given");
 	if (!a.out && !a.emit)
-		usage_error("no output: give -o ENGINE.so or --emit=...");
+		tool_usage("segc", "no output: give -o ENGINE.so or --emit=...");
 	diag_init(&d, stderr);
-	double t0 = now();
+	double t0 = tool_now();
 	Module *m = load_graph(&a, &d);
 	run_pipeline(m, &a, &d);
 	if (a.emit && !strcmp(a.emit, "ir"))
@@ -343,7 +315,7 @@ cmd_compile(int argc, char **argv)
 		unlink(obj);
 	if (rc == 0 && a.out && !a.quiet && !a.emit)
 		fprintf(stderr, "segc: wrote %s (%u kernels, arena %.2f MiB, %.2f s)\n", a.out,
-		        p.nkernels, m->arena_bytes / 1048576.0, now() - t0);
+		        p.nkernels, m->arena_bytes / 1048576.0, tool_now() - t0);
 	arena_free(p.arena);
 	ir_module_free(m);
 	return rc < 0 ? 1 : 0;
@@ -405,7 +377,7 @@ cmd_info(int argc, char **argv)
 	Diag d;
 	parse_args(argc, argv, 2, &a, help_info);
 	if (!a.graph)
-		usage_error("info: no graph file given");
+		tool_usage("segc", "info: no graph file given");
 	diag_init(&d, stderr);
 	Module *m = load_graph(&a, &d);
 
@@ -553,45 +525,6 @@ cmd_info(int argc, char **argv)
 
 /* ---- engines: run and synth ---- */
 
-typedef struct {
-	void *so;
-	const segc_api *api;
-	segc_engine_t *e;
-} Engine;
-
-static void
-engine_open(Engine *en, const char *path, int threads)
-{
-	char buf[PATH_MAX + 2], err[512];
-	struct stat st;
-	if (stat(path, &st) != 0)
-		die("cannot open engine %s: %s", path, strerror(errno));
-	/* dlopen searches the library path for a name without a slash */
-	snprintf(buf, sizeof buf, "%s%s", strchr(path, '/') ? "" : "./", path);
-	en->so = dlopen(buf, RTLD_NOW | RTLD_LOCAL);
-	if (!en->so)
-		die("cannot load engine %s: %s", path, dlerror());
-	segc_engine_api_fn get = (segc_engine_api_fn)dlsym(en->so, "segc_engine_api");
-	if (!get)
-		die("%s is not a segc engine (no segc_engine_api symbol)", path);
-	en->api = get(SEGC_ABI_VERSION);
-	if (!en->api)
-		die("%s does not support engine ABI version %d", path, SEGC_ABI_VERSION);
-	segc_options o = {sizeof o, threads};
-	if (en->api->open(&o, &en->e, err, sizeof err) != SEGC_OK)
-		die("%s: %s", path, err);
-}
-
-static void
-engine_close(Engine *en)
-{
-	if (en->api)
-		en->api->close(en->e);
-	/* the engine's threads are joined by close; unloading is then safe */
-	if (en->so)
-		dlclose(en->so);
-}
-
 static void
 shape_str(char *b, size_t n, int rank, const int64_t *shape)
 {
@@ -702,22 +635,23 @@ cmd_run(int argc, char **argv)
 		}
 	parse_args(argc, argv, 2, &a, help_run);
 	if (!a.graph)
-		usage_error("run: no engine given");
-	Engine en = {0};
-	engine_open(&en, a.graph, a.threads);
+		tool_usage("segc", "run: no engine given");
+	ToolEngine en;
+	tool_engine_open(&en, a.graph, a.threads);
 	const segc_api *api = en.api;
 	int ni = api->num_inputs(en.e), no = api->num_outputs(en.e);
 	if (a.weights) {
 		if (api->load_weights(en.e, a.weights) != SEGC_OK)
-			die("%s", api->last_error(en.e));
+			tool_die("%s", api->last_error(en.e));
 	} else if (api->num_weights(en.e) > 0) {
-		usage_error("run: the engine has %d weights: give --weights W.safetensors",
-		            api->num_weights(en.e));
+		tool_usage("segc", "run: the engine has %d weights: give --weights W.safetensors",
+		           api->num_weights(en.e));
 	}
 	if (a.nin != ni)
-		usage_error("run: the engine has %d input(s), %d --input given", ni, a.nin);
+		tool_usage("segc", "run: the engine has %d input(s), %d --input given", ni, a.nin);
 	if (a.nout != no && !(a.nout == 0 && summary))
-		usage_error("run: the engine has %d output(s), %d --output given", no, a.nout);
+		tool_usage("segc", "run: the engine has %d output(s), %d --output given", no,
+		           a.nout);
 
 	const void *ins[MAXIO];
 	void *outs[MAXIO];
@@ -730,19 +664,19 @@ cmd_run(int argc, char **argv)
 		api->input_info(en.e, i, &ti);
 		int k = a.in_names[0] ? find_name(a.in_names, a.nin, ti.name) : i;
 		if (k < 0)
-			usage_error("run: no --input %s=FILE for the engine's input '%s'", ti.name,
-			            ti.name);
+			tool_usage("segc", "run: no --input %s=FILE for the engine's input '%s'",
+			           ti.name, ti.name);
 		if (rt_npy_read(a.in_paths[k], &arrs[i], err, sizeof err) != SEGC_OK)
-			die("%s", err);
+			tool_die("%s", err);
 		shape_str(s1, sizeof s1, arrs[i].rank, arrs[i].shape);
 		shape_str(s2, sizeof s2, ti.rank, ti.shape);
 		if (arrs[i].dtype != npy_of(ti.dtype))
-			die("%s: dtype %s, but the engine's input '%s' is %s", a.in_paths[k],
-			    npy_dtype_text(arrs[i].dtype), ti.name, rt_dtype_name(ti.dtype));
+			tool_die("%s: dtype %s, but the engine's input '%s' is %s", a.in_paths[k],
+			         npy_dtype_text(arrs[i].dtype), ti.name, rt_dtype_name(ti.dtype));
 		if (arrs[i].rank != ti.rank ||
 		    memcmp(arrs[i].shape, ti.shape, ti.rank * sizeof(int64_t)))
-			die("%s: shape %s, but the engine's input '%s' is %s", a.in_paths[k], s1,
-			    ti.name, s2);
+			tool_die("%s: shape %s, but the engine's input '%s' is %s", a.in_paths[k],
+			         s1, ti.name, s2);
 		ins[i] = arrs[i].data;
 	}
 	for (int i = 0; i < no; i++) {
@@ -750,14 +684,14 @@ cmd_run(int argc, char **argv)
 		int64_t n = rt_numel(oinfo[i].rank, oinfo[i].shape);
 		outs[i] = calloc((size_t)(n > 0 ? n : 1), (size_t)rt_dtype_size(oinfo[i].dtype));
 		if (!outs[i])
-			die("out of memory for output '%s'", oinfo[i].name);
+			tool_die("out of memory for output '%s'", oinfo[i].name);
 	}
 	double *ms = calloc((size_t)a.repeat, sizeof *ms);
 	for (int r = 0; r < a.repeat; r++) {
-		double t0 = now();
+		double t0 = tool_now();
 		if (api->run(en.e, ins, outs) != SEGC_OK)
-			die("%s", api->last_error(en.e));
-		ms[r] = 1e3 * (now() - t0);
+			tool_die("%s", api->last_error(en.e));
+		ms[r] = 1e3 * (tool_now() - t0);
 	}
 	double first = ms[0];
 	qsort(ms, (size_t)a.repeat, sizeof *ms, cmpd);
@@ -776,20 +710,21 @@ cmd_run(int argc, char **argv)
 			summarize(oinfo[i].name, &oinfo[i], outs[i]);
 		if (k < 0) {
 			if (a.nout)
-				usage_error("run: no --output %s=FILE for the engine's output '%s'",
-				            oinfo[i].name, oinfo[i].name);
+				tool_usage("segc",
+				           "run: no --output %s=FILE for the engine's output '%s'",
+				           oinfo[i].name, oinfo[i].name);
 			continue;
 		}
 		char err[512];
 		if (rt_npy_write(a.out_paths[k], npy_of(oinfo[i].dtype), oinfo[i].rank,
 		                 oinfo[i].shape, outs[i], err, sizeof err) != SEGC_OK)
-			die("%s", err);
+			tool_die("%s", err);
 	}
 	for (int i = 0; i < ni; i++)
 		rt_npy_free(&arrs[i]);
 	for (int i = 0; i < no; i++)
 		free(outs[i]);
-	engine_close(&en);
+	tool_engine_close(&en);
 	return 0;
 }
 
@@ -814,13 +749,6 @@ rnd_normal(uint64_t *s)
 {
 	double u = rnd_uniform(s), v = rnd_uniform(s);
 	return sqrt(-2 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
-static int
-ends_with(const char *s, const char *suf)
-{
-	size_t a = strlen(s), b = strlen(suf);
-	return a >= b && !strcmp(s + a - b, suf);
 }
 
 /* a phantom: a few ellipsoids with channel-dependent contrast, plus noise */
@@ -863,9 +791,9 @@ cmd_synth(int argc, char **argv)
 	Args a;
 	parse_args(argc, argv, 2, &a, help_synth);
 	if (!a.graph || !a.weights)
-		usage_error("synth: give ENGINE.so and --weights W.safetensors");
-	Engine en = {0};
-	engine_open(&en, a.graph, 1);
+		tool_usage("segc", "synth: give ENGINE.so and --weights W.safetensors");
+	ToolEngine en;
+	tool_engine_open(&en, a.graph, 1);
 	const segc_api *api = en.api;
 	uint64_t rs = (uint64_t)a.seed * 7919u + 17u;
 	int nw = api->num_weights(en.e);
@@ -880,18 +808,18 @@ cmd_synth(int argc, char **argv)
 		int64_t n = rt_numel(wi[i].rank, wi[i].shape);
 		void *buf = calloc((size_t)(n > 0 ? n : 1), (size_t)rt_dtype_size(wi[i].dtype));
 		if (!buf)
-			die("out of memory for weight '%s'", wi[i].name);
+			tool_die("out of memory for weight '%s'", wi[i].name);
 		if (wi[i].dtype == SEGC_F32) {
 			float *w = buf;
 			int64_t fan_in = 1;
 			for (int d = 1; d < wi[i].rank; d++)
 				fan_in *= wi[i].shape[d];
 			double bound = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
-			int is_norm = wi[i].rank == 1 && ends_with(wi[i].name, ".weight");
+			int is_norm = wi[i].rank == 1 && tool_ends_with(wi[i].name, ".weight");
 			for (int64_t k = 0; k < n; k++) {
-				if (ends_with(wi[i].name, "running_var") || is_norm)
+				if (tool_ends_with(wi[i].name, "running_var") || is_norm)
 					w[k] = 1.0f;
-				else if (ends_with(wi[i].name, "running_mean"))
+				else if (tool_ends_with(wi[i].name, "running_mean"))
 					w[k] = 0.0f;
 				else if (wi[i].rank == 1)
 					w[k] = (float)(0.02 * (2 * rnd_uniform(&rs) - 1));
@@ -908,29 +836,30 @@ cmd_synth(int argc, char **argv)
 	char err[512];
 	if (rt_safetensors_write(a.weights, nw, names, dts, ranks, shapes, datas, err,
 	                         sizeof err) != SEGC_OK)
-		die("%s", err);
+		tool_die("%s", err);
 	printf("wrote %s: %d tensors\n", a.weights, nw);
 	for (int i = 0; i < nw; i++)
 		free((void *)datas[i]);
 	if (a.nin > 0) {
 		int ni = api->num_inputs(en.e);
 		if (a.nin != ni)
-			usage_error("synth: the engine has %d input(s), %d --input given", ni,
-			            a.nin);
+			tool_usage("segc", "synth: the engine has %d input(s), %d --input given",
+			           ni, a.nin);
 		for (int i = 0; i < ni; i++) {
 			segc_tensor_info ti;
 			api->input_info(en.e, i, &ti);
 			if (ti.dtype != SEGC_F32)
-				die("synth: input '%s' is %s; only f32 inputs can be synthesised",
+				tool_die(
+				    "synth: input '%s' is %s; only f32 inputs can be synthesised",
 				    ti.name, rt_dtype_name(ti.dtype));
 			int64_t n = rt_numel(ti.rank, ti.shape);
 			float *x = calloc((size_t)(n > 0 ? n : 1), sizeof *x);
 			if (!x)
-				die("out of memory for input '%s'", ti.name);
+				tool_die("out of memory for input '%s'", ti.name);
 			phantom(x, &ti, &rs);
 			if (rt_npy_write(a.in_paths[i], npy_of(ti.dtype), ti.rank, ti.shape, x, err,
 			                 sizeof err) != SEGC_OK)
-				die("%s", err);
+				tool_die("%s", err);
 			char sb[128];
 			shape_str(sb, sizeof sb, ti.rank, ti.shape);
 			printf("wrote %s: input '%s' f32 %s (synthetic phantom)\n", a.in_paths[i],
@@ -944,7 +873,7 @@ cmd_synth(int argc, char **argv)
 	free(shapes);
 	free(datas);
 	free(wi);
-	engine_close(&en);
+	tool_engine_close(&en);
 	return 0;
 }
 
@@ -982,18 +911,18 @@ cmd_interp(int argc, char **argv)
 	Diag d;
 	parse_args(argc, argv, 2, &a, help_interp);
 	if (!a.graph || !a.weights || a.nin < 1 || a.nout < 1)
-		usage_error("interp: give GRAPH.json, --weights, --input and --output");
+		tool_usage("segc", "interp: give GRAPH.json, --weights, --input and --output");
 	diag_init(&d, stderr);
 	Module *m = load_graph(&a, &d);
 	if ((uint32_t)a.nin != m->ninputs || (uint32_t)a.nout != m->noutputs)
-		usage_error("interp: the graph has %u input(s) and %u output(s)", m->ninputs,
-		            m->noutputs);
+		tool_usage("segc", "interp: the graph has %u input(s) and %u output(s)", m->ninputs,
+		           m->noutputs);
 	char err[512];
 	RtFile wf;
 	RtTensorList wl;
 	if (rt_file_map(a.weights, &wf, err, sizeof err) != SEGC_OK ||
 	    rt_safetensors_parse(a.weights, wf.data, wf.size, &wl, err, sizeof err) != SEGC_OK)
-		die("%s", err);
+		tool_die("%s", err);
 	RtNpy arrs[MAXIO];
 	const void *ins[MAXIO];
 	void *outs[MAXIO];
@@ -1001,14 +930,14 @@ cmd_interp(int argc, char **argv)
 		const Value *v = &m->values[m->inputs[i]];
 		int k = a.in_names[0] ? find_name(a.in_names, a.nin, v->name) : (int)i;
 		if (k < 0)
-			usage_error("interp: no --input %s=FILE", v->name);
+			tool_usage("segc", "interp: no --input %s=FILE", v->name);
 		if (rt_npy_read(a.in_paths[k], &arrs[i], err, sizeof err) != SEGC_OK)
-			die("%s", err);
+			tool_die("%s", err);
 		if (arrs[i].rank != v->type.rank ||
 		    memcmp(arrs[i].shape, v->type.dims, (size_t)v->type.rank * sizeof(int64_t)) ||
 		    arrs[i].dtype != npy_of(v->type.dtype))
-			die("%s: dtype or shape does not match the graph's input '%s'",
-			    a.in_paths[k], v->name);
+			tool_die("%s: dtype or shape does not match the graph's input '%s'",
+			         a.in_paths[k], v->name);
 		ins[i] = arrs[i].data;
 	}
 	for (uint32_t i = 0; i < m->noutputs; i++) {
@@ -1019,7 +948,7 @@ cmd_interp(int argc, char **argv)
 	WeightCtx wc = {&wl, a.weights, ""};
 	if (ir_interp(m, ins, interp_weight, &wc, outs, &d) < 0) {
 		if (wc.err[0])
-			die("%s", wc.err);
+			tool_die("%s", wc.err);
 		exit(1);
 	}
 	for (uint32_t i = 0; i < m->noutputs; i++) {
@@ -1027,10 +956,10 @@ cmd_interp(int argc, char **argv)
 		int k =
 		    a.out_names[0] ? find_name(a.out_names, a.nout, m->output_names[i]) : (int)i;
 		if (k < 0)
-			usage_error("interp: no --output %s=FILE", m->output_names[i]);
+			tool_usage("segc", "interp: no --output %s=FILE", m->output_names[i]);
 		if (rt_npy_write(a.out_paths[k], npy_of(v->type.dtype), v->type.rank, v->type.dims,
 		                 outs[i], err, sizeof err) != SEGC_OK)
-			die("%s", err);
+			tool_die("%s", err);
 		free(outs[i]);
 	}
 	for (uint32_t i = 0; i < m->ninputs; i++)

@@ -1,0 +1,27 @@
+/* tools/tool.h -- what the segc command's files share: fatal messages, time, engines.
+ *
+ * Only tools/ exits: tool_die() is a user error (exit 1, one line "segc: error: ..."),
+ * tool_usage() bad usage (exit 2, with a pointer to --help). */
+#ifndef SEGC_TOOLS_TOOL_H
+#define SEGC_TOOLS_TOOL_H
+#include "segc_engine.h"
+
+_Noreturn void tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cmd names the help to read: "segc" -> "(see segc --help)" */
+_Noreturn void tool_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+double tool_now(void);                             /* monotonic seconds */
+int tool_ends_with(const char *s, const char *suffix);
+
+/* An engine opened through its shared library and the ABI table. */
+typedef struct {
+	void *so;
+	const segc_api *api;
+	segc_engine_t *e;
+} ToolEngine;
+
+/* dlopen path, check the ABI, open an engine with threads (0: default); dies on failure */
+void tool_engine_open(ToolEngine *t, const char *path, int threads);
+void tool_engine_close(ToolEngine *t);             /* closes, joins threads, unloads */
+
+#endif
