@@ -8,12 +8,15 @@
  *   root of the reshape chain and the root's slot and offset, results internal to a group
  *   ST_NONE, every other group result ST_ARENA at a 64-byte aligned offset in slot 0.
  * Arena offsets come from liveness over the group order: a value is live from the group that
- * produces it to the last group that reads it (also through views).  Values are placed in
- * production order at the best-fitting gap among the values whose intervals overlap theirs.
- * An elementwise group may write in place over an operand of its result's type whose last
- * reader it is, when every read of that operand's storage in the group has the result's type
- * (so element i is read before element i is written).  m->arena_bytes is the peak;
- * m->naive_bytes the sum of all arena values (aligned), for the report.
+ * produces it to the last group that reads it (also through views).  An elementwise group
+ * may write in place over an operand of its result's type whose last reader it is, when every
+ * read of that operand's storage in the group has the result's type (so element i is read
+ * before element i is written).  An input of a concat group whose last reader it is lives in
+ * the concat's buffer at its chunk (see alias_concat).  Buffers (in-place chains and concat
+ * chunks) are placed whole at the lowest offset where no member meets a placed value, once
+ * in order of first use and once largest first; the smaller peak wins.  m->arena_bytes is
+ * the peak; m->naive_bytes the sum of all arena values (aligned), for the report.
+ * SEGC_MEMPLAN_REPORT=1 prints what is live at the peak to stderr (a debugging aid).
  *
  * requires:  m->groups (fuse), nodes in topological order
  * preserves: the IR; sets Value.storage/slot/offset/alias, arena_bytes, naive_bytes
@@ -23,19 +26,19 @@
  */
 #include "pass.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { ALIGN = 64 };
 
+/* passes/memplan_report.c: what is live at the peak, to f (SEGC_MEMPLAN_REPORT=1) */
+void memplan_report(const Module *m, FILE *f);
+
 typedef struct {
 	int64_t start, end; /* first and last group index that touch the value */
 	int64_t size, off;  /* aligned bytes; offset once placed (-1: not yet) */
 } Live;
-
-typedef struct {
-	int64_t off, size;
-} Range;
 
 /* the value whose bytes v reads: v itself unless v is a reshape (chain) */
 static ValueId
@@ -44,13 +47,6 @@ root_of(const Module *m, ValueId v)
 	while (v && ir_def(m, v)->op == OP_reshape)
 		v = ir_def(m, v)->in[0];
 	return v;
-}
-
-static int
-by_off(const void *a, const void *b)
-{
-	const Range *x = a, *y = b;
-	return (x->off > y->off) - (x->off < y->off);
 }
 
 /* sources and views; 0, or -1 if a computing node is in no group (fuse has not run) */
@@ -126,29 +122,165 @@ donor(const Module *m, const Group *g, int64_t gi, ValueId r, const Live *lv)
 	return best;
 }
 
-/* best-fit offset for v among the placed values live at the same time */
-static int64_t
-best_fit(const Live *lv, const ValueId *placed, uint32_t nplaced, ValueId v, Range *tmp)
-{
-	uint32_t n = 0;
-	int64_t cursor = 0, best = -1, bestgap = 0;
+/* Buffers: an in-place result shares its donor's buffer (same relative offset), and an input
+ * of a channel concat (every dim before the axis 1, so each input is one contiguous chunk)
+ * whose last reader is the concat lives inside the concat's buffer at its chunk's offset:
+ * its producer writes there and the concat's copy of that chunk reads and writes the same
+ * bytes.  A buffer is placed as a whole; its members are rectangles (bytes x groups). */
+typedef struct {
+	ValueId *rep;   /* value -> the buffer it belongs to (its first value) */
+	int64_t *rel;   /* value -> offset within the buffer */
+	int64_t *bsize; /* rep -> buffer bytes */
+} Bufs;
 
-	for (uint32_t i = 0; i < nplaced; i++) {
-		const Live *p = &lv[placed[i]];
-		if (p->end >= lv[v].start && p->start <= lv[v].end)
-			tmp[n++] = (Range){p->off, p->size};
+/* the members of buffer r end no later than group gi */
+static int
+ends_by(const Module *m, const Bufs *b, const Live *lv, ValueId r, int64_t gi)
+{
+	for (uint32_t v = 1; v < m->nvalues; v++)
+		if (b->rep[v] == r && lv[v].end > gi)
+			return 0;
+	return 1;
+}
+
+/* alias the chunks of a concat group gi's inputs into its result's buffer */
+static void
+alias_concat(const Module *m, const Group *g, int64_t gi, const Live *lv, Bufs *b)
+{
+	const Node *n = &m->nodes[g->root];
+	ValueId c = g->outs[0];
+	const Type *t = &m->values[c].type;
+	int64_t axis, off = 0;
+
+	if (n->op != OP_concat || g->nnodes != 1 || g->nouts != 1 ||
+	    m->values[c].storage != ST_ARENA)
+		return;
+	axis = ir_attr_int(n, "axis");
+	if (axis < 0)
+		axis += t->rank;
+	for (int64_t d = 0; d < axis; d++)
+		if (t->dims[d] != 1)
+			return;
+	for (int j = 0; j < n->nin; off += type_bytes(&m->values[n->in[j]].type), j++) {
+		ValueId u = root_of(m, n->in[j]), r;
+		if (!u || m->values[u].storage != ST_ARENA || lv[u].end != gi || off % ALIGN)
+			continue;
+		r = b->rep[u];
+		if (r == b->rep[c] || b->rel[u] != 0 || b->bsize[r] != lv[u].size ||
+		    type_bytes(&m->values[u].type) != type_bytes(&m->values[n->in[j]].type) ||
+		    !ends_by(m, b, lv, r, gi))
+			continue;
+		for (uint32_t v = 1; v < m->nvalues; v++)
+			if (b->rep[v] == r) {
+				b->rep[v] = b->rep[c];
+				b->rel[v] += off;
+			}
+		b->bsize[r] = 0;
 	}
-	qsort(tmp, n, sizeof *tmp, by_off);
-	for (uint32_t i = 0; i < n; i++) {
-		int64_t gap = tmp[i].off - cursor;
-		if (gap >= lv[v].size && (best < 0 || gap < bestgap)) {
-			best = cursor;
-			bestgap = gap;
+}
+
+typedef struct {
+	int64_t off, size, start, end;
+} Rect;
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	const int64_t *x = a, *y = b;
+	return (*x > *y) - (*x < *y);
+}
+
+/* lowest offset at which the members mem[0..nm) fit among the placed rects */
+static int64_t
+first_fit(const Rect *placed, uint32_t np, const Rect *mem, uint32_t nm, Rect *near, int64_t *cand)
+{
+	uint32_t nn = 0, nc = 0;
+
+	for (uint32_t i = 0; i < np; i++)
+		for (uint32_t k = 0; k < nm; k++)
+			if (placed[i].start <= mem[k].end && mem[k].start <= placed[i].end) {
+				near[nn++] = placed[i];
+				break;
+			}
+	cand[nc++] = 0;
+	for (uint32_t i = 0; i < nn; i++)
+		for (uint32_t k = 0; k < nm; k++)
+			if (near[i].start <= mem[k].end && mem[k].start <= near[i].end &&
+			    near[i].off + near[i].size >= mem[k].off)
+				cand[nc++] = near[i].off + near[i].size - mem[k].off;
+	qsort(cand, nc, sizeof *cand, cmp_i64);
+	for (uint32_t c = 0; c < nc; c++) {
+		int ok = 1;
+		for (uint32_t i = 0; i < nn && ok; i++)
+			for (uint32_t k = 0; k < nm && ok; k++)
+				ok = !(near[i].start <= mem[k].end && mem[k].start <= near[i].end &&
+				       near[i].off < cand[c] + mem[k].off + mem[k].size &&
+				       cand[c] + mem[k].off < near[i].off + near[i].size);
+		if (ok)
+			return cand[c];
+	}
+	return cand[nc - 1]; /* not reached: the top of every rect is free */
+}
+
+typedef struct {
+	ValueId rep;
+	int64_t start, size;
+} Order;
+
+static int
+by_start(const void *a, const void *b)
+{
+	const Order *x = a, *y = b;
+	if (x->start != y->start)
+		return (x->start > y->start) - (x->start < y->start);
+	return (x->rep > y->rep) - (x->rep < y->rep);
+}
+
+static int
+by_size(const void *a, const void *b)
+{
+	const Order *x = a, *y = b;
+	if (x->size != y->size)
+		return (x->size < y->size) - (x->size > y->size);
+	return by_start(a, b);
+}
+
+/* place the buffers in order ord[0..nb), each at its lowest fitting offset; the peak */
+static int64_t
+place(const Module *m, const Bufs *b, const Live *lv, const Order *ord, uint32_t nb, int64_t *boff,
+      Arena *scratch)
+{
+	size_t n = m->nvalues;
+	Rect *placed = arena_alloc(scratch, n * sizeof *placed);
+	Rect *mem = arena_alloc(scratch, n * sizeof *mem);
+	Rect *near = arena_alloc(scratch, n * sizeof *near);
+	int64_t *cand, peak = 0;
+	uint32_t np = 0, maxm = 1;
+
+	for (uint32_t i = 0; i < nb; i++) {
+		uint32_t nm = 0;
+		for (uint32_t v = 1; v < m->nvalues; v++)
+			nm += m->values[v].storage == ST_ARENA && b->rep[v] == ord[i].rep;
+		if (nm > maxm)
+			maxm = nm;
+	}
+	cand = arena_alloc(scratch, (n * maxm + 1) * sizeof *cand);
+
+	for (uint32_t i = 0; i < nb; i++) {
+		ValueId r = ord[i].rep;
+		uint32_t nm = 0;
+		for (uint32_t v = 1; v < m->nvalues; v++)
+			if (m->values[v].storage == ST_ARENA && b->rep[v] == r)
+				mem[nm++] = (Rect){b->rel[v], lv[v].size, lv[v].start, lv[v].end};
+		boff[r] = first_fit(placed, np, mem, nm, near, cand);
+		for (uint32_t k = 0; k < nm; k++) {
+			placed[np] = mem[k];
+			placed[np++].off += boff[r];
 		}
-		if (tmp[i].off + tmp[i].size > cursor)
-			cursor = tmp[i].off + tmp[i].size;
+		if (boff[r] + b->bsize[r] > peak)
+			peak = boff[r] + b->bsize[r];
 	}
-	return best >= 0 ? best : cursor;
+	return peak;
 }
 
 int
@@ -156,9 +288,12 @@ pass_memplan(Module *m, PassCtx *cx)
 {
 	uint8_t *grouped = arena_zalloc(cx->scratch, m->nnodes + 1);
 	Live *lv = arena_zalloc(cx->scratch, (size_t)m->nvalues * sizeof *lv);
-	ValueId *placed = arena_alloc(cx->scratch, (size_t)m->nvalues * sizeof *placed);
-	Range *tmp = arena_alloc(cx->scratch, (size_t)m->nvalues * sizeof *tmp);
-	uint32_t nplaced = 0;
+	Order *ord = arena_alloc(cx->scratch, (size_t)m->nvalues * sizeof *ord);
+	int64_t *boff = arena_zalloc(cx->scratch, (size_t)m->nvalues * sizeof *boff);
+	int64_t *boff2 = arena_zalloc(cx->scratch, (size_t)m->nvalues * sizeof *boff2);
+	int64_t peak;
+	uint32_t nb = 0;
+	Bufs b;
 
 	for (uint32_t v = 0; v < m->nvalues; v++) {
 		Value *x = &m->values[v];
@@ -200,7 +335,10 @@ pass_memplan(Module *m, PassCtx *cx)
 		}
 	}
 
-	m->arena_bytes = 0;
+	/* buffers: in-place chains, then concat chunks; placed in two orders, the better kept */
+	b.rep = arena_zalloc(cx->scratch, (size_t)m->nvalues * sizeof *b.rep);
+	b.rel = arena_zalloc(cx->scratch, (size_t)m->nvalues * sizeof *b.rel);
+	b.bsize = arena_zalloc(cx->scratch, (size_t)m->nvalues * sizeof *b.bsize);
 	for (uint32_t g = 0; g < m->ngroups; g++) {
 		const Group *gr = &m->groups[g];
 		for (uint32_t k = 0; k < gr->nouts; k++) {
@@ -208,13 +346,39 @@ pass_memplan(Module *m, PassCtx *cx)
 			if (m->values[v].storage != ST_ARENA)
 				continue;
 			d = donor(m, gr, g, v, lv);
-			lv[v].off = d ? lv[d].off : best_fit(lv, placed, nplaced, v, tmp);
-			placed[nplaced++] = v;
-			m->values[v].offset = lv[v].off;
-			if (lv[v].off + lv[v].size > m->arena_bytes)
-				m->arena_bytes = lv[v].off + lv[v].size;
+			b.rep[v] = d ? b.rep[d] : v;
+			b.rel[v] = d ? b.rel[d] : 0;
+			if (!d)
+				b.bsize[v] = lv[v].size;
 		}
 	}
+	for (uint32_t g = 0; g < m->ngroups; g++)
+		alias_concat(m, &m->groups[g], g, lv, &b);
+	for (uint32_t v = 1; v < m->nvalues; v++) {
+		ValueId r = b.rep[v];
+		if (m->values[v].storage != ST_ARENA)
+			continue;
+		if (r == v)
+			ord[nb++] = (Order){v, lv[v].start, b.bsize[v]};
+	}
+	for (uint32_t i = 0; i < nb; i++)
+		for (uint32_t v = 1; v < m->nvalues; v++)
+			if (m->values[v].storage == ST_ARENA && b.rep[v] == ord[i].rep &&
+			    lv[v].start < ord[i].start)
+				ord[i].start = lv[v].start;
+	qsort(ord, nb, sizeof *ord, by_start);
+	m->arena_bytes = place(m, &b, lv, ord, nb, boff, cx->scratch);
+	qsort(ord, nb, sizeof *ord, by_size);
+	peak = place(m, &b, lv, ord, nb, boff2, cx->scratch);
+	if (peak < m->arena_bytes) {
+		m->arena_bytes = peak;
+		memcpy(boff, boff2, (size_t)m->nvalues * sizeof *boff);
+	}
+	for (uint32_t v = 1; v < m->nvalues; v++)
+		if (m->values[v].storage == ST_ARENA) {
+			lv[v].off = boff[b.rep[v]] + b.rel[v];
+			m->values[v].offset = lv[v].off;
+		}
 	/* views share their root's slot and offset */
 	for (uint32_t v = 1; v < m->nvalues; v++) {
 		Value *x = &m->values[v];
@@ -224,5 +388,7 @@ pass_memplan(Module *m, PassCtx *cx)
 		}
 	}
 	cx->changed = 1;
+	if (getenv("SEGC_MEMPLAN_REPORT"))
+		memplan_report(m, stderr);
 	return 0;
 }

@@ -69,7 +69,7 @@ typedef struct {
 	uint32_t *slots;
 	int64_t *offsets;
 	CUdeviceptr *ptrs; /* nbufs device pointers, then n is passed from &n */
-	void **params;     /* nbufs + 1 */
+	void **params;     /* nbufs + 1: &ptrs[0..nbufs-1], &n (set once parsing is done) */
 } Launch;
 
 struct RtCuda {
@@ -216,7 +216,6 @@ parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
 			l->offsets[b] = off;
 			l->params[b] = &l->ptrs[b];
 		}
-		l->params[nbufs] = &l->n;
 		if (*p != '\n')
 			return rt_errf(SEGC_ERR_FORMAT, err, errlen,
 			               "open: CUDA launch schedule line %d has extra fields",
@@ -228,6 +227,12 @@ parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
 		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
 		               "open: CUDA launch schedule line %d: expected launch or end",
 		               lineno);
+	/* the trip count is passed from &l->n, inside c->launches: only now, when the array
+	 * has stopped growing (realloc moves it), are those addresses final.  Taking them in the
+	 * loop above left every launch before the last realloc (engines of more than 16
+	 * launches) reading n from freed memory: garbage trip counts, CUDA_ERROR_ILLEGAL_ADDRESS */
+	for (int i = 0; i < c->nlaunches; i++)
+		c->launches[i].params[c->launches[i].nbufs] = &c->launches[i].n;
 	return SEGC_OK;
 }
 

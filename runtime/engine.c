@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "rt_cuda.h"
 #include "rt_gen.h"
@@ -159,9 +160,21 @@ fmt_shape(char *buf, size_t len, int rank, const int64_t *shape)
 		snprintf(buf + k, len - k, "]");
 }
 
-/* match the parsed file against the manifest and copy the weights into a new buffer */
+/* Give back the pages of a mapped file range that was just copied, so that the file's pages
+ * and the engine's copy are not resident together (the load's peak memory would double). */
+static void
+release_pages(const uint8_t *p, uint64_t n)
+{
+	uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)p + n) & ~(page - 1);
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* match the parsed file against the manifest and copy the weights into a new buffer;
+ * mapped: the tensors' bytes are a private file mapping whose pages may be released */
 static segc_status
-install_weights(segc_engine_t *e, const char *label, const RtTensorList *l)
+install_weights(segc_engine_t *e, const char *label, const RtTensorList *l, int mapped)
 {
 	const segc_tensor_info *w;
 	const RtTensor *t;
@@ -217,6 +230,8 @@ install_weights(segc_engine_t *e, const char *label, const RtTensorList *l)
 		nb = t->end - t->begin;
 		if (nb)
 			memcpy(buf + total, t->data, (size_t)nb);
+		if (mapped)
+			release_pages(t->data, nb);
 		e->slots[1 + e->m.ninputs + e->m.noutputs + i] = buf + total;
 		total += (nb + ALIGN - 1) / ALIGN * ALIGN;
 	}
@@ -235,7 +250,7 @@ install_weights(segc_engine_t *e, const char *label, const RtTensorList *l)
 }
 
 static segc_status
-load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size)
+load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size, int mapped)
 {
 	RtTensorList l;
 	segc_status st;
@@ -243,7 +258,7 @@ load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size
 	st = rt_safetensors_parse(label, data, size, &l, e->err, sizeof e->err);
 	if (st != SEGC_OK)
 		return st;
-	st = install_weights(e, label, &l);
+	st = install_weights(e, label, &l, mapped);
 	rt_tensor_list_free(&l);
 	return st;
 }
@@ -262,7 +277,7 @@ engine_load_weights(segc_engine_t *e, const char *path)
 	st = rt_file_map(path, &f, e->err, sizeof e->err);
 	if (st != SEGC_OK)
 		return st;
-	st = load_image(e, path, f.data, f.size);
+	st = load_image(e, path, f.data, f.size, f.map != NULL);
 	rt_file_unmap(&f);
 	return st;
 }
@@ -275,7 +290,7 @@ engine_load_weights_memory(segc_engine_t *e, const void *data, size_t size)
 	e->err[0] = 0;
 	if (!data && size)
 		return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "load_weights_memory: data is NULL");
-	return load_image(e, "<memory>", data ? data : "", size);
+	return load_image(e, "<memory>", data ? data : "", size, 0);
 }
 
 static int32_t

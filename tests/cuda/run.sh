@@ -5,11 +5,12 @@
 #      scheduled kernel (tests/cuda/cubin.py); nvcc, when present, compiles the same source;
 #   2. a CUDA engine opened without a driver fails with a clear message; --precision=bf16 and a
 #      missing NVRTC are clear compile errors;
-#   3. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
+#   3. runtime/cuda.c against a fake libcuda.so.1 (tests/cuda/fake_run.py), two model graphs;
+#   4. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
 #      PyTorch at 1e-4.
 # Skipped, with a message, when /usr/local/cuda (or $CUDA_HOME) has no NVRTC.
-# Env: SEGC (default build/segc), CUDA_OPS=0 skips part 3.  Ends with "N passed, M failed".
+# Env: SEGC (default build/segc), CUDA_OPS=0 skips part 4.  Ends with "N passed, M failed".
 cd "$(dirname "$0")/../.." || exit 2
 SEGC=${SEGC:-build/segc}
 case $SEGC in /*) ;; *) SEGC=$(pwd)/$SEGC ;; esac
@@ -67,6 +68,20 @@ fi
 if [ $? -eq 1 ] && grep -q "precision=bf16" "$tmp/err"; then ok "bf16 refused"; else bad "bf16: $(cat "$tmp/err")"; fi
 SEGC_NVRTC=/nonexistent/libnvrtc.so "$SEGC" graphs/tiny.json --target cuda:sm_90 -o "$tmp/x.so" 2>"$tmp/err"
 if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: clear error"; else bad "no NVRTC: $(cat "$tmp/err")"; fi
+
+# runtime/cuda.c on a fake driver (tests/cuda/fake_cuda.c: host memory, the emulated kernels,
+# every launch's grid, block, n and buffers checked against the schedule): tiny, and segresnet
+# (110 launches: issue #6, launches before the last realloc of the schedule read n from freed
+# memory, CUDA_ERROR_ILLEGAL_ADDRESS on the H200)
+for case in "graphs/tiny.json" "graphs/segresnet.json -D size=16,16,16"; do
+	# shellcheck disable=SC2086
+	SEGC=$SEGC $PY tests/cuda/fake_run.py $case >"$tmp/fake.out" 2>&1
+	msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
+	case $msg in
+	"ok "*) ok "${msg#ok   }" ;;
+	*) bad "fake driver: $case: ${msg:-$(tail -n 3 "$tmp/fake.out" | tr '\n' ' ')}" ;;
+	esac
+done
 
 # ops through the CUDA C emulation: by default one case group per template family, sm_90
 # only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores)

@@ -23,23 +23,28 @@ TOL = 1e-4
 
 
 def conv_case(name, cin, cout, size, k, s=1, p=None, d=1, g=1, bias=True, tail="inorm_res",
-              rng=None):
+              rng=None, tr=False):
+    """tr: conv_transpose3d (pad p, no output padding) instead of conv3d"""
     p = d * (k // 2) if p is None else p
     x = rng.standard_normal((1, cin) + tuple(size)).astype(np.float32)
-    w = (rng.standard_normal((cout, cin // g, k, k, k)) / np.sqrt(cin // g * k ** 3)).astype(
-        np.float32)
+    wshape = (cin, cout // g, k, k, k) if tr else (cout, cin // g, k, k, k)
+    w = (rng.standard_normal(wshape) / np.sqrt(cin // g * k ** 3)).astype(np.float32)
     b = rng.standard_normal(cout).astype(np.float32) * 0.1
     gam = (1 + 0.1 * rng.standard_normal(cout)).astype(np.float32)
     bet = (0.1 * rng.standard_normal(cout)).astype(np.float32)
     weights = {"conv.weight": w}
     if bias:
         weights["conv.bias"] = b
-    body = [{"name": "conv", "op": "conv3d", "in": ["x"],
+    body = [{"name": "conv", "op": "conv_transpose3d" if tr else "conv3d", "in": ["x"],
              "attrs": {"cout": cout, "kernel": k, "stride": s, "pad": p, "dilation": d,
                        "groups": g, "bias": bias}}]
     with torch.no_grad():
-        y = F.conv3d(torch.from_numpy(x), torch.from_numpy(w),
-                     torch.from_numpy(b) if bias else None, s, p, d, g)
+        if tr:
+            y = F.conv_transpose3d(torch.from_numpy(x), torch.from_numpy(w),
+                                   torch.from_numpy(b) if bias else None, s, p, 0, g, d)
+        else:
+            y = F.conv3d(torch.from_numpy(x), torch.from_numpy(w),
+                         torch.from_numpy(b) if bias else None, s, p, d, g)
         res_ok = y.shape == (1, cin) + tuple(size) and cin == cout
         if tail == "inorm_res":
             body += [{"name": "norm", "op": "instance_norm", "attrs": {"affine": True}},
@@ -97,6 +102,12 @@ def cases():
         conv_case("pw bn+relu+res", 8, 8, (4, 8, 24), 1, rng=rng, tail="bn_res"),
         conv_case("row s2 bn+relu", 4, 8, (8, 8, 8), 3, s=2, rng=rng, tail="bn_res"),
         conv_case("depthwise bn+res", 6, 6, (4, 6, 8), 3, g=6, rng=rng, tail="bn_res"),
+        # conv_transpose3d k2 s2: the phase form, epilogue at the strided output coordinates
+        conv_case("tconv k2s2 bn+relu", 16, 8, (3, 5, 7), 2, s=2, p=0, rng=rng, tr=True,
+                  tail="bn_res"),
+        conv_case("tconv k2s2 g2 gate", 8, 8, (4, 3, 5), 2, s=2, p=0, g=2, bias=False,
+                  rng=rng, tr=True, tail="gate"),
+        conv_case("tconv k2s2 inorm", 32, 16, (4, 4, 6), 2, s=2, p=0, rng=rng, tr=True),
     ]
 
 

@@ -112,6 +112,12 @@ def cases_conv_transpose3d(rng):
         (4, 6, 2, 2, 0, 0, 1, 2, False, (4, 5, 3)),
         (6, 4, 3, 2, 1, (1, 0, 1), 1, 2, True, (3, 4, 5)),
         (3, 5, 3, 1, 1, 0, 2, 1, True, (4, 6, 5)),
+        # kernel == stride: the phase form (codegen/tmpl_conv.c convt_phase)
+        (16, 16, 2, 2, 0, 0, 1, 1, True, (3, 5, 7)),
+        (32, 16, 2, 2, 0, 0, 1, 1, False, (4, 4, 4)),
+        (48, 24, 2, 2, 0, 0, 1, 1, True, (2, 3, 5)),
+        (32, 32, 2, 2, 0, 0, 1, 2, True, (3, 3, 4)),
+        (6, 4, (2, 1, 3), (2, 1, 3), 0, 0, 1, 1, True, (3, 4, 2)),
     ]
     for i, (ci, co, k, s, p, op_, d, g, b, sp) in enumerate(specs):
         m = nn.ConvTranspose3d(ci, co, k, stride=s, padding=p, output_padding=op_, groups=g,

@@ -24,6 +24,13 @@ static int failures;
 		}                                                                                  \
 	} while (0)
 
+static void
+freeprog(Program *p)
+{
+	arena_free(p->arena);
+	free(p);
+}
+
 static Program *
 newprog(void)
 {
@@ -105,24 +112,28 @@ main(void)
 	else
 		CHECK(strstr(d.first, "cannot load NVRTC"), "unexpected error: %s", d.first);
 	free(src);
+	freeprog(p);
 
 	p = prog_elt(LOOP_SERIAL);
 	emit(p, "cuda:sm_80", &src, &d, obj);
 	CHECK(strstr(src, "if (blockIdx.x != 0 || threadIdx.x != 0)"), "serial loop: one thread");
 	CHECK(strstr(src, "launch k0_t0 100 1 1 2"), "serial schedule:\n%s", src);
 	free(src);
+	freeprog(p);
 
 	p = prog_elt(LOOP_BLOCK);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "not supported by the cuda backend"), "block loop: %s",
 	      d.first);
 	free(src);
+	freeprog(p);
 
 	p = prog_elt(LOOP_PARALLEL);
 	rc = emit(p, "cuda:sm_75", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "expected cuda:sm_90 or cuda:sm_80"), "target: %s",
 	      d.first);
 	free(src);
+	freeprog(p);
 
 	unlink(obj);
 	if (failures)

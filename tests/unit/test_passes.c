@@ -140,6 +140,27 @@ group_of(const Module *m, ValueId v)
 	return NULL;
 }
 
+/* x lies inside the bytes of c, a concat that is x's last reader and reads x as the chunk
+ * at x's offset within c (memplan places such inputs in the concat's buffer) */
+static int
+concat_chunk(const Module *m, ValueId x, ValueId c, int64_t xlast, int64_t cfirst)
+{
+	const Node *n = ir_def(m, c);
+	const Value *a = &m->values[x], *b = &m->values[c];
+	int64_t off = 0;
+
+	if (n->op != OP_concat || xlast != cfirst)
+		return 0;
+	for (int j = 0; j < n->nin; off += type_bytes(&m->values[n->in[j]].type), j++) {
+		ValueId u = n->in[j];
+		while (u && m->values[u].storage == ST_VIEW)
+			u = m->values[u].alias;
+		if (u == x)
+			return a->offset == b->offset + off;
+	}
+	return 0;
+}
+
 /* The memory plan checker: recompute [first, last] group of every arena value from the
  * groups alone; two values live at once must not share bytes, except an in-place pair
  * (the donor's last group produces the other, at the same offset and size). */
@@ -180,8 +201,10 @@ check_plan(const Module *m)
 			int overlap_t = first[v] <= last[u] && first[u] <= last[v];
 			int overlap_b = a->offset < b->offset + type_bytes(&b->type) &&
 			                b->offset < a->offset + type_bytes(&a->type);
-			int inplace = a->offset == b->offset &&
-			              (last[v] == first[u] || last[u] == first[v]);
+			int inplace = (a->offset == b->offset &&
+			               (last[v] == first[u] || last[u] == first[v])) ||
+			              concat_chunk(m, v, u, last[v], first[u]) ||
+			              concat_chunk(m, u, v, last[u], first[v]);
 			if (overlap_t && overlap_b && !inplace)
 				fprintf(stderr, "values %u and %u share bytes while both live\n", v, u);
 			CHECK(!(overlap_t && overlap_b && !inplace));

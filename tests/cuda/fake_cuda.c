@@ -1,0 +1,320 @@
+/* tests/cuda/fake_cuda.c -- a stand-in libcuda.so.1 that runs a CUDA engine on the host, so that
+ * runtime/cuda.c (driver calls, device memory, staging copies, kernel parameter packing, the
+ * launch loop) is tested without a GPU (tests/cuda/fake_run.py).
+ *
+ * "Device memory" is host memory (cuMemAlloc = malloc, every allocation tracked); the cubin is
+ * ignored and the kernels come from the emulation library that tests/cuda/segc_cuda.py builds
+ * from the same generated CUDA C ($SEGC_FAKE_CUDA_EMU, an ENGINE.emu.so).  The launch schedule
+ * ($SEGC_FAKE_CUDA_SCHED, the ENGINE.emu.txt) gives each kernel's parameter count, and every
+ * launch is checked against its schedule line: same kernel, grid, block and trip count `n`
+ * (read through the kernel parameter array as a real driver does), every buffer pointer inside
+ * one live allocation.  A mismatch fails the launch with CUDA_ERROR_ILLEGAL_ADDRESS and a line
+ * on stderr.  Each launch runs the real grid: every block and thread, in reverse order. */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ILLEGAL_ADDRESS = 700, INVALID_VALUE = 1, MAXARGS = 64, MAXALLOC = 4096 };
+
+typedef struct {
+	void (*fn)(void);
+	char name[256];
+	int nbufs;
+} Func;
+
+typedef struct {
+	char name[256];
+	long long n, grid, block;
+	int nbufs;
+} Line;
+
+static struct {
+	void *emu;
+	void (*set)(unsigned, unsigned, unsigned, unsigned);
+	Line *lines;
+	int nlines, next;
+	struct {
+		char *p;
+		size_t n;
+	} alloc[MAXALLOC];
+} F;
+
+typedef void (*Kfn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+                    uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+static int
+fail(const char *msg, const char *arg)
+{
+	fprintf(stderr, "fake libcuda: %s%s\n", msg, arg ? arg : "");
+	return ILLEGAL_ADDRESS;
+}
+
+int
+cuInit(unsigned flags)
+{
+	const char *sched = getenv("SEGC_FAKE_CUDA_SCHED");
+	char buf[1 << 16];
+	FILE *f;
+	(void)flags;
+	if (F.emu)
+		return 0;
+	if (!getenv("SEGC_FAKE_CUDA_EMU") || !sched || !(f = fopen(sched, "r")))
+		return fail("set SEGC_FAKE_CUDA_EMU and SEGC_FAKE_CUDA_SCHED", NULL);
+	F.emu = dlopen(getenv("SEGC_FAKE_CUDA_EMU"), RTLD_NOW | RTLD_LOCAL);
+	if (!F.emu) {
+		fclose(f);
+		return fail("cannot open the emulation library: ", dlerror());
+	}
+	*(void **)&F.set = dlsym(F.emu, "segc_emu_set");
+	while (fgets(buf, sizeof buf, f)) {
+		Line l;
+		if (sscanf(buf, "launch %255s %lld %lld %lld %d", l.name, &l.n, &l.grid, &l.block,
+		           &l.nbufs) != 5)
+			continue;
+		F.lines = realloc(F.lines, (size_t)(F.nlines + 1) * sizeof *F.lines);
+		F.lines[F.nlines++] = l;
+	}
+	fclose(f);
+	return F.set && F.nlines > 0 ? 0 : fail("no launches in the schedule", NULL);
+}
+
+int
+cuDeviceGetCount(int *n)
+{
+	*n = 1;
+	return 0;
+}
+
+int
+cuDeviceGet(int *d, int i)
+{
+	*d = i;
+	return i == 0 ? 0 : INVALID_VALUE;
+}
+
+int
+cuDeviceGetAttribute(int *v, int attr, int d)
+{
+	(void)d;
+	*v = attr == 75 ? 9 : 0; /* compute capability 9.0 */
+	return 0;
+}
+
+int
+cuDeviceGetName(char *s, int len, int d)
+{
+	(void)d;
+	snprintf(s, (size_t)len, "segc fake GPU");
+	return 0;
+}
+
+int
+cuDevicePrimaryCtxRetain(void **ctx, int d)
+{
+	(void)d;
+	*ctx = &F;
+	return 0;
+}
+
+int
+cuDevicePrimaryCtxRelease_v2(int d)
+{
+	(void)d;
+	return 0;
+}
+
+int
+cuCtxPushCurrent_v2(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+int
+cuCtxPopCurrent_v2(void **ctx)
+{
+	*ctx = &F;
+	return 0;
+}
+
+int
+cuModuleLoadData(void **mod, const void *image)
+{
+	(void)image;
+	*mod = &F;
+	return 0;
+}
+
+int
+cuModuleUnload(void *mod)
+{
+	(void)mod;
+	return 0;
+}
+
+int
+cuModuleGetFunction(void **out, void *mod, const char *name)
+{
+	Func *fn = calloc(1, sizeof *fn);
+	(void)mod;
+	*(void **)&fn->fn = dlsym(F.emu, name);
+	snprintf(fn->name, sizeof fn->name, "%s", name);
+	fn->nbufs = -1;
+	for (int i = 0; i < F.nlines; i++)
+		if (!strcmp(F.lines[i].name, name))
+			fn->nbufs = F.lines[i].nbufs;
+	if (!fn->fn || fn->nbufs < 0 || fn->nbufs >= MAXARGS) {
+		free(fn);
+		return fail("no kernel ", name);
+	}
+	*out = fn; /* leaked: a test process */
+	return 0;
+}
+
+int
+cuMemAlloc_v2(uint64_t *p, size_t n)
+{
+	for (int i = 0; i < MAXALLOC; i++)
+		if (!F.alloc[i].p) {
+			F.alloc[i].p = calloc(1, n);
+			F.alloc[i].n = n;
+			*p = (uint64_t)(uintptr_t)F.alloc[i].p;
+			return F.alloc[i].p ? 0 : 2; /* CUDA_ERROR_OUT_OF_MEMORY */
+		}
+	return 2;
+}
+
+int
+cuMemFree_v2(uint64_t p)
+{
+	for (int i = 0; i < MAXALLOC; i++)
+		if (F.alloc[i].p && (uint64_t)(uintptr_t)F.alloc[i].p == p) {
+			free(F.alloc[i].p);
+			F.alloc[i].p = NULL;
+			return 0;
+		}
+	return fail("cuMemFree of an address that was not allocated", NULL);
+}
+
+/* bytes of device memory from p to the end of its allocation; 0 if p is in none */
+static size_t
+room(uint64_t p)
+{
+	for (int i = 0; i < MAXALLOC; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)F.alloc[i].p;
+		if (F.alloc[i].p && p >= a && p < a + F.alloc[i].n)
+			return (size_t)(a + F.alloc[i].n - p);
+	}
+	return 0;
+}
+
+int
+cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t n, void *s)
+{
+	(void)s;
+	if (room(dst) < n)
+		return fail("cuMemcpyHtoD past the end of a device allocation", NULL);
+	memcpy((void *)(uintptr_t)dst, src, n);
+	return 0;
+}
+
+int
+cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t n, void *s)
+{
+	(void)s;
+	if (room(src) < n)
+		return fail("cuMemcpyDtoH past the end of a device allocation", NULL);
+	memcpy(dst, (void *)(uintptr_t)src, n);
+	return 0;
+}
+
+int
+cuStreamCreate(void **s, unsigned flags)
+{
+	(void)flags;
+	*s = &F;
+	return 0;
+}
+
+int
+cuStreamDestroy_v2(void *s)
+{
+	(void)s;
+	return 0;
+}
+
+int
+cuStreamSynchronize(void *s)
+{
+	(void)s;
+	return 0;
+}
+
+int
+cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+               unsigned bz, unsigned shmem, void *s, void **params, void **extra)
+{
+	const Func *fn = f;
+	const Line *l = &F.lines[F.next];
+	uint64_t a[MAXARGS] = {0};
+	char msg[1024];
+	(void)shmem, (void)s;
+	F.next = (F.next + 1) % F.nlines;
+	if (strcmp(fn->name, l->name) || gx != l->grid || bx != l->block || gy != 1 || gz != 1 ||
+	    by != 1 || bz != 1 || extra) {
+		snprintf(msg, sizeof msg,
+		         "launch of %s <<<%u, %u>>> where the schedule says %s "
+		         "<<<%lld, %lld>>>",
+		         fn->name, gx, bx, l->name, l->grid, l->block);
+		return fail(msg, NULL);
+	}
+	for (int b = 0; b < fn->nbufs; b++) {
+		memcpy(&a[b], params[b], sizeof a[b]);
+		if (!room(a[b]))
+			return fail("a buffer parameter outside device memory: ", fn->name);
+	}
+	long long n;
+	memcpy(&n, params[fn->nbufs], sizeof n);
+	if (n != l->n) {
+		snprintf(msg, sizeof msg, "%s: parameter n = %lld, the schedule says %lld",
+		         fn->name, n, l->n);
+		return fail(msg, NULL);
+	}
+	a[fn->nbufs] = (uint64_t)n;
+	for (unsigned bi = gx; bi-- > 0;)
+		for (unsigned ti = bx; ti-- > 0;) {
+			F.set(bi, ti, gx, bx);
+			((Kfn)(void (*)(void))fn->fn)(
+			    a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10],
+			    a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20],
+			    a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30],
+			    a[31], a[32], a[33], a[34], a[35], a[36], a[37], a[38], a[39], a[40],
+			    a[41], a[42], a[43], a[44], a[45], a[46], a[47], a[48], a[49], a[50],
+			    a[51], a[52], a[53], a[54], a[55], a[56], a[57], a[58], a[59], a[60],
+			    a[61], a[62], a[63]);
+		}
+	return 0;
+}
+
+int
+cuGetErrorName(int r, const char **s)
+{
+	*s = r == ILLEGAL_ADDRESS ? "CUDA_ERROR_ILLEGAL_ADDRESS" : "CUDA_ERROR_FAKE";
+	return 0;
+}
+
+int
+cuGetErrorString(int r, const char **s)
+{
+	*s =
+	    r == ILLEGAL_ADDRESS ? "an illegal memory access was encountered" : "fake driver error";
+	return 0;
+}
