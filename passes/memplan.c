@@ -25,6 +25,7 @@
  *   after:   %2 arena@0  %3 arena@0 (in place over %2)  %4 output slot 2
  */
 #include "pass.h"
+#include "pack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,49 +181,6 @@ alias_concat(const Module *m, const Group *g, int64_t gi, const Live *lv, Bufs *
 }
 
 typedef struct {
-	int64_t off, size, start, end;
-} Rect;
-
-static int
-cmp_i64(const void *a, const void *b)
-{
-	const int64_t *x = a, *y = b;
-	return (*x > *y) - (*x < *y);
-}
-
-/* lowest offset at which the members mem[0..nm) fit among the placed rects */
-static int64_t
-first_fit(const Rect *placed, uint32_t np, const Rect *mem, uint32_t nm, Rect *near, int64_t *cand)
-{
-	uint32_t nn = 0, nc = 0;
-
-	for (uint32_t i = 0; i < np; i++)
-		for (uint32_t k = 0; k < nm; k++)
-			if (placed[i].start <= mem[k].end && mem[k].start <= placed[i].end) {
-				near[nn++] = placed[i];
-				break;
-			}
-	cand[nc++] = 0;
-	for (uint32_t i = 0; i < nn; i++)
-		for (uint32_t k = 0; k < nm; k++)
-			if (near[i].start <= mem[k].end && mem[k].start <= near[i].end &&
-			    near[i].off + near[i].size >= mem[k].off)
-				cand[nc++] = near[i].off + near[i].size - mem[k].off;
-	qsort(cand, nc, sizeof *cand, cmp_i64);
-	for (uint32_t c = 0; c < nc; c++) {
-		int ok = 1;
-		for (uint32_t i = 0; i < nn && ok; i++)
-			for (uint32_t k = 0; k < nm && ok; k++)
-				ok = !(near[i].start <= mem[k].end && mem[k].start <= near[i].end &&
-				       near[i].off < cand[c] + mem[k].off + mem[k].size &&
-				       cand[c] + mem[k].off < near[i].off + near[i].size);
-		if (ok)
-			return cand[c];
-	}
-	return cand[nc - 1]; /* not reached: the top of every rect is free */
-}
-
-typedef struct {
 	ValueId rep;
 	int64_t start, size;
 } Order;
@@ -245,40 +203,31 @@ by_size(const void *a, const void *b)
 	return by_start(a, b);
 }
 
-/* place the buffers in order ord[0..nb), each at its lowest fitting offset; the peak */
+/* place the buffers in order ord[0..nb), each at its lowest fitting offset (ir/pack.c);
+ * boff[rep] = the buffer's offset; returns the peak */
 static int64_t
 place(const Module *m, const Bufs *b, const Live *lv, const Order *ord, uint32_t nb, int64_t *boff,
       Arena *scratch)
 {
-	size_t n = m->nvalues;
-	Rect *placed = arena_alloc(scratch, n * sizeof *placed);
-	Rect *mem = arena_alloc(scratch, n * sizeof *mem);
-	Rect *near = arena_alloc(scratch, n * sizeof *near);
-	int64_t *cand, peak = 0;
-	uint32_t np = 0, maxm = 1;
+	PackRect *rects = arena_alloc(scratch, ((size_t)m->nvalues + 1) * sizeof *rects);
+	uint32_t *first = arena_alloc(scratch, ((size_t)nb + 1) * sizeof *first);
+	int64_t *at = arena_alloc(scratch, ((size_t)nb + 1) * sizeof *at), peak;
+	uint32_t nr = 0;
 
 	for (uint32_t i = 0; i < nb; i++) {
-		uint32_t nm = 0;
+		first[i] = nr;
 		for (uint32_t v = 1; v < m->nvalues; v++)
-			nm += m->values[v].storage == ST_ARENA && b->rep[v] == ord[i].rep;
-		if (nm > maxm)
-			maxm = nm;
+			if (m->values[v].storage == ST_ARENA && b->rep[v] == ord[i].rep)
+				rects[nr++] =
+				    (PackRect){b->rel[v], lv[v].size, lv[v].start, lv[v].end};
 	}
-	cand = arena_alloc(scratch, (n * maxm + 1) * sizeof *cand);
-
+	first[nb] = nr;
+	peak = pack_place(rects, first, nb, at, scratch);
 	for (uint32_t i = 0; i < nb; i++) {
-		ValueId r = ord[i].rep;
-		uint32_t nm = 0;
-		for (uint32_t v = 1; v < m->nvalues; v++)
-			if (m->values[v].storage == ST_ARENA && b->rep[v] == r)
-				mem[nm++] = (Rect){b->rel[v], lv[v].size, lv[v].start, lv[v].end};
-		boff[r] = first_fit(placed, np, mem, nm, near, cand);
-		for (uint32_t k = 0; k < nm; k++) {
-			placed[np] = mem[k];
-			placed[np++].off += boff[r];
-		}
-		if (boff[r] + b->bsize[r] > peak)
-			peak = boff[r] + b->bsize[r];
+		boff[ord[i].rep] = at[i];
+		/* a buffer may be larger than its members (a concat's chunks fill it) */
+		if (at[i] + b->bsize[ord[i].rep] > peak)
+			peak = at[i] + b->bsize[ord[i].rep];
 	}
 	return peak;
 }
