@@ -904,6 +904,14 @@ emit_run(LlvmEmit *e, const int *rep)
 	LLVMTypeRef rft = LLVMFunctionType(e->t_i32, rargs, 2, 0);
 	LLVMValueRef run = LLVMAddFunction(e->mod, "segc_gen_run", rft);
 	LLVMSetVisibility(run, LLVMHiddenVisibility);
+	/* the schedule is straight-line calls (thousands for a big graph): optimising it buys
+	 * nothing at run time and was a large share of the compile time */
+	const char *attrs[] = {"optnone", "noinline"};
+	for (int i = 0; i < 2; i++) {
+		unsigned kind = LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i]));
+		LLVMAddAttributeAtIndex(run, LLVMAttributeFunctionIndex,
+		                        LLVMCreateEnumAttribute(e->cx, kind, 0));
+	}
 	e->fn = run;
 	LLVMValueRef slots = LLVMGetParam(run, 0), pool = LLVMGetParam(run, 1);
 
@@ -1149,7 +1157,7 @@ plan_parts(const Program *p, int *rep, int *owner, int *nparts)
 			}
 		if (rep[ki] == (int)ki)
 			w[ndistinct++] = (Weighted){(double)strlen(sigs[ki]), (int)ki};
-		runw += 60.0 * k->nbufs + 80.0 * k->body->nkids;
+		runw += 15.0 * k->nbufs + 20.0 * k->body->nkids; /* optnone: fast isel */
 	}
 	*nparts = count_parts(ndistinct);
 	qsort(w, (size_t)ndistinct, sizeof *w, by_weight);
