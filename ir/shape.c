@@ -7,6 +7,7 @@
  * Every problem is reported through diag_error() at the node's Loc and returns -1; a rule
  * never aborts on bad input.  Called by the builder as each node is added and by ir_verify. */
 #include "ir.h"
+#include "shape.h"
 
 #include <math.h>
 #include <string.h>
@@ -91,9 +92,10 @@ size_ok(const Type *t)
 
 /* Checks shared by every rule: operand count, operand ids, presence of parameters against
  * their enabling bool attribute, data operands typed, required attributes present and lists
- * of the right length. */
-static int
-prelude(Module *m, Node *n, Diag *d)
+ * of the right length.  untyped_weights: a data operand that is a named weight of rank -1 is
+ * accepted (the rule types it, ir/shape_mamba.c). */
+int
+shape_prelude(Module *m, Node *n, Diag *d, int untyped_weights)
 {
 	const OpInfo *oi = &optab[n->op];
 	int variadic = oi->noperands && oi->opspec[oi->noperands - 1].variadic;
@@ -157,6 +159,8 @@ prelude(Module *m, Node *n, Diag *d)
 		if (!v)
 			return diag_error(d, n->loc, "%s: operand '%s' is missing", opname(n),
 			                  s->name);
+		if (m->values[v].type.rank < 0 && untyped_weights && m->values[v].name)
+			continue; /* typed by the rule */
 		if (m->values[v].type.rank < 0)
 			return diag_error(d, n->loc,
 			                  "%s: operand '%s' has no type yet, expected a typed "
@@ -228,7 +232,7 @@ int
 shape_source(Module *m, Node *n, Diag *d)
 {
 	/* input and weight: the builder sets the type (a weight may stay rank -1) */
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	if (!n->attrs[0].s || !n->attrs[0].s[0])
 		return diag_error(d, n->loc, "%s: empty name, expected a name", opname(n));
@@ -238,7 +242,7 @@ shape_source(Module *m, Node *n, Diag *d)
 int
 shape_constant(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Attr *sh = at(n, "shape");
 	const char *dts = at(n, "dtype")->s;
@@ -270,7 +274,7 @@ shape_constant(Module *m, Node *n, Diag *d)
 int
 shape_same(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	if (n->op != OP_identity && need_float(m, n, d, 0) < 0)
@@ -297,7 +301,7 @@ shape_bcast(Module *m, Node *n, Diag *d)
 {
 	char b1[TS], b2[TS];
 
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Type *a = tin(m, n, 0), *b = tin(m, n, 1);
 	if (a->dtype != b->dtype || !isfloat(a->dtype))
@@ -333,7 +337,7 @@ shape_reshape(Module *m, Node *n, Diag *d)
 {
 	char b[TS];
 
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	const Attr *s = at(n, "shape");
@@ -385,7 +389,7 @@ shape_reshape(Module *m, Node *n, Diag *d)
 int
 shape_permute(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	const Attr *p = at(n, "perm");
@@ -410,7 +414,7 @@ shape_permute(Module *m, Node *n, Diag *d)
 int
 shape_slice(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	int64_t ax = axis_norm(at(n, "axis")->i, x->rank);
@@ -448,7 +452,7 @@ shape_concat(Module *m, Node *n, Diag *d)
 {
 	char b1[TS], b2[TS];
 
-	if (prelude(m, n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	if (x->rank < 1)
@@ -507,7 +511,7 @@ shape_reduce(Module *m, Node *n, Diag *d)
 	int mask[IR_MAXRANK];
 	Type r;
 
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	if (reduced(n, d, x, at(n, "axes"), &r, mask) < 0)
@@ -531,7 +535,7 @@ shape_moments(Module *m, Node *n, Diag *d)
 	int mask[IR_MAXRANK];
 	Type r;
 
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0)
 		return -1;
 	if (reduced(n, d, tin(m, n, 0), at(n, "axes"), &r, mask) < 0)
 		return -1;
@@ -558,7 +562,7 @@ shape_norm_chan(Module *m, Node *n, Diag *d)
 {
 	char b[TS];
 
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || check_eps(n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 || check_eps(n, d) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	int minrank = n->op == OP_instance_norm ? 3 : 2;
@@ -587,7 +591,7 @@ shape_norm_last(Module *m, Node *n, Diag *d)
 {
 	char b[TS];
 
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || check_eps(n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 || check_eps(n, d) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	int64_t k = at(n, "dims")->i;
@@ -604,7 +608,7 @@ shape_norm_last(Module *m, Node *n, Diag *d)
 int
 shape_batch_norm(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || check_eps(n, d) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 || check_eps(n, d) < 0)
 		return -1;
 	if (need_rank(m, n, d, 0, 2, IR_MAXRANK) < 0)
 		return -1;
@@ -676,7 +680,8 @@ check_groups(const Node *n, Diag *d, int64_t cin, int64_t cout, int64_t g)
 int
 shape_conv3d(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || need_rank(m, n, d, 0, 5, 5) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
+	    need_rank(m, n, d, 0, 5, 5) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	const Attr *k = at(n, "kernel"), *s = at(n, "stride"), *p = at(n, "pad");
@@ -706,7 +711,8 @@ shape_conv3d(Module *m, Node *n, Diag *d)
 int
 shape_conv_transpose3d(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || need_rank(m, n, d, 0, 5, 5) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
+	    need_rank(m, n, d, 0, 5, 5) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	const Attr *k = at(n, "kernel"), *s = at(n, "stride"), *p = at(n, "pad");
@@ -744,7 +750,7 @@ shape_conv_transpose3d(Module *m, Node *n, Diag *d)
 int
 shape_linear(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 ||
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
 	    need_rank(m, n, d, 0, 1, IR_MAXRANK) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
@@ -766,7 +772,8 @@ shape_matmul(Module *m, Node *n, Diag *d)
 {
 	char b1[TS], b2[TS];
 
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || need_float(m, n, d, 1) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
+	    need_float(m, n, d, 1) < 0)
 		return -1;
 	const Type *a = tin(m, n, 0), *b = tin(m, n, 1);
 	if (a->rank < 2 || b->rank < 2)
@@ -815,7 +822,8 @@ pool_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t dl, int ceil)
 int
 shape_pool3d(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || need_rank(m, n, d, 0, 5, 5) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
+	    need_rank(m, n, d, 0, 5, 5) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	const Attr *k = at(n, "kernel"), *s = at(n, "stride"), *p = at(n, "pad");
@@ -847,7 +855,8 @@ shape_pool3d(Module *m, Node *n, Diag *d)
 int
 shape_upsample(Module *m, Node *n, Diag *d)
 {
-	if (prelude(m, n, d) < 0 || need_float(m, n, d, 0) < 0 || need_rank(m, n, d, 0, 5, 5) < 0)
+	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
+	    need_rank(m, n, d, 0, 5, 5) < 0)
 		return -1;
 	const Type *x = tin(m, n, 0);
 	const char *mode = at(n, "mode")->s;

@@ -6,6 +6,7 @@
  * (PyTorch Conv1d layout); norms over the last axis with per-channel parameters.  Errors name
  * the attribute or operand and say what was expected; a rule never aborts on bad input. */
 #include "mamba.h"
+#include "shape.h"
 
 #include <math.h>
 #include <string.h>
@@ -30,68 +31,22 @@ tout(Module *m, const Node *n, int i)
 	return &m->values[n->out[i]].type;
 }
 
-/* operand count, required attributes, data operands typed f32, parameters present iff enabled */
+/* the shared checks (ir/shape.h), then every typed data operand f32 */
 static int
 prelude(Module *m, Node *n, Diag *d)
 {
-	const OpInfo *oi = &optab[n->op];
 	char b[TS];
 
-	if (n->nin != oi->noperands)
-		return diag_error(d, n->loc, "%s: got %d operands, expected %d", opname(n), n->nin,
-		                  oi->noperands);
-	for (int i = 0; i < oi->nattrs; i++) {
-		const Attr *a = &n->attrs[i];
-		if (!a->present && !oi->schema[i].optional)
-			return diag_error(d, n->loc, "%s: attribute '%s' is missing", opname(n),
-			                  oi->schema[i].key);
-		if (a->type == AT_STR && a->present && !a->s)
-			return diag_error(d, n->loc,
-			                  "%s: attribute '%s' has no string, expected one",
-			                  opname(n), oi->schema[i].key);
-		if (a->type == AT_INTS && a->n && !a->ints)
-			return diag_error(d, n->loc, "%s: attribute '%s' has no values", opname(n),
-			                  oi->schema[i].key);
-	}
+	if (shape_prelude(m, n, d, 1) < 0)
+		return -1;
 	for (int i = 0; i < n->nin; i++) {
-		const OperandSpec *s = &oi->opspec[i];
-		ValueId v = n->in[i];
-		if (v >= m->nvalues)
-			return diag_error(d, n->loc,
-			                  "%s: operand '%s' is %u, expected a value id below %u",
-			                  opname(n), s->name, v, m->nvalues);
-		if (s->param) {
-			int want = s->when < 0 || n->attrs[s->when].i;
-			if (want && !v)
-				return diag_error(d, n->loc, "%s: parameter '%s' is missing",
-				                  opname(n), s->name);
-			if (!want && v)
-				return diag_error(
-				    d, n->loc,
-				    "%s: parameter '%s' given but '%s' is false, expected no "
-				    "operand",
-				    opname(n), s->name, oi->schema[s->when].key);
+		const Type *t = &m->values[n->in[i]].type;
+		if (optab[n->op].opspec[i].param || !n->in[i] || t->rank < 0)
 			continue;
-		}
-		if (!v)
-			return diag_error(d, n->loc, "%s: operand '%s' is missing", opname(n),
-			                  s->name);
-		const Type *t = &m->values[v].type;
-		if (t->rank < 0 && m->values[v].name)
-			continue; /* an untyped weight: typed below */
-		if (t->rank < 0)
-			return diag_error(
-			    d, n->loc, "%s: operand '%s' has no type yet, expected a typed value",
-			    opname(n), s->name);
 		if (t->dtype != DT_F32)
 			return diag_error(d, n->loc, "%s: operand '%s' has type %s, expected f32",
-			                  opname(n), s->name, type_str(t, b, sizeof b));
-		for (int j = 0; j < t->rank; j++)
-			if (t->dims[j] < 0 || t->dims[j] > ((int64_t)1 << 31))
-				return diag_error(d, n->loc,
-				                  "%s: operand '%s' is too large, expected dims "
-				                  "below 2^31",
-				                  opname(n), s->name);
+			                  opname(n), optab[n->op].opspec[i].name,
+			                  type_str(t, b, sizeof b));
 	}
 	return 0;
 }
