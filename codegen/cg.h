@@ -17,13 +17,18 @@ typedef struct {
 	const char *runtime_lib; /* path of libsegc_rt.a to link; NULL: next to the segc binary */
 	int keep_temps;
 	FILE *emit_cuda;         /* if set: print the CUDA C source here (cuda targets) */
-	const char *precision;   /* cuda: "fp32" (default; "tf32", "bf16" are refused for now) */
+	const char *precision;   /* cuda: "fp32" (default), "tf32", "bf16" */
 } CgOptions;
 
-/* Lower every group into p (p->arena must be set).  0, or -1 after diagnostics. */
+/* Lower every group into p (p->arena must be set; p->gpu and p->precision chosen).  0, or -1
+ * after diagnostics. */
 int cg_lower(const Module *m, Program *p, Diag *d);
-/* Manifest text for m (docs/abi.md), allocated from arena. */
-const char *cg_manifest(const Module *m, Arena *arena);
+/* Manifest text for m (docs/abi.md), allocated from arena; the arena record is the module's
+ * planned arena plus scratch_bytes. */
+const char *cg_manifest(const Module *m, int64_t scratch_bytes, Arena *arena);
+/* Program.gpu and Program.precision for a target ("cpu", "cuda:sm_90") and a precision
+ * ("fp32", "tf32", "bf16"; NULL: fp32); 0, or -1 if either is not one of those. */
+int cg_target(Program *p, const char *target, const char *precision);
 /* Emit an object file at obj_path for the CPU.  0, or -1 after diagnostics. */
 int cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
 /* Link obj with the runtime archive into a shared library at out_path (written to a temporary

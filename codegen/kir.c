@@ -91,6 +91,19 @@ kir_buf(Program *p, Kernel *k, const Module *m, ValueId v)
 }
 
 int
+kir_scratch(Program *p, Kernel *k, int64_t base, int dtype, int64_t numel, const char *name)
+{
+	KBuf *b = ARENA_PUSH(p->arena, k->bufs, k->nbufs, k->capbufs);
+	memset(b, 0, sizeof *b);
+	b->slot = 0;
+	b->offset = base;
+	b->dtype = (uint8_t)dtype;
+	b->numel = numel;
+	b->name = arena_strdup(p->arena, name);
+	return (int)k->nbufs - 1;
+}
+
+int
 kir_var(Program *p, Kernel *k, KType t, const char *name)
 {
 	uint32_t cap = k->capvars;

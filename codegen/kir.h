@@ -87,7 +87,15 @@ typedef struct {
 	uint32_t nkernels, capkernels;
 	uint32_t nslots;        /* 1 (arena) + inputs + outputs + weights */
 	const char *manifest;   /* text, see docs/abi.md */
+	/* set before cg_lower: */
+	int gpu;                /* 0: CPU; else the CUDA sm (80, 90): templates pick GPU forms */
+	int precision;          /* KPrecision: what GPU matmul/conv forms may round inputs to */
+	/* scratch (lw_scratch): slot-0 bytes after the module's planned arena that a kernel may
+	 * use while it runs (kernels run one at a time); the manifest's arena includes them */
+	int64_t scratch_bytes;
 } Program;
+
+typedef enum { KP_FP32, KP_TF32, KP_BF16 } KPrecision;
 
 /* ---- builder (codegen/kir.c); all nodes from the program arena ---- */
 Kernel *kir_kernel(Program *p, const char *name, Loc loc);
@@ -114,6 +122,10 @@ KNode *kir_un(Program *p, KUnOp op, KNode *a);
 KNode *kir_select(Program *p, KNode *c, KNode *a, KNode *b);
 KNode *kir_cast(Program *p, KType t, KNode *a);
 KType kir_dtype(int dtype);                                         /* DT_F32 -> KT_F32 ... */
+
+/* A buffer of numel elements of dtype at slot 0, byte offset base (64-byte aligned by the
+ * caller), named name, not backed by an IR value (value 0): kernel-private scratch. */
+int kir_scratch(Program *p, Kernel *k, int64_t base, int dtype, int64_t numel, const char *name);
 
 /* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
 int kir_const_i64(const KNode *n, int64_t *v);

@@ -156,7 +156,8 @@ lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx)
 		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, 1), LOOP_PARALLEL, &t);
 		return loop->body;
 	}
-	if (!vec) {
+	/* on a GPU every element is a thread: the whole nest is one parallel loop */
+	if (!vec || L->p->gpu) {
 		for (int d = 0; d < n; d++)
 			outer *= dims[d];
 		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, outer), LOOP_PARALLEL, &t);
@@ -303,11 +304,30 @@ lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
 	return 0;
 }
 
+int
+lw_scratch(Lower *L, int dtype, int64_t numel, const char *name)
+{
+	int64_t base = (L->m->arena_bytes + 63) & ~(int64_t)63;
+	int64_t bytes = numel * (int64_t)dtype_size(dtype);
+	int b = kir_scratch(L->p, L->k, base + L->scratch_used, dtype, numel, name);
+	L->k->bufs[b].written = 1;
+	L->scratch_used += (bytes + 63) & ~(int64_t)63;
+	if (L->scratch_used > L->p->scratch_bytes)
+		L->p->scratch_bytes = L->scratch_used;
+	return b;
+}
+
 /* ---- the driver ---- */
 
 static int
 lower_root(Lower *L)
 {
+	/* a GPU form where one exists (1: none for this node; the generic template follows) */
+	if (L->p->gpu) {
+		int rc = tmpl_gpu(L);
+		if (rc != 1)
+			return rc;
+	}
 	switch (L->root->op) {
 	case OP_permute:
 	case OP_slice:
@@ -380,6 +400,30 @@ cg_lower(const Module *m, Program *p, Diag *d)
 	for (uint32_t i = 0; i < m->nnodes; i++)
 		if (!m->nodes[i].dead && m->nodes[i].op == OP_weight)
 			p->nslots++;
-	p->manifest = cg_manifest(m, p->arena);
+	p->manifest = cg_manifest(m, p->scratch_bytes, p->arena);
 	return rc;
+}
+
+int
+cg_target(Program *p, const char *target, const char *precision)
+{
+	p->gpu = 0;
+	p->precision = KP_FP32;
+	if (!target || !strcmp(target, "cpu"))
+		p->gpu = 0;
+	else if (!strcmp(target, "cuda:sm_90"))
+		p->gpu = 90;
+	else if (!strcmp(target, "cuda:sm_80"))
+		p->gpu = 80;
+	else
+		return -1;
+	if (!precision || !strcmp(precision, "fp32"))
+		p->precision = KP_FP32;
+	else if (!strcmp(precision, "tf32"))
+		p->precision = KP_TF32;
+	else if (!strcmp(precision, "bf16"))
+		p->precision = KP_BF16;
+	else
+		return -1;
+	return 0;
 }

@@ -49,7 +49,7 @@ tensor(Text *t, const char *kind, const char *name, const Type *ty)
 }
 
 const char *
-cg_manifest(const Module *m, Arena *arena)
+cg_manifest(const Module *m, int64_t scratch_bytes, Arena *arena)
 {
 	Text t = { arena, NULL, 0, 0 };
 	double macs = 0, flops = 0;
@@ -58,7 +58,7 @@ cg_manifest(const Module *m, Arena *arena)
 	put(&t, arena_printf(arena, "graph %s\n", m->name ? m->name : "graph"));
 	put(&t, "segc " SEGC_VERSION "\n");
 	put(&t, "target cpu\n");
-	put(&t, arena_printf(arena, "arena %lld\n", (long long)m->arena_bytes));
+	put(&t, arena_printf(arena, "arena %lld\n", (long long)(m->arena_bytes + scratch_bytes)));
 	for (uint32_t i = 0; i < m->nparams; i++) {
 		/* values are written without spaces: "[0.5, 0.7]" -> "[0.5,0.7]" */
 		const char *v = m->params[i].value ? m->params[i].value : "";

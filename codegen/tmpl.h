@@ -16,6 +16,7 @@ typedef struct {
 	const Group *g;
 	const Node *root;
 	Diag *d;
+	int64_t scratch_used; /* bytes of scratch this kernel has taken (lw_scratch) */
 } Lower;
 
 /* Coordinates of one output element.  Loop dim j has index idx[j] and covers the dims
@@ -55,7 +56,10 @@ void lw_store(Lower *L, KNode *block, const Coord *c, ValueId v, KNode *val);
 /* The root's value val at c: apply the group's epilogue nodes and store every group output.
  * Returns 0, or -1 after a diagnostic. */
 int lw_output(Lower *L, KNode *block, const Coord *c, KNode *val);
-int lw_fail(Lower *L, const char *what);              /* diagnostic at the root; -1 */
+int lw_fail(Lower *L, const char *what);
+/* A kernel-private scratch buffer of numel elements (docs/codegen.md): slot-0 bytes after the
+ * planned arena, valid only while this kernel runs; returns its buffer index. */
+int lw_scratch(Lower *L, int dtype, int64_t numel, const char *name);              /* diagnostic at the root; -1 */
 const Type *lw_type(Lower *L, ValueId v);
 /* true if the output buffers of the group may overlap a buffer it reads (then templates that
  * accumulate in the output buffer fall back to register accumulators) */
@@ -76,5 +80,13 @@ int tmpl_token_prune(Lower *L), tmpl_token_unpool(Lower *L);   /* tmpl_scan.c */
 int tmpl_select_by_index(Lower *L);                   /* tmpl_m4fuse.c */
 int tmpl_velox_rel_bias(Lower *L);                    /* tmpl_velox.c */
 int tmpl_pad_tokens(Lower *L);                        /* tmpl_home.c */
+
+/* ---- GPU forms (L->p->gpu != 0): 0 done, -1 after a diagnostic, 1 no GPU form for this
+ * root (the generic template above lowers it) ---- */
+int tmpl_gpu(Lower *L);                               /* tmpl_gpu.c: the dispatcher */
+int tmpl_gpu_conv(Lower *L);      /* tmpl_gpu_conv.c: conv3d, conv_transpose3d, matmul, pool */
+int tmpl_gpu_mma(Lower *L);       /* tmpl_gpu_mma.c: tensor-core implicit GEMM */
+int tmpl_gpu_reduce(Lower *L);    /* tmpl_gpu_reduce.c: reductions, moments */
+int tmpl_gpu_scan(Lower *L);      /* tmpl_gpu_scan.c: selective scan, causal conv1d */
 
 #endif

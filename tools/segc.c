@@ -294,6 +294,7 @@ cmd_compile(int argc, char **argv)
 		co.emit_kernels = stdout;
 	if (a.emit && !strcmp(a.emit, "llvm"))
 		co.emit_llvm = stdout;
+	cg_target(&p, co.target, co.precision); /* both validated with the flags */
 	int rc = cg_lower(m, &p, &d);
 	char obj[PATH_MAX] = "";
 	if (rc == 0) {
