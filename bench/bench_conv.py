@@ -23,23 +23,31 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchutil as bu  # noqa: E402
 
-# name, cin, size, cout, kernel, groups  (shapes from the seed models)
+# name, cin, size, cout, kernel, groups, stride, dilation  (shapes from the seed models:
+# segmamba_v2's stem, 3^3/5^3 blocks, dilated and strided convs, 1^3 projections)
 SHAPES = [
-    ("c32_s32_k3", 32, 32, 32, 3, 1),
-    ("c64_s16_k3", 64, 16, 64, 3, 1),
-    ("c48_s32_k1_to96", 48, 32, 96, 1, 1),
-    ("dw64_s32_k3", 64, 32, 64, 3, 64),
+    ("c32_s32_k3", 32, 32, 32, 3, 1, 1, 1),
+    ("c64_s16_k3", 64, 16, 64, 3, 1, 1, 1),
+    ("c48_s32_k1_to96", 48, 32, 96, 1, 1, 1, 1),
+    ("dw64_s32_k3", 64, 32, 64, 3, 64, 1, 1),
+    ("c48_s32_k3", 48, 32, 48, 3, 1, 1, 1),
+    ("c48_s16_k5", 48, 16, 48, 5, 1, 1, 1),
+    ("c96_s8_k3", 96, 8, 96, 3, 1, 1, 1),
+    ("c48_s16_k3_d2", 48, 16, 48, 3, 1, 1, 2),
+    ("c48_s32_k3s2_to96", 48, 32, 96, 3, 1, 2, 1),
+    ("c96_s16_k1_to48", 96, 16, 48, 1, 1, 1, 1),
+    ("stem4_s32_k3_to48", 4, 32, 48, 3, 1, 1, 1),
 ]
 
 
-def graph_json(cin, size, cout, k, groups):
+def graph_json(cin, size, cout, k, groups, stride=1, dil=1):
     return {
         "format": "segc-graph/1",
         "name": "bench_conv",
         "inputs": [{"name": "x", "dtype": "f32", "shape": [1, cin, size, size, size]}],
         "body": [{"name": "conv", "op": "conv3d", "in": ["x"],
-                  "attrs": {"cout": cout, "kernel": k, "stride": 1, "pad": k // 2,
-                            "groups": groups, "bias": False}}],
+                  "attrs": {"cout": cout, "kernel": k, "stride": stride, "pad": k // 2 * dil,
+                            "dilation": dil, "groups": groups, "bias": False}}],
         "outputs": [{"name": "y", "value": "conv"}],
     }
 
@@ -50,6 +58,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", action="append")
     ap.add_argument("--quick", action="store_true", help="3 runs each")
+    ap.add_argument("--no-save", action="store_true", help="do not update bench/results.*")
     args = ap.parse_args()
     if args.quick:
         args.repeat = 3
@@ -60,27 +69,29 @@ def main():
     print("%-18s %8s %9s %9s %10s %10s %6s" % ("case", "GFLOP", "segc_ms", "torch_ms",
                                                  "segc_GF/s", "torch_GF/s", "ratio"))
     rows = []
-    for name, cin, size, cout, k, groups in SHAPES:
+    for name, cin, size, cout, k, groups, stride, dil in SHAPES:
         if args.only and name not in args.only:
             continue
-        macs = cout * (cin // groups) * k ** 3 * size ** 3
+        osz = (size - 1) // stride + 1
+        macs = cout * (cin // groups) * k ** 3 * osz ** 3
         gflop = 2.0 * macs / 1e9
         row = {"case": name, "cin": cin, "size": size, "cout": cout, "kernel": k,
-               "groups": groups, "gflop": gflop}
+               "groups": groups, "stride": stride, "dilation": dil, "gflop": gflop}
         rng = np.random.default_rng(0)
         x = rng.standard_normal((1, cin, size, size, size)).astype(np.float32)
         w = (rng.standard_normal((cout, cin // groups, k, k, k)) /
              np.sqrt(cin // groups * k ** 3)).astype(np.float32)
         xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        def tconv():
+            return F.conv3d(xt, wt, None, stride, k // 2 * dil, dil, groups)
         with torch.no_grad():
-            tmed, tmin = bu.torch_time(lambda: F.conv3d(xt, wt, None, 1, k // 2, 1, groups),
-                                       args.repeat)
-            ref = F.conv3d(xt, wt, None, 1, k // 2, 1, groups).numpy()
+            tmed, tmin = bu.torch_time(tconv, args.repeat)
+            ref = tconv().numpy()
         row.update(torch_ms=tmed, torch_min_ms=tmin, torch_gflops=gflop / tmed * 1e3)
         try:
             g = os.path.join(work, name + ".json")
             with open(g, "w") as f:
-                json.dump(graph_json(cin, size, cout, k, groups), f)
+                json.dump(graph_json(cin, size, cout, k, groups, stride, dil), f)
             eng = os.path.join(work, name + ".so")
             wp, xp, yp = (os.path.join(work, name + s) for s in (".safetensors", ".x.npy",
                                                                   ".y.npy"))
@@ -101,6 +112,8 @@ def main():
                 name, gflop, "-", tmed, "-", row["torch_gflops"], "-", e))
         rows.append(row)
     shutil.rmtree(work, ignore_errors=True)
+    if args.no_save:
+        return 0
     bu.save_results("conv", rows, {"threads": args.threads, "repeat": args.repeat})
     print("results: %s, %s" % (os.path.relpath(bu.RESULTS_MD), os.path.relpath(bu.RESULTS_JSON)))
     return 0

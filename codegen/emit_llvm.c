@@ -21,9 +21,12 @@
  * every kernel when set.
  * Variables are allocas (mem2reg promotes them); buffer bases are loaded once per task.
  * exp, tanh and erf are inline polynomials (no calls), so loops using them vectorize.
+ * A LOOP_VECTOR loop of constant trip count whose body holds loops (the conv micro-kernel) is
+ * widened into SIMD lanes by emit_llvm_vec.c (outer-loop vectorization), which shares the
+ * emitter state and these helpers through emit_llvm.h.
  * Mirror image of emit_cuda.c: same helpers, same order, same suffixes (STYLE.md 3.9).
  * One LLVMContextRef per module, created and disposed here (STYLE.md 3.7). */
-#include "cg.h"
+#include "emit_llvm.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -31,40 +34,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <llvm-c/Analysis.h>
-#include <llvm-c/Core.h>
 #include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-typedef struct {
-	LLVMContextRef cx;
-	LLVMModuleRef mod;
-	LLVMBuilderRef b;
-	const Program *p;
-	const Kernel *k;
-	Diag *d;
-	LLVMTypeRef t_void, t_i1, t_i8, t_i32, t_i64, t_f32, t_ptr, t_slots, t_task;
-	LLVMValueRef fn;     /* the function being emitted */
-	LLVMValueRef *bases; /* per Kernel.bufs: typed base pointer */
-	LLVMValueRef *vars;  /* per variable id: its alloca */
-	unsigned md_loop;    /* kind id of !llvm.loop */
-	int exported;        /* task functions: hidden external (other modules call them) */
-	/* one module's compilation, run on its own thread (emit_part) */
-	LLVMTargetMachineRef tm;
-	const CgOptions *o;
-	char path[4096]; /* its object file */
-	char *err;       /* the first LLVM error (malloc'd), reported after the join */
-	int rc;
-} LlvmEmit;
-
-static int llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out);
-
 /* ---- small helpers ---- */
 
-static LLVMTypeRef
-ktype(LlvmEmit *e, int t)
+LLVMTypeRef
+llvm_ktype(LlvmEmit *e, int t)
 {
 	switch ((KType)t) {
 	case KT_VOID:
@@ -83,8 +61,8 @@ ktype(LlvmEmit *e, int t)
 }
 
 /* LLVM type of a buffer element in memory (u8 is widened to i32 on load) */
-static LLVMTypeRef
-elemtype(LlvmEmit *e, int dtype)
+LLVMTypeRef
+llvm_elemtype(LlvmEmit *e, int dtype)
 {
 	switch (dtype) {
 	case DT_F32:
@@ -100,14 +78,14 @@ elemtype(LlvmEmit *e, int dtype)
 	}
 }
 
-static unsigned
-elemsize(int dtype)
+unsigned
+llvm_elemsize(int dtype)
 {
 	return dtype == DT_U8 ? 1 : dtype == DT_I64 ? 8 : 4;
 }
 
-static LLVMValueRef
-expr(LlvmEmit *e, const KNode *n)
+LLVMValueRef
+llvm_expr(LlvmEmit *e, const KNode *n)
 {
 	LLVMValueRef v = NULL;
 	int rc = llvm_node(e, n, &v);
@@ -115,8 +93,8 @@ expr(LlvmEmit *e, const KNode *n)
 	return v;
 }
 
-static LLVMValueRef
-cf32(LlvmEmit *e, double v)
+LLVMValueRef
+llvm_cf32(LlvmEmit *e, double v)
 {
 	return LLVMConstReal(e->t_f32, v);
 }
@@ -127,13 +105,13 @@ ci32(LlvmEmit *e, int64_t v)
 	return LLVMConstInt(e->t_i32, (unsigned long long)v, 1);
 }
 
-/* a call to the overloaded intrinsic name.f32 with nargs float arguments */
-static LLVMValueRef
-intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs)
+/* a call to the intrinsic name overloaded on its first argument's type (f32 or a vector) */
+LLVMValueRef
+llvm_intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs)
 {
 	unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
 	SEGC_ASSERT(id != 0);
-	LLVMTypeRef over = e->t_f32;
+	LLVMTypeRef over = LLVMTypeOf(args[0]);
 	LLVMValueRef f = LLVMGetIntrinsicDeclaration(e->mod, id, &over, 1);
 	LLVMTypeRef ft = LLVMIntrinsicGetType(e->cx, id, &over, 1);
 	return LLVMBuildCall2(e->b, ft, f, args, nargs, "");
@@ -142,7 +120,7 @@ intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs)
 static LLVMValueRef
 intrinsic1(LlvmEmit *e, const char *name, LLVMValueRef a)
 {
-	return intrinsic(e, name, &a, 1);
+	return llvm_intrinsic(e, name, &a, 1);
 }
 
 static LLVMValueRef
@@ -156,9 +134,9 @@ fsel(LlvmEmit *e, LLVMRealPredicate pr, LLVMValueRef a, LLVMValueRef b, LLVMValu
 static LLVMValueRef
 poly(LlvmEmit *e, LLVMValueRef x, const double *c, int n)
 {
-	LLVMValueRef r = cf32(e, c[n - 1]);
+	LLVMValueRef r = llvm_cf32(e, c[n - 1]);
 	for (int i = n - 2; i >= 0; i--)
-		r = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, r, x, ""), cf32(e, c[i]), "");
+		r = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, r, x, ""), llvm_cf32(e, c[i]), "");
 	return r;
 }
 
@@ -181,22 +159,23 @@ math_exp(LlvmEmit *e, LLVMValueRef x)
 	static const double c[] = {5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
 	                           8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4};
 	LLVMBuilderRef b = e->b;
-	LLVMValueRef xc = fsel(e, LLVMRealOGT, x, cf32(e, 88.8), cf32(e, 88.8), x);
-	xc = fsel(e, LLVMRealOLT, xc, cf32(e, -104.0), cf32(e, -104.0), xc);
-	xc = fsel(e, LLVMRealUNO, x, x, cf32(e, 0.0), xc); /* NaN: any finite value */
+	LLVMValueRef xc = fsel(e, LLVMRealOGT, x, llvm_cf32(e, 88.8), llvm_cf32(e, 88.8), x);
+	xc = fsel(e, LLVMRealOLT, xc, llvm_cf32(e, -104.0), llvm_cf32(e, -104.0), xc);
+	xc = fsel(e, LLVMRealUNO, x, x, llvm_cf32(e, 0.0), xc); /* NaN: any finite value */
 	LLVMValueRef fn =
-	    intrinsic1(e, "llvm.rint", LLVMBuildFMul(b, xc, cf32(e, 1.44269504088896341), ""));
-	LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fn, cf32(e, 0.693359375), ""), "");
-	r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fn, cf32(e, -2.12194440e-4), ""), "");
+	    intrinsic1(e, "llvm.rint", LLVMBuildFMul(b, xc, llvm_cf32(e, 1.44269504088896341), ""));
+	LLVMValueRef r =
+	    LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fn, llvm_cf32(e, 0.693359375), ""), "");
+	r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fn, llvm_cf32(e, -2.12194440e-4), ""), "");
 	LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
 	LLVMValueRef y = LLVMBuildFMul(b, poly(e, r, c, 6), r2, "");
-	y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, y, r, ""), cf32(e, 1.0), "");
+	y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, y, r, ""), llvm_cf32(e, 1.0), "");
 	LLVMValueRef n = LLVMBuildFPToSI(b, fn, e->t_i32, "");
 	LLVMValueRef n1 = LLVMBuildAShr(b, n, ci32(e, 1), "");
 	LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
 	y = LLVMBuildFMul(b, LLVMBuildFMul(b, y, pow2i(e, n1), ""), pow2i(e, n2), "");
-	y = fsel(e, LLVMRealOGT, x, cf32(e, 88.72283935546875), cf32(e, INFINITY), y);
-	y = fsel(e, LLVMRealOLT, x, cf32(e, -103.972084), cf32(e, 0.0), y);
+	y = fsel(e, LLVMRealOGT, x, llvm_cf32(e, 88.72283935546875), llvm_cf32(e, INFINITY), y);
+	y = fsel(e, LLVMRealOLT, x, llvm_cf32(e, -103.972084), llvm_cf32(e, 0.0), y);
 	return fsel(e, LLVMRealUNO, x, x, x, y);
 }
 
@@ -212,12 +191,13 @@ math_tanh(LlvmEmit *e, LLVMValueRef x)
 	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
 	LLVMValueRef small = LLVMBuildFMul(b, LLVMBuildFMul(b, poly(e, z, c, 5), z, ""), ax, "");
 	small = LLVMBuildFAdd(b, small, ax, "");
-	LLVMValueRef ex = math_exp(e, LLVMBuildFMul(b, ax, cf32(e, 2.0), ""));
+	LLVMValueRef ex = math_exp(e, LLVMBuildFMul(b, ax, llvm_cf32(e, 2.0), ""));
 	LLVMValueRef big = LLVMBuildFSub(
-	    b, cf32(e, 1.0),
-	    LLVMBuildFDiv(b, cf32(e, 2.0), LLVMBuildFAdd(b, ex, cf32(e, 1.0), ""), ""), "");
-	LLVMValueRef args[2] = {fsel(e, LLVMRealOLT, ax, cf32(e, 0.625), small, big), x};
-	return intrinsic(e, "llvm.copysign", args, 2); /* tanh(-0) = -0 */
+	    b, llvm_cf32(e, 1.0),
+	    LLVMBuildFDiv(b, llvm_cf32(e, 2.0), LLVMBuildFAdd(b, ex, llvm_cf32(e, 1.0), ""), ""),
+	    "");
+	LLVMValueRef args[2] = {fsel(e, LLVMRealOLT, ax, llvm_cf32(e, 0.625), small, big), x};
+	return llvm_intrinsic(e, "llvm.copysign", args, 2); /* tanh(-0) = -0 */
 }
 
 /* erf(x): x P(x^2) for |x| < 1; 1 - e^{-x^2} Q(|x|) for 1 <= |x| < 4 (erfc(x) e^{x^2} is
@@ -239,14 +219,14 @@ math_erf(LlvmEmit *e, LLVMValueRef x)
 	LLVMValueRef ax = intrinsic1(e, "llvm.fabs", x);
 	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
 	LLVMValueRef small = LLVMBuildFMul(b, x, poly(e, z, p, (int)countof(p)), "");
-	LLVMValueRef axc = fsel(e, LLVMRealOGT, ax, cf32(e, 4.0), cf32(e, 4.0), ax);
+	LLVMValueRef axc = fsel(e, LLVMRealOGT, ax, llvm_cf32(e, 4.0), llvm_cf32(e, 4.0), ax);
 	LLVMValueRef ez = math_exp(e, LLVMBuildFNeg(b, LLVMBuildFMul(b, axc, axc, ""), ""));
 	LLVMValueRef big = LLVMBuildFSub(
-	    b, cf32(e, 1.0), LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""), "");
-	big = fsel(e, LLVMRealOGE, ax, cf32(e, 4.0), cf32(e, 1.0), big);
+	    b, llvm_cf32(e, 1.0), LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""), "");
+	big = fsel(e, LLVMRealOGE, ax, llvm_cf32(e, 4.0), llvm_cf32(e, 1.0), big);
 	LLVMValueRef args[2] = {big, x};
-	big = intrinsic(e, "llvm.copysign", args, 2);
-	return fsel(e, LLVMRealOLT, ax, cf32(e, 1.0), small, big);
+	big = llvm_intrinsic(e, "llvm.copysign", args, 2);
+	return fsel(e, LLVMRealOLT, ax, llvm_cf32(e, 1.0), small, big);
 }
 
 /* ---- loop metadata ---- */
@@ -261,8 +241,8 @@ math_erf(LlvmEmit *e, LLVMValueRef x)
  * constant) was over half the compile time of the mamba graphs (mamba_home 14.5 -> 6.7 s
  * CPU) and bought nothing measurable (unet3d 75 vs 74 ms); constant-trip loops are still
  * fully unrolled where LLVM finds it worth it. */
-static void
-loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name)
+void
+llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name)
 {
 	static const char nounroll[] = "llvm.loop.unroll.disable";
 	static const char noruntime[] = "llvm.loop.unroll.runtime.disable";
@@ -282,8 +262,8 @@ loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name)
 	LLVMSetMetadata(br, e->md_loop, LLVMMetadataAsValue(e->cx, id));
 }
 
-static LLVMBasicBlockRef
-newblock(LlvmEmit *e, const char *name)
+LLVMBasicBlockRef
+llvm_newblock(LlvmEmit *e, const char *name)
 {
 	return LLVMAppendBasicBlockInContext(e->cx, e->fn, name);
 }
@@ -294,9 +274,9 @@ loop_range(LlvmEmit *e, const KNode *n, LLVMValueRef lo, LLVMValueRef hi)
 {
 	LLVMBuilderRef b = e->b;
 	LLVMValueRef var = e->vars[n->var];
-	LLVMTypeRef vt = ktype(e, e->k->vartypes[n->var]);
-	LLVMBasicBlockRef head = newblock(e, "loop"), body = newblock(e, "body");
-	LLVMBasicBlockRef latch = newblock(e, "latch"), exit = newblock(e, "done");
+	LLVMTypeRef vt = llvm_ktype(e, e->k->vartypes[n->var]);
+	LLVMBasicBlockRef head = llvm_newblock(e, "loop"), body = llvm_newblock(e, "body");
+	LLVMBasicBlockRef latch = llvm_newblock(e, "latch"), exit = llvm_newblock(e, "done");
 
 	LLVMBuildStore(b, lo, var);
 	LLVMBuildBr(b, head);
@@ -314,11 +294,11 @@ loop_range(LlvmEmit *e, const KNode *n, LLVMValueRef lo, LLVMValueRef hi)
 	LLVMBuildStore(b, LLVMBuildNSWAdd(b, iv, step, ""), var);
 	LLVMValueRef br = LLVMBuildBr(b, head);
 	if (n->ann == LOOP_VECTOR)
-		loop_hint(e, br, "llvm.loop.vectorize.enable");
+		llvm_loop_hint(e, br, "llvm.loop.vectorize.enable");
 	else if (n->ann == LOOP_UNROLL)
-		loop_hint(e, br, "llvm.loop.unroll.enable");
+		llvm_loop_hint(e, br, "llvm.loop.unroll.enable");
 	else
-		loop_hint(e, br, NULL);
+		llvm_loop_hint(e, br, NULL);
 	LLVMPositionBuilderAtEnd(b, exit);
 	return 0;
 }
@@ -341,7 +321,12 @@ llvm_loop(LlvmEmit *e, const KNode *n)
 	if (n->ann == LOOP_BLOCK || n->ann == LOOP_THREAD)
 		return cg_unsupported(e->d, e->k, "cpu", "gpu block/thread loops");
 	SEGC_ASSERT(n->ival >= 1);
-	LLVMValueRef lo = expr(e, n->a), hi = expr(e, n->b);
+	if (n->ann == LOOP_VECTOR) { /* outer-loop vectorization (emit_llvm_vec.c) */
+		int rc = llvm_widen(e, n);
+		if (rc <= 0)
+			return rc;
+	}
+	LLVMValueRef lo = llvm_expr(e, n->a), hi = llvm_expr(e, n->b);
 	return loop_range(e, n, lo, hi);
 }
 
@@ -349,11 +334,11 @@ static int
 llvm_if(LlvmEmit *e, const KNode *n)
 {
 	LLVMBuilderRef b = e->b;
-	LLVMBasicBlockRef then = newblock(e, "then"), els = newblock(e, "else");
-	LLVMBasicBlockRef join = newblock(e, "endif");
+	LLVMBasicBlockRef then = llvm_newblock(e, "then"), els = llvm_newblock(e, "else");
+	LLVMBasicBlockRef join = llvm_newblock(e, "endif");
 	LLVMValueRef dummy;
 
-	LLVMBuildCondBr(b, expr(e, n->a), then, els);
+	LLVMBuildCondBr(b, llvm_expr(e, n->a), then, els);
 	LLVMPositionBuilderAtEnd(b, then);
 	if (llvm_node(e, n->body, &dummy) < 0)
 		return -1;
@@ -369,21 +354,21 @@ llvm_if(LlvmEmit *e, const KNode *n)
 static int
 llvm_let(LlvmEmit *e, const KNode *n)
 {
-	LLVMBuildStore(e->b, expr(e, n->a), e->vars[n->var]);
+	LLVMBuildStore(e->b, llvm_expr(e, n->a), e->vars[n->var]);
 	return 0;
 }
 
 static int
 llvm_assign(LlvmEmit *e, const KNode *n)
 {
-	LLVMBuildStore(e->b, expr(e, n->a), e->vars[n->var]);
+	LLVMBuildStore(e->b, llvm_expr(e, n->a), e->vars[n->var]);
 	return 0;
 }
 
 static LLVMValueRef
 index64(LlvmEmit *e, const KNode *idx)
 {
-	LLVMValueRef i = expr(e, idx);
+	LLVMValueRef i = llvm_expr(e, idx);
 	if (idx->type == KT_I32)
 		i = LLVMBuildSExt(e->b, i, e->t_i64, "");
 	SEGC_ASSERT(idx->type == KT_I32 || idx->type == KT_I64);
@@ -394,13 +379,13 @@ static int
 llvm_store(LlvmEmit *e, const KNode *n)
 {
 	const KBuf *kb = &e->k->bufs[n->buf];
-	LLVMTypeRef et = elemtype(e, kb->dtype);
+	LLVMTypeRef et = llvm_elemtype(e, kb->dtype);
 	LLVMValueRef idx = index64(e, n->a);
-	LLVMValueRef v = expr(e, n->b);
+	LLVMValueRef v = llvm_expr(e, n->b);
 	if (kb->dtype == DT_U8)
 		v = LLVMBuildTrunc(e->b, v, e->t_i8, "");
 	LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->b, et, e->bases[n->buf], &idx, 1, "");
-	LLVMSetAlignment(LLVMBuildStore(e->b, v, ptr), elemsize(kb->dtype));
+	LLVMSetAlignment(LLVMBuildStore(e->b, v, ptr), llvm_elemsize(kb->dtype));
 	return 0;
 }
 
@@ -408,34 +393,34 @@ static LLVMValueRef
 llvm_const(LlvmEmit *e, const KNode *n)
 {
 	if (n->type == KT_F32)
-		return cf32(e, n->fval);
+		return llvm_cf32(e, n->fval);
 	if (n->type == KT_BOOL)
 		return LLVMConstInt(e->t_i1, n->ival != 0, 0);
-	return LLVMConstInt(ktype(e, n->type), (unsigned long long)n->ival, 1);
+	return LLVMConstInt(llvm_ktype(e, n->type), (unsigned long long)n->ival, 1);
 }
 
 static LLVMValueRef
 llvm_var(LlvmEmit *e, const KNode *n)
 {
-	return LLVMBuildLoad2(e->b, ktype(e, e->k->vartypes[n->var]), e->vars[n->var], "");
+	return LLVMBuildLoad2(e->b, llvm_ktype(e, e->k->vartypes[n->var]), e->vars[n->var], "");
 }
 
 static LLVMValueRef
 llvm_load(LlvmEmit *e, const KNode *n)
 {
 	const KBuf *kb = &e->k->bufs[n->buf];
-	LLVMTypeRef et = elemtype(e, kb->dtype);
+	LLVMTypeRef et = llvm_elemtype(e, kb->dtype);
 	LLVMValueRef idx = index64(e, n->a);
 	LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->b, et, e->bases[n->buf], &idx, 1, "");
 	LLVMValueRef v = LLVMBuildLoad2(e->b, et, ptr, "");
-	LLVMSetAlignment(v, elemsize(kb->dtype));
+	LLVMSetAlignment(v, llvm_elemsize(kb->dtype));
 	if (kb->dtype == DT_U8)
 		v = LLVMBuildZExt(e->b, v, e->t_i32, "");
 	return v;
 }
 
-static LLVMValueRef
-fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
+LLVMValueRef
+llvm_fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
 {
 	LLVMBuilderRef b = e->b;
 	LLVMValueRef args[2] = {a, c};
@@ -467,7 +452,7 @@ fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
 	case KB_NE:
 		return LLVMBuildFCmp(b, LLVMRealUNE, a, c, "");
 	case KB_POW:
-		return intrinsic(e, "llvm.pow", args, 2);
+		return llvm_intrinsic(e, "llvm.pow", args, 2);
 	case KB_AND:
 	case KB_OR:
 	case KB_COUNT:
@@ -477,8 +462,8 @@ fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
 	return NULL;
 }
 
-static LLVMValueRef
-ibinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
+LLVMValueRef
+llvm_ibinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c)
 {
 	LLVMBuilderRef b = e->b;
 	switch ((KBinOp)n->op) {
@@ -537,23 +522,23 @@ llvm_binop(LlvmEmit *e, const KNode *n)
 			m = n->b;
 		if (m) {
 			const KNode *other = m == n->a ? n->b : n->a;
-			LLVMValueRef c = expr(e, other);
+			LLVMValueRef c = llvm_expr(e, other);
 			if (n->op == KB_SUB)
 				c = LLVMBuildFNeg(e->b, c, "");
-			LLVMValueRef args[3] = {expr(e, m->a), expr(e, m->b), c};
-			return intrinsic(e, "llvm.fmuladd", args, 3);
+			LLVMValueRef args[3] = {llvm_expr(e, m->a), llvm_expr(e, m->b), c};
+			return llvm_intrinsic(e, "llvm.fmuladd", args, 3);
 		}
 	}
-	LLVMValueRef a = expr(e, n->a), c = expr(e, n->b);
+	LLVMValueRef a = llvm_expr(e, n->a), c = llvm_expr(e, n->b);
 	SEGC_ASSERT(n->a->type == n->b->type);
-	return n->a->type == KT_F32 ? fbinop(e, n, a, c) : ibinop(e, n, a, c);
+	return n->a->type == KT_F32 ? llvm_fbinop(e, n, a, c) : llvm_ibinop(e, n, a, c);
 }
 
 static LLVMValueRef
 llvm_unop(LlvmEmit *e, const KNode *n)
 {
 	LLVMBuilderRef b = e->b;
-	LLVMValueRef a = expr(e, n->a);
+	LLVMValueRef a = llvm_expr(e, n->a);
 	if (n->a->type != KT_F32) {
 		LLVMValueRef zero = LLVMConstInt(LLVMTypeOf(a), 0, 0);
 		switch (n->op) {
@@ -581,7 +566,7 @@ llvm_unop(LlvmEmit *e, const KNode *n)
 	case KU_SQRT:
 		return intrinsic1(e, "llvm.sqrt", a);
 	case KU_RSQRT:
-		return LLVMBuildFDiv(b, cf32(e, 1.0), intrinsic1(e, "llvm.sqrt", a), "");
+		return LLVMBuildFDiv(b, llvm_cf32(e, 1.0), intrinsic1(e, "llvm.sqrt", a), "");
 	case KU_TANH:
 		return math_tanh(e, a);
 	case KU_ERF:
@@ -601,7 +586,7 @@ llvm_unop(LlvmEmit *e, const KNode *n)
 static LLVMValueRef
 llvm_select(LlvmEmit *e, const KNode *n)
 {
-	LLVMValueRef c = expr(e, n->a), t = expr(e, n->b), f = expr(e, n->c);
+	LLVMValueRef c = llvm_expr(e, n->a), t = llvm_expr(e, n->b), f = llvm_expr(e, n->c);
 	return LLVMBuildSelect(e->b, c, t, f, "");
 }
 
@@ -609,14 +594,14 @@ static LLVMValueRef
 llvm_cast(LlvmEmit *e, const KNode *n)
 {
 	LLVMBuilderRef b = e->b;
-	LLVMValueRef a = expr(e, n->a);
+	LLVMValueRef a = llvm_expr(e, n->a);
 	int from = n->a->type, to = n->type;
-	LLVMTypeRef tt = ktype(e, to);
+	LLVMTypeRef tt = llvm_ktype(e, to);
 
 	if (from == to)
 		return a;
 	if (to == KT_BOOL && from == KT_F32)
-		return LLVMBuildFCmp(b, LLVMRealUNE, a, cf32(e, 0.0), "");
+		return LLVMBuildFCmp(b, LLVMRealUNE, a, llvm_cf32(e, 0.0), "");
 	if (to == KT_BOOL)
 		return LLVMBuildICmp(b, LLVMIntNE, a, LLVMConstInt(LLVMTypeOf(a), 0, 0), "");
 	if (from == KT_BOOL)
@@ -629,7 +614,7 @@ llvm_cast(LlvmEmit *e, const KNode *n)
 }
 
 /* the one dispatch over every kind (STYLE.md 3.9); expressions set *out */
-static int
+int
 llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 {
 	*out = NULL;
@@ -648,6 +633,10 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 		return llvm_store(e, n);
 	case K_barrier:
 		return 0; /* one CPU task runs its iterations in order */
+	case K_mma_zero:
+	case K_mma:
+	case K_mma_store:
+		return cg_unsupported(e->d, e->k, "cpu", "tensor-core (mma) statements");
 	case K_const:
 		*out = llvm_const(e, n);
 		return 0;
@@ -687,7 +676,7 @@ load_table(LlvmEmit *e, LLVMValueRef bufs)
 		LLVMValueRef ii = LLVMConstInt(e->t_i64, i, 0);
 		LLVMValueRef bp = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, bufs, &ii, 1, "");
 		LLVMValueRef base = LLVMBuildLoad2(e->b, e->t_ptr, bp, "");
-		LLVMTypeRef pt = LLVMPointerType(elemtype(e, k->bufs[i].dtype), 0);
+		LLVMTypeRef pt = LLVMPointerType(llvm_elemtype(e, k->bufs[i].dtype), 0);
 		e->bases[i] = LLVMBuildBitCast(e->b, base, pt, "");
 	}
 }
@@ -703,7 +692,7 @@ load_bases(LlvmEmit *e, LLVMValueRef slots)
 		LLVMValueRef base = LLVMBuildLoad2(e->b, e->t_ptr, sp, k->bufs[i].name);
 		LLVMValueRef off = LLVMConstInt(e->t_i64, (unsigned long long)k->bufs[i].offset, 1);
 		base = LLVMBuildInBoundsGEP2(e->b, e->t_i8, base, &off, 1, "");
-		LLVMTypeRef pt = LLVMPointerType(elemtype(e, k->bufs[i].dtype), 0);
+		LLVMTypeRef pt = LLVMPointerType(llvm_elemtype(e, k->bufs[i].dtype), 0);
 		e->bases[i] = LLVMBuildBitCast(e->b, base, pt, "");
 	}
 }
@@ -724,14 +713,14 @@ task_fn(LlvmEmit *e, const KNode *n, int i)
 	LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
 	                        LLVMCreateEnumAttribute(e->cx, nounwind, 0));
 	e->fn = fn;
-	LLVMPositionBuilderAtEnd(e->b, newblock(e, "entry"));
+	LLVMPositionBuilderAtEnd(e->b, llvm_newblock(e, "entry"));
 	for (uint32_t v = 0; v < k->nvars; v++)
-		e->vars[v] = LLVMBuildAlloca(e->b, ktype(e, k->vartypes[v]), k->varnames[v]);
+		e->vars[v] = LLVMBuildAlloca(e->b, llvm_ktype(e, k->vartypes[v]), k->varnames[v]);
 	load_table(e, LLVMGetParam(fn, 0));
 
 	/* var = lo_expr + t*step for t in [lo, hi) */
-	LLVMTypeRef vt = ktype(e, k->vartypes[n->var]);
-	LLVMValueRef lo = expr(e, n->a);
+	LLVMTypeRef vt = llvm_ktype(e, k->vartypes[n->var]);
+	LLVMValueRef lo = llvm_expr(e, n->a);
 	LLVMValueRef step = LLVMConstInt(vt, (unsigned long long)n->ival, 1);
 	LLVMValueRef tlo = LLVMGetParam(fn, 1), thi = LLVMGetParam(fn, 2);
 	if (vt != e->t_i64) {
@@ -755,7 +744,7 @@ trip_count(LlvmEmit *e, const KNode *n)
 		return LLVMConstInt(e->t_i64,
 		                    hi > lo ? (uint64_t)((hi - lo + n->ival - 1) / n->ival) : 0, 0);
 	LLVMBuilderRef b = e->b;
-	LLVMValueRef l = expr(e, n->a), h = expr(e, n->b);
+	LLVMValueRef l = llvm_expr(e, n->a), h = llvm_expr(e, n->b);
 	if (n->a->type == KT_I32) {
 		l = LLVMBuildSExt(b, l, e->t_i64, "");
 		h = LLVMBuildSExt(b, h, e->t_i64, "");
@@ -840,7 +829,7 @@ kernel_table(const Program *p)
 		const Kernel *k = &p->kernels[ki];
 		double bytes = 0;
 		for (uint32_t i = 0; i < k->nbufs; i++)
-			bytes += (double)k->bufs[i].numel * elemsize(k->bufs[i].dtype);
+			bytes += (double)k->bufs[i].numel * llvm_elemsize(k->bufs[i].dtype);
 		fprintf(f, "%s\t%s\t%.0f\t%.0f\n", k->name, kernel_class(k->name), k->cost.flops,
 		        bytes);
 	}
@@ -919,12 +908,13 @@ emit_run(LlvmEmit *e, const int *rep)
 	uint32_t maxbufs = 1;
 	for (uint32_t ki = 0; ki < p->nkernels; ki++)
 		maxbufs = p->kernels[ki].nbufs > maxbufs ? p->kernels[ki].nbufs : maxbufs;
-	LLVMPositionBuilderAtEnd(e->b, newblock(e, "entry"));
+	LLVMPositionBuilderAtEnd(e->b, llvm_newblock(e, "entry"));
 	LLVMValueRef table =
 	    LLVMBuildArrayAlloca(e->b, e->t_ptr, LLVMConstInt(e->t_i32, maxbufs, 0), "bufs");
 	for (uint32_t ki = 0; ki <= p->nkernels; ki++) {
 		LLVMValueRef h = LLVMBuildLoad2(e->b, hpt, hook, "");
-		LLVMBasicBlockRef call = newblock(e, "prof"), next = newblock(e, "kernel");
+		LLVMBasicBlockRef call = llvm_newblock(e, "prof"),
+		                  next = llvm_newblock(e, "kernel");
 		LLVMBuildCondBr(e->b, LLVMBuildIsNotNull(e->b, h, ""), call, next);
 		LLVMPositionBuilderAtEnd(e->b, call);
 		LLVMValueRef hv[2] = {pool, LLVMConstInt(e->t_i32, ki, 0)};

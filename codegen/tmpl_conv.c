@@ -1,20 +1,25 @@
 /* codegen/tmpl_conv.c -- conv3d (direct) and conv_transpose3d (phase form / gather), NCDHW.
  *
- * conv3d, the fast form: one parallel iteration per output row (n, co, od) x oh; the row of
- * OW outputs is accumulated in place in the group's output buffer by vector loops over ow,
- * one per kernel tap kw, whose valid ow range is computed at compile time (padding costs
- * nothing inside the loops); then the epilogue runs over the row.
- *   for p in [0, N*Cout*OD) parallel: for oh: out[row] = bias
- *     for ci, kd (if id valid), kh (if ih valid), kw (unrolled): wv = w[..]
- *       for ow in [lo_kw, hi_kw) vector: out[row + ow] += wv * x[.. + ow*sw + kw*dw - pw]
- *     for ow vector: out[row + ow] = epilogue(out[row + ow])
- * When the output buffer may overlap a buffer the group reads (in-place planning), the
- * scalar form keeps the accumulator in a register instead.
+ * conv3d, the fast form (conv_mk): a register-resident micro-kernel.  A block of VL output
+ * positions x COB output channels is one LOOP_VECTOR loop of constant trip count VL whose
+ * body holds the whole reduction (ci, kd, [kh,] unrolled taps); the CPU emitter widens it
+ * (emit_llvm_vec.c), so the COB accumulators stay in vector registers, each x vector (a
+ * masked load at the borders) is loaded once per tap for the COB channels and the weights
+ * are broadcast scalars.  The sums are stored once, then the epilogue runs over the tile.
+ *   for (n, od, tile, co block) parallel: for blk: for lane in [0, VL) vector:
+ *     acc[j] = bias; for ci, kd (if id valid), [kh,] taps: acc[j] += w * x (masked)
+ *     out[co0 + j, p] = acc[j]
+ *   for j, p in tile vector: out = epilogue(out)
+ * The previous blocked form (conv_blocked: accumulation in the output buffer) remains for
+ * A/B measurements (SEGC_CONV_OLD=1).  When the output buffer may overlap a buffer the group
+ * reads (in-place planning), the scalar form keeps the accumulator in a register instead.
  * conv_transpose3d with kernel == stride: s^3 pointwise GEMMs, one per output phase
- * (convt_phase below); otherwise it gathers: out[o] = sum over taps k where (o + p - k*d) is a
+ * (convt_mk, the micro-kernel, from 48 input channels per group; convt_phase below that);
+ * otherwise it gathers: out[o] = sum over taps k where (o + p - k*d) is a
  * multiple of the stride s and (o + p - k*d) / s is inside the input. */
 #include "tmpl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -405,6 +410,311 @@ conv_blocked(Lower *L, const Conv *cv0, ValueId accv)
 	return 0;
 }
 
+/* ---- the register-resident micro-kernel (emit_llvm_vec.c widens its lane loop) ----
+ * A block of VL consecutive output positions x COB output channels: the COB*VL/16
+ * accumulator vectors are variables of a LOOP_VECTOR "lane" loop of constant trip count VL
+ * whose body holds the whole reduction (ci, kd, [kh,] taps), so the CPU emitter keeps them
+ * in vector registers; each x vector (masked at the borders) is loaded once per tap and used
+ * by the COB channels, the weights are uniform scalar loads (broadcasts).  The raw sums are
+ * stored once; the epilogue then runs over the finished rows (L1-resident).  Forms as in
+ * conv_blocked: plane (the lanes walk the flattened (oh, ow) plane; unit stride in h and w,
+ * OW == W), volume (a plane-form conv of <= 16 positions: the lanes walk (od, oh, ow), kd's
+ * validity is a lane mask), pointwise (1^3: the flattened volume) and row (the lanes walk ow
+ * in blocks of VL; strides and dilation; x loads of stride sw). */
+
+enum { MK_ACC = 16, MK_PAR = 24, MK_TAPS = 9, MK_TILE = 1024 };
+
+typedef struct {
+	const Conv *cv;
+	int plane, pw, vol; /* vol: the lanes walk the whole (od, oh, ow) volume (plane too) */
+	int64_t VL, cob, rowlen, K3, ostr, xcs;
+	int ob, xb, wb;
+	KNode *n, *od, *co0, *grp;
+} Mk;
+
+/* an i32 constant */
+static KNode *
+c32(Lower *L, int64_t v)
+{
+	return kir_cast(L->p, KT_I32, ix_c(L, v));
+}
+
+/* the reduction of one block of positions p0 + [0, VL) of the row at out index row */
+static void
+mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, KNode **bias)
+{
+	const Conv *cv = m->cv;
+	int64_t KH = cv->k[1], KW = cv->k[2];
+	KNode *l, *ci, *kd, *kh, *p, *ow, *ohv = oh;
+	int acc[64];
+	KNode *ll = lw_loop(L, block, "lane", ix_c(L, 0), ix_c(L, m->VL), LOOP_VECTOR, &l);
+	KNode *b = ll->body;
+	p = lw_let(L, b, "pos", ix_add(L, p0, l));
+	/* the masks' lane arithmetic in i32: half the vector registers of i64 */
+	ow = lw_let(L, b, "p32", kir_cast(L->p, KT_I32, p));
+	KNode *odv = NULL;
+	if (m->vol)
+		odv = lw_let(L, b, "od", kir_bin(L->p, KB_DIV, ow, c32(L, cv->OH * cv->OW)));
+	if (m->plane) {
+		ohv = kir_bin(L->p, KB_DIV, ow, c32(L, cv->OW));
+		ohv = lw_let(L, b, "oh", m->vol ? kir_bin(L->p, KB_REM, ohv, c32(L, cv->OH)) : ohv);
+		ow = lw_let(L, b, "ow", kir_bin(L->p, KB_REM, ow, c32(L, cv->OW)));
+	}
+	KNode *valid = NULL, *ohf = NULL, *ohl = NULL;
+	int64_t lim = m->plane || m->pw ? m->rowlen : cv->OW;
+	if (m->plane && !m->vol) { /* the block's first and last row */
+		ohf = lw_let(L, b, "ohf", kir_bin(L->p, KB_DIV, p0, ix_c(L, cv->OW)));
+		KNode *pl =
+		    kir_bin(L->p, KB_MIN, ix_add(L, p0, ix_c(L, m->VL - 1)), ix_c(L, lim - 1));
+		ohl = lw_let(L, b, "ohl", kir_bin(L->p, KB_DIV, pl, ix_c(L, cv->OW)));
+	}
+	if (lim % m->VL)
+		valid = lw_let(L, b, "valid",
+		               kir_bin(L->p, KB_LT, kir_cast(L->p, KT_I32, p), c32(L, lim)));
+	for (int64_t j = 0; j < m->cob; j++) {
+		acc[j] = kir_var(L->p, L->k, KT_F32, "acc");
+		kir_append(L->p, b, kir_let(L->p, L->k, acc[j], bias[j]));
+	}
+	KNode *cl = lw_loop(L, b, "ci", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &ci);
+	KNode *cin = ix_add(L, ix_mul(L, m->grp, cv->cig), ci);
+	KNode *xc =
+	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, m->n, cv->Ci), cin), m->xcs));
+	KNode *wc =
+	    lw_let(L, cl->body, "wc", ix_mul(L, ix_add(L, ix_mul(L, m->co0, cv->cig), ci), m->K3));
+	KNode *dl, *id, *tb, *xr, *wr, *hcond = NULL, *dcond = NULL;
+	if (m->vol) { /* kd valid for some od; which lanes: dcond */
+		int64_t klo = -floordiv(cv->OD - 1 - cv->p[0], cv->dl[0]);
+		int64_t khi = floordiv(cv->D - 1 + cv->p[0], cv->dl[0]) + 1;
+		klo = klo < 0 ? 0 : klo, khi = khi > cv->k[0] ? cv->k[0] : khi;
+		dl = lw_loop(L, cl->body, "kd", ix_c(L, klo), ix_c(L, khi), LOOP_SERIAL, &kd);
+		tb = dl->body;
+		id = lw_let(L, tb, "dd", ix_add(L, ix_mul(L, kd, cv->dl[0]), ix_c(L, -cv->p[0])));
+		KNode *idv = kir_bin(L->p, KB_ADD, odv, kir_cast(L->p, KT_I32, id));
+		dcond = lw_let(L, tb, "dok",
+		               kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, idv, c32(L, 0)),
+		                       kir_bin(L->p, KB_LT, idv, c32(L, cv->D))));
+	} else {
+		dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, cv->k[0]), LOOP_SERIAL, &kd);
+		id = lw_let(L, dl->body, "id",
+		            ix_add(L,
+		                   ix_add(L, ix_mul(L, m->od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
+		                   ix_c(L, -cv->p[0])));
+		KNode *ifd = kir_if(L->p, inrange(L, id, cv->D));
+		kir_append(L->p, dl->body, ifd);
+		tb = ifd->body;
+	}
+	int nkh = (int)KH;
+	if (m->plane || m->pw) {
+		xr = lw_let(L, tb, "xr", ix_add(L, xc, ix_mul(L, id, cv->H * cv->W)));
+		wr = lw_let(L, tb, "wr", ix_add(L, wc, ix_mul(L, kd, KH * KW)));
+		if (m->plane && KH * KW > MK_TAPS) { /* a kh loop: smaller bodies, fewer spills */
+			/* only the kh that are valid for some oh (small planes, large pads) */
+			int64_t klo = -floordiv(cv->OH - 1 - cv->p[1], cv->dl[1]);
+			int64_t khi = floordiv(cv->H - 1 + cv->p[1], cv->dl[1]) + 1;
+			klo = klo < 0 ? 0 : klo, khi = khi > KH ? KH : khi;
+			KNode *lo = ix_c(L, klo), *hi = ix_c(L, khi);
+			if (cv->dl[1] == 1 && ohl) { /* and for some oh of the block's rows */
+				lo = kir_bin(L->p, KB_MAX, lo,
+				             ix_add(L, ix_c(L, cv->p[1]), ix_mul(L, ohl, -1)));
+				hi = kir_bin(
+				    L->p, KB_MIN, hi,
+				    ix_add(L, ix_c(L, cv->H + cv->p[1]), ix_mul(L, ohf, -1)));
+			}
+			KNode *hl = lw_loop(L, tb, "kh", lo, hi, LOOP_SERIAL, &kh);
+			tb = hl->body;
+			KNode *dh = lw_let(L, tb, "dh",
+			                   ix_add(L, ix_mul(L, kh, cv->dl[1]), ix_c(L, -cv->p[1])));
+			KNode *ih = kir_bin(L->p, KB_ADD, ohv, kir_cast(L->p, KT_I32, dh));
+			hcond = kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, ih, c32(L, 0)),
+			                kir_bin(L->p, KB_LT, ih, c32(L, cv->H)));
+			hcond = lw_let(L, tb, "hok", hcond);
+			xr = lw_let(L, tb, "xh", ix_add(L, xr, ix_mul(L, dh, cv->W)));
+			wr = lw_let(L, tb, "wh", ix_add(L, wr, ix_mul(L, kh, KW)));
+			nkh = 1;
+		}
+	} else {
+		KNode *hl = lw_loop(L, tb, "kh", ix_c(L, 0), ix_c(L, KH), LOOP_SERIAL, &kh);
+		KNode *ih =
+		    lw_let(L, hl->body, "ih",
+		           ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
+		                  ix_c(L, -cv->p[1])));
+		KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+		kir_append(L->p, hl->body, ifh);
+		tb = ifh->body;
+		xr = lw_let(L, tb, "xr",
+		            ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ih), cv->W)));
+		wr = lw_let(L, tb, "wr",
+		            ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, KH), kh), KW)));
+		nkh = 1;
+	}
+	for (int kh_ = 0; kh_ < nkh; kh_++)
+		for (int64_t kw = 0; kw < KW; kw++) {
+			int64_t ow_ = kw * cv->dl[2] - cv->p[2], oh_ = kh_ * cv->dl[1] - cv->p[1];
+			int64_t wlo = ow_ >= 0 ? 0 : floordiv(-ow_ + cv->s[2] - 1, cv->s[2]);
+			int64_t whi = floordiv(cv->W - 1 - ow_, cv->s[2]) + 1;
+			KNode *cond = dcond ? band(L, valid, dcond) : valid;
+			if (wlo > 0)
+				cond = band(L, cond, kir_bin(L->p, KB_GE, ow, c32(L, wlo)));
+			if (whi < cv->OW)
+				cond = band(L, cond, kir_bin(L->p, KB_LT, ow, c32(L, whi)));
+			int64_t off = ow_;
+			if (wlo >= whi ||
+			    (m->plane && !hcond && (oh_ + cv->OH <= 0 || oh_ >= cv->H)))
+				continue; /* never inside the input: contributes nothing */
+			if (hcond) {
+				cond = band(L, cond, hcond);
+			} else if (m->plane) {
+				int64_t hlo = oh_ >= 0 ? 0 : -oh_, hhi = cv->H - oh_;
+				if (hlo > 0)
+					cond =
+					    band(L, cond, kir_bin(L->p, KB_GE, ohv, c32(L, hlo)));
+				if (hhi < cv->OH)
+					cond =
+					    band(L, cond, kir_bin(L->p, KB_LT, ohv, c32(L, hhi)));
+				off += oh_ * cv->W;
+			}
+			KNode *xi = ix_add(L, ix_add(L, xr, ix_mul(L, p, cv->s[2])), ix_c(L, off));
+			KNode *ld = kir_load(L->p, L->k, m->xb, xi), *xv;
+			if (cond) { /* a masked load */
+				int v = kir_var(L->p, L->k, KT_F32, "xv");
+				kir_append(L->p, tb, kir_let(L->p, L->k, v, kir_f32(L->p, 0)));
+				KNode *ifl = kir_if(L->p, cond);
+				kir_append(L->p, tb, ifl);
+				kir_append(L->p, ifl->body, kir_assign(L->p, v, ld));
+				xv = kir_ref(L->p, L->k, v);
+			} else {
+				xv = lw_let(L, tb, "xv", ld);
+			}
+			for (int64_t j = 0; j < m->cob; j++) {
+				KNode *wi =
+				    ix_add(L, wr, ix_c(L, j * cv->cig * m->K3 + kh_ * KW + kw));
+				KNode *w = kir_load(L->p, L->k, m->wb, wi);
+				KNode *s = kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc[j]),
+				                   kir_bin(L->p, KB_MUL, w, xv));
+				kir_append(L->p, tb, kir_assign(L->p, acc[j], s));
+			}
+		}
+	KNode *sb = b;
+	if (valid) {
+		KNode *ifv = kir_if(L->p, valid);
+		kir_append(L->p, b, ifv);
+		sb = ifv->body;
+	}
+	for (int64_t j = 0; j < m->cob; j++)
+		kir_append(L->p, sb,
+		           kir_store(L->p, m->ob,
+		                     ix_add(L, ix_add(L, row, p), ix_c(L, j * m->ostr)),
+		                     kir_ref(L->p, L->k, acc[j])));
+}
+
+/* the epilogue over out[row + j*ostr + [t0, t1)] at output coordinate (n, co, od, oh, ow) */
+static int
+mk_epilogue(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, KNode *t0, KNode *t1)
+{
+	const Type *ot = lw_type(L, m->cv->out);
+	KNode *ow;
+	for (int64_t j = 0; j < m->cob; j++) {
+		KNode *el = lw_loop(L, block, "p", t0, t1, LOOP_VECTOR, &ow);
+		KNode *co = lw_let(L, el->body, "co", ix_add(L, m->co0, ix_c(L, j)));
+		KNode *oi = ix_add(L, ix_add(L, row, ow), ix_c(L, j * m->ostr));
+		KNode *v = lw_let(L, el->body, "v", kir_load(L->p, L->k, m->ob, oi));
+		Coord c;
+		if (m->plane || m->pw) { /* (n, co, od?, flattened rest) */
+			memset(&c, 0, sizeof c);
+			c.t = ot;
+			c.idx[c.n] = m->n, c.first[c.n] = c.last[c.n] = 0, c.n++;
+			c.idx[c.n] = co, c.first[c.n] = c.last[c.n] = 1, c.n++;
+			if (!m->pw && !m->vol)
+				c.idx[c.n] = m->od, c.first[c.n] = c.last[c.n] = 2, c.n++;
+			c.idx[c.n] = ow, c.first[c.n] = (int8_t)(m->pw || m->vol ? 2 : 3),
+			c.last[c.n] = 4, c.n++;
+		} else {
+			KNode *oidx[5] = {m->n, co, m->od, oh, ow};
+			coord_full(&c, ot, oidx);
+		}
+		if (lw_output(L, el->body, &c, v) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+conv_mk(Lower *L, const Conv *cv0, ValueId accv)
+{
+	Conv cvv = *cv0, *cv = &cvv;
+	const Type *ot = lw_type(L, cv->out);
+	Mk m = {0};
+	int pw = 1;
+	for (int a = 0; a < 3; a++)
+		pw &= cv->k[a] == 1 && cv->s[a] == 1 && cv->p[a] == 0;
+	m.pw = pw = pw && flat_ok(L, ot, 2);
+	if (pw) { /* [D, H, W] -> [1, 1, D*H*W] */
+		cv->W = cv->OW = cv->D * cv->H * cv->W;
+		cv->D = cv->H = cv->OD = cv->OH = 1;
+	}
+	m.plane = !pw && cv->s[1] == 1 && cv->s[2] == 1 && cv->OW == cv->W && flat_ok(L, ot, 3);
+	/* small "same" volumes (deep levels, weight-bound): every weight read once per co block
+	 * (at 4^3 the per-plane form with 16 channels per block measured faster) */
+	m.vol = m.plane && cv->s[0] == 1 && cv->OD == cv->D && cv->OH == cv->H && cv->OD > 1 &&
+	        cv->OD * cv->OH * cv->OW <= 16 && flat_ok(L, ot, 2);
+	m.cv = cv;
+	m.rowlen = m.plane || pw ? cv->OH * cv->OW * (m.vol ? cv->OD : 1) : cv->OW;
+	m.VL = m.rowlen <= 8 ? 8 : m.rowlen <= 16 ? 16 : 32;
+	int64_t nv = m.VL > 16 ? m.VL / 16 : 1;
+	if (m.plane && !m.vol && cv->k[1] * cv->k[2] > MK_TAPS && cv->OW <= 16 && m.rowlen >= 16)
+		m.VL = 16, nv = 1; /* blocks of whole rows: the kh loop skips more border taps */
+	m.cob = divisor_le(cv->cog, MK_ACC / nv);
+	if (m.cob * nv < 4 && m.rowlen >= 64)
+		m.VL = 64, nv = 4;
+	m.K3 = cv->k[0] * cv->k[1] * cv->k[2];
+	m.ostr = cv->OD * cv->OH * cv->OW;
+	m.xcs = cv->D * cv->H * cv->W;
+	m.ob = lw_outbuf(L, accv), m.xb = lw_buf(L, cv->x), m.wb = lw_buf(L, cv->w);
+	int64_t nblk = (m.rowlen + m.VL - 1) / m.VL,
+	        par = cv->N * (m.vol ? 1 : cv->OD) * (cv->Co / m.cob);
+	int64_t ntile = 1, bpt;
+	if ((m.plane || pw) && par < MK_PAR)
+		ntile = (MK_PAR + par - 1) / par;
+	if (pw && m.rowlen / MK_TILE > ntile) /* x tiles that stay in L2 across co blocks */
+		ntile = m.rowlen / MK_TILE;
+	ntile = ntile > nblk ? nblk : ntile;
+	bpt = (nblk + ntile - 1) / ntile;
+	ntile = (nblk + bpt - 1) / bpt;
+
+	int64_t dims[4] = {cv->N, m.vol ? 1 : cv->OD, ntile, cv->Co / m.cob};
+	KNode *idx[4], *bi, *oh;
+	KNode *body = lw_nest(L, dims, 4, 0, idx);
+	m.n = idx[0], m.od = idx[1];
+	m.co0 = lw_let(L, body, "co0", ix_mul(L, idx[3], m.cob));
+	m.grp = lw_let(L, body, "g", kir_bin(L->p, KB_DIV, m.co0, ix_c(L, cv->cog)));
+	KNode *bias[MK_ACC];
+	for (int64_t j = 0; j < m.cob; j++) {
+		KNode *co = ix_add(L, m.co0, ix_c(L, j));
+		bias[j] = cv->b ? lw_let(L, body, "b", kir_load(L->p, L->k, lw_buf(L, cv->b), co))
+		                : kir_f32(L->p, 0);
+	}
+	KNode *nc = ix_add(L, ix_mul(L, m.n, cv->Co), m.co0);
+	KNode *row0 = lw_let(L, body, "row0",
+	                     ix_mul(L, ix_add(L, ix_mul(L, nc, cv->OD), m.od), cv->OH * cv->OW));
+	if (m.plane || pw) {
+		KNode *t0 = lw_let(L, body, "t0", ix_mul(L, idx[2], bpt * m.VL));
+		KNode *t1 = lw_let(
+		    L, body, "t1",
+		    kir_bin(L->p, KB_MIN, ix_add(L, t0, ix_c(L, bpt * m.VL)), ix_c(L, m.rowlen)));
+		KNode *bl = lw_loop(L, body, "blk", ix_c(L, 0), ix_c(L, bpt), LOOP_SERIAL, &bi);
+		KNode *p0 = lw_let(L, bl->body, "p0", ix_add(L, t0, ix_mul(L, bi, m.VL)));
+		KNode *ifb = kir_if(L->p, kir_bin(L->p, KB_LT, p0, ix_c(L, m.rowlen)));
+		kir_append(L->p, bl->body, ifb);
+		mk_block(L, &m, ifb->body, row0, p0, NULL, bias);
+		return mk_epilogue(L, &m, body, row0, NULL, t0, t1);
+	}
+	KNode *ohl = lw_loop(L, body, "oh", ix_c(L, 0), ix_c(L, cv->OH), LOOP_SERIAL, &oh);
+	KNode *row = lw_let(L, ohl->body, "row", ix_add(L, row0, ix_mul(L, oh, cv->OW)));
+	KNode *bl = lw_loop(L, ohl->body, "blk", ix_c(L, 0), ix_c(L, nblk), LOOP_SERIAL, &bi);
+	mk_block(L, &m, bl->body, row, lw_let(L, bl->body, "p0", ix_mul(L, bi, m.VL)), oh, bias);
+	return mk_epilogue(L, &m, ohl->body, row, oh, ix_c(L, 0), ix_c(L, cv->OW));
+}
+
 /* Scalar form, shared by conv3d (transpose = 0) and conv_transpose3d (gather). */
 static int
 conv_scalar(Lower *L, const Conv *cv, int transpose)
@@ -487,6 +797,8 @@ tmpl_conv(Lower *L)
 	conv_params(L, &cv);
 	touch_inputs(L);
 	accv = acc_value(L);
+	if (accv && !lw_out_aliases_input(L) && !getenv("SEGC_CONV_OLD"))
+		return conv_mk(L, &cv, accv);
 	if (accv && !lw_out_aliases_input(L) && cv.k[2] <= 16)
 		return conv_blocked(L, &cv, accv);
 	return conv_scalar(L, &cv, 0);
@@ -506,7 +818,7 @@ tmpl_conv(Lower *L)
  * loop body instead made LLVM give up vectorizing at 256 channels (and compile for 39 s at
  * 768). */
 
-enum { TCONV_CIC = 32, TCONV_MAXS = 16 };
+enum { TCONV_CIC = 32, TCONV_MAXS = 16, TCONV_MKCIG = 48 };
 
 static int
 convt_phase_ok(Lower *L, const Conv *cv)
@@ -596,6 +908,117 @@ convt_chunk(Lower *L, const Tct *t, KNode *block, KNode *c0, int first, int last
 	return 0;
 }
 
+/* The phase GEMMs as a micro-kernel (widened by the CPU emitter, like conv_mk): parallel over
+ * (n, d, pd, ph, co block); the lanes walk the flattened (h, w) input plane in blocks of VL;
+ * COB x S2 accumulator vectors (every pw phase of COB channels) reduce over all input
+ * channels, one x vector load per channel; the sums are scattered to their output positions
+ * (n, co, s*d+pd, s*h+ph, s*w+pw) once; then the epilogue runs over the output rows this
+ * iteration wrote (oh = s*h + ph, every ow).  1: not applicable (S2 too large). */
+static int
+convt_mk(Lower *L, const Conv *cv, ValueId accv)
+{
+	const Type *ot = lw_type(L, cv->out);
+	int64_t S0 = cv->s[0], S1 = cv->s[1], S2 = cv->s[2], K3 = S0 * S1 * S2;
+	int64_t plane = cv->H * cv->W, dhw = cv->D * plane, ostr = cv->OD * cv->OH * cv->OW;
+	int64_t VL = plane <= 4 ? 4 : plane <= 8 ? 8 : plane <= 16 ? 16 : 32;
+	int64_t nv = VL > 16 ? VL / 16 : 1;
+	if (S2 * nv > MK_ACC)
+		return 1;
+	int64_t cob = divisor_le(cv->cog, MK_ACC / (S2 * nv)), nblk = (plane + VL - 1) / VL;
+	int ob = lw_outbuf(L, accv), xb = lw_buf(L, cv->x), wb = lw_buf(L, cv->w);
+	KNode *idx[5], *bi, *l, *c, *h, *ow, *bias[MK_ACC];
+	int acc[MK_ACC];
+
+	int64_t dims[5] = {cv->N, cv->D, S0, S1, cv->Co / cob};
+	KNode *body = lw_nest(L, dims, 5, 0, idx);
+	KNode *n = idx[0], *d = idx[1], *pd = idx[2], *ph = idx[3];
+	KNode *co0 = lw_let(L, body, "co0", ix_mul(L, idx[4], cob));
+	KNode *grp = lw_let(L, body, "g", kir_bin(L->p, KB_DIV, co0, ix_c(L, cv->cog)));
+	KNode *col0 = lw_let(L, body, "col0", ix_add(L, co0, ix_mul(L, grp, -cv->cog)));
+	KNode *od = lw_let(L, body, "od", ix_add(L, ix_mul(L, d, S0), pd));
+	for (int64_t j = 0; j < cob; j++)
+		bias[j] =
+		    cv->b
+		        ? lw_let(L, body, "b",
+		                 kir_load(L->p, L->k, lw_buf(L, cv->b), ix_add(L, co0, ix_c(L, j))))
+		        : kir_f32(L->p, 0);
+	/* x[n, g*cig + c, d, h, w] = xd + c*dhw + h*W + w */
+	KNode *xd = ix_add(L, ix_mul(L, n, cv->Ci), ix_mul(L, grp, cv->cig));
+	xd = lw_let(L, body, "xd", ix_mul(L, ix_add(L, ix_mul(L, xd, cv->D), d), plane));
+	/* w[g*cig + c, col0 + j, pd, ph, pw] = wd + (c*cog + j)*K3 + pw */
+	KNode *wd = ix_add(L, ix_mul(L, ix_mul(L, grp, cv->cig), cv->cog), col0);
+	wd = ix_add(L, ix_mul(L, wd, K3), ix_add(L, ix_mul(L, pd, S1 * S2), ix_mul(L, ph, S2)));
+	wd = lw_let(L, body, "wd", wd);
+	/* out[n, co0, od, ph, 0] */
+	KNode *orow = ix_add(L, ix_mul(L, n, cv->Co), co0);
+	orow = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, orow, cv->OD), od), cv->OH * cv->OW),
+	              ix_mul(L, ph, cv->OW));
+	orow = lw_let(L, body, "orow", orow);
+
+	KNode *bl = lw_loop(L, body, "blk", ix_c(L, 0), ix_c(L, nblk), LOOP_SERIAL, &bi);
+	KNode *q0 = lw_let(L, bl->body, "q0", ix_mul(L, bi, VL));
+	KNode *ll = lw_loop(L, bl->body, "lane", ix_c(L, 0), ix_c(L, VL), LOOP_VECTOR, &l);
+	KNode *b = ll->body, *valid = NULL;
+	KNode *q = lw_let(L, b, "q", ix_add(L, q0, l));
+	if (plane % VL)
+		valid = lw_let(L, b, "valid", kir_bin(L->p, KB_LT, q, ix_c(L, plane)));
+	for (int64_t a = 0; a < cob * S2; a++) {
+		acc[a] = kir_var(L->p, L->k, KT_F32, "acc");
+		kir_append(L->p, b, kir_let(L->p, L->k, acc[a], bias[a / S2]));
+	}
+	KNode *cl = lw_loop(L, b, "c", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &c);
+	KNode *ld = kir_load(L->p, L->k, xb, ix_add(L, ix_add(L, xd, ix_mul(L, c, dhw)), q)), *xv;
+	if (valid) { /* a masked load */
+		int v = kir_var(L->p, L->k, KT_F32, "xv");
+		kir_append(L->p, cl->body, kir_let(L->p, L->k, v, kir_f32(L->p, 0)));
+		KNode *ifl = kir_if(L->p, valid);
+		kir_append(L->p, cl->body, ifl);
+		kir_append(L->p, ifl->body, kir_assign(L->p, v, ld));
+		xv = kir_ref(L->p, L->k, v);
+	} else {
+		xv = lw_let(L, cl->body, "xv", ld);
+	}
+	KNode *wc = lw_let(L, cl->body, "wc", ix_add(L, wd, ix_mul(L, c, cv->cog * K3)));
+	for (int64_t a = 0; a < cob * S2; a++) {
+		KNode *w = kir_load(L->p, L->k, wb, ix_add(L, wc, ix_c(L, (a / S2) * K3 + a % S2)));
+		KNode *sum = kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc[a]),
+		                     kir_bin(L->p, KB_MUL, w, xv));
+		kir_append(L->p, cl->body, kir_assign(L->p, acc[a], sum));
+	}
+	KNode *st = b;
+	if (valid) {
+		KNode *ifv = kir_if(L->p, valid);
+		kir_append(L->p, b, ifv);
+		st = ifv->body;
+	}
+	/* out[orow + h*S1*OW + w*S2 + j*ostr + pw] */
+	KNode *hh = kir_bin(L->p, KB_DIV, q, ix_c(L, cv->W));
+	KNode *ww = kir_bin(L->p, KB_REM, q, ix_c(L, cv->W));
+	KNode *oo = lw_let(
+	    L, st, "oo", ix_add(L, orow, ix_add(L, ix_mul(L, hh, S1 * cv->OW), ix_mul(L, ww, S2))));
+	for (int64_t a = 0; a < cob * S2; a++)
+		kir_append(L->p, st,
+		           kir_store(L->p, ob, ix_add(L, oo, ix_c(L, (a / S2) * ostr + a % S2)),
+		                     kir_ref(L->p, L->k, acc[a])));
+	/* the epilogue over the rows written: (co0 + j, od, S1*h + ph, every ow) */
+	for (int64_t j = 0; j < cob; j++) {
+		KNode *hl = lw_loop(L, body, "h", ix_c(L, 0), ix_c(L, cv->H), LOOP_SERIAL, &h);
+		KNode *oh = lw_let(L, hl->body, "oh", ix_add(L, ix_mul(L, h, S1), ph));
+		KNode *rr = lw_let(
+		    L, hl->body, "rr",
+		    ix_add(L, orow, ix_add(L, ix_mul(L, h, S1 * cv->OW), ix_c(L, j * ostr))));
+		KNode *el =
+		    lw_loop(L, hl->body, "ow", ix_c(L, 0), ix_c(L, cv->OW), LOOP_VECTOR, &ow);
+		KNode *v = lw_let(L, el->body, "v", kir_load(L->p, L->k, ob, ix_add(L, rr, ow)));
+		KNode *oidx[5] = {n, ix_add(L, co0, ix_c(L, j)), od, oh, ow};
+		Coord cd;
+		coord_full(&cd, ot, oidx);
+		if (lw_output(L, el->body, &cd, v) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 convt_phase(Lower *L, const Conv *cv, ValueId accv)
 {
@@ -659,7 +1082,12 @@ tmpl_conv_transpose(Lower *L)
 
 	conv_params(L, &cv);
 	touch_inputs(L);
-	if (convt_phase_ok(L, &cv))
-		return convt_phase(L, &cv, acc_value(L));
+	if (convt_phase_ok(L, &cv)) {
+		ValueId accv = acc_value(L);
+		/* few input channels: the scattered stores would cost more than the phase form's */
+		int mk = accv && cv.cig >= TCONV_MKCIG && !getenv("SEGC_CONV_OLD");
+		int rc = mk ? convt_mk(L, &cv, accv) : 1;
+		return rc != 1 ? rc : convt_phase(L, &cv, accv);
+	}
 	return conv_scalar(L, &cv, 1);
 }

@@ -2,11 +2,13 @@
 """tests/ops/test_fusion_conv.py -- conv3d templates with fused epilogues: the fused engine,
 the unfused one (--no-fuse) and PyTorch must agree.
 
-Covers every form of the blocked conv3d template (codegen/tmpl_conv.c): the plane form (unit
-stride in h, w), the row form (strides), the pointwise form (1^3, flattened and tiled), groups,
-depthwise, dilation, odd sizes; each followed by the seed models' epilogues (bias, instance norm
-+ leaky ReLU + residual, sigmoid gate, per-channel affine).  Prints one line per case and ends
-with `N passed, M failed`; exit 1 on a failure.
+Covers every form of the conv3d micro-kernel template (codegen/tmpl_conv.c): the plane form
+(unit stride in h, w), the row form (strides), the pointwise form (1^3, flattened and tiled),
+groups, depthwise, dilation, odd sizes, partial lane blocks and channel counts no block size
+divides, strides served by wide masked loads (2, 3) and by gathers (5), small volumes walked
+whole; each followed by the seed models' epilogues (bias, instance norm + leaky ReLU + residual,
+sigmoid gate, per-channel affine); and conv_transpose3d k2 s2 in both phase forms (convt_phase,
+convt_mk). Prints one line per case and ends with `N passed, M failed`; exit 1 on a failure.
 """
 import os
 import sys
@@ -102,12 +104,43 @@ def cases():
         conv_case("pw bn+relu+res", 8, 8, (4, 8, 24), 1, rng=rng, tail="bn_res"),
         conv_case("row s2 bn+relu", 4, 8, (8, 8, 8), 3, s=2, rng=rng, tail="bn_res"),
         conv_case("depthwise bn+res", 6, 6, (4, 6, 8), 3, g=6, rng=rng, tail="bn_res"),
+        # the register-resident micro-kernel (tmpl_conv.c conv_mk): lane blocks of 8/16/32/64
+        # with a masked partial last block, channel counts that no block size divides, the
+        # k5 kh loop, strides 2/3 (wide masked loads) and 5 (gathers), many output blocks
+        conv_case("mk plane c24->20 partial", 24, 20, (3, 9, 11), 3, rng=rng),
+        conv_case("mk plane k5 kh-loop", 10, 6, (5, 10, 13), 5, rng=rng, tail="relu"),
+        conv_case("mk plane k5 dil2", 3, 5, (5, 12, 12), 5, d=2, rng=rng),
+        conv_case("mk row s3", 5, 7, (7, 10, 20), 3, s=3, rng=rng),
+        conv_case("mk row s2 long", 4, 6, (4, 4, 80), 3, s=2, rng=rng, tail="bn_res"),
+        conv_case("mk row s5 gather", 3, 4, (6, 11, 41), 3, s=5, rng=rng),
+        conv_case("mk depthwise VL64", 4, 4, (3, 9, 20), 3, g=4, rng=rng, tail="bn_res"),
+        conv_case("mk pw VL8", 16, 12, (1, 2, 3), 1, rng=rng, tail="gate"),
+        conv_case("mk pw c40->24 tiles", 40, 24, (3, 20, 35), 1, rng=rng),
+        conv_case("mk stem 4->48", 4, 48, (6, 7, 9), 3, rng=rng),
+        conv_case("mk grouped g3", 12, 9, (4, 5, 7), 3, g=3, rng=rng, tail="gate"),
+        # planes smaller than the kernel: taps and kh never inside the input are skipped
+        conv_case("mk k5 at 2^3", 8, 8, (2, 2, 2), 5, rng=rng),
+        conv_case("mk k5 at 3x1x2", 6, 4, (3, 1, 2), 5, rng=rng, tail="relu"),
+        conv_case("mk k3 at 1^3", 5, 5, (1, 1, 1), 3, rng=rng, tail="relu"),
+        # volumes of <= 16 positions: the lanes walk (od, oh, ow), kd validity is a lane mask
+        conv_case("mk vol k3 2x2x4", 24, 16, (2, 2, 4), 3, rng=rng),
+        conv_case("mk vol k3 2x3x2", 8, 12, (2, 3, 2), 3, rng=rng, tail="bn_res"),
+        conv_case("mk vol k5 d2", 6, 6, (2, 2, 3), 5, d=2, rng=rng, tail="relu"),
+        conv_case("mk vol depthwise", 8, 8, (2, 2, 2), 3, g=8, rng=rng, tail="bn_res"),
+        conv_case("mk 4^3 per plane", 24, 16, (4, 4, 4), 3, rng=rng),
         # conv_transpose3d k2 s2: the phase form, epilogue at the strided output coordinates
         conv_case("tconv k2s2 bn+relu", 16, 8, (3, 5, 7), 2, s=2, p=0, rng=rng, tr=True,
                   tail="bn_res"),
         conv_case("tconv k2s2 g2 gate", 8, 8, (4, 3, 5), 2, s=2, p=0, g=2, bias=False,
                   rng=rng, tr=True, tail="gate"),
         conv_case("tconv k2s2 inorm", 32, 16, (4, 4, 6), 2, s=2, p=0, rng=rng, tr=True),
+        # the phase GEMMs as a micro-kernel (>= 48 input channels per group): partial lane
+        # blocks, groups, a 2x2x2 input (4-lane blocks), per-dim strides (S2 = 3)
+        conv_case("tconv mk 64->32 odd", 64, 32, (3, 5, 7), 2, s=2, p=0, rng=rng, tr=True,
+                  tail="bn_res"),
+        conv_case("tconv mk g2 gate", 96, 40, (2, 6, 6), 2, s=2, p=0, g=2, rng=rng, tr=True,
+                  tail="gate"),
+        conv_case("tconv mk 2^3", 48, 24, (2, 2, 2), 2, s=2, p=0, rng=rng, tr=True),
     ]
 
 

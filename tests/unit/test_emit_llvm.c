@@ -653,6 +653,126 @@ test_refusal(void)
 	arena_free(p->arena), free(p);
 }
 
+/* ---- 6b. outer-loop vectorization (emit_llvm_vec.c): a LOOP_VECTOR loop of 32 lanes with
+ * an inner reduction loop; affine loads of stride 1 (masked), 2 (wide masked load + shuffle),
+ * 5 (gather); a uniform weight load; a lane-dependent if/else; masked and scattered stores; a
+ * uniform-index store (the last lane wins); a loop that must not be widened (exp of a lane
+ * value) stays correct ---- */
+
+static int
+file_has(FILE *f, const char *what)
+{
+	char line[4096];
+	int found = 0;
+	rewind(f);
+	while (fgets(line, sizeof line, f))
+		found |= strstr(line, what) != NULL;
+	return found;
+}
+
+static void
+test_widen(void)
+{
+	enum { R = 5, V = 32, J = 5, N = R * V * 2 + 2 * J + 8, M = V * 5 + J };
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "wid", loc_none);
+	int x = addbuf(p, k, 1, 0, DT_F32, N), w = addbuf(p, k, 2, 0, DT_F32, J);
+	int x3 = addbuf(p, k, 3, 0, DT_F32, M);
+	int out = addbuf(p, k, 0, 0, DT_F32, R * V), out2 = addbuf(p, k, 0, 4096, DT_F32, R * V * 3);
+	int out3 = addbuf(p, k, 0, 8192, DT_F32, R), out4 = addbuf(p, k, 0, 12288, DT_F32, R * V);
+	int r, l, j;
+	KNode *rl = toploop(p, k, 0, R, 1, LOOP_PARALLEL, &r);
+	for (int pass = 0; pass < 2; pass++) {
+		l = kir_var(p, k, KT_I64, "l");
+		KNode *ll = kir_loop(p, l, kir_i64(p, 0), kir_i64(p, V), 1, LOOP_VECTOR);
+		kir_append(p, rl->body, ll);
+		KNode *b = ll->body;
+		int pv = kir_var(p, k, KT_I64, "p"), acc = kir_var(p, k, KT_F32, "acc");
+		KNode *pe = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, r), kir_i64(p, V)),
+		                    kir_ref(p, k, l));
+		kir_append(p, b, kir_let(p, k, pv, pe));
+		kir_append(p, b, kir_let(p, k, acc, kir_f32(p, 0)));
+		j = kir_var(p, k, KT_I64, "j");
+		KNode *jl = kir_loop(p, j, kir_i64(p, 0), kir_i64(p, J), 1, LOOP_SERIAL);
+		kir_append(p, b, jl);
+		int xv = kir_var(p, k, KT_F32, "xv");
+		kir_append(p, jl->body, kir_let(p, k, xv, kir_f32(p, 0)));
+		KNode *P = kir_ref(p, k, pv), *Jr = kir_ref(p, k, j);
+		KNode *cond = kir_bin(p, KB_NE, kir_bin(p, KB_REM, P, kir_i64(p, 7)), kir_i64(p, 3));
+		KNode *ifc = kir_if(p, cond);
+		ifc->c = kir_block(p);
+		kir_append(p, jl->body, ifc);
+		kir_append(p, ifc->body, kir_assign(p, xv, kir_load(p, k, x, kir_bin(p, KB_ADD, P, Jr))));
+		KNode *i2 = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, P, kir_i64(p, 2)), Jr);
+		kir_append(p, ifc->c, kir_assign(p, xv, kir_load(p, k, x, i2)));
+		KNode *t = kir_bin(p, KB_MUL, kir_load(p, k, w, Jr), kir_ref(p, k, xv));
+		if (pass == 1)
+			t = kir_un(p, KU_EXP, kir_bin(p, KB_MUL, t, kir_f32(p, 0.01)));
+		KNode *g = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, l), kir_i64(p, 5)), Jr);
+		t = kir_bin(p, KB_ADD, t, kir_bin(p, KB_MUL, kir_load(p, k, x3, g), kir_f32(p, 0.5)));
+		kir_append(p, jl->body,
+		           kir_assign(p, acc, kir_bin(p, KB_ADD, kir_ref(p, k, acc), t)));
+		KNode *A = kir_ref(p, k, acc);
+		if (pass == 1) {
+			kir_append(p, b, kir_store(p, out4, P, A));
+			continue;
+		}
+		KNode *ifs = kir_if(p, kir_bin(p, KB_LT, kir_ref(p, k, l), kir_i64(p, 29)));
+		kir_append(p, b, ifs);
+		kir_append(p, ifs->body, kir_store(p, out, P, A));
+		KNode *si = kir_bin(p, KB_MUL, P, kir_i64(p, 3));
+		kir_append(p, b, kir_store(p, out2, si, kir_bin(p, KB_ADD, A, kir_f32(p, 1))));
+		kir_append(p, b, kir_store(p, out3, kir_ref(p, k, r),
+		                           kir_cast(p, KT_F32, kir_ref(p, k, l))));
+	}
+
+	FILE *ll = tmpfile();
+	run_fn run;
+	void *h = build(p, "wid", &run, ll);
+	if (!h)
+		return;
+	if (opt_level > 0) {
+		CHECK(file_has(ll, "llvm.masked.load"), "widen: no masked load");
+		CHECK(file_has(ll, "llvm.masked.gather"), "widen: no gather");
+		CHECK(file_has(ll, "llvm.masked.scatter"), "widen: no scatter");
+		CHECK(file_has(ll, "llvm.masked.store"), "widen: no masked store");
+	}
+	fclose(ll);
+	float *arena = calloc(4 * 4096, sizeof(float)), X[N], Wt[J], X3[M];
+	for (int i = 0; i < N; i++)
+		X[i] = (float)((i * 37) % 23) * 0.25f - 2;
+	for (int i = 0; i < J; i++)
+		Wt[i] = 0.5f + (float)i;
+	for (int i = 0; i < M; i++)
+		X3[i] = (float)(i % 13) - 6;
+	void *slots[4] = {arena, X, Wt, X3};
+	CHECK(run(slots, NULL) == 0, "widen: run failed");
+	for (int ri = 0; ri < R; ri++) {
+		CHECK(arena[2048 + ri] == V - 1, "widen: out3[%d] = %g, want %d", ri,
+		      arena[2048 + ri], V - 1);
+		for (int li = 0; li < V; li++) {
+			int pi = ri * V + li;
+			double a = 0, a2 = 0;
+			for (int ji = 0; ji < J; ji++) {
+				float xv = pi % 7 != 3 ? X[pi + ji] : X[pi * 2 + ji];
+				a += (double)Wt[ji] * xv + X3[li * 5 + ji] * 0.5;
+				a2 += exp((double)Wt[ji] * xv * 0.01) + X3[li * 5 + ji] * 0.5;
+			}
+			double o = li < 29 ? a : 0;
+			CHECK(close_rel(arena[pi], o, 1e-5), "widen: out[%d] = %g, want %g", pi,
+			      arena[pi], o);
+			CHECK(close_rel(arena[1024 + pi * 3], a + 1, 1e-5), "widen: out2[%d] = %g",
+			      pi, arena[1024 + pi * 3]);
+			CHECK(arena[1024 + pi * 3 + 1] == 0, "widen: scatter wrote between lanes");
+			CHECK(close_rel(arena[3072 + pi], a2, 1e-5), "widen: out4[%d] = %g, want %g",
+			      pi, arena[3072 + pi], a2);
+		}
+	}
+	dlclose(h);
+	free(arena);
+	arena_free(p->arena), free(p);
+}
+
 /* ---- 7. with the real runtime: engine.so through the public ABI, threads on ---- */
 
 static void
@@ -751,10 +871,12 @@ main(void)
 	test_binops();
 	test_control();
 	test_refusal();
+	test_widen();
 	test_engine();
 	opt_level = 0;                         /* default<O0>: same results, nothing vectorized */
 	test_elementwise();
 	test_control();
+	test_widen();
 	snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
 	if (failures == 0 && system(cmd) != 0)
 		fprintf(stderr, "warning: could not remove %s\n", tmpdir);
