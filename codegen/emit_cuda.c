@@ -4,12 +4,15 @@
  *     extern "C" __global__ void <kernel>_t<i>(T *b0, T *b1, ..., long long n)
  * whose threads walk the loop's n iterations with a grid-stride loop (one thread per
  * iteration when the grid is large enough); inner loops stay loops inside the thread.  A
- * serial top-level loop is one thread.  The buffers are passed as device pointers (slot base +
- * offset, computed by the runtime); read-only buffers that overlap no written one are read
- * through the read-only cache (__ldg).  Variables are function-scope locals (the allocas of
- * emit_llvm.c).  NVRTC (codegen/nvrtc.c) compiles the source to a cubin for the target's
- * sm_XX; the host object holds the manifest (target cuda:sm_XX), the cubin and the launch
- * schedule, a text that runtime/cuda.c interprets (format in docs/cuda.md).
+ * serial top-level loop is one thread.  A block-mapped loop (LOOP_BLOCK around one LOOP_THREAD
+ * loop, made by the tensor-core template) is one thread block per iteration: shared tiles,
+ * __syncthreads() and the warp-level wmma helpers of prelude_mma (docs/cuda.md).  The
+ * buffers are passed as device pointers (slot base + offset, computed by the runtime);
+ * read-only buffers that overlap no written one are read through the read-only cache (__ldg).
+ * Variables are function-scope locals (the allocas of emit_llvm.c).  NVRTC (codegen/nvrtc.c)
+ * compiles the source to a cubin for the target's sm_XX; the host object holds the manifest
+ * (target cuda:sm_XX), the cubin and the launch schedule, a text that runtime/cuda.c
+ * interprets (format in docs/cuda.md).
  * Mirror image of emit_llvm.c: same helpers, same order, same suffixes (STYLE.md 3.9).
  * One LLVMContextRef per call, created and disposed in cuda_host_object (STYLE.md 3.7). */
 #include "cg.h"
@@ -40,6 +43,7 @@ typedef struct {
 	int indent;
 	uint8_t *ldg; /* per Kernel.bufs: read through the read-only cache */
 	int nlaunches;
+	int inblock; /* emitting the body of a block-mapped (LOOP_BLOCK) kernel */
 } CudaEmit;
 
 static int cuda_node(CudaEmit *e, const KNode *n);
@@ -110,6 +114,8 @@ elemtype(int dtype)
 		return "long long";
 	case DT_U8:
 		return "unsigned char";
+	case DT_BF16:
+		return "__nv_bfloat16"; /* shared tiles only (check_kernel) */
 	default:
 		return NULL;
 	}
@@ -118,7 +124,7 @@ elemtype(int dtype)
 static unsigned
 elemsize(int dtype)
 {
-	return dtype == DT_U8 ? 1 : dtype == DT_I64 ? 8 : 4;
+	return dtype == DT_U8 ? 1 : dtype == DT_I64 ? 8 : dtype == DT_BF16 ? 2 : 4;
 }
 
 /* variable names: v<id>_<name>, the name reduced to [A-Za-z0-9_] */
@@ -162,6 +168,55 @@ static const char prelude[] =
     "template <typename T> static __device__ __forceinline__ T segc_iabs(T a)\n"
     "{ return a < 0 ? (T)0 - a : a; }\n"
     "static __device__ __forceinline__ float segc_rsqrt(float a) { return 1.0f / sqrtf(a); }\n"
+    "\n";
+
+/* the tensor-core helpers (programs with K_mma*): warp-level nvcuda::wmma on 16x16 tiles of
+ * block-shared memory, A and B column-major; fragments are rounded to tf32 (round to
+ * nearest) or loaded as bf16 (rounded when stored to the shared tile).  SEGC_EMU (the host
+ * emulation, tests/cuda/emu_shim.h) supplies its own versions with the same meaning. */
+static const char prelude_mma[] =
+    "#ifndef SEGC_EMU\n"
+    "#include <mma.h>\n"
+    "#include <cuda_bf16.h>\n"
+    "#define SEGC_SHARED __shared__\n"
+    "#define SEGC_BLOCK_RUN(T, f, args) f args\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, SEGC_KF, float> "
+    "segc_acc_t;\n"
+    "static __device__ __forceinline__ void segc_mma_zero(segc_acc_t &c)\n"
+    "{ nvcuda::wmma::fill_fragment(c, 0.0f); }\n"
+    "static __device__ __forceinline__ void segc_mma_store(float *o, const segc_acc_t &c, "
+    "unsigned ld)\n"
+    "{ nvcuda::wmma::store_matrix_sync(o, c, ld, nvcuda::wmma::mem_col_major); }\n"
+    "#if SEGC_KF == 8\n"
+    "static __device__ __forceinline__ void segc_mma_tf32(segc_acc_t &c, const float *a, "
+    "unsigned lda, const float *b, unsigned ldb)\n"
+    "{\n"
+    "\tusing namespace nvcuda;\n"
+    "\twmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> "
+    "fa;\n"
+    "\twmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> "
+    "fb;\n"
+    "\twmma::load_matrix_sync(fa, a, lda);\n"
+    "\twmma::load_matrix_sync(fb, b, ldb);\n"
+    "#pragma unroll\n"
+    "\tfor (int i = 0; i < fa.num_elements; i++) fa.x[i] = wmma::__float_to_tf32(fa.x[i]);\n"
+    "#pragma unroll\n"
+    "\tfor (int i = 0; i < fb.num_elements; i++) fb.x[i] = wmma::__float_to_tf32(fb.x[i]);\n"
+    "\twmma::mma_sync(c, fa, fb, c);\n"
+    "}\n"
+    "#else\n"
+    "static __device__ __forceinline__ void segc_mma_bf16(segc_acc_t &c, const __nv_bfloat16 "
+    "*a, unsigned lda, const __nv_bfloat16 *b, unsigned ldb)\n"
+    "{\n"
+    "\tusing namespace nvcuda;\n"
+    "\twmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major> fa;\n"
+    "\twmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;\n"
+    "\twmma::load_matrix_sync(fa, a, lda);\n"
+    "\twmma::load_matrix_sync(fb, b, ldb);\n"
+    "\twmma::mma_sync(c, fa, fb, c);\n"
+    "}\n"
+    "#endif\n"
+    "#endif\n"
     "\n";
 
 /* ---- one helper per KKind, in the order of kir.def ---- */
@@ -270,7 +325,9 @@ cuda_store(CudaEmit *e, const KNode *n)
 	out(e, "b%d[", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
-	out(e, kb->dtype == DT_U8 ? "] = (unsigned char)(" : "] = (");
+	out(e, kb->dtype == DT_U8     ? "] = (unsigned char)("
+	       : kb->dtype == DT_BF16 ? "] = __float2bfloat16("
+	                              : "] = (");
 	if (cuda_node(e, n->b) < 0)
 		return -1;
 	out(e, ");\n");
@@ -280,10 +337,72 @@ cuda_store(CudaEmit *e, const KNode *n)
 static int
 cuda_barrier(CudaEmit *e, const KNode *n)
 {
-	/* one thread runs a whole iteration in order, as one CPU task does: nothing to wait for
-	 * (a __syncthreads() would hang threads whose grid-stride loop ended early) */
+	/* in a block-mapped kernel every thread of the block runs the body: a real barrier.
+	 * Elsewhere one thread runs a whole iteration in order, as one CPU task does: nothing to
+	 * wait for (a __syncthreads() would hang threads whose grid-stride loop ended early) */
+	(void)n;
 	line(e);
-	out(e, "/* barrier */\n");
+	out(e, e->inblock ? "__syncthreads();\n" : "/* barrier */\n");
+	return 0;
+}
+
+static int
+mma_check(CudaEmit *e, const KNode *n, int buf)
+{
+	const KBuf *kb = &e->k->bufs[buf];
+	if (!e->inblock)
+		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
+	if (!kb->shared || kb->ld <= 0 || kb->ld % 8)
+		return cg_unsupported(e->d, e->k, "cuda",
+		                      "mma on a buffer that is not a shared tile");
+	(void)n;
+	return 0;
+}
+
+static int
+cuda_mma_zero(CudaEmit *e, const KNode *n)
+{
+	if (!e->inblock)
+		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
+	line(e);
+	out(e, "segc_mma_zero(segc_acc[%lld]);\n", (long long)n->ival);
+	return 0;
+}
+
+static int
+cuda_mma(CudaEmit *e, const KNode *n)
+{
+	int bf = e->p->precision == KP_BF16;
+	int dt = bf ? DT_BF16 : DT_F32;
+	if (mma_check(e, n, n->buf) < 0 || mma_check(e, n, n->var) < 0)
+		return -1;
+	if (e->p->precision == KP_FP32 || e->k->bufs[n->buf].dtype != dt ||
+	    e->k->bufs[n->var].dtype != dt)
+		return cg_unsupported(e->d, e->k, "cuda", "mma tiles of the wrong precision");
+	line(e);
+	out(e, "segc_mma_%s(segc_acc[%lld], b%d + (", bf ? "bf16" : "tf32", (long long)n->ival,
+	    n->buf);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, "), %d, b%d + (", e->k->bufs[n->buf].ld, n->var);
+	if (cuda_node(e, n->b) < 0)
+		return -1;
+	out(e, "), %d);\n", e->k->bufs[n->var].ld);
+	return 0;
+}
+
+static int
+cuda_mma_store(CudaEmit *e, const KNode *n)
+{
+	if (mma_check(e, n, n->buf) < 0)
+		return -1;
+	if (e->k->bufs[n->buf].dtype != DT_F32)
+		return cg_unsupported(e->d, e->k, "cuda", "mma_store to a tile that is not f32");
+	line(e);
+	out(e, "segc_mma_store(b%d + (", n->buf);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, "), segc_acc[%lld], %d);\n", (long long)n->ival, e->k->bufs[n->buf].ld);
 	return 0;
 }
 
@@ -315,7 +434,7 @@ cuda_load(CudaEmit *e, const KNode *n)
 {
 	const KBuf *kb = &e->k->bufs[n->buf];
 	SEGC_ASSERT(n->a->type == KT_I32 || n->a->type == KT_I64);
-	out(e, kb->dtype == DT_U8 ? "((int)" : "(");
+	out(e, kb->dtype == DT_U8 ? "((int)" : kb->dtype == DT_BF16 ? "__bfloat162float(" : "(");
 	out(e, e->ldg[n->buf] ? "__ldg(&b%d[" : "b%d[", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -515,6 +634,12 @@ cuda_node(CudaEmit *e, const KNode *n)
 		return cuda_store(e, n);
 	case K_barrier:
 		return cuda_barrier(e, n);
+	case K_mma_zero:
+		return cuda_mma_zero(e, n);
+	case K_mma:
+		return cuda_mma(e, n);
+	case K_mma_store:
+		return cuda_mma_store(e, n);
 	case K_const:
 		return cuda_const(e, n);
 	case K_var:
@@ -543,9 +668,11 @@ static int
 overlaps_written(const Kernel *k, uint32_t i)
 {
 	const KBuf *a = &k->bufs[i];
+	if (a->shared)
+		return 1;
 	for (uint32_t j = 0; j < k->nbufs; j++) {
 		const KBuf *b = &k->bufs[j];
-		if (!b->written || b->slot != a->slot)
+		if (!b->written || b->slot != a->slot || b->shared)
 			continue;
 		int64_t a1 = a->offset + a->numel * (int64_t)elemsize(a->dtype);
 		int64_t b1 = b->offset + b->numel * (int64_t)elemsize(b->dtype);
@@ -555,16 +682,110 @@ overlaps_written(const Kernel *k, uint32_t i)
 	return 0;
 }
 
-/* the parameter list: one pointer per buffer, then the trip count */
+/* the parameter list: one pointer per buffer (not the shared tiles), then the trip count */
 static void
 params(CudaEmit *e)
 {
 	const Kernel *k = e->k;
 	for (uint32_t i = 0; i < k->nbufs; i++) {
 		e->ldg[i] = !overlaps_written(k, i);
-		out(e, "%s%s *b%u, ", e->ldg[i] ? "const " : "", elemtype(k->bufs[i].dtype), i);
+		if (!k->bufs[i].shared)
+			out(e, "%s%s *b%u, ", e->ldg[i] ? "const " : "", elemtype(k->bufs[i].dtype),
+			    i);
 	}
 	out(e, "long long n)");
+}
+
+/* the highest accumulator index used under n, plus one */
+static int
+count_acc(const KNode *n)
+{
+	int m = 0, c;
+	if (!n)
+		return 0;
+	if (n->kind == K_mma_zero || n->kind == K_mma || n->kind == K_mma_store)
+		m = (int)n->ival + 1;
+	for (uint32_t i = 0; i < n->nkids; i++)
+		if ((c = count_acc(n->kids[i])) > m)
+			m = c;
+	if (n->kind == K_loop || n->kind == K_if) {
+		if ((c = count_acc(n->body)) > m)
+			m = c;
+		if (n->kind == K_if && (c = count_acc(n->c)) > m)
+			m = c;
+	}
+	return m;
+}
+
+/* block size of a LOOP_BLOCK top-level loop n: its body is one LOOP_THREAD loop [0, T) */
+static int
+block_threads(CudaEmit *e, const KNode *n, int64_t *T)
+{
+	const KNode *t = n->body->nkids == 1 ? n->body->kids[0] : NULL;
+	int64_t lo;
+	if (!t || t->kind != K_loop || t->ann != LOOP_THREAD || t->ival != 1 ||
+	    !kir_const_i64(t->a, &lo) || lo != 0 || !kir_const_i64(t->b, T) || *T < 1 || *T > 1024)
+		return cg_unsupported(
+		    e->d, e->k, "cuda",
+		    "a block loop whose body is not one thread loop [0, T <= 1024)");
+	return 0;
+}
+
+/* a block-mapped top-level loop n (LOOP_BLOCK over [lo, hi), body: thread loop [0, T)):
+ *     static __device__ void <kernel>_t<i>_body(...) { shared tiles; locals;
+ *         for (t = blockIdx.x; t < n; t += gridDim.x) { b = lo + t*step; th = threadIdx.x; .. } }
+ *     extern "C" __global__ <kernel>_t<i>(...) { SEGC_BLOCK_RUN(T, body, (b0, .., n)); }
+ * every thread of a block runs every block iteration, so barriers are uniform */
+static int
+block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
+{
+	const Kernel *k = e->k;
+	const KNode *th = n->body->kids[0];
+	int64_t shbytes = 0;
+	out(e, "static __device__ void\n%s_t%d_body(", k->name, i);
+	params(e);
+	out(e, "\n{\n");
+	for (uint32_t b = 0; b < k->nbufs; b++) {
+		if (!k->bufs[b].shared)
+			continue;
+		out(e, "\tSEGC_SHARED __align__(32) %s b%u[%lld];\n", elemtype(k->bufs[b].dtype), b,
+		    (long long)k->bufs[b].numel);
+		shbytes += k->bufs[b].numel * elemsize(k->bufs[b].dtype);
+	}
+	if (shbytes > 48 * 1024)
+		return cg_unsupported(e->d, k, "cuda", "more than 48 KiB of shared tiles");
+	for (uint32_t v = 0; v < k->nvars; v++) {
+		out(e, "\t%s ", ctype(k->vartypes[v]));
+		varname(e, (int)v);
+		out(e, ";\n");
+	}
+	int nacc = count_acc(n);
+	if (nacc)
+		out(e, "\tsegc_acc_t segc_acc[%d];\n", nacc);
+	out(e, "\tfor (long long t = blockIdx.x; t < n; t += gridDim.x) {\n\t\t");
+	varname(e, n->var);
+	out(e, " = (%s)(", ctype(k->vartypes[n->var]));
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, ") + (%s)t * %lld;\n\t\t", ctype(k->vartypes[n->var]), (long long)n->ival);
+	varname(e, th->var);
+	out(e, " = (%s)threadIdx.x;\n", ctype(k->vartypes[th->var]));
+	e->indent = 2;
+	e->inblock = 1;
+	int rc = cuda_node(e, th->body);
+	e->inblock = 0;
+	if (rc < 0)
+		return -1;
+	out(e, "\t}\n}\n\n");
+	out(e, "extern \"C\" __global__ void __launch_bounds__(%lld)\n%s_t%d(", (long long)T,
+	    k->name, i);
+	params(e);
+	out(e, "\n{\n\tSEGC_BLOCK_RUN(%lld, %s_t%d_body, (", (long long)T, k->name, i);
+	for (uint32_t b = 0; b < k->nbufs; b++)
+		if (!k->bufs[b].shared)
+			out(e, "b%u, ", b);
+	out(e, "n));\n}\n\n");
+	return 0;
 }
 
 /* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step */
@@ -616,7 +837,8 @@ static int
 check_kernel(CudaEmit *e, const Kernel *k)
 {
 	for (uint32_t i = 0; i < k->nbufs; i++)
-		if (!elemtype(k->bufs[i].dtype))
+		if (!elemtype(k->bufs[i].dtype) ||
+		    (k->bufs[i].dtype == DT_BF16 && !k->bufs[i].shared))
 			return cg_unsupported(
 			    e->d, k, "cuda",
 			    arena_printf(e->p->arena, "%s buffers", dtype_name(k->bufs[i].dtype)));
@@ -630,7 +852,14 @@ static int
 emit_module(CudaEmit *e)
 {
 	const Program *p = e->p;
+	int mma = 0;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++)
+		for (uint32_t i = 0; i < p->kernels[ki].body->nkids; i++)
+			if (p->kernels[ki].body->kids[i]->ann == LOOP_BLOCK)
+				mma = 1;
 	out(e, "%s", prelude);
+	if (mma) /* block-mapped kernels: shared tiles, barriers, tensor cores */
+		out(e, "#define SEGC_KF %d\n%s", p->precision == KP_BF16 ? 16 : 8, prelude_mma);
 	tput(&e->sched, "segc-cuda 1\narch %s\n", e->arch);
 	/* kernels with the same signature (kir_signature + read-only choices) share the
 	 * __global__ functions of the first one, as emit_llvm.c shares task functions */
@@ -643,7 +872,7 @@ emit_module(CudaEmit *e)
 		e->ldg = arena_zalloc(p->arena, k->nbufs + 1);
 		char *ro = arena_zalloc(p->arena, k->nbufs + 2);
 		for (uint32_t b = 0; b < k->nbufs; b++)
-			ro[b] = overlaps_written(k, b) ? 'w' : 'r';
+			ro[b] = k->bufs[b].shared ? 's' : overlaps_written(k, b) ? 'w' : 'r';
 		sigs[ki] = kir_signature(p, k, ro);
 		const char *fname = k->name;
 		for (uint32_t j = 0; j < ki; j++)
@@ -653,26 +882,35 @@ emit_module(CudaEmit *e)
 			}
 		for (uint32_t i = 0; i < k->body->nkids; i++) {
 			const KNode *n = k->body->kids[i];
-			int64_t cnt = 0;
-			if (n->ann == LOOP_BLOCK || n->ann == LOOP_THREAD)
+			int64_t cnt = 0, T = 0;
+			if (n->ann == LOOP_THREAD)
 				return cg_unsupported(e->d, k, "cuda",
-				                      "block/thread loops at the top level");
+				                      "thread loops at the top level");
 			if (trip_count(e, n, &cnt) < 0)
 				return -1;
-			int par = n->ann == LOOP_PARALLEL;
-			if (fname == k->name && task_fn(e, n, (int)i, par) < 0)
+			int par = n->ann == LOOP_PARALLEL, blk = n->ann == LOOP_BLOCK;
+			if (blk && block_threads(e, n, &T) < 0)
+				return -1;
+			if (fname == k->name &&
+			    (blk ? block_fn(e, n, (int)i, T) : task_fn(e, n, (int)i, par)) < 0)
 				return -1;
 			if (cnt == 0)
 				continue;
 			int64_t block = par ? (cnt >= BLOCK ? BLOCK : (cnt + 31) / 32 * 32) : 1;
 			int64_t grid = par ? (cnt + block - 1) / block : 1;
+			if (blk) /* one block per iteration */
+				block = T, grid = cnt;
 			if (grid > MAXGRID)
 				grid = MAXGRID;
-			tput(&e->sched, "launch %s_t%u %lld %lld %lld %u", fname, i,
-			     (long long)cnt, (long long)grid, (long long)block, k->nbufs);
+			uint32_t nparam = 0;
 			for (uint32_t b = 0; b < k->nbufs; b++)
-				tput(&e->sched, " %u:%lld", k->bufs[b].slot,
-				     (long long)k->bufs[b].offset);
+				nparam += !k->bufs[b].shared;
+			tput(&e->sched, "launch %s_t%u %lld %lld %lld %u", fname, i, (long long)cnt,
+			     (long long)grid, (long long)block, nparam);
+			for (uint32_t b = 0; b < k->nbufs; b++)
+				if (!k->bufs[b].shared)
+					tput(&e->sched, " %u:%lld", k->bufs[b].slot,
+					     (long long)k->bufs[b].offset);
 			tput(&e->sched, "\n");
 			e->nlaunches++;
 		}
@@ -771,12 +1009,10 @@ cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d
 	if (strcmp(target, "cuda:sm_90") && strcmp(target, "cuda:sm_80"))
 		return diag_error(d, loc_none, "--target %s: expected cuda:sm_90 or cuda:sm_80",
 		                  target);
-	if (o->precision && strcmp(o->precision, "fp32"))
-		return diag_error(
-		    d, loc_none,
-		    "--precision=%s: no tensor-core templates yet; this segc computes "
-		    "in fp32 only (docs/cuda.md)",
-		    o->precision);
+	if (o->precision && strcmp(o->precision, "fp32") && strcmp(o->precision, "tf32") &&
+	    strcmp(o->precision, "bf16"))
+		return diag_error(d, loc_none, "--precision=%s: expected fp32, tf32 or bf16",
+		                  o->precision);
 	e.arch = target + strlen("cuda:");
 	if (o->emit_kernels)
 		for (uint32_t i = 0; i < p->nkernels; i++)

@@ -104,6 +104,16 @@ kir_scratch(Program *p, Kernel *k, int64_t base, int dtype, int64_t numel, const
 }
 
 int
+kir_shared(Program *p, Kernel *k, int dtype, int64_t numel, int ld, const char *name)
+{
+	int b = kir_scratch(p, k, 0, dtype, numel, name);
+	k->bufs[b].shared = 1;
+	k->bufs[b].written = 1;
+	k->bufs[b].ld = ld;
+	return b;
+}
+
+int
 kir_var(Program *p, Kernel *k, KType t, const char *name)
 {
 	uint32_t cap = k->capvars;
@@ -181,6 +191,36 @@ KNode *
 kir_barrier(Program *p)
 {
 	return node(p, K_barrier, KT_VOID);
+}
+
+KNode *
+kir_mma_zero(Program *p, int acc)
+{
+	KNode *n = node(p, K_mma_zero, KT_VOID);
+	n->ival = acc;
+	return n;
+}
+
+KNode *
+kir_mma(Program *p, int acc, int abuf, KNode *aoff, int bbuf, KNode *boff)
+{
+	KNode *n = node(p, K_mma, KT_VOID);
+	n->ival = acc;
+	n->buf = abuf;
+	n->a = aoff;
+	n->var = bbuf;
+	n->b = boff;
+	return n;
+}
+
+KNode *
+kir_mma_store(Program *p, int acc, int cbuf, KNode *coff)
+{
+	KNode *n = node(p, K_mma_store, KT_VOID);
+	n->ival = acc;
+	n->buf = cbuf;
+	n->a = coff;
+	return n;
 }
 
 KNode *
@@ -380,6 +420,21 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 	case K_barrier:
 		fputs("barrier\n", f);
 		return;
+	case K_mma_zero:
+		fprintf(f, "mma_zero acc%lld\n", (long long)n->ival);
+		return;
+	case K_mma:
+		fprintf(f, "mma acc%lld += b%d[", (long long)n->ival, n->buf);
+		pexpr(k, n->a, f);
+		fprintf(f, "] * b%d[", n->var);
+		pexpr(k, n->b, f);
+		fputs("]\n", f);
+		return;
+	case K_mma_store:
+		fprintf(f, "mma_store b%d[", n->buf);
+		pexpr(k, n->a, f);
+		fprintf(f, "] = acc%lld\n", (long long)n->ival);
+		return;
 	default:
 		pexpr(k, n, f);
 		fputc('\n', f);
@@ -395,6 +450,11 @@ kir_print(const Kernel *k, FILE *f)
 	fputc('\n', f);
 	for (uint32_t i = 0; i < k->nbufs; i++) {
 		const KBuf *b = &k->bufs[i];
+		if (b->shared) {
+			fprintf(f, "  b%u: %s %s shared [%lld] ld %d\n", i, dtype_name(b->dtype),
+			        b->name, (long long)b->numel, b->ld);
+			continue;
+		}
 		fprintf(f, "  b%u: %s %s slot %u +%lld [%lld]%s\n", i, dtype_name(b->dtype),
 		        b->name, b->slot, (long long)b->offset, (long long)b->numel,
 		        b->written ? " w" : "");
@@ -414,8 +474,12 @@ kir_signature(const Program *p, const Kernel *k, const char *extra)
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	SEGC_ASSERT(f);
-	for (uint32_t i = 0; i < k->nbufs; i++)
-		fprintf(f, "%s%s ", dtype_name(k->bufs[i].dtype), k->bufs[i].written ? "w" : "");
+	for (uint32_t i = 0; i < k->nbufs; i++) {
+		fprintf(f, "%s%s", dtype_name(k->bufs[i].dtype), k->bufs[i].written ? "w" : "");
+		if (k->bufs[i].shared) /* shared tiles: their size and ld are part of the code */
+			fprintf(f, "s%lld/%d", (long long)k->bufs[i].numel, k->bufs[i].ld);
+		fputc(' ', f);
+	}
 	fprintf(f, "%s\n", extra ? extra : "");
 	Kernel body = *k; /* the loops only: no name, location or buffer addresses */
 	body.name = "";
@@ -441,16 +505,27 @@ kir_const_i64(const KNode *n, int64_t *v)
 	if (n->kind != K_binop || !kir_const_i64(n->a, &a) || !kir_const_i64(n->b, &b))
 		return 0;
 	switch (n->op) {
-	case KB_ADD: *v = a + b; return 1;
-	case KB_SUB: *v = a - b; return 1;
-	case KB_MUL: *v = a * b; return 1;
+	case KB_ADD:
+		*v = a + b;
+		return 1;
+	case KB_SUB:
+		*v = a - b;
+		return 1;
+	case KB_MUL:
+		*v = a * b;
+		return 1;
 	case KB_DIV:
 		if (b == 0)
 			return 0;
 		*v = a / b;
 		return 1;
-	case KB_MIN: *v = a < b ? a : b; return 1;
-	case KB_MAX: *v = a > b ? a : b; return 1;
-	default: return 0;
+	case KB_MIN:
+		*v = a < b ? a : b;
+		return 1;
+	case KB_MAX:
+		*v = a > b ? a : b;
+		return 1;
+	default:
+		return 0;
 	}
 }

@@ -37,6 +37,9 @@ typedef enum {
 	KU_COUNT
 } KUnOp;
 
+/* LOOP_BLOCK (CUDA only): a top-level loop whose iterations are thread blocks; its body is
+ * one LOOP_THREAD loop over [0, T) (T constant, <= 1024): the block's T threads run that body
+ * together (var = threadIdx.x), so it may hold K_barrier, shared buffers and K_mma*. */
 typedef enum {
 	LOOP_SERIAL, LOOP_PARALLEL, LOOP_VECTOR, LOOP_UNROLL, LOOP_BLOCK, LOOP_THREAD
 } LoopAnn;
@@ -65,6 +68,10 @@ typedef struct {
 	uint8_t written;        /* the kernel stores to it */
 	int64_t numel;          /* elements, for bounds in debug builds */
 	const char *name;       /* for printing: weight/input name or "%12" */
+	/* CUDA block-shared array (kir_shared): not a kernel parameter; one per thread block,
+	 * valid while the block runs; dtype f32 or bf16 (stores round to nearest) */
+	uint8_t shared;
+	int32_t ld;             /* shared: leading dimension of the tile, for K_mma* */
 } KBuf;
 
 typedef struct {
@@ -126,6 +133,14 @@ KType kir_dtype(int dtype);                                         /* DT_F32 ->
 /* A buffer of numel elements of dtype at slot 0, byte offset base (64-byte aligned by the
  * caller), named name, not backed by an IR value (value 0): kernel-private scratch. */
 int kir_scratch(Program *p, Kernel *k, int64_t base, int dtype, int64_t numel, const char *name);
+
+/* A block-shared array of numel elements (f32 or bf16) with leading dimension ld, for kernels
+ * whose top-level loop is LOOP_BLOCK (docs/cuda.md); its buffer index. */
+int kir_shared(Program *p, Kernel *k, int dtype, int64_t numel, int ld, const char *name);
+/* the tensor-core statements (kir.def): mma_zero, mma, mma_store */
+KNode *kir_mma_zero(Program *p, int acc);
+KNode *kir_mma(Program *p, int acc, int abuf, KNode *aoff, int bbuf, KNode *boff);
+KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
 
 /* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
 int kir_const_i64(const KNode *n, int64_t *v);

@@ -85,6 +85,27 @@ load(Nvrtc *n, Diag *d)
 	return 0;
 }
 
+/* -I options for the CUDA headers, appended to opts[*nopts..] (at most 3) */
+static void
+include_dirs(Nvrtc *n, char inc[3][1100], const char **opts, int *nopts)
+{
+	Dl_info info;
+	const char *home = getenv("CUDA_HOME");
+	int k = 0;
+
+	if (dladdr(*(void **)&n->Version, &info) && info.dli_fname) {
+		const char *sl = strrchr(info.dli_fname, '/');
+		if (sl && sl != info.dli_fname)
+			snprintf(inc[k++], sizeof inc[0], "-I%.*s/../include",
+			         (int)(sl - info.dli_fname), info.dli_fname);
+	}
+	if (home && *home)
+		snprintf(inc[k++], sizeof inc[0], "-I%.1000s/include", home);
+	snprintf(inc[k++], sizeof inc[0], "-I/usr/local/cuda/include");
+	for (int i = 0; i < k; i++)
+		opts[(*nopts)++] = inc[i];
+}
+
 /* the first lines of the compile log, on one line */
 static const char *
 log_text(Nvrtc *n, nvrtcProgram prog, char *buf, size_t len)
@@ -122,13 +143,19 @@ cg_nvrtc_compile(const char *src, const char *name, const char *arch, void **cub
 	if (load(&n, d) < 0)
 		return -1;
 	snprintf(opt_arch, sizeof opt_arch, "--gpu-architecture=%s", arch);
-	const char *opts[] = {opt_arch, "--std=c++17", "--fmad=true"};
+	/* the toolkit's headers (<mma.h>, <cuda_bf16.h> for the tensor-core kernels): next to
+	 * the NVRTC library that was loaded (lib64/../include), $CUDA_HOME/include,
+	 * /usr/local/cuda/include; NVRTC ignores directories that do not exist */
+	char inc[3][1100];
+	const char *opts[6] = {opt_arch, "--std=c++17", "--fmad=true"};
+	int nopts = 3;
+	include_dirs(&n, inc, opts, &nopts);
 	r = n.CreateProgram(&prog, src, name, 0, NULL, NULL);
 	if (r != 0) {
 		diag_error(d, loc_none, "NVRTC: cannot create a program: %s", n.GetErrorString(r));
 		goto out;
 	}
-	r = n.CompileProgram(prog, (int)countof(opts), opts);
+	r = n.CompileProgram(prog, nopts, opts);
 	if (r != 0) {
 		/* the source is generated: a compile error here is a bug in emit_cuda.c */
 		diag_error(d, loc_none, "NVRTC failed for %s (%s): %s", arch, n.GetErrorString(r),

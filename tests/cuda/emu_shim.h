@@ -2,15 +2,34 @@
  * kernels can be checked on a machine without a GPU (tests/cuda/segc_cuda.py, mode emu).
  * Included before the generated source (g++ -include).  Threads are run one after another
  * by the caller, which sets blockIdx/threadIdx/blockDim/gridDim through segc_emu_set(): the
- * generated kernels' iterations are independent, so any order gives the GPU's result. */
+ * generated grid-stride kernels' iterations are independent, so any order gives the GPU's
+ * result.
+ *
+ * Block-mapped kernels (docs/cuda.md: shared tiles, __syncthreads, tensor-core MMA) need all
+ * threads of a block at once: their __global__ wraps the body in SEGC_BLOCK_RUN(T, body,
+ * args).  Here, the call for thread 0 of a block runs the block's T threads as cooperative
+ * fibers (ucontext) that switch at __syncthreads(), round robin, so every thread reaches a
+ * barrier before any passes it; the calls for the other threads return at once.  A barrier
+ * not reached by every thread (divergence: a hang or undefined on a GPU) aborts.  Shared
+ * arrays are statics (one block runs at a time).  The warp-level MMA helpers compute the
+ * whole 16x16 tile in every thread (all lanes hold the same result; the GPU spreads it over
+ * the lanes), with the precision's rounding of the inputs: tf32 = round to nearest (ties
+ * away, as cvt.rna.tf32.f32) to 10 mantissa bits, bf16 = round to nearest even to 7 bits,
+ * products exact and summed in f32. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <ucontext.h>
 
+#define SEGC_EMU 1
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __launch_bounds__(n)
+#define __align__(n) __attribute__((aligned(n)))
+#define SEGC_SHARED static
 
 struct segc_emu_dim3 {
 	unsigned x, y, z;
@@ -41,4 +60,201 @@ __int_as_float(int i)
 	float f;
 	memcpy(&f, &i, sizeof f);
 	return f;
+}
+
+/* ---- block-mapped kernels: the threads of one block as fibers ---- */
+
+enum { SEGC_EMU_MAXT = 1024, SEGC_EMU_STACK = 128 * 1024 };
+static ucontext_t segc_emu_main, segc_emu_fib[SEGC_EMU_MAXT];
+static unsigned char segc_emu_done[SEGC_EMU_MAXT];
+static unsigned segc_emu_cur;
+static char *segc_emu_stacks;
+static void (*segc_emu_call)(void *);
+static void *segc_emu_arg;
+
+static void
+segc_emu_entry(void)
+{
+	segc_emu_call(segc_emu_arg);
+	segc_emu_done[segc_emu_cur] = 1; /* then uc_link: back to the scheduler */
+}
+
+static void
+__syncthreads(void)
+{
+	swapcontext(&segc_emu_fib[segc_emu_cur], &segc_emu_main);
+}
+
+template <typename F>
+static void
+segc_emu_trampoline(void *f)
+{
+	(*(F *)f)();
+}
+
+template <typename F>
+static void
+segc_emu_block(unsigned T, F f)
+{
+	if (threadIdx.x != 0)
+		return;
+	if (T > SEGC_EMU_MAXT || (segc_emu_call && segc_emu_arg)) {
+		fprintf(stderr, "emu_shim: bad block of %u threads\n", T);
+		abort();
+	}
+	if (!segc_emu_stacks && !(segc_emu_stacks = (char *)malloc((size_t)SEGC_EMU_MAXT *
+	                                                           SEGC_EMU_STACK)))
+		abort();
+	unsigned saved = blockDim.x;
+	segc_emu_call = segc_emu_trampoline<F>;
+	segc_emu_arg = &f;
+	blockDim.x = T;
+	for (unsigned i = 0; i < T; i++) {
+		getcontext(&segc_emu_fib[i]);
+		segc_emu_fib[i].uc_stack.ss_sp = segc_emu_stacks + (size_t)i * SEGC_EMU_STACK;
+		segc_emu_fib[i].uc_stack.ss_size = SEGC_EMU_STACK;
+		segc_emu_fib[i].uc_link = &segc_emu_main;
+		makecontext(&segc_emu_fib[i], segc_emu_entry, 0);
+		segc_emu_done[i] = 0;
+	}
+	for (unsigned left = T; left;) {
+		/* one round: every live thread runs to its next barrier or to its end */
+		for (unsigned i = 0; i < T; i++) {
+			if (segc_emu_done[i])
+				continue;
+			segc_emu_cur = i;
+			threadIdx.x = i;
+			swapcontext(&segc_emu_main, &segc_emu_fib[i]);
+		}
+		unsigned d = 0;
+		for (unsigned i = 0; i < T; i++)
+			d += segc_emu_done[i];
+		if (d != 0 && d != T) {
+			fprintf(stderr, "emu_shim: divergent __syncthreads: %u of %u ended\n", d,
+			        T);
+			abort();
+		}
+		left = T - d;
+	}
+	segc_emu_call = NULL;
+	segc_emu_arg = NULL;
+	blockDim.x = saved;
+	threadIdx.x = 0;
+}
+
+#define SEGC_BLOCK_RUN(T, f, args) segc_emu_block(T, [&]() { f args; })
+
+/* ---- bf16 and the tensor-core helpers (the generated source's prelude_mma, emulated) ---- */
+
+#ifdef SEGC_EMU_EXACT
+/* SEGC_EMU_EXACT (tests/cuda/segc_cuda.py, $SEGC_EMU_EXACT=1): no rounding to tf32/bf16, so
+ * the tensor-core kernels' indexing can be checked against PyTorch at the fp32 tolerance */
+struct __nv_bfloat16 {
+	float f;
+};
+
+static inline __nv_bfloat16
+__float2bfloat16(float f)
+{
+	__nv_bfloat16 b;
+	b.f = f;
+	return b;
+}
+
+static inline float
+__bfloat162float(__nv_bfloat16 b)
+{
+	return b.f;
+}
+
+static inline float
+segc_emu_tf32(float f)
+{
+	return f;
+}
+#else
+struct __nv_bfloat16 {
+	unsigned short x;
+};
+
+static inline __nv_bfloat16
+__float2bfloat16(float f)
+{
+	uint32_t u;
+	__nv_bfloat16 b;
+	memcpy(&u, &f, 4);
+	if (isnan(f))
+		u = 0x7fc00000u;
+	else
+		u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+	b.x = (unsigned short)(u >> 16);
+	return b;
+}
+
+static inline float
+__bfloat162float(__nv_bfloat16 b)
+{
+	uint32_t u = (uint32_t)b.x << 16;
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static inline float
+segc_emu_tf32(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	if (isfinite(f)) {
+		u += 0x1000u; /* round to nearest, ties away from zero (on the magnitude) */
+		u &= 0xffffe000u;
+	}
+	memcpy(&f, &u, 4);
+	return f;
+}
+#endif
+
+struct segc_acc_t {
+	float v[256]; /* [m + 16 * n] */
+};
+
+static inline void
+segc_mma_zero(segc_acc_t &c)
+{
+	for (int i = 0; i < 256; i++)
+		c.v[i] = 0.0f;
+}
+
+static inline void
+segc_mma_tf32(segc_acc_t &c, const float *a, unsigned lda, const float *b, unsigned ldb)
+{
+	for (int n = 0; n < 16; n++)
+		for (int m = 0; m < 16; m++) {
+			float s = c.v[m + 16 * n];
+			for (int k = 0; k < 8; k++)
+				s += segc_emu_tf32(a[m + k * lda]) * segc_emu_tf32(b[k + n * ldb]);
+			c.v[m + 16 * n] = s;
+		}
+}
+
+static inline void
+segc_mma_bf16(segc_acc_t &c, const __nv_bfloat16 *a, unsigned lda, const __nv_bfloat16 *b,
+              unsigned ldb)
+{
+	for (int n = 0; n < 16; n++)
+		for (int m = 0; m < 16; m++) {
+			float s = c.v[m + 16 * n];
+			for (int k = 0; k < 16; k++)
+				s += __bfloat162float(a[m + k * lda]) *
+				     __bfloat162float(b[k + n * ldb]);
+			c.v[m + 16 * n] = s;
+		}
+}
+
+static inline void
+segc_mma_store(float *o, const segc_acc_t &c, unsigned ld)
+{
+	for (int n = 0; n < 16; n++)
+		for (int m = 0; m < 16; m++)
+			o[m + n * ld] = c.v[m + 16 * n];
 }

@@ -3,14 +3,18 @@
 #   1. every shipped graph (graphs/*.json, default params) compiles for sm_80 and sm_90 through
 #      NVRTC; the cubin embedded in engine.so is a valid EM_CUDA ELF for that sm with every
 #      scheduled kernel (tests/cuda/cubin.py); nvcc, when present, compiles the same source;
-#   2. a CUDA engine opened without a driver fails with a clear message; --precision=bf16 and a
+#   2. a CUDA engine opened without a driver fails with a clear message; --precision=fp16 and a
 #      missing NVRTC are clear compile errors;
 #   3. runtime/cuda.c against a fake libcuda.so.1 (tests/cuda/fake_run.py), two model graphs;
-#   4. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
+#   4. tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through
+#      NVRTC; tests/cuda/test_mma.py: the tensor-core GEMM kernels emulated (exact, and with the
+#      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2;
+#   5. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
 #      PyTorch at 1e-4.
 # Skipped, with a message, when /usr/local/cuda (or $CUDA_HOME) has no NVRTC.
-# Env: SEGC (default build/segc), CUDA_OPS=0 skips part 4.  Ends with "N passed, M failed".
+# Env: SEGC (default build/segc), CUDA_OPS=0 skips the emulated runs of parts 4 and 5.
+# Ends with "N passed, M failed".
 cd "$(dirname "$0")/../.." || exit 2
 SEGC=${SEGC:-build/segc}
 case $SEGC in /*) ;; *) SEGC=$(pwd)/$SEGC ;; esac
@@ -64,8 +68,8 @@ if [ ! -e /usr/lib/x86_64-linux-gnu/libcuda.so.1 ] && [ -f "$tmp/tiny.so" ]; the
 		bad "no driver: unexpected message: $(cat "$tmp/err")"
 	fi
 fi
-"$SEGC" graphs/tiny.json --target cuda:sm_90 --precision=bf16 -o "$tmp/x.so" 2>"$tmp/err"
-if [ $? -eq 1 ] && grep -q "precision=bf16" "$tmp/err"; then ok "bf16 refused"; else bad "bf16: $(cat "$tmp/err")"; fi
+"$SEGC" graphs/tiny.json --target cuda:sm_90 --precision=fp16 -o "$tmp/x.so" 2>"$tmp/err"
+if [ $? -ne 0 ] && grep -q "fp16" "$tmp/err"; then ok "fp16 refused"; else bad "fp16: $(cat "$tmp/err")"; fi
 SEGC_NVRTC=/nonexistent/libnvrtc.so "$SEGC" graphs/tiny.json --target cuda:sm_90 -o "$tmp/x.so" 2>"$tmp/err"
 if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: clear error"; else bad "no NVRTC: $(cat "$tmp/err")"; fi
 
@@ -83,10 +87,60 @@ for case in "graphs/tiny.json" "graphs/segresnet.json -D size=16,16,16"; do
 	esac
 done
 
+# tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through NVRTC
+# and the cubin check; the tensor-core kernels must be there (every shipped graph compiles with
+# both precisions for both archs too, but that takes minutes: not in this stage)
+for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicunet.json; do
+	name=$(basename "$g" .json)
+	for pa in tf32:sm_90 bf16:sm_80; do
+		prec=${pa%%:*}
+		arch=${pa#*:}
+		if ! "$SEGC" "$g" --target cuda:$arch --precision=$prec --emit=cuda -o "$tmp/$name.$prec.so" >"$tmp/$name.$prec.cu" 2>"$tmp/err"; then
+			bad "$name $prec $arch: $(head -c 300 "$tmp/err")"
+			continue
+		fi
+		kernels=$(sed -n 's/^launch \([^ ]*\) .*/\1/p' "$tmp/$name.$prec.cu")
+		# shellcheck disable=SC2086
+		msg=$($PY tests/cuda/cubin.py "$tmp/$name.$prec.so" $arch $kernels) || { bad "$msg"; continue; }
+		nblk=$(grep -c "SEGC_BLOCK_RUN(128" "$tmp/$name.$prec.cu")
+		if grep -q "conv3d\|linear\|matmul" "$g" && [ "$nblk" -eq 0 ]; then
+			bad "$name $prec $arch: no tensor-core kernel"
+			continue
+		fi
+		ok "$name $prec $arch: $nblk tensor-core kernels of $(echo "$kernels" | wc -w) launches"
+	done
+done
+
+# tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
+# with tf32/bf16 rounding): its own GEMM cases exact (indexing at 1e-4) and rounded, the
+# conv3d, conv_transpose3d, linear, matmul op cases and the tiny models at 2e-3 (tf32) and
+# 2e-2 (bf16) of max|ref|
+if [ "${CUDA_OPS:-1}" != 0 ]; then
+	for args in "--precision tf32 --exact --cases" "--precision tf32 --cases --ops --models" \
+		"--precision bf16 --cases --ops --models"; do
+		# shellcheck disable=SC2086
+		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/mma.out" | tail -n 1)
+		grep -E '^FAIL' "$tmp/mma.out" | head -n 10
+		if [ -n "$line" ]; then
+			p=${line%% passed*}
+			f=${line#*passed, }
+			f=${f%% failed*}
+			pass=$((pass + p))
+			fail=$((fail + f))
+			echo "mma $args: $line"
+		else
+			bad "test_mma.py $args: $(tail -n 2 "$tmp/mma.out" | tr '\n' ' ')"
+		fi
+	done
+fi
+
 # ops through the CUDA C emulation: by default one case group per template family, sm_90
 # only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores)
 emu_sets="tests/ops/test_ops.py:conv3d,conv_transpose3d,instance_norm,group_norm,softmax,linear,matmul,max_pool3d,avg_pool3d,upsample,concat,permute,gelu,add
-tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool"
+tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool
+tests/ops/test_ops_gpured.py
+tests/ops/test_ops_gpuforms.py"
 also=
 if [ "${CUDA_OPS:-1}" = all ]; then
 	emu_sets=$(ls tests/ops/test_ops*.py)

@@ -14,8 +14,12 @@ tests/models/test_*.py) check the CUDA backend, unchanged:
 
 Environment: SEGC_REAL (the real binary, default build/segc), SEGC_CUDA_MODE (emu | gpu,
 default emu), SEGC_CUDA_ARCH (sm_90 default, or sm_80), SEGC_CUDA_ALSO (more archs to compile
-the same graph for, e.g. "sm_80": checks NVRTC and the cubin for them too), SEGC_PRECISION.
+the same graph for, e.g. "sm_80": checks NVRTC and the cubin for them too), SEGC_PRECISION
+(fp32 | tf32 | bf16: --precision), SEGC_EMU_EXACT=1 (the emulated tensor-core MMAs do not round
+their inputs to tf32/bf16: checks the kernels' indexing at the fp32 tolerance).
 In emu mode each compile also checks the embedded cubin (tests/cuda/cubin.py).
+Block-mapped kernels (shared tiles, barriers, MMA) run each block's threads as fibers
+(tests/cuda/emu_shim.h).
 """
 import ctypes
 import os
@@ -90,7 +94,8 @@ def compile_cmd(argv):
         f.write(src)
     with open(out + ".emu.txt", "w") as f:
         f.write("\n".join(sched + manifest) + "\n")
-    q = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-w", "-include",
+    exact = ["-DSEGC_EMU_EXACT"] if os.environ.get("SEGC_EMU_EXACT") == "1" else []
+    q = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-w"] + exact + ["-include",
                         os.path.join(HERE, "emu_shim.h"), "-x", "c++", cu, "-o", out + ".emu.so"],
                        stderr=subprocess.PIPE, universal_newlines=True)
     if q.returncode != 0:

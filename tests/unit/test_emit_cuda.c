@@ -2,9 +2,11 @@
  *
  * Builds small Programs by hand with the kir builder and runs cg_emit_cuda with --emit=cuda
  * output captured: checks the kernel signature, the grid-stride loop, __ldg on read-only
- * buffers, the math calls and the launch schedule; that LOOP_BLOCK loops and bad targets are
- * refused with a diagnostic; and, where NVRTC loads, that the host object is written (else
- * that the error says NVRTC cannot be loaded).  Exits non-zero on failure. */
+ * buffers, the math calls and the launch schedule; block-mapped kernels (shared tiles,
+ * __syncthreads, the tensor-core helpers, the SEGC_BLOCK_RUN wrapper, their schedule line);
+ * that a LOOP_BLOCK loop without a thread loop, mma at fp32 or outside a block-mapped kernel
+ * and bad targets are refused with a diagnostic; and, where NVRTC loads, that the host object is
+ * written (else that the error says NVRTC cannot be loaded).  Exits non-zero on failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,39 @@ prog_elt(LoopAnn ann)
 	return p;
 }
 
+/* A block-mapped kernel (docs/cuda.md): 4 blocks of 64 threads; thread th stages x into the
+ * shared A and B tiles, barrier, warp MMA into accumulator 0, store to the shared C tile,
+ * barrier, out[blk*64 + th] = C[th].  precision: the tile dtype (bf16 tiles for KP_BF16). */
+static Program *
+prog_mma(int precision)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0", loc_none);
+	int tdt = precision == KP_BF16 ? DT_BF16 : DT_F32;
+	p->precision = precision;
+	int x = addbuf(p, k, 1, 0, DT_F32, 256, 0);
+	int o = addbuf(p, k, 2, 0, DT_F32, 256, 1);
+	int as = kir_shared(p, k, tdt, 16 * 24, 24, "As");
+	int bs = kir_shared(p, k, tdt, 16 * 24, 24, "Bs");
+	int cs = kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
+	int bv = kir_var(p, k, KT_I64, "blk"), tv = kir_var(p, k, KT_I64, "th");
+	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 4), 1, LOOP_BLOCK);
+	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 64), 1, LOOP_THREAD);
+	kir_append(p, k->body, bl);
+	kir_append(p, bl->body, tl);
+	KNode *g = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, bv), kir_i64(p, 64)),
+	                   kir_ref(p, k, tv));
+	kir_append(p, tl->body, kir_store(p, as, kir_ref(p, k, tv), kir_load(p, k, x, g)));
+	kir_append(p, tl->body, kir_store(p, bs, kir_ref(p, k, tv), kir_load(p, k, x, g)));
+	kir_append(p, tl->body, kir_barrier(p));
+	kir_append(p, tl->body, kir_mma_zero(p, 0));
+	kir_append(p, tl->body, kir_mma(p, 0, as, kir_i64(p, 0), bs, kir_i64(p, 0)));
+	kir_append(p, tl->body, kir_mma_store(p, 0, cs, kir_i64(p, 0)));
+	kir_append(p, tl->body, kir_barrier(p));
+	kir_append(p, tl->body, kir_store(p, o, g, kir_load(p, k, cs, kir_ref(p, k, tv))));
+	return p;
+}
+
 /* run cg_emit_cuda; the --emit=cuda text into *src (malloc'd) */
 static int
 emit(Program *p, const char *target, char **src, Diag *d, const char *obj)
@@ -125,6 +160,59 @@ main(void)
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "not supported by the cuda backend"), "block loop: %s",
 	      d.first);
+	free(src);
+	freeprog(p);
+
+	/* block-mapped kernels: shared tiles, barriers, tensor-core MMA */
+	p = prog_mma(KP_TF32);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src,
+	             "static __device__ void\nk0_t0_body(const float *b0, float *b1, long long n)"),
+	      "block body:\n%s", src);
+	CHECK(strstr(src, "SEGC_SHARED __align__(32) float b2[384];"), "shared tile:\n%s", src);
+	CHECK(strstr(src, "segc_acc_t segc_acc[1];"), "accumulators");
+	CHECK(strstr(src, "for (long long t = blockIdx.x; t < n; t += gridDim.x)"), "block loop");
+	CHECK(strstr(src, "v1_th = (long long)threadIdx.x;"), "thread index:\n%s", src);
+	CHECK(strstr(src, "__syncthreads();"), "barrier");
+	CHECK(strstr(src, "segc_mma_zero(segc_acc[0]);"), "mma_zero");
+	CHECK(strstr(src, "segc_mma_tf32(segc_acc[0], b2 + (0LL), 24, b3 + (0LL), 24);"),
+	      "mma:\n%s", src);
+	CHECK(strstr(src, "segc_mma_store(b4 + (0LL), segc_acc[0], 24);"), "mma_store");
+	CHECK(strstr(src, "#define SEGC_KF 8\n"), "tf32 fragments");
+	CHECK(strstr(src, "SEGC_BLOCK_RUN(64, k0_t0_body, (b0, b1, n));"), "wrapper:\n%s", src);
+	CHECK(strstr(src, "launch k0_t0 4 4 64 2 1:0 2:0\n"), "block schedule:\n%s", src);
+	if (rc == 0)
+		printf("NVRTC compiled the tensor-core program for sm_90\n");
+	else
+		CHECK(strstr(d.first, "cannot load NVRTC"), "unexpected error: %s", d.first);
+	free(src);
+	freeprog(p);
+
+	p = prog_mma(KP_BF16);
+	rc = emit(p, "cuda:sm_80", &src, &d, obj);
+	CHECK(strstr(src, "SEGC_SHARED __align__(32) __nv_bfloat16 b2[384];"), "bf16 tile");
+	CHECK(strstr(src, "b2[v1_th] = __float2bfloat16("), "bf16 store:\n%s", src);
+	CHECK(strstr(src, "segc_mma_bf16(segc_acc[0]"), "bf16 mma");
+	CHECK(strstr(src, "#define SEGC_KF 16\n"), "bf16 fragments");
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "bf16: %s", d.first);
+	free(src);
+	freeprog(p);
+
+	p = prog_mma(KP_FP32); /* mma needs tf32 or bf16 */
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(rc < 0 && strstr(d.first, "mma tiles of the wrong precision"), "fp32 mma: %s",
+	      d.first);
+	free(src);
+	freeprog(p);
+
+	p = prog_elt(LOOP_PARALLEL);
+	kir_append(p, p->kernels[0].body->kids[0]->body, kir_barrier(p));
+	emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "/* barrier */") && !strstr(src, "__syncthreads"), "grid-stride barrier");
+	free(src);
+	kir_append(p, p->kernels[0].body->kids[0]->body, kir_mma_zero(p, 0));
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(rc < 0 && strstr(d.first, "mma outside a block-mapped kernel"), "mma: %s", d.first);
 	free(src);
 	freeprog(p);
 

@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""tests/cuda/test_mma.py -- the tensor-core GEMM kernels (codegen/tmpl_gpu_mma.c) without a GPU.
+
+Compiles conv3d / conv_transpose3d / linear / matmul cases with --precision tf32 or bf16 for
+cuda:sm_90 through tests/cuda/segc_cuda.py (the generated CUDA C runs on the host, block
+threads as fibers, the MMAs emulated with the precision's rounding: tests/cuda/emu_shim.h)
+and compares with PyTorch (fp32, CPU):
+  max|a - b| / max|ref| <= 2e-3 (tf32) or 2e-2 (bf16), and <= 1e-4 with --exact
+  (SEGC_EMU_EXACT=1: the emulated MMAs do not round, so any indexing mistake shows).
+The own cases (--cases, default) are sized so the tensor-core form is taken (ragged M, N, K
+tiles, strides, dilation, batches, a fused epilogue, batch broadcasting) or, for a grouped conv
+and a GEMM with M < 16, is not: the generated source must (not) call segc_mma_*.  --ops also runs the conv3d,
+conv_transpose3d, linear and matmul cases of tests/ops/test_ops.py; --models the tiny model
+cases of tests/models/test_models.py, at the precision's tolerance.
+
+    tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
+
+Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
+"""
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ops"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
+import common  # noqa: E402
+import test_ops as T  # noqa: E402
+
+TOLS = {"tf32": 2e-3, "bf16": 2e-2}
+
+
+def conv(rng, label, ci, co, k, s, p, d, g, b, n, sp, mma, chain=False):
+    m = nn.Conv3d(ci, co, k, stride=s, padding=p, dilation=d, groups=g, bias=b)
+    w = T.state("op", m, rng)
+    x = T.randn(rng, (n, ci) + sp)
+    attrs = {"cout": co, "kernel": k, "stride": s, "pad": p, "dilation": d, "groups": g,
+             "bias": b}
+    with torch.no_grad():
+        ref = m(T.t(x))
+        if chain:  # conv -> leaky_relu -> + x: the epilogue runs on the accumulators
+            ref = torch.nn.functional.leaky_relu(ref, 0.01) + T.t(x)
+    if not chain:
+        return T.one("conv3d", label, x, attrs, ref.numpy(), w), mma
+    body = [{"name": "op", "op": "conv3d", "in": ["x"], "attrs": attrs},
+            {"name": "act", "op": "leaky_relu", "attrs": {"slope": 0.01}},
+            {"name": "out", "op": "add", "in": ["act", "x"]}]
+    return T.Case("conv3d", label, [("x", x)], body, ["out"], w, [ref.numpy()]), mma
+
+
+def convt(rng, label, ci, co, k, b, sp, mma, n=1):
+    m = nn.ConvTranspose3d(ci, co, k, stride=k, bias=b)
+    w = T.state("op", m, rng)
+    x = T.randn(rng, (n, ci) + sp)
+    with torch.no_grad():
+        ref = m(T.t(x)).numpy()
+    attrs = {"cout": co, "kernel": k, "stride": k, "pad": 0, "output_padding": 0, "dilation": 1,
+             "groups": 1, "bias": b}
+    return T.one("conv_transpose3d", label, x, attrs, ref, w), mma
+
+
+def linear(rng, label, shape, o, b, mma):
+    m = nn.Linear(shape[-1], o, bias=b)
+    w = T.state("op", m, rng)
+    x = T.randn(rng, shape)
+    with torch.no_grad():
+        ref = m(T.t(x)).numpy()
+    return T.one("linear", label, x, {"out": o, "bias": b}, ref, w), mma
+
+
+def matmul(rng, label, sa, sb, mma):
+    a, b = T.randn(rng, sa), T.randn(rng, sb)
+    ref = torch.matmul(T.t(a), T.t(b)).numpy()
+    return T.Case("matmul", label, [("a", a), ("b", b)],
+                  [{"name": "op", "op": "matmul", "in": ["a", "b"]}], ["op"], {}, [ref]), mma
+
+
+def own_cases():
+    rng = np.random.default_rng(7)
+    torch.manual_seed(7)
+    return [
+        conv(rng, "conv k3 p1 ragged M", 8, 16, 3, 1, 1, 1, 1, True, 2, (5, 6, 7), True),
+        conv(rng, "conv k3 s2 no bias", 16, 24, 3, 2, 1, 1, 1, False, 1, (7, 9, 8), True),
+        conv(rng, "conv k(1,3,2) d2 N=70 K=72", 12, 70, (1, 3, 2), 1, (0, 2, 1), 2, 1, True, 1,
+             (4, 8, 7), True),
+        conv(rng, "conv 1x1 K=40", 40, 8, 1, 1, 0, 1, 1, True, 1, (4, 4, 5), True),
+        conv(rng, "conv+lrelu+residual", 16, 16, 3, 1, 1, 1, 1, True, 1, (5, 4, 6), True,
+             chain=True),
+        conv(rng, "conv groups=2 (SIMT form)", 16, 16, 3, 1, 1, 1, 2, True, 1, (4, 4, 4), False),
+        convt(rng, "convT k2 s2", 16, 8, 2, True, (3, 5, 4), True),
+        convt(rng, "convT k(2,1,3) N=30", 8, 5, (2, 1, 3), False, (4, 3, 5), True),
+        linear(rng, "linear (3,37,24)->40", (3, 37, 24), 40, True, True),
+        linear(rng, "linear (70,16)->8", (70, 16), 8, False, True),
+        matmul(rng, "matmul (2,3,40,24)@(3,24,20)", (2, 3, 40, 24), (3, 24, 20), True),
+        matmul(rng, "matmul (33,17)@(17,9)", (33, 17), (17, 9), True),
+        conv(rng, "conv 1x1 batch 3 N=130 K=12", 12, 130, 1, 1, 0, 1, 1, True, 3, (3, 4, 5),
+             True),
+        convt(rng, "convT k2 batch 2 N=72", 24, 9, 2, True, (2, 3, 3), True, n=2),
+        matmul(rng, "matmul (2,3,20,24)@(24,40)", (2, 3, 20, 24), (24, 40), True),
+        linear(rng, "linear (12,16)->8: M < 16 (SIMT form)", (12, 16), 8, True, False),
+    ]
+
+
+def run(c, mma, tol):
+    d = tempfile.mkdtemp(prefix="segc_mma_")
+    try:
+        common.TOL = tol
+        ok, msg = T.run_case(c, d, False, True)
+        if mma is not None:
+            src = os.path.join(d, "engine.so.emu.cu")
+            used = os.path.exists(src) and "segc_mma_" in open(src).read()
+            if used != mma:
+                ok = False
+                msg += ", tensor-core form %s" % ("taken" if used else "not taken")
+            else:
+                msg += ", %s" % ("tensor cores" if used else "SIMT form")
+        return ok, msg
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--precision", default="tf32", choices=sorted(TOLS))
+    ap.add_argument("--exact", action="store_true", help="no rounding in the emulated MMAs")
+    ap.add_argument("--cases", action="store_true", help="this file's cases (default)")
+    ap.add_argument("--ops", action="store_true", help="tests/ops/test_ops.py gemm cases")
+    ap.add_argument("--models", action="store_true", help="tiny model cases")
+    a = ap.parse_args()
+    if not (a.cases or a.ops or a.models):
+        a.cases = True
+    tol = 1e-4 if a.exact else TOLS[a.precision]
+    os.environ["SEGC"] = os.path.join(HERE, "segc_cuda.py")
+    os.environ.setdefault("SEGC_REAL", os.path.join(ROOT, "build", "segc"))
+    os.environ["SEGC_PRECISION"] = a.precision
+    os.environ["SEGC_EMU_EXACT"] = "1" if a.exact else "0"
+    tag = "%s%s tol %g" % (a.precision, " exact" if a.exact else "", tol)
+    npass = nfail = 0
+    todo = []
+    if a.cases:
+        todo += own_cases()
+    if a.ops:
+        todo += [(c, None) for c in T.all_cases()
+                 if c.op in ("conv3d", "conv_transpose3d", "linear", "matmul")]
+    for c, mma in todo:
+        ok, msg = run(c, mma, tol)
+        print("%s %-16s %-34s %s: %s" % ("ok  " if ok else "FAIL", c.op, c.label, tag, msg))
+        sys.stdout.flush()
+        npass += ok
+        nfail += not ok
+    if a.models:
+        import test_models
+        test_models.TOL = tol
+        sys.argv = ["test_models.py", "--only", "tiny", "--only", "tiny-odd"]
+        try:
+            rc = test_models.main()
+        except SystemExit as e:
+            rc = e.code
+        print("%s models tiny, tiny-odd %s" % ("ok  " if not rc else "FAIL", tag))
+        npass += not rc
+        nfail += bool(rc)
+    print("%d passed, %d failed" % (npass, nfail))
+    return 1 if nfail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
