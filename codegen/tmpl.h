@@ -56,10 +56,10 @@ void lw_store(Lower *L, KNode *block, const Coord *c, ValueId v, KNode *val);
 /* The root's value val at c: apply the group's epilogue nodes and store every group output.
  * Returns 0, or -1 after a diagnostic. */
 int lw_output(Lower *L, KNode *block, const Coord *c, KNode *val);
-int lw_fail(Lower *L, const char *what);
-/* A kernel-private scratch buffer of numel elements (docs/codegen.md): slot-0 bytes after the
- * planned arena, valid only while this kernel runs; returns its buffer index. */
-int lw_scratch(Lower *L, int dtype, int64_t numel, const char *name);              /* diagnostic at the root; -1 */
+int lw_fail(Lower *L, const char *what);              /* diagnostic at the root; -1 */
+/* A kernel-private scratch buffer of numel elements (docs/codegen.md): slot-0 bytes after
+ * the planned arena, valid only while this kernel runs; returns its buffer index. */
+int lw_scratch(Lower *L, int dtype, int64_t numel, const char *name);
 const Type *lw_type(Lower *L, ValueId v);
 /* true if the output buffers of the group may overlap a buffer it reads (then templates that
  * accumulate in the output buffer fall back to register accumulators) */
