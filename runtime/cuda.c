@@ -5,11 +5,18 @@
  * (default 0) through its primary context, pushed around every call, and one stream created
  * at open (a blocking stream: it orders with the legacy default stream of other libraries).
  * The launch schedule (docs/cuda.md) is parsed at open; each launch keeps its parameter
- * array, whose device pointers (slot base + offset) are filled in by every run.  Device
- * memory: the arena, one staging buffer per input and output (host-pointer runs), and all
- * weights in one buffer laid out like the host buffer engine.c fills.  No global state: the
- * library handle and every function pointer live on the RtCuda.  libcuda is never dlclosed
- * (unloading the driver under a live process is not supported by NVIDIA). */
+ * array, built once.  Its device pointers (slot base + offset) are refilled only for the
+ * slots whose base moved since the last run (run <-> run_device, other caller pointers, a
+ * weight reload).  The launches run as one CUDA graph (a chain of kernel nodes built
+ * explicitly by load_weights, then replayed by cuGraphLaunch; a moved slot updates the
+ * nodes that use it with cuGraphExecKernelNodeSetParams) unless $SEGC_CUDA_GRAPHS=0, the
+ * driver lacks the graph entry points or building the graph fails: then plain launches
+ * ($SEGC_CUDA_GRAPHS=2, for tests: graphs or an error, never a silent fallback).
+ * Device memory: the arena, one staging buffer per input and output (host-pointer runs), and
+ * all weights in one buffer laid out like the host buffer engine.c fills.  A sticky driver
+ * error (a kernel fault) marks the engine lost: every later call says so.  No global state:
+ * the library handle and every function pointer live on the RtCuda.  libcuda is never
+ * dlclosed (unloading the driver under a live process is not supported by NVIDIA). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,19 @@ typedef struct CUctx_st *CUcontext;
 typedef struct CUmod_st *CUmodule;
 typedef struct CUfunc_st *CUfunction;
 typedef struct CUstream_st *CUstream;
+typedef struct CUgraph_st *CUgraph;
+typedef struct CUgraphNode_st *CUgraphNode;
+typedef struct CUgraphExec_st *CUgraphExec;
+
+/* CUDA_KERNEL_NODE_PARAMS (the v1 layout of cuGraphAddKernelNode, CUDA >= 10) */
+typedef struct {
+	CUfunction func;
+	unsigned grid_x, grid_y, grid_z;
+	unsigned block_x, block_y, block_z;
+	unsigned shared_bytes;
+	void **params;
+	void **extra;
+} KernelNode;
 
 enum { ATTR_CC_MAJOR = 75, ATTR_CC_MINOR = 76, MIN_ALLOC = 256 };
 
@@ -58,6 +78,15 @@ typedef struct {
 	                         unsigned, unsigned, CUstream, void **, void **);
 	CUresult (*GetErrorName)(CUresult, const char **);
 	CUresult (*GetErrorString)(CUresult, const char **);
+	/* optional: CUDA graphs (all or none; NULL: plain launches) */
+	CUresult (*GraphCreate)(CUgraph *, unsigned);
+	CUresult (*GraphAddKernelNode)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t,
+	                               const KernelNode *);
+	CUresult (*GraphInstantiateWithFlags)(CUgraphExec *, CUgraph, unsigned long long);
+	CUresult (*GraphLaunch)(CUgraphExec, CUstream);
+	CUresult (*GraphExecKernelNodeSetParams)(CUgraphExec, CUgraphNode, const KernelNode *);
+	CUresult (*GraphExecDestroy)(CUgraphExec);
+	CUresult (*GraphDestroy)(CUgraph);
 } Driver;
 
 typedef struct {
@@ -70,6 +99,7 @@ typedef struct {
 	int64_t *offsets;
 	CUdeviceptr *ptrs; /* nbufs device pointers, then n is passed from &n */
 	void **params;     /* nbufs + 1: &ptrs[0..nbufs-1], &n (set once parsing is done) */
+	CUgraphNode node;  /* its kernel node in the graph (NULL: no graph) */
 } Launch;
 
 struct RtCuda {
@@ -85,24 +115,61 @@ struct RtCuda {
 	int nslots;
 	CUdeviceptr *dslots;
 	CUdeviceptr arena, weights;
-	CUdeviceptr *io;  /* staging: inputs then outputs */
-	uint64_t *iosize; /* bytes of each */
-	uint64_t bytes;   /* device memory held */
-	uint64_t wbytes;  /* of which weights */
+	CUdeviceptr *io;    /* staging: inputs then outputs */
+	uint64_t *iosize;   /* bytes of each */
+	uint64_t bytes;     /* device memory held */
+	uint64_t wbytes;    /* of which weights */
+	CUdeviceptr *bound; /* the slot bases the launches' ptrs (and graph nodes) hold */
+	uint8_t *moved;     /* per slot, scratch of bind_slots */
+	int bound_ok;       /* bound[] is valid (0 until the first run, and after a failure) */
+	int graphs;         /* use a CUDA graph: $SEGC_CUDA_GRAPHS, symbols, no failure yet */
+	int strict;         /* $SEGC_CUDA_GRAPHS=2: a graph failure is an error, not a fallback */
+	CUgraph graph;
+	CUgraphExec exec;
+	CUresult lost; /* a sticky error: the context is unusable (0: none) */
 	char name[256];
 };
 
-/* "cuDeviceGet: CUDA_ERROR_INVALID_DEVICE (invalid device ordinal)" into err */
+/* errors after which the context is unusable: the driver's documentation of each says "the
+ * process must be terminated and relaunched" (illegal address, launch timeout, hardware stack
+ * error, illegal instruction, misaligned address, invalid address space, invalid PC, launch
+ * failed) */
+static int
+sticky(CUresult r)
+{
+	return r == 700 || r == 702 || (r >= 714 && r <= 719);
+}
+
+/* "cuDeviceGet: CUDA_ERROR_INVALID_DEVICE (invalid device ordinal)" into err; a sticky error
+ * marks the engine lost and says so */
 static segc_status
-drv_err(const RtCuda *c, CUresult r, const char *what, char *err, size_t errlen)
+drv_err(RtCuda *c, CUresult r, const char *what, char *err, size_t errlen)
 {
 	const char *name = NULL, *text = NULL;
 	if (c->d.GetErrorName)
 		c->d.GetErrorName(r, &name);
 	if (c->d.GetErrorString)
 		c->d.GetErrorString(r, &text);
-	return rt_errf(SEGC_ERR_DEVICE, err, errlen, "%s: %s (%s)", what,
-	               name ? name : "CUDA error", text ? text : "no message");
+	if (sticky(r) && !c->lost)
+		c->lost = r;
+	return rt_errf(SEGC_ERR_DEVICE, err, errlen, "%s: %s (%s)%s", what,
+	               name ? name : "CUDA error", text ? text : "no message",
+	               sticky(r) ? "; the GPU context is lost: this engine cannot run again "
+	                           "(close it; CUDA needs a new process)"
+	                         : "");
+}
+
+/* the refusal of every call after a sticky error */
+static segc_status
+lost_err(RtCuda *c, const char *what, char *err, size_t errlen)
+{
+	const char *name = NULL;
+	if (c->d.GetErrorName)
+		c->d.GetErrorName(c->lost, &name);
+	return rt_errf(SEGC_ERR_DEVICE, err, errlen,
+	               "%s: the engine is unusable after an earlier GPU error (%s): close it "
+	               "(CUDA needs a new process)",
+	               what, name ? name : "CUDA error");
 }
 
 int
@@ -151,7 +218,25 @@ load_driver(Driver *d, char *err, size_t errlen)
 	SYM(GetErrorName, "cuGetErrorName");
 	SYM(GetErrorString, "cuGetErrorString");
 #undef SYM
+	/* graphs are optional: the v1 kernel-node entry points (every driver since CUDA 10
+	 * exports them) and cuGraphInstantiateWithFlags (CUDA 11.4) */
+	*(void **)&d->GraphCreate = dlsym(d->so, "cuGraphCreate");
+	*(void **)&d->GraphAddKernelNode = dlsym(d->so, "cuGraphAddKernelNode");
+	*(void **)&d->GraphInstantiateWithFlags = dlsym(d->so, "cuGraphInstantiateWithFlags");
+	*(void **)&d->GraphLaunch = dlsym(d->so, "cuGraphLaunch");
+	*(void **)&d->GraphExecKernelNodeSetParams = dlsym(d->so, "cuGraphExecKernelNodeSetParams");
+	*(void **)&d->GraphExecDestroy = dlsym(d->so, "cuGraphExecDestroy");
+	*(void **)&d->GraphDestroy = dlsym(d->so, "cuGraphDestroy");
 	return SEGC_OK;
+}
+
+/* all the graph entry points are there */
+static int
+have_graphs(const Driver *d)
+{
+	return d->GraphCreate && d->GraphAddKernelNode && d->GraphInstantiateWithFlags &&
+	       d->GraphLaunch && d->GraphExecKernelNodeSetParams && d->GraphExecDestroy &&
+	       d->GraphDestroy;
 }
 
 /* ---- the schedule: "segc-cuda 1" / "arch sm_XX" / "launch NAME n grid block nbufs s:o.."
@@ -337,6 +422,7 @@ rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
 	segc_status st;
 	int ordinal = 0, count = 0;
 	const char *env = getenv("SEGC_CUDA_DEVICE");
+	const char *genv = getenv("SEGC_CUDA_GRAPHS");
 
 	*out = NULL;
 	if (!segc_gen_cuda_schedule || !segc_gen_cuda_cubin || !&segc_gen_cuda_cubin_size)
@@ -351,18 +437,36 @@ rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
 			               "open: SEGC_CUDA_DEVICE='%s' is not a device number", env);
 		ordinal = (int)v;
 	}
+	if (genv && *genv && strcmp(genv, "0") != 0 && strcmp(genv, "1") != 0 &&
+	    strcmp(genv, "2") != 0)
+		return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+		               "open: SEGC_CUDA_GRAPHS='%s', expected 0 (plain launches), 1 (CUDA "
+		               "graphs where the driver has them, the default) or 2 (CUDA graphs "
+		               "or an error)",
+		               genv);
 	c = calloc(1, sizeof *c);
 	if (!c)
 		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
 	c->m = m;
 	c->nslots = 1 + m->ninputs + m->noutputs + m->nweights;
 	c->dslots = calloc((size_t)c->nslots, sizeof *c->dslots);
-	if (!c->dslots) {
-		free(c);
-		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	c->bound = calloc((size_t)c->nslots, sizeof *c->bound);
+	c->moved = calloc((size_t)c->nslots, sizeof *c->moved);
+	if (!c->dslots || !c->bound || !c->moved) {
+		st = rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+		goto fail;
 	}
 	if ((st = load_driver(&c->d, err, errlen)) != SEGC_OK)
 		goto fail;
+	c->strict = genv && strcmp(genv, "2") == 0;
+	c->graphs = have_graphs(&c->d) && !(genv && strcmp(genv, "0") == 0);
+	if (c->strict && !c->graphs) {
+		st = rt_errf(
+		    SEGC_ERR_UNSUPPORTED, err, errlen,
+		    "open: SEGC_CUDA_GRAPHS=2 but the NVIDIA driver lacks the CUDA graph "
+		    "entry points (cuGraphAddKernelNode, cuGraphInstantiateWithFlags, ...)");
+		goto fail;
+	}
 	if ((r = c->d.Init(0)) != 0) {
 		drv_err(c, r, "open: no usable GPU: cuInit", err, errlen);
 		st = SEGC_ERR_UNSUPPORTED;
@@ -400,6 +504,165 @@ fail:
 	return st;
 }
 
+/* ---- launches: parameters, the graph, plain launches; the context is current ---- */
+
+static void
+graph_drop(RtCuda *c)
+{
+	if (c->exec)
+		c->d.GraphExecDestroy(c->exec);
+	if (c->graph)
+		c->d.GraphDestroy(c->graph);
+	c->exec = NULL;
+	c->graph = NULL;
+	for (int i = 0; i < c->nlaunches; i++)
+		c->launches[i].node = NULL;
+}
+
+static KernelNode
+kernel_node(const Launch *l)
+{
+	KernelNode k = {l->fn, l->grid, 1, 1, l->block, 1, 1, 0, l->params, NULL};
+	return k;
+}
+
+/* A failure of the graph machinery: plain launches from now on (the engine stays correct,
+ * only slower) and 0, unless r is sticky or graphs are strict: then r (the call fails; a
+ * strict engine tries a new graph at the next run). */
+static CUresult
+graph_failed(RtCuda *c, CUresult r)
+{
+	graph_drop(c);
+	c->graphs = c->strict;
+	return sticky(r) || c->strict ? r : 0;
+}
+
+/* Refill the device pointers of the launches that use a slot whose base moved since the
+ * last run, and update their graph nodes.  Nothing to do when no slot moved (run after run,
+ * run_device with the same pointers): the parameter arrays are built once. */
+static CUresult
+bind_slots(RtCuda *c)
+{
+	int any = 0;
+	CUresult r;
+
+	for (int s = 0; s < c->nslots; s++) {
+		c->moved[s] = !c->bound_ok || c->bound[s] != c->dslots[s];
+		any |= c->moved[s];
+		c->bound[s] = c->dslots[s];
+	}
+	if (!any)
+		return 0;
+	c->bound_ok = 0; /* until every launch agrees with bound[] */
+	for (int i = 0; i < c->nlaunches; i++) {
+		Launch *l = &c->launches[i];
+		int stale = 0;
+		for (int b = 0; b < l->nbufs; b++)
+			if (c->moved[l->slots[b]]) {
+				l->ptrs[b] = c->dslots[l->slots[b]] + (CUdeviceptr)l->offsets[b];
+				stale = 1;
+			}
+		if (stale && c->exec) {
+			KernelNode k = kernel_node(l);
+			r = c->d.GraphExecKernelNodeSetParams(c->exec, l->node, &k);
+			if (r != 0 && (r = graph_failed(c, r)) != 0)
+				return r;
+		}
+	}
+	c->bound_ok = 1;
+	return 0;
+}
+
+/* the launches as a chain of kernel nodes (each depends on the one before: the stream
+ * order), instantiated; the driver copies the parameter values, so moved slots need
+ * bind_slots' updates */
+static CUresult
+graph_build(RtCuda *c)
+{
+	CUgraphNode prev = NULL;
+	CUgraph g = NULL;
+	CUgraphExec x = NULL;
+	CUresult r;
+
+	/* handles are kept only from calls that succeeded (graph_drop destroys them) */
+	if ((r = c->d.GraphCreate(&g, 0)) != 0)
+		return r;
+	c->graph = g;
+	for (int i = 0; i < c->nlaunches; i++) {
+		Launch *l = &c->launches[i];
+		KernelNode k = kernel_node(l);
+		r = c->d.GraphAddKernelNode(&l->node, c->graph, prev ? &prev : NULL, prev ? 1 : 0,
+		                            &k);
+		if (r != 0)
+			return r;
+		prev = l->node;
+	}
+	if ((r = c->d.GraphInstantiateWithFlags(&x, c->graph, 0)) != 0)
+		return r;
+	c->exec = x;
+	return 0;
+}
+
+/* every kernel in order on the engine's stream, one cuLaunchKernel each */
+static segc_status
+launch_all(RtCuda *c, const char *what, char *err, size_t errlen)
+{
+	for (int i = 0; i < c->nlaunches; i++) {
+		Launch *l = &c->launches[i];
+		CUresult r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, 0, c->stream,
+		                               l->params, NULL);
+		if (r != 0) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "%s: launching %s", what, l->name);
+			return drv_err(c, r, msg, err, errlen);
+		}
+	}
+	return SEGC_OK;
+}
+
+/* the graph (built by load_weights, or here for an engine without weights) or plain
+ * launches */
+static segc_status
+launch(RtCuda *c, const char *what, char *err, size_t errlen)
+{
+	char msg[64];
+	CUresult r;
+
+	if (c->graphs && !c->exec && c->nlaunches > 0) {
+		snprintf(msg, sizeof msg, "%s: building the CUDA graph", what);
+		if ((r = graph_build(c)) != 0 && (r = graph_failed(c, r)) != 0)
+			return drv_err(c, r, msg, err, errlen);
+	}
+	if (c->exec) {
+		if ((r = c->d.GraphLaunch(c->exec, c->stream)) == 0)
+			return SEGC_OK;
+		/* nothing was enqueued: unless the context is lost, launch one by one */
+		snprintf(msg, sizeof msg, "%s: cuGraphLaunch", what);
+		if ((r = graph_failed(c, r)) != 0)
+			return drv_err(c, r, msg, err, errlen);
+	}
+	return launch_all(c, what, err, errlen);
+}
+
+/* after load_weights: the parameters for runs with host pointers (staging buffers), and the
+ * graph, so that the first run costs what every run costs and allocates nothing */
+static segc_status
+prepare(RtCuda *c, char *err, size_t errlen)
+{
+	CUresult r;
+
+	for (int i = 0; i < c->m->ninputs + c->m->noutputs; i++)
+		c->dslots[1 + i] = c->io[i];
+	if ((r = bind_slots(c)) != 0)
+		return drv_err(c, r, "load_weights: updating the CUDA graph's kernel parameters",
+		               err, errlen);
+	if (c->graphs && !c->exec && c->nlaunches > 0) {
+		if ((r = graph_build(c)) != 0 && (r = graph_failed(c, r)) != 0)
+			return drv_err(c, r, "load_weights: building the CUDA graph", err, errlen);
+	}
+	return SEGC_OK;
+}
+
 segc_status
 rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size_t errlen)
 {
@@ -409,6 +672,8 @@ rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size
 	CUresult r;
 	segc_status st = SEGC_OK;
 
+	if (c->lost)
+		return lost_err(c, "load_weights", err, errlen);
 	for (int i = 0; i < m->nweights; i++) {
 		uint64_t end = (uint64_t)((const char *)wslots[i] - (const char *)buf) +
 		               tensor_bytes(&m->weights[i]);
@@ -436,27 +701,10 @@ rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size
 	for (int i = 0; st == SEGC_OK && i < m->nweights; i++)
 		c->dslots[1 + m->ninputs + m->noutputs + i] =
 		    c->weights + (CUdeviceptr)((const char *)wslots[i] - (const char *)buf);
+	if (st == SEGC_OK)
+		st = prepare(c, err, errlen);
 	c->d.CtxPopCurrent(&dummy);
 	return st;
-}
-
-/* launches every kernel in order on the engine's stream; the context is current */
-static segc_status
-launch_all(RtCuda *c, char *err, size_t errlen)
-{
-	for (int i = 0; i < c->nlaunches; i++) {
-		Launch *l = &c->launches[i];
-		for (int b = 0; b < l->nbufs; b++)
-			l->ptrs[b] = c->dslots[l->slots[b]] + (CUdeviceptr)l->offsets[b];
-		CUresult r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, 0, c->stream,
-		                               l->params, NULL);
-		if (r != 0) {
-			char msg[320];
-			snprintf(msg, sizeof msg, "run: launching %s", l->name);
-			return drv_err(c, r, msg, err, errlen);
-		}
-	}
-	return SEGC_OK;
 }
 
 segc_status
@@ -467,21 +715,35 @@ rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int devi
 	CUcontext dummy;
 	CUresult r;
 	segc_status st = SEGC_OK;
+	const char *what = device ? "run_device" : "run";
+	char msg[96];
 
+	if (c->lost)
+		return lost_err(c, what, err, errlen);
+	snprintf(msg, sizeof msg, "%s: cuCtxPushCurrent", what);
 	if ((r = c->d.CtxPushCurrent(c->ctx)) != 0)
-		return drv_err(c, r, "run: cuCtxPushCurrent", err, errlen);
+		return drv_err(c, r, msg, err, errlen);
 	for (int i = 0; i < m->ninputs + m->noutputs; i++) {
 		const void *p = i < m->ninputs ? inputs[i] : outputs[i - m->ninputs];
 		c->dslots[1 + i] = device ? (CUdeviceptr)(uintptr_t)p : c->io[i];
-		if (!device && i < m->ninputs && c->iosize[i] > 0) {
-			r = c->d.MemcpyHtoDAsync(c->io[i], p, (size_t)c->iosize[i], c->stream);
-			if (r != 0) {
-				st = drv_err(c, r, "run: copying an input to the GPU", err, errlen);
-				goto out;
-			}
+	}
+	if ((r = bind_slots(c)) != 0) {
+		snprintf(msg, sizeof msg, "%s: updating the CUDA graph's kernel parameters", what);
+		st = drv_err(c, r, msg, err, errlen);
+		goto out;
+	}
+	/* copies from (and to) the caller's pageable memory: the driver stages them through its
+	 * own pinned buffers, pipelined; the only synchronisation is the one at the end */
+	for (int i = 0; !device && i < m->ninputs; i++) {
+		if (c->iosize[i] == 0)
+			continue;
+		r = c->d.MemcpyHtoDAsync(c->io[i], inputs[i], (size_t)c->iosize[i], c->stream);
+		if (r != 0) {
+			st = drv_err(c, r, "run: copying an input to the GPU", err, errlen);
+			goto out;
 		}
 	}
-	if ((st = launch_all(c, err, errlen)) != SEGC_OK)
+	if ((st = launch(c, what, err, errlen)) != SEGC_OK)
 		goto out;
 	for (int i = 0; !device && i < m->noutputs; i++) {
 		int k = m->ninputs + i;
@@ -493,9 +755,14 @@ rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int devi
 			goto out;
 		}
 	}
+	snprintf(msg, sizeof msg, "%s: cuStreamSynchronize (a kernel or a copy failed)", what);
 	if ((r = c->d.StreamSynchronize(c->stream)) != 0)
-		st = drv_err(c, r, "run: a kernel failed", err, errlen);
+		st = drv_err(c, r, msg, err, errlen);
 out:
+	/* after a failure, wait for what was enqueued: nothing may touch the caller's buffers
+	 * once run returns */
+	if (st != SEGC_OK && !c->lost && (r = c->d.StreamSynchronize(c->stream)) != 0 && sticky(r))
+		c->lost = r;
 	c->d.CtxPopCurrent(&dummy);
 	return st;
 }
@@ -532,6 +799,7 @@ rt_cuda_close(RtCuda *c)
 			c->d.MemFree(c->arena);
 		if (c->weights)
 			c->d.MemFree(c->weights);
+		graph_drop(c);
 		if (c->stream)
 			c->d.StreamDestroy(c->stream);
 		if (c->mod)
@@ -551,5 +819,7 @@ rt_cuda_close(RtCuda *c)
 	free(c->io);
 	free(c->iosize);
 	free(c->dslots);
+	free(c->bound);
+	free(c->moved);
 	free(c);
 }

@@ -1,15 +1,26 @@
 /* tests/cuda/fake_cuda.c -- a stand-in libcuda.so.1 that runs a CUDA engine on the host, so that
  * runtime/cuda.c (driver calls, device memory, staging copies, kernel parameter packing, the
- * launch loop) is tested without a GPU (tests/cuda/fake_run.py).
+ * launch loop, CUDA graphs) is tested without a GPU (tests/cuda/fake_run.py).
  *
  * "Device memory" is host memory (cuMemAlloc = malloc, every allocation tracked); the cubin is
  * ignored and the kernels come from the emulation library that tests/cuda/segc_cuda.py builds
  * from the same generated CUDA C ($SEGC_FAKE_CUDA_EMU, an ENGINE.emu.so).  The launch schedule
  * ($SEGC_FAKE_CUDA_SCHED, the ENGINE.emu.txt) gives each kernel's parameter count, and every
- * launch is checked against its schedule line: same kernel, grid, block and trip count `n`
+ * kernel run is checked against its schedule line: same kernel, grid, block and trip count `n`
  * (read through the kernel parameter array as a real driver does), every buffer pointer inside
- * one live allocation.  A mismatch fails the launch with CUDA_ERROR_ILLEGAL_ADDRESS and a line
- * on stderr.  Each launch runs the real grid: every block and thread, in reverse order. */
+ * one live allocation at the time the kernel runs.  A mismatch fails with
+ * CUDA_ERROR_ILLEGAL_ADDRESS and a line on stderr.  Each kernel runs the real grid: every block
+ * and thread, in reverse order.
+ *
+ * Graphs as the real driver has them: cuGraphAddKernelNode copies the parameter VALUES (a
+ * runtime that changes its pointer arrays afterwards without cuGraphExecKernelNodeSetParams
+ * runs stale pointers), an instantiated graph is a snapshot, each node must depend on exactly
+ * the node added before it (the runtime's chain; nodes run in that order at cuGraphLaunch).
+ * Built with -DFAKE_NO_GRAPHS the library lacks every cuGraph* symbol (an old driver).
+ * Test hooks: segc_fake_cuda_stats() (counters, below); $SEGC_FAKE_CUDA_FAIL = "instantiate"
+ * (cuGraphInstantiateWithFlags fails, not sticky) or "kernel:K" (the K-th kernel run, from 1,
+ * faults: reported, as on a GPU, by the next synchronisation, and sticky: every call after it
+ * fails the same way). */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +28,17 @@
 #include <string.h>
 
 enum { ILLEGAL_ADDRESS = 700, INVALID_VALUE = 1, MAXARGS = 64, MAXALLOC = 4096 };
+
+/* counters read by fake_run.py through segc_fake_cuda_stats */
+enum {
+	ST_LAUNCH,       /* cuLaunchKernel calls */
+	ST_GRAPH_LAUNCH, /* cuGraphLaunch calls */
+	ST_KERNELS,      /* kernels run (plain or graph nodes) */
+	ST_INSTANTIATE,  /* graphs instantiated */
+	ST_SETPARAMS,    /* cuGraphExecKernelNodeSetParams calls */
+	ST_NODES,        /* kernel nodes added */
+	ST_COUNT
+};
 
 typedef struct {
 	void (*fn)(void);
@@ -39,7 +61,18 @@ static struct {
 		char *p;
 		size_t n;
 	} alloc[MAXALLOC];
+	long long stats[ST_COUNT];
+	long long fail_kernel; /* $SEGC_FAKE_CUDA_FAIL=kernel:K */
+	int fail_instantiate;
+	int pending; /* an error the next synchronisation reports */
+	int lost;    /* a sticky error: every call fails with it */
 } F;
+
+void
+segc_fake_cuda_stats(long long *out)
+{
+	memcpy(out, F.stats, sizeof F.stats);
+}
 
 typedef void (*Kfn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
                     uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
@@ -74,6 +107,11 @@ cuInit(unsigned flags)
 		return fail("cannot open the emulation library: ", dlerror());
 	}
 	*(void **)&F.set = dlsym(F.emu, "segc_emu_set");
+	const char *fl = getenv("SEGC_FAKE_CUDA_FAIL");
+	if (fl && !strcmp(fl, "instantiate"))
+		F.fail_instantiate = 1;
+	else if (fl && *fl && sscanf(fl, "kernel:%lld", &F.fail_kernel) != 1)
+		return fail("bad SEGC_FAKE_CUDA_FAIL: ", fl);
 	while (fgets(buf, sizeof buf, f)) {
 		Line l;
 		if (sscanf(buf, "launch %255s %lld %lld %lld %d", l.name, &l.n, &l.grid, &l.block,
@@ -197,7 +235,10 @@ cuMemFree_v2(uint64_t p)
 {
 	for (int i = 0; i < MAXALLOC; i++)
 		if (F.alloc[i].p && (uint64_t)(uintptr_t)F.alloc[i].p == p) {
-			free(F.alloc[i].p);
+			/* poisoned and never reused (a test process): a pointer kept past its
+			 * cuMemFree is outside device memory for good, and a new allocation
+			 * always moves, as it may on a GPU */
+			memset(F.alloc[i].p, 0xa5, F.alloc[i].n);
 			F.alloc[i].p = NULL;
 			return 0;
 		}
@@ -220,6 +261,8 @@ int
 cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t n, void *s)
 {
 	(void)s;
+	if (F.lost)
+		return F.lost;
 	if (room(dst) < n)
 		return fail("cuMemcpyHtoD past the end of a device allocation", NULL);
 	memcpy((void *)(uintptr_t)dst, src, n);
@@ -230,9 +273,34 @@ int
 cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t n, void *s)
 {
 	(void)s;
+	if (F.lost)
+		return F.lost;
 	if (room(src) < n)
 		return fail("cuMemcpyDtoH past the end of a device allocation", NULL);
 	memcpy(dst, (void *)(uintptr_t)src, n);
+	return 0;
+}
+
+int
+cuMemcpyHtoD_v2(uint64_t dst, const void *src, size_t n)
+{
+	return cuMemcpyHtoDAsync_v2(dst, src, n, NULL);
+}
+
+int
+cuMemcpyDtoH_v2(void *dst, uint64_t src, size_t n)
+{
+	return cuMemcpyDtoHAsync_v2(dst, src, n, NULL);
+}
+
+int
+cuMemsetD8_v2(uint64_t dst, unsigned char v, size_t n)
+{
+	if (F.lost)
+		return F.lost;
+	if (room(dst) < n)
+		return fail("cuMemsetD8 past the end of a device allocation", NULL);
+	memset((void *)(uintptr_t)dst, v, n);
 	return 0;
 }
 
@@ -255,38 +323,39 @@ int
 cuStreamSynchronize(void *s)
 {
 	(void)s;
-	return 0;
+	if (F.pending) {
+		F.lost = F.pending;
+		F.pending = 0;
+	}
+	return F.lost;
 }
 
-int
-cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-               unsigned bz, unsigned shmem, void *s, void **params, void **extra)
+/* run kernel fn <<<gx, bx>>> with the argument values a[0..nbufs-1] and trip count n, after
+ * checking them against the next schedule line */
+static int
+run_kernel(const Func *fn, unsigned gx, unsigned bx, uint64_t *a, long long n)
 {
-	const Func *fn = f;
 	const Line *l = &F.lines[F.next];
-	uint64_t a[MAXARGS] = {0};
 	char msg[1024];
-	(void)shmem, (void)s;
 	F.next = (F.next + 1) % F.nlines;
-	if (strcmp(fn->name, l->name) || gx != l->grid || bx != l->block || gy != 1 || gz != 1 ||
-	    by != 1 || bz != 1 || extra) {
+	if (strcmp(fn->name, l->name) || gx != l->grid || bx != l->block) {
 		snprintf(msg, sizeof msg,
 		         "launch of %s <<<%u, %u>>> where the schedule says %s "
 		         "<<<%lld, %lld>>>",
 		         fn->name, gx, bx, l->name, l->grid, l->block);
 		return fail(msg, NULL);
 	}
-	for (int b = 0; b < fn->nbufs; b++) {
-		memcpy(&a[b], params[b], sizeof a[b]);
+	for (int b = 0; b < fn->nbufs; b++)
 		if (!room(a[b]))
 			return fail("a buffer parameter outside device memory: ", fn->name);
-	}
-	long long n;
-	memcpy(&n, params[fn->nbufs], sizeof n);
 	if (n != l->n) {
 		snprintf(msg, sizeof msg, "%s: parameter n = %lld, the schedule says %lld",
 		         fn->name, n, l->n);
 		return fail(msg, NULL);
+	}
+	if (++F.stats[ST_KERNELS] == F.fail_kernel) {
+		F.pending = ILLEGAL_ADDRESS; /* asynchronous, as on a GPU */
+		return 0;
 	}
 	a[fn->nbufs] = (uint64_t)n;
 	for (unsigned bi = gx; bi-- > 0;)
@@ -303,6 +372,182 @@ cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsi
 		}
 	return 0;
 }
+
+/* read the parameter values through the array, as the driver does at launch (and at
+ * cuGraphAddKernelNode): nbufs pointers, then long long n */
+static void
+read_params(const Func *fn, void **params, uint64_t *a, long long *n)
+{
+	memset(a, 0, MAXARGS * sizeof *a);
+	for (int b = 0; b < fn->nbufs; b++)
+		memcpy(&a[b], params[b], sizeof a[b]);
+	memcpy(n, params[fn->nbufs], sizeof *n);
+}
+
+int
+cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+               unsigned bz, unsigned shmem, void *s, void **params, void **extra)
+{
+	const Func *fn = f;
+	uint64_t a[MAXARGS];
+	long long n;
+	(void)shmem, (void)s;
+	if (F.lost)
+		return F.lost;
+	F.stats[ST_LAUNCH]++;
+	if (gy != 1 || gz != 1 || by != 1 || bz != 1 || extra || !params)
+		return fail("a launch that is not <<<(g,1,1), (b,1,1)>>> with kernelParams: ",
+		            fn->name);
+	read_params(fn, params, a, &n);
+	return run_kernel(fn, gx, bx, a, n);
+}
+
+#ifndef FAKE_NO_GRAPHS
+/* CUDA_KERNEL_NODE_PARAMS, v1 */
+typedef struct {
+	void *func;
+	unsigned gx, gy, gz, bx, by, bz, shmem;
+	void **params;
+	void **extra;
+} KernelNode;
+
+typedef struct Node {
+	const Func *fn;
+	unsigned gx, bx;
+	uint64_t a[MAXARGS];
+	long long n;
+	int index; /* in its graph */
+} Node;
+
+typedef struct {
+	Node **nodes;
+	int n;
+} Graph;
+
+typedef struct {
+	const Graph *g; /* whose node handles SetParams takes */
+	Node *nodes;    /* the snapshot, by index */
+	int n;
+} Exec;
+
+static int
+node_fill(Node *nd, const KernelNode *k)
+{
+	if (!k->func || k->gy != 1 || k->gz != 1 || k->by != 1 || k->bz != 1 || k->extra ||
+	    !k->params || k->shmem)
+		return fail("a kernel node that is not <<<(g,1,1), (b,1,1)>>> with kernelParams",
+		            NULL);
+	nd->fn = k->func;
+	nd->gx = k->gx;
+	nd->bx = k->bx;
+	read_params(nd->fn, k->params, nd->a, &nd->n);
+	return 0;
+}
+
+int
+cuGraphCreate(void **g, unsigned flags)
+{
+	if (F.lost)
+		return F.lost;
+	*g = calloc(1, sizeof(Graph));
+	return flags ? INVALID_VALUE : 0;
+}
+
+int
+cuGraphAddKernelNode(void **out, void *graph, void *const *deps, size_t ndeps, const KernelNode *k)
+{
+	Graph *g = graph;
+	Node *nd = calloc(1, sizeof *nd);
+	int rc;
+	if (F.lost)
+		return F.lost;
+	if (g->n == 0 ? ndeps != 0 : ndeps != 1 || deps[0] != g->nodes[g->n - 1])
+		return fail("a kernel node that does not depend on exactly the node before it",
+		            NULL);
+	if ((rc = node_fill(nd, k)) != 0)
+		return rc;
+	nd->index = g->n;
+	g->nodes = realloc(g->nodes, (size_t)(g->n + 1) * sizeof *g->nodes);
+	g->nodes[g->n++] = nd;
+	F.stats[ST_NODES]++;
+	*out = nd;
+	return 0;
+}
+
+int
+cuGraphInstantiateWithFlags(void **out, void *graph, unsigned long long flags)
+{
+	const Graph *g = graph;
+	Exec *x;
+	if (F.lost)
+		return F.lost;
+	if (F.fail_instantiate || flags)
+		return INVALID_VALUE;
+	x = calloc(1, sizeof *x);
+	x->g = g;
+	x->n = g->n;
+	x->nodes = calloc((size_t)g->n + 1, sizeof *x->nodes);
+	for (int i = 0; i < g->n; i++)
+		x->nodes[i] = *g->nodes[i];
+	F.stats[ST_INSTANTIATE]++;
+	*out = x;
+	return 0;
+}
+
+int
+cuGraphExecKernelNodeSetParams(void *exec, void *node, const KernelNode *k)
+{
+	Exec *x = exec;
+	const Node *nd = node;
+	if (F.lost)
+		return F.lost;
+	if (nd->index >= x->n || x->g->nodes[nd->index] != nd)
+		return fail("cuGraphExecKernelNodeSetParams: a node of another graph", NULL);
+	if (k->func != (const void *)nd->fn)
+		return fail("cuGraphExecKernelNodeSetParams: another kernel", NULL);
+	F.stats[ST_SETPARAMS]++;
+	return node_fill(&x->nodes[nd->index], k);
+}
+
+int
+cuGraphLaunch(void *exec, void *s)
+{
+	Exec *x = exec;
+	int rc;
+	(void)s;
+	if (F.lost)
+		return F.lost;
+	F.stats[ST_GRAPH_LAUNCH]++;
+	for (int i = 0; i < x->n; i++) {
+		uint64_t a[MAXARGS];
+		memcpy(a, x->nodes[i].a, sizeof a);
+		if ((rc = run_kernel(x->nodes[i].fn, x->nodes[i].gx, x->nodes[i].bx, a,
+		                     x->nodes[i].n)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+cuGraphExecDestroy(void *exec)
+{
+	Exec *x = exec;
+	free(x->nodes);
+	free(x);
+	return 0;
+}
+
+int
+cuGraphDestroy(void *graph)
+{
+	Graph *g = graph;
+	for (int i = 0; i < g->n; i++)
+		free(g->nodes[i]);
+	free(g->nodes);
+	free(g);
+	return 0;
+}
+#endif
 
 int
 cuGetErrorName(int r, const char **s)
