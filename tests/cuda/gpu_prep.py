@@ -6,15 +6,23 @@ compiled here and carried; there only Python, numpy and torch run (tests/cuda/te
 bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
 
   ops/<file>/<i>/    every case of tests/ops/test_ops*.py: engine.so (--target cuda:$ARCH),
-                     w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json
+                     w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json; for
+                     conv3d, conv_transpose3d, linear and matmul also engine.tf32.so and
+                     engine.bf16.so (--precision) where segc builds them (meta.json
+                     "precisions": precision -> null, or why it did not build)
   models/<name>/     every case of tests/models/test_models.py: engine.so, weights, x.npy,
                      ref.npy (the PyTorch oracle in float64), meta.json (module, params, seed)
-  bench/<name>.so    bench/bench_gpu.py's graphs at 128^3, meta.json
+  bench/<name>.so    bench/bench_gpu.py's graphs at 128^3 (--bench-size), and
+  bench/<name>.<p>.so  in tf32 and bf16 where segc builds them; meta.json
 
 and packs it into build/gpu-cases.tar.xz (one xz stream: the engines share the runtime, so
-the archive stays small enough to carry).  Env: SEGC (default build/segc), ARCH (sm_90).
+the archive stays small enough to carry).  When segc refuses a precision for a tiny graph
+(`no tensor-core templates yet`), that precision is skipped everywhere with that note.
+Env: SEGC (default build/segc), ARCH (sm_90; --arch overrides; `cpu` builds CPU engines for
+the scripts' dry run: test_gpu.py/bench_gpu.py --device cpu).
 
-    tests/cuda/gpu_prep.py [--no-ops] [--no-bench] [--only-file NAME]
+    tests/cuda/gpu_prep.py [--no-ops] [--no-bench] [--only-file NAME] [--max-ops N]
+                           [--arch sm_90|sm_80|cpu] [--out DIR] [--bench-size S] [--no-tar]
 """
 import argparse
 import glob
@@ -50,8 +58,21 @@ def arch():
     return os.environ.get("ARCH", "sm_90")
 
 
-def compile_engine(graph, engine, defines=()):
-    cmd = [segc(), graph, "-o", engine, "--target", "cuda:" + arch(), "-q"] + list(defines)
+PREC_OPS = ("conv3d", "conv_transpose3d", "linear", "matmul")
+PRECISIONS = ("tf32", "bf16")
+REFUSED = {}          # precision -> why segc refuses it for every graph (probed once)
+
+
+def target():
+    return "cpu" if arch() == "cpu" else "cuda:" + arch()
+
+
+def compile_engine(graph, engine, defines=(), precision="fp32"):
+    if precision in REFUSED:
+        return REFUSED[precision]
+    cmd = [segc(), graph, "-o", engine, "--target", target(), "-q"] + list(defines)
+    if precision != "fp32":
+        cmd.append("--precision=" + precision)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=600)
     if p.returncode != 0:
@@ -67,7 +88,23 @@ def load_module(path):
     return mod
 
 
-def prep_ops(only):
+def probe_precisions():
+    """a precision that segc refuses for graphs/tiny.json is skipped everywhere"""
+    for prec in PRECISIONS:
+        if arch() == "cpu":
+            REFUSED[prec] = "not for the CPU target"
+            continue
+        tmp = os.path.join(OUT, "probe.so")
+        err = compile_engine(os.path.join(ROOT, "graphs", "tiny.json"), tmp, (), prec)
+        if err:
+            REFUSED[prec] = err
+        print("precision %s: %s" % (prec, "segc builds it" if not err else
+                                    "skipped, segc refuses it: " + err))
+        for f in glob.glob(tmp + "*"):
+            os.unlink(f)
+
+
+def prep_ops(only, max_ops):
     n = bad = 0
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py"))):
         fname = os.path.splitext(os.path.basename(path))[0]
@@ -81,6 +118,8 @@ def prep_ops(only):
             continue
         gj = getattr(mod, "graph_json", common.graph_json)
         for i, c in enumerate(cases):
+            if max_ops and i >= max_ops:
+                break
             d = os.path.join(OUT, "ops", fname, "%03d" % i)
             os.makedirs(d, exist_ok=True)
             doc = gj("op_" + c.op, [(k, a.shape) for k, a in c.inputs], c.body, c.outputs)
@@ -94,6 +133,11 @@ def prep_ops(only):
             err = compile_engine(os.path.join(d, "graph.json"), os.path.join(d, "engine.so"))
             meta = {"op": c.op, "label": c.label, "inputs": [k for k, _ in c.inputs],
                     "outputs": list(c.outputs), "error": err}
+            if c.op in PREC_OPS and err is None:
+                meta["precisions"] = {
+                    p: compile_engine(os.path.join(d, "graph.json"),
+                                      os.path.join(d, "engine.%s.so" % p), (), p)
+                    for p in PRECISIONS}
             with open(os.path.join(d, "meta.json"), "w") as f:
                 json.dump(meta, f)
             n += 1
@@ -128,18 +172,27 @@ def prep_models():
         print("model %s: %s" % (name, err or "ok"))
 
 
-def prep_bench():
+def prep_bench(size):
     import bench_gpu
     d = os.path.join(OUT, "bench")
     os.makedirs(d, exist_ok=True)
     meta = []
-    for name, graph, refmod, over in bench_gpu.BENCH:
-        defs = sum((["-D", "%s=%s" % (k, json.dumps(v).replace(" ", ""))]
-                    for k, v in over.items()), [])
-        t0 = time.time()
-        err = compile_engine(os.path.join(ROOT, graph), os.path.join(d, name + ".so"), defs)
-        meta.append({"name": name, "graph": graph, "module": refmod, "over": over, "error": err})
-        print("bench %s: %s (%.1fs)" % (name, err or "ok", time.time() - t0))
+    for name, graph, refmod, over in bench_gpu.bench_list(size):
+        defs = []
+        for k, v in over.items():
+            defs += ["-D", "%s=%s" % (k, ",".join(str(e) for e in v)
+                                      if isinstance(v, (list, tuple)) else v)]
+        m = {"name": name, "graph": graph, "module": refmod, "over": over, "size": size,
+             "precisions": {}}
+        for prec in ("fp32",) + PRECISIONS:
+            t0 = time.time()
+            eng = os.path.join(d, name + (".so" if prec == "fp32" else ".%s.so" % prec))
+            err = compile_engine(os.path.join(ROOT, graph), eng, defs, prec)
+            m["precisions"][prec] = err
+            print("bench %s %s: %s (%.1fs)" % (name, prec, err or "ok", time.time() - t0))
+            sys.stdout.flush()
+        m["error"] = m["precisions"]["fp32"]
+        meta.append(m)
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
 
@@ -149,24 +202,40 @@ def main():
     ap.add_argument("--no-ops", action="store_true")
     ap.add_argument("--no-bench", action="store_true")
     ap.add_argument("--only-file", help="one tests/ops file (e.g. test_ops)")
+    ap.add_argument("--max-ops", type=int, default=0, help="at most N cases per ops file")
+    ap.add_argument("--arch", help="sm_90, sm_80 or cpu (default $ARCH or sm_90)")
+    ap.add_argument("--out", help="the cases folder (default build/gpu-cases)")
+    ap.add_argument("--bench-size", type=int, default=128, help="bench input size (128)")
+    ap.add_argument("--no-tar", action="store_true", help="do not pack the .tar.xz")
     args = ap.parse_args()
+    global OUT
+    if args.arch:
+        os.environ["ARCH"] = args.arch
+    if args.out:
+        OUT = os.path.abspath(args.out)
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
+    probe_precisions()
     with open(os.path.join(OUT, "arch.txt"), "w") as f:
         f.write(arch() + "\n")
     if not args.no_ops:
-        prep_ops(args.only_file)
+        prep_ops(args.only_file, args.max_ops)
     prep_models()
     # an engine for another architecture: opening it on the GPU must fail clearly
-    other = "sm_80" if arch() != "sm_80" else "sm_90"
-    os.makedirs(os.path.join(OUT, "arch"), exist_ok=True)
-    p = subprocess.run([segc(), os.path.join(ROOT, "graphs", "tiny.json"), "-q", "-o",
-                        os.path.join(OUT, "arch", "tiny_%s.so" % other), "--target",
-                        "cuda:" + other])
-    print("arch %s: %s" % (other, "ok" if p.returncode == 0 else "failed"))
+    if arch() != "cpu":
+        other = "sm_80" if arch() != "sm_80" else "sm_90"
+        os.makedirs(os.path.join(OUT, "arch"), exist_ok=True)
+        p = subprocess.run([segc(), os.path.join(ROOT, "graphs", "tiny.json"), "-q", "-o",
+                            os.path.join(OUT, "arch", "tiny_%s.so" % other), "--target",
+                            "cuda:" + other])
+        print("arch %s: %s" % (other, "ok" if p.returncode == 0 else "failed"))
     if not args.no_bench:
-        prep_bench()
+        prep_bench(args.bench_size)
+    if args.no_tar:
+        return 0
     tar = OUT + ".tar.xz"
+    print("packing %s ..." % tar)
+    sys.stdout.flush()
     with tarfile.open(tar + ".tmp", "w:xz", preset=9) as t:
         t.add(OUT, arcname="gpu-cases")
     os.replace(tar + ".tmp", tar)

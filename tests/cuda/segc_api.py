@@ -3,7 +3,8 @@
 Used where the segc binary may not run (the GPU machine need not have LLVM): an engine.so
 needs only libc.  Engine(path) opens it; load_weights(path or bytes); run(inputs) with numpy
 arrays (host pointers, the ABI's run); run_device(in_ptrs, out_ptrs) with device addresses
-(e.g. torch CUDA tensors' data_ptr()); device(), device_bytes().
+(e.g. torch CUDA tensors' data_ptr()); run_ptrs (either); device(), device_bytes(),
+arena_bytes().
 """
 import ctypes
 
@@ -108,13 +109,78 @@ class Engine:
         op, _k2 = _ptrs(list(out_ptrs))
         self._check(self.api.run_device(self.e, ip, op), "run_device")
 
+    def run_ptrs(self, in_ptrs, out_ptrs, device=True):
+        """run_device (device addresses) or, with device=False, run (host addresses: a CPU
+        engine, or torch CPU tensors' data_ptr() -- the scripts' dry run without a GPU)"""
+        if device:
+            return self.run_device(in_ptrs, out_ptrs)
+        ip, _k1 = _ptrs(list(in_ptrs))
+        op, _k2 = _ptrs(list(out_ptrs))
+        self._check(self.api.run(self.e, ip, op), "run")
+
     def device(self):
         return self.api.device(self.e).decode()
 
     def device_bytes(self):
         return int(self.api.device_bytes(self.e))
 
+    def arena_bytes(self):
+        return int(self.api.arena_bytes(self.e))
+
     def close(self):
         if self.e:
             self.api.close(self.e)
             self.e = E()
+
+
+def _selftest(argv):
+    """segc_api.py ENGINE.so WEIGHTS X.npy: run (host pointers) and run_device (torch CUDA
+    tensors where torch has CUDA, else host arrays: right for the fake driver of
+    tests/cuda/fake_cuda.c, whose device memory is host memory) must agree bit for bit;
+    weights loaded from memory; prints the device and device_bytes.  Exit 1 on a mismatch."""
+    eng = Engine(argv[0])
+    try:
+        with open(argv[1], "rb") as f:
+            eng.load_weights(f.read())
+        x = np.load(argv[2])
+        host = eng.run([x])[0]
+        try:
+            import torch
+            cuda = torch.cuda.is_available()
+        except ImportError:
+            cuda = False
+        if cuda:
+            xd = torch.from_numpy(x).cuda()
+            yd = torch.full(host.shape, float("nan"), device="cuda")
+            torch.cuda.synchronize()
+            eng.run_device([xd.data_ptr()], [yd.data_ptr()])
+            dev = yd.cpu().numpy()
+        else:                   # the driver's own allocations (libcuda.so.1, loaded by the engine)
+            drv = ctypes.CDLL("libcuda.so.1")
+            xh = np.ascontiguousarray(x, dtype=np.float32)
+            dev = np.full(host.shape, np.nan, dtype=np.float32)
+            xd, yd = ctypes.c_uint64(), ctypes.c_uint64()
+            drv.cuMemcpyHtoD_v2.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t]
+            drv.cuMemcpyDtoH_v2.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t]
+            drv.cuMemFree_v2.argtypes = [ctypes.c_uint64]
+            if drv.cuMemAlloc_v2(ctypes.byref(xd), ctypes.c_size_t(xh.nbytes)) or \
+                    drv.cuMemAlloc_v2(ctypes.byref(yd), ctypes.c_size_t(dev.nbytes)):
+                raise SegcError("cuMemAlloc failed")
+            drv.cuMemcpyHtoD_v2(xd.value, xh.ctypes.data, xh.nbytes)
+            drv.cuMemcpyHtoD_v2(yd.value, dev.ctypes.data, dev.nbytes)
+            eng.run_ptrs([xd.value], [yd.value], device=True)
+            drv.cuMemcpyDtoH_v2(dev.ctypes.data, yd.value, dev.nbytes)
+            drv.cuMemFree_v2(xd.value)
+            drv.cuMemFree_v2(yd.value)
+        same = np.array_equal(host, dev)
+        print("%s: device %s, device_bytes %d, arena_bytes %d, run_device %s run" % (
+            "ok  " if same else "FAIL", eng.device(), eng.device_bytes(), eng.arena_bytes(),
+            "==" if same else "!="))
+        return 0 if same else 1
+    finally:
+        eng.close()
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_selftest(sys.argv[1:]))

@@ -202,3 +202,40 @@ def randomize(model, gen):
 
 def param_count(model):
     return sum(p.numel() for p in model.parameters())
+
+
+# ---- bench hooks (bench/bench_models.py, bench/bench_gpu.py; the model tests do not use them) ----
+
+# the graph's params (graphs/m4fuse.json) that the reference takes
+DEFAULTS = {"size": "B", "experts": 1, "batch": 1, "in_ch": 4, "classes": 4, "D": 64, "H": 128,
+            "W": 128}
+# the CPU benchmark's configurations (label suffix, -D overrides): sizes T and S, two experts,
+# batch 2 routed to different experts
+BENCH_CONFIGS = [("-T", {"size": "T", "experts": 2, "batch": 2, "D": 32, "H": 64, "W": 64}),
+                 ("-S", {"size": "S", "experts": 2, "batch": 2, "D": 32, "H": 64, "W": 64})]
+
+
+def build(params):
+    p = dict(DEFAULTS)
+    p.update(params)
+    return M4Fuse(p["size"], int(p["experts"]), int(p["in_ch"]), int(p["classes"]))
+
+
+def input_shape(params):
+    p = dict(DEFAULTS)
+    p.update(params)
+    return (int(p["batch"]), int(p["in_ch"]), int(p["D"]), int(p["H"]), int(p["W"]))
+
+
+def bench_weights(model, seed):
+    """the graph's weights -> float32 numpy, loaded into the model too (randomize)"""
+    randomize(model, torch.Generator().manual_seed(seed))
+    return {k: v.detach().float().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def bench_inputs(params, x):
+    """the graph's inputs after x: route, sample i to expert i mod M"""
+    p = dict(DEFAULTS)
+    p.update(params)
+    import numpy as np
+    return [("route", np.arange(int(p["batch"]), dtype=np.int64) % int(p["experts"]))]

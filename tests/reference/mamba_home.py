@@ -379,3 +379,46 @@ def param_count(**kw):
 if __name__ == "__main__":
     print(param_count())
     print(param_count(in_ch=4, classes=4))
+
+
+# ---- bench hooks (bench/bench_models.py, bench/bench_gpu.py; the model tests do not use them) ----
+
+# the graph's params (graphs/mamba_home.json) that the reference takes
+DEFAULTS = {"in_ch": 1, "classes": 13, "D": 128, "H": 128, "W": 128, "feat": [48, 96, 192, 384],
+            "hidden": 768, "depths": [2, 2, 2, 2], "experts": [4, 8, 12, 16],
+            "experts_second": [8, 16, 24, 32], "groups": [2048, 1024, 512, 256], "slots": 4,
+            "expert_mult": 2}
+# the CPU benchmark's configurations (label suffix, -D overrides): the public model (170 M
+# parameters) at 32^3, which runs in well under a minute on 2 cores
+BENCH_CONFIGS = [("", {"D": 32, "H": 32, "W": 32})]
+
+
+def build(params):
+    p = dict(DEFAULTS)
+    p.update(params)
+    ints = lambda v: tuple(int(e) for e in v)  # noqa: E731
+    return MambaHoME(in_ch=int(p["in_ch"]), classes=int(p["classes"]), feat=ints(p["feat"]),
+                     depths=ints(p["depths"]), hidden=int(p["hidden"]),
+                     experts=ints(p["experts"]), experts2=ints(p["experts_second"]),
+                     groups=ints(p["groups"]), slots=int(p["slots"]),
+                     mult=int(p["expert_mult"]))
+
+
+def input_shape(params):
+    p = dict(DEFAULTS)
+    p.update(params)
+    return (1, int(p["in_ch"]), int(p["D"]), int(p["H"]), int(p["W"]))
+
+
+def bench_weights(model, seed):
+    """the graph's weights (public keys) -> float32 numpy: torch's initialisation (the caller
+    seeded torch before build), which keeps the scan and the gates in their working range"""
+    return {k: v.detach().float().numpy().copy() for k, v in model.public_state().items()}
+
+
+def bench_load(model, sd):
+    """loads public-key weights (numpy) into the model"""
+    with torch.no_grad():
+        for k, v in model.public_state().items():
+            v.copy_(torch.from_numpy(sd[k]))
+    return model
