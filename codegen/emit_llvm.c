@@ -1150,6 +1150,9 @@ plan_parts(const Program *p, int *rep, int *owner, int *nparts)
 		runw += 15.0 * k->nbufs + 20.0 * k->body->nkids; /* optnone: fast isel */
 	}
 	*nparts = count_parts(ndistinct);
+	if (getenv("SEGC_EMIT_STATS")) /* the distinct kernels and their IR sizes (compile time) */
+		for (int i = 0; i < ndistinct; i++)
+			fprintf(stderr, "distinct %s %.0f\n", p->kernels[w[i].k].name, w[i].w);
 	qsort(w, (size_t)ndistinct, sizeof *w, by_weight);
 	double load[8] = {runw};
 	for (int i = 0; i < ndistinct; i++) {

@@ -9,7 +9,11 @@
  *   for (n, od, tile, co block) parallel: for blk: for lane in [0, VL) vector:
  *     acc[j] = bias; for ci, kd (if id valid), [kh,] taps: acc[j] += w * x (masked)
  *     out[co0 + j, p] = acc[j]
- *   for j, p in tile vector: out = epilogue(out)
+ *   for j: for p in tile vector: out = epilogue(out)
+ * Rows of 8..16 with >= 16 input channels use channel lanes instead (mk_block_cl: the lanes
+ * are 16 output channels, the accumulators a row's positions, so border taps are left out
+ * per position); they and the plane form's rows of >= 32 (16 x 16 blocks) read the weights
+ * packed into scratch by a first loop (mk_pack: a tap's 16 weights in one cache line).
  * The previous blocked form (conv_blocked: accumulation in the output buffer) remains for
  * A/B measurements (SEGC_CONV_OLD=1).  When the output buffer may overlap a buffer the group
  * reads (in-place planning), the scalar form keeps the accumulator in a register instead.
@@ -427,7 +431,9 @@ enum { MK_ACC = 16, MK_PAR = 24, MK_TAPS = 9, MK_TILE = 1024 };
 typedef struct {
 	const Conv *cv;
 	int plane, pw, vol; /* vol: the lanes walk the whole (od, oh, ow) volume (plane too) */
+	int cl;             /* channel lanes (mk_block_cl) */
 	int64_t VL, cob, rowlen, K3, ostr, xcs;
+	int64_t ts; /* weight tap stride: cob when packed (wpack), else 1 */
 	int ob, xb, wb;
 	KNode *n, *od, *co0, *grp;
 } Mk;
@@ -480,8 +486,9 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 	KNode *xc =
 	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, m->n, cv->Ci), cin), m->xcs));
 	KNode *wc =
-	    lw_let(L, cl->body, "wc", ix_mul(L, ix_add(L, ix_mul(L, m->co0, cv->cig), ci), m->K3));
-	KNode *dl, *id, *tb, *xr, *wr, *hcond = NULL, *dcond = NULL;
+	    lw_let(L, cl->body, "wc",
+	           ix_add(L, ix_mul(L, m->co0, cv->cig * m->K3), ix_mul(L, ci, m->K3 * m->ts)));
+	KNode *dl, *id, *tb, *xr, *wr, *hcond = NULL, *dcond = NULL, *ihb = NULL;
 	if (m->vol) { /* kd valid for some od; which lanes: dcond */
 		int64_t klo = -floordiv(cv->OD - 1 - cv->p[0], cv->dl[0]);
 		int64_t khi = floordiv(cv->D - 1 + cv->p[0], cv->dl[0]) + 1;
@@ -506,7 +513,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 	int nkh = (int)KH;
 	if (m->plane || m->pw) {
 		xr = lw_let(L, tb, "xr", ix_add(L, xc, ix_mul(L, id, cv->H * cv->W)));
-		wr = lw_let(L, tb, "wr", ix_add(L, wc, ix_mul(L, kd, KH * KW)));
+		wr = lw_let(L, tb, "wr", ix_add(L, wc, ix_mul(L, kd, KH * KW * m->ts)));
 		if (m->plane && KH * KW > MK_TAPS) { /* a kh loop: smaller bodies, fewer spills */
 			/* only the kh that are valid for some oh (small planes, large pads) */
 			int64_t klo = -floordiv(cv->OH - 1 - cv->p[1], cv->dl[1]);
@@ -529,9 +536,16 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 			                kir_bin(L->p, KB_LT, ih, c32(L, cv->H)));
 			hcond = lw_let(L, tb, "hok", hcond);
 			xr = lw_let(L, tb, "xh", ix_add(L, xr, ix_mul(L, dh, cv->W)));
-			wr = lw_let(L, tb, "wh", ix_add(L, wr, ix_mul(L, kh, KW)));
+			wr = lw_let(L, tb, "wh", ix_add(L, wr, ix_mul(L, kh, KW * m->ts)));
 			nkh = 1;
 		}
+	} else if (KH * KW <= MK_TAPS && !getenv("SEGC_CONV_KHLOOP")) {
+		/* row form, small kernels: kh unrolled too (oh is uniform: each kh's validity is
+		 * a branch, not a mask), so one body holds up to 9 taps */
+		ihb = lw_let(L, tb, "ihb", ix_add(L, ix_mul(L, oh, cv->s[1]), ix_c(L, -cv->p[1])));
+		xr = lw_let(L, tb, "xr",
+		            ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ihb), cv->W)));
+		wr = lw_let(L, tb, "wr", ix_add(L, wc, ix_mul(L, kd, KH * KW * m->ts)));
 	} else {
 		KNode *hl = lw_loop(L, tb, "kh", ix_c(L, 0), ix_c(L, KH), LOOP_SERIAL, &kh);
 		KNode *ih =
@@ -544,11 +558,18 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		xr = lw_let(L, tb, "xr",
 		            ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ih), cv->W)));
 		wr = lw_let(L, tb, "wr",
-		            ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, KH), kh), KW)));
+		            ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, KH), kh), KW * m->ts)));
 		nkh = 1;
 	}
+	KNode *tb0 = tb;
 	for (int kh_ = 0; kh_ < nkh; kh_++)
 		for (int64_t kw = 0; kw < KW; kw++) {
+			if (ihb && kw == 0) { /* this kh's taps run when ih is inside */
+				KNode *ih = ix_add(L, ihb, ix_c(L, kh_ * cv->dl[1]));
+				KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+				kir_append(L->p, tb0, ifh);
+				tb = ifh->body;
+			}
 			int64_t ow_ = kw * cv->dl[2] - cv->p[2], oh_ = kh_ * cv->dl[1] - cv->p[1];
 			int64_t wlo = ow_ >= 0 ? 0 : floordiv(-ow_ + cv->s[2] - 1, cv->s[2]);
 			int64_t whi = floordiv(cv->W - 1 - ow_, cv->s[2]) + 1;
@@ -572,6 +593,8 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 					cond =
 					    band(L, cond, kir_bin(L->p, KB_LT, ohv, c32(L, hhi)));
 				off += oh_ * cv->W;
+			} else if (ihb) {
+				off += kh_ * cv->dl[1] * cv->W;
 			}
 			KNode *xi = ix_add(L, ix_add(L, xr, ix_mul(L, p, cv->s[2])), ix_c(L, off));
 			KNode *ld = kir_load(L->p, L->k, m->xb, xi), *xv;
@@ -586,8 +609,9 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 				xv = lw_let(L, tb, "xv", ld);
 			}
 			for (int64_t j = 0; j < m->cob; j++) {
-				KNode *wi =
-				    ix_add(L, wr, ix_c(L, j * cv->cig * m->K3 + kh_ * KW + kw));
+				KNode *wi = ix_add(L, wr,
+				                   ix_c(L, (m->ts > 1 ? j : j * cv->cig * m->K3) +
+				                               (kh_ * KW + kw) * m->ts));
 				KNode *w = kir_load(L->p, L->k, m->wb, wi);
 				KNode *s = kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc[j]),
 				                   kir_bin(L->p, KB_MUL, w, xv));
@@ -607,16 +631,92 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		                     kir_ref(L->p, L->k, acc[j])));
 }
 
+/* The channel-lane block (cl): the lanes are COB = 16 output channels co0 + lane, the
+ * accumulators the R positions ow0 + r of a row, ow0 a constant, so whether a tap is inside
+ * the input is known here: border taps are left out, not masked.  The weights are packed
+ * (mk_pack: one vector load per tap), x is a broadcast scalar; the sums are stored at a
+ * stride of the channel plane.
+ *   for lane: acc[r] = bias; for ci, kd (if id inside), kh (if ih inside), kw:
+ *     wv = wpack[.., t, lane]; acc[r] += wv * x[.., (ow0 + r)*sw + kw*dw - pw]  (inside only) */
+static void
+mk_block_cl(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, int64_t ow0, int64_t R)
+{
+	const Conv *cv = m->cv;
+	int64_t KH = cv->k[1], KW = cv->k[2];
+	KNode *l, *ci, *kd, *kh;
+	int acc[16];
+	KNode *ll = lw_loop(L, block, "lane", ix_c(L, 0), ix_c(L, m->cob), LOOP_VECTOR, &l);
+	KNode *b = ll->body, *bias = kir_f32(L->p, 0);
+	if (cv->b)
+		bias =
+		    lw_let(L, b, "b", kir_load(L->p, L->k, lw_buf(L, cv->b), ix_add(L, m->co0, l)));
+	for (int64_t r = 0; r < R; r++) {
+		acc[r] = kir_var(L->p, L->k, KT_F32, "acc");
+		kir_append(L->p, b, kir_let(L->p, L->k, acc[r], bias));
+	}
+	KNode *cl = lw_loop(L, b, "ci", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &ci);
+	KNode *cin = ix_add(L, ix_mul(L, m->grp, cv->cig), ci);
+	KNode *xc =
+	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, m->n, cv->Ci), cin), m->xcs));
+	KNode *wc =
+	    lw_let(L, cl->body, "wc",
+	           ix_add(L, ix_mul(L, m->co0, cv->cig * m->K3), ix_mul(L, ci, m->K3 * m->cob)));
+	KNode *dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, cv->k[0]), LOOP_SERIAL, &kd);
+	KNode *id =
+	    lw_let(L, dl->body, "id",
+	           ix_add(L, ix_add(L, ix_mul(L, m->od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
+	                  ix_c(L, -cv->p[0])));
+	KNode *ifd = kir_if(L->p, inrange(L, id, cv->D));
+	kir_append(L->p, dl->body, ifd);
+	KNode *hl = lw_loop(L, ifd->body, "kh", ix_c(L, 0), ix_c(L, KH), LOOP_SERIAL, &kh);
+	KNode *ih = lw_let(L, hl->body, "ih",
+	                   ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
+	                          ix_c(L, -cv->p[1])));
+	KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+	kir_append(L->p, hl->body, ifh);
+	KNode *tb = ifh->body;
+	KNode *xr = lw_let(L, tb, "xr",
+	                   ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ih), cv->W)));
+	KNode *wr = lw_let(
+	    L, tb, "wr",
+	    ix_add(L, ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, KH), kh), KW * m->cob)), l));
+	for (int64_t kw = 0; kw < KW; kw++) {
+		KNode *wv = NULL;
+		for (int64_t r = 0; r < R; r++) {
+			int64_t iw = (ow0 + r) * cv->s[2] + kw * cv->dl[2] - cv->p[2];
+			if (iw < 0 || iw >= cv->W)
+				continue; /* outside the input: contributes nothing */
+			if (!wv)
+				wv = lw_let(L, tb, "wv",
+				            kir_load(L->p, L->k, m->wb,
+				                     ix_add(L, wr, ix_c(L, kw * m->cob))));
+			KNode *xv = kir_load(L->p, L->k, m->xb, ix_add(L, xr, ix_c(L, iw)));
+			KNode *sum = kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc[r]),
+			                     kir_bin(L->p, KB_MUL, wv, xv));
+			kir_append(L->p, tb, kir_assign(L->p, acc[r], sum));
+		}
+	}
+	for (int64_t r = 0; r < R; r++)
+		kir_append(
+		    L->p, b,
+		    kir_store(L->p, m->ob,
+		              ix_add(L, ix_add(L, row, ix_mul(L, l, m->ostr)), ix_c(L, ow0 + r)),
+		              kir_ref(L->p, L->k, acc[r])));
+}
+
 /* the epilogue over out[row + j*ostr + [t0, t1)] at output coordinate (n, co, od, oh, ow) */
 static int
 mk_epilogue(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, KNode *t0, KNode *t1)
 {
 	const Type *ot = lw_type(L, m->cv->out);
-	KNode *ow;
-	for (int64_t j = 0; j < m->cob; j++) {
-		KNode *el = lw_loop(L, block, "p", t0, t1, LOOP_VECTOR, &ow);
-		KNode *co = lw_let(L, el->body, "co", ix_add(L, m->co0, ix_c(L, j)));
-		KNode *oi = ix_add(L, ix_add(L, row, ow), ix_c(L, j * m->ostr));
+	KNode *ow, *j;
+	/* one loop over the channels, not one copy per channel: the same work, a COB-th of the
+	 * code for LLVM to vectorize (a large share of the compile time) */
+	KNode *jl = lw_loop(L, block, "j", ix_c(L, 0), ix_c(L, m->cob), LOOP_SERIAL, &j);
+	{
+		KNode *el = lw_loop(L, jl->body, "p", t0, t1, LOOP_VECTOR, &ow);
+		KNode *co = lw_let(L, el->body, "co", ix_add(L, m->co0, j));
+		KNode *oi = ix_add(L, ix_add(L, row, ow), ix_mul(L, j, m->ostr));
 		KNode *v = lw_let(L, el->body, "v", kir_load(L->p, L->k, m->ob, oi));
 		Coord c;
 		if (m->plane || m->pw) { /* (n, co, od?, flattened rest) */
@@ -638,6 +738,25 @@ mk_epilogue(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, KNode *t
 	return 0;
 }
 
+/* Packs the weights into scratch, a first parallel loop of the kernel, so that the COB
+ * weights of one tap are adjacent and a block's reduction reads them sequentially:
+ *   wpack[((co0*cig + ci)*K3 + t)*COB + j] = w[(co0 + j)*cig*K3 + ci*K3 + t]   (co0 = b*COB) */
+static void
+mk_pack(Lower *L, Mk *m)
+{
+	const Conv *cv = m->cv;
+	int64_t per = cv->cig * m->K3;
+	int pb = lw_scratch(L, DT_F32, cv->Co * per, "wpack");
+	int64_t dims[2] = {cv->Co / m->cob, per};
+	KNode *idx[2], *j;
+	KNode *body = lw_nest(L, dims, 2, 0, idx);
+	KNode *jl = lw_loop(L, body, "j", ix_c(L, 0), ix_c(L, m->cob), LOOP_VECTOR, &j);
+	KNode *src = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, idx[0], m->cob), j), per), idx[1]);
+	KNode *dst = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, idx[0], per), idx[1]), m->cob), j);
+	kir_append(L->p, jl->body, kir_store(L->p, pb, dst, kir_load(L->p, L->k, m->wb, src)));
+	m->wb = pb, m->ts = m->cob;
+}
+
 static int
 conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 {
@@ -657,19 +776,36 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	 * (at 4^3 the per-plane form with 16 channels per block measured faster) */
 	m.vol = m.plane && cv->s[0] == 1 && cv->OD == cv->D && cv->OH == cv->H && cv->OD > 1 &&
 	        cv->OD * cv->OH * cv->OW <= 16 && flat_ok(L, ot, 2);
+	/* channel lanes: rows of 8..16 (one block of R = OW), 16 channels per block, >= 16
+	 * input channels per group (fewer: the scattered stores cost more than the skipped
+	 * border taps save); measured slower than the plane form with rows of 32 */
+	int64_t R = cv->OW;
+	m.cl = !pw && !m.vol && cv->cog % 16 == 0 && cv->cig >= 16 && R >= 8 && R <= 16 &&
+	       !getenv("SEGC_CONV_NOCL");
+	if (m.cl)
+		m.plane = 0;
 	m.cv = cv;
 	m.rowlen = m.plane || pw ? cv->OH * cv->OW * (m.vol ? cv->OD : 1) : cv->OW;
 	m.VL = m.rowlen <= 8 ? 8 : m.rowlen <= 16 ? 16 : 32;
 	int64_t nv = m.VL > 16 ? m.VL / 16 : 1;
 	if (m.plane && !m.vol && cv->k[1] * cv->k[2] > MK_TAPS && cv->OW <= 16 && m.rowlen >= 16)
 		m.VL = 16, nv = 1; /* blocks of whole rows: the kh loop skips more border taps */
-	m.cob = divisor_le(cv->cog, MK_ACC / nv);
+	/* rows of >= 32: blocks of 16 x 16 channels with packed weights (the 16 weights of a
+	 * tap in one cache line) measured 2-10% faster than 32 x 8 */
+	int pk = m.plane && !m.vol && cv->OW >= 32 && divisor_le(cv->cog, 16) >= 8 &&
+	         !getenv("SEGC_CONV_NOPACK");
+	if (pk)
+		m.VL = 16, nv = 1;
+	m.cob = m.cl ? 16 : divisor_le(cv->cog, MK_ACC / nv);
 	if (m.cob * nv < 4 && m.rowlen >= 64)
 		m.VL = 64, nv = 4;
 	m.K3 = cv->k[0] * cv->k[1] * cv->k[2];
 	m.ostr = cv->OD * cv->OH * cv->OW;
 	m.xcs = cv->D * cv->H * cv->W;
 	m.ob = lw_outbuf(L, accv), m.xb = lw_buf(L, cv->x), m.wb = lw_buf(L, cv->w);
+	m.ts = 1;
+	if (m.cl || pk)
+		mk_pack(L, &m);
 	int64_t nblk = (m.rowlen + m.VL - 1) / m.VL,
 	        par = cv->N * (m.vol ? 1 : cv->OD) * (cv->Co / m.cob);
 	int64_t ntile = 1, bpt;
@@ -710,6 +846,10 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	}
 	KNode *ohl = lw_loop(L, body, "oh", ix_c(L, 0), ix_c(L, cv->OH), LOOP_SERIAL, &oh);
 	KNode *row = lw_let(L, ohl->body, "row", ix_add(L, row0, ix_mul(L, oh, cv->OW)));
+	if (m.cl) {
+		mk_block_cl(L, &m, ohl->body, row, oh, 0, R);
+		return mk_epilogue(L, &m, ohl->body, row, oh, ix_c(L, 0), ix_c(L, cv->OW));
+	}
 	KNode *bl = lw_loop(L, ohl->body, "blk", ix_c(L, 0), ix_c(L, nblk), LOOP_SERIAL, &bi);
 	mk_block(L, &m, bl->body, row, lw_let(L, bl->body, "p0", ix_mul(L, bi, m.VL)), oh, bias);
 	return mk_epilogue(L, &m, ohl->body, row, oh, ix_c(L, 0), ix_c(L, cv->OW));

@@ -6,9 +6,10 @@ Covers every form of the conv3d micro-kernel template (codegen/tmpl_conv.c): the
 (unit stride in h, w), the row form (strides), the pointwise form (1^3, flattened and tiled),
 groups, depthwise, dilation, odd sizes, partial lane blocks and channel counts no block size
 divides, strides served by wide masked loads (2, 3) and by gathers (5), small volumes walked
-whole; each followed by the seed models' epilogues (bias, instance norm + leaky ReLU + residual,
-sigmoid gate, per-channel affine); and conv_transpose3d k2 s2 in both phase forms (convt_phase,
-convt_mk). Prints one line per case and ends with `N passed, M failed`; exit 1 on a failure.
+whole, channel lanes (rows of 8..16); each followed by the seed models' epilogues (bias,
+instance norm + leaky ReLU + residual, sigmoid gate, per-channel affine); and conv_transpose3d
+k2 s2 in both phase forms (convt_phase, convt_mk). Prints one line per case and ends with
+`N passed, M failed`; exit 1 on a failure.
 """
 import os
 import sys
@@ -128,6 +129,13 @@ def cases():
         conv_case("mk vol k5 d2", 6, 6, (2, 2, 3), 5, d=2, rng=rng, tail="relu"),
         conv_case("mk vol depthwise", 8, 8, (2, 2, 2), 3, g=8, rng=rng, tail="bn_res"),
         conv_case("mk 4^3 per plane", 24, 16, (4, 4, 4), 3, rng=rng),
+        # channel lanes (mk_block_cl: rows of 8..16, >= 16 input channels per group, 16
+        # output channels per block): border taps left out per position, packed weights
+        conv_case("mk cl k3 c16->32", 16, 32, (4, 5, 12), 3, rng=rng),
+        conv_case("mk cl k5 c24->16", 24, 16, (3, 6, 16), 5, rng=rng, tail="relu"),
+        conv_case("mk cl s2 c16->32", 16, 32, (5, 6, 20), 3, s=2, rng=rng, tail="bn_res"),
+        conv_case("mk cl grouped g2", 32, 32, (3, 4, 9), 3, g=2, rng=rng, tail="gate"),
+        conv_case("mk cl dil2 no bias", 16, 16, (4, 5, 8), 3, d=2, bias=False, rng=rng),
         # conv_transpose3d k2 s2: the phase form, epilogue at the strided output coordinates
         conv_case("tconv k2s2 bn+relu", 16, 8, (3, 5, 7), 2, s=2, p=0, rng=rng, tr=True,
                   tail="bn_res"),
@@ -148,6 +156,8 @@ def main():
     npass = nfail = 0
     with tempfile.TemporaryDirectory(prefix="segc-fusion-") as d:
         for name, x, weights, body, outname, ref in cases():
+            if sys.argv[1:] and not any(a in name for a in sys.argv[1:]):
+                continue  # arguments: run the cases whose name holds one of them
             g = cm.graph_json("fusion", [("x", x.shape)], body, [outname])
             gp, wp, xp = (os.path.join(d, f) for f in ("g.json", "w.safetensors", "x.npy"))
             import json
