@@ -14,8 +14,9 @@ Mamba scans loop step by step in Python, so PyTorch runs them as a parallel scan
 Latency: median of --repeat (10) runs after a warm-up run, wall clock around
 torch.cuda.synchronize(); fewer runs when one run is slower than --budget / repeat.  Peak
 memory: torch.cuda.max_memory_allocated for PyTorch (weights, input and activations); the
-engine's device_bytes plus its input and output tensors for segc.  Accuracy: each segc output
-against eager fp32, max|a - b| / max|b|.
+engine's device_bytes plus its input and output tensors for segc.  Accuracy: each segc output,
+eager bf16's and torch.compile's against eager fp32, max|a - b| / max|b| (a non-finite PyTorch
+output is noted as n/a with the reason).
 
 Robustness: each graph runs in its own process (a crash or an out-of-memory loses that graph
 only) with a time limit; pass 1 measures segc and eager for every graph, pass 2 torch.compile
@@ -113,7 +114,7 @@ def rel_errs(outs, refs):
                for o, t in zip(outs, refs))
 
 
-def torch_measure(dev, model, ins, prec, compiled, repeat, budget):
+def torch_measure(dev, model, ins, prec, compiled, repeat, budget, refs=None):
     import torch
     dev.reset_peak()
     m = model
@@ -131,6 +132,13 @@ def torch_measure(dev, model, ins, prec, compiled, repeat, budget):
     r["peak_mib"] = dev.peak_mib()
     if compiled:
         r["compile_s"] = round(time.time() - t0 - r["median_ms"] * r["runs"] * 1e-3, 1)
+    if refs is not None:                    # bf16 / compiled against eager fp32
+        y = fwd()
+        outs = [y] if torch.is_tensor(y) else list(y)
+        if all(bool(torch.isfinite(o).all()) for o in outs):
+            r["max_rel_err_vs_eager_fp32"] = rel_errs(outs, refs)
+        else:
+            r["note"] = "n/a: non-finite output in %s (overflow)" % prec
     return r
 
 
@@ -227,7 +235,8 @@ def measure_graph(args, dev, m, r, save, step):
     if not args.compile_only:
         for prec in ("fp32", "bf16"):               # first: a segc failure cannot cost them
             step("eager_" + prec, lambda: torch_measure(dev, model, ins, prec, False,
-                                                        args.repeat, args.budget))
+                                                        args.repeat, args.budget,
+                                                        refs if prec == "bf16" else None))
         for prec in PRECS:
             path = os.path.join(args.cases, "bench", m["name"] + (
                 ".so" if prec == "fp32" else ".%s.so" % prec))
@@ -241,7 +250,7 @@ def measure_graph(args, dev, m, r, save, step):
     else:
         prec = args.compile_only
         step("compile_" + prec, lambda: torch_measure(dev, model, ins, prec, True,
-                                                      args.repeat, args.budget))
+                                                      args.repeat, args.budget, refs))
     return 0
 
 
@@ -256,6 +265,8 @@ def fmt(v):
             s += " err %.1e" % v["max_rel_err_vs_eager_fp32"]
         if "compile_s" in v:
             s += " (compile %.0f s)" % v["compile_s"]
+        if v.get("note"):
+            s += " [%s]" % v["note"]
         return s
     if isinstance(v, dict):
         return "error: %s" % v.get("error")
@@ -316,6 +327,8 @@ def write_tables(path, doc):
                          f2((r.get("eager_fp32") or {}).get("peak_mib"), "%.0f"), errs))
         notes = ["%s: %s" % (k, v["error"]) for k, v in sorted(r.items())
                  if isinstance(v, dict) and "error" in v]
+        notes += ["%s: %s" % (k, v["note"]) for k, v in sorted(r.items())
+                  if isinstance(v, dict) and v.get("note")]
         notes += ["%s" % r[k] for k in ("skipped", "error") if r.get(k)] + r.get("notes", [])
         if notes:
             lines.append("| ^ %s |%s" % ("; ".join(notes).replace("|", "/")[:600], " |" * 16))

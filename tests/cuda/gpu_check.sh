@@ -4,14 +4,19 @@
 #   2. test-gpu: tests/cuda/test_gpu.py, every op case (fp32, and tf32/bf16 where built) and
 #      model case on the GPU against PyTorch, run_device against run, an engine for another
 #      architecture; 30 s per case, 165 s in all      ($OUT/test-gpu.txt, $OUT/test-gpu.json)
-#   3. bench-gpu: bench/bench_gpu.py, segc vs PyTorch eager and torch.compile at 128^3, with
-#      the time left              ($OUT/bench-gpu.txt, $OUT/bench-gpu.json, $OUT/bench-gpu.md)
+#   3. gpu-profile (PROFILE=1, the default on a GPU): bench/gpu_profile.py, per-kernel
+#      GPU time of the fp32 bench engines of unet3d, basicunet, segresnet and segmamba_v2;
+#      75 s                                           ($OUT/gpu-profile.txt, $OUT/gpu-profile.log)
+#   4. bench-gpu: bench/bench_gpu.py, segc vs PyTorch eager and torch.compile at 128^3, with
+#      the time left (~140 s after a full test and profile; more when they end early)
+#                                 ($OUT/bench-gpu.txt, $OUT/bench-gpu.json, $OUT/bench-gpu.md)
 # Each stage has its own time limit and writes as it goes, so $OUT always holds what was done.
 # The engines are compiled beforehand where segc builds (`make gpu-prep` writes
 # build/gpu-cases.tar.xz): carry that file with the working tree.
 # Env: OUT (default build/gpu-out), PY (python3), LIMIT (420: seconds for everything),
-# SKIP_TEST=1 (the benchmark gets all the time), BENCH_ARGS (more bench_gpu.py options, e.g.
-# "--only unet3d --only segmamba"), DEVICE=cpu and CASES=DIR: the dry run without a GPU.
+# SKIP_TEST=1 (the benchmark gets all the time), PROFILE=0 (no profile: the benchmark gets its
+# time), BENCH_ARGS (more bench_gpu.py options, e.g. "--only unet3d --only segmamba"),
+# DEVICE=cpu and CASES=DIR: the dry run without a GPU.
 cd "$(dirname "$0")/../.." || exit 2
 OUT=${OUT:-$(pwd)/build/gpu-out}
 LIMIT=${LIMIT:-420}
@@ -39,9 +44,15 @@ if [ ! -d "$CASES" ]; then
 fi
 echo "prepared: $(ls "$CASES"/ops/*/ 2>/dev/null | grep -c '^[0-9]') op cases;" \
 	"$(cat "$CASES/arch.txt" 2>/dev/null); $(($(date +%s) - t0)) s so far"
-# test-gpu: at most 175 s (its own limit 165 s), leaving >= 200 s for the benchmark
+# the profile needs a GPU: off by default in the dry run (PROFILE=1 there checks the plumbing)
+[ "$DEVICE" = cuda ] && PROFILE=${PROFILE:-1}
+PROFILE=${PROFILE:-0}
+PROF_S=0
+[ "$PROFILE" = 1 ] && PROF_S=80
+# test-gpu: at most 175 s (its own limit 165 s), leaving the profile its 75 s (+5 to kill it)
+# and >= 120 s for the benchmark
 t=$(left)
-t=$((t - 200))
+t=$((t - 120 - PROF_S))
 [ $t -gt 175 ] && t=175
 [ $t -lt 60 ] && t=60
 if [ -z "$SKIP_TEST" ]; then
@@ -50,6 +61,29 @@ if [ -z "$SKIP_TEST" ]; then
 		>"$OUT/test-gpu.txt" 2>&1
 	echo "test-gpu exit $?" >>"$OUT/test-gpu.txt"
 	grep -v '^ok' "$OUT/test-gpu.txt" | tail -n 40
+fi
+# gpu-profile: the fp32 bench engines, 75 s; its report is written as it goes
+if [ "$PROFILE" = 1 ]; then
+	engs=""
+	for g in unet3d basicunet segresnet segmamba_v2; do
+		[ -f "$CASES/bench/$g.so" ] && engs="$engs $CASES/bench/$g.so"
+	done
+	if [ ! -f bench/gpu_profile.py ]; then
+		echo "gpu-profile: no bench/gpu_profile.py" | tee "$OUT/gpu-profile.txt"
+	elif [ -z "$engs" ]; then
+		echo "gpu-profile: no bench engines in $CASES/bench" | tee "$OUT/gpu-profile.txt"
+	else
+		# shellcheck disable=SC2086
+		timeout -k 5 75 $PY bench/gpu_profile.py --out "$OUT/gpu-profile.txt" $engs \
+			>"$OUT/gpu-profile.log" 2>&1
+		rc=$?
+		# what the report does not hold already (a traceback, a driver message)
+		[ $rc -ne 0 ] && grep -v '^== ' "$OUT/gpu-profile.log" | tail -n 5 \
+			>>"$OUT/gpu-profile.txt"
+		echo "gpu-profile exit $rc$([ $rc -eq 124 ] && echo ' (killed at 75 s)')" \
+			>>"$OUT/gpu-profile.txt"
+		grep -E '^(== |gpu-profile)' "$OUT/gpu-profile.txt"
+	fi
 fi
 # bench-gpu: what is left, less 10 s to copy out
 t=$(($(left) - 10))

@@ -21,7 +21,7 @@ the archive stays small enough to carry).  When segc refuses a precision for a t
 Env: SEGC (default build/segc), ARCH (sm_90; --arch overrides; `cpu` builds CPU engines for
 the scripts' dry run: test_gpu.py/bench_gpu.py --device cpu).
 
-    tests/cuda/gpu_prep.py [--no-ops] [--no-bench] [--only-file NAME] [--max-ops N]
+    tests/cuda/gpu_prep.py [--no-ops] [--no-models] [--no-bench] [--only-file NAME] [--max-ops N]
                            [--arch sm_90|sm_80|cpu] [--out DIR] [--bench-size S] [--no-tar]
 """
 import argparse
@@ -104,6 +104,21 @@ def probe_precisions():
             os.unlink(f)
 
 
+def lib_includes(body):
+    """the graphs/lib files (absolute paths) that define the modules `body` calls: a test file
+    that adds its include itself (test_ops_mamba.py's run_case) has no graph_json to say so"""
+    called = {n["module"] for n in body if "module" in n}
+    incs = []
+    for f in sorted(glob.glob(os.path.join(ROOT, "graphs", "lib", "*.json"))):
+        with open(f) as fh:
+            mods = json.load(fh).get("modules", {})
+        names = set(mods) if isinstance(mods, dict) else {m.get("name") for m in mods}
+        if called & names:
+            incs.append(f)
+            called -= names
+    return incs
+
+
 def prep_ops(only, max_ops):
     n = bad = 0
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py"))):
@@ -123,6 +138,8 @@ def prep_ops(only, max_ops):
             d = os.path.join(OUT, "ops", fname, "%03d" % i)
             os.makedirs(d, exist_ok=True)
             doc = gj("op_" + c.op, [(k, a.shape) for k, a in c.inputs], c.body, c.outputs)
+            if "include" not in doc and lib_includes(c.body):
+                doc["include"] = lib_includes(c.body)
             with open(os.path.join(d, "graph.json"), "w") as f:
                 json.dump(doc, f)
             common.write_safetensors(os.path.join(d, "w.safetensors"), c.weights)
@@ -201,6 +218,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-ops", action="store_true")
     ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--no-models", action="store_true")
     ap.add_argument("--only-file", help="one tests/ops file (e.g. test_ops)")
     ap.add_argument("--max-ops", type=int, default=0, help="at most N cases per ops file")
     ap.add_argument("--arch", help="sm_90, sm_80 or cpu (default $ARCH or sm_90)")
@@ -220,7 +238,8 @@ def main():
         f.write(arch() + "\n")
     if not args.no_ops:
         prep_ops(args.only_file, args.max_ops)
-    prep_models()
+    if not args.no_models:
+        prep_models()
     # an engine for another architecture: opening it on the GPU must fail clearly
     if arch() != "cpu":
         other = "sm_80" if arch() != "sm_80" else "sm_90"

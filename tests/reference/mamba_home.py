@@ -199,7 +199,7 @@ class HoME(nn.Module):
         G = -(-N // K)
         # 1. zero padding to G*K tokens; valid = n < N
         x = torch.cat([t, t.new_zeros(B, G * K - N, d)], dim=1).reshape(B, G, K, d)
-        valid = (torch.arange(G * K) < N).reshape(1, G, K)
+        valid = (torch.arange(G * K, device=t.device) < N).reshape(1, G, K)
         # 2. normalised tokens for the logits; group means of raw x, dividing by K (pads count)
         xn = self.norm(x)
         mu = x.sum(dim=2) / K                                   # [B,G,d]
@@ -207,7 +207,9 @@ class HoME(nn.Module):
         sig = self.slots1(mu)                                   # [B,G,M,d]
         # 4. logits, -FLT_MAX on padded tokens, per-token softmax over the M slots
         lg = torch.einsum("bgkd,bgmd->bgkm", xn, sig)
-        lg = lg.masked_fill(~valid[..., None], -FLT_MAX)
+        # (-FLT_MAX in float32/float64; bf16's lowest under autocast, where -FLT_MAX overflows:
+        # a fully padded row is uniform either way)
+        lg = lg.masked_fill(~valid[..., None], max(-FLT_MAX, torch.finfo(lg.dtype).min))
         A = lg.softmax(dim=-1)
         # 5. slots aggregate the raw tokens
         slots = torch.einsum("bgkm,bgkd->bgmd", A, x)
