@@ -228,8 +228,12 @@ def measure_graph(args, dev, m, r, save, step):
     ins = [torch.from_numpy(np.ascontiguousarray(a)).to(dev.name)
            for _, a in bm.model_inputs(ref, params, 0)]
     r["input"] = "x".join(str(d) for d in ins[0].shape)
+    # the reference output in strict fp32 (cuDNN's TF32 off): what segc fp32 must match
+    tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     with torch.no_grad():
         y = model(*ins)
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     refs = [y] if torch.is_tensor(y) else list(y)
     save()
     if not args.compile_only:
@@ -301,6 +305,7 @@ def write_tables(path, doc):
     lines = ["# segc on the GPU (%s)" % doc["date"], "",
              "Device: %s; torch %s; %s.  Median ms of up to %d runs after a warm-up run; "
              "eager fp32 = PyTorch defaults (cudnn.allow_tf32 %s, cuda.matmul.allow_tf32 %s); "
+             "errors are max |y - ref| / max |ref| against PyTorch in strict fp32 (TF32 off); "
              "bf16 = torch.autocast; PyTorch's Mamba scans: a parallel scan in torch ops "
              "(benchutil.patch_scans).  Targets: segc <= 0.5x eager, <= 0.8x torch.compile."
              % (doc["device"], doc["torch"], doc["mode"], doc["repeat"],

@@ -204,6 +204,17 @@ static const char prelude_mma[] =
     "\tfor (int i = 0; i < fb.num_elements; i++) fb.x[i] = wmma::__float_to_tf32(fb.x[i]);\n"
     "\twmma::mma_sync(c, fa, fb, c);\n"
     "}\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, "
+    "nvcuda::wmma::precision::tf32, nvcuda::wmma::col_major> segc_frag_a_t;\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, "
+    "nvcuda::wmma::precision::tf32, nvcuda::wmma::col_major> segc_frag_b_t;\n"
+    "template <typename F> static __device__ __forceinline__ void segc_load_frag(F &f, "
+    "const float *a, unsigned ld)\n"
+    "{\n"
+    "\tnvcuda::wmma::load_matrix_sync(f, a, ld);\n"
+    "#pragma unroll\n"
+    "\tfor (int i = 0; i < f.num_elements; i++) f.x[i] = nvcuda::wmma::__float_to_tf32(f.x[i]);\n"
+    "}\n"
     "#else\n"
     "static __device__ __forceinline__ void segc_mma_bf16(segc_acc_t &c, const __nv_bfloat16 "
     "*a, unsigned lda, const __nv_bfloat16 *b, unsigned ldb)\n"
@@ -215,18 +226,39 @@ static const char prelude_mma[] =
     "\twmma::load_matrix_sync(fb, b, ldb);\n"
     "\twmma::mma_sync(c, fa, fb, c);\n"
     "}\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, "
+    "nvcuda::wmma::col_major> segc_frag_a_t;\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, "
+    "nvcuda::wmma::col_major> segc_frag_b_t;\n"
+    "template <typename F> static __device__ __forceinline__ void segc_load_frag(F &f, "
+    "const __nv_bfloat16 *a, unsigned ld)\n"
+    "{ nvcuda::wmma::load_matrix_sync(f, a, ld); }\n"
     "#endif\n"
+    "static __device__ __forceinline__ void segc_mma_ab(segc_acc_t &c, const segc_frag_a_t &a, "
+    "const segc_frag_b_t &b)\n"
+    "{ nvcuda::wmma::mma_sync(c, a, b, c); }\n"
     "#endif\n"
     "\n";
 
 /* ---- one helper per KKind, in the order of kir.def ---- */
 
+static int cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt);
+
 static int
 cuda_block(CudaEmit *e, const KNode *n)
 {
-	for (uint32_t i = 0; i < n->nkids; i++)
-		if (cuda_node(e, n->kids[i]) < 0)
+	for (uint32_t i = 0; i < n->nkids; i++) {
+		uint32_t r = i;
+		while (r < n->nkids && n->kids[r]->kind == K_mma)
+			r++;
+		if (r - i >= 2) { /* a run of MMAs: fragments loaded once (cuda_mma_run) */
+			if (cuda_mma_run(e, n->kids + i, r - i) < 0)
+				return -1;
+			i = r - 1;
+		} else if (cuda_node(e, n->kids[i]) < 0) {
 			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -370,15 +402,23 @@ cuda_mma_zero(CudaEmit *e, const KNode *n)
 }
 
 static int
-cuda_mma(CudaEmit *e, const KNode *n)
+mma_check2(CudaEmit *e, const KNode *n)
 {
-	int bf = e->p->precision == KP_BF16;
-	int dt = bf ? DT_BF16 : DT_F32;
+	int dt = e->p->precision == KP_BF16 ? DT_BF16 : DT_F32;
 	if (mma_check(e, n, n->buf) < 0 || mma_check(e, n, n->var) < 0)
 		return -1;
 	if (e->p->precision == KP_FP32 || e->k->bufs[n->buf].dtype != dt ||
 	    e->k->bufs[n->var].dtype != dt)
 		return cg_unsupported(e->d, e->k, "cuda", "mma tiles of the wrong precision");
+	return 0;
+}
+
+static int
+cuda_mma(CudaEmit *e, const KNode *n)
+{
+	int bf = e->p->precision == KP_BF16;
+	if (mma_check2(e, n) < 0)
+		return -1;
 	line(e);
 	out(e, "segc_mma_%s(segc_acc[%lld], b%d + (", bf ? "bf16" : "tf32", (long long)n->ival,
 	    n->buf);
@@ -404,6 +444,81 @@ cuda_mma_store(CudaEmit *e, const KNode *n)
 		return -1;
 	out(e, "), segc_acc[%lld], %d);\n", (long long)n->ival, e->k->bufs[n->buf].ld);
 	return 0;
+}
+
+/* consecutive K_mma statements (a warp's accumulators at one k sub-step): each distinct A and
+ * B tile (the same buffer and the same emitted offset) is loaded into a fragment (and rounded
+ * to tf32) once, all before the MMAs: per k sub-step a 2 x 2 warp tile rounds 2 + 2
+ * fragments instead of 4 + 4.  (Loading each fragment at its first use instead: more
+ * spills under ptxas 12.x on the 128 x 32 tiles.) */
+enum { MMA_RUN = 16 };
+
+static int
+cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
+{
+	char *ops[2][MMA_RUN];
+	int nops[2] = {0, 0}, use[MMA_RUN][2], rc = 0;
+	if (cnt > MMA_RUN) {
+		if (cuda_mma_run(e, kids, MMA_RUN) < 0)
+			return -1;
+		return cuda_mma_run(e, kids + MMA_RUN, cnt - MMA_RUN);
+	}
+	for (uint32_t i = 0; i < cnt && rc == 0; i++) {
+		const KNode *n = kids[i];
+		if (mma_check2(e, n) < 0) {
+			rc = -1;
+			break;
+		}
+		for (int side = 0; side < 2 && rc == 0; side++) {
+			int buf = side ? n->var : n->buf;
+			size_t at = e->src.len;
+			out(e, "b%d + (", buf);
+			if (cuda_node(e, side ? n->b : n->a) < 0) {
+				rc = -1;
+				break;
+			}
+			out(e, "), %d", e->k->bufs[buf].ld);
+			const char *txt = e->src.s + at;
+			int j = 0;
+			while (j < nops[side] && strcmp(ops[side][j], txt) != 0)
+				j++;
+			if (j == nops[side]) {
+				size_t len = strlen(txt) + 1;
+				ops[side][j] = malloc(len);
+				SEGC_ASSERT(ops[side][j] != NULL);
+				memcpy(ops[side][j], txt, len);
+				nops[side]++;
+			}
+			use[i][side] = j;
+			e->src.len = at;
+			e->src.s[at] = 0;
+		}
+	}
+	if (rc == 0) {
+		line(e);
+		out(e, "{\n");
+		e->indent++;
+		for (int side = 0; side < 2; side++)
+			for (int j = 0; j < nops[side]; j++) {
+				line(e);
+				out(e, "segc_frag_%c_t segc_f%c%d;\n", "ab"[side], "ab"[side], j);
+				line(e);
+				out(e, "segc_load_frag(segc_f%c%d, %s);\n", "ab"[side], j,
+				    ops[side][j]);
+			}
+		for (uint32_t i = 0; i < cnt; i++) {
+			line(e);
+			out(e, "segc_mma_ab(segc_acc[%lld], segc_fa%d, segc_fb%d);\n",
+			    (long long)kids[i]->ival, use[i][0], use[i][1]);
+		}
+		e->indent--;
+		line(e);
+		out(e, "}\n");
+	}
+	for (int side = 0; side < 2; side++)
+		for (int j = 0; j < nops[side]; j++)
+			free(ops[side][j]);
+	return rc;
 }
 
 static int

@@ -21,7 +21,10 @@
  * the contiguous global dimension (m for convolutions: ow; k or n for linear/matmul) so that
  * a warp's accesses coalesce.  Where m is the fast dim (convolutions), each thread keeps one m
  * for the whole tile, so the m half of the im2col gather and of the output coordinate is
- * computed once per tile; the k half comes from a tap table in shared memory (k_table).
+ * computed once per tile; the k half: with Cin % 16 == 0, K is ordered tap-major (k = tap*Cin
+ * + ci) so each half K step has one tap, checked and located once per half (stage_load_tap_a,
+ * B from a tap-major copy of w made by a first parallel loop);
+ * otherwise from a tap table in shared memory (k_table).
  * Returns 1 (the fp32 SIMT forms follow) for grouped convolutions, N < 8, K < 8, M < 16,
  * non-f32 tensors, and convT other than the phase form. */
 #include "tmpl.h"
@@ -41,7 +44,9 @@ typedef struct {
 	int64_t Nb, Ci, D, H, W, Co, OD, OH, OW, k[3], s[3], p[3], dl[3];
 	ValueId x, w, bias;
 	const Type *yt;
-	int kt; /* conv: the shared i32 table of the K step's taps (tmpl_gpu_mma) */
+	int kt;   /* conv: the shared i32 table of the K step's taps (tmpl_gpu_mma) */
+	int tapk; /* conv with Ci % 16 == 0: K ordered tap-major, k = tap*Ci + ci (stage_load) */
+	int wt;   /* tapk: scratch copy of w as [n][tap][ci], so B[k, n] = wt[n*K + k] */
 } Gemm;
 
 /* ---- the shape test ---- */
@@ -97,6 +102,7 @@ conv_setup(Lower *L, Gemm *g)
 		g->N = g->Co;
 		g->K = g->Ci * kvol;
 		g->a_kfast = 0, g->b_kfast = 1, g->c_nfast = 0;
+		g->tapk = g->Ci % 16 == 0;
 	}
 	return 1;
 }
@@ -315,7 +321,7 @@ a_load(Lower *L, const Gemm *g, KNode *block, const APrep *a, KNode *k, KNode *k
 static KNode *
 load_b(Lower *L, const Gemm *g, KNode *k, KNode *n, KNode *boff)
 {
-	int wb = lw_buf(L, g->w);
+	int wb = g->tapk ? g->wt : lw_buf(L, g->w);
 	KNode *idx;
 	if (g->kind == G_CONV || g->kind == G_LINEAR)
 		idx = ix_add(L, ix_mul(L, n, g->K), k);
@@ -434,6 +440,55 @@ b_elem(Lower *L, const Stage *st, int j, KNode **kk, KNode **nn)
 	}
 }
 
+/* tap-major conv (g->tapk): k = tap*Ci + ci, and Ci % 16 == 0, so each half (16 k) of a K
+ * step has one tap.  Per half h: the thread's validity (its m, the tap inside x, k < K) and
+ * the x offset of (m, tap, ci0) once; then A element j (kk = cj + qa, cj a constant) is
+ * x[base_h + (cj % 16)*DHW]: one predicated load at a constant offset, no per-element table
+ * reads, compares or divisions.  (B comes from the tap-major copy of w, g->wt.) */
+static void
+stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase)
+{
+	Program *p = L->p;
+	const Gemm *g = st->g;
+	int64_t dhw = g->D * g->H * g->W;
+	int64_t in[3] = {g->D, g->H, g->W}, sp[3] = {g->H * g->W, g->W, 1};
+	int64_t tk[3] = {g->k[0], g->k[1], g->k[2]};
+	KNode *ok[2], *base[2], *to[3];
+	for (int h = 0; h < 2; h++) {
+		KNode *kh = lw_let(L, block, "kh", ix_add(L, kbase, ix_c(L, 16 * h)));
+		KNode *k32 = lw_let(L, block, "kh32", kir_cast(p, KT_I32, kh));
+		KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, c32(L, g->Ci)));
+		KNode *ci0 = kir_cast(p, KT_I64, kir_bin(p, KB_REM, k32, c32(L, g->Ci)));
+		split32(L, block, tap, tk, 3, to);
+		KNode *v = kir_bin(p, KB_AND, st->mok, bin(L, KB_LT, kh, g->K));
+		KNode *off = ix_add(L, st->ap.base, ix_mul(L, ix_add(L, ci0, st->qa), dhw));
+		for (int i = 0; i < 3; i++) {
+			KNode *d = lw_simple(L, block, ix_mul(L, to[i], g->dl[i]));
+			KNode *pos =
+			    lw_let(L, block, "ip",
+			           kir_bin(p, KB_ADD, st->ap.pos[i], kir_cast(p, KT_I32, d)));
+			v = kir_bin(p, KB_AND, v,
+			            kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, c32(L, 0)),
+			                    kir_bin(p, KB_LT, pos, c32(L, in[i]))));
+			off = ix_add(L, off, ix_mul(L, d, sp[i]));
+		}
+		ok[h] = lw_let(L, block, "hok", v);
+		base[h] = lw_let(L, block, "hb", off);
+	}
+	int xb = lw_buf(L, g->x);
+	for (int j = 0; j < st->bm * BK / NT; j++) {
+		int64_t cj = j * (NT / st->bm); /* kk = cj + qa, qa < NT/bm, which divides 16 */
+		int h = (int)(cj / 16);
+		kir_append(p, block, kir_let(p, L->k, st->ra[j], kir_f32(p, 0)));
+		KNode *iff = kir_if(p, ok[h]);
+		kir_append(p, block, iff);
+		kir_append(p, iff->body,
+		           kir_assign(p, st->ra[j],
+		                      kir_load(p, L->k, xb,
+		                               ix_add(L, base[h], ix_c(L, (cj % 16) * dhw)))));
+	}
+}
+
 /* the registers = the A and B elements of the K step at kbase (0 past M, N, K) */
 static void
 stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot)
@@ -441,7 +496,9 @@ stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot)
 	Program *p = L->p;
 	const Gemm *g = st->g;
 	KNode *mm, *kk, *nn;
-	for (int j = 0; j < st->bm * BK / NT; j++) {
+	if (g->tapk)
+		stage_load_tap_a(L, st, block, kbase);
+	for (int j = 0; !g->tapk && j < st->bm * BK / NT; j++) {
 		APrep ap = st->ap;
 		KNode *mok = st->mok;
 		a_elem(L, st, j, &mm, &kk);
@@ -507,6 +564,16 @@ tmpl_gpu_mma(Lower *L)
 	int bs = kir_shared(p, k, tdt, bn * ldb, (int)ldb, "Bs");
 	int cs = kir_shared(p, k, DT_F32, bn * ldc, (int)ldc, "Cs");
 
+	if (g.tapk) { /* wt[n, tap, ci] = w[n, ci, tap]: one flat parallel loop before the GEMM */
+		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {g.N, g.Ci, kvol};
+		KNode *ix[3];
+		g.wt = lw_scratch(L, DT_F32, g.N * g.K, "wt");
+		KNode *pb = lw_nest(L, dims, 3, 0, ix);
+		KNode *nk = ix_mul(L, ix[0], g.K);
+		KNode *ti = ix_add(L, nk, ix_add(L, ix_mul(L, ix[2], g.Ci), ix[1]));
+		KNode *wi = ix_add(L, nk, ix_add(L, ix_mul(L, ix[1], kvol), ix[2]));
+		kir_append(p, pb, kir_store(p, g.wt, ti, kir_load(p, k, lw_buf(L, g.w), wi)));
+	}
 	KNode *blk, *th;
 	KNode *bl =
 	    lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, nmb * nnb * g.batch), LOOP_BLOCK, &blk);
@@ -550,7 +617,7 @@ tmpl_gpu_mma(Lower *L)
 	for (int j = 0; j < bn * BK / NT; j++)
 		st.rb[j] = kir_var(p, k, KT_F32, "rb");
 	g.kt = -1;
-	if (g.kind == G_CONV) {
+	if (g.kind == G_CONV && !g.tapk) {
 		g.kt = kir_shared(p, k, DT_I32, 2 * BK * 4, 0, "Kt");
 		k_table(L, &g, body, th, ix_c(L, 0), ix_c(L, 0));
 		kir_append(p, body, kir_barrier(p));
@@ -561,7 +628,7 @@ tmpl_gpu_mma(Lower *L)
 	kir_append(p, body, kl);
 	KNode *k0 = kir_ref(p, k, kv), *kb = kl->body;
 	KNode *next = lw_let(L, kb, "kn", ix_add(L, k0, ix_c(L, BK))), *slot = ix_c(L, 0);
-	if (g.kind == G_CONV) {
+	if (g.kind == G_CONV && !g.tapk) {
 		KNode *par = bin(L, KB_REM, bin(L, KB_DIV, k0, BK), 2);
 		slot =
 		    lw_let(L, kb, "slot", ix_mul(L, kir_bin(p, KB_SUB, ix_c(L, 1), par), BK * 4));

@@ -251,6 +251,75 @@ segc_mma_bf16(segc_acc_t &c, const __nv_bfloat16 *a, unsigned lda, const __nv_bf
 		}
 }
 
+/* fragments (emit_cuda.c's cuda_mma_run): the tile's values at load time, rounded like
+ * segc_mma_tf32 / segc_mma_bf16, stored [fast + 16 * slow]: A (column-major a[m + k*lda]) as
+ * [m + 16 k], B (column-major b[k + n*ldb]) as [k + 16 n]; kf: 8 (tf32) or 16 (bf16) */
+struct segc_frag_a_t {
+	float v[256];
+	int kf;
+};
+struct segc_frag_b_t {
+	float v[256];
+	int kf;
+};
+
+static inline float
+segc_emu_frag_val(const float *a, size_t i)
+{
+	return segc_emu_tf32(a[i]);
+}
+
+static inline float
+segc_emu_frag_val(const __nv_bfloat16 *a, size_t i)
+{
+	return __bfloat162float(a[i]);
+}
+
+/* K of a fragment from its tile's element type (not sizeof: SEGC_EMU_EXACT's bf16 is 4 bytes) */
+static inline int
+segc_emu_frag_kf(const float *)
+{
+	return 8;
+}
+
+static inline int
+segc_emu_frag_kf(const __nv_bfloat16 *)
+{
+	return 16;
+}
+
+template <typename T>
+static inline void
+segc_load_frag(segc_frag_a_t &f, const T *a, unsigned ld)
+{
+	f.kf = segc_emu_frag_kf(a);
+	for (int k = 0; k < f.kf; k++)
+		for (int m = 0; m < 16; m++)
+			f.v[m + 16 * k] = segc_emu_frag_val(a, (size_t)m + (size_t)k * ld);
+}
+
+template <typename T>
+static inline void
+segc_load_frag(segc_frag_b_t &f, const T *b, unsigned ld)
+{
+	f.kf = segc_emu_frag_kf(b);
+	for (int n = 0; n < 16; n++)
+		for (int k = 0; k < f.kf; k++)
+			f.v[k + 16 * n] = segc_emu_frag_val(b, (size_t)k + (size_t)n * ld);
+}
+
+static inline void
+segc_mma_ab(segc_acc_t &c, const segc_frag_a_t &a, const segc_frag_b_t &b)
+{
+	for (int n = 0; n < 16; n++)
+		for (int m = 0; m < 16; m++) {
+			float s = c.v[m + 16 * n];
+			for (int k = 0; k < a.kf; k++)
+				s += a.v[m + 16 * k] * b.v[k + 16 * n];
+			c.v[m + 16 * n] = s;
+		}
+}
+
 static inline void
 segc_mma_store(float *o, const segc_acc_t &c, unsigned ld)
 {

@@ -76,9 +76,11 @@ prog_elt(LoopAnn ann)
 
 /* A block-mapped kernel (docs/cuda.md): 4 blocks of 64 threads; thread th stages x into the
  * shared A and B tiles, barrier, warp MMA into accumulator 0, store to the shared C tile,
- * barrier, out[blk*64 + th] = C[th].  precision: the tile dtype (bf16 tiles for KP_BF16). */
+ * barrier, out[blk*64 + th] = C[th].  precision: the tile dtype (bf16 tiles for KP_BF16).
+ * run: two more MMAs after the first (acc1 += A*B', acc0 += A*B'), a run of three that
+ * shares the A fragment and B' (emit_cuda.c's cuda_mma_run). */
 static Program *
-prog_mma(int precision)
+prog_mma(int precision, int run)
 {
 	Program *p = newprog();
 	Kernel *k = kir_kernel(p, "k0", loc_none);
@@ -101,6 +103,10 @@ prog_mma(int precision)
 	kir_append(p, tl->body, kir_barrier(p));
 	kir_append(p, tl->body, kir_mma_zero(p, 0));
 	kir_append(p, tl->body, kir_mma(p, 0, as, kir_i64(p, 0), bs, kir_i64(p, 0)));
+	if (run) {
+		kir_append(p, tl->body, kir_mma(p, 1, as, kir_i64(p, 0), bs, kir_i64(p, 8)));
+		kir_append(p, tl->body, kir_mma(p, 0, as, kir_i64(p, 0), bs, kir_i64(p, 8)));
+	}
 	kir_append(p, tl->body, kir_mma_store(p, 0, cs, kir_i64(p, 0)));
 	kir_append(p, tl->body, kir_barrier(p));
 	kir_append(p, tl->body, kir_store(p, o, g, kir_load(p, k, cs, kir_ref(p, k, tv))));
@@ -164,7 +170,7 @@ main(void)
 	freeprog(p);
 
 	/* block-mapped kernels: shared tiles, barriers, tensor-core MMA */
-	p = prog_mma(KP_TF32);
+	p = prog_mma(KP_TF32, 0);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(strstr(src,
 	             "static __device__ void\nk0_t0_body(const float *b0, float *b1, long long n)"),
@@ -188,7 +194,26 @@ main(void)
 	free(src);
 	freeprog(p);
 
-	p = prog_mma(KP_BF16);
+	/* a run of MMAs: each distinct A / B tile loaded into a fragment once */
+	p = prog_mma(KP_TF32, 1);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "segc_load_frag(segc_fa0, b2 + (0LL), 24);"), "A fragment:\n%s", src);
+	CHECK(!strstr(src, "segc_fa1"), "one A fragment:\n%s", src);
+	CHECK(strstr(src, "segc_load_frag(segc_fb1, b3 + (8LL), 24);"), "B fragments:\n%s", src);
+	CHECK(!strstr(src, "segc_fb2") && !strstr(src, "segc_mma_tf32(segc_acc["), "run:\n%s", src);
+	CHECK(strstr(src, "segc_mma_ab(segc_acc[0], segc_fa0, segc_fb0);\n") &&
+	          strstr(src, "segc_mma_ab(segc_acc[1], segc_fa0, segc_fb1);\n") &&
+	          strstr(src, "segc_mma_ab(segc_acc[0], segc_fa0, segc_fb1);\n"),
+	      "run MMAs:\n%s", src);
+	CHECK(strstr(src, "segc_acc_t segc_acc[2];"), "two accumulators");
+	if (rc == 0)
+		printf("NVRTC compiled the MMA run for sm_90\n");
+	else
+		CHECK(strstr(d.first, "cannot load NVRTC"), "unexpected error: %s", d.first);
+	free(src);
+	freeprog(p);
+
+	p = prog_mma(KP_BF16, 0);
 	rc = emit(p, "cuda:sm_80", &src, &d, obj);
 	CHECK(strstr(src, "SEGC_SHARED __align__(32) __nv_bfloat16 b2[384];"), "bf16 tile");
 	CHECK(strstr(src, "b2[v1_th] = __float2bfloat16("), "bf16 store:\n%s", src);
@@ -198,7 +223,7 @@ main(void)
 	free(src);
 	freeprog(p);
 
-	p = prog_mma(KP_FP32); /* mma needs tf32 or bf16 */
+	p = prog_mma(KP_FP32, 0); /* mma needs tf32 or bf16 */
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "mma tiles of the wrong precision"), "fp32 mma: %s",
 	      d.first);
