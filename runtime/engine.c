@@ -6,11 +6,13 @@
  * engine-owned, 64-byte aligned buffer; run fills the slots and calls segc_gen_run.  All
  * state lives on the engine; run allocates nothing.  segc_engine_api is the only symbol an
  * engine.so exports. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include "rt_cuda.h"
 #include "rt_gen.h"
@@ -29,7 +31,7 @@ struct segc_engine {
 	RtPool *pool;
 	void **slots; /* 1 + inputs + outputs + weights */
 	int nslots;
-	void *wbuf; /* all weights, NULL until load_weights succeeds */
+	void *wbuf;   /* all weights, NULL until load_weights succeeds */
 	RtCuda *cuda; /* CUDA engines (manifest target cuda:sm_XX): the device side, cuda.c */
 	char err[ERRLEN];
 };
@@ -160,21 +162,34 @@ fmt_shape(char *buf, size_t len, int rank, const int64_t *shape)
 		snprintf(buf + k, len - k, "]");
 }
 
-/* Give back the pages of a mapped file range that was just copied, so that the file's pages
- * and the engine's copy are not resident together (the load's peak memory would double). */
-static void
-release_pages(const uint8_t *p, uint64_t n)
+/* Read n bytes at file offset off into dst.  The weights of a file are read, not copied out
+ * of its mapping: touching the mapping maps the page cache's folios whole (large folios for a
+ * file written in big chunks, as checkpoints are), so the file's pages and the engine's copy
+ * were resident together (+42% peak for a 650 MiB file); only the header is read through the
+ * mapping.  0, or an errno. */
+static int
+read_range(int fd, uint8_t *dst, uint64_t n, uint64_t off)
 {
-	uintptr_t page = 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-	uintptr_t hi = ((uintptr_t)p + n) & ~(page - 1);
-	if (hi > lo)
-		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	while (n > 0) {
+		size_t chunk = n > (1u << 30) ? (1u << 30) : (size_t)n;
+		ssize_t r = pread(fd, dst, chunk, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : EIO;
+		dst += r;
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	return 0;
 }
 
 /* match the parsed file against the manifest and copy the weights into a new buffer;
- * mapped: the tensors' bytes are a private file mapping whose pages may be released */
+ * fd >= 0: the image at base is a mapping of that file, whose tensor bytes are read with pread
+ * (read_range) instead of through the mapping */
 static segc_status
-install_weights(segc_engine_t *e, const char *label, const RtTensorList *l, int mapped)
+install_weights(segc_engine_t *e, const char *label, const RtTensorList *l, int fd,
+                const uint8_t *base)
 {
 	const segc_tensor_info *w;
 	const RtTensor *t;
@@ -228,10 +243,22 @@ install_weights(segc_engine_t *e, const char *label, const RtTensorList *l, int 
 	for (i = 0; i < e->m.nweights; i++) {
 		t = rt_tensor_list_find(l, e->m.weights[i].name);
 		nb = t->end - t->begin;
-		if (nb)
+		if (nb && fd >= 0) {
+			uint64_t off = (uint64_t)(t->data - base);
+			int en = read_range(fd, buf + total, nb, off);
+			if (en) {
+				char eb[128];
+				free(buf);
+				return set_err(
+				    e, SEGC_ERR_IO,
+				    "%s: cannot read weight '%s' (%llu bytes at byte offset "
+				    "%llu): %s",
+				    label, t->name, (unsigned long long)nb, (unsigned long long)off,
+				    rt_strerror(en, eb, sizeof eb));
+			}
+		} else if (nb) {
 			memcpy(buf + total, t->data, (size_t)nb);
-		if (mapped)
-			release_pages(t->data, nb);
+		}
 		e->slots[1 + e->m.ninputs + e->m.noutputs + i] = buf + total;
 		total += (nb + ALIGN - 1) / ALIGN * ALIGN;
 	}
@@ -250,7 +277,7 @@ install_weights(segc_engine_t *e, const char *label, const RtTensorList *l, int 
 }
 
 static segc_status
-load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size, int mapped)
+load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size, int fd)
 {
 	RtTensorList l;
 	segc_status st;
@@ -258,7 +285,7 @@ load_image(segc_engine_t *e, const char *label, const uint8_t *data, size_t size
 	st = rt_safetensors_parse(label, data, size, &l, e->err, sizeof e->err);
 	if (st != SEGC_OK)
 		return st;
-	st = install_weights(e, label, &l, mapped);
+	st = install_weights(e, label, &l, fd, data);
 	rt_tensor_list_free(&l);
 	return st;
 }
@@ -277,7 +304,12 @@ engine_load_weights(segc_engine_t *e, const char *path)
 	st = rt_file_map(path, &f, e->err, sizeof e->err);
 	if (st != SEGC_OK)
 		return st;
-	st = load_image(e, path, f.data, f.size, f.map != NULL);
+	/* the same file again, for reading the tensors (read_range); a file that cannot be
+	 * opened twice falls back to copying from the mapping */
+	int fd = f.map ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	st = load_image(e, path, f.data, f.size, fd);
+	if (fd >= 0)
+		close(fd);
 	rt_file_unmap(&f);
 	return st;
 }
@@ -290,7 +322,7 @@ engine_load_weights_memory(segc_engine_t *e, const void *data, size_t size)
 	e->err[0] = 0;
 	if (!data && size)
 		return set_err(e, SEGC_ERR_INVALID_ARGUMENT, "load_weights_memory: data is NULL");
-	return load_image(e, "<memory>", data ? data : "", size, 0);
+	return load_image(e, "<memory>", data ? data : "", size, -1);
 }
 
 static int32_t
