@@ -77,6 +77,10 @@ int tmpl_pool(Lower *L);
 int tmpl_resize(Lower *L);
 int tmpl_scan(Lower *L), tmpl_conv1d(Lower *L);               /* tmpl_scan.c */
 int tmpl_token_prune(Lower *L), tmpl_token_unpool(Lower *L);   /* tmpl_scan.c */
+/* the scan's activations in the CPU engine's exact formulas, for both scan templates
+ * (tmpl_scan.c): x / (1 + exp(-x)); softplus with threshold 20 */
+KNode *scan_silu(Lower *L, KNode *block, KNode *x);
+KNode *scan_softplus20(Lower *L, KNode *block, KNode *x);
 int tmpl_select_by_index(Lower *L);                   /* tmpl_m4fuse.c */
 int tmpl_velox_rel_bias(Lower *L);                    /* tmpl_velox.c */
 int tmpl_pad_tokens(Lower *L);                        /* tmpl_home.c */

@@ -50,28 +50,6 @@ assign(Lower *L, KNode *block, KNode *var, KNode *val)
 	kir_append(L->p, block, kir_assign(L->p, var->var, val));
 }
 
-/* x / (1 + exp(-x)), as tmpl_scan.c */
-static KNode *
-silu(Lower *L, KNode *block, KNode *x)
-{
-	x = lw_simple(L, block, x);
-	return bin(L, KB_DIV, x,
-	           bin(L, KB_ADD, f32c(L, 1), kir_un(L->p, KU_EXP, kir_un(L->p, KU_NEG, x))));
-}
-
-/* softplus with threshold 20, the formula of tmpl_scan.c (same rounding as the CPU engine) */
-static KNode *
-softplus20(Lower *L, KNode *block, KNode *x)
-{
-	x = lw_simple(L, block, x);
-	KNode *e = lw_let(L, block, "e", kir_un(L->p, KU_EXP, x));
-	KNode *u = lw_let(L, block, "u1", bin(L, KB_ADD, f32c(L, 1), e));
-	KNode *lg = bin(L, KB_DIV, bin(L, KB_MUL, kir_un(L->p, KU_LOG, u), e),
-	                bin(L, KB_SUB, u, f32c(L, 1)));
-	KNode *l1p = kir_select(L->p, bin(L, KB_EQ, u, f32c(L, 1)), e, lg);
-	return kir_select(L->p, bin(L, KB_GT, x, f32c(L, 20)), x, l1p);
-}
-
 /* the token visited at step q (0 <= q < len) of order o, let-bound */
 static KNode *
 pos(Lower *L, KNode *block, const ScanOrder *o, KNode *q)
@@ -155,7 +133,7 @@ chunk_pass(Lower *L, const Scan *s, int final)
 	KNode *uu = lw_let(L, in, "uu", ld(L, s->bu, xi));
 	KNode *dt = bin(L, KB_ADD, ld(L, s->bd, xi), db);
 	if (ir_attr_int(n, "softplus"))
-		dt = softplus20(L, in, dt);
+		dt = scan_softplus20(L, in, dt);
 	dt = lw_let(L, in, "dt", dt);
 	KNode *du = lw_let(L, in, "du", bin(L, KB_MUL, dt, uu));
 	KNode *acc = final ? lw_let(L, in, "y", f32c(L, 0)) : NULL;
@@ -186,7 +164,8 @@ chunk_pass(Lower *L, const Scan *s, int final)
 	if (lw_is_out(L, n->out[1]) && L->m->values[n->out[1]].storage != ST_NONE)
 		lw_store(L, in, &co, n->out[1], y);
 	if (lw_is_out(L, n->out[0]) && L->m->values[n->out[0]].storage != ST_NONE)
-		lw_store(L, in, &co, n->out[0], bin(L, KB_MUL, y, silu(L, in, ld(L, s->bz, xi))));
+		lw_store(L, in, &co, n->out[0],
+		         bin(L, KB_MUL, y, scan_silu(L, in, ld(L, s->bz, xi))));
 	return 0;
 }
 
@@ -345,7 +324,7 @@ gpu_conv1d(Lower *L)
 	KNode *xv = ld(L, bx, ix_add(L, ix_mul(L, ix_add(L, base, tok), ch), c));
 	KNode *wl = ld(L, bw, ix_add(L, ix_mul(L, c, k), ix_c(L, k - 1)));
 	acc = lw_let(L, body, "acc", bin(L, KB_ADD, acc, bin(L, KB_MUL, wl, xv)));
-	KNode *val = ir_attr_int(n, "silu") ? silu(L, body, acc) : acc;
+	KNode *val = ir_attr_int(n, "silu") ? scan_silu(L, body, acc) : acc;
 	KNode *ci[3] = {b, tok, c};
 	coord_full(&co, xt, ci);
 	return lw_output(L, body, &co, val);

@@ -55,8 +55,8 @@ var(Lower *L, KNode *block, const char *name, KNode *init)
 }
 
 /* x / (1 + exp(-x)) */
-static KNode *
-silu(Lower *L, KNode *block, KNode *x)
+KNode *
+scan_silu(Lower *L, KNode *block, KNode *x)
 {
 	x = lw_simple(L, block, x);
 	return bin(L, KB_DIV, x,
@@ -65,8 +65,8 @@ silu(Lower *L, KNode *block, KNode *x)
 
 /* softplus with threshold 20: x > 20 ? x : log1p(exp(x)), log1p(e) = log(u) * e / (u - 1) with
  * u = 1 + e (exact where 1 + e rounds, and e itself when u == 1) */
-static KNode *
-softplus20(Lower *L, KNode *block, KNode *x)
+KNode *
+scan_softplus20(Lower *L, KNode *block, KNode *x)
 {
 	x = lw_simple(L, block, x);
 	KNode *e = lw_let(L, block, "e", kir_un(L->p, KU_EXP, x));
@@ -148,7 +148,7 @@ tmpl_scan(Lower *L)
 	KNode *uu = lw_let(L, in, "uu", ld(L, bu, xi));
 	KNode *dt = bin(L, KB_ADD, ld(L, bd, xi), db);
 	if (ir_attr_int(n, "softplus"))
-		dt = softplus20(L, in, dt);
+		dt = scan_softplus20(L, in, dt);
 	dt = lw_let(L, in, "dt", dt);
 	KNode *du = lw_let(L, in, "du", bin(L, KB_MUL, dt, uu));
 	KNode *acc = var(L, in, "y", f32c(L, 0));
@@ -165,7 +165,7 @@ tmpl_scan(Lower *L)
 	if (materialised(L, n->out[1]))
 		lw_store(L, in, &co, n->out[1], y);
 	if (materialised(L, n->out[0]))
-		lw_store(L, in, &co, n->out[0], bin(L, KB_MUL, y, silu(L, in, ld(L, bz, xi))));
+		lw_store(L, in, &co, n->out[0], bin(L, KB_MUL, y, scan_silu(L, in, ld(L, bz, xi))));
 	return 0;
 }
 
@@ -203,7 +203,7 @@ tmpl_conv1d(Lower *L)
 		assign(L, in, win[j], win[j + 1]);
 	if (k > 1)
 		assign(L, in, win[k - 2], xv);
-	KNode *val = ir_attr_int(n, "silu") ? silu(L, in, acc) : acc;
+	KNode *val = ir_attr_int(n, "silu") ? scan_silu(L, in, acc) : acc;
 	KNode *ci[3] = {b, tok, c};
 	coord_full(&co, xt, ci);
 	return lw_output(L, in, &co, val);
