@@ -8,7 +8,10 @@ For each engine (compiled for cuda:sm_XX, e.g. build/gpu-cases/bench/unet3d.so f
 then N runs through run_device inside torch.profiler (CUDA activities: CUPTI records every
 kernel launched in the process, the engine's own included, as long as it shares the primary
 context, which runtime/cuda.c does).  Prints the top K kernels by total GPU time (name, calls,
-total and mean ms, share) and the totals per kernel class (the op in the kernel's name:
+total and mean ms, share, GFLOP/s and GB/s from the engine's kernel table, and the share of
+the roofline: the time at the device's peak compute for the engine's precision -- tensor cores
+for conv/matmul in tf32/bf16 -- or at its HBM bandwidth, whichever binds, over the measured
+time), the roofline share per kernel class and in all, and the totals per kernel class (the op in the kernel's name:
 k12_conv3d_t0 -> conv3d; the CPU-side names come from the launch schedule).  CUDA graphs are
 turned off (SEGC_CUDA_GRAPHS=0) so that each launch is one record.  Timing numbers from the
 profiler include its own overhead: use bench/bench_gpu.py for latency.
@@ -53,6 +56,43 @@ def random_weights(eng, rng):
     return struct.pack("<Q", len(h)) + h + b"".join(blobs)
 
 
+# dense peaks per device (NVIDIA's data sheets, SXM parts): fp32 FMA, tf32 and bf16 tensor
+# cores (no sparsity), TFLOP/s; HBM bandwidth, TB/s
+PEAKS = {"H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "bw": 3.35},
+         "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "bw": 4.8},
+         "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "bw": 2.04}}
+
+
+def device_peaks():
+    import torch
+    name = torch.cuda.get_device_name(0)
+    for key, pk in PEAKS.items():
+        if key in name:
+            return name, pk
+    return name, None
+
+
+def kernel_table(path):
+    """{kernel name: (class, flops, bytes)} from the engine's segc_gen_kinfo text (both
+    emitters embed it verbatim: "name\tclass\tflops\tbytes\n" per kernel)"""
+    data = open(path, "rb").read()
+    rows = re.findall(rb"(k\d+_\w+)\t(\w+)\t(\d+)\t(\d+)\n", data)
+    return {n.decode(): (c.decode(), float(f), float(b)) for n, c, f, b in rows}
+
+
+def precision_of(path):
+    """fp32, or the <p> of an engine named NAME.<p>.so (tests/cuda/gpu_prep.py)"""
+    m = re.search(r"\.(tf32|bf16)\.so$", path)
+    return m.group(1) if m else "fp32"
+
+
+def roofline_ms(cls, flops, nbytes, prec, pk):
+    """the kernel's time at the roofline: compute at the precision's peak (tensor cores for
+    conv/matmul kernels in tf32/bf16, else fp32) or its bytes at the HBM bandwidth"""
+    peak = pk[prec] if cls in ("conv", "matmul") else pk["fp32"]
+    return max(flops / (peak * 1e12), nbytes / (pk["bw"] * 1e12)) * 1e3
+
+
 def kclass(name):
     m = re.match(r"k\d+_(.+?)(_t\d+)?$", name)
     return m.group(1) if m else "other"
@@ -88,6 +128,9 @@ def profile_engine(path, runs, top, out):
         for _ in range(runs):
             eng.run_device(ip, op)
         torch.cuda.synchronize()
+    table = kernel_table(path)
+    prec = precision_of(path)
+    dev, pk = device_peaks()
     rows = {}
     for ev in prof.events():
         dev_us = getattr(ev, "device_time", None)
@@ -102,10 +145,43 @@ def profile_engine(path, runs, top, out):
     p = lambda s: print(s, file=out, flush=True)
     p("== %s: %d kernels, %.2f ms GPU per run (profiled), %.2f ms wall per run (unprofiled), "
       "%.0f s" % (os.path.basename(path), len(rows), total / runs, wall, time.time() - t0))
-    p("%-40s %6s %10s %9s %6s" % ("kernel", "calls", "ms/run", "ms/call", "share"))
+    # per kernel (all its loops: k3_conv3d_t0, _t1 ...): GPU time against the roofline
+    kern = {}
+    for name, (calls, ms) in rows.items():
+        m = re.match(r"(k\d+_.+?)(_t\d+)?$", name)
+        if m and m.group(1) in table:
+            kern[m.group(1)] = kern.get(m.group(1), 0.0) + ms / runs
+    p("%-40s %6s %10s %9s %6s %9s %8s %6s" % ("kernel", "calls", "ms/run", "ms/call", "share",
+                                              "GFLOP/s", "GB/s", "roof"))
     for name, (calls, ms) in sorted(rows.items(), key=lambda kv: -kv[1][1])[:top]:
-        p("%-40s %6d %10.3f %9.4f %5.1f%%" % (name[:40], calls // runs, ms / runs,
-                                              ms / max(calls, 1), 100 * ms / total))
+        m = re.match(r"(k\d+_.+?)(_t\d+)?$", name)
+        extra = ""
+        if m and m.group(1) in table and kern.get(m.group(1)):
+            c, fl, nb = table[m.group(1)]
+            kms = kern[m.group(1)]
+            extra = " %9.0f %8.0f" % (fl / kms * 1e-6, nb / kms * 1e-6)
+            if pk:
+                extra += " %5.0f%%" % (100 * roofline_ms(c, fl, nb, prec, pk) / kms)
+        p("%-40s %6d %10.3f %9.4f %5.1f%%%s" % (name[:40], calls // runs, ms / runs,
+                                                ms / max(calls, 1), 100 * ms / total, extra))
+    if pk and kern:
+        roof = {}
+        for kn, kms in kern.items():
+            c, fl, nb = table[kn]
+            r = roof.setdefault(c, [0.0, 0.0, 0.0])
+            r[0] += kms
+            r[1] += roofline_ms(c, fl, nb, prec, pk)
+            r[2] += fl
+        p("roofline (%s, %s; conv/matmul at the %s peak %.0f TFLOP/s, others fp32 %.0f, "
+          "HBM %.2f TB/s): time at roofline / measured" % (dev, prec, prec, pk[prec],
+                                                            pk["fp32"], pk["bw"]))
+        for c, (ms, rms, fl) in sorted(roof.items(), key=lambda kv: -kv[1][0]):
+            p("  %-12s %9.3f ms  roofline %8.3f ms  %5.1f%%  %8.1f TFLOP/s" %
+              (c, ms, rms, 100 * rms / ms, fl / ms * 1e-9))
+        tms = sum(v[0] for v in roof.values())
+        trms = sum(v[1] for v in roof.values())
+        p("  %-12s %9.3f ms  roofline %8.3f ms  %5.1f%%" % ("all", tms, trms,
+                                                           100 * trms / tms))
     cls = {}
     for name, (calls, ms) in rows.items():
         c = cls.setdefault(kclass(name), [0, 0.0])

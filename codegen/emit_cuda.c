@@ -1075,6 +1075,9 @@ cuda_host_object(CudaEmit *e, const char *manifest, const void *cubin, size_t nc
 	       "segc_gen_manifest");
 	global(mod, LLVMConstStringInContext(cx, e->sched.s, (unsigned)e->sched.len, 0),
 	       "segc_gen_cuda_schedule");
+	const char *kinfo = cg_kernel_table(e->p);
+	global(mod, LLVMConstStringInContext(cx, kinfo, (unsigned)strlen(kinfo), 0),
+	       "segc_gen_kinfo");
 	global(mod, LLVMConstStringInContext(cx, cubin, (unsigned)ncubin, 1),
 	       "segc_gen_cuda_cubin");
 	global(mod, LLVMConstInt(LLVMInt64TypeInContext(cx), ncubin, 0),

@@ -3,9 +3,12 @@
  * One record per line (docs/codegen.md, docs/abi.md):
  *   segc-manifest 1 / graph / segc / target / arena / param* / input* / output* / weight* /
  *   macs / flops / kernels / end
- * Slots follow the order of the records: 0 the arena, then inputs, outputs, weights. */
+ * Slots follow the order of the records: 0 the arena, then inputs, outputs, weights.
+ * Also the profiler's kernel table (cg_kernel_table), which both emitters embed. */
 #include "cg.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef SEGC_VERSION
@@ -109,4 +112,72 @@ cg_manifest(const Module *m, int64_t scratch_bytes, Arena *arena)
 	put(&t, arena_printf(arena, "kernels %u\n", m->ngroups));
 	put(&t, "end\n");
 	return t.buf;
+}
+
+/* ---- the kernel table for the profiler (runtime/profile.c) ---- */
+
+static int
+in_list(const char *op, const char *const *list)
+{
+	for (; *list; list++)
+		if (!strcmp(op, *list))
+			return 1;
+	return 0;
+}
+
+/* the profile class of a kernel, from its root op (fuse.c names kernels "k12_<op>") */
+static const char *
+kernel_class(const char *name)
+{
+	static const char *const conv[] = {"conv3d", "conv_transpose3d", "conv3d_w",
+	                                   "causal_conv1d", NULL};
+	static const char *const mm[] = {"linear", "matmul", NULL};
+	static const char *const norm[] = {
+	    "reduce_sum",    "reduce_mean", "reduce_max", "moments",      "softmax",
+	    "instance_norm", "group_norm",  "layer_norm", "batch_norm",   "layer_norm_w",
+	    "rms_norm",      "rms_norm_l2", "dyt",        "segment_mean", "token_score",
+	    "max_pool3d",    "avg_pool3d",  NULL,
+	};
+	static const char *const move[] = {
+	    "identity",   "reshape",      "permute",         "slice",
+	    "concat",     "upsample",     "pad_tokens",      "select_by_index",
+	    "group_fold", "group_unfold", "token_prune",     "token_unpool",
+	    "pwa_gather", "pwa_scatter",  "pixel_shuffle3d", NULL,
+	};
+	const char *op = strchr(name, '_');
+	op = op ? op + 1 : name;
+	if (in_list(op, conv))
+		return "conv";
+	if (!strcmp(op, "selective_scan"))
+		return "scan";
+	if (in_list(op, mm))
+		return "matmul";
+	if (in_list(op, norm))
+		return "norm";
+	if (in_list(op, move))
+		return "move";
+	return "elementwise";
+}
+
+/* "name\tclass\tflops\tbytes\n" per kernel in order; bytes = every global buffer once */
+const char *
+cg_kernel_table(const Program *p)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	SEGC_ASSERT(f);
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		double bytes = 0;
+		for (uint32_t i = 0; i < k->nbufs; i++)
+			if (!k->bufs[i].shared)
+				bytes += (double)k->bufs[i].numel * dtype_size(k->bufs[i].dtype);
+		fprintf(f, "%s\t%s\t%.0f\t%.0f\n", k->name, kernel_class(k->name), k->cost.flops,
+		        bytes);
+	}
+	fclose(f);
+	const char *t = arena_strdup(p->arena, text);
+	free(text);
+	return t;
 }

@@ -229,7 +229,28 @@ inj_slice(Lower *L)
 	return lw_output(L, body, &c, v);
 }
 
-/* one loop nest per input, each writing its range of the concat axis */
+/* Input in of a concat without epilogue, at element offset off along axis, already sits in
+ * the output's bytes (memplan's alias_concat placed it there: every dim before the axis is 1,
+ * so the chunk is contiguous), so its copy would read and write the same bytes. */
+static int
+concat_in_place(Lower *L, ValueId in, const Type *t, int64_t axis, int64_t off)
+{
+	int64_t chunk = off * lw_stride(t, (int)axis) * dtype_size(t->dtype);
+	int bi, bo;
+
+	if (L->g->nnodes != 1)
+		return 0;
+	for (int64_t d = 0; d < axis; d++)
+		if (t->dims[d] != 1)
+			return 0;
+	bi = lw_buf(L, in);
+	bo = lw_outbuf(L, L->root->out[0]);   /* may move L->k->bufs */
+	return L->k->bufs[bi].slot == L->k->bufs[bo].slot &&
+	       L->k->bufs[bi].offset == L->k->bufs[bo].offset + chunk;
+}
+
+/* one loop nest per input, each writing its range of the concat axis (none for an input
+ * already in place) */
 static int
 inj_concat(Lower *L)
 {
@@ -243,6 +264,10 @@ inj_concat(Lower *L)
 	for (int j = 0; j < L->root->nin; j++) {
 		ValueId in = L->root->in[j];
 		const Type *it = lw_type(L, in);
+		if (concat_in_place(L, in, t, axis, off)) {
+			off += it->dims[axis];
+			continue;
+		}
 		KNode *body = nest_over(L, it, idx);
 		for (int d = 0; d < t->rank; d++)
 			oidx[d] = d == axis ? ix_add(L, idx[d], ix_c(L, off)) : idx[d];
