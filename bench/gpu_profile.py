@@ -144,7 +144,7 @@ def profile_engine(path, runs, top, out):
     total = sum(v[1] for v in rows.values()) or 1e-9
     p = lambda s: print(s, file=out, flush=True)
     p("== %s: %d kernels, %.2f ms GPU per run (profiled), %.2f ms wall per run (unprofiled), "
-      "%.0f s" % (os.path.basename(path), len(rows), total / runs, wall, time.time() - t0))
+      "%.0f s" % (os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)), len(rows), total / runs, wall, time.time() - t0))
     # per kernel (all its loops: k3_conv3d_t0, _t1 ...): GPU time against the roofline
     kern = {}
     for name, (calls, ms) in rows.items():

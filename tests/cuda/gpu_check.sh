@@ -5,8 +5,8 @@
 #      model case on the GPU against PyTorch, run_device against run, an engine for another
 #      architecture; 30 s per case, 165 s in all      ($OUT/test-gpu.txt, $OUT/test-gpu.json)
 #   3. gpu-profile (PROFILE=1, the default on a GPU): bench/gpu_profile.py, per-kernel
-#      GPU time of the fp32 bench engines of unet3d, basicunet, segresnet and segmamba_v2;
-#      75 s                                           ($OUT/gpu-profile.txt, $OUT/gpu-profile.log)
+#      GPU time and roofline share of the fp32 and bf16 bench engines of unet3d, basicunet,
+#      segresnet and segmamba_v2; 100 s              ($OUT/gpu-profile.txt, $OUT/gpu-profile.log)
 #   4. bench-gpu: bench/bench_gpu.py, segc vs PyTorch eager and torch.compile at 128^3, with
 #      the time left (~140 s after a full test and profile; more when they end early)
 #                                 ($OUT/bench-gpu.txt, $OUT/bench-gpu.json, $OUT/bench-gpu.md)
@@ -48,8 +48,8 @@ echo "prepared: $(ls "$CASES"/ops/*/ 2>/dev/null | grep -c '^[0-9]') op cases;" 
 [ "$DEVICE" = cuda ] && PROFILE=${PROFILE:-1}
 PROFILE=${PROFILE:-0}
 PROF_S=0
-[ "$PROFILE" = 1 ] && PROF_S=80
-# test-gpu: at most 175 s (its own limit 165 s), leaving the profile its 75 s (+5 to kill it)
+[ "$PROFILE" = 1 ] && PROF_S=105
+# test-gpu: at most 175 s (its own limit 165 s), leaving the profile its 100 s (+5 to kill it)
 # and >= 120 s for the benchmark
 t=$(left)
 t=$((t - 120 - PROF_S))
@@ -62,11 +62,13 @@ if [ -z "$SKIP_TEST" ]; then
 	echo "test-gpu exit $?" >>"$OUT/test-gpu.txt"
 	grep -v '^ok' "$OUT/test-gpu.txt" | tail -n 40
 fi
-# gpu-profile: the fp32 bench engines, 75 s; its report is written as it goes
+# gpu-profile: the fp32 and bf16 bench engines, 100 s; its report is written as it goes
 if [ "$PROFILE" = 1 ]; then
 	engs=""
 	for g in unet3d basicunet segresnet segmamba_v2; do
-		[ -f "$CASES/bench/$g.so" ] && engs="$engs $CASES/bench/$g.so"
+		for e in "$CASES/bench/$g.so" "$CASES/bench/$g.bf16.so"; do
+			[ -f "$e" ] && engs="$engs $e"
+		done
 	done
 	if [ ! -f bench/gpu_profile.py ]; then
 		echo "gpu-profile: no bench/gpu_profile.py" | tee "$OUT/gpu-profile.txt"
@@ -74,13 +76,13 @@ if [ "$PROFILE" = 1 ]; then
 		echo "gpu-profile: no bench engines in $CASES/bench" | tee "$OUT/gpu-profile.txt"
 	else
 		# shellcheck disable=SC2086
-		timeout -k 5 75 $PY bench/gpu_profile.py --out "$OUT/gpu-profile.txt" $engs \
+		timeout -k 5 100 $PY bench/gpu_profile.py --out "$OUT/gpu-profile.txt" $engs \
 			>"$OUT/gpu-profile.log" 2>&1
 		rc=$?
 		# what the report does not hold already (a traceback, a driver message)
 		[ $rc -ne 0 ] && grep -v '^== ' "$OUT/gpu-profile.log" | tail -n 5 \
 			>>"$OUT/gpu-profile.txt"
-		echo "gpu-profile exit $rc$([ $rc -eq 124 ] && echo ' (killed at 75 s)')" \
+		echo "gpu-profile exit $rc$([ $rc -eq 124 ] && echo ' (killed at 100 s)')" \
 			>>"$OUT/gpu-profile.txt"
 		grep -E '^(== |gpu-profile)' "$OUT/gpu-profile.txt"
 	fi

@@ -1,0 +1,41 @@
+#!/bin/sh
+# tests/cuda/ab_prep.sh -- engines for an A/B comparison of compile-time variants on the GPU.
+#   VARIANTS="name:ENV=VALUE[,ENV=VALUE] ..." (default: "base:") GRAPHS="unet3d ..."
+#   PRECS="bf16 fp32" SIZE=128 sh tests/cuda/ab_prep.sh
+# writes build/gpu-ab/<variant>/<graph>[.<precision>].so (bench/bench_gpu.py's -D overrides at
+# SIZE^3) and build/gpu-ab.tar.xz to carry to the device machine, where
+#   python3 bench/gpu_profile.py build/gpu-ab/*/*.so
+# prints each engine's GPU time per run and its per-kernel roofline shares.
+cd "$(dirname "$0")/../.." || exit 2
+SEGC=${SEGC:-build/segc}
+VARIANTS=${VARIANTS:-base:}
+GRAPHS=${GRAPHS:-unet3d basicunet segresnet segmamba_v2}
+PRECS=${PRECS:-bf16}
+SIZE=${SIZE:-128}
+OUT=build/gpu-ab
+rm -rf "$OUT" "$OUT.tar.xz"
+for v in $VARIANTS; do
+	name=${v%%:*}
+	envs=$(echo "${v#*:}" | tr ',' ' ')
+	mkdir -p "$OUT/$name"
+	for g in $GRAPHS; do
+		defs=$(/usr/bin/python3 -c "
+import sys; sys.path.insert(0, 'bench'); import bench_gpu
+for n, graph, _, over in bench_gpu.bench_list($SIZE):
+    if n == '$g':
+        print(graph, ' '.join('-D %s=%s' % (k, ','.join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in over.items()))")
+		[ -n "$defs" ] || { echo "ab_prep: no bench graph $g"; exit 2; }
+		for p in $PRECS; do
+			suf=$([ "$p" = fp32 ] && echo .so || echo ".$p.so")
+			# shellcheck disable=SC2086
+			if env $envs "$SEGC" $defs --target cuda:sm_90 --precision=$p \
+				-o "$OUT/$name/$g$suf" >/dev/null 2>"$OUT/err.txt"; then
+				echo "ab_prep: $name/$g$suf"
+			else
+				echo "ab_prep: $name/$g$suf FAILED: $(head -n 1 "$OUT/err.txt")"
+			fi
+		done
+	done
+done
+rm -f "$OUT/err.txt"
+tar -cJf "$OUT.tar.xz" -C build gpu-ab && ls -la "$OUT.tar.xz"
