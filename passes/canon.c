@@ -3,8 +3,9 @@
  * Codegen templates never see instance_norm, group_norm, layer_norm, batch_norm or softmax:
  *   instance_norm  (mean, rstd) = moments(x, spatial axes); (x - mean) * rstd [* w + b],
  *                  w and b reshaped to [C,1,..,1] so they broadcast over the channel axis
- *   group_norm     x reshaped to [N,G,C/G,*S]; moments over axes 2..; normalise; affine with
- *                  w, b reshaped to [G,C/G,1,..,1]; reshaped back to x's shape
+ *   group_norm     moments over axes 2.. of x viewed as [N,G,C/G,*S]; the [N,G,1,..] mean
+ *                  and rstd broadcast to [N,G,C/G,1,..] (times a ones constant) and viewed
+ *                  as [N,C,1,..]; then normalised like instance_norm (x's shape throughout)
  *   layer_norm     moments over the last `dims` axes; w, b already have those dims
  *   batch_norm     (x - rm) * rsqrt(rv + eps) [* w + b], each reshaped to [C,1,..,1]
  *                  ([C] unchanged for a 2-D input); num_batches_tracked loses its use
@@ -142,10 +143,37 @@ instance_norm(Rw *w, const Node *n, const Type *t)
 	return normalise(w, n->in[0], mean, rstd, wt, bs);
 }
 
+/* v [N,G,1,..,1] (a per-group statistic of xg [N,G,C/G,*S]) as a per-channel [N,C,1,..,1]:
+ * v * ones[1,1,C/G,1,..,1] (a tiny broadcasting kernel), viewed as [N,C,1,..,1] */
+static ValueId
+per_group_channel(Rw *w, ValueId v, const Type *t, int64_t g)
+{
+	int64_t od[IR_MAXRANK + 1] = { 0 }, cd[IR_MAXRANK] = { 0 };
+	int r = t->rank, io = op_attr_index(OP_constant, "shape");
+	Attr a[4];
+	ValueId ones;
+
+	for (int i = 0; i <= r; i++)
+		od[i] = 1;
+	od[2] = t->dims[1] / g;
+	ir_attrs_default(OP_constant, a);
+	a[op_attr_index(OP_constant, "value")].f = 1.0;
+	a[op_attr_index(OP_constant, "value")].present = 1;
+	a[io].present = 1;
+	a[io].n = (uint16_t)(r + 1);
+	a[io].ints = od;
+	ones = emit(w, OP_constant, 0, 0, a);
+	cd[0] = t->dims[0];
+	cd[1] = t->dims[1];
+	for (int i = 2; i < r; i++)
+		cd[i] = 1;
+	return reshape(w, bin(w, OP_mul, v, ones), cd, r);
+}
+
 static ValueId
 group_norm(Rw *w, const Node *n, const Type *t)
 {
-	int64_t g = ir_attr_int(n, "groups"), dims[IR_MAXRANK] = { 0 }, wd[IR_MAXRANK] = { 0 };
+	int64_t g = ir_attr_int(n, "groups"), dims[IR_MAXRANK] = { 0 };
 	ValueId xg, mean, rstd, wt = 0, bs = 0;
 	int r = t->rank;
 
@@ -156,15 +184,15 @@ group_norm(Rw *w, const Node *n, const Type *t)
 		dims[i + 1] = t->dims[i];
 	xg = reshape(w, n->in[0], dims, r + 1);
 	moments(w, xg, 2, ir_attr_float(n, "eps"), &mean, &rstd);
-	wd[0] = g;
-	wd[1] = t->dims[1] / g;
-	for (int i = 2; i < r; i++)
-		wd[i] = 1;
+	/* statistics per channel, so the normalise chain has x's shape (like instance_norm's):
+	 * it fuses with what follows and can be a conv's load prologue (passes/fuse.c) */
+	mean = per_group_channel(w, mean, t, g);
+	rstd = per_group_channel(w, rstd, t, g);
 	if (n->in[1])
-		wt = reshape(w, n->in[1], wd, r);
+		wt = per_channel(w, n->in[1], r - 1);
 	if (n->in[2])
-		bs = reshape(w, n->in[2], wd, r);
-	return reshape(w, normalise(w, xg, mean, rstd, wt, bs), t->dims, r);
+		bs = per_channel(w, n->in[2], r - 1);
+	return normalise(w, n->in[0], mean, rstd, wt, bs);
 }
 
 static ValueId
