@@ -141,11 +141,21 @@ def profile_engine(path, runs, top, out):
         r = rows.setdefault(ev.name, [0, 0.0])
         r[0] += 1
         r[1] += dev_us / 1e3
+    title = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+    report(title, rows, runs, wall, time.time() - t0, table, prec, dev, pk, top, out)
+    eng.close()
+
+
+def report(title, rows, runs, wall, secs, table, prec, dev, pk, top, out):
+    """print one engine's profile: rows = {CUPTI kernel name: [launches, ms]} over runs"""
     total = sum(v[1] for v in rows.values()) or 1e-9
     p = lambda s: print(s, file=out, flush=True)
     p("== %s: %d kernels, %.2f ms GPU per run (profiled), %.2f ms wall per run (unprofiled), "
-      "%.0f s" % (os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path)), len(rows), total / runs, wall, time.time() - t0))
-    # per kernel (all its loops: k3_conv3d_t0, _t1 ...): GPU time against the roofline
+      "%.0f s" % (title, len(rows), total / runs, wall, secs))
+    # Kernels with the same kernel IR share one compiled function (kernel_signature), so the
+    # profiler's k3_conv3d_t1 may stand for several kernels: n = its launches per run.  A row
+    # gets its kernel's flops and bytes times n over the time of all loops of that function;
+    # the per-class roofline sums the whole kernel table (each kernel runs once per run).
     kern = {}
     for name, (calls, ms) in rows.items():
         m = re.match(r"(k\d+_.+?)(_t\d+)?$", name)
@@ -158,30 +168,38 @@ def profile_engine(path, runs, top, out):
         extra = ""
         if m and m.group(1) in table and kern.get(m.group(1)):
             c, fl, nb = table[m.group(1)]
+            n = max(calls // runs, 1)
             kms = kern[m.group(1)]
-            extra = " %9.0f %8.0f" % (fl / kms * 1e-6, nb / kms * 1e-6)
+            extra = " %9.0f %8.0f" % (n * fl / kms * 1e-6, n * nb / kms * 1e-6)
             if pk:
-                extra += " %5.0f%%" % (100 * roofline_ms(c, fl, nb, prec, pk) / kms)
+                extra += " %5.0f%%" % (100 * n * roofline_ms(c, fl, nb, prec, pk) / kms)
         p("%-40s %6d %10.3f %9.4f %5.1f%%%s" % (name[:40], calls // runs, ms / runs,
                                                 ms / max(calls, 1), 100 * ms / total, extra))
-    if pk and kern:
+    if pk and table:
+        by_op = {}   # op name -> class, from the table (k12_conv3d -> conv3d -> conv)
+        for kn, (c, _, _) in table.items():
+            by_op[kclass(kn)] = c
         roof = {}
-        for kn, kms in kern.items():
-            c, fl, nb = table[kn]
+        for kn, (c, fl, nb) in table.items():
             r = roof.setdefault(c, [0.0, 0.0, 0.0])
-            r[0] += kms
             r[1] += roofline_ms(c, fl, nb, prec, pk)
             r[2] += fl
+        for name, (calls, ms) in rows.items():
+            c = by_op.get(kclass(name))
+            if c:
+                roof.setdefault(c, [0.0, 0.0, 0.0])[0] += ms / runs
         p("roofline (%s, %s; conv/matmul at the %s peak %.0f TFLOP/s, others fp32 %.0f, "
           "HBM %.2f TB/s): time at roofline / measured" % (dev, prec, prec, pk[prec],
                                                             pk["fp32"], pk["bw"]))
         for c, (ms, rms, fl) in sorted(roof.items(), key=lambda kv: -kv[1][0]):
-            p("  %-12s %9.3f ms  roofline %8.3f ms  %5.1f%%  %8.1f TFLOP/s" %
-              (c, ms, rms, 100 * rms / ms, fl / ms * 1e-9))
+            if ms > 0:
+                p("  %-12s %9.3f ms  roofline %8.3f ms  %5.1f%%  %8.1f TFLOP/s" %
+                  (c, ms, rms, 100 * rms / ms, fl / ms * 1e-9))
         tms = sum(v[0] for v in roof.values())
         trms = sum(v[1] for v in roof.values())
-        p("  %-12s %9.3f ms  roofline %8.3f ms  %5.1f%%" % ("all", tms, trms,
-                                                           100 * trms / tms))
+        if tms > 0:
+            p("  %-12s %9.3f ms  roofline %8.3f ms  %5.1f%%" % ("all", tms, trms,
+                                                               100 * trms / tms))
     cls = {}
     for name, (calls, ms) in rows.items():
         c = cls.setdefault(kclass(name), [0, 0.0])
@@ -190,7 +208,6 @@ def profile_engine(path, runs, top, out):
     p("per class:")
     for c, (calls, ms) in sorted(cls.items(), key=lambda kv: -kv[1][1]):
         p("  %-24s %5d launches %9.3f ms %5.1f%%" % (c, calls, ms, 100 * ms * runs / total))
-    eng.close()
 
 
 def main():

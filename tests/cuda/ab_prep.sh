@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/cuda/ab_prep.sh -- engines for an A/B comparison of compile-time variants on the GPU.
-#   VARIANTS="name:ENV=VALUE[,ENV=VALUE] ..." (default: "base:") GRAPHS="unet3d ..."
-#   PRECS="bf16 fp32" SIZE=128 sh tests/cuda/ab_prep.sh
+#   VARIANTS="name:ENV=VALUE[,ENV=VALUE][:PREC[+PREC]] ..." (default: "base:")
+#   GRAPHS="unet3d ..." PRECS="bf16 fp32" (for variants that name none) SIZE=128
+#   sh tests/cuda/ab_prep.sh
 # writes build/gpu-ab/<variant>/<graph>[.<precision>].so (bench/bench_gpu.py's -D overrides at
 # SIZE^3) and build/gpu-ab.tar.xz to carry to the device machine, where
 #   python3 bench/gpu_profile.py build/gpu-ab/*/*.so
@@ -16,7 +17,10 @@ OUT=build/gpu-ab
 rm -rf "$OUT" "$OUT.tar.xz"
 for v in $VARIANTS; do
 	name=${v%%:*}
-	envs=$(echo "${v#*:}" | tr ',' ' ')
+	rest=${v#*:}
+	envs=$(echo "${rest%%:*}" | tr ',' ' ')
+	precs=$PRECS
+	case $rest in *:*) precs=$(echo "${rest#*:}" | tr '+' ' ') ;; esac
 	mkdir -p "$OUT/$name"
 	for g in $GRAPHS; do
 		defs=$(/usr/bin/python3 -c "
@@ -25,7 +29,7 @@ for n, graph, _, over in bench_gpu.bench_list($SIZE):
     if n == '$g':
         print(graph, ' '.join('-D %s=%s' % (k, ','.join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in over.items()))")
 		[ -n "$defs" ] || { echo "ab_prep: no bench graph $g"; exit 2; }
-		for p in $PRECS; do
+		for p in $precs; do
 			suf=$([ "$p" = fp32 ] && echo .so || echo ".$p.so")
 			# shellcheck disable=SC2086
 			if env $envs "$SEGC" $defs --target cuda:sm_90 --precision=$p \
