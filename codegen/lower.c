@@ -26,9 +26,14 @@ lw_fail(Lower *L, const char *what)
 int
 lw_buf(Lower *L, ValueId v)
 {
-	const Value *val = &L->m->values[v];
-	const Value *st = val;
+	const Value *st;
 	int b;
+
+	/* a root operand 0 with a load prologue has no buffer: a template that does not apply
+	 * the prologue reads its source, and lower_root() rejects the kernel (!pro_applied) */
+	if (L->g->npro && v == L->root->in[0])
+		v = L->g->pro_src;
+	st = &L->m->values[v];
 
 	/* a view's bytes are its alias's (a chain of reshapes ends at a materialised value) */
 	for (int i = 0; st->storage == ST_VIEW && st->alias && i < 64; i++)
@@ -304,6 +309,167 @@ lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
 	return 0;
 }
 
+/* ---- the load prologue (passes/fuse.c puts it in Group.pro; docs/codegen.md) ---- */
+
+int
+lw_has_prologue(Lower *L)
+{
+	return L->g->npro > 0;
+}
+
+ValueId
+lw_prologue_src(Lower *L)
+{
+	return L->g->npro ? L->g->pro_src : L->root->in[0];
+}
+
+/* v is the prologue's source or the result of one of its nodes */
+static int
+pro_chain(Lower *L, ValueId v)
+{
+	if (v == L->g->pro_src)
+		return 1;
+	for (uint32_t i = 0; i < L->g->npro; i++)
+		if (L->m->nodes[L->g->pro[i]].out[0] == v)
+			return 1;
+	return 0;
+}
+
+/* The value of chain value v: the source (val), an earlier chain node's result, or NULL. */
+static KNode *
+pro_value(Lower *L, ValueId v, KNode *val, KNode **res)
+{
+	if (v == L->g->pro_src)
+		return val;
+	for (uint32_t i = 0; i < L->g->npro; i++)
+		if (L->m->nodes[L->g->pro[i]].out[0] == v)
+			return res[i];
+	return NULL;
+}
+
+/* operand j of chain node i when it is not a chain value: broadcast per (n, c), so loaded
+ * at (n, c, 0, 0, 0) */
+static KNode *
+pro_operand(Lower *L, KNode *block, KNode *nidx, KNode *cidx, ValueId v)
+{
+	const Type *t = lw_type(L, L->g->pro_src);
+	KNode *idx[IR_MAXRANK];
+	Coord c;
+
+	for (int d = 0; d < t->rank; d++)
+		idx[d] = d == 0 ? nidx : d == 1 ? cidx : ix_c(L, 0);
+	coord_full(&c, t, idx);
+	return lw_simple(L, block, lw_operand(L, &c, v));
+}
+
+/* Fold the chain's leading affine nodes into L->pro_c, pro_s, pro_t (lets in block): a first
+ * sub(x, k) gives c; then add/sub k, mul k (either side), div by k give s and t. */
+static void
+pro_fold(Lower *L, KNode *block)
+{
+	ValueId cur = L->g->pro_src;
+	KNode *c = NULL, *s = NULL, *t = NULL;
+	uint32_t i;
+
+	for (i = 0; i < L->g->npro; i++) {
+		const Node *n = &L->m->nodes[L->g->pro[i]];
+		int a, b;
+		KNode *k;
+
+		if (n->nin != 2 || (i > 0 && L->m->values[cur].nuses != 1))
+			break;
+		a = n->in[0] == cur;
+		b = n->in[1] == cur;
+		if (a == b || pro_chain(L, n->in[a ? 1 : 0]))
+			break;
+		k = L->pro_ops[i * IR_MAXRANK + (a ? 1 : 0)];
+		if (n->op == OP_sub && a && i == 0)
+			c = k;
+		else if (n->op == OP_add)
+			t = t ? kir_bin(L->p, KB_ADD, t, k) : k;
+		else if (n->op == OP_sub && a)
+			t = t ? kir_bin(L->p, KB_SUB, t, k) : kir_un(L->p, KU_NEG, k);
+		else if (n->op == OP_mul || (n->op == OP_div && a)) {
+			KBinOp op = n->op == OP_mul ? KB_MUL : KB_DIV;
+			s = s              ? kir_bin(L->p, op, s, k)
+			    : op == KB_MUL ? k
+			                   : kir_bin(L->p, KB_DIV, kir_f32(L->p, 1), k);
+			t = t ? kir_bin(L->p, op, t, k) : NULL;
+		} else
+			break;
+		cur = n->out[0];
+	}
+	L->pro_naff = i;
+	L->pro_c = c;
+	L->pro_s = s ? lw_simple(L, block, s) : NULL;
+	L->pro_t = t ? lw_simple(L, block, t) : NULL;
+}
+
+void
+lw_prologue_hoist(Lower *L, KNode *block, KNode *nidx, KNode *cidx)
+{
+	L->pro_ops = NULL;
+	L->pro_naff = 0;
+	if (!L->g->npro)
+		return;
+	L->pro_ops = arena_zalloc(L->p->arena, (size_t)L->g->npro * IR_MAXRANK * sizeof(KNode *));
+	for (uint32_t i = 0; i < L->g->npro; i++) {
+		const Node *n = &L->m->nodes[L->g->pro[i]];
+		for (int j = 0; j < n->nin && j < IR_MAXRANK; j++)
+			if (!pro_chain(L, n->in[j]))
+				L->pro_ops[i * IR_MAXRANK + j] =
+				    pro_operand(L, block, nidx, cidx, n->in[j]);
+	}
+	pro_fold(L, block);
+}
+
+void
+lw_prologue_unhoist(Lower *L)
+{
+	L->pro_ops = NULL;
+	L->pro_naff = 0;
+}
+
+KNode *
+lw_prologue(Lower *L, KNode *block, KNode *nidx, KNode *cidx, KNode *val)
+{
+	KNode *x[IR_MAXRANK], **res;
+
+	if (!L->g->npro)
+		return val;
+	if (!L->pro_applied)
+		L->pro_applied = 1;
+	res = arena_zalloc(L->p->arena, (size_t)L->g->npro * sizeof *res);
+	val = lw_simple(L, block, val);
+	if (L->pro_ops && L->pro_naff) { /* the folded affine part: (x - c) * s + t */
+		KNode *v = val;
+		if (L->pro_c)
+			v = kir_bin(L->p, KB_SUB, v, L->pro_c);
+		if (L->pro_s)
+			v = kir_bin(L->p, KB_MUL, v, L->pro_s);
+		if (L->pro_t)
+			v = kir_bin(L->p, KB_ADD, v, L->pro_t);
+		res[L->pro_naff - 1] = lw_simple(L, block, v);
+	}
+	for (uint32_t i = L->pro_ops ? L->pro_naff : 0; i < L->g->npro; i++) {
+		const Node *n = &L->m->nodes[L->g->pro[i]];
+		for (int j = 0; j < n->nin && j < IR_MAXRANK; j++) {
+			x[j] = pro_value(L, n->in[j], val, res);
+			if (!x[j] && L->pro_ops)
+				x[j] = L->pro_ops[i * IR_MAXRANK + j];
+			if (!x[j])
+				x[j] = pro_operand(L, block, nidx, cidx, n->in[j]);
+		}
+		res[i] = cg_elt_expr(L, block, n, x);
+		if (!res[i]) { /* lower_root fails the kernel */
+			L->pro_applied = -1;
+			return kir_f32(L->p, 0);
+		}
+		res[i] = lw_simple(L, block, res[i]);
+	}
+	return res[L->g->npro - 1];
+}
+
 int
 lw_scratch(Lower *L, int dtype, int64_t numel, const char *name)
 {
@@ -319,8 +485,27 @@ lw_scratch(Lower *L, int dtype, int64_t numel, const char *name)
 
 /* ---- the driver ---- */
 
+static int lower_form(Lower *L);
+
+/* Lower the root; a load prologue that the template did not apply is an error, never
+ * silently dropped. */
 static int
 lower_root(Lower *L)
+{
+	int rc = lower_form(L);
+	if (rc == 0 && L->pro_applied < 0)
+		return lw_fail(L, "an op of the load prologue is not supported");
+	if (rc == 0 && L->g->npro && !L->pro_applied)
+		return lw_fail(L,
+		               arena_printf(L->p->arena,
+		                            "the %s form of %s does not apply the load "
+		                            "prologue (SEGC_PROLOGUE=0 turns prologues off)",
+		                            L->p->gpu ? "cuda" : "cpu", optab[L->root->op].name));
+	return rc;
+}
+
+static int
+lower_form(Lower *L)
 {
 	/* a GPU form where one exists (1: none for this node; the generic template follows) */
 	if (L->p->gpu) {
@@ -386,8 +571,9 @@ cg_lower(const Module *m, Program *p, Diag *d)
 		Lower L = { p, k, m, g, &m->nodes[g->root], d };
 
 		k->group = (int)gi;
-		for (uint32_t i = 0; i < g->nnodes; i++) {
-			Cost c = ir_node_cost(m, &m->nodes[g->nodes[i]]);
+		for (uint32_t i = 0; i < g->nnodes + g->npro; i++) {
+			NodeId id = i < g->nnodes ? g->nodes[i] : g->pro[i - g->nnodes];
+			Cost c = ir_node_cost(m, &m->nodes[id]);
 			k->cost.macs += c.macs;
 			k->cost.flops += c.flops;
 		}

@@ -17,6 +17,13 @@ typedef struct {
 	const Node *root;
 	Diag *d;
 	int64_t scratch_used; /* bytes of scratch this kernel has taken (lw_scratch) */
+	int pro_applied;      /* lw_prologue was called (a prologue no template applied fails);
+	                       * -1: it met an op cg_elt_expr does not support */
+	KNode **pro_ops;      /* lw_prologue_hoist: the chain's operands, let-bound; or NULL */
+	/* lw_prologue_hoist: the chain's first pro_naff nodes folded into (x - pro_c) * pro_s +
+	 * pro_t (each NULL when absent) */
+	uint32_t pro_naff;
+	KNode *pro_c, *pro_s, *pro_t;
 } Lower;
 
 /* Coordinates of one output element.  Loop dim j has index idx[j] and covers the dims
@@ -57,6 +64,22 @@ void lw_store(Lower *L, KNode *block, const Coord *c, ValueId v, KNode *val);
  * Returns 0, or -1 after a diagnostic. */
 int lw_output(Lower *L, KNode *block, const Coord *c, KNode *val);
 int lw_fail(Lower *L, const char *what);              /* diagnostic at the root; -1 */
+/* ---- the load prologue (docs/codegen.md) ----
+ * 1 when the root's operand 0 has a load prologue (then lw_buf(L, root->in[0]) is NOT a
+ * buffer: load from lw_prologue_src(L) instead and pass each in-bounds element through
+ * lw_prologue) */
+int lw_has_prologue(Lower *L);
+ValueId lw_prologue_src(Lower *L);     /* the materialised tensor X the chain starts from */
+/* the chain applied to val = X[n, c, ...] (f32); nidx, cidx: i64 batch and channel index
+ * expressions; emits lets into block; per-(n,c) operand loads are hoistable */
+KNode *lw_prologue(Lower *L, KNode *block, KNode *nidx, KNode *cidx, KNode *val);
+/* Load the chain's per-(n, c) operands once, into lets in block (e.g. the body of an input
+ * channel loop, outside the tap loops); lw_prologue calls nested in block then reuse them
+ * (their nidx, cidx are ignored for the operands) until lw_prologue_unhoist.  A leading
+ * affine part of the chain (sub, then add/sub/mul/div by per-channel values, as a normalize
+ * is) is folded there into (x - c) * s + t: two operations per element. */
+void lw_prologue_hoist(Lower *L, KNode *block, KNode *nidx, KNode *cidx);
+void lw_prologue_unhoist(Lower *L);
 /* A kernel-private scratch buffer of numel elements (docs/codegen.md): slot-0 bytes after
  * the planned arena, valid only while this kernel runs; returns its buffer index. */
 int lw_scratch(Lower *L, int dtype, int64_t numel, const char *name);

@@ -12,8 +12,15 @@
  *   for j: for p in tile vector: out = epilogue(out)
  * Rows of 8..16 with >= 16 input channels use channel lanes instead (mk_block_cl: the lanes
  * are 16 output channels, the accumulators a row's positions, so border taps are left out
- * per position); they and the plane form's rows of >= 32 (16 x 16 blocks) read the weights
- * packed into scratch by a first loop (mk_pack: a tap's 16 weights in one cache line).
+ * per position; the sums go through a transpose tile in scratch); they and the plane form's
+ * rows of >= 32 (16 x 16 blocks) read the weights packed into scratch by a first loop
+ * (mk_pack: a tap's 16 weights in one cache line).
+ * Load prologue (docs/codegen.md): the micro-kernel applies the chain once per element of X
+ * by a first parallel loop into scratch (pro_prepass) and reads that; per loaded x instead
+ * (SEGC_PRO_PERLOAD=1, cheap chains) and in the blocked and scalar forms, each x element
+ * loaded from inside the input goes through lw_prologue (the chain's per-(n, c) operands
+ * hoisted to the ci loop); masked-out and skipped border taps stay 0 either way, the
+ * padding of the prologue's output.
  * The previous blocked form (conv_blocked: accumulation in the output buffer) remains for
  * A/B measurements (SEGC_CONV_OLD=1).  When the output buffer may overlap a buffer the group
  * reads (in-place planning), the scalar form keeps the accumulator in a register instead.
@@ -123,6 +130,20 @@ touch_inputs(Lower *L)
 			lw_buf(L, v);
 		}
 	}
+	for (uint32_t i = 0; i < L->g->npro; i++) { /* the load prologue's source and operands */
+		const Node *n = &L->m->nodes[L->g->pro[i]];
+		for (int j = 0; j < n->nin; j++) {
+			ValueId v = n->in[j];
+			int chain = 0;
+			for (uint32_t k = 0; k < L->g->npro; k++)
+				chain |= L->m->nodes[L->g->pro[k]].out[0] == v;
+			if (!v || chain || L->m->values[v].storage == ST_CONST ||
+			    L->m->values[v].storage == ST_NONE ||
+			    L->m->nodes[L->m->values[v].def].op == OP_constant)
+				continue;
+			lw_buf(L, v);
+		}
+	}
 }
 
 /* ---- the register-blocked form ----
@@ -152,6 +173,7 @@ typedef struct {
 	int64_t sw;        /* x step per row position */
 	int64_t OW, OH;    /* plane form: row position p = oh*OW + ow */
 	int plane;
+	KNode *n, *cin; /* batch and first input channel of the block (load prologue) */
 } Blk;
 
 /* largest divisor of n that is <= lim (>= 1) */
@@ -198,15 +220,19 @@ blk_loop(Lower *L, const Blk *bk, KNode *block, KNode *row, KNode *xr, KNode **w
 		for (int64_t c = 0; c < bk->cib; c++) {
 			KNode *xi = ix_add(L, xo, ix_c(L, c * bk->xcs + tp[t].off));
 			KNode *ld = kir_load(L->p, L->k, bk->xb, xi);
+			KNode *ci = ix_add(L, bk->cin, ix_c(L, c));
 			if (!cond) {
+				ld = lw_prologue(L, b, bk->n, ci, ld);
 				xv[c * nt + t] = lw_let(L, b, "xv", ld);
 				continue;
 			}
-			/* a predicated load: the vectorizer makes it a masked load */
+			/* a predicated load: the vectorizer makes it a masked load; the prologue
+			 * applies to the elements inside the input only (padding stays 0) */
 			int v = kir_var(L->p, L->k, KT_F32, "xv");
 			kir_append(L->p, b, kir_let(L->p, L->k, v, kir_f32(L->p, 0)));
 			KNode *ifl = kir_if(L->p, cond);
 			kir_append(L->p, b, ifl);
+			ld = lw_prologue(L, ifl->body, bk->n, ci, ld);
 			kir_append(L->p, ifl->body, kir_assign(L->p, v, ld));
 			xv[c * nt + t] = kir_ref(L->p, L->k, v);
 		}
@@ -360,6 +386,7 @@ conv_blocked(Lower *L, const Conv *cv0, ValueId accv)
 	KNode *cin = ix_add(L, ix_mul(L, grp, cv->cig), ci);
 	KNode *xc =
 	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, n, cv->Ci), cin), bk.xcs));
+	bk.n = n, bk.cin = lw_let(L, cl->body, "cin", cin);
 	KNode *wc =
 	    lw_let(L, cl->body, "wc", ix_mul(L, ix_add(L, ix_mul(L, co0, cv->cig), ci), K3));
 	KNode *dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, cv->k[0]), LOOP_SERIAL, &kd);
@@ -426,7 +453,8 @@ conv_blocked(Lower *L, const Conv *cv0, ValueId accv)
  * validity is a lane mask), pointwise (1^3: the flattened volume) and row (the lanes walk ow
  * in blocks of VL; strides and dilation; x loads of stride sw). */
 
-enum { MK_ACC = 16, MK_PAR = 24, MK_TAPS = 9, MK_TILE = 1024 };
+/* MK_CLTILE: at most this many bytes of transpose tiles (the cl form's scratch) */
+enum { MK_ACC = 16, MK_PAR = 24, MK_TAPS = 9, MK_TILE = 1024, MK_CLTILE = 4 << 20 };
 
 typedef struct {
 	const Conv *cv;
@@ -435,6 +463,9 @@ typedef struct {
 	int64_t VL, cob, rowlen, K3, ostr, xcs;
 	int64_t ts; /* weight tap stride: cob when packed (wpack), else 1 */
 	int ob, xb, wb;
+	int pro;     /* apply the load prologue to each x loaded (0: none, or xb holds it) */
+	int tb;      /* cl: the transpose tile buffer (0: store the sums with a scatter) */
+	KNode *tofs; /* cl: this iteration's tile, [R][COB] */
 	KNode *n, *od, *co0, *grp;
 } Mk;
 
@@ -482,12 +513,14 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		kir_append(L->p, b, kir_let(L->p, L->k, acc[j], bias[j]));
 	}
 	KNode *cl = lw_loop(L, b, "ci", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &ci);
-	KNode *cin = ix_add(L, ix_mul(L, m->grp, cv->cig), ci);
+	KNode *cin = lw_let(L, cl->body, "cin", ix_add(L, ix_mul(L, m->grp, cv->cig), ci));
 	KNode *xc =
 	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, m->n, cv->Ci), cin), m->xcs));
 	KNode *wc =
 	    lw_let(L, cl->body, "wc",
 	           ix_add(L, ix_mul(L, m->co0, cv->cig * m->K3), ix_mul(L, ci, m->K3 * m->ts)));
+	if (m->pro) /* the channel's chain operands, once */
+		lw_prologue_hoist(L, cl->body, m->n, cin);
 	KNode *dl, *id, *tb, *xr, *wr, *hcond = NULL, *dcond = NULL, *ihb = NULL;
 	if (m->vol) { /* kd valid for some od; which lanes: dcond */
 		int64_t klo = -floordiv(cv->OD - 1 - cv->p[0], cv->dl[0]);
@@ -598,14 +631,16 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 			}
 			KNode *xi = ix_add(L, ix_add(L, xr, ix_mul(L, p, cv->s[2])), ix_c(L, off));
 			KNode *ld = kir_load(L->p, L->k, m->xb, xi), *xv;
-			if (cond) { /* a masked load */
+			if (cond) { /* a masked load; the prologue on the elements inside only */
 				int v = kir_var(L->p, L->k, KT_F32, "xv");
 				kir_append(L->p, tb, kir_let(L->p, L->k, v, kir_f32(L->p, 0)));
 				KNode *ifl = kir_if(L->p, cond);
 				kir_append(L->p, tb, ifl);
+				ld = m->pro ? lw_prologue(L, ifl->body, m->n, cin, ld) : ld;
 				kir_append(L->p, ifl->body, kir_assign(L->p, v, ld));
 				xv = kir_ref(L->p, L->k, v);
 			} else {
+				ld = m->pro ? lw_prologue(L, tb, m->n, cin, ld) : ld;
 				xv = lw_let(L, tb, "xv", ld);
 			}
 			for (int64_t j = 0; j < m->cob; j++) {
@@ -618,6 +653,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 				kir_append(L->p, tb, kir_assign(L->p, acc[j], s));
 			}
 		}
+	lw_prologue_unhoist(L);
 	KNode *sb = b;
 	if (valid) {
 		KNode *ifv = kir_if(L->p, valid);
@@ -631,13 +667,58 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		                     kir_ref(L->p, L->k, acc[j])));
 }
 
+/* The KW taps of one (kd, kh) of mk_block_cl: acc[r] += wpack[wr + kw*COB] * x[xr + iw],
+ * iw = (ow0 + r)*sw + kw*dw - pw, inside the input only.  In x order: the KW weight vectors
+ * first, then each x element once (one broadcast) for every (r, kw) that reads it; in tap
+ * order LLVM shared the broadcasts across taps itself and ran out of registers (copies and
+ * spills in the k3 body). */
+static void
+mk_cl_taps(Lower *L, const Mk *m, KNode *tb, KNode *xr, KNode *wr, const int *acc, int64_t ow0,
+           int64_t R, KNode *cin)
+{
+	const Conv *cv = m->cv;
+	int64_t KW = cv->k[2], s = cv->s[2], d = cv->dl[2], pw = cv->p[2];
+	KNode *wv[64] = {0};
+	int64_t lo = cv->W, hi = -1;
+	for (int64_t kw = 0; kw < KW; kw++)
+		for (int64_t r = 0; r < R; r++) {
+			int64_t iw = (ow0 + r) * s + kw * d - pw;
+			if (iw < 0 || iw >= cv->W)
+				continue; /* outside the input: contributes nothing */
+			if (!wv[kw])
+				wv[kw] = lw_let(L, tb, "wv",
+				                kir_load(L->p, L->k, m->wb,
+				                         ix_add(L, wr, ix_c(L, kw * m->cob))));
+			lo = iw < lo ? iw : lo, hi = iw > hi ? iw : hi;
+		}
+	for (int64_t iw = lo; iw <= hi; iw++) {
+		KNode *xv = NULL;
+		for (int64_t kw = 0; kw < KW; kw++) {
+			int64_t t = iw + pw - kw * d, r = t / s - ow0;
+			if (t < 0 || t % s || r < 0 || r >= R)
+				continue;
+			if (!xv) { /* a uniform scalar (a broadcast), through the prologue */
+				KNode *ld = kir_load(L->p, L->k, m->xb, ix_add(L, xr, ix_c(L, iw)));
+				ld = m->pro ? lw_prologue(L, tb, m->n, cin, ld) : ld;
+				xv = lw_let(L, tb, "xv", ld);
+			}
+			KNode *sum = kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc[r]),
+			                     kir_bin(L->p, KB_MUL, wv[kw], xv));
+			kir_append(L->p, tb, kir_assign(L->p, acc[r], sum));
+		}
+	}
+}
+
 /* The channel-lane block (cl): the lanes are COB = 16 output channels co0 + lane, the
  * accumulators the R positions ow0 + r of a row, ow0 a constant, so whether a tap is inside
  * the input is known here: border taps are left out, not masked.  The weights are packed
- * (mk_pack: one vector load per tap), x is a broadcast scalar; the sums are stored at a
- * stride of the channel plane.
+ * (mk_pack: one vector load per tap), x is a broadcast scalar (mk_cl_taps); the sums are
+ * stored to the iteration's transpose tile as [R][16] (contiguous vector stores; the
+ * epilogue reads it transposed), or without a tile at a stride of the channel plane
+ * (scatters: 10% of the strided k3 conv's time).
  *   for lane: acc[r] = bias; for ci, kd (if id inside), kh (if ih inside), kw:
- *     wv = wpack[.., t, lane]; acc[r] += wv * x[.., (ow0 + r)*sw + kw*dw - pw]  (inside only) */
+ *     wv = wpack[.., t, lane]; acc[r] += wv * x[.., (ow0 + r)*sw + kw*dw - pw]  (inside only)
+ *   tile[r*16 + lane] = acc[r] */
 static void
 mk_block_cl(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, int64_t ow0, int64_t R)
 {
@@ -655,12 +736,14 @@ mk_block_cl(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, int64_t 
 		kir_append(L->p, b, kir_let(L->p, L->k, acc[r], bias));
 	}
 	KNode *cl = lw_loop(L, b, "ci", ix_c(L, 0), ix_c(L, cv->cig), LOOP_SERIAL, &ci);
-	KNode *cin = ix_add(L, ix_mul(L, m->grp, cv->cig), ci);
+	KNode *cin = lw_let(L, cl->body, "cin", ix_add(L, ix_mul(L, m->grp, cv->cig), ci));
 	KNode *xc =
 	    lw_let(L, cl->body, "xc", ix_mul(L, ix_add(L, ix_mul(L, m->n, cv->Ci), cin), m->xcs));
 	KNode *wc =
 	    lw_let(L, cl->body, "wc",
 	           ix_add(L, ix_mul(L, m->co0, cv->cig * m->K3), ix_mul(L, ci, m->K3 * m->cob)));
+	if (m->pro)
+		lw_prologue_hoist(L, cl->body, m->n, cin);
 	KNode *dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, cv->k[0]), LOOP_SERIAL, &kd);
 	KNode *id =
 	    lw_let(L, dl->body, "id",
@@ -680,28 +763,15 @@ mk_block_cl(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, int64_t 
 	KNode *wr = lw_let(
 	    L, tb, "wr",
 	    ix_add(L, ix_add(L, wc, ix_mul(L, ix_add(L, ix_mul(L, kd, KH), kh), KW * m->cob)), l));
-	for (int64_t kw = 0; kw < KW; kw++) {
-		KNode *wv = NULL;
-		for (int64_t r = 0; r < R; r++) {
-			int64_t iw = (ow0 + r) * cv->s[2] + kw * cv->dl[2] - cv->p[2];
-			if (iw < 0 || iw >= cv->W)
-				continue; /* outside the input: contributes nothing */
-			if (!wv)
-				wv = lw_let(L, tb, "wv",
-				            kir_load(L->p, L->k, m->wb,
-				                     ix_add(L, wr, ix_c(L, kw * m->cob))));
-			KNode *xv = kir_load(L->p, L->k, m->xb, ix_add(L, xr, ix_c(L, iw)));
-			KNode *sum = kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc[r]),
-			                     kir_bin(L->p, KB_MUL, wv, xv));
-			kir_append(L->p, tb, kir_assign(L->p, acc[r], sum));
-		}
+	mk_cl_taps(L, m, tb, xr, wr, acc, ow0, R, cin);
+	lw_prologue_unhoist(L);
+	for (int64_t r = 0; r < R; r++) {
+		KNode *oi =
+		    m->tb ? ix_add(L, m->tofs, ix_add(L, l, ix_c(L, (ow0 + r) * m->cob)))
+		          : ix_add(L, ix_add(L, row, ix_mul(L, l, m->ostr)), ix_c(L, ow0 + r));
+		kir_append(L->p, b,
+		           kir_store(L->p, m->tb ? m->tb : m->ob, oi, kir_ref(L->p, L->k, acc[r])));
 	}
-	for (int64_t r = 0; r < R; r++)
-		kir_append(
-		    L->p, b,
-		    kir_store(L->p, m->ob,
-		              ix_add(L, ix_add(L, row, ix_mul(L, l, m->ostr)), ix_c(L, ow0 + r)),
-		              kir_ref(L->p, L->k, acc[r])));
 }
 
 /* the epilogue over out[row + j*ostr + [t0, t1)] at output coordinate (n, co, od, oh, ow) */
@@ -717,7 +787,10 @@ mk_epilogue(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, KNode *t
 		KNode *el = lw_loop(L, jl->body, "p", t0, t1, LOOP_VECTOR, &ow);
 		KNode *co = lw_let(L, el->body, "co", ix_add(L, m->co0, j));
 		KNode *oi = ix_add(L, ix_add(L, row, ow), ix_mul(L, j, m->ostr));
-		KNode *v = lw_let(L, el->body, "v", kir_load(L->p, L->k, m->ob, oi));
+		if (m->tb) /* the sums' transpose: a gather from the L1-resident tile */
+			oi = ix_add(L, m->tofs, ix_add(L, ix_mul(L, ow, m->cob), j));
+		KNode *v =
+		    lw_let(L, el->body, "v", kir_load(L->p, L->k, m->tb ? m->tb : m->ob, oi));
 		Coord c;
 		if (m->plane || m->pw) { /* (n, co, od?, flattened rest) */
 			memset(&c, 0, sizeof c);
@@ -757,6 +830,62 @@ mk_pack(Lower *L, Mk *m)
 	m->wb = pb, m->ts = m->cob;
 }
 
+/* 1 when e has operations the micro-kernel cannot apply per loaded x cheaply: exp, log,
+ * tanh, erf, pow, sqrt, division (SiLU, sigmoid, GELU ...): per tap they are scalar calls on
+ * uniform x (channel lanes) or keep the lane loop from being widened at all (a SiLU
+ * prologue at 16^3 measured 13x slower) */
+static int
+pro_expensive(const KNode *e)
+{
+	if (!e)
+		return 0;
+	if (e->kind == K_unop && e->op != KU_NEG && e->op != KU_ABS && e->op != KU_NOT)
+		return 1;
+	if (e->kind == K_binop && (e->op == KB_POW || (e->op == KB_DIV && e->type == KT_F32)))
+		return 1;
+	if (pro_expensive(e->a) || pro_expensive(e->b) || pro_expensive(e->c) ||
+	    pro_expensive(e->body))
+		return 1;
+	for (uint32_t i = 0; e->kind == K_block && i < e->nkids; i++)
+		if (pro_expensive(e->kids[i]))
+			return 1;
+	return 0;
+}
+
+/* How the micro-kernel applies the load prologue: 1, once per element by a first loop into
+ * scratch (pro_prepass), the default; 0, to every x it loads, with SEGC_PRO_PERLOAD=1 for
+ * cheap chains.  Per load, each x element goes through the chain once per tap and output
+ * channel block (27 x Co/16 times for k3): the conv measured 18% slower (inorm + ReLU + conv
+ * 32 -> 32 at 32^3, where the separate normalize pass is 1.3%), whole graphs 6-26%; with
+ * the first loop they run as fast as unfused (docs/performance.md). */
+static int
+pro_prepass_wanted(Lower *L, int xb)
+{
+	if (!getenv("SEGC_PRO_PERLOAD"))
+		return 1;
+	KNode *scratch = kir_block(L->p); /* the chain on a dummy x, never emitted */
+	KNode *v =
+	    lw_prologue(L, scratch, ix_c(L, 0), ix_c(L, 0), kir_load(L->p, L->k, xb, ix_c(L, 0)));
+	return pro_expensive(scratch) || pro_expensive(v);
+}
+
+/* The load prologue applied once to every element of X by a first parallel loop of the
+ * kernel, into scratch (X's size); returns the buffer the micro-kernel reads instead of X.
+ * Padding stays 0: the forms mask the taps outside the input as without a prologue. */
+static int
+pro_prepass(Lower *L, const Conv *cv)
+{
+	int64_t dhw = cv->D * cv->H * cv->W, dims[3] = {cv->N, cv->Ci, dhw};
+	int sb = lw_scratch(L, DT_F32, cv->N * cv->Ci * dhw, "xpro");
+	KNode *idx[3];
+	KNode *body = lw_nest(L, dims, 3, 1, idx);
+	KNode *i = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, idx[0], cv->Ci), idx[1]), dhw), idx[2]);
+	i = lw_let(L, body, "i", i);
+	KNode *v = lw_prologue(L, body, idx[0], idx[1], kir_load(L->p, L->k, lw_buf(L, cv->x), i));
+	kir_append(L->p, body, kir_store(L->p, sb, i, v));
+	return sb;
+}
+
 static int
 conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 {
@@ -781,7 +910,7 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	 * border taps save); measured slower than the plane form with rows of 32 */
 	int64_t R = cv->OW;
 	m.cl = !pw && !m.vol && cv->cog % 16 == 0 && cv->cig >= 16 && R >= 8 && R <= 16 &&
-	       !getenv("SEGC_CONV_NOCL");
+	       cv->k[2] <= 64 && !getenv("SEGC_CONV_NOCL");
 	if (m.cl)
 		m.plane = 0;
 	m.cv = cv;
@@ -804,6 +933,9 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	m.xcs = cv->D * cv->H * cv->W;
 	m.ob = lw_outbuf(L, accv), m.xb = lw_buf(L, cv->x), m.wb = lw_buf(L, cv->w);
 	m.ts = 1;
+	m.pro = lw_has_prologue(L);
+	if (m.pro && pro_prepass_wanted(L, m.xb)) /* once per element, into scratch */
+		m.xb = pro_prepass(L, cv), m.pro = 0;
 	if (m.cl || pk)
 		mk_pack(L, &m);
 	int64_t nblk = (m.rowlen + m.VL - 1) / m.VL,
@@ -822,6 +954,17 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	KNode *body = lw_nest(L, dims, 4, 0, idx);
 	m.n = idx[0], m.od = idx[1];
 	m.co0 = lw_let(L, body, "co0", ix_mul(L, idx[3], m.cob));
+	if (m.cl && par * m.cob * R * 4 <= MK_CLTILE && !getenv("SEGC_CONV_NOTILE")) {
+		/* one tile per parallel iteration: the sums of a row are stored as [R][COB]
+		 * (contiguous vector stores) and the epilogue reads them transposed (gathers from
+		 * L1), instead of scattering each accumulator across the COB channel planes
+		 * (measured 10% of the strided k3 conv's time) */
+		KNode *flat =
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, m.n, dims[1]), m.od), dims[2]), idx[2]);
+		flat = ix_add(L, ix_mul(L, flat, dims[3]), idx[3]);
+		m.tb = lw_scratch(L, DT_F32, par * m.cob * R, "cltile");
+		m.tofs = lw_let(L, body, "tofs", ix_mul(L, flat, m.cob * R));
+	}
 	m.grp = lw_let(L, body, "g", kir_bin(L->p, KB_DIV, m.co0, ix_c(L, cv->cog)));
 	KNode *bias[MK_ACC];
 	for (int64_t j = 0; j < m.cob; j++) {
@@ -917,8 +1060,9 @@ conv_scalar(Lower *L, const Conv *cv, int transpose)
 	KNode *xi = ix_add(L, ix_mul(L, n, cv->Ci), cin);
 	for (int a = 0; a < 3; a++)
 		xi = ix_add(L, ix_mul(L, xi, in[a]), i[a]);
-	KNode *prod =
-	    kir_bin(L->p, KB_MUL, kir_load(L->p, L->k, xb, xi), kir_load(L->p, L->k, wb, wi));
+	/* inside the input: the load prologue (if any) applies */
+	KNode *xv = lw_prologue(L, ifk->body, n, cin, kir_load(L->p, L->k, xb, xi));
+	KNode *prod = kir_bin(L->p, KB_MUL, xv, kir_load(L->p, L->k, wb, wi));
 	kir_append(L->p, ifk->body,
 	           kir_assign(L->p, acc, kir_bin(L->p, KB_ADD, kir_ref(L->p, L->k, acc), prod)));
 	KNode *oidx[5] = {n, co, od, oh, ow};
@@ -937,6 +1081,8 @@ tmpl_conv(Lower *L)
 	conv_params(L, &cv);
 	touch_inputs(L);
 	accv = acc_value(L);
+	if (getenv("SEGC_CONV_SCALAR")) /* A/B and tests: the scalar form */
+		return conv_scalar(L, &cv, 0);
 	if (accv && !lw_out_aliases_input(L) && !getenv("SEGC_CONV_OLD"))
 		return conv_mk(L, &cv, accv);
 	if (accv && !lw_out_aliases_input(L) && cv.k[2] <= 16)
@@ -1221,6 +1367,8 @@ tmpl_conv_transpose(Lower *L)
 	Conv cv;
 
 	conv_params(L, &cv);
+	if (lw_has_prologue(L)) /* passes/fuse.c makes prologues for conv3d roots only */
+		return lw_fail(L, "conv_transpose3d: no form applies a load prologue");
 	touch_inputs(L);
 	if (convt_phase_ok(L, &cv)) {
 		ValueId accv = acc_value(L);

@@ -76,9 +76,14 @@ cg_elt_expr(Lower *L, KNode *block, const Node *n, KNode **x)
 	switch (n->op) {
 	case OP_identity:   return x[0];
 	case OP_relu:       return fb(L, KB_MAX, x[0], fc(L, 0));
-	case OP_leaky_relu:
-		return kir_select(L->p, fb(L, KB_GT, x[0], fc(L, 0)), x[0],
-		                  fb(L, KB_MUL, x[0], fc(L, ir_attr_float(n, "slope"))));
+	case OP_leaky_relu: {
+		double s = ir_attr_float(n, "slope");
+		KNode *sx = fb(L, KB_MUL, x[0], fc(L, s));
+		/* for 0 <= slope <= 1, max(x, slope*x) is the same function, one op fewer */
+		if (s >= 0 && s <= 1)
+			return fb(L, KB_MAX, x[0], sx);
+		return kir_select(L->p, fb(L, KB_GT, x[0], fc(L, 0)), x[0], sx);
+	}
 	case OP_gelu:       return gelu(L, block, n, x[0]);
 	case OP_silu:       return fb(L, KB_MUL, x[0], sigmoid(L, x[0]));
 	case OP_sigmoid:    return sigmoid(L, x[0]);

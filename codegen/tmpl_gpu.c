@@ -3,8 +3,26 @@
  * The generic templates are correct on a GPU (emit_cuda.c maps each parallel iteration to a
  * thread) but are shaped for a CPU core: few, long iterations.  The GPU forms give a thread
  * (or a block) little work each.  Each returns 1 when it has no form for the root; the
- * generic template then lowers it (docs/cuda.md). */
+ * generic template then lowers it (docs/cuda.md).  A conv3d root with a load prologue
+ * (Group.pro) goes to the tensor-core form only where that form applies the prologue. */
 #include "tmpl.h"
+
+/* The tensor-core form; where it lowered a root with a load prologue without applying it,
+ * its statements are dropped and 1 is returned, so the SIMT form (which applies it) follows. */
+static int
+mma_or_back(Lower *L)
+{
+	uint32_t nkids = L->k->body->nkids, nbufs = L->k->nbufs;
+	int64_t scratch = L->scratch_used;
+	int rc = tmpl_gpu_mma(L);
+
+	if (rc != 0 || !lw_has_prologue(L) || L->pro_applied)
+		return rc;
+	L->k->body->nkids = nkids;
+	L->k->nbufs = nbufs;
+	L->scratch_used = scratch;
+	return 1;
+}
 
 int
 tmpl_gpu(Lower *L)
@@ -17,7 +35,7 @@ tmpl_gpu(Lower *L)
 	case OP_linear:
 	case OP_matmul:
 		if (L->p->precision != KP_FP32)
-			rc = tmpl_gpu_mma(L);
+			rc = mma_or_back(L);
 		if (rc == 1)
 			rc = tmpl_gpu_conv(L);
 		return rc;

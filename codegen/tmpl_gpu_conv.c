@@ -21,6 +21,9 @@
  *   matmul       y[b, m, n] = sum_k A[b, m, k] B[b, k, n]: thread = (batch, m tile, n block,
  *                lane) with n = block*OB*LW + j*LW + lane (LW = min(32, N) lanes): B loads
  *                are coalesced over lanes, A loads are warp-uniform; tile RB rows x OB cols.
+ * A conv3d root with a load prologue (Group.pro, docs/codegen.md) reads the prologue's
+ * source and applies the chain once per loaded x element (its per-channel operands loaded
+ * once per input channel); out-of-bounds taps stay 0.  Other roots have no prologue.
  * Pools keep the generic template (tmpl_pool.c): on a GPU lw_nest already makes it one thread
  * per output element with ow fastest, which is this file's mapping.  Tiles shrink until the
  * launch has FILL threads (or is 1 x 1); $SEGC_GPU_FILL overrides FILL (tests set it to 1 so
@@ -156,6 +159,17 @@ load_if(Lower *L, KNode *block, int buf, KNode *idx, KNode *cond)
 	if (cond)
 		ld = kir_select(L->p, cond, ld, kir_f32(L->p, 0));
 	return lw_let(L, block, "xv", ld);
+}
+
+/* the load prologue (docs/codegen.md) applied to x element xv of batch n, channel c; 0 where
+ * cond (the tap is in bounds, NULL: always) fails: a conv pads the prologue's output */
+static KNode *
+pro_load(Lower *L, KNode *block, KNode *xv, KNode *cond, KNode *n, KNode *c)
+{
+	KNode *v = lw_prologue(L, block, n, c, xv);
+	if (cond)
+		v = lw_let(L, block, "xp", kir_select(L->p, cond, v, kir_f32(L->p, 0)));
+	return v;
 }
 
 /* output channels per thread: cog itself when small, else a divisor in [4, 8], else 8 (the
@@ -331,7 +345,8 @@ gpu_conv3d(Lower *L, const GConv *cv)
 		for (int64_t i = 0; i < ph; i++)
 			acc[j * ph + i] = acc_new(L, body, b);
 	}
-	int xb = lw_buf(L, cv->x), wb = lw_buf(L, cv->w);
+	int pro = lw_has_prologue(L);
+	int xb = lw_buf(L, pro ? lw_prologue_src(L) : cv->x), wb = lw_buf(L, cv->w);
 	KNode *xn = ix_mul(L, ix_add(L, ix_mul(L, n, cv->Ci), ix_mul(L, c.g, cv->cig)), DHW);
 	xn = lw_let(L, body, "xn", ix_add(L, xn, ix_add(L, ix_mul(L, ih0, cv->W), iw0)));
 	KNode *wj[COB_MAX];
@@ -349,6 +364,11 @@ gpu_conv3d(Lower *L, const GConv *cv)
 	KNode *cl = lw_loop(L, body, "ci", c0, c1, LOOP_SERIAL, &ci);
 	KNode *xc = lw_let(L, cl->body, "xc", ix_add(L, xn, ix_mul(L, ci, DHW)));
 	KNode *wc = lw_let(L, cl->body, "wc", ix_mul(L, ci, K3));
+	KNode *cin = NULL; /* the global input channel, for the load prologue's operands */
+	if (pro) {
+		cin = lw_let(L, cl->body, "cin", ix_add(L, ix_mul(L, c.g, cv->cig), ci));
+		lw_prologue_hoist(L, cl->body, n, cin);
+	}
 	KNode *dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, KD), LOOP_SERIAL, &kd);
 	KNode *blk = dl->body;
 	KNode *id = lw_let(L, blk, "id",
@@ -368,7 +388,10 @@ gpu_conv3d(Lower *L, const GConv *cv)
 		KNode *xv[64];
 		for (int64_t r = 0; r < R; r++) {
 			KNode *xi = ix_add(L, xr, ix_c(L, r * cv->W + kw * cv->dl[2]));
-			xv[r] = load_if(L, blk, xb, xi, band(L, rok[r], cok[kw]));
+			KNode *ok = band(L, rok[r], cok[kw]);
+			xv[r] = load_if(L, blk, xb, xi, ok);
+			if (pro) /* once per loaded element; padding stays 0 */
+				xv[r] = pro_load(L, blk, xv[r], ok, n, cin);
 		}
 		for (int64_t kh = 0; kh < KH; kh++)
 			for (int64_t j = 0; j < c.cob; j++) {
@@ -385,6 +408,7 @@ gpu_conv3d(Lower *L, const GConv *cv)
 			}
 	}
 
+	lw_prologue_unhoist(L);
 	/* the epilogue per output element, or the partial sums of chunk sp */
 	KNode *pbase = NULL;
 	if (ns > 1) {

@@ -144,6 +144,12 @@ typedef struct {
 	/* schedule (passes/schedule.c), read by codegen */
 	int32_t vector;         /* vector width in elements, 0: emitter's choice */
 	int32_t tile[4];        /* template-specific tile sizes, 0: template default */
+	/* load prologue (passes/fuse.c, docs/codegen.md): elementwise nodes, in topological
+	 * order, that the root applies to its operand 0 while loading it; they start from the
+	 * materialised value pro_src, and the last one's result is root->in[0] (not stored) */
+	NodeId *pro;
+	uint32_t npro;
+	ValueId pro_src;
 } Group;
 
 typedef struct {

@@ -188,6 +188,16 @@ put_plan(const Module *m, FILE *f, const uint32_t *disp)
 			          gr->nodes[k] < m->nnodes ? m->nodes[gr->nodes[k]].out[0] : 0);
 		}
 		fputc(']', f);
+		if (gr->npro) { /* the load prologue: its nodes' results, from pro_src */
+			fputs(" prologue=[", f);
+			for (uint32_t k = 0; k < gr->npro; k++) {
+				fputs(k ? " " : "", f);
+				put_value(f, disp,
+				          gr->pro[k] < m->nnodes ? m->nodes[gr->pro[k]].out[0] : 0);
+			}
+			fputs("] from ", f);
+			put_value(f, disp, gr->pro_src);
+		}
 		if (gr->vector)
 			fprintf(f, " vector=%d", gr->vector);
 		if (gr->tile[0] || gr->tile[1] || gr->tile[2] || gr->tile[3])

@@ -136,6 +136,23 @@ check_module(const Module *m, const uint32_t *ndef, Diag *d)
 			                "verify: group %u ('%s') is malformed, expected live "
 			                "nodes in order, root first",
 			                g, gr->name ? gr->name : "?");
+		/* a load prologue: live nodes in order before the root, the last one's result the
+		 * root's operand 0, starting from a live value */
+		ok = !gr->npro ||
+		     (gr->pro && gr->pro_src && gr->pro_src < m->nvalues && ndef[gr->pro_src]);
+		for (uint32_t k = 0; ok && k < gr->npro; k++) {
+			NodeId id = gr->pro[k];
+			ok = id < m->nnodes && !m->nodes[id].dead && id < gr->root &&
+			     (k == 0 || id > gr->pro[k - 1]);
+		}
+		if (ok && gr->npro && gr->root < m->nnodes)
+			ok = m->nodes[gr->pro[gr->npro - 1]].out[0] == m->nodes[gr->root].in[0];
+		if (!ok)
+			rc = diag_error(d, gr->loc,
+			                "verify: group %u ('%s') has a malformed load prologue, "
+			                "expected live nodes in order before the root, ending at "
+			                "its operand 0",
+			                g, gr->name ? gr->name : "?");
 	}
 	return rc;
 }

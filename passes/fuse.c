@@ -21,11 +21,22 @@
  * multi-result root such as moments, which takes no epilogue).  Names are "k<i>_<rootop>".
  * With opt->no_fuse every non-source node other than a reshape is a group of its own.
  *
+ * Last, load prologues (docs/codegen.md): a group of elementwise nodes whose result has
+ * exactly one use, operand 0 of a conv3d root, and whose operands from outside the group
+ * are one materialised value X of the result's type, constants, and values that broadcast
+ * per (batch, channel) (size 1 on every spatial dim: instance norm statistics, affine
+ * weights) leaves the list of groups and becomes that conv group's Group.pro, with
+ * pro_src = X: the conv applies the chain to each x element it loads, and the chain's values
+ * are no longer materialised.  Only with opt->prologue, never with opt->no_fuse.
+ *
  * requires:  no composite ops left (canon), uses counted or countable; dce first
  * preserves: values and their ids; adds identity copies for outputs; sets m->groups
  *
  *   before:  %2 = conv3d %x, %w   %3 = relu %2   %4 = add %3, %x    output %4
  *   after:   kernel k0_conv3d { %2 = conv3d ...  %3 = relu %2  %4 = add %3, %x }
+ *
+ *   before:  %5 = sub %1, %mean  %6 = mul %5, %rstd  %7 = relu %6  %8 = conv3d %7, %w
+ *   after:   kernel k1_conv3d { prologue from %1 [%5 %6 %7]  %8 = conv3d ... }
  */
 #include "pass.h"
 
@@ -36,6 +47,10 @@ typedef struct {
 	NodeId *nodes;
 	uint32_t n, cap;
 	uint32_t last;          /* position of the last member in m->nodes */
+	int dropped;            /* moved into a conv group as its load prologue */
+	NodeId *pro;            /* the load prologue (a conv root's), see prologues() */
+	uint32_t npro;
+	ValueId pro_src;
 } Build;
 
 static int
@@ -90,6 +105,91 @@ join_target(const Module *m, const Node *n, const int64_t *open, const Build *b)
 	return -1;
 }
 
+/* v broadcasts onto t with size 1 on every spatial dim (d >= 2 of t): per (n, c) */
+static int
+per_nc(const Type *v, const Type *t)
+{
+	if (v->rank > t->rank)
+		return 0;
+	for (int d = 0; d < v->rank; d++) {
+		int td = d + t->rank - v->rank;
+		if (v->dims[d] != 1 && (td >= 2 || v->dims[d] != t->dims[td]))
+			return 0;
+	}
+	return 1;
+}
+
+/* The source X of group c as a load prologue for its one reader (a conv's operand 0), or 0:
+ * every member elementwise with the result's type, every operand from outside the group
+ * either X (one materialised value of the result's type) or a constant or a per-(n, c)
+ * value. */
+static ValueId
+chain_source(const Module *m, const Build *c, const int64_t *owner, int64_t ci)
+{
+	const Node *last = &m->nodes[c->nodes[c->n - 1]];
+	const Type *t = &m->values[last->out[0]].type;
+	ValueId x = 0;
+
+	if (t->rank != 5)
+		return 0;
+	for (uint32_t k = 0; k < c->n; k++) {
+		const Node *n = &m->nodes[c->nodes[k]];
+		if (optab[n->op].cls != FUSE_ELT || n->nout != 1 ||
+		    !type_equal(&m->values[n->out[0]].type, t))
+			return 0;
+		for (int j = 0; j < n->nin; j++) {
+			ValueId v = n->in[j];
+			const Node *def;
+			if (!v)
+				return 0;
+			def = ir_def(m, v);
+			if (owner[m->values[v].def] == ci)
+				continue;
+			if (def->op == OP_constant)
+				continue; /* inlined as an immediate */
+			if (type_equal(&m->values[v].type, t) && (!x || x == v)) {
+				x = v;
+				continue;
+			}
+			if (!per_nc(&m->values[v].type, t))
+				return 0;
+		}
+	}
+	return x;
+}
+
+/* Move each elementwise group whose one use is operand 0 of a conv3d root into that conv's
+ * group as its load prologue (docs/codegen.md "load prologue"). */
+static void
+prologues(Module *m, Build *b, uint32_t nb, Arena *scratch)
+{
+	int64_t *owner = arena_alloc(scratch, (size_t)(m->nnodes + 1) * sizeof *owner);
+
+	for (uint32_t i = 0; i < m->nnodes; i++)
+		owner[i] = -1;
+	for (uint32_t g = 0; g < nb; g++)
+		for (uint32_t k = 0; k < b[g].n; k++)
+			owner[b[g].nodes[k]] = g;
+	for (uint32_t g = 0; g < nb; g++) {
+		const Node *root = &m->nodes[b[g].nodes[0]];
+		ValueId v = root->op == OP_conv3d ? root->in[0] : 0;
+		int64_t ci = v ? owner[m->values[v].def] : -1;
+		Build *c = ci >= 0 ? &b[ci] : NULL;
+		ValueId x;
+
+		if (!c || ci == g || c->dropped || c->npro || m->values[v].nuses != 1 ||
+		    m->nodes[c->nodes[c->n - 1]].out[0] != v)
+			continue;
+		x = chain_source(m, c, owner, ci);
+		if (!x)
+			continue;
+		b[g].pro = c->nodes;
+		b[g].npro = c->n;
+		b[g].pro_src = x;
+		c->dropped = 1;
+	}
+}
+
 static int
 by_last(const void *a, const void *b)
 {
@@ -101,22 +201,35 @@ by_last(const void *a, const void *b)
 static void
 emit_groups(Module *m, Build *b, uint32_t nb)
 {
+	uint32_t ng = 0;
+
 	qsort(b, nb, sizeof *b, by_last);
 	m->groups = arena_zalloc(m->arena, (size_t)(nb + 1) * sizeof *m->groups);
-	m->ngroups = m->capgroups = nb;
 	for (uint32_t i = 0; i < nb; i++) {
-		Group *g = &m->groups[i];
+		Group *g;
 		const Node *root = &m->nodes[b[i].nodes[0]];
 		const Node *last = &m->nodes[b[i].nodes[b[i].n - 1]];
+
+		if (b[i].dropped)
+			continue;
+		g = &m->groups[ng];
+		if (b[i].npro) {
+			g->pro =
+			    arena_memdup(m->arena, b[i].pro, (size_t)b[i].npro * sizeof *g->pro);
+			g->npro = b[i].npro;
+			g->pro_src = b[i].pro_src;
+		}
 
 		g->root = b[i].nodes[0];
 		g->nnodes = b[i].n;
 		g->nodes = arena_memdup(m->arena, b[i].nodes, (size_t)b[i].n * sizeof *g->nodes);
 		g->nouts = last->nout;
 		g->outs = arena_memdup(m->arena, last->out, (size_t)last->nout * sizeof *g->outs);
-		g->name = arena_printf(m->arena, "k%u_%s", i, optab[root->op].name);
+		g->name = arena_printf(m->arena, "k%u_%s", ng, optab[root->op].name);
 		g->loc = root->loc;
+		ng++;
 	}
+	m->ngroups = m->capgroups = ng;
 }
 
 int
@@ -152,6 +265,8 @@ pass_fuse(Module *m, PassCtx *cx)
 		for (int j = 0; j < n->nout; j++)
 			open[n->out[j]] = g;
 	}
+	if (!cx->opt->no_fuse && cx->opt->prologue)
+		prologues(m, b, nb, cx->scratch);
 	emit_groups(m, b, nb);
 	cx->changed = 1;
 	return 0;

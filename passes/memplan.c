@@ -6,7 +6,8 @@
  *   inputs ST_INPUT, outputs ST_OUTPUT (a group writes straight into the caller's buffer),
  *   weights ST_WEIGHT, constants ST_CONST (inlined), reshape results ST_VIEW with alias = the
  *   root of the reshape chain and the root's slot and offset, results internal to a group
- *   ST_NONE, every other group result ST_ARENA at a 64-byte aligned offset in slot 0.
+ *   ST_NONE (so are a load prologue's, Group.pro), every other group result ST_ARENA at a
+ *   64-byte aligned offset in slot 0.
  * Arena offsets come from liveness over the group order: a value is live from the group that
  * produces it to the last group that reads it (also through views).  An elementwise group
  * may write in place over an operand of its result's type whose last reader it is, when every
@@ -251,9 +252,12 @@ pass_memplan(Module *m, PassCtx *cx)
 		x->offset = 0;
 		x->alias = 0;
 	}
-	for (uint32_t g = 0; g < m->ngroups; g++)
+	for (uint32_t g = 0; g < m->ngroups; g++) {
 		for (uint32_t k = 0; k < m->groups[g].nnodes; k++)
 			grouped[m->groups[g].nodes[k]] = 1;
+		for (uint32_t k = 0; k < m->groups[g].npro; k++)
+			grouped[m->groups[g].pro[k]] = 1;
+	}
 	if (assign_fixed(m, grouped, cx->diag) < 0)
 		return -1;
 	m->naive_bytes = 0;
@@ -271,11 +275,13 @@ pass_memplan(Module *m, PassCtx *cx)
 			m->naive_bytes += lv[v].size;
 		}
 	}
-	/* a value lives until the last group that reads it, directly or through views */
+	/* a value lives until the last group that reads it, directly or through views (a load
+	 * prologue's operands are read by the group whose root it feeds) */
 	for (uint32_t g = 0; g < m->ngroups; g++) {
 		const Group *gr = &m->groups[g];
-		for (uint32_t k = 0; k < gr->nnodes; k++) {
-			const Node *n = &m->nodes[gr->nodes[k]];
+		for (uint32_t k = 0; k < gr->nnodes + gr->npro; k++) {
+			const Node *n =
+			    &m->nodes[k < gr->nnodes ? gr->nodes[k] : gr->pro[k - gr->nnodes]];
 			for (int j = 0; j < n->nin; j++) {
 				ValueId u = root_of(m, n->in[j]);
 				if (u && m->values[u].storage == ST_ARENA && lv[u].end < g)

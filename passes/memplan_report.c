@@ -35,8 +35,9 @@ live_ranges(const Module *m)
 			int64_t b = type_bytes(&m->values[v].type);
 			lv[v] = (Live){g, g, (b + 63) / 64 * 64, m->values[v].offset};
 		}
-		for (uint32_t k = 0; k < gr->nnodes; k++) {
-			const Node *n = &m->nodes[gr->nodes[k]];
+		for (uint32_t k = 0; k < gr->nnodes + gr->npro; k++) { /* with the load prologue */
+			const Node *n =
+			    &m->nodes[k < gr->nnodes ? gr->nodes[k] : gr->pro[k - gr->nnodes]];
 			for (int j = 0; j < n->nin; j++) {
 				ValueId u = n->in[j];
 				while (u && m->values[u].storage == ST_VIEW)

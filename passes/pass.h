@@ -15,6 +15,7 @@ typedef struct {
 	int verify_each;         /* run ir_verify after every pass */
 	int time_passes;         /* print each pass's time to stderr */
 	int no_fuse;             /* one kernel per node (the -O0 reference for fusion tests) */
+	int prologue;            /* 1: load prologues into conv kernels (fuse.c); 0: none */
 	int opt_level;           /* 0..3 (default 3) */
 	int num_threads;         /* schedule hint; 0: decided at run time */
 } PassOptions;

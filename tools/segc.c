@@ -41,6 +41,13 @@
 #define MAXDEF 64
 #define MAXIO  16
 
+/* load prologues (docs/codegen.md), 1 on, 0 off, per target; measured slower or no faster
+ * on each so far (the CPU's first-loop form ties the unfused graph; on an H100 the extra
+ * work in the GPU convs' loads costs more than the normalize pass it saves) */
+#define PROLOGUE_CPU       0
+#define PROLOGUE_CUDA_FP32 0
+#define PROLOGUE_CUDA_TC   0 /* tf32, bf16 */
+
 typedef struct {
 	const char *graph, *out, *emit, *dump_after, *weights, *engine;
 	FeDefine defs[MAXDEF];
@@ -255,6 +262,15 @@ run_pipeline(Module *m, const Args *a, Diag *d)
 	po.verify_each = a->verify_each;
 	po.time_passes = a->time_passes;
 	po.no_fuse = a->no_fuse;
+	/* load prologues: as PROLOGUE_* above say; SEGC_PROLOGUE=0/1 overrides (A/B) */
+	if (!a->target || strncmp(a->target, "cuda", 4))
+		po.prologue = PROLOGUE_CPU;
+	else if (!a->precision || !strcmp(a->precision, "fp32"))
+		po.prologue = PROLOGUE_CUDA_FP32;
+	else
+		po.prologue = PROLOGUE_CUDA_TC;
+	if (getenv("SEGC_PROLOGUE"))
+		po.prologue = strcmp(getenv("SEGC_PROLOGUE"), "0") != 0;
 	po.opt_level = a->opt;
 	if (pass_run_pipeline(m, &po, d) < 0) {
 		ir_module_free(m);

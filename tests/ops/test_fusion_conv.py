@@ -7,11 +7,17 @@ Covers every form of the conv3d micro-kernel template (codegen/tmpl_conv.c): the
 groups, depthwise, dilation, odd sizes, partial lane blocks and channel counts no block size
 divides, strides served by wide masked loads (2, 3) and by gathers (5), small volumes walked
 whole, channel lanes (rows of 8..16); each followed by the seed models' epilogues (bias,
-instance norm + leaky ReLU + residual, sigmoid gate, per-channel affine); and conv_transpose3d
-k2 s2 in both phase forms (convt_phase, convt_mk). Prints one line per case and ends with
-`N passed, M failed`; exit 1 on a failure.
+instance norm + leaky ReLU + residual, sigmoid gate, per-channel affine); conv_transpose3d
+k2 s2 in both phase forms (convt_phase, convt_mk); and load prologues ("pro" cases: instance
+norm + leaky ReLU before the conv, applied while loading x, compiled with SEGC_PROLOGUE=1 in
+the micro-kernel (by a first loop into scratch; with SEGC_PRO_PERLOAD=1 per loaded x, except
+SiLU), the blocked (SEGC_CONV_OLD=1) and the scalar (SEGC_CONV_SCALAR=1) form;
+`segc info` must count one kernel fewer than with SEGC_PROLOGUE=0).  Arguments: run the cases
+whose name holds one of them.  Prints one line per case and ends with `N passed, M failed`;
+exit 1 on a failure.
 """
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -26,8 +32,10 @@ TOL = 1e-4
 
 
 def conv_case(name, cin, cout, size, k, s=1, p=None, d=1, g=1, bias=True, tail="inorm_res",
-              rng=None, tr=False):
-    """tr: conv_transpose3d (pad p, no output padding) instead of conv3d"""
+              rng=None, tr=False, pre=False):
+    """tr: conv_transpose3d (pad p, no output padding) instead of conv3d; pre: the conv reads
+    leaky_relu(instance_norm(x)) (pre="silu": silu(x)), a load prologue (fused with
+    SEGC_PROLOGUE=1)"""
     p = d * (k // 2) if p is None else p
     x = rng.standard_normal((1, cin) + tuple(size)).astype(np.float32)
     wshape = (cin, cout // g, k, k, k) if tr else (cout, cin // g, k, k, k)
@@ -38,16 +46,29 @@ def conv_case(name, cin, cout, size, k, s=1, p=None, d=1, g=1, bias=True, tail="
     weights = {"conv.weight": w}
     if bias:
         weights["conv.bias"] = b
-    body = [{"name": "conv", "op": "conv_transpose3d" if tr else "conv3d", "in": ["x"],
-             "attrs": {"cout": cout, "kernel": k, "stride": s, "pad": p, "dilation": d,
-                       "groups": g, "bias": bias}}]
+    body, xin = [], torch.from_numpy(x)
+    if pre == "silu":
+        body.append({"name": "pact", "op": "silu", "in": ["x"]})
+        xin = F.silu(xin)
+    elif pre:
+        pg = (1 + 0.2 * rng.standard_normal(cin)).astype(np.float32)
+        pb = (0.2 * rng.standard_normal(cin)).astype(np.float32)
+        weights["pnorm.weight"], weights["pnorm.bias"] = pg, pb
+        body += [{"name": "pnorm", "op": "instance_norm", "in": ["x"], "attrs": {"affine": True}},
+                 {"name": "pact", "op": "leaky_relu", "attrs": {"slope": 0.01}}]
+        xin = F.leaky_relu(F.instance_norm(xin, weight=torch.from_numpy(pg),
+                                           bias=torch.from_numpy(pb)), 0.01)
+    body.append({"name": "conv", "op": "conv_transpose3d" if tr else "conv3d",
+                 "in": ["pact" if pre else "x"],
+                 "attrs": {"cout": cout, "kernel": k, "stride": s, "pad": p, "dilation": d,
+                           "groups": g, "bias": bias}})
     with torch.no_grad():
         if tr:
-            y = F.conv_transpose3d(torch.from_numpy(x), torch.from_numpy(w),
+            y = F.conv_transpose3d(xin, torch.from_numpy(w),
                                    torch.from_numpy(b) if bias else None, s, p, 0, g, d)
         else:
-            y = F.conv3d(torch.from_numpy(x), torch.from_numpy(w),
-                         torch.from_numpy(b) if bias else None, s, p, d, g)
+            y = F.conv3d(xin, torch.from_numpy(w), torch.from_numpy(b) if bias else None, s, p,
+                         d, g)
         res_ok = y.shape == (1, cin) + tuple(size) and cin == cout
         if tail == "inorm_res":
             body += [{"name": "norm", "op": "instance_norm", "attrs": {"affine": True}},
@@ -136,6 +157,12 @@ def cases():
         conv_case("mk cl s2 c16->32", 16, 32, (5, 6, 20), 3, s=2, rng=rng, tail="bn_res"),
         conv_case("mk cl grouped g2", 32, 32, (3, 4, 9), 3, g=2, rng=rng, tail="gate"),
         conv_case("mk cl dil2 no bias", 16, 16, (4, 5, 8), 3, d=2, bias=False, rng=rng),
+        # the strided shape (k3 s2 -> twice the channels): the sums go through the transpose
+        # tile (one [R][16] tile per parallel iteration, read back transposed by the epilogue)
+        conv_case("mk cl s2 tile 24->48", 24, 48, (6, 7, 32), 3, s=2, rng=rng, tail="bn_res"),
+        conv_case("mk cl s2 tile R9 inorm", 16, 32, (5, 4, 17), 3, s=2, rng=rng),
+        conv_case("mk cl s2 tile k5 gate", 16, 16, (4, 6, 24), 5, s=2, bias=False, rng=rng,
+                  tail="gate"),
         # conv_transpose3d k2 s2: the phase form, epilogue at the strided output coordinates
         conv_case("tconv k2s2 bn+relu", 16, 8, (3, 5, 7), 2, s=2, p=0, rng=rng, tr=True,
                   tail="bn_res"),
@@ -149,13 +176,46 @@ def cases():
         conv_case("tconv mk g2 gate", 96, 40, (2, 6, 6), 2, s=2, p=0, g=2, rng=rng, tr=True,
                   tail="gate"),
         conv_case("tconv mk 2^3", 48, 24, (2, 2, 2), 2, s=2, p=0, rng=rng, tr=True),
+        # load prologues (instance norm + leaky ReLU applied by the conv to the x it loads,
+        # padding left 0) in every conv3d form: the micro-kernel's first loop into scratch
+        # and per loaded x (SEGC_PRO_PERLOAD=1), the blocked (SEGC_CONV_OLD=1) and the scalar
+        # form (SEGC_CONV_SCALAR=1)
+        conv_case("pro plane k3", 8, 8, (5, 8, 8), 3, rng=rng, pre=True),
+        conv_case("pro plane packed 32", 4, 16, (3, 5, 32), 3, rng=rng, pre=True, tail="relu"),
+        conv_case("pro plane k5 kh-loop", 6, 6, (4, 10, 13), 5, rng=rng, pre=True),
+        conv_case("pro vol 2x2x4", 8, 8, (2, 2, 4), 3, rng=rng, pre=True, tail="bn_res"),
+        conv_case("pro pw 1^3", 8, 12, (4, 6, 8), 1, rng=rng, pre=True, tail="gate"),
+        conv_case("pro row s2", 4, 8, (8, 8, 8), 3, s=2, rng=rng, pre=True),
+        conv_case("pro row s2 long", 4, 6, (4, 4, 80), 3, s=2, rng=rng, pre=True),
+        conv_case("pro cl k3 c16->32", 16, 32, (4, 5, 12), 3, rng=rng, pre=True),
+        conv_case("pro cl s2 tile", 24, 48, (6, 7, 32), 3, s=2, rng=rng, pre=True),
+        conv_case("pro depthwise", 6, 6, (5, 6, 10), 3, g=6, rng=rng, pre=True),
+        conv_case("pro grouped cl g2", 32, 32, (3, 4, 9), 3, g=2, rng=rng, pre=True),
+        # a SiLU prologue (exp, division): always the first loop into scratch (also with
+        # SEGC_PRO_PERLOAD=1), in the cl, plane and pointwise forms
+        conv_case("pro silu cl", 16, 32, (4, 5, 12), 3, rng=rng, pre="silu"),
+        conv_case("pro silu plane", 6, 8, (4, 6, 8), 3, rng=rng, pre="silu", tail="relu"),
+        conv_case("pro silu pw", 8, 12, (4, 6, 8), 1, rng=rng, pre="silu", tail="gate"),
     ]
+
+
+def kernels(gp, prologue):
+    """the kernel count `segc info` reports with SEGC_PROLOGUE=prologue"""
+    env = dict(os.environ, SEGC_PROLOGUE=str(prologue))
+    out = subprocess.run([cm.segc_path(), "info", gp], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                         timeout=120).stdout
+    for line in out.splitlines():
+        if line.rstrip().endswith(" kernels"):
+            return int(line.split()[-2])
+    raise RuntimeError("segc info printed no kernel count: " + out[-300:])
 
 
 def main():
     npass = nfail = 0
     with tempfile.TemporaryDirectory(prefix="segc-fusion-") as d:
         for name, x, weights, body, outname, ref in cases():
+            pre = name.startswith("pro ")
             if sys.argv[1:] and not any(a in name for a in sys.argv[1:]):
                 continue  # arguments: run the cases whose name holds one of them
             g = cm.graph_json("fusion", [("x", x.shape)], body, [outname])
@@ -167,16 +227,37 @@ def main():
             cm.write_npy(xp, x)
             errs = []
             try:
-                for tag, extra in (("fused", []), ("nofuse", ["--no-fuse"])):
+                runs = [("fused", [], {}), ("nofuse", ["--no-fuse"], {})]
+                if pre:  # with the prologue: the micro-kernel, the blocked and scalar forms
+                    if kernels(gp, 1) != kernels(gp, 0) - 1:
+                        raise RuntimeError("the normalize + leaky ReLU did not become a "
+                                           "load prologue")
+                    runs = [("fused", [], {"SEGC_PROLOGUE": "1"}), runs[1],
+                            ("blocked", [], {"SEGC_PROLOGUE": "1", "SEGC_CONV_OLD": "1"}),
+                            ("scalar", [], {"SEGC_PROLOGUE": "1", "SEGC_CONV_SCALAR": "1"}),
+                            ("perload", [], {"SEGC_PROLOGUE": "1", "SEGC_PRO_PERLOAD": "1"})]
+                for tag, extra, env in runs:
                     eng, yp = os.path.join(d, tag + ".so"), os.path.join(d, tag + ".npy")
-                    cm.compile_graph(gp, eng, extra)
+                    old = {k: os.environ.get(k) for k in env}
+                    os.environ.update(env)
+                    try:
+                        cm.compile_graph(gp, eng, extra)
+                    finally:
+                        for k, v in old.items():
+                            if v is None:
+                                os.environ.pop(k, None)
+                            else:
+                                os.environ[k] = v
                     cm.run_engine(eng, wp, xp, yp)
                     errs.append(cm.max_rel_err(cm.read_npy(yp), ref))
                 a = cm.read_npy(os.path.join(d, "fused.npy"))
                 b = cm.read_npy(os.path.join(d, "nofuse.npy"))
-                errs.append(cm.max_rel_err(a, b))
+                errs.insert(2, cm.max_rel_err(a, b))
                 ok = all(e <= TOL for e in errs)
-                msg = "fused err %.2e, unfused err %.2e, fused vs unfused %.2e" % tuple(errs)
+                msg = "fused err %.2e, unfused err %.2e, fused vs unfused %.2e" % tuple(errs[:3])
+                if pre:
+                    msg += ", blocked / scalar / per-load err %.2e / %.2e / %.2e" % tuple(
+                        errs[3:6])
             except Exception as e:  # report and go on
                 ok, msg = False, str(e)[-500:]
             print("%-4s %-24s %s" % ("ok" if ok else "FAIL", name, msg))
