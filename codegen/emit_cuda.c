@@ -5,8 +5,9 @@
  * whose threads walk the loop's n iterations with a grid-stride loop (one thread per
  * iteration when the grid is large enough); inner loops stay loops inside the thread.  A
  * serial top-level loop is one thread.  A block-mapped loop (LOOP_BLOCK around one LOOP_THREAD
- * loop, made by the tensor-core template) is one thread block per iteration: shared tiles,
- * __syncthreads() and the warp-level wmma helpers of prelude_mma (docs/cuda.md).  The
+ * loop, made by the tensor-core template) is one thread block per iteration: shared tiles (one
+ * byte pool when a tile is stored over others), __syncthreads(), the warp-level wmma helpers
+ * and the cp.async copies of prelude_mma (docs/cuda.md).  The
  * buffers are passed as device pointers (slot base + offset, computed by the runtime);
  * read-only buffers that overlap no written one are read through the read-only cache (__ldg).
  * Variables are function-scope locals (the allocas of emit_llvm.c).  NVRTC (codegen/nvrtc.c)
@@ -115,7 +116,7 @@ elemtype(int dtype)
 	case DT_U8:
 		return "unsigned char";
 	case DT_BF16:
-		return "__nv_bfloat16"; /* shared tiles only (check_kernel) */
+		return "__nv_bfloat16"; /* shared tiles, block-mapped kernels (check_kernel) */
 	default:
 		return NULL;
 	}
@@ -168,6 +169,8 @@ static const char prelude[] =
     "template <typename T> static __device__ __forceinline__ T segc_iabs(T a)\n"
     "{ return a < 0 ? (T)0 - a : a; }\n"
     "static __device__ __forceinline__ float segc_rsqrt(float a) { return 1.0f / sqrtf(a); }\n"
+    "#define SEGC_AL128(x) (((x) + 127) / 128 * 128)\n"
+    "#define SEGC_MAX(a, b) ((a) > (b) ? (a) : (b))\n"
     "\n";
 
 /* the tensor-core helpers (programs with K_mma*): warp-level nvcuda::wmma on 16x16 tiles of
@@ -237,6 +240,19 @@ static const char prelude_mma[] =
     "static __device__ __forceinline__ void segc_mma_ab(segc_acc_t &c, const segc_frag_a_t &a, "
     "const segc_frag_b_t &b)\n"
     "{ nvcuda::wmma::mma_sync(c, a, b, c); }\n"
+    "template <int N, typename T> static __device__ __forceinline__ void segc_cp_async(T *d, "
+    "const T *s, bool p)\n"
+    "{\n"
+    "\tunsigned a = (unsigned)__cvta_generic_to_shared(d);\n"
+    "\tif (N * sizeof(T) == 16)\n"
+    "\t\tasm volatile(\"cp.async.cg.shared.global [%0], [%1], 16, %2;\\n\" :: \"r\"(a), "
+    "\"l\"(s), \"r\"(p ? 16 : 0) : \"memory\");\n"
+    "\telse\n"
+    "\t\tasm volatile(\"cp.async.ca.shared.global [%0], [%1], %2, %3;\\n\" :: \"r\"(a), "
+    "\"l\"(s), \"n\"(N * sizeof(T)), \"r\"(p ? (int)(N * sizeof(T)) : 0) : \"memory\");\n"
+    "}\n"
+    "static __device__ __forceinline__ void segc_cp_wait(void)\n"
+    "{ asm volatile(\"cp.async.wait_all;\\n\" ::: \"memory\"); }\n"
     "#endif\n"
     "\n";
 
@@ -443,6 +459,56 @@ cuda_mma_store(CudaEmit *e, const KNode *n)
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, "), segc_acc[%lld], %d);\n", (long long)n->ival, e->k->bufs[n->buf].ld);
+	return 0;
+}
+
+/* segc_cp_async<n>(&dst[a], pred ? &src[b] : src, pred): the source is not read when the
+ * predicate is false (zero fill), but its address stays a valid one */
+static int
+cuda_cp_async(CudaEmit *e, const KNode *n)
+{
+	const KBuf *d = &e->k->bufs[n->buf], *s = &e->k->bufs[n->var];
+	int64_t bytes = n->ival * (int64_t)elemsize(d->dtype);
+	if (!e->inblock)
+		return cg_unsupported(e->d, e->k, "cuda", "cp_async outside a block-mapped kernel");
+	if (!d->shared || s->shared || d->dtype != s->dtype ||
+	    (bytes != 4 && bytes != 8 && bytes != 16))
+		return cg_unsupported(e->d, e->k, "cuda",
+		                      "cp_async other than 4, 8 or 16 bytes from global to shared");
+	line(e);
+	out(e, "segc_cp_async<%lld>(b%d + (", (long long)n->ival, n->buf);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, "), ");
+	if (n->c) {
+		out(e, "(");
+		if (cuda_node(e, n->c) < 0)
+			return -1;
+		out(e, ") ? ");
+	}
+	out(e, "b%d + (", n->var);
+	if (cuda_node(e, n->b) < 0)
+		return -1;
+	out(e, ")");
+	if (n->c) {
+		out(e, " : b%d, ", n->var);
+		if (cuda_node(e, n->c) < 0)
+			return -1;
+		out(e, ");\n");
+	} else {
+		out(e, ", true);\n");
+	}
+	return 0;
+}
+
+static int
+cuda_cp_wait(CudaEmit *e, const KNode *n)
+{
+	(void)n;
+	if (!e->inblock)
+		return cg_unsupported(e->d, e->k, "cuda", "cp_wait outside a block-mapped kernel");
+	line(e);
+	out(e, "segc_cp_wait();\n");
 	return 0;
 }
 
@@ -755,6 +821,10 @@ cuda_node(CudaEmit *e, const KNode *n)
 		return cuda_mma(e, n);
 	case K_mma_store:
 		return cuda_mma_store(e, n);
+	case K_cp_async:
+		return cuda_cp_async(e, n);
+	case K_cp_wait:
+		return cuda_cp_wait(e, n);
 	case K_const:
 		return cuda_const(e, n);
 	case K_var:
@@ -846,6 +916,56 @@ block_threads(CudaEmit *e, const KNode *n, int64_t *T)
 	return 0;
 }
 
+/* the shared buffers of a kernel where one is stored over others (KBuf.over) as one byte pool:
+ * the others in order, each 128-byte aligned; an overlay at the offset of its buffer.  The
+ * offsets are written as expressions of sizeof (the host emulation's bf16 may be wider).
+ * Returns the pool's size on the GPU. */
+static int64_t
+shared_pool(CudaEmit *e)
+{
+	const Kernel *k = e->k;
+	Text at = {0}, size = {0};
+	const char **off = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *off);
+	int64_t *goff = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *goff);
+	int64_t end = 0, gpu = 0;
+	tput(&at, "0");
+	tput(&size, "0");
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t b = 0; b < k->nbufs; b++) {
+			const KBuf *kb = &k->bufs[b];
+			int64_t bytes = kb->numel * elemsize(kb->dtype), g0 = end;
+			if (!kb->shared || (pass == 0) != !kb->over)
+				continue;
+			const char *type = elemtype(kb->dtype);
+			if (kb->over) {
+				off[b] = off[kb->over - 1];
+				g0 = goff[kb->over - 1];
+			} else {
+				off[b] = arena_strdup(e->p->arena, at.s);
+				goff[b] = g0;
+				end = (end + bytes + 127) / 128 * 128;
+				char *next =
+				    arena_printf(e->p->arena, "SEGC_AL128(%s + sizeof(%s) * %lld)",
+				                 at.s, type, (long long)kb->numel);
+				at.len = 0;
+				tput(&at, "%s", next);
+			}
+			gpu = g0 + bytes > gpu ? g0 + bytes : gpu;
+			char *sz = arena_printf(e->p->arena, "SEGC_MAX(%s, %s + sizeof(%s) * %lld)",
+			                        size.s, off[b], type, (long long)kb->numel);
+			size.len = 0;
+			tput(&size, "%s", sz);
+		}
+	out(e, "\tSEGC_SHARED __align__(128) unsigned char segc_smem[%s];\n", size.s);
+	for (uint32_t b = 0; b < k->nbufs; b++)
+		if (k->bufs[b].shared)
+			out(e, "\t%s *const b%u = (%s *)(segc_smem + %s);\n",
+			    elemtype(k->bufs[b].dtype), b, elemtype(k->bufs[b].dtype), off[b]);
+	free(at.s);
+	free(size.s);
+	return gpu;
+}
+
 /* a block-mapped top-level loop n (LOOP_BLOCK over [lo, hi), body: thread loop [0, T)):
  *     static __device__ void <kernel>_t<i>_body(...) { shared tiles; locals;
  *         for (t = blockIdx.x; t < n; t += gridDim.x) { b = lo + t*step; th = threadIdx.x; .. } }
@@ -860,13 +980,18 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	out(e, "static __device__ void\n%s_t%d_body(", k->name, i);
 	params(e);
 	out(e, "\n{\n");
-	for (uint32_t b = 0; b < k->nbufs; b++) {
+	int pool = 0;
+	for (uint32_t b = 0; b < k->nbufs; b++)
+		pool |= k->bufs[b].shared && k->bufs[b].over;
+	for (uint32_t b = 0; !pool && b < k->nbufs; b++) {
 		if (!k->bufs[b].shared)
 			continue;
 		out(e, "\tSEGC_SHARED __align__(32) %s b%u[%lld];\n", elemtype(k->bufs[b].dtype), b,
 		    (long long)k->bufs[b].numel);
 		shbytes += k->bufs[b].numel * elemsize(k->bufs[b].dtype);
 	}
+	if (pool)
+		shbytes = shared_pool(e);
 	if (shbytes > 48 * 1024)
 		return cg_unsupported(e->d, k, "cuda", "more than 48 KiB of shared tiles");
 	for (uint32_t v = 0; v < k->nvars; v++) {
@@ -892,8 +1017,12 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	if (rc < 0)
 		return -1;
 	out(e, "\t}\n}\n\n");
-	out(e, "extern \"C\" __global__ void __launch_bounds__(%lld)\n%s_t%d(", (long long)T,
-	    k->name, i);
+	if (th->op) /* blocks per SM asked by the template (kir.h) */
+		out(e, "extern \"C\" __global__ void __launch_bounds__(%lld, %d)\n%s_t%d(",
+		    (long long)T, th->op, k->name, i);
+	else
+		out(e, "extern \"C\" __global__ void __launch_bounds__(%lld)\n%s_t%d(",
+		    (long long)T, k->name, i);
 	params(e);
 	out(e, "\n{\n\tSEGC_BLOCK_RUN(%lld, %s_t%d_body, (", (long long)T, k->name, i);
 	for (uint32_t b = 0; b < k->nbufs; b++)
@@ -951,9 +1080,12 @@ trip_count(CudaEmit *e, const KNode *n, int64_t *cnt)
 static int
 check_kernel(CudaEmit *e, const Kernel *k)
 {
+	int blk = 0; /* a block-mapped kernel: the tensor-core prelude declares bf16 */
+	for (uint32_t i = 0; i < k->body->nkids; i++)
+		blk |= k->body->kids[i]->ann == LOOP_BLOCK;
 	for (uint32_t i = 0; i < k->nbufs; i++)
 		if (!elemtype(k->bufs[i].dtype) ||
-		    (k->bufs[i].dtype == DT_BF16 && !k->bufs[i].shared))
+		    (k->bufs[i].dtype == DT_BF16 && !k->bufs[i].shared && !blk))
 			return cg_unsupported(
 			    e->d, k, "cuda",
 			    arena_printf(e->p->arena, "%s buffers", dtype_name(k->bufs[i].dtype)));

@@ -637,6 +637,9 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 	case K_mma:
 	case K_mma_store:
 		return cg_unsupported(e->d, e->k, "cpu", "tensor-core (mma) statements");
+	case K_cp_async:
+	case K_cp_wait:
+		return cg_unsupported(e->d, e->k, "cpu", "asynchronous copies (cp_async)");
 	case K_const:
 		*out = llvm_const(e, n);
 		return 0;

@@ -114,6 +114,16 @@ kir_shared(Program *p, Kernel *k, int dtype, int64_t numel, int ld, const char *
 }
 
 int
+kir_shared_over(Program *p, Kernel *k, int dtype, int64_t numel, int ld, const char *name, int over)
+{
+	SEGC_ASSERT(over >= 0 && (uint32_t)over < k->nbufs && k->bufs[over].shared &&
+	            !k->bufs[over].over);
+	int b = kir_shared(p, k, dtype, numel, ld, name);
+	k->bufs[b].over = over + 1;
+	return b;
+}
+
+int
 kir_var(Program *p, Kernel *k, KType t, const char *name)
 {
 	uint32_t cap = k->capvars;
@@ -221,6 +231,25 @@ kir_mma_store(Program *p, int acc, int cbuf, KNode *coff)
 	n->buf = cbuf;
 	n->a = coff;
 	return n;
+}
+
+KNode *
+kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred)
+{
+	KNode *c = node(p, K_cp_async, KT_VOID);
+	c->ival = n;
+	c->buf = dst;
+	c->a = doff;
+	c->var = src;
+	c->b = soff;
+	c->c = pred;
+	return c;
+}
+
+KNode *
+kir_cp_wait(Program *p)
+{
+	return node(p, K_cp_wait, KT_VOID);
 }
 
 KNode *
@@ -385,6 +414,8 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 			fprintf(f, " step %lld", (long long)n->ival);
 		if (n->ann != LOOP_SERIAL)
 			fprintf(f, " %s", annnames[n->ann]);
+		if (n->ann == LOOP_THREAD && n->op)
+			fprintf(f, " minblocks %d", n->op);
 		fputs(" {\n", f);
 		pstmt(k, n->body, f, depth + 1);
 		fprintf(f, "%*s}\n", 2 * depth, "");
@@ -435,6 +466,21 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 		pexpr(k, n->a, f);
 		fprintf(f, "] = acc%lld\n", (long long)n->ival);
 		return;
+	case K_cp_async:
+		fprintf(f, "cp_async%lld b%d[", (long long)n->ival, n->buf);
+		pexpr(k, n->a, f);
+		fprintf(f, "] <- b%d[", n->var);
+		pexpr(k, n->b, f);
+		fputs("]", f);
+		if (n->c) {
+			fputs(" if ", f);
+			pexpr(k, n->c, f);
+		}
+		fputc('\n', f);
+		return;
+	case K_cp_wait:
+		fputs("cp_wait\n", f);
+		return;
 	default:
 		pexpr(k, n, f);
 		fputc('\n', f);
@@ -451,8 +497,11 @@ kir_print(const Kernel *k, FILE *f)
 	for (uint32_t i = 0; i < k->nbufs; i++) {
 		const KBuf *b = &k->bufs[i];
 		if (b->shared) {
-			fprintf(f, "  b%u: %s %s shared [%lld] ld %d\n", i, dtype_name(b->dtype),
+			fprintf(f, "  b%u: %s %s shared [%lld] ld %d", i, dtype_name(b->dtype),
 			        b->name, (long long)b->numel, b->ld);
+			if (b->over)
+				fprintf(f, " over b%d", b->over - 1);
+			fputc('\n', f);
 			continue;
 		}
 		fprintf(f, "  b%u: %s %s slot %u +%lld [%lld]%s\n", i, dtype_name(b->dtype),
@@ -477,7 +526,8 @@ kir_signature(const Program *p, const Kernel *k, const char *extra)
 	for (uint32_t i = 0; i < k->nbufs; i++) {
 		fprintf(f, "%s%s", dtype_name(k->bufs[i].dtype), k->bufs[i].written ? "w" : "");
 		if (k->bufs[i].shared) /* shared tiles: their size and ld are part of the code */
-			fprintf(f, "s%lld/%d", (long long)k->bufs[i].numel, k->bufs[i].ld);
+			fprintf(f, "s%lld/%d/%d", (long long)k->bufs[i].numel, k->bufs[i].ld,
+			        k->bufs[i].over);
 		fputc(' ', f);
 	}
 	fprintf(f, "%s\n", extra ? extra : "");

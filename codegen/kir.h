@@ -39,7 +39,9 @@ typedef enum {
 
 /* LOOP_BLOCK (CUDA only): a top-level loop whose iterations are thread blocks; its body is
  * one LOOP_THREAD loop over [0, T) (T constant, <= 1024): the block's T threads run that body
- * together (var = threadIdx.x), so it may hold K_barrier, shared buffers and K_mma*. */
+ * together (var = threadIdx.x), so it may hold K_barrier, shared buffers and K_mma*.  The
+ * LOOP_THREAD loop's op, when not 0, asks for that many blocks per multiprocessor (CUDA
+ * __launch_bounds__(T, op): registers capped to fit). */
 typedef enum {
 	LOOP_SERIAL, LOOP_PARALLEL, LOOP_VECTOR, LOOP_UNROLL, LOOP_BLOCK, LOOP_THREAD
 } LoopAnn;
@@ -72,6 +74,10 @@ typedef struct {
 	 * valid while the block runs; dtype f32 or bf16 (stores round to nearest) */
 	uint8_t shared;
 	int32_t ld;             /* shared: leading dimension of the tile, for K_mma* */
+	/* shared: 0, or 1 + the index of the shared buffer whose storage this one reuses (from
+	 * its start, possibly past its end: the emitter lays the other shared buffers out in
+	 * one pool, in order); for a tile used only after the other's last use (kir_shared_over) */
+	int32_t over;
 } KBuf;
 
 typedef struct {
@@ -137,10 +143,17 @@ int kir_scratch(Program *p, Kernel *k, int64_t base, int dtype, int64_t numel, c
 /* A block-shared array of numel elements (f32 or bf16) with leading dimension ld, for kernels
  * whose top-level loop is LOOP_BLOCK (docs/cuda.md); its buffer index. */
 int kir_shared(Program *p, Kernel *k, int dtype, int64_t numel, int ld, const char *name);
+/* the same, stored over shared buffer over (KBuf.over): a barrier must separate the last use of
+ * the buffers it overlaps from its first store */
+int kir_shared_over(Program *p, Kernel *k, int dtype, int64_t numel, int ld, const char *name,
+                    int over);
 /* the tensor-core statements (kir.def): mma_zero, mma, mma_store */
 KNode *kir_mma_zero(Program *p, int acc);
 KNode *kir_mma(Program *p, int acc, int abuf, KNode *aoff, int bbuf, KNode *boff);
 KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
+/* the asynchronous copies (kir.def): cp_async (pred NULL: always), cp_wait */
+KNode *kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred);
+KNode *kir_cp_wait(Program *p);
 
 /* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
 int kir_const_i64(const KNode *n, int64_t *v);

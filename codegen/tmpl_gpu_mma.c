@@ -10,29 +10,42 @@
  *   linear      M = rows, N = out features, K = in; A = x, B[k, n] = W[n*K + k]
  *   matmul      per batch element (a third block coordinate, broadcast like tmpl_matmul.c)
  * One LOOP_BLOCK iteration per bm x bn tile of C (M tiles fastest, so consecutive blocks reuse
- * one B tile from L2): 64 x 64, or 128 x 32 when N <= 32; 128 threads = 4 warps, each warp a
- * 32 x 32 part = 2 x 2 MMA accumulators of 16 x 16 (kir.def K_mma*).  The K loop (steps of
- * BK) is pipelined through registers: each thread holds its A elements (gathered, zero past M
- * and K) and B elements of one step in registers; per step it stores them to the shared tiles
- * (column-major; bf16 tiles round on the store, tf32 rounds when the fragments are loaded),
- * barrier, issues all loads of the next step, runs BK/KF MMAs per accumulator, barrier.  Then
- * the accumulators go to a shared C tile and every thread applies the epilogue (bias,
- * lw_output) to its elements, guarded for ragged M, N.  The staging and epilogue orders follow
+ * one B tile from L2); pick_tiling chooses the tile, threads and K step (BK): 64 x 64 or 128 x
+ * 32 with 128 threads (warps of 32 x 32 = 2 x 2 MMA accumulators of 16 x 16, kir.def K_mma*),
+ * or, for large GEMMs, 128 x 128 / 256 x 64 with 256 threads (warps of 64 x 32 = 4 x 2).  The K
+ * loop is pipelined through registers: each thread holds its A elements (gathered, zero past M
+ * and K) and B elements of one step in registers.  Double-buffered (default, SEGC_MMA=1): per
+ * step it issues all loads of the next step, runs the MMAs on one half of the shared tiles,
+ * stores the registers to the other half, barrier.  Single-buffered (SEGC_MMA=0): store,
+ * barrier, loads, MMAs, barrier.  Tiles are column-major; bf16 tiles round on the store, tf32
+ * rounds when the fragments are loaded.  Then the accumulators go to a shared C tile (double-
+ * buffered: over the A and B tiles, cc columns at a time) and every thread applies the
+ * epilogue (bias, lw_output) to its elements, guarded for ragged M, N.  The staging and
+ * epilogue orders follow
  * the contiguous global dimension (m for convolutions: ow; k or n for linear/matmul) so that
  * a warp's accesses coalesce.  Where m is the fast dim (convolutions), each thread keeps one m
  * for the whole tile, so the m half of the im2col gather and of the output coordinate is
  * computed once per tile; the k half: with Cin % 16 == 0, K is ordered tap-major (k = tap*Cin
  * + ci) so each half K step has one tap, checked and located once per half (stage_load_tap_a,
  * B from a tap-major copy of w made by a first parallel loop);
- * otherwise from a tap table in shared memory (k_table).
+ * otherwise from a tap table in shared memory (k_table).  A conv whose x has a load prologue
+ * (lw_has_prologue: instance norm + activation fused into it) applies it to every in-bounds
+ * element it gathers; padding stays 0.
  * Returns 1 (the fp32 SIMT forms follow) for grouped convolutions, N < 8, K < 8, M < 16,
  * non-f32 tensors, and convT other than the phase form. */
 #include "tmpl.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* K step and threads per block; the C tile (bm x bn) is chosen per GEMM (tmpl_gpu_mma) */
-enum { BK = 32, NT = 128 };
+/* The blocking of one GEMM (pick_tiling): nt threads = (bm / 16fm) x (bn / 16fn) warps, each
+ * owning 16fm x 16fn of the bm x bn C tile (fm x fn accumulators); K steps of bk; dbuf: the
+ * main loop of SEGC_MMA=1 (double-buffered shared tiles, one barrier per step), else the
+ * single-buffered one (two barriers per step); the epilogue in chunks of cc columns of C. */
+typedef struct {
+	int nt, bm, bn, bk, fm, fn, dbuf, cc;
+} Tiling;
 
 typedef enum { G_CONV, G_CONVT, G_LINEAR, G_MATMUL } GemmKind;
 
@@ -47,6 +60,9 @@ typedef struct {
 	int kt;   /* conv: the shared i32 table of the K step's taps (tmpl_gpu_mma) */
 	int tapk; /* conv with Ci % 16 == 0: K ordered tap-major, k = tap*Ci + ci (stage_load) */
 	int wt;   /* tapk: scratch copy of w as [n][tap][ci], so B[k, n] = wt[n*K + k] */
+	int pro;  /* conv: x has a load prologue (lw_prologue) applied to in-bounds elements */
+	int x32;  /* conv, tapk: x's elements fit i32 offsets (the gather in 32-bit arithmetic) */
+	int bk;   /* the K step */
 } Gemm;
 
 /* ---- the shape test ---- */
@@ -87,7 +103,9 @@ conv_setup(Lower *L, Gemm *g)
 	if (g->Ci * g->D * g->H * g->W >= ((int64_t)1 << 30) ||
 	    g->k[0] * g->dl[0] * g->H * g->W >= ((int64_t)1 << 30))
 		return 0;
-	g->x = n->in[0];
+	g->x = lw_has_prologue(L) ? lw_prologue_src(L) : n->in[0];
+	g->pro = lw_has_prologue(L);
+	g->x32 = type_numel(lw_type(L, g->x)) < ((int64_t)1 << 31) - g->Ci * g->D * g->H * g->W;
 	g->w = n->in[1];
 	g->bias = n->nin > 2 ? n->in[2] : 0;
 	if (tr) {
@@ -232,6 +250,8 @@ typedef struct {
 	                * (batch, 0, voxel) */
 	KNode *pos[3]; /* conv: od*s - p (and oh, ow), i32 */
 	KNode *m;      /* linear, matmul */
+	KNode *nb;     /* conv: the batch index (for a load prologue) */
+	KNode *base32; /* conv with Gemm.x32: base as i32 */
 } APrep;
 
 static void
@@ -253,6 +273,9 @@ a_prep(Lower *L, const Gemm *g, KNode *block, KNode *m, APrep *a)
 			base = ix_add(L, base, ix_mul(L, p0, st[i]));
 		}
 		a->base = lw_let(L, block, "xb", base);
+		a->nb = mo[0];
+		if (g->x32)
+			a->base32 = lw_let(L, block, "xb32", kir_cast(L->p, KT_I32, a->base));
 	} else if (g->kind == G_CONVT) {
 		int64_t sp = g->D * g->H * g->W;
 		KNode *b = lw_simple(L, block, bin(L, KB_DIV, m, sp));
@@ -269,7 +292,7 @@ k_table(Lower *L, const Gemm *g, KNode *block, KNode *th, KNode *k0, KNode *slot
 {
 	int64_t kd[4] = {g->Ci, g->k[0], g->k[1], g->k[2]}, st[3] = {g->H * g->W, g->W, 1};
 	KNode *ko[4];
-	KNode *iff = kir_if(L->p, bin(L, KB_LT, th, BK));
+	KNode *iff = kir_if(L->p, bin(L, KB_LT, th, g->bk));
 	kir_append(L->p, block, iff);
 	KNode *b = iff->body, *t4 = lw_let(L, b, "t4", ix_add(L, slot, ix_mul(L, th, 4)));
 	split32(L, b, ix_add(L, k0, th), kd, 4, ko);
@@ -309,6 +332,16 @@ a_load(Lower *L, const Gemm *g, KNode *block, const APrep *a, KNode *k, KNode *k
 		idx = ix_add(L, aoff, ix_add(L, ix_mul(L, a->m, g->K), k));
 	}
 	KNode *ld = kir_load(L->p, L->k, xb, idx);
+	if (g->pro) { /* k = ci*kvol + tap */
+		KNode *iff = kir_if(L->p, ok);
+		int64_t kvol = g->k[0] * g->k[1] * g->k[2];
+		KNode *ci = kir_cast(
+		    L->p, KT_I64, kir_bin(L->p, KB_DIV, kir_cast(L->p, KT_I32, k), c32(L, kvol)));
+		kir_append(L->p, block, iff);
+		kir_append(L->p, iff->body,
+		           kir_assign(L->p, valv, lw_prologue(L, iff->body, a->nb, ci, ld)));
+		return;
+	}
 	if (!ok) {
 		kir_append(L->p, block, kir_assign(L->p, valv, ld));
 		return;
@@ -387,32 +420,38 @@ emit_out(Lower *L, const Gemm *g, KNode *block, const OPrep *o, KNode *n, KNode 
 
 /* ---- the kernel ---- */
 
-/* The elements e = r*NT + th (r in [0, total/NT)) of a tile walked fast dim first: f = e %
- * fast is th % fast for every r (fast divides NT), so it is a let in hoist; s = e / fast is
- * r*(NT/fast) + th/fast, a let in the returned loop body. */
+/* The elements e = r*nt + th (r in [0, total/nt)) of a tile walked fast dim first: f = e %
+ * fast is th % fast for every r (fast divides nt), so it is a let in hoist; s = e / fast is
+ * r*(nt/fast) + th/fast, a let in the returned loop body. */
 static KNode *
-thread_elems(Lower *L, KNode *hoist, KNode *th, int64_t total, int64_t fast, KNode **fi, KNode **si)
+thread_elems(Lower *L, KNode *hoist, KNode *th, int64_t nt, int64_t total, int64_t fast, KNode **fi,
+             KNode **si)
 {
 	KNode *r;
-	SEGC_ASSERT(NT % fast == 0 && total % NT == 0);
+	SEGC_ASSERT(nt % fast == 0 && total % nt == 0);
 	*fi = lw_let(L, hoist, "f", bin(L, KB_REM, th, fast));
 	KNode *tq = lw_let(L, hoist, "tq", bin(L, KB_DIV, th, fast));
-	KNode *loop = lw_loop(L, hoist, "r", ix_c(L, 0), ix_c(L, total / NT), LOOP_SERIAL, &r);
-	*si = lw_let(L, loop->body, "s", ix_add(L, ix_mul(L, r, NT / fast), tq));
+	KNode *loop = lw_loop(L, hoist, "r", ix_c(L, 0), ix_c(L, total / nt), LOOP_SERIAL, &r);
+	*si = lw_let(L, loop->body, "s", ix_add(L, ix_mul(L, r, nt / fast), tq));
 	return loop->body;
 }
 
-/* the register stage of the K loop (tmpl_gpu_mma) */
-enum { MAXA = 128 * BK / NT, MAXB = 64 * BK / NT };
+/* the register stage of the K loop (tmpl_gpu_mma): at most bm*bk/nt A and bn*bk/nt B
+ * elements per thread (pick_tiling keeps to these) */
+enum { MAXA = 32, MAXB = 16 };
 typedef struct {
 	Gemm *g;
+	Tiling t;
 	KNode *th, *aoff, *boff, *m0, *n0;
-	int64_t bm, bn, lda, ldb;
+	int64_t lda, ldb;
 	int as, bs;
 	KNode *fa, *qa, *fb, *qb; /* th % fast, th / fast of the A and B walks */
 	KNode *mok;               /* A walked m first: m < M, the thread's one m */
 	APrep ap;                 /* ... and its gather terms */
 	int ra[MAXA], rb[MAXB];   /* the registers */
+	int bcp;                  /* B by cp_async from wt (no B registers): 16-byte chunks */
+	int acp;                  /* A by cp_async from x (tf32 tap-major, no prologue) */
+	KNode *cpk, *cpn;         /* ... a thread's chunk: its k in the step, its first n */
 } Stage;
 
 /* tile coordinates of a thread's j-th A element: (mm, kk) */
@@ -421,10 +460,10 @@ a_elem(Lower *L, const Stage *st, int j, KNode **mm, KNode **kk)
 {
 	if (st->g->a_kfast) {
 		*kk = st->fa;
-		*mm = ix_add(L, ix_c(L, j * (NT / BK)), st->qa);
+		*mm = ix_add(L, ix_c(L, j * (st->t.nt / st->t.bk)), st->qa);
 	} else {
 		*mm = st->fa;
-		*kk = ix_add(L, ix_c(L, j * (NT / st->bm)), st->qa);
+		*kk = ix_add(L, ix_c(L, j * (st->t.nt / st->t.bm)), st->qa);
 	}
 }
 
@@ -433,72 +472,103 @@ b_elem(Lower *L, const Stage *st, int j, KNode **kk, KNode **nn)
 {
 	if (st->g->b_kfast) {
 		*kk = st->fb;
-		*nn = ix_add(L, ix_c(L, j * (NT / BK)), st->qb);
+		*nn = ix_add(L, ix_c(L, j * (st->t.nt / st->t.bk)), st->qb);
 	} else {
 		*nn = st->fb;
-		*kk = ix_add(L, ix_c(L, j * (NT / st->bn)), st->qb);
+		*kk = ix_add(L, ix_c(L, j * (st->t.nt / st->t.bn)), st->qb);
 	}
+}
+
+static KNode *
+add32(Lower *L, KNode *a, KNode *b)
+{
+	return kir_bin(L->p, KB_ADD, a, b);
+}
+
+static KNode *
+mul32(Lower *L, KNode *a, int64_t c)
+{
+	return kir_bin(L->p, KB_MUL, a, c32(L, c));
 }
 
 /* tap-major conv (g->tapk): k = tap*Ci + ci, and Ci % 16 == 0, so each half (16 k) of a K
  * step has one tap.  Per half h: the thread's validity (its m, the tap inside x, k < K) and
- * the x offset of (m, tap, ci0) once; then A element j (kk = cj + qa, cj a constant) is
- * x[base_h + (cj % 16)*DHW]: one predicated load at a constant offset, no per-element table
- * reads, compares or divisions.  (B comes from the tap-major copy of w, g->wt.) */
+ * the x offset of (m, tap, ci0) once (in i32 where x allows: g->x32); then A element j (kk =
+ * cj + qa, cj a constant) is x[base_h + (cj % 16)*DHW]: one predicated load at a constant
+ * offset, no per-element table reads, compares or divisions.  With a load prologue each
+ * loaded element goes through it (channel ci0 + qa + cj % 16); padding stays 0.  (B comes
+ * from the tap-major copy of w, g->wt.) */
 static void
-stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase)
+stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao)
 {
 	Program *p = L->p;
 	const Gemm *g = st->g;
 	int64_t dhw = g->D * g->H * g->W;
 	int64_t in[3] = {g->D, g->H, g->W}, sp[3] = {g->H * g->W, g->W, 1};
 	int64_t tk[3] = {g->k[0], g->k[1], g->k[2]};
-	KNode *ok[2], *base[2], *to[3];
-	for (int h = 0; h < 2; h++) {
+	KNode *ok[2], *base[2], *ciq[2], *to[3];
+	SEGC_ASSERT(st->t.bk / 16 <= 2);
+	for (int h = 0; h < st->t.bk / 16; h++) {
 		KNode *kh = lw_let(L, block, "kh", ix_add(L, kbase, ix_c(L, 16 * h)));
 		KNode *k32 = lw_let(L, block, "kh32", kir_cast(p, KT_I32, kh));
 		KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, c32(L, g->Ci)));
-		KNode *ci0 = kir_cast(p, KT_I64, kir_bin(p, KB_REM, k32, c32(L, g->Ci)));
+		KNode *ci0 = kir_bin(p, KB_REM, k32, c32(L, g->Ci));
 		split32(L, block, tap, tk, 3, to);
 		KNode *v = kir_bin(p, KB_AND, st->mok, bin(L, KB_LT, kh, g->K));
-		KNode *off = ix_add(L, st->ap.base, ix_mul(L, ix_add(L, ci0, st->qa), dhw));
+		ciq[h] = lw_let(L, block, "ciq", add32(L, ci0, kir_cast(p, KT_I32, st->qa)));
+		KNode *off =
+		    g->x32 ? add32(L, st->ap.base32, mul32(L, ciq[h], dhw))
+		           : ix_add(L, st->ap.base, ix_mul(L, kir_cast(p, KT_I64, ciq[h]), dhw));
 		for (int i = 0; i < 3; i++) {
 			KNode *d = lw_simple(L, block, ix_mul(L, to[i], g->dl[i]));
-			KNode *pos =
-			    lw_let(L, block, "ip",
-			           kir_bin(p, KB_ADD, st->ap.pos[i], kir_cast(p, KT_I32, d)));
+			KNode *d32 = kir_cast(p, KT_I32, d);
+			KNode *pos = lw_let(L, block, "ip", add32(L, st->ap.pos[i], d32));
 			v = kir_bin(p, KB_AND, v,
 			            kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, c32(L, 0)),
 			                    kir_bin(p, KB_LT, pos, c32(L, in[i]))));
-			off = ix_add(L, off, ix_mul(L, d, sp[i]));
+			off = g->x32 ? add32(L, off, mul32(L, d32, sp[i]))
+			             : ix_add(L, off, ix_mul(L, d, sp[i]));
 		}
 		ok[h] = lw_let(L, block, "hok", v);
 		base[h] = lw_let(L, block, "hb", off);
 	}
 	int xb = lw_buf(L, g->x);
-	for (int j = 0; j < st->bm * BK / NT; j++) {
-		int64_t cj = j * (NT / st->bm); /* kk = cj + qa, qa < NT/bm, which divides 16 */
+	for (int j = 0; j < st->t.bm * st->t.bk / st->t.nt; j++) {
+		int64_t cj =
+		    j * (st->t.nt / st->t.bm); /* kk = cj + qa, qa < nt/bm, which divides 16 */
 		int h = (int)(cj / 16);
+		KNode *idx = g->x32 ? add32(L, base[h], c32(L, (cj % 16) * dhw))
+		                    : ix_add(L, base[h], ix_c(L, (cj % 16) * dhw));
+		if (st->acp) { /* straight into the tile: 4 bytes, zero where !ok */
+			KNode *mm, *kk;
+			a_elem(L, st, j, &mm, &kk);
+			KNode *dst = ix_add(L, ao, ix_add(L, mm, ix_mul(L, kk, st->lda)));
+			kir_append(p, block, kir_cp_async(p, st->as, dst, xb, idx, 1, ok[h]));
+			continue;
+		}
 		kir_append(p, block, kir_let(p, L->k, st->ra[j], kir_f32(p, 0)));
 		KNode *iff = kir_if(p, ok[h]);
 		kir_append(p, block, iff);
-		kir_append(p, iff->body,
-		           kir_assign(p, st->ra[j],
-		                      kir_load(p, L->k, xb,
-		                               ix_add(L, base[h], ix_c(L, (cj % 16) * dhw)))));
+		KNode *ld = kir_load(p, L->k, xb, idx);
+		if (g->pro)
+			ld =
+			    lw_prologue(L, iff->body, st->ap.nb,
+			                kir_cast(p, KT_I64, add32(L, ciq[h], c32(L, cj % 16))), ld);
+		kir_append(p, iff->body, kir_assign(p, st->ra[j], ld));
 	}
 }
 
-/* the registers = the A and B elements of the K step at kbase (0 past M, N, K) */
+/* the registers = the A and B elements of the K step at kbase (0 past M, N, K); st->acp: A
+ * copied into the tile half at ao instead */
 static void
-stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot)
+stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot, KNode *ao)
 {
 	Program *p = L->p;
 	const Gemm *g = st->g;
 	KNode *mm, *kk, *nn;
 	if (g->tapk)
-		stage_load_tap_a(L, st, block, kbase);
-	for (int j = 0; !g->tapk && j < st->bm * BK / NT; j++) {
+		stage_load_tap_a(L, st, block, kbase, ao);
+	for (int j = 0; !g->tapk && j < st->t.bm * st->t.bk / st->t.nt; j++) {
 		APrep ap = st->ap;
 		KNode *mok = st->mok;
 		a_elem(L, st, j, &mm, &kk);
@@ -513,7 +583,7 @@ stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot)
 		kir_append(p, block, iff);
 		a_load(L, g, iff->body, &ap, k, kk, slot, st->aoff, st->ra[j]);
 	}
-	for (int j = 0; j < st->bn * BK / NT; j++) {
+	for (int j = 0; !st->bcp && j < st->t.bn * st->t.bk / st->t.nt; j++) {
 		b_elem(L, st, j, &kk, &nn);
 		KNode *n = lw_let(L, block, "n", ix_add(L, st->n0, nn));
 		KNode *k = lw_let(L, block, "k", ix_add(L, kbase, kk));
@@ -525,30 +595,158 @@ stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot)
 	}
 }
 
-/* the shared tiles = the registers (As column-major [kk][mm], Bs [nn][kk]) */
+/* the shared tiles = the registers (As column-major [kk][mm], Bs [nn][kk]); ao, bo: where
+ * the step's tiles start (the buffer half of a double-buffered loop) */
 static void
-stage_store(Lower *L, const Stage *st, KNode *block)
+stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 {
 	Program *p = L->p;
 	KNode *mm, *kk, *nn;
-	for (int j = 0; j < st->bm * BK / NT; j++) {
+	for (int j = 0; !st->acp && j < st->t.bm * st->t.bk / st->t.nt; j++) {
 		a_elem(L, st, j, &mm, &kk);
 		kir_append(p, block,
-		           kir_store(p, st->as, ix_add(L, mm, ix_mul(L, kk, st->lda)),
+		           kir_store(p, st->as,
+		                     ix_add(L, ao, ix_add(L, mm, ix_mul(L, kk, st->lda))),
 		                     kir_ref(p, L->k, st->ra[j])));
 	}
-	for (int j = 0; j < st->bn * BK / NT; j++) {
+	for (int j = 0; !st->bcp && j < st->t.bn * st->t.bk / st->t.nt; j++) {
 		b_elem(L, st, j, &kk, &nn);
 		kir_append(p, block,
-		           kir_store(p, st->bs, ix_add(L, kk, ix_mul(L, nn, st->ldb)),
+		           kir_store(p, st->bs,
+		                     ix_add(L, bo, ix_add(L, kk, ix_mul(L, nn, st->ldb))),
 		                     kir_ref(p, L->k, st->rb[j])));
 	}
+}
+
+/* B of the K step at kbase by asynchronous copies (st->bcp): the tap-major weights wt[n*K + k]
+ * are contiguous along k, and K % 16 == 0, so a step's B is bn rows of bk/ce chunks of ce
+ * elements (16 bytes); thread th copies chunk k = (th % (bk/ce))*ce of rows th/(bk/ce) +
+ * r*nt/(bk/ce) into the tile half at bo; zero past N and K (nothing read there) */
+static void
+stage_cp_b(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *bo, int ce)
+{
+	Program *p = L->p;
+	const Gemm *g = st->g;
+	int64_t cpr = st->t.bk / ce, total = st->t.bn * cpr, nt = st->t.nt;
+	KNode *k = lw_let(L, block, "k", ix_add(L, kbase, st->cpk));
+	for (int64_t r = 0; r * nt < total; r++) {
+		KNode *blk = block;
+		KNode *nn = ix_add(L, st->cpn, ix_c(L, r * (nt / cpr)));
+		if ((r + 1) * nt > total) { /* the last round: rows past the tile */
+			KNode *iff = kir_if(p, bin(L, KB_LT, nn, st->t.bn));
+			kir_append(p, block, iff);
+			blk = iff->body;
+		}
+		KNode *n = lw_let(L, blk, "n", ix_add(L, st->n0, nn));
+		KNode *ok = kir_bin(p, KB_AND, bin(L, KB_LT, n, g->N), bin(L, KB_LT, k, g->K));
+		KNode *dst = ix_add(L, bo, ix_add(L, st->cpk, ix_mul(L, nn, st->ldb)));
+		KNode *src = ix_add(L, ix_mul(L, n, g->K), k);
+		kir_append(p, blk, kir_cp_async(p, st->bs, dst, g->wt, src, ce, ok));
+	}
+}
+
+/* one K step's MMAs: every warp's fm x fn accumulators over the step's bk, from the tiles at
+ * ao (As) and bo (Bs); wm, wn: the warp's corner in the C tile */
+static void
+step_mma(Lower *L, const Stage *st, KNode *block, KNode *wm, KNode *wn, KNode *ao, KNode *bo,
+         int kf)
+{
+	for (int ks = 0; ks < st->t.bk; ks += kf) {
+		/* 64 x 32 warps: an empty block between sub-steps ends emit_cuda's fragment run
+		 * there (4 + 2 fragments live, not 8 + 4 for all of a bf16 step's MMAs) */
+		if (ks && st->t.fm * st->t.fn >= 8)
+			kir_append(L->p, block, kir_block(L->p));
+		for (int i = 0; i < st->t.fm; i++)
+			for (int j = 0; j < st->t.fn; j++) {
+				KNode *a = ix_add(L, ix_add(L, ao, ix_add(L, wm, ix_c(L, 16 * i))),
+				                  ix_c(L, ks * st->lda));
+				KNode *b =
+				    ix_add(L, ix_add(L, bo, ix_c(L, ks)),
+				           ix_mul(L, ix_add(L, wn, ix_c(L, 16 * j)), st->ldb));
+				kir_append(L->p, block,
+				           kir_mma(L->p, i * st->t.fn + j, st->as, a, st->bs, b));
+			}
+	}
+}
+
+/* shared bytes of tiling t (bytes per tile element esz); the pool of a double-buffered one */
+static int64_t
+tiling_smem(const Tiling *t, int esz, int ktable)
+{
+	int64_t nb = t->dbuf ? 2 : 1, al = 128;
+	int64_t a = (nb * t->bk * (t->bm + 8) * esz + al - 1) / al * al;
+	int64_t b = (nb * t->bn * (t->bk + 8) * esz + al - 1) / al * al;
+	int64_t c = (int64_t)t->cc * (t->bm + 8) * 4, kt = ktable ? 2 * t->bk * 4 * 4 : 0;
+	if (!t->dbuf)
+		return a + b + c + kt;
+	return (a + b > c ? a + b : c) + kt;
+}
+
+/* The tiling of a GEMM.  $SEGC_MMA (read when segc compiles): 0 the main loop and tiles of
+ * before (64 x 64 or 128 x 32, 128 threads, K step 32, single-buffered); 1 (default) the
+ * double-buffered loop with larger tiles where M and N allow: 128 x 128 (N > 64) or 256 x 64
+ * (32 < N <= 64) with 256 threads, warps of 64 x 32, when that still gives >= 264 tiles (two
+ * per SM of an H100/H200) and K >= 256 (not for convT: K = Cin, and 242 registers); else 64 x
+ * 64, 128 x 32 (N <= 32) or 128 x 16 (N <= 16, warps of 32 x 16) with 128 threads; 2: the
+ * double-buffered loop with the tiles of 0 (for A/B runs).  $SEGC_MMA_TILE=BMxBN (64x64,
+ * 128x32, 128x16, 128x128, 256x64) and $SEGC_MMA_BK=16|32 override the choice; a choice that
+ * does not fit 48 KiB of shared memory or the register stage falls back to 64 x 64, K step 32. */
+static void
+pick_tiling(const Gemm *g, int bf, Tiling *t)
+{
+	const char *mode = getenv("SEGC_MMA"), *te = getenv("SEGC_MMA_TILE");
+	const char *ke = getenv("SEGC_MMA_BK");
+	int bm = 0, bn = 0, esz = bf ? 2 : 4;
+	int64_t many = 264;
+	if (mode && (atoi(mode) == 0 || atoi(mode) == 2)) {
+		int n32 = g->N <= 32, db = atoi(mode) == 2;
+		*t = (Tiling){128, n32 ? 128 : 64, n32 ? 32 : 64, 32, 2, 2, db, n32 ? 32 : 64};
+		bm = -1; /* no tile choice below */
+	} else if (!te || sscanf(te, "%dx%d", &bm, &bn) != 2) {
+		int64_t mt = (g->M + 127) / 128, nt = (g->N + 127) / 128;
+		if (g->K < 256 || g->kind == G_CONVT) /* short K loops: the tile's overheads */
+			many = INT64_MAX;
+		if (g->N <= 16)
+			bm = 128, bn = 16;
+		else if (g->N <= 32)
+			bm = 128, bn = 32;
+		else if (g->N <= 64)
+			bm = (g->M + 255) / 256 * g->batch >= many ? 256 : 64, bn = 64;
+		else if (mt * nt * g->batch >= many)
+			bm = 128, bn = 128;
+		else
+			bm = 64, bn = 64;
+	}
+	if (bm < 0)
+		; /* SEGC_MMA=0 or 2 */
+	else if (bm == 128 && bn == 128)
+		*t = (Tiling){256, 128, 128, bf ? 32 : 16, 4, 2, 1, 64};
+	else if (bm == 256 && bn == 64)
+		*t = (Tiling){256, 256, 64, bf ? 32 : 16, 4, 2, 1, 32};
+	else if (bm == 128 && bn == 32)
+		*t = (Tiling){128, 128, 32, 32, 2, 2, 1, 32};
+	else if (bm == 128 && bn == 16)
+		*t = (Tiling){128, 128, 16, 32, 2, 1, 1, 16};
+	else
+		*t = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
+	if (t->nt == 256 && g->pro) /* a prologue's arithmetic: fewer A elements per step */
+		t->bk = 16;
+	/* tap-table gathers (three shared reads each), double-buffered: at K step 32, 223..245
+	 * registers (64 x 64, 128 x 32); at 16, 128 */
+	if (t->dbuf && g->kind == G_CONV && !g->tapk)
+		t->bk = 16;
+	if (ke && (atoi(ke) == 16 || atoi(ke) == 32))
+		t->bk = atoi(ke);
+	if (t->bm * t->bk / t->nt > MAXA || t->bn * t->bk / t->nt > MAXB ||
+	    tiling_smem(t, esz, g->kind == G_CONV && !g->tapk) > 48 * 1024)
+		*t = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 }
 
 int
 tmpl_gpu_mma(Lower *L)
 {
 	Gemm g;
+	Tiling t;
 	Program *p = L->p;
 	Kernel *k = L->k;
 	int bf = p->precision == KP_BF16;
@@ -556,18 +754,30 @@ tmpl_gpu_mma(Lower *L)
 
 	if (p->precision == KP_FP32 || !gemm_setup(L, &g))
 		return 1;
-	/* the C tile: 64 x 64 (2 x 2 warps), or 128 x 32 (4 x 1 warps) when N <= 32 */
-	int64_t bm = g.N <= 32 ? 128 : 64, bn = g.N <= 32 ? 32 : 64, wcols = bm / 32;
-	int64_t lda = bm + 8, ldb = BK + 8, ldc = bm + 8;
+	if (g.kind != G_CONV && lw_has_prologue(L))
+		return 1; /* only the conv gather applies it: the SIMT form does */
+	pick_tiling(&g, bf, &t);
+	g.bk = t.bk;
+	/* cp.async ($SEGC_MMA_CPASYNC: 0 none, 1 B only, 2 (default) A too): in double-
+	 * buffered tap-major convs, B from wt (in the tile's dtype); A at tf32 without a
+	 * prologue (bf16 tiles and prologues need the values in registers) */
+	const char *cpe = getenv("SEGC_MMA_CPASYNC");
+	int cpm = cpe ? atoi(cpe) : 2, ce = bf ? 8 : 4;
+	int bcp = t.dbuf && g.tapk && cpm >= 1, acp = bcp && cpm >= 2 && !bf && !g.pro;
+	int64_t bm = t.bm, bn = t.bn, bk = t.bk, nt = t.nt, nbuf = t.dbuf ? 2 : 1;
+	int64_t lda = bm + 8, ldb = bk + 8, ldc = bm + 8, wrows = bm / (16 * t.fm);
 	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn;
-	int as = kir_shared(p, k, tdt, BK * lda, (int)lda, "As");
-	int bs = kir_shared(p, k, tdt, bn * ldb, (int)ldb, "Bs");
-	int cs = kir_shared(p, k, DT_F32, bn * ldc, (int)ldc, "Cs");
+	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
+	int as = kir_shared(p, k, tdt, nbuf * bk * lda, (int)lda, "As");
+	int bs = kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
+	/* double-buffered: C (a chunk of cc columns) over the A and B tiles, after the K loop */
+	int cs = t.dbuf ? kir_shared_over(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs", as)
+	                : kir_shared(p, k, DT_F32, bn * ldc, (int)ldc, "Cs");
 
 	if (g.tapk) { /* wt[n, tap, ci] = w[n, ci, tap]: one flat parallel loop before the GEMM */
 		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {g.N, g.Ci, kvol};
 		KNode *ix[3];
-		g.wt = lw_scratch(L, DT_F32, g.N * g.K, "wt");
+		g.wt = lw_scratch(L, bcp ? tdt : DT_F32, g.N * g.K, "wt");
 		KNode *pb = lw_nest(L, dims, 3, 0, ix);
 		KNode *nk = ix_mul(L, ix[0], g.K);
 		KNode *ti = ix_add(L, nk, ix_add(L, ix_mul(L, ix[2], g.Ci), ix[1]));
@@ -577,7 +787,11 @@ tmpl_gpu_mma(Lower *L)
 	KNode *blk, *th;
 	KNode *bl =
 	    lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, nmb * nnb * g.batch), LOOP_BLOCK, &blk);
-	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, NT), LOOP_THREAD, &th);
+	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, nt), LOOP_THREAD, &th);
+	/* 256 threads: ask for 2 blocks per SM (<= 128 registers; without, 164..251 and one
+	 * block); $SEGC_MMA_MINB overrides (0: no request) */
+	const char *mbe = getenv("SEGC_MMA_MINB");
+	tl->op = (uint8_t)(mbe ? atoi(mbe) : nt == 256 ? 2 : 0);
 	KNode *body = tl->body;
 	KNode *mb = lw_let(L, body, "mb", bin(L, KB_REM, blk, nmb));
 	KNode *rest = lw_let(L, body, "rest", bin(L, KB_DIV, blk, nmb));
@@ -585,8 +799,8 @@ tmpl_gpu_mma(Lower *L)
 	KNode *m0 = lw_let(L, body, "m0", ix_mul(L, mb, bm));
 	KNode *n0 = lw_let(L, body, "n0", ix_mul(L, nb, bn));
 	KNode *warp = lw_let(L, body, "warp", bin(L, KB_DIV, th, 32));
-	KNode *wm = lw_let(L, body, "wm", ix_mul(L, bin(L, KB_REM, warp, wcols), 32));
-	KNode *wn = lw_let(L, body, "wn", ix_mul(L, bin(L, KB_DIV, warp, wcols), 32));
+	KNode *wm = lw_let(L, body, "wm", ix_mul(L, bin(L, KB_REM, warp, wrows), 16 * t.fm));
+	KNode *wn = lw_let(L, body, "wn", ix_mul(L, bin(L, KB_DIV, warp, wrows), 16 * t.fn));
 	KNode *bidx[IR_MAXRANK], *aoff = ix_c(L, 0), *boff = ix_c(L, 0);
 	if (g.kind == G_MATMUL) {
 		KNode *bi = lw_let(L, body, "bi", bin(L, KB_DIV, rest, nnb));
@@ -594,89 +808,137 @@ tmpl_gpu_mma(Lower *L)
 		aoff = lw_simple(L, body, batch_off(L, bidx, g.yt, lw_type(L, g.x)));
 		boff = lw_simple(L, body, batch_off(L, bidx, g.yt, lw_type(L, g.w)));
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < t.fm * t.fn; i++)
 		kir_append(p, body, kir_mma_zero(p, i));
 
 	/* the K loop, software-pipelined through registers: every thread loads its A and B
 	 * elements of the next K step into registers (all loads issued back to back, then in
-	 * flight during the MMAs), and stores them to the shared tiles at the top of the next
-	 * step; a conv's tap table is written one step ahead into the other of two slots */
-	Stage st = {&g, th, aoff, boff, m0,   n0,   bm,   bn,  lda, ldb,
-	            as, bs, NULL, NULL, NULL, NULL, NULL, {0}, {0}, {0}};
-	st.fa = lw_let(L, body, "fa", bin(L, KB_REM, th, g.a_kfast ? BK : bm));
-	st.qa = lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? BK : bm));
-	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? BK : bn));
-	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? BK : bn));
+	 * flight during the MMAs) and stores them to the shared tiles (single-buffered: at the
+	 * top of the next step, between two barriers; double-buffered: into the other half
+	 * after the MMAs, one barrier); a conv's tap table is written ahead into two slots */
+	Stage st = {&g, t,    th,   aoff, boff, m0,   n0,  lda, ldb, as,
+	            bs, NULL, NULL, NULL, NULL, NULL, {0}, {0}, {0}};
+	st.fa = lw_let(L, body, "fa", bin(L, KB_REM, th, g.a_kfast ? bk : bm));
+	st.qa = lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
+	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
+	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
 	if (!g.a_kfast) { /* m = m0 + th % bm for the whole tile: its gather terms too */
 		KNode *m = lw_let(L, body, "m", ix_add(L, m0, st.fa));
 		st.mok = lw_let(L, body, "mok", bin(L, KB_LT, m, g.M));
 		a_prep(L, &g, body, m, &st.ap);
 	}
-	for (int j = 0; j < bm * BK / NT; j++)
+	for (int j = 0; !acp && j < bm * bk / nt; j++)
 		st.ra[j] = kir_var(p, k, KT_F32, "ra");
-	for (int j = 0; j < bn * BK / NT; j++)
+	st.acp = acp;
+	for (int j = 0; !bcp && j < bn * bk / nt; j++)
 		st.rb[j] = kir_var(p, k, KT_F32, "rb");
+	st.bcp = bcp;
+	if (bcp) {
+		st.cpk = lw_let(L, body, "cpk", ix_mul(L, bin(L, KB_REM, th, bk / ce), ce));
+		st.cpn = lw_let(L, body, "cpn", bin(L, KB_DIV, th, bk / ce));
+	}
 	g.kt = -1;
-	if (g.kind == G_CONV && !g.tapk) {
-		g.kt = kir_shared(p, k, DT_I32, 2 * BK * 4, 0, "Kt");
+	int ktab = g.kind == G_CONV && !g.tapk;
+	if (ktab) {
+		g.kt = kir_shared(p, k, DT_I32, 2 * bk * 4, 0, "Kt");
 		k_table(L, &g, body, th, ix_c(L, 0), ix_c(L, 0));
+		if (t.dbuf)
+			k_table(L, &g, body, th, ix_c(L, bk), ix_c(L, bk * 4));
 		kir_append(p, body, kir_barrier(p));
 	}
-	stage_load(L, &st, body, ix_c(L, 0), ix_c(L, 0));
+	stage_load(L, &st, body, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
+	if (t.dbuf) {
+		if (bcp)
+			stage_cp_b(L, &st, body, ix_c(L, 0), ix_c(L, 0), ce);
+		stage_store(L, &st, body, ix_c(L, 0), ix_c(L, 0));
+		if (bcp)
+			kir_append(p, body, kir_cp_wait(p));
+		kir_append(p, body, kir_barrier(p));
+	}
 	int kv = kir_var(p, k, KT_I64, "k0");
-	KNode *kl = kir_loop(p, kv, ix_c(L, 0), ix_c(L, g.K), BK, LOOP_SERIAL);
+	KNode *kl = kir_loop(p, kv, ix_c(L, 0), ix_c(L, g.K), bk, LOOP_SERIAL);
 	kir_append(p, body, kl);
 	KNode *k0 = kir_ref(p, k, kv), *kb = kl->body;
-	KNode *next = lw_let(L, kb, "kn", ix_add(L, k0, ix_c(L, BK))), *slot = ix_c(L, 0);
-	if (g.kind == G_CONV && !g.tapk) {
-		KNode *par = bin(L, KB_REM, bin(L, KB_DIV, k0, BK), 2);
-		slot =
-		    lw_let(L, kb, "slot", ix_mul(L, kir_bin(p, KB_SUB, ix_c(L, 1), par), BK * 4));
-		k_table(L, &g, kb, th, next, slot);
-	}
-	stage_store(L, &st, kb);
-	kir_append(p, kb, kir_barrier(p));
-	stage_load(L, &st, kb, next, slot);
-	for (int ks = 0; ks < BK; ks += kf)
-		for (int i = 0; i < 2; i++)
-			for (int j = 0; j < 2; j++) {
-				KNode *ao =
-				    ix_add(L, ix_add(L, wm, ix_c(L, 16 * i)), ix_c(L, ks * lda));
-				KNode *bo = ix_add(L, ix_c(L, ks),
-				                   ix_mul(L, ix_add(L, wn, ix_c(L, 16 * j)), ldb));
-				kir_append(p, kb, kir_mma(p, i * 2 + j, as, ao, bs, bo));
-			}
-	kir_append(p, kb, kir_barrier(p));
-
-	KNode *fi, *si, *mm = NULL, *nn, *m = NULL, *n, *iff, *sb;
-	/* accumulators -> the shared C tile -> epilogue per element */
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2; j++) {
-			KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, 16 * i)),
-			                   ix_mul(L, ix_add(L, wn, ix_c(L, 16 * j)), ldc));
-			kir_append(p, body, kir_mma_store(p, i * 2 + j, cs, co));
+	KNode *next = lw_let(L, kb, "kn", ix_add(L, k0, ix_c(L, bk))), *slot = ix_c(L, 0);
+	if (t.dbuf) {
+		KNode *cur = lw_let(L, kb, "cur", bin(L, KB_REM, bin(L, KB_DIV, k0, bk), 2));
+		KNode *oth = lw_let(L, kb, "oth", kir_bin(p, KB_SUB, ix_c(L, 1), cur));
+		if (ktab)
+			slot = lw_let(L, kb, "slot", ix_mul(L, oth, bk * 4));
+		stage_load(L, &st, kb, next, slot, ix_mul(L, oth, bk * lda));
+		if (bcp)
+			stage_cp_b(L, &st, kb, next, ix_mul(L, oth, bn * ldb), ce);
+		step_mma(L, &st, kb, wm, wn, lw_let(L, kb, "ac", ix_mul(L, cur, bk * lda)),
+		         lw_let(L, kb, "bc", ix_mul(L, cur, bn * ldb)), kf);
+		if (ktab) /* slot cur held step k0's table, read before the last barrier */
+			k_table(L, &g, kb, th, ix_add(L, k0, ix_c(L, 2 * bk)),
+			        ix_mul(L, cur, bk * 4));
+		stage_store(L, &st, kb, ix_mul(L, oth, bk * lda), ix_mul(L, oth, bn * ldb));
+		if (bcp)
+			kir_append(p, kb, kir_cp_wait(p));
+		kir_append(p, kb, kir_barrier(p));
+	} else {
+		if (ktab) {
+			KNode *par = bin(L, KB_REM, bin(L, KB_DIV, k0, bk), 2);
+			slot = lw_let(L, kb, "slot",
+			              ix_mul(L, kir_bin(p, KB_SUB, ix_c(L, 1), par), bk * 4));
+			k_table(L, &g, kb, th, next, slot);
 		}
-	kir_append(p, body, kir_barrier(p));
+		stage_store(L, &st, kb, ix_c(L, 0), ix_c(L, 0));
+		kir_append(p, kb, kir_barrier(p));
+		stage_load(L, &st, kb, next, slot, ix_c(L, 0));
+		step_mma(L, &st, kb, wm, wn, ix_c(L, 0), ix_c(L, 0), kf);
+		kir_append(p, kb, kir_barrier(p));
+	}
+
+	/* accumulators -> the shared C tile (cc columns at a time) -> epilogue per element */
+	KNode *fi, *si, *mm = NULL, *nn, *m = NULL, *n, *iff, *sb, *hc = ix_c(L, 0), *eb = body;
+	int64_t nch = bn / t.cc;
+	KNode *wc = nch > 1 ? lw_let(L, body, "wc", bin(L, KB_DIV, wn, t.cc)) : NULL;
 	OPrep op;
 	if (!g.c_nfast) { /* m fixed per thread: its output coordinate once */
 		mm = lw_let(L, body, "f", bin(L, KB_REM, th, bm));
 		m = lw_let(L, body, "m", ix_add(L, m0, mm));
 		o_prep(L, &g, body, m, &op);
 	}
-	sb = thread_elems(L, body, th, bm * bn, g.c_nfast ? bn : bm, &fi, &si);
+	if (nch > 1) {
+		KNode *cl = lw_loop(L, body, "hc", ix_c(L, 0), ix_c(L, nch), LOOP_SERIAL, &hc);
+		eb = cl->body;
+	}
+	KNode *sto = eb;
+	if (nch > 1) { /* the warps whose columns lie in chunk hc */
+		KNode *wi = kir_if(p, kir_bin(p, KB_EQ, wc, hc));
+		kir_append(p, eb, wi);
+		sto = wi->body;
+	}
+	KNode *wnc = ix_add(L, wn, ix_mul(L, hc, -t.cc));
+	for (int i = 0; i < t.fm; i++)
+		for (int j = 0; j < t.fn; j++) {
+			KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, 16 * i)),
+			                   ix_mul(L, ix_add(L, wnc, ix_c(L, 16 * j)), ldc));
+			kir_append(p, sto, kir_mma_store(p, i * t.fn + j, cs, co));
+		}
+	kir_append(p, eb, kir_barrier(p));
+	sb = thread_elems(L, eb, th, nt, bm * t.cc, g.c_nfast ? t.cc : bm, &fi, &si);
 	if (g.c_nfast) {
 		mm = si, nn = fi;
 		m = lw_let(L, sb, "m", ix_add(L, m0, mm));
 	} else {
 		nn = si;
 	}
-	n = lw_let(L, sb, "n", ix_add(L, n0, nn));
+	KNode *nc = ix_add(L, nn, ix_mul(L, hc, t.cc)); /* the column in the C tile */
+	n = lw_let(L, sb, "n", ix_add(L, n0, nc));
 	iff = kir_if(p, kir_bin(p, KB_AND, bin(L, KB_LT, m, g.M), bin(L, KB_LT, n, g.N)));
 	kir_append(p, sb, iff);
 	if (g.c_nfast)
 		o_prep(L, &g, iff->body, m, &op);
 	KNode *acc = kir_load(p, k, cs, ix_add(L, mm, ix_mul(L, nn, ldc)));
-	/* a block's next tile (grid-stride) writes Cs only after its K loop's barriers, so
-	 * after every thread has finished this epilogue */
-	return emit_out(L, &g, iff->body, &op, n, bidx, acc);
+	if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0)
+		return -1;
+	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
+	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
+	 * and B tiles (and the next chunk over this one): a barrier */
+	if (t.dbuf)
+		kir_append(p, eb, kir_barrier(p));
+	return 0;
 }

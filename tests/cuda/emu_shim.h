@@ -15,7 +15,8 @@
  * whole 16x16 tile in every thread (all lanes hold the same result; the GPU spreads it over
  * the lanes), with the precision's rounding of the inputs: tf32 = round to nearest (ties
  * away, as cvt.rna.tf32.f32) to 10 mantissa bits, bf16 = round to nearest even to 7 bits,
- * products exact and summed in f32. */
+ * products exact and summed in f32.  cp.async copies (segc_cp_async) are queued per thread and
+ * done at its segc_cp_wait, so reading a tile before the wait shows stale data here too. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __launch_bounds__(n)
+#define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define SEGC_SHARED static
 
@@ -92,6 +93,8 @@ segc_emu_trampoline(void *f)
 	(*(F *)f)();
 }
 
+static unsigned segc_emu_ncp_pending(unsigned t);
+
 template <typename F>
 static void
 segc_emu_block(unsigned T, F f)
@@ -136,6 +139,11 @@ segc_emu_block(unsigned T, F f)
 		}
 		left = T - d;
 	}
+	for (unsigned i = 0; i < T; i++)
+		if (segc_emu_ncp_pending(i)) {
+			fprintf(stderr, "emu_shim: thread %u ended with cp_async not waited for\n", i);
+			abort();
+		}
 	segc_emu_call = NULL;
 	segc_emu_arg = NULL;
 	blockDim.x = saved;
@@ -326,4 +334,51 @@ segc_mma_store(float *o, const segc_acc_t &c, unsigned ld)
 	for (int n = 0; n < 16; n++)
 		for (int m = 0; m < 16; m++)
 			o[m + n * ld] = c.v[m + 16 * n];
+}
+
+/* ---- asynchronous copies (cp.async): queued per thread, done at the thread's segc_cp_wait, so
+ * a kernel that reads a destination before its wait (and barrier) sees stale data here too ---- */
+
+enum { SEGC_EMU_MAXCP = 64 };
+struct segc_emu_cp {
+	void *d;
+	const void *s; /* NULL: zero fill */
+	size_t bytes;
+};
+static segc_emu_cp segc_emu_cps[SEGC_EMU_MAXT][SEGC_EMU_MAXCP];
+static unsigned segc_emu_ncp[SEGC_EMU_MAXT];
+
+template <int N, typename T>
+static inline void
+segc_cp_async(T *d, const T *s, bool p)
+{
+	unsigned t = segc_emu_cur, i = segc_emu_ncp[t]++;
+	if (i >= SEGC_EMU_MAXCP || !segc_emu_call) {
+		fprintf(stderr, "emu_shim: cp_async outside a block or more than %d in flight\n",
+		        SEGC_EMU_MAXCP);
+		abort();
+	}
+	segc_emu_cps[t][i].d = d;
+	segc_emu_cps[t][i].s = p ? s : NULL;
+	segc_emu_cps[t][i].bytes = N * sizeof(T);
+}
+
+static inline void
+segc_cp_wait(void)
+{
+	unsigned t = segc_emu_cur;
+	for (unsigned i = 0; i < segc_emu_ncp[t]; i++) {
+		const segc_emu_cp *c = &segc_emu_cps[t][i];
+		if (c->s)
+			memcpy(c->d, c->s, c->bytes);
+		else
+			memset(c->d, 0, c->bytes);
+	}
+	segc_emu_ncp[t] = 0;
+}
+
+static unsigned
+segc_emu_ncp_pending(unsigned t)
+{
+	return segc_emu_ncp[t];
 }

@@ -11,7 +11,7 @@
 #      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2;
 #   5. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
-#      PyTorch at 1e-4.
+#      PyTorch at 1e-4; with them the load prologue cases (tests/ops/test_fusion_prologue.py).
 # Skipped, with a message, when /usr/local/cuda (or $CUDA_HOME) has no NVRTC.
 # Env: SEGC (default build/segc), CUDA_OPS=0 skips the emulated runs of parts 4 and 5.
 # Ends with "N passed, M failed".
@@ -102,7 +102,7 @@ for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicu
 		kernels=$(sed -n 's/^launch \([^ ]*\) .*/\1/p' "$tmp/$name.$prec.cu")
 		# shellcheck disable=SC2086
 		msg=$($PY tests/cuda/cubin.py "$tmp/$name.$prec.so" $arch $kernels) || { bad "$msg"; continue; }
-		nblk=$(grep -c "SEGC_BLOCK_RUN(128" "$tmp/$name.$prec.cu")
+		nblk=$(grep -c "SEGC_BLOCK_RUN([0-9]" "$tmp/$name.$prec.cu")
 		if grep -q "conv3d\|linear\|matmul" "$g" && [ "$nblk" -eq 0 ]; then
 			bad "$name $prec $arch: no tensor-core kernel"
 			continue
@@ -114,9 +114,10 @@ done
 # tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
 # with tf32/bf16 rounding): its own GEMM cases exact (indexing at 1e-4) and rounded, the
 # conv3d, conv_transpose3d, linear, matmul op cases and the tiny models at 2e-3 (tf32) and
-# 2e-2 (bf16) of max|ref|
+# 2e-2 (bf16) of max|ref|; the exact cases under every tiling (SEGC_MMA=0/1/2, each tile size)
 if [ "${CUDA_OPS:-1}" != 0 ]; then
-	for args in "--precision tf32 --exact --cases" "--precision tf32 --cases --ops --models" \
+	for args in "--precision tf32 --exact --cases --tilings" \
+		"--precision tf32 --cases --ops --models" \
 		"--precision bf16 --cases --ops --models"; do
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
@@ -140,10 +141,11 @@ fi
 emu_sets="tests/ops/test_ops.py:conv3d,conv_transpose3d,instance_norm,group_norm,softmax,linear,matmul,max_pool3d,avg_pool3d,upsample,concat,permute,gelu,add
 tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool
 tests/ops/test_ops_gpured.py
-tests/ops/test_ops_gpuforms.py"
+tests/ops/test_ops_gpuforms.py
+tests/ops/test_fusion_prologue.py"
 also=
 if [ "${CUDA_OPS:-1}" = all ]; then
-	emu_sets=$(ls tests/ops/test_ops*.py)
+	emu_sets="$(ls tests/ops/test_ops*.py) tests/ops/test_fusion_prologue.py"
 	also=sm_80
 fi
 if [ "${CUDA_OPS:-1}" != 0 ]; then
@@ -166,6 +168,30 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 			echo "ops $(basename "$t"): $line"
 		else
 			bad "$(basename "$t"): $(tail -n 2 "$tmp/ops.out" | tr '\n' ' ')"
+		fi
+	done
+fi
+# the load prologue cases with the tensor-core precisions (the conv forms that apply it;
+# tolerances 2e-3 tf32, 2e-2 bf16): the cases the tensor-core form takes, and two SIMT ones
+# (every case: CUDA_OPS=all)
+pro_cases="leaky_k3_p1 leaky_k3_s2 conv_inorm_leaky_conv bn_relu_k3 c16 fill1 gn two"
+[ "${CUDA_OPS:-1}" = all ] && pro_cases=
+if [ "${CUDA_OPS:-1}" != 0 ]; then
+	for prec in tf32 bf16; do
+		# shellcheck disable=SC2086
+		SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_PRECISION=$prec \
+			$PY tests/ops/test_fusion_prologue.py $pro_cases >"$tmp/pro.out" 2>&1
+		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/pro.out" | tail -n 1)
+		grep -E '^FAIL' "$tmp/pro.out" | head -n 10
+		if [ -n "$line" ]; then
+			p=${line%% passed*}
+			f=${line#*passed, }
+			f=${f%% failed*}
+			pass=$((pass + p))
+			fail=$((fail + f))
+			echo "prologue $prec: $line"
+		else
+			bad "test_fusion_prologue.py $prec: $(tail -n 2 "$tmp/pro.out" | tr '\n' ' ')"
 		fi
 	done
 fi

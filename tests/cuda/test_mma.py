@@ -8,18 +8,24 @@ and compares with PyTorch (fp32, CPU):
   max|a - b| / max|ref| <= 2e-3 (tf32) or 2e-2 (bf16), and <= 1e-4 with --exact
   (SEGC_EMU_EXACT=1: the emulated MMAs do not round, so any indexing mistake shows).
 The own cases (--cases, default) are sized so the tensor-core form is taken (ragged M, N, K
-tiles, strides, dilation, batches, a fused epilogue, batch broadcasting) or, for a grouped conv
-and a GEMM with M < 16, is not: the generated source must (not) call segc_mma_*.  --ops also runs the conv3d,
-conv_transpose3d, linear and matmul cases of tests/ops/test_ops.py; --models the tiny model
-cases of tests/models/test_models.py, at the precision's tolerance.
+tiles, strides, dilation, batches, a fused epilogue, batch broadcasting, load prologues: instance
+norm + leaky ReLU applied in the conv's A gather, tap-major and tap-table, which must also make
+fewer kernels than SEGC_PROLOGUE=0) or, for a grouped conv and a GEMM with M < 16, is not: the
+generated source must (not) call segc_mma_*.  --ops also runs the conv3d, conv_transpose3d,
+linear and matmul cases of tests/ops/test_ops.py; --models the tiny model cases of
+tests/models/test_models.py, at the precision's tolerance.  The tiling follows $SEGC_MMA /
+$SEGC_MMA_TILE / $SEGC_MMA_BK (codegen/tmpl_gpu_mma.c); --tilings runs the own cases under
+each main loop and tile (the cases are too small for the default to pick the large tiles).
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
+                           [--only SUBSTR]...
 
 Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
 """
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -36,6 +42,10 @@ import common  # noqa: E402
 import test_ops as T  # noqa: E402
 
 TOLS = {"tf32": 2e-3, "bf16": 2e-2}
+# --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
+TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
+           {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
+           {"SEGC_MMA_TILE": "128x32", "SEGC_MMA_BK": "16"}, {"SEGC_MMA_TILE": "128x16"}]
 
 
 def conv(rng, label, ci, co, k, s, p, d, g, b, n, sp, mma, chain=False):
@@ -83,6 +93,27 @@ def matmul(rng, label, sa, sb, mma):
                   [{"name": "op", "op": "matmul", "in": ["a", "b"]}], ["op"], {}, [ref]), mma
 
 
+def prologue(rng, label, ci, co, k, s, p, n, sp):
+    """x -> instance_norm (affine) -> leaky_relu -> conv3d: the normalize and activation are a
+    load prologue of the conv (passes/fuse.c), applied by the tensor-core gather"""
+    w = T.randn(rng, (co, ci, k, k, k)) / np.sqrt(ci * k ** 3)
+    b = 0.1 * T.randn(rng, (co,))
+    gam, bet = 1 + 0.2 * T.randn(rng, (ci,)), 0.2 * T.randn(rng, (ci,))
+    x = T.randn(rng, (n, ci) + sp) * 2 + 0.5
+    with torch.no_grad():
+        h = torch.nn.functional.instance_norm(T.t(x), weight=T.t(gam), bias=T.t(bet))
+        h = torch.nn.functional.leaky_relu(h, 0.01)
+        ref = torch.nn.functional.conv3d(h, T.t(w), T.t(b), s, p)
+    body = [{"name": "norm", "op": "instance_norm", "in": ["x"], "attrs": {"affine": True}},
+            {"name": "act", "op": "leaky_relu", "attrs": {"slope": 0.01}},
+            {"name": "op", "op": "conv3d", "in": ["act"],
+             "attrs": {"cout": co, "kernel": k, "stride": s, "pad": p, "bias": True}}]
+    weights = {"norm.weight": gam, "norm.bias": bet, "op.weight": w, "op.bias": b}
+    c = T.Case("conv3d", label, [("x", x)], body, ["op"], weights, [ref.numpy()])
+    c.prologue = True
+    return c, True
+
+
 def own_cases():
     rng = np.random.default_rng(7)
     torch.manual_seed(7)
@@ -111,6 +142,11 @@ def own_cases():
              True),
         conv(rng, "conv tap-major Ci=48 k(2,3,1) s(2,1,1)", 48, 20, (2, 3, 1), (2, 1, 1),
              (1, 0, 0), 1, 1, False, 1, (5, 4, 6), True),
+        # load prologues (instance norm + leaky ReLU applied in the A gather; padding stays 0)
+        prologue(rng, "prologue tap-major Ci=16 k3 p1 b2", 16, 24, 3, 1, 1, 2, (5, 6, 7)),
+        prologue(rng, "prologue tap-major Ci=32 k3 s2", 32, 70, 3, 2, 1, 1, (7, 6, 9)),
+        prologue(rng, "prologue k-table Ci=6 k3 p1", 6, 10, 3, 1, 1, 1, (5, 4, 6)),
+        prologue(rng, "prologue 1x1 Ci=16", 16, 40, 1, 1, 0, 1, (4, 5, 6)),
     ]
 
 
@@ -127,9 +163,28 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
+        if ok and getattr(c, "prologue", False):  # fused: fewer kernels than without prologues
+            ok, msg = fused_check(d, open(src).read(), msg)
         return ok, msg
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def kernel_count(src):
+    return src.count('extern "C" __global__')
+
+
+def fused_check(d, src, msg):
+    """the engine's source has fewer kernels than the same graph compiled without prologues"""
+    env = dict(os.environ, SEGC_PROLOGUE="0")
+    p = subprocess.run([os.environ["SEGC_REAL"], os.path.join(d, "graph.json"), "-o",
+                        os.path.join(d, "nopro.so"), "--target", "cuda:sm_90", "--precision",
+                        os.environ["SEGC_PRECISION"], "--emit=cuda"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, env=env)
+    k1, k0 = kernel_count(src), kernel_count(p.stdout)
+    if p.returncode != 0 or k1 >= k0:
+        return False, msg + ", prologue not fused (%d kernels, %d without)" % (k1, k0)
+    return True, msg + ", prologue fused (%d kernels, %d without)" % (k1, k0)
 
 
 def main():
@@ -139,6 +194,10 @@ def main():
     ap.add_argument("--cases", action="store_true", help="this file's cases (default)")
     ap.add_argument("--ops", action="store_true", help="tests/ops/test_ops.py gemm cases")
     ap.add_argument("--models", action="store_true", help="tiny model cases")
+    ap.add_argument("--tilings", action="store_true",
+                    help="also run the own cases under every forced tiling (TILINGS)")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only the cases whose label holds this (repeatable)")
     a = ap.parse_args()
     if not (a.cases or a.ops or a.models):
         a.cases = True
@@ -147,6 +206,10 @@ def main():
     os.environ.setdefault("SEGC_REAL", os.path.join(ROOT, "build", "segc"))
     os.environ["SEGC_PRECISION"] = a.precision
     os.environ["SEGC_EMU_EXACT"] = "1" if a.exact else "0"
+    if a.exact and a.precision == "bf16":
+        # the exact emulation's bf16 is an f32 (4 bytes): no bf16 buffers in global memory, so
+        # B stays in registers (the cp.async form is checked exact at tf32, rounded at bf16)
+        os.environ["SEGC_MMA_CPASYNC"] = "0"
     tag = "%s%s tol %g" % (a.precision, " exact" if a.exact else "", tol)
     npass = nfail = 0
     todo = []
@@ -155,12 +218,27 @@ def main():
     if a.ops:
         todo += [(c, None) for c in T.all_cases()
                  if c.op in ("conv3d", "conv_transpose3d", "linear", "matmul")]
-    for c, mma in todo:
-        ok, msg = run(c, mma, tol)
-        print("%s %-16s %-34s %s: %s" % ("ok  " if ok else "FAIL", c.op, c.label, tag, msg))
-        sys.stdout.flush()
-        npass += ok
-        nfail += not ok
+    runs = [({}, todo)]
+    if a.tilings:
+        runs += [(env, own_cases()) for env in TILINGS]
+    for env, cases in runs:
+        if a.only:
+            cases = [(c, mma) for c, mma in cases if any(o in c.label for o in a.only)]
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        etag = tag + "".join(" %s=%s" % kv for kv in sorted(env.items()))
+        for c, mma in cases:
+            ok, msg = run(c, mma, tol)
+            print("%s %-16s %-34s %s: %s" % ("ok  " if ok else "FAIL", c.op, c.label, etag,
+                                             msg))
+            sys.stdout.flush()
+            npass += ok
+            nfail += not ok
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if a.models:
         import test_models
         test_models.TOL = tol

@@ -78,9 +78,11 @@ prog_elt(LoopAnn ann)
  * shared A and B tiles, barrier, warp MMA into accumulator 0, store to the shared C tile,
  * barrier, out[blk*64 + th] = C[th].  precision: the tile dtype (bf16 tiles for KP_BF16).
  * run: two more MMAs after the first (acc1 += A*B', acc0 += A*B'), a run of three that
- * shares the A fragment and B' (emit_cuda.c's cuda_mma_run). */
+ * shares the A fragment and B' (emit_cuda.c's cuda_mma_run); run 2: C stored over A
+ * (kir_shared_over: one shared byte pool), after a barrier, and B also by cp_async (cpn
+ * elements: 4 is 16 bytes) and cp_wait. */
 static Program *
-prog_mma(int precision, int run)
+prog_mma(int precision, int run, int cpn)
 {
 	Program *p = newprog();
 	Kernel *k = kir_kernel(p, "k0", loc_none);
@@ -90,7 +92,8 @@ prog_mma(int precision, int run)
 	int o = addbuf(p, k, 2, 0, DT_F32, 256, 1);
 	int as = kir_shared(p, k, tdt, 16 * 24, 24, "As");
 	int bs = kir_shared(p, k, tdt, 16 * 24, 24, "Bs");
-	int cs = kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
+	int cs = run == 2 ? kir_shared_over(p, k, DT_F32, 16 * 24, 24, "Cs", as)
+	                  : kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
 	int bv = kir_var(p, k, KT_I64, "blk"), tv = kir_var(p, k, KT_I64, "th");
 	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 4), 1, LOOP_BLOCK);
 	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 64), 1, LOOP_THREAD);
@@ -100,10 +103,17 @@ prog_mma(int precision, int run)
 	                   kir_ref(p, k, tv));
 	kir_append(p, tl->body, kir_store(p, as, kir_ref(p, k, tv), kir_load(p, k, x, g)));
 	kir_append(p, tl->body, kir_store(p, bs, kir_ref(p, k, tv), kir_load(p, k, x, g)));
+	if (run == 2) {
+		KNode *ok = kir_bin(p, KB_LT, kir_ref(p, k, tv), kir_i64(p, 32));
+		kir_append(p, tl->body, kir_cp_async(p, bs, kir_i64(p, 64), x, g, cpn, ok));
+		kir_append(p, tl->body, kir_cp_wait(p));
+	}
 	kir_append(p, tl->body, kir_barrier(p));
 	kir_append(p, tl->body, kir_mma_zero(p, 0));
 	kir_append(p, tl->body, kir_mma(p, 0, as, kir_i64(p, 0), bs, kir_i64(p, 0)));
-	if (run) {
+	if (run == 2)
+		kir_append(p, tl->body, kir_barrier(p));
+	if (run == 1) {
 		kir_append(p, tl->body, kir_mma(p, 1, as, kir_i64(p, 0), bs, kir_i64(p, 8)));
 		kir_append(p, tl->body, kir_mma(p, 0, as, kir_i64(p, 0), bs, kir_i64(p, 8)));
 	}
@@ -170,7 +180,7 @@ main(void)
 	freeprog(p);
 
 	/* block-mapped kernels: shared tiles, barriers, tensor-core MMA */
-	p = prog_mma(KP_TF32, 0);
+	p = prog_mma(KP_TF32, 0, 0);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(strstr(src,
 	             "static __device__ void\nk0_t0_body(const float *b0, float *b1, long long n)"),
@@ -195,7 +205,7 @@ main(void)
 	freeprog(p);
 
 	/* a run of MMAs: each distinct A / B tile loaded into a fragment once */
-	p = prog_mma(KP_TF32, 1);
+	p = prog_mma(KP_TF32, 1, 0);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(strstr(src, "segc_load_frag(segc_fa0, b2 + (0LL), 24);"), "A fragment:\n%s", src);
 	CHECK(!strstr(src, "segc_fa1"), "one A fragment:\n%s", src);
@@ -213,7 +223,36 @@ main(void)
 	free(src);
 	freeprog(p);
 
-	p = prog_mma(KP_BF16, 0);
+	/* C over A: the shared tiles as one pool, offsets from sizeof (the emulation's bf16) */
+	p = prog_mma(KP_TF32, 2, 4);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "SEGC_SHARED __align__(128) unsigned char segc_smem[SEGC_MAX("),
+	      "pool:\n%s", src);
+	CHECK(strstr(src, "float *const b2 = (float *)(segc_smem + 0);") &&
+	          strstr(src, "float *const b4 = (float *)(segc_smem + 0);"),
+	      "C over A:\n%s", src);
+	CHECK(strstr(src, "float *const b3 = (float *)(segc_smem + SEGC_AL128(0 + sizeof(float) * "
+	                  "384));"),
+	      "B after A:\n%s", src);
+	CHECK(!strstr(src, "SEGC_SHARED __align__(32)"), "no separate tiles:\n%s", src);
+	CHECK(strstr(src, "segc_cp_async<4>(b3 + (64LL), ((v1_th < 32LL)) ? b0 + (") &&
+	          strstr(src, "segc_cp_wait();"),
+	      "cp_async:\n%s", src);
+	if (rc == 0)
+		printf("NVRTC compiled the shared pool for sm_90\n");
+	else
+		CHECK(strstr(d.first, "cannot load NVRTC"), "unexpected error: %s", d.first);
+	free(src);
+	freeprog(p);
+
+	p = prog_mma(KP_TF32, 2, 3); /* 12 bytes: no cp.async form */
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(rc < 0 && strstr(d.first, "cp_async other than 4, 8 or 16 bytes"), "cp_async 12: %s",
+	      d.first);
+	free(src);
+	freeprog(p);
+
+	p = prog_mma(KP_BF16, 0, 0);
 	rc = emit(p, "cuda:sm_80", &src, &d, obj);
 	CHECK(strstr(src, "SEGC_SHARED __align__(32) __nv_bfloat16 b2[384];"), "bf16 tile");
 	CHECK(strstr(src, "b2[v1_th] = __float2bfloat16("), "bf16 store:\n%s", src);
@@ -223,7 +262,7 @@ main(void)
 	free(src);
 	freeprog(p);
 
-	p = prog_mma(KP_FP32, 0); /* mma needs tf32 or bf16 */
+	p = prog_mma(KP_FP32, 0, 0); /* mma needs tf32 or bf16 */
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "mma tiles of the wrong precision"), "fp32 mma: %s",
 	      d.first);
