@@ -670,12 +670,54 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 
 /* ---- functions ---- */
 
-/* typed base pointers of every buffer from a task's table: bufs[i] */
+/* The first buffer of k with buffer i's storage (slot, byte offset, dtype), or i.  An
+ * in-place elementwise kernel reads and writes one buffer through two entries; giving both
+ * one LLVM pointer lets the vectorizer see that element i is read and written by the same
+ * iteration (with two opaque pointers its runtime overlap check fails and the scalar
+ * fallback loop runs).  Part of the kernel's signature (alias_sig): code is shared only
+ * between kernels with the same aliasing. */
+static uint32_t
+buf_alias(const Kernel *k, uint32_t i)
+{
+	const KBuf *a = &k->bufs[i];
+	for (uint32_t j = 0; j < i; j++) {
+		const KBuf *b = &k->bufs[j];
+		if (!a->shared && !b->shared && a->slot == b->slot && a->offset == b->offset &&
+		    a->dtype == b->dtype)
+			return j;
+	}
+	return i;
+}
+
+/* "i=j " for every buffer i that buf_alias() maps to an earlier j */
+static const char *
+alias_sig(const Program *p, const Kernel *k)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	SEGC_ASSERT(f);
+	for (uint32_t i = 0; i < k->nbufs; i++)
+		if (buf_alias(k, i) != i)
+			fprintf(f, "%u=%u ", i, buf_alias(k, i));
+	fclose(f);
+	const char *t = arena_strdup(p->arena, text);
+	free(text);
+	return t;
+}
+
+/* typed base pointers of every buffer from a task's table: bufs[i] (one pointer per
+ * storage, buf_alias) */
 static void
 load_table(LlvmEmit *e, LLVMValueRef bufs)
 {
 	const Kernel *k = e->k;
 	for (uint32_t i = 0; i < k->nbufs; i++) {
+		uint32_t j = buf_alias(k, i);
+		if (j != i) {
+			e->bases[i] = e->bases[j];
+			continue;
+		}
 		LLVMValueRef ii = LLVMConstInt(e->t_i64, i, 0);
 		LLVMValueRef bp = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, bufs, &ii, 1, "");
 		LLVMValueRef base = LLVMBuildLoad2(e->b, e->t_ptr, bp, "");
@@ -1073,7 +1115,7 @@ plan_parts(const Program *p, int *rep, int *owner, int *nparts)
 	double runw = 0;
 	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
 		const Kernel *k = &p->kernels[ki];
-		sigs[ki] = kir_signature(p, k, "");
+		sigs[ki] = kir_signature(p, k, alias_sig(p, k));
 		hash[ki] = fnv1a(sigs[ki]);
 		rep[ki] = (int)ki;
 		for (uint32_t j = 0; j < ki; j++)
