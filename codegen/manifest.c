@@ -159,7 +159,8 @@ kernel_class(const char *name)
 	return "elementwise";
 }
 
-/* "name\tclass\tflops\tbytes\n" per kernel in order; bytes = every global buffer once */
+/* "name\tclass\tflops\tbytes\n" per kernel in order; bytes = every global buffer once (0 for
+ * a kernel without loops: a concat whose inputs sit in place) */
 const char *
 cg_kernel_table(const Program *p)
 {
@@ -170,7 +171,7 @@ cg_kernel_table(const Program *p)
 	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
 		const Kernel *k = &p->kernels[ki];
 		double bytes = 0;
-		for (uint32_t i = 0; i < k->nbufs; i++)
+		for (uint32_t i = 0; i < k->nbufs && k->body->nkids; i++) /* none: no loops */
 			if (!k->bufs[i].shared)
 				bytes += (double)k->bufs[i].numel * dtype_size(k->bufs[i].dtype);
 		fprintf(f, "%s\t%s\t%.0f\t%.0f\n", k->name, kernel_class(k->name), k->cost.flops,
