@@ -32,6 +32,22 @@ pass=0
 fail=0
 ok() { echo "ok   $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+# add the last "N passed, M failed" line of a test program's output $1 to the totals and print
+# it after label $2 (with the output's FAIL lines); without one, a failure named $3
+tally() {
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	grep -E '^FAIL' "$1" | head -n 10
+	if [ -n "$line" ]; then
+		p=${line%% passed*}
+		f=${line#*passed, }
+		f=${f%% failed*}
+		pass=$((pass + p))
+		fail=$((fail + f))
+		echo "$2: $line"
+	else
+		bad "$3: $(tail -n 2 "$1" | tr '\n' ' ')"
+	fi
+}
 
 for g in graphs/*.json; do
 	name=$(basename "$g" .json)
@@ -121,18 +137,7 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		"--precision bf16 --cases --ops --models"; do
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/mma.out" | tail -n 1)
-		grep -E '^FAIL' "$tmp/mma.out" | head -n 10
-		if [ -n "$line" ]; then
-			p=${line%% passed*}
-			f=${line#*passed, }
-			f=${f%% failed*}
-			pass=$((pass + p))
-			fail=$((fail + f))
-			echo "mma $args: $line"
-		else
-			bad "test_mma.py $args: $(tail -n 2 "$tmp/mma.out" | tr '\n' ' ')"
-		fi
+		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"
 	done
 fi
 
@@ -157,18 +162,7 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		case $set in *:*) only="$only --only ${set#*:}" ;; esac
 		SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_CUDA_ALSO=$also \
 			$PY "$t" $only >"$tmp/ops.out" 2>&1
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/ops.out" | tail -n 1)
-		grep -E '^FAIL' "$tmp/ops.out" | head -n 10
-		if [ -n "$line" ]; then
-			p=${line%% passed*}
-			f=${line#*passed, }
-			f=${f%% failed*}
-			pass=$((pass + p))
-			fail=$((fail + f))
-			echo "ops $(basename "$t"): $line"
-		else
-			bad "$(basename "$t"): $(tail -n 2 "$tmp/ops.out" | tr '\n' ' ')"
-		fi
+		tally "$tmp/ops.out" "ops $(basename "$t")" "$(basename "$t")"
 	done
 fi
 # the load prologue cases with the tensor-core precisions (the conv forms that apply it;
@@ -181,18 +175,7 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_PRECISION=$prec \
 			$PY tests/ops/test_fusion_prologue.py $pro_cases >"$tmp/pro.out" 2>&1
-		line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$tmp/pro.out" | tail -n 1)
-		grep -E '^FAIL' "$tmp/pro.out" | head -n 10
-		if [ -n "$line" ]; then
-			p=${line%% passed*}
-			f=${line#*passed, }
-			f=${f%% failed*}
-			pass=$((pass + p))
-			fail=$((fail + f))
-			echo "prologue $prec: $line"
-		else
-			bad "test_fusion_prologue.py $prec: $(tail -n 2 "$tmp/pro.out" | tr '\n' ' ')"
-		fi
+		tally "$tmp/pro.out" "prologue $prec" "test_fusion_prologue.py $prec"
 	done
 fi
 # small model cases, through the same emulation

@@ -17,7 +17,6 @@ whose name holds one of them.  Prints one line per case and ends with `N passed,
 exit 1 on a failure.
 """
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -199,18 +198,6 @@ def cases():
     ]
 
 
-def kernels(gp, prologue):
-    """the kernel count `segc info` reports with SEGC_PROLOGUE=prologue"""
-    env = dict(os.environ, SEGC_PROLOGUE=str(prologue))
-    out = subprocess.run([cm.segc_path(), "info", gp], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                         timeout=120).stdout
-    for line in out.splitlines():
-        if line.rstrip().endswith(" kernels"):
-            return int(line.split()[-2])
-    raise RuntimeError("segc info printed no kernel count: " + out[-300:])
-
-
 def main():
     npass = nfail = 0
     with tempfile.TemporaryDirectory(prefix="segc-fusion-") as d:
@@ -229,7 +216,7 @@ def main():
             try:
                 runs = [("fused", [], {}), ("nofuse", ["--no-fuse"], {})]
                 if pre:  # with the prologue: the micro-kernel, the blocked and scalar forms
-                    if kernels(gp, 1) != kernels(gp, 0) - 1:
+                    if cm.kernel_count(gp, 1) != cm.kernel_count(gp, 0) - 1:
                         raise RuntimeError("the normalize + leaky ReLU did not become a "
                                            "load prologue")
                     runs = [("fused", [], {"SEGC_PROLOGUE": "1"}), runs[1],

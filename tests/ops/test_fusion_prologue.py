@@ -23,7 +23,6 @@ to 2e-3 / 2e-2.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -149,18 +148,6 @@ def cases():
     ]
 
 
-def kernels(gp, prologue):
-    """the kernel count `segc info` reports with SEGC_PROLOGUE=prologue"""
-    env = dict(os.environ, SEGC_PROLOGUE=str(prologue))
-    out = subprocess.run([cm.segc_path(), "info", gp], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True, env=env,
-                         timeout=120).stdout
-    for line in out.splitlines():
-        if line.rstrip().endswith(" kernels"):
-            return int(line.split()[-2])
-    raise RuntimeError("segc info printed no kernel count: " + out[-300:])
-
-
 def main():
     npass = nfail = 0
     t0 = time.time()
@@ -176,7 +163,7 @@ def main():
             cm.write_safetensors(wp, weights)
             cm.write_npy(xp, x)
             try:
-                k1, k0 = kernels(gp, 1), kernels(gp, 0)
+                k1, k0 = cm.kernel_count(gp, 1), cm.kernel_count(gp, 0)
                 errs = []
                 for tag, extra in (("fused", []), ("nofuse", ["--no-fuse"])):
                     eng, yp = os.path.join(d, tag + ".so"), os.path.join(d, tag + ".npy")

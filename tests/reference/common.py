@@ -151,6 +151,18 @@ def run_interp(graph, weights, inputs, outputs, extra=(), timeout=300):
     return _check(cmd, timeout)
 
 
+def kernel_count(graph, prologue):
+    """the kernel count `segc info GRAPH` reports with SEGC_PROLOGUE=prologue (0 or 1)"""
+    env = dict(os.environ, SEGC_PROLOGUE=str(prologue))
+    out = subprocess.run([segc_path(), "info", graph], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                         timeout=120).stdout
+    for line in out.splitlines():
+        if line.rstrip().endswith(" kernels"):
+            return int(line.split()[-2])
+    raise RuntimeError("segc info printed no kernel count: " + out[-300:])
+
+
 def max_rel_err(a, b):
     """max|a - b| / max(max|b|, 1e-6), b the reference; inf on a shape mismatch or a NaN."""
     a = np.asarray(a, dtype=np.float64)
