@@ -162,6 +162,7 @@ per_group_channel(Rw *w, ValueId v, const Type *t, int64_t g)
 	a[io].present = 1;
 	a[io].n = (uint16_t)(r + 1);
 	a[io].ints = od;
+	a[io].floats = NULL; /* the default's (one element) would be copied n times */
 	ones = emit(w, OP_constant, 0, 0, a);
 	cd[0] = t->dims[0];
 	cd[1] = t->dims[1];

@@ -9,8 +9,8 @@ and compares with PyTorch (fp32, CPU):
   (SEGC_EMU_EXACT=1: the emulated MMAs do not round, so any indexing mistake shows).
 The own cases (--cases, default) are sized so the tensor-core form is taken (ragged M, N, K
 tiles, strides, dilation, batches, a fused epilogue, batch broadcasting, load prologues: instance
-norm + leaky ReLU applied in the conv's A gather, tap-major and tap-table, which must also make
-fewer kernels than SEGC_PROLOGUE=0) or, for a grouped conv and a GEMM with M < 16, is not: the
+norm + leaky ReLU applied in the conv's A gather, tap-major and tap-table, compiled with
+SEGC_PROLOGUE=1 and checked to make fewer kernels than SEGC_PROLOGUE=0) or, for a grouped conv and a GEMM with M < 16, is not: the
 generated source must (not) call segc_mma_*.  --ops also runs the conv3d, conv_transpose3d,
 linear and matmul cases of tests/ops/test_ops.py; --models the tiny model cases of
 tests/models/test_models.py, at the precision's tolerance.  The tiling follows $SEGC_MMA /
@@ -152,8 +152,12 @@ def own_cases():
 
 def run(c, mma, tol):
     d = tempfile.mkdtemp(prefix="segc_mma_")
+    pro = getattr(c, "prologue", False)
+    saved = os.environ.get("SEGC_PROLOGUE")
     try:
         common.TOL = tol
+        if pro:  # prologues are off by default (tools/segc.c): these cases turn them on
+            os.environ["SEGC_PROLOGUE"] = "1"
         ok, msg = T.run_case(c, d, False, True)
         if mma is not None:
             src = os.path.join(d, "engine.so.emu.cu")
@@ -163,10 +167,14 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
-        if ok and getattr(c, "prologue", False):  # fused: fewer kernels than without prologues
+        if ok and pro:  # fused: fewer kernels than without prologues
             ok, msg = fused_check(d, open(src).read(), msg)
         return ok, msg
     finally:
+        if saved is None:
+            os.environ.pop("SEGC_PROLOGUE", None)
+        else:
+            os.environ["SEGC_PROLOGUE"] = saved
         shutil.rmtree(d, ignore_errors=True)
 
 
