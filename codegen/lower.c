@@ -483,6 +483,46 @@ lw_scratch(Lower *L, int dtype, int64_t numel, const char *name)
 	return b;
 }
 
+KNode *
+lw_batch_off(Lower *L, KNode *const *idx, const Type *y, const Type *vt)
+{
+	KNode *e = ix_c(L, 0);
+	for (int d = 0; d < y->rank - 2; d++) {
+		int od = d - (y->rank - vt->rank);
+		if (od < 0 || vt->dims[od] == 1)
+			continue;
+		e = ix_add(L, e, ix_mul(L, idx[d], lw_stride(vt, od)));
+	}
+	return e;
+}
+
+void
+lw_conv_shape(Lower *L, Conv *cv)
+{
+	const Node *n = L->root;
+	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
+
+	memset(cv, 0, sizeof *cv);
+	cv->N = it->dims[0], cv->Ci = it->dims[1];
+	cv->D = it->dims[2], cv->H = it->dims[3], cv->W = it->dims[4];
+	cv->Co = ot->dims[1], cv->OD = ot->dims[2], cv->OH = ot->dims[3], cv->OW = ot->dims[4];
+	for (int i = 0; i < 3; i++) {
+		cv->k[i] = ir_attr(n, "kernel")->ints[i];
+		cv->s[i] = ir_attr(n, "stride")->ints[i];
+		cv->p[i] = ir_attr(n, "pad")->ints[i];
+		cv->dl[i] = ir_attr(n, "dilation")->ints[i];
+		if (n->op == OP_conv_transpose3d)
+			cv->op[i] = ir_attr(n, "output_padding")->ints[i];
+	}
+	cv->groups = ir_attr_int(n, "groups");
+	cv->cig = cv->Ci / cv->groups;
+	cv->cog = cv->Co / cv->groups;
+	cv->x = n->in[0];
+	cv->w = n->in[1];
+	cv->b = n->nin > 2 ? n->in[2] : 0;
+	cv->out = n->out[0];
+}
+
 /* ---- the driver ---- */
 
 static int lower_form(Lower *L);

@@ -87,6 +87,19 @@ const Type *lw_type(Lower *L, ValueId v);
 /* true if the output buffers of the group may overlap a buffer it reads (then templates that
  * accumulate in the output buffer fall back to register accumulators) */
 int lw_out_aliases_input(Lower *L);
+/* Offset of output batch element idx[0..y->rank-2) of a matmul-like root y into operand vt
+ * (rank >= 2), with numpy broadcasting of the batch dims. */
+KNode *lw_batch_off(Lower *L, KNode *const *idx, const Type *y, const Type *vt);
+
+/* The shape and attributes of a conv3d / conv_transpose3d root (NCDHW), read once. */
+typedef struct {
+	int64_t N, Ci, D, H, W; /* input */
+	int64_t Co, OD, OH, OW; /* output */
+	int64_t k[3], s[3], p[3], dl[3], op[3];
+	int64_t groups, cig, cog; /* channels per group, in and out */
+	ValueId x, w, b, out;
+} Conv;
+void lw_conv_shape(Lower *L, Conv *cv);
 
 /* ---- templates: each lowers L->root (and calls lw_output); 0 or -1 + diagnostic ---- */
 KNode *cg_elt_expr(Lower *L, KNode *block, const Node *n, KNode **x);  /* NULL: unsupported */

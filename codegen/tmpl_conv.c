@@ -33,41 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-	int64_t N, Ci, D, H, W; /* input */
-	int64_t Co, OD, OH, OW; /* output */
-	int64_t k[3], s[3], p[3], dl[3], op[3];
-	int64_t groups, cig, cog; /* channels per group, in and out */
-	ValueId x, w, b, out;
-} Conv;
-
-static void
-conv_params(Lower *L, Conv *cv)
-{
-	const Node *n = L->root;
-	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
-	int tr = n->op == OP_conv_transpose3d;
-
-	memset(cv, 0, sizeof *cv);
-	cv->N = it->dims[0], cv->Ci = it->dims[1];
-	cv->D = it->dims[2], cv->H = it->dims[3], cv->W = it->dims[4];
-	cv->Co = ot->dims[1], cv->OD = ot->dims[2], cv->OH = ot->dims[3], cv->OW = ot->dims[4];
-	for (int i = 0; i < 3; i++) {
-		cv->k[i] = ir_attr(n, "kernel")->ints[i];
-		cv->s[i] = ir_attr(n, "stride")->ints[i];
-		cv->p[i] = ir_attr(n, "pad")->ints[i];
-		cv->dl[i] = ir_attr(n, "dilation")->ints[i];
-		if (tr)
-			cv->op[i] = ir_attr(n, "output_padding")->ints[i];
-	}
-	cv->groups = ir_attr_int(n, "groups");
-	cv->cig = cv->Ci / cv->groups;
-	cv->cog = cv->Co / cv->groups;
-	cv->x = n->in[0];
-	cv->w = n->in[1];
-	cv->b = n->nin > 2 ? n->in[2] : 0;
-	cv->out = n->out[0];
-}
 
 static KNode *
 band(Lower *L, KNode *a, KNode *b)
@@ -1078,7 +1043,7 @@ tmpl_conv(Lower *L)
 	Conv cv;
 	ValueId accv;
 
-	conv_params(L, &cv);
+	lw_conv_shape(L, &cv);
 	touch_inputs(L);
 	accv = acc_value(L);
 	if (getenv("SEGC_CONV_SCALAR")) /* A/B and tests: the scalar form */
@@ -1366,7 +1331,7 @@ tmpl_conv_transpose(Lower *L)
 {
 	Conv cv;
 
-	conv_params(L, &cv);
+	lw_conv_shape(L, &cv);
 	if (lw_has_prologue(L)) /* passes/fuse.c makes prologues for conv3d roots only */
 		return lw_fail(L, "conv_transpose3d: no form applies a load prologue");
 	touch_inputs(L);

@@ -44,39 +44,7 @@ enum {
 	FILL = 132 * 512, /* threads wanted per launch: 132 SMs x 4 blocks of 128 */
 };
 
-typedef struct {
-	int64_t N, Ci, D, H, W;
-	int64_t Co, OD, OH, OW;
-	int64_t k[3], s[3], p[3], dl[3], op[3];
-	int64_t groups, cig, cog;
-	ValueId x, w, b;
-} GConv;
-
-static void
-gconv_params(Lower *L, GConv *cv)
-{
-	const Node *n = L->root;
-	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
-
-	memset(cv, 0, sizeof *cv);
-	cv->N = it->dims[0], cv->Ci = it->dims[1];
-	cv->D = it->dims[2], cv->H = it->dims[3], cv->W = it->dims[4];
-	cv->Co = ot->dims[1], cv->OD = ot->dims[2], cv->OH = ot->dims[3], cv->OW = ot->dims[4];
-	for (int i = 0; i < 3; i++) {
-		cv->k[i] = ir_attr(n, "kernel")->ints[i];
-		cv->s[i] = ir_attr(n, "stride")->ints[i];
-		cv->p[i] = ir_attr(n, "pad")->ints[i];
-		cv->dl[i] = ir_attr(n, "dilation")->ints[i];
-		if (n->op == OP_conv_transpose3d)
-			cv->op[i] = ir_attr(n, "output_padding")->ints[i];
-	}
-	cv->groups = ir_attr_int(n, "groups");
-	cv->cig = cv->Ci / cv->groups;
-	cv->cog = cv->Co / cv->groups;
-	cv->x = n->in[0];
-	cv->w = n->in[1];
-	cv->b = n->nin > 2 ? n->in[2] : 0;
-}
+typedef Conv GConv;
 
 /* ---- small helpers ---- */
 
@@ -651,20 +619,6 @@ typedef struct {
 	ValueId bias; /* linear's bias [N], or 0 */
 } Gemm;
 
-/* offset of batch element idx[0..nb) of y into operand vt (rank >= 2), broadcasting */
-static KNode *
-batch_off(Lower *L, KNode *const *idx, int nb, const Type *y, const Type *vt)
-{
-	KNode *e = ix_c(L, 0);
-	for (int d = 0; d < nb; d++) {
-		int od = d - (y->rank - vt->rank);
-		if (od < 0 || vt->dims[od] == 1)
-			continue;
-		e = ix_add(L, e, ix_mul(L, idx[d], lw_stride(vt, od)));
-	}
-	return e;
-}
-
 static int
 gpu_gemm(Lower *L, const Gemm *gm)
 {
@@ -695,8 +649,8 @@ gpu_gemm(Lower *L, const Gemm *gm)
 	KNode *m0 = lw_let(L, body, "m0", ix_mul(L, idx[gm->nb], rb));
 	KNode *n0 = ix_add(L, ix_mul(L, idx[gm->nb + 1], ob * lw), idx[gm->nb + 2]);
 	n0 = lw_let(L, body, "n0", n0);
-	KNode *aoff = gm->nb ? batch_off(L, idx, gm->nb, gm->yt, gm->at) : ix_c(L, 0);
-	KNode *boff = gm->nb ? batch_off(L, idx, gm->nb, gm->yt, gm->bt) : ix_c(L, 0);
+	KNode *aoff = gm->nb ? lw_batch_off(L, idx, gm->yt, gm->at) : ix_c(L, 0);
+	KNode *boff = gm->nb ? lw_batch_off(L, idx, gm->yt, gm->bt) : ix_c(L, 0);
 	int mpart = M % rb != 0, npart = N % (ob * lw) != 0;
 
 	KNode *mi[GEMM_RB], *mok[GEMM_RB], *arow[GEMM_RB];
@@ -843,10 +797,10 @@ tmpl_gpu_conv(Lower *L)
 
 	switch (L->root->op) {
 	case OP_conv3d:
-		gconv_params(L, &cv);
+		lw_conv_shape(L, &cv);
 		return gpu_conv3d(L, &cv);
 	case OP_conv_transpose3d:
-		gconv_params(L, &cv);
+		lw_conv_shape(L, &cv);
 		if (convt_phase_ok(&cv))
 			return gpu_convt_phase(L, &cv);
 		return gpu_convt_gather(L, &cv);

@@ -227,20 +227,6 @@ split32(Lower *L, KNode *block, KNode *i, const int64_t *dims, int nd, KNode **o
 	}
 }
 
-/* batch offset of operand vt (rank >= 2) at output batch index bidx[0..nb), broadcasting */
-static KNode *
-batch_off(Lower *L, KNode *const *bidx, const Type *yt, const Type *vt)
-{
-	KNode *e = ix_c(L, 0);
-	for (int d = 0; d < yt->rank - 2; d++) {
-		int od = d - (yt->rank - vt->rank);
-		if (od < 0 || vt->dims[od] == 1)
-			continue;
-		e = ix_add(L, e, ix_mul(L, bidx[d], lw_stride(vt, od)));
-	}
-	return e;
-}
-
 /* ---- operands ---- */
 
 /* what A[m, k] needs of m: computed once per thread and tile where m is fixed per thread */
@@ -805,8 +791,8 @@ tmpl_gpu_mma(Lower *L)
 	if (g.kind == G_MATMUL) {
 		KNode *bi = lw_let(L, body, "bi", bin(L, KB_DIV, rest, nnb));
 		split(L, body, bi, g.yt->dims, g.yt->rank - 2, bidx);
-		aoff = lw_simple(L, body, batch_off(L, bidx, g.yt, lw_type(L, g.x)));
-		boff = lw_simple(L, body, batch_off(L, bidx, g.yt, lw_type(L, g.w)));
+		aoff = lw_simple(L, body, lw_batch_off(L, bidx, g.yt, lw_type(L, g.x)));
+		boff = lw_simple(L, body, lw_batch_off(L, bidx, g.yt, lw_type(L, g.w)));
 	}
 	for (int i = 0; i < t.fm * t.fn; i++)
 		kir_append(p, body, kir_mma_zero(p, i));

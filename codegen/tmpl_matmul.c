@@ -10,21 +10,6 @@
  * planning), a register accumulator with the k loop innermost is used instead. */
 #include "tmpl.h"
 
-/* offset of the batch element at idx[0..nb) of y into operand vt (rank >= 2), broadcasting */
-static KNode *
-batch_off(Lower *L, KNode *const *idx, const Type *y, const Type *vt)
-{
-	KNode *e = ix_c(L, 0);
-	int nb = y->rank - 2;
-	for (int d = 0; d < nb; d++) {
-		int od = d - (y->rank - vt->rank);
-		if (od < 0 || vt->dims[od] == 1)
-			continue;
-		e = ix_add(L, e, ix_mul(L, idx[d], lw_stride(vt, od)));
-	}
-	return e;
-}
-
 static int
 lin(Lower *L)
 {
@@ -96,9 +81,9 @@ mm(Lower *L)
 	/* rows: every output dim but the last */
 	KNode *body = lw_nest(L, yt->dims, yt->rank - 1, 0, idx);
 	KNode *m = idx[yt->rank - 2];
-	KNode *arow = ix_add(L, batch_off(L, idx, yt, at), ix_mul(L, m, K));
+	KNode *arow = ix_add(L, lw_batch_off(L, idx, yt, at), ix_mul(L, m, K));
 	arow = lw_simple(L, body, arow);
-	KNode *bbase = lw_simple(L, body, batch_off(L, idx, yt, bt));
+	KNode *bbase = lw_simple(L, body, lw_batch_off(L, idx, yt, bt));
 	if (!accv) {
 		/* register accumulator per output element, k innermost */
 		KNode *nl = lw_loop(L, body, "n", ix_c(L, 0), ix_c(L, N), LOOP_SERIAL, &nn);
