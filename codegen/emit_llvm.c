@@ -130,25 +130,60 @@ fsel(LlvmEmit *e, LLVMRealPredicate pr, LLVMValueRef a, LLVMValueRef b, LLVMValu
 	return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, pr, a, b, ""), t, f, "");
 }
 
-/* Horner: c[0] + x*(c[1] + x*(c[2] + ...)) */
+/* ---- vectorizable transcendental functions (max rel. error < 1e-6, see the unit test) ----
+ * Written once for scalars and vectors: e->mlanes (0: scalar) gives the shape of the
+ * constants and integer types they make (llvm_math sets it for the widening emitter). */
+
+static LLVMTypeRef
+mty(LlvmEmit *e, LLVMTypeRef t)
+{
+	return e->mlanes ? LLVMVectorType(t, e->mlanes) : t;
+}
+
+static LLVMValueRef
+msplat(LlvmEmit *e, LLVMValueRef s)
+{
+	LLVMValueRef el[64];
+	if (!e->mlanes)
+		return s;
+	SEGC_ASSERT(e->mlanes <= 64);
+	for (unsigned i = 0; i < e->mlanes; i++)
+		el[i] = s;
+	return LLVMConstVector(el, e->mlanes);
+}
+
+static LLVMValueRef
+mcf(LlvmEmit *e, double v)
+{
+	return msplat(e, llvm_cf32(e, v));
+}
+
+static LLVMValueRef
+mci(LlvmEmit *e, int64_t v)
+{
+	return msplat(e, ci32(e, v));
+}
+
+/* Horner: c[0] + x*(c[1] + x*(c[2] + ...)), each step a fused multiply-add */
 static LLVMValueRef
 poly(LlvmEmit *e, LLVMValueRef x, const double *c, int n)
 {
-	LLVMValueRef r = llvm_cf32(e, c[n - 1]);
-	for (int i = n - 2; i >= 0; i--)
-		r = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, r, x, ""), llvm_cf32(e, c[i]), "");
+	LLVMValueRef r = mcf(e, c[n - 1]);
+	for (int i = n - 2; i >= 0; i--) {
+		LLVMValueRef args[3] = {r, x, mcf(e, c[i])};
+		r = llvm_intrinsic(e, "llvm.fmuladd", args,
+		                   3); /* an FMA where the target has one */
+	}
 	return r;
 }
-
-/* ---- vectorizable transcendental functions (max rel. error < 1e-6, see the unit test) ---- */
 
 /* 2^k for integer k (i32) in [-126, 127], as a float */
 static LLVMValueRef
 pow2i(LlvmEmit *e, LLVMValueRef k)
 {
-	LLVMValueRef biased = LLVMBuildAdd(e->b, k, ci32(e, 127), "");
-	LLVMValueRef bits = LLVMBuildShl(e->b, biased, ci32(e, 23), "");
-	return LLVMBuildBitCast(e->b, bits, e->t_f32, "");
+	LLVMValueRef biased = LLVMBuildAdd(e->b, k, mci(e, 127), "");
+	LLVMValueRef bits = LLVMBuildShl(e->b, biased, mci(e, 23), "");
+	return LLVMBuildBitCast(e->b, bits, mty(e, e->t_f32), "");
 }
 
 /* exp(x): x = n ln2 + r, |r| <= ln2/2 (Cody-Waite), e^r by the Cephes expf polynomial,
@@ -159,24 +194,60 @@ math_exp(LlvmEmit *e, LLVMValueRef x)
 	static const double c[] = {5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2,
 	                           8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4};
 	LLVMBuilderRef b = e->b;
-	LLVMValueRef xc = fsel(e, LLVMRealOGT, x, llvm_cf32(e, 88.8), llvm_cf32(e, 88.8), x);
-	xc = fsel(e, LLVMRealOLT, xc, llvm_cf32(e, -104.0), llvm_cf32(e, -104.0), xc);
-	xc = fsel(e, LLVMRealUNO, x, x, llvm_cf32(e, 0.0), xc); /* NaN: any finite value */
+	LLVMValueRef xc = fsel(e, LLVMRealOGT, x, mcf(e, 88.8), mcf(e, 88.8), x);
+	xc = fsel(e, LLVMRealOLT, xc, mcf(e, -104.0), mcf(e, -104.0), xc);
+	xc = fsel(e, LLVMRealUNO, x, x, mcf(e, 0.0), xc); /* NaN: any finite value */
 	LLVMValueRef fn =
-	    intrinsic1(e, "llvm.rint", LLVMBuildFMul(b, xc, llvm_cf32(e, 1.44269504088896341), ""));
-	LLVMValueRef r =
-	    LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fn, llvm_cf32(e, 0.693359375), ""), "");
-	r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fn, llvm_cf32(e, -2.12194440e-4), ""), "");
+	    intrinsic1(e, "llvm.rint", LLVMBuildFMul(b, xc, mcf(e, 1.44269504088896341), ""));
+	LLVMValueRef r = LLVMBuildFSub(b, xc, LLVMBuildFMul(b, fn, mcf(e, 0.693359375), ""), "");
+	r = LLVMBuildFSub(b, r, LLVMBuildFMul(b, fn, mcf(e, -2.12194440e-4), ""), "");
 	LLVMValueRef r2 = LLVMBuildFMul(b, r, r, "");
 	LLVMValueRef y = LLVMBuildFMul(b, poly(e, r, c, 6), r2, "");
-	y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, y, r, ""), llvm_cf32(e, 1.0), "");
-	LLVMValueRef n = LLVMBuildFPToSI(b, fn, e->t_i32, "");
-	LLVMValueRef n1 = LLVMBuildAShr(b, n, ci32(e, 1), "");
+	y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, y, r, ""), mcf(e, 1.0), "");
+	LLVMValueRef n = LLVMBuildFPToSI(b, fn, mty(e, e->t_i32), "");
+	LLVMValueRef n1 = LLVMBuildAShr(b, n, mci(e, 1), "");
 	LLVMValueRef n2 = LLVMBuildSub(b, n, n1, "");
 	y = LLVMBuildFMul(b, LLVMBuildFMul(b, y, pow2i(e, n1), ""), pow2i(e, n2), "");
-	y = fsel(e, LLVMRealOGT, x, llvm_cf32(e, 88.72283935546875), llvm_cf32(e, INFINITY), y);
-	y = fsel(e, LLVMRealOLT, x, llvm_cf32(e, -103.972084), llvm_cf32(e, 0.0), y);
+	y = fsel(e, LLVMRealOGT, x, mcf(e, 88.72283935546875), mcf(e, INFINITY), y);
+	y = fsel(e, LLVMRealOLT, x, mcf(e, -103.972084), mcf(e, 0.0), y);
 	return fsel(e, LLVMRealUNO, x, x, x, y);
+}
+
+/* log(x): x = m 2^k with m in [sqrt(1/2), sqrt(2)) (denormals scaled by 2^25 first), log(m)
+ * = f - f^2/2 + f^3 P(f) with f = m - 1 (the Cephes logf polynomial), plus k ln2 in two parts;
+ * log(0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays NaN. */
+static LLVMValueRef
+math_log(LlvmEmit *e, LLVMValueRef x)
+{
+	static const double c[] = {3.3333331174e-1,  -2.4999993993e-1, 2.0000714765e-1,
+	                           -1.6668057665e-1, 1.4249322787e-1,  -1.2420140846e-1,
+	                           1.1676998740e-1,  -1.1514610310e-1, 7.0376836292e-2};
+	LLVMBuilderRef b = e->b;
+	LLVMTypeRef ti = mty(e, e->t_i32), tf = mty(e, e->t_f32);
+	LLVMValueRef tiny = LLVMBuildFCmp(b, LLVMRealOLT, x, mcf(e, 1.17549435e-38), "");
+	LLVMValueRef xs =
+	    LLVMBuildSelect(b, tiny, LLVMBuildFMul(b, x, mcf(e, 33554432.0), ""), x, "");
+	LLVMValueRef bits = LLVMBuildBitCast(b, xs, ti, "");
+	LLVMValueRef k = LLVMBuildSub(b, LLVMBuildLShr(b, bits, mci(e, 23), ""), mci(e, 126), "");
+	k = LLVMBuildSelect(b, tiny, LLVMBuildSub(b, k, mci(e, 25), ""), k, "");
+	/* m in [0.5, 1) */
+	LLVMValueRef mb =
+	    LLVMBuildOr(b, LLVMBuildAnd(b, bits, mci(e, 0x007fffff), ""), mci(e, 0x3f000000), "");
+	LLVMValueRef m = LLVMBuildBitCast(b, mb, tf, "");
+	LLVMValueRef lo = LLVMBuildFCmp(b, LLVMRealOLT, m, mcf(e, 0.707106781186547524), "");
+	k = LLVMBuildSelect(b, lo, LLVMBuildSub(b, k, mci(e, 1), ""), k, "");
+	LLVMValueRef f = LLVMBuildFSub(b, LLVMBuildSelect(b, lo, LLVMBuildFAdd(b, m, m, ""), m, ""),
+	                               mcf(e, 1.0), "");
+	LLVMValueRef fk = LLVMBuildSIToFP(b, k, tf, "");
+	LLVMValueRef z = LLVMBuildFMul(b, f, f, "");
+	LLVMValueRef y = LLVMBuildFMul(b, LLVMBuildFMul(b, poly(e, f, c, 9), f, ""), z, "");
+	y = LLVMBuildFAdd(b, y, LLVMBuildFMul(b, fk, mcf(e, -2.12194440e-4), ""), "");
+	y = LLVMBuildFSub(b, y, LLVMBuildFMul(b, z, mcf(e, 0.5), ""), "");
+	y = LLVMBuildFAdd(b, LLVMBuildFAdd(b, f, y, ""),
+	                  LLVMBuildFMul(b, fk, mcf(e, 0.693359375), ""), "");
+	y = fsel(e, LLVMRealOEQ, x, mcf(e, INFINITY), x, y);
+	y = fsel(e, LLVMRealOEQ, x, mcf(e, 0.0), mcf(e, -INFINITY), y);
+	return fsel(e, LLVMRealULT, x, mcf(e, 0.0), mcf(e, NAN), y); /* x < 0 or NaN */
 }
 
 /* tanh(x): |x| + |x|^3 P(x^2) for |x| < 0.625 (Cephes tanhf), else 1 - 2/(e^{2|x|} + 1);
@@ -191,12 +262,11 @@ math_tanh(LlvmEmit *e, LLVMValueRef x)
 	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
 	LLVMValueRef small = LLVMBuildFMul(b, LLVMBuildFMul(b, poly(e, z, c, 5), z, ""), ax, "");
 	small = LLVMBuildFAdd(b, small, ax, "");
-	LLVMValueRef ex = math_exp(e, LLVMBuildFMul(b, ax, llvm_cf32(e, 2.0), ""));
+	LLVMValueRef ex = math_exp(e, LLVMBuildFMul(b, ax, mcf(e, 2.0), ""));
 	LLVMValueRef big = LLVMBuildFSub(
-	    b, llvm_cf32(e, 1.0),
-	    LLVMBuildFDiv(b, llvm_cf32(e, 2.0), LLVMBuildFAdd(b, ex, llvm_cf32(e, 1.0), ""), ""),
-	    "");
-	LLVMValueRef args[2] = {fsel(e, LLVMRealOLT, ax, llvm_cf32(e, 0.625), small, big), x};
+	    b, mcf(e, 1.0),
+	    LLVMBuildFDiv(b, mcf(e, 2.0), LLVMBuildFAdd(b, ex, mcf(e, 1.0), ""), ""), "");
+	LLVMValueRef args[2] = {fsel(e, LLVMRealOLT, ax, mcf(e, 0.625), small, big), x};
 	return llvm_intrinsic(e, "llvm.copysign", args, 2); /* tanh(-0) = -0 */
 }
 
@@ -219,14 +289,29 @@ math_erf(LlvmEmit *e, LLVMValueRef x)
 	LLVMValueRef ax = intrinsic1(e, "llvm.fabs", x);
 	LLVMValueRef z = LLVMBuildFMul(b, x, x, "");
 	LLVMValueRef small = LLVMBuildFMul(b, x, poly(e, z, p, (int)countof(p)), "");
-	LLVMValueRef axc = fsel(e, LLVMRealOGT, ax, llvm_cf32(e, 4.0), llvm_cf32(e, 4.0), ax);
+	LLVMValueRef axc = fsel(e, LLVMRealOGT, ax, mcf(e, 4.0), mcf(e, 4.0), ax);
 	LLVMValueRef ez = math_exp(e, LLVMBuildFNeg(b, LLVMBuildFMul(b, axc, axc, ""), ""));
 	LLVMValueRef big = LLVMBuildFSub(
-	    b, llvm_cf32(e, 1.0), LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""), "");
-	big = fsel(e, LLVMRealOGE, ax, llvm_cf32(e, 4.0), llvm_cf32(e, 1.0), big);
+	    b, mcf(e, 1.0), LLVMBuildFMul(b, ez, poly(e, axc, q, (int)countof(q)), ""), "");
+	big = fsel(e, LLVMRealOGE, ax, mcf(e, 4.0), mcf(e, 1.0), big);
 	LLVMValueRef args[2] = {big, x};
 	big = llvm_intrinsic(e, "llvm.copysign", args, 2);
-	return fsel(e, LLVMRealOLT, ax, llvm_cf32(e, 1.0), small, big);
+	return fsel(e, LLVMRealOLT, ax, mcf(e, 1.0), small, big);
+}
+
+/* exp, log, tanh or erf of a (a scalar or a vector of lanes floats) */
+LLVMValueRef
+llvm_math(LlvmEmit *e, int op, LLVMValueRef a)
+{
+	LLVMTypeRef t = LLVMTypeOf(a);
+	unsigned saved = e->mlanes;
+	e->mlanes = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 0;
+	LLVMValueRef r = op == KU_EXP    ? math_exp(e, a)
+	                 : op == KU_LOG  ? math_log(e, a)
+	                 : op == KU_TANH ? math_tanh(e, a)
+	                                 : math_erf(e, a);
+	e->mlanes = saved;
+	return r;
 }
 
 /* ---- loop metadata ---- */
@@ -560,17 +645,15 @@ llvm_unop(LlvmEmit *e, const KNode *n)
 	case KU_ABS:
 		return intrinsic1(e, "llvm.fabs", a);
 	case KU_EXP:
-		return math_exp(e, a);
 	case KU_LOG:
-		return intrinsic1(e, "llvm.log", a);
+		return llvm_math(e, n->op, a);
 	case KU_SQRT:
 		return intrinsic1(e, "llvm.sqrt", a);
 	case KU_RSQRT:
 		return LLVMBuildFDiv(b, llvm_cf32(e, 1.0), intrinsic1(e, "llvm.sqrt", a), "");
 	case KU_TANH:
-		return math_tanh(e, a);
 	case KU_ERF:
-		return math_erf(e, a);
+		return llvm_math(e, n->op, a);
 	case KU_FLOOR:
 		return intrinsic1(e, "llvm.floor", a);
 	case KU_CEIL:

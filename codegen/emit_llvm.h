@@ -21,6 +21,7 @@ typedef struct {
 	LLVMValueRef *vars;  /* per variable id: its alloca */
 	unsigned md_loop;    /* kind id of !llvm.loop */
 	int exported;        /* task functions: hidden external (other modules call them) */
+	unsigned mlanes;     /* the math functions' shape: 0 scalar, else vector lanes */
 	/* one module's compilation, run on its own thread (emit_part) */
 	LLVMTargetMachineRef tm;
 	const CgOptions *o;
@@ -36,6 +37,8 @@ unsigned llvm_elemsize(int dtype);
 int llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out);
 LLVMValueRef llvm_expr(LlvmEmit *e, const KNode *n); /* a scalar expression */
 LLVMValueRef llvm_cf32(LlvmEmit *e, double v);
+/* exp, log, tanh or erf (KU_*) of a scalar or a vector: inline polynomials, no calls */
+LLVMValueRef llvm_math(LlvmEmit *e, int op, LLVMValueRef a);
 /* a call to the intrinsic name overloaded on the first argument's type */
 LLVMValueRef llvm_intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs);
 void llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name);

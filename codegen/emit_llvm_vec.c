@@ -16,8 +16,9 @@
  * dependent condition is predicated: its body runs with the lanes' mask, loads and stores
  * under a mask are masked, assignments merge with a select.  Inner loops must have uniform
  * bounds.  Not widened (the scalar loop is emitted and LLVM's vectorizer may try): a variable
- * from outside assigned inside, exp/log/tanh/erf/pow on lane-dependent values, lane-dependent
- * inner loop bounds.  The kernel IR keeps its scalar meaning (emit_cuda.c runs the loop). */
+ * from outside assigned inside, pow on lane-dependent values, lane-dependent inner loop bounds.
+ * exp, log, tanh and erf are the emitter's inline polynomials on vectors (llvm_math).  The kernel
+ * IR keeps its scalar meaning (emit_cuda.c runs the loop). */
 #include "emit_llvm.h"
 
 #include <stdlib.h>
@@ -92,8 +93,6 @@ an_expr(Widen *W, const KNode *n, int masked, int64_t *str)
 			*str = -sa;
 			return VC_AFF;
 		}
-		if (n->op == KU_EXP || n->op == KU_LOG || n->op == KU_TANH || n->op == KU_ERF)
-			W->bad = 1;
 		return VC_VEC;
 	case K_select:
 		ca = an_expr(W, n->a, masked, &sa);
@@ -456,6 +455,11 @@ vunop(Widen *W, const KNode *n, LLVMValueRef mask)
 		return llvm_intrinsic(e, "llvm.floor", &a, 1);
 	case KU_CEIL:
 		return llvm_intrinsic(e, "llvm.ceil", &a, 1);
+	case KU_EXP:
+	case KU_LOG:
+	case KU_TANH:
+	case KU_ERF:
+		return llvm_math(e, n->op, a);
 	default:
 		break;
 	}

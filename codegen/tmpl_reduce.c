@@ -7,17 +7,41 @@
  *
  *   reduce_sum x[N,C,D,H,W] axes=[2,3,4]:
  *     for p in [0, N*C) parallel {
- *       acc = 0; for r in [0, D*H*W) vector { acc += x[p*DHW + r] }; y[p] = acc } */
+ *       acc = 0; for r in [0, D*H*W) vector { acc += x[p*DHW + r] }; y[p] = acc }
+ *   reduce_max x[N,C,D,H,W] axes=[1] (the last dim kept: the lane form, red_lanes):
+ *     for p in [0, N*D*H*W/32) parallel { for lane in [0, 32) vector {
+ *       acc = -inf; for r in [0, C) { acc = max(acc, x[n, r, d, h, w0 + lane]) }
+ *       y[..] = acc } } */
 #include "tmpl.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
 	int nloops;
 	int64_t ext[IR_MAXRANK], stride[IR_MAXRANK];   /* reduced loops */
 	int64_t count;                                 /* reduced elements */
+	int64_t lanes;                                 /* lane form: lanes of the last dim */
 } RedLoops;
+
+/* The lane form, on the CPU, when the last dim is kept (a reduction over channels or depth of
+ * NCDHW): a LOOP_VECTOR loop over `lanes` consecutive elements of the last dim holds the
+ * reduced loops, so the emitter widens it (emit_llvm_vec.c) and every reduced step is one
+ * contiguous vector load per accumulator -- the innermost-vector form would gather at the
+ * reduced axis' stride.  The largest power of two <= 32 dividing the last dim, >= 4; 0 for
+ * none (SEGC_REDUCE_NOLANES=1 for A/B). */
+static int64_t
+red_lanes(Lower *L, const Type *it, const uint8_t *red, int nloops)
+{
+	int64_t w = it->dims[it->rank - 1];
+	if (L->p->gpu || red[it->rank - 1] || !nloops || getenv("SEGC_REDUCE_NOLANES"))
+		return 0;
+	for (int64_t v = 32; v >= 4; v /= 2)
+		if (w % v == 0)
+			return v;
+	return 0;
+}
 
 /* Emit the reduced loops into block; returns the innermost block and sets *xi to the input
  * index (base + reduced offsets). */
@@ -26,7 +50,7 @@ red_nest(Lower *L, KNode *block, const RedLoops *r, KNode *base, KNode **xi)
 {
 	KNode *e = base, *i;
 	for (int j = 0; j < r->nloops; j++) {
-		LoopAnn ann = j == r->nloops - 1 ? LOOP_VECTOR : LOOP_SERIAL;
+		LoopAnn ann = j == r->nloops - 1 && !r->lanes ? LOOP_VECTOR : LOOP_SERIAL;
 		KNode *loop = lw_loop(L, block, "r", ix_c(L, 0), ix_c(L, r->ext[j]), ann, &i);
 		e = ix_add(L, e, ix_mul(L, i, r->stride[j]));
 		block = loop->body;
@@ -91,7 +115,17 @@ tmpl_reduce(Lower *L)
 		r.ext[r.nloops] = it->dims[d];
 		r.stride[r.nloops++] = lw_stride(it, d);
 	}
+	r.lanes = red_lanes(L, it, red, r.nloops);
+	if (r.lanes)
+		kdims[nk - 1] /= r.lanes;
 	KNode *body = lw_nest(L, kdims, nk, 0, kidx);
+	if (r.lanes) {
+		KNode *lane, *vl;
+		vl = lw_loop(L, body, "lane", ix_c(L, 0), ix_c(L, r.lanes), LOOP_VECTOR, &lane);
+		body = vl->body;
+		KNode *w = ix_add(L, ix_mul(L, kidx[nk - 1], r.lanes), lane);
+		kidx[nk - 1] = lw_simple(L, body, w);
+	}
 	KNode *base = ix_c(L, 0);
 	for (int j = 0; j < nk; j++)
 		base = ix_add(L, base, ix_mul(L, kidx[j], lw_stride(it, kd[j])));

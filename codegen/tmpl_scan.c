@@ -21,6 +21,7 @@
 #include "tmpl.h"
 #include "mamba.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static KNode *
@@ -94,16 +95,37 @@ walk(Lower *L, KNode *block, const ScanOrder *o, KNode **tok)
 	return block;
 }
 
-/* parallel loop over B*C with b and c split out */
-static KNode *
-par_bc(Lower *L, int64_t nb, int64_t c, KNode **b, KNode **ch)
+/* Channel lanes on the CPU: the largest of 16, 8, 4 that divides c (0: none, or a GPU target,
+ * which has its own scan forms; SEGC_SCAN_SCALAR=1 for A/B). */
+static int64_t
+scan_lanes(Lower *L, int64_t c)
 {
-	int64_t dims[2] = {nb, c};
-	KNode *idx[2];
+	if (L->p->gpu || getenv("SEGC_SCAN_SCALAR"))
+		return 0;
+	for (int64_t v = 16; v >= 4; v /= 2)
+		if (c % v == 0)
+			return v;
+	return 0;
+}
+
+/* Parallel loop over B*C with b and c split out.  With lanes, the parallel loop runs over
+ * (b, channel block) and a LOOP_VECTOR loop of `lanes` channels holds the walk: the CPU
+ * emitter widens it (emit_llvm_vec.c), so one walk advances `lanes` channels at once --
+ * their per-token operands are contiguous (channels are the last axis), the per-token B and
+ * C rows are shared by every lane (broadcasts) and the states are vector registers. */
+static KNode *
+par_bc(Lower *L, int64_t nb, int64_t c, int64_t lanes, KNode **b, KNode **ch)
+{
+	int64_t dims[2] = {nb, lanes ? c / lanes : c};
+	KNode *idx[2], *v;
 	KNode *body = lw_nest(L, dims, 2, 0, idx);
 	*b = idx[0];
 	*ch = idx[1];
-	return body;
+	if (!lanes)
+		return body;
+	KNode *vl = lw_loop(L, body, "lane", ix_c(L, 0), ix_c(L, lanes), LOOP_VECTOR, &v);
+	*ch = lw_simple(L, vl->body, ix_add(L, ix_mul(L, *ch, lanes), v));
+	return vl->body;
 }
 
 static int
@@ -132,7 +154,7 @@ tmpl_scan(Lower *L)
 	int bu = lw_buf(L, n->in[0]), bd = lw_buf(L, n->in[1]), ba = lw_buf(L, n->in[2]);
 	int bb = lw_buf(L, n->in[3]), bc = lw_buf(L, n->in[4]), bD = lw_buf(L, n->in[5]);
 	int bdb = lw_buf(L, n->in[6]), bz = lw_buf(L, n->in[7]);
-	KNode *body = par_bc(L, nb, di, &b, &c);
+	KNode *body = par_bc(L, nb, di, scan_lanes(L, di), &b, &c);
 	for (int64_t k = 0; k < ns; k++) {
 		KNode *al = ld(L, ba, ix_add(L, ix_mul(L, c, ns), ix_c(L, k)));
 		a[k] = lw_let(L, body, "a", kir_un(L->p, KU_NEG, kir_un(L->p, KU_EXP, al)));
@@ -151,15 +173,23 @@ tmpl_scan(Lower *L)
 		dt = scan_softplus20(L, in, dt);
 	dt = lw_let(L, in, "dt", dt);
 	KNode *du = lw_let(L, in, "du", bin(L, KB_MUL, dt, uu));
-	KNode *acc = var(L, in, "y", f32c(L, 0));
+	KNode *term[64];
 	for (int64_t k = 0; k < ns; k++) {
 		KNode *bi = ix_add(L, si, ix_c(L, k));
 		KNode *dA = kir_un(L->p, KU_EXP, bin(L, KB_MUL, dt, a[k]));
 		assign(L, in, h[k],
 		       bin(L, KB_ADD, bin(L, KB_MUL, dA, h[k]), bin(L, KB_MUL, du, ld(L, bb, bi))));
-		assign(L, in, acc, bin(L, KB_ADD, acc, bin(L, KB_MUL, ld(L, bc, bi), h[k])));
+		term[k] = bin(L, KB_MUL, ld(L, bc, bi), h[k]);
 	}
-	KNode *y = lw_let(L, in, "yd", bin(L, KB_ADD, acc, bin(L, KB_MUL, dd, uu)));
+	/* y = sum_n C_n h_n as a pairwise tree: a chain of ns dependent adds was the walk's
+	 * critical path (ns x the add latency per token) */
+	for (int64_t m = ns; m > 1; m = m / 2 + m % 2) {
+		for (int64_t k = 0; k < m / 2; k++)
+			term[k] = bin(L, KB_ADD, term[2 * k], term[2 * k + 1]);
+		if (m % 2)
+			term[m / 2] = term[m - 1];
+	}
+	KNode *y = lw_let(L, in, "yd", bin(L, KB_ADD, term[0], bin(L, KB_MUL, dd, uu)));
 	KNode *ci[3] = {b, tok, c};
 	coord_full(&co, ut, ci);
 	if (materialised(L, n->out[1]))
@@ -185,7 +215,7 @@ tmpl_conv1d(Lower *L)
 	if (k < 1 || k > 16 || mamba_order(n, len, &o, L->d) < 0)
 		return lw_fail(L, "causal_conv1d: bad kernel or order");
 	int bx = lw_buf(L, n->in[0]), bw = lw_buf(L, n->in[1]), bbias = lw_buf(L, n->in[2]);
-	KNode *body = par_bc(L, nb, ch, &b, &c);
+	KNode *body = par_bc(L, nb, ch, scan_lanes(L, ch), &b, &c);
 	for (int64_t j = 0; j < k; j++)
 		w[j] = lw_let(L, body, "w", ld(L, bw, ix_add(L, ix_mul(L, c, k), ix_c(L, j))));
 	for (int64_t j = 0; j < k - 1; j++)

@@ -324,8 +324,11 @@ def cases_concat(rng):
 def reduce_cases(op, rng):
     out = []
     specs = [((2, 3, 4, 5), [1], False), ((2, 3, 4, 5), [2, 3], True), ((3, 7, 5), [-1], False),
-             ((1, 4, 3, 5, 6), [2, 3, 4], True), ((4, 6), [0, 1], False)]
-    for i, (shape, axes, keep) in enumerate(specs[:4]):
+             ((1, 4, 3, 5, 6), [2, 3, 4], True), ((4, 6), [0, 1], False),
+             # the last dim kept: the CPU's lane form (tmpl_reduce.c) with 8, 32 and 4 lanes
+             ((2, 5, 3, 4, 8), [1], True), ((2, 3, 4, 32), [1, 2], False),
+             ((2, 6, 3, 12), [0, 2], False)]
+    for i, (shape, axes, keep) in enumerate(specs[:4] + specs[5:]):
         x = randn(rng, shape) + 0.3
         tx = t(x)
         if op == "reduce_sum":
@@ -344,7 +347,8 @@ def reduce_cases(op, rng):
 def cases_moments(rng):
     out = []
     for i, (shape, axes, eps) in enumerate([((2, 3, 4, 5, 6), [2, 3, 4], 1e-5),
-                                            ((2, 6, 5), [-1], 1e-3), ((3, 4, 5), [0, 2], 1e-5)]):
+                                            ((2, 6, 5), [-1], 1e-3), ((3, 4, 5), [0, 2], 1e-5),
+                                            ((2, 5, 3, 4, 16), [1], 1e-5)]):
         x = randn(rng, shape) * 2 + 1
         tx = t(x).double()
         mean = tx.mean(dim=axes, keepdim=True)
@@ -446,7 +450,11 @@ def cases_upsample(rng):
              # non-integer out = in * scale: PyTorch indexes with 1/scale, not in/out
              ("nearest", (1.3, 1.7, 2.5), None, False, (5, 3, 5)),
              ("trilinear", (1.3, 1.7, 2.5), None, False, (5, 3, 5)),
-             ("nearest", (0.6, 0.5, 0.7), None, False, (7, 6, 9))]
+             ("nearest", (0.6, 0.5, 0.7), None, False, (7, 6, 9)),
+             # trilinear on the CPU is separable; the w blend runs 16 / 16 / 4 lanes here
+             ("trilinear", 2.0, None, False, (3, 4, 8)),
+             ("trilinear", 2.0, None, True, (2, 3, 16)),
+             ("trilinear", None, (5, 6, 12), True, (3, 4, 6))]
     for i, (mode, sc, sz, ac, sp) in enumerate(specs):
         x = randn(rng, (1, 3) + sp)
         kw = {"mode": mode}

@@ -59,9 +59,11 @@ ORDERS = {  # label -> (attrs over a (2,3,4) volume, pos function)
 
 def cases_scan(g):
     cs = []
-    nb, L, di = 2, 24, 8
+    nb, L = 2, 24
+    # di: 8, 32 and 12 run 8, 16 and 4 channel lanes on the CPU (tmpl_scan.c), 6 the scalar walk
     for label, (attrs, posf) in ORDERS.items():
-        for ns in ([16, 5] if label == "fwd" else [16]):
+        for ns, di in ([(16, 8), (5, 8), (16, 32), (5, 12), (16, 6)] if label in ("fwd", "p3flip")
+                       else [(16, 8)]):
             u = torch.randn(nb, L, di, generator=g)
             dlt = 0.5 * torch.randn(nb, L, di, generator=g)
             bm = torch.randn(nb, L, ns, generator=g)
@@ -83,7 +85,7 @@ def cases_scan(g):
                     {"name": "scan", "op": "selective_scan",
                      "in": ["u", "delta", "A_log", "B", "C", "D", "dbias", "z"], "attrs": attrs,
                      "out": ["yg", "y"]}]
-            cs.append(Case("selective_scan", "%s N=%d" % (label, ns),
+            cs.append(Case("selective_scan", "%s N=%d di=%d" % (label, ns, di),
                            [("u", np32(u)), ("delta", np32(dlt)), ("B", np32(bm)), ("C", np32(cm)),
                             ("z", np32(z))], body, ["yg", "y"],
                            {"A_log": np32(alog), "D": np32(dd), "dbias": np32(db)},
@@ -93,9 +95,11 @@ def cases_scan(g):
 
 def cases_conv1d(g):
     cs = []
-    nb, L, c = 2, 24, 6
+    nb, L = 2, 24
+    # c: 6 is the scalar walk, 16 and 20 run 16 and 4 channel lanes on the CPU
     for label, (attrs, posf) in ORDERS.items():
-        for act in (True, False) if label in ("fwd", "p2") else (True,):
+        for act, c in ([(True, 6), (False, 6), (True, 16), (False, 20)] if label in ("fwd", "p2")
+                       else [(True, 6), (True, 16)]):
             x = torch.randn(nb, L, c, generator=g)
             w = torch.randn(c, 1, 4, generator=g)
             b = torch.randn(c, generator=g)
@@ -105,8 +109,8 @@ def cases_conv1d(g):
             body = [W("w", (c, 1, 4)), W("b", (c,)),
                     {"op": "causal_conv1d", "in": ["x", "w", "b"], "attrs": dict(attrs, silu=act),
                      "out": "y"}]
-            cs.append(Case("causal_conv1d", "%s silu=%d" % (label, act), [("x", np32(x))], body,
-                           ["y"], {"w": np32(w), "b": np32(b)}, [np32(ref)]))
+            cs.append(Case("causal_conv1d", "%s silu=%d c=%d" % (label, act, c),
+                           [("x", np32(x))], body, ["y"], {"w": np32(w), "b": np32(b)}, [np32(ref)]))
     return cs
 
 

@@ -4,7 +4,7 @@
  * links it with cg_link into a .so together with a test-only object (given as runtime_lib)
  * that exports test_run() -> segc_gen_run() and defines a serial segc_rt_parallel_for which
  * splits [0, n) into uneven chunks, dlopens it and checks the results against C.
- * exp, tanh and erf are compared with libm (max relative error 1e-6), incl. inf/nan/denormals.
+ * exp, log, tanh and erf are compared with libm (max relative error 1e-6), incl. inf/nan/denormals.
  * Exits non-zero on failure. */
 #include <dlfcn.h>
 #include <float.h>
@@ -316,7 +316,7 @@ test_unops(void)
 	for (int op = 0; op < NU; op++) {
 		int i;
 		/* serial tasks are inlined into segc_gen_run; parallel ones stay functions */
-		int par = op % 2 || op == KU_EXP || op == KU_TANH || op == KU_ERF;
+		int par = op % 2 || op == KU_EXP || op == KU_LOG || op == KU_TANH || op == KU_ERF;
 		KNode *l = toploop(p, k, 0, M, 1, par ? LOOP_PARALLEL : LOOP_VECTOR, &i);
 		KNode *idx = kir_bin(p, KB_ADD, kir_ref(p, k, i), kir_i64(p, (int64_t)op * M));
 		KNode *x = kir_load(p, k, in, kir_ref(p, k, i));
@@ -332,9 +332,9 @@ test_unops(void)
 	}
 	if (!h)
 		return;
-	/* the loops with exp, tanh and erf have no calls, so they were vectorized */
+	/* the loops with exp, log, tanh and erf have no calls, so they were vectorized */
 	for (int op = KU_EXP; op <= KU_ERF; op++) {
-		if (op != KU_EXP && op != KU_TANH && op != KU_ERF)
+		if (op != KU_EXP && op != KU_LOG && op != KU_TANH && op != KU_ERF)
 			continue;
 		char fname[64];
 		snprintf(fname, sizeof fname, "@un_t%d(", op);
@@ -356,7 +356,9 @@ test_unops(void)
 	for (int op = 0; op < NU; op++)
 		for (int i = 0; i < M; i++) {
 			double got = Y[(size_t)op * M + i], want = ref_unop(op, X[i]);
-			double rel = op == KU_EXP || op == KU_TANH || op == KU_ERF ? 1e-6 : 2e-7;
+			double rel = op == KU_EXP || op == KU_LOG || op == KU_TANH || op == KU_ERF
+			                 ? 1e-6
+			                 : 2e-7;
 			if (!close_rel(got, want, rel)) {
 				CHECK(0, "%s(%.9g) = %.9g, want %.9g", kir_unop_name(op), X[i], got,
 				      want);
@@ -367,8 +369,8 @@ test_unops(void)
 				worst[op] = e > worst[op] ? e : worst[op];
 			}
 		}
-	printf("max rel error: exp %.2g tanh %.2g erf %.2g\n", worst[KU_EXP], worst[KU_TANH],
-	       worst[KU_ERF]);
+	printf("max rel error: exp %.2g log %.2g tanh %.2g erf %.2g\n", worst[KU_EXP],
+	       worst[KU_LOG], worst[KU_TANH], worst[KU_ERF]);
 	CHECK(signbit(Y[(size_t)KU_TANH * M + 1]), "tanh(-0) = %g", Y[(size_t)KU_TANH * M + 1]);
 	CHECK(signbit(Y[(size_t)KU_ERF * M + 1]), "erf(-0) = %g", Y[(size_t)KU_ERF * M + 1]);
 	dlclose(h);
@@ -656,8 +658,8 @@ test_refusal(void)
 /* ---- 6b. outer-loop vectorization (emit_llvm_vec.c): a LOOP_VECTOR loop of 32 lanes with
  * an inner reduction loop; affine loads of stride 1 (masked), 2 (wide masked load + shuffle),
  * 5 (gather); a uniform weight load; a lane-dependent if/else; masked and scattered stores; a
- * uniform-index store (the last lane wins); a loop that must not be widened (exp of a lane
- * value) stays correct ---- */
+ * uniform-index store (the last lane wins); a second loop with exp, log, tanh and erf of lane
+ * values (the inline polynomials on vectors) ---- */
 
 static int
 file_has(FILE *f, const char *what)
@@ -706,8 +708,13 @@ test_widen(void)
 		KNode *i2 = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, P, kir_i64(p, 2)), Jr);
 		kir_append(p, ifc->c, kir_assign(p, xv, kir_load(p, k, x, i2)));
 		KNode *t = kir_bin(p, KB_MUL, kir_load(p, k, w, Jr), kir_ref(p, k, xv));
-		if (pass == 1)
-			t = kir_un(p, KU_EXP, kir_bin(p, KB_MUL, t, kir_f32(p, 0.01)));
+		if (pass == 1) {
+			KNode *t1 = kir_bin(p, KB_MUL, t, kir_f32(p, 0.01));
+			KNode *sq = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, t1, t1), kir_f32(p, 2));
+			t = kir_bin(p, KB_ADD, kir_un(p, KU_EXP, t1), kir_un(p, KU_LOG, sq));
+			t = kir_bin(p, KB_ADD, t, kir_un(p, KU_TANH, kir_bin(p, KB_MUL, t1, kir_f32(p, 30))));
+			t = kir_bin(p, KB_ADD, t, kir_un(p, KU_ERF, kir_bin(p, KB_MUL, t1, kir_f32(p, 20))));
+		}
 		KNode *g = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, l), kir_i64(p, 5)), Jr);
 		t = kir_bin(p, KB_ADD, t, kir_bin(p, KB_MUL, kir_load(p, k, x3, g), kir_f32(p, 0.5)));
 		kir_append(p, jl->body,
@@ -756,7 +763,9 @@ test_widen(void)
 			for (int ji = 0; ji < J; ji++) {
 				float xv = pi % 7 != 3 ? X[pi + ji] : X[pi * 2 + ji];
 				a += (double)Wt[ji] * xv + X3[li * 5 + ji] * 0.5;
-				a2 += exp((double)Wt[ji] * xv * 0.01) + X3[li * 5 + ji] * 0.5;
+				double t1 = (double)Wt[ji] * xv * 0.01;
+				a2 += exp(t1) + log(t1 * t1 + 2) + tanh(t1 * 30) + erf(t1 * 20) +
+				      X3[li * 5 + ji] * 0.5;
 			}
 			double o = li < 29 ? a : 0;
 			CHECK(close_rel(arena[pi], o, 1e-5), "widen: out[%d] = %g, want %g", pi,

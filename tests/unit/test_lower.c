@@ -503,6 +503,10 @@ check(const char *what, double tol)
 			wdata[nw++].data = b;
 		}
 	}
+	/* kernel scratch (lw_scratch): slot-0 bytes after the arena */
+	char *scratch = NULL;
+	if (p.scratch_bytes > 0 && !slots[0])
+		slots[0] = scratch = calloc((size_t)((M->arena_bytes + 63) & ~63) + p.scratch_bytes, 1);
 	for (uint32_t i = 0; i < M->ninputs; i++)
 		ins[i] = slots[M->values[M->inputs[i]].slot];
 	for (uint32_t i = 0; i < M->noutputs; i++)
@@ -555,6 +559,7 @@ check(const char *what, double tol)
 		}
 	for (uint32_t i = 0; i < M->noutputs; i++)
 		free(outs[i]);
+	free(scratch);
 	free(slots);
 	free(ins);
 	free(outs);
