@@ -12,9 +12,10 @@
  * vector alloca (mem2reg turns them into registers, so accumulators stay in vector registers
  * across the inner reduction loops).  Loads at an affine index of stride 1 are vector loads,
  * of stride 2..4 one wider masked load and a shuffle, other indices gathers; stores likewise
- * (scatters in lane order, so the last lane wins as in the scalar loop).  An `if` on a lane-
- * dependent condition is predicated: its body runs with the lanes' mask, loads and stores
- * under a mask are masked, assignments merge with a select.  Inner loops must have uniform
+ * (a shuffle and one wider masked store; scatters in lane order, so the last lane wins as in
+ * the scalar loop).  An `if` on a lane-dependent condition is predicated: its body runs with
+ * the lanes' mask, loads and stores under a mask are masked, assignments merge with a
+ * select.  Inner loops must have uniform
  * bounds.  Not widened (the scalar loop is emitted and LLVM's vectorizer may try): a variable
  * from outside assigned inside, pow on lane-dependent values, lane-dependent inner loop bounds.
  * exp, log, tanh and erf are the emitter's inline polynomials on vectors (llvm_math).  The kernel
@@ -386,6 +387,33 @@ vstore(Widen *W, const KNode *n, LLVMValueRef mask)
 		}
 		LLVMTypeRef over[2] = {vt, LLVMPointerType(vt, 0)};
 		args[0] = v, args[1] = vp, args[2] = vci32(e, al), args[3] = mask;
+		call_intr(W, "llvm.masked.store", over, 2, args, 4);
+		return 0;
+	}
+	if (ix.cls == VC_AFF && ix.str >= 2 && ix.str <= 4) {
+		/* one wide masked store: lane i at element i*s, the others untouched */
+		unsigned s = (unsigned)ix.str, wn = L * s;
+		LLVMValueRef pick[256], pat[256], mp[256];
+		for (unsigned j = 0; j < wn; j++) {
+			pick[j] = j % s == 0 ? vci32(e, j / s) : vci32(e, 0);
+			mp[j] = vci32(e, j / s);
+			pat[j] = LLVMConstInt(e->t_i1, j % s == 0, 0);
+		}
+		LLVMValueRef pv = LLVMConstVector(pat, wn);
+		LLVMValueRef m = mask ? LLVMBuildAnd(e->b,
+		                                     LLVMBuildShuffleVector(
+		                                         e->b, mask, LLVMGetUndef(LLVMTypeOf(mask)),
+		                                         LLVMConstVector(mp, wn), ""),
+		                                     pv, "")
+		                      : pv;
+		LLVMValueRef wv = LLVMBuildShuffleVector(e->b, v, LLVMGetUndef(vt),
+		                                         LLVMConstVector(pick, wn), "");
+		LLVMTypeRef wt = LLVMVectorType(et, wn);
+		LLVMValueRef base = idx64(W, ix.s);
+		LLVMValueRef ptr = LLVMBuildInBoundsGEP2(e->b, et, e->bases[n->buf], &base, 1, "");
+		LLVMValueRef vp = LLVMBuildBitCast(e->b, ptr, LLVMPointerType(wt, 0), "");
+		LLVMTypeRef over[2] = {wt, LLVMPointerType(wt, 0)};
+		args[0] = wv, args[1] = vp, args[2] = vci32(e, al), args[3] = m;
 		call_intr(W, "llvm.masked.store", over, 2, args, 4);
 		return 0;
 	}

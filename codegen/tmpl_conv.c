@@ -1048,6 +1048,11 @@ tmpl_conv(Lower *L)
 	accv = acc_value(L);
 	if (getenv("SEGC_CONV_SCALAR")) /* A/B and tests: the scalar form */
 		return conv_scalar(L, &cv, 0);
+	if (!L->p->gpu) { /* Winograd F(2x2x2, 3x3x3) where it applies */
+		int rc = tmpl_conv_wino(L, &cv, accv);
+		if (rc != 1)
+			return rc;
+	}
 	if (accv && !lw_out_aliases_input(L) && !getenv("SEGC_CONV_OLD"))
 		return conv_mk(L, &cv, accv);
 	if (accv && !lw_out_aliases_input(L) && cv.k[2] <= 16)
