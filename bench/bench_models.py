@@ -5,7 +5,8 @@ A benchmark, not a test.  For each model: compile the graph, time `segc run --re
 --threads T` (its `latency_ms median=.. min=.. runs=..` line), and time the reference nn.Module
 (tests/reference/) with torch.set_num_threads(T) under no_grad, median after warm-up, in a
 separate process (its Mamba scans: benchutil.patch_scans, a parallel scan in torch ops, unless
---loop-scan).  Memory: segc's planned arena + weight bytes (`segc info --json`) and the
+--loop-scan).  Memory: segc's planned arena (the engine's, as `segc run` prints it: memplan's
+activations + the largest kernel scratch) + weight bytes (`segc info --json`) and the
 measured ru_maxrss of the `segc run` process; torch: the worker's ru_maxrss and its growth over
 the baseline after `import torch`.  Prints a table and updates bench/results.{json,md}.
 
@@ -240,8 +241,12 @@ def main():
                        segc_planned_mib=(info.get("arena_bytes", 0) + wbytes) / MIB)
             eng = os.path.join(work, label + ".so")
             bu.check([bu.segc_bin(), os.path.join(bu.ROOT, graph), "-o", eng] + defs)
+            einfo = {}
             smed, smin, runs, rss = bu.segc_run_timed(eng, wp, inps, yp, args.repeat,
-                                                      args.threads, profile=prof)
+                                                      args.threads, profile=prof, info=einfo)
+            if "arena_mib" in einfo:  # the engine's arena: memplan's + the kernel scratch
+                row.update(arena_mib=einfo["arena_mib"],
+                           segc_planned_mib=einfo["arena_mib"] + wbytes / MIB)
             row.update(segc_ms=smed, segc_min_ms=smin, segc_runs=runs, segc_maxrss_mib=rss / MIB,
                        classes=parse_profile(prof))
             if row.get("gflop"):

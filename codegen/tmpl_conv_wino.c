@@ -381,8 +381,11 @@ wn_output(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, K
  * and the loops' overhead cost more than the multiplies saved: c16 at 4x16x16 ran 0.75x the
  * direct conv's speed, c32 at 2x16x16 and c16 at 8x8x32 (2^19) 1.3x); rows of 4 tiles (8^3
  * volumes: 4-lane transforms) only from Ci x Co >= WN_MINCH4 (c64 at 8^3 0.8x, c96 1.5x,
- * 384 -> 192 1.3x) */
-enum { WN_MINWORK = 1 << 19, WN_MINCH4 = 8192 };
+ * 384 -> 192 1.3x); and U (64 x Ci x Co floats, kernel scratch) at most WN_MAXU bytes: the
+ * largest kernel's scratch is part of the engine's arena, and mamba_home's 384 -> 192 convs
+ * at 8^3 (19 MiB of U, about 2% of its latency) took its arena from 31.6 to 51 MiB and its
+ * peak RSS from 0.48 to 0.49 of PyTorch's, against a target of 0.5 (with the cap: 39 MiB) */
+enum { WN_MINWORK = 1 << 19, WN_MINCH4 = 8192, WN_MAXU = 16 << 20 };
 
 static int
 wn_applies(Lower *L, const Conv *cv, ValueId accv)
@@ -391,7 +394,8 @@ wn_applies(Lower *L, const Conv *cv, ValueId accv)
 	if ((e && !strcmp(e, "0")) || L->p->gpu || L->root->op != OP_conv3d)
 		return 0;
 	int force = e && !strcmp(e, "1");
-	if (!force && cv->N * cv->OD * cv->OH * cv->OW * cv->Ci * cv->Co < WN_MINWORK)
+	if (!force && (cv->N * cv->OD * cv->OH * cv->OW * cv->Ci * cv->Co < WN_MINWORK ||
+	               64 * cv->Ci * cv->Co * 4 > WN_MAXU))
 		return 0;
 	for (int a = 0; a < 3; a++)
 		if (cv->k[a] != 3 || cv->s[a] != 1 || cv->dl[a] != 1 || cv->p[a] != 1)
