@@ -133,8 +133,8 @@ lw_loop(Lower *L, KNode *block, const char *name, KNode *lo, KNode *hi, LoopAnn 
 }
 
 /* Split the flat index o over dims[0..n) (row-major) into idx[], with lets in block. */
-static void
-unflatten(Lower *L, KNode *block, KNode *o, const int64_t *dims, int n, KNode **idx)
+void
+lw_unflatten(Lower *L, KNode *block, KNode *o, const int64_t *dims, int n, KNode **idx)
 {
 	int64_t stride = 1;
 	for (int d = n - 1; d >= 0; d--) {
@@ -166,7 +166,7 @@ lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx)
 		for (int d = 0; d < n; d++)
 			outer *= dims[d];
 		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, outer), LOOP_PARALLEL, &t);
-		unflatten(L, loop->body, t, dims, n, idx);
+		lw_unflatten(L, loop->body, t, dims, n, idx);
 		return loop->body;
 	}
 	for (int d = 0; d < n - 1; d++)
@@ -183,7 +183,7 @@ lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx)
 		lo = lw_let(L, body, "lo", ix_mul(L, ch, CHUNK));
 		hi = kir_bin(L->p, KB_MIN, ix_add(L, lo, ix_c(L, CHUNK)), ix_c(L, inner));
 	}
-	unflatten(L, body, o, dims, n - 1, idx);
+	lw_unflatten(L, body, o, dims, n - 1, idx);
 	loop = lw_loop(L, body, "x", lo, hi, LOOP_VECTOR, &idx[n - 1]);
 	return loop->body;
 }

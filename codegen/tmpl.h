@@ -51,6 +51,8 @@ KNode *lw_loop(Lower *L, KNode *block, const char *name, KNode *lo, KNode *hi, L
  * last dim innermost (a vector loop when vec; chunked for parallelism when long).  Fills
  * idx[0..n) and returns the innermost block.  n may be 0 (one iteration). */
 KNode *lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx);
+/* split the flat index o over dims[0..n) (row-major) into idx[], with lets in block */
+void lw_unflatten(Lower *L, KNode *block, KNode *o, const int64_t *dims, int n, KNode **idx);
 void coord_full(Coord *c, const Type *t, KNode *const *idx);
 int64_t lw_stride(const Type *t, int d);              /* row-major stride of dim d */
 /* Flat element index of value type vt at c, with numpy broadcasting of vt onto c->t. */

@@ -213,23 +213,6 @@ lin_pack(Lower *L, Gemm *g, int wb)
 	kir_append(L->p, jl->body, kir_store(L->p, g->wb, dst, kir_load(L->p, L->k, wb, src)));
 }
 
-/* the coordinates idx[0..n) over dims[0..n) (row-major) of flat index f (lets in block) */
-static void
-gemm_unflat(Lower *L, KNode *block, KNode *f, const int64_t *dims, int n, KNode **idx)
-{
-	int64_t stride = 1;
-	for (int d = n - 1; d >= 0; d--) {
-		KNode *q = stride == 1 ? f : kir_bin(L->p, KB_DIV, f, ix_c(L, stride));
-		if (dims[d] == 1)
-			idx[d] = ix_c(L, 0);
-		else if (d == 0)
-			idx[d] = lw_simple(L, block, q);
-		else
-			idx[d] = lw_let(L, block, "i", kir_bin(L->p, KB_REM, q, ix_c(L, dims[d])));
-		stride *= dims[d];
-	}
-}
-
 /* One block: rows [r0, r0 + nr) of y (flat) x output features [ob*OB, ob*OB + OB), appended
  * to body (a parallel iteration): nr accumulators in the lanes' registers over the whole k
  * loop; row j's x at xb[xr + j*I + k], the lanes' W at wb[wr + k*ws + lane] */
@@ -289,7 +272,7 @@ gemm_block(Lower *L, Gemm *g, KNode *body, KNode *r0, KNode *ob, int64_t nr, KNo
 		return 0;
 	/* the epilogue over the finished rows (L1-resident), at y's full coordinates */
 	KNode *rl = lw_loop(L, body, "r", r0, ix_add(L, r0, ix_c(L, nr)), LOOP_SERIAL, &row);
-	gemm_unflat(L, rl->body, row, g->yt->dims, g->yt->rank - 1, idx);
+	lw_unflatten(L, rl->body, row, g->yt->dims, g->yt->rank - 1, idx);
 	KNode *yr = lw_let(L, rl->body, "yr", ix_mul(L, row, g->O));
 	KNode *hi = ix_add(L, o0, ix_c(L, g->OB));
 	if (part)
@@ -424,7 +407,7 @@ mm_gemm(Lower *L)
 			continue;
 		int64_t dims[3] = {nbatch, pass ? 1 : nfull, g.nob};
 		KNode *body = lw_nest(L, dims, 3, 0, idx);
-		gemm_unflat(L, body, idx[0], g.yt->dims, nb, bidx);
+		lw_unflatten(L, body, idx[0], g.yt->dims, nb, bidx);
 		KNode *m0 =
 		    pass ? ix_c(L, nfull * g.R) : lw_let(L, body, "m0", ix_mul(L, idx[1], g.R));
 		KNode *r0 = lw_let(L, body, "r0", ix_add(L, ix_mul(L, idx[0], M), m0));

@@ -157,16 +157,7 @@ def main():
                     runs.append(("scratch", [], {"SEGC_LINEAR_SCRATCH": "1"}))
                 for tag, extra, env in runs:
                     eng, yp = os.path.join(d, tag + ".so"), os.path.join(d, tag + ".npy")
-                    old = {k: os.environ.get(k) for k in env}
-                    os.environ.update(env)
-                    try:
-                        cm.compile_graph(gp, eng, extra)
-                    finally:
-                        for k, v in old.items():
-                            if v is None:
-                                os.environ.pop(k, None)
-                            else:
-                                os.environ[k] = v
+                    cm.compile_graph(gp, eng, extra, env=env)
                     cm.run_engine(eng, wp, ins, yp)
                     errs.append(cm.max_rel_err(cm.read_npy(yp), ref))
                 a = cm.read_npy(os.path.join(d, "fused.npy"))

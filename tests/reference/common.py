@@ -133,8 +133,18 @@ def _io_args(flag, items):
     return sum(([flag, v] for v in items), [])
 
 
-def compile_graph(graph, engine, extra=(), timeout=120):
-    return _check([segc_path(), graph, "-o", engine] + list(extra), timeout)
+def compile_graph(graph, engine, extra=(), timeout=120, env=None):
+    """env: environment variables set for this compile only (the compile-time switches)"""
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        return _check([segc_path(), graph, "-o", engine] + list(extra), timeout)
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_engine(engine, weights, inputs, outputs, extra=(), timeout=120):
