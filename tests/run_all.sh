@@ -13,6 +13,8 @@ export SEGC BUILD
 PY=/usr/bin/python3
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
+# test files that build several engines per case build fewer under --quick (the ASan pass)
+[ $quick -eq 1 ] && export SEGC_TEST_QUICK=1
 log=$(mktemp -d)
 total_pass=0
 total_fail=0
