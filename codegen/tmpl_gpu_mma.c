@@ -81,21 +81,17 @@ static int
 conv_setup(Lower *L, Gemm *g)
 {
 	const Node *n = L->root;
-	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
 	int tr = n->op == OP_conv_transpose3d;
 
-	if (ir_attr_int(n, "groups") != 1)
+	Conv cv;
+	lw_conv_shape(L, &cv);
+	if (cv.groups != 1)
 		return 0;
-	g->Nb = it->dims[0], g->Ci = it->dims[1];
-	g->D = it->dims[2], g->H = it->dims[3], g->W = it->dims[4];
-	g->Co = ot->dims[1], g->OD = ot->dims[2], g->OH = ot->dims[3], g->OW = ot->dims[4];
+	g->Nb = cv.N, g->Ci = cv.Ci, g->D = cv.D, g->H = cv.H, g->W = cv.W;
+	g->Co = cv.Co, g->OD = cv.OD, g->OH = cv.OH, g->OW = cv.OW;
 	for (int i = 0; i < 3; i++) {
-		g->k[i] = ir_attr(n, "kernel")->ints[i];
-		g->s[i] = ir_attr(n, "stride")->ints[i];
-		g->p[i] = ir_attr(n, "pad")->ints[i];
-		g->dl[i] = ir_attr(n, "dilation")->ints[i];
-		if (tr && (g->k[i] != g->s[i] || g->p[i] || g->dl[i] != 1 ||
-		           ir_attr(n, "output_padding")->ints[i]))
+		g->k[i] = cv.k[i], g->s[i] = cv.s[i], g->p[i] = cv.p[i], g->dl[i] = cv.dl[i];
+		if (tr && (cv.k[i] != cv.s[i] || cv.p[i] || cv.dl[i] != 1 || cv.op[i]))
 			return 0;
 	}
 	int64_t kvol = g->k[0] * g->k[1] * g->k[2];

@@ -137,7 +137,7 @@ tmpl_resize(Lower *L)
 	const Attr *sc = ir_attr(r, "scale");
 	int linear, align = (int)ir_attr_int(r, "align_corners");
 	int64_t in[3];
-	KNode *idx[5], *i0[3], *i1[3], *l0[3], *l1[3];
+	KNode *idx[5];
 	Coord c;
 
 	if (!mode || strcmp(mode, "nearest") == 0)
@@ -165,32 +165,30 @@ tmpl_resize(Lower *L)
 	int xb = lw_buf(L, r->in[0]);
 	KNode *nc = ix_add(L, ix_mul(L, idx[0], it->dims[1]), idx[1]);
 	KNode *xbase = lw_simple(L, body, ix_mul(L, nc, it->dims[2] * it->dims[3] * it->dims[4]));
+	Lerp z[3];
 	for (int a = 0; a < 3; a++) {
-		int64_t out = ot->dims[2 + a];
-		KNode *src = lw_let(L, body, "src", src_pos(L, body, idx[2 + a], in[a], out,
-		                                            scales[a], linear, align));
-		KNode *fl = kir_cast(L->p, KT_I64, kir_un(L->p, KU_FLOOR, src));
-		i0[a] = lw_let(L, body, "i0", kir_bin(L->p, KB_MIN, fl, ix_c(L, in[a] - 1)));
-		if (!linear)
+		if (linear) {
+			z[a] = lerp(L, body, idx[2 + a], in[a], ot->dims[2 + a], scales[a], align);
 			continue;
-		i1[a] = lw_let(L, body, "i1", kir_bin(L->p, KB_MIN, ix_add(L, i0[a], ix_c(L, 1)),
-		                                      ix_c(L, in[a] - 1)));
-		l1[a] = lw_let(L, body, "l1", kir_bin(L->p, KB_SUB, src,
-		                                      kir_cast(L->p, KT_F32, i0[a])));
-		l0[a] = lw_let(L, body, "l0", kir_bin(L->p, KB_SUB, kir_f32(L->p, 1), l1[a]));
+		}
+		KNode *src = lw_let(L, body, "src", src_pos(L, body, idx[2 + a], in[a],
+		                                            ot->dims[2 + a], scales[a], 0, align));
+		KNode *fl = kir_cast(L->p, KT_I64, kir_un(L->p, KU_FLOOR, src));
+		z[a].i0 = lw_let(L, body, "i0", kir_bin(L->p, KB_MIN, fl, ix_c(L, in[a] - 1)));
 	}
 	if (!linear) {
-		KNode *xi = ix_add(L, xbase, ix_add(L, ix_mul(L, i0[0], in[1] * in[2]),
-		                                    ix_add(L, ix_mul(L, i0[1], in[2]), i0[2])));
+		KNode *xi = ix_add(L, xbase, ix_add(L, ix_mul(L, z[0].i0, in[1] * in[2]),
+		                                    ix_add(L, ix_mul(L, z[1].i0, in[2]), z[2].i0)));
 		return lw_output(L, body, &c, kir_load(L->p, L->k, xb, xi));
 	}
 	KNode *sum = NULL;
 	for (int corner = 0; corner < 8; corner++) {
-		KNode *id = corner & 4 ? i1[0] : i0[0], *ih = corner & 2 ? i1[1] : i0[1];
-		KNode *iw = corner & 1 ? i1[2] : i0[2];
-		KNode *wgt = kir_bin(L->p, KB_MUL, kir_bin(L->p, KB_MUL, corner & 4 ? l1[0] : l0[0],
-		                                           corner & 2 ? l1[1] : l0[1]),
-		                     corner & 1 ? l1[2] : l0[2]);
+		const Lerp *d = &z[0], *h = &z[1], *w = &z[2];
+		KNode *id = corner & 4 ? d->i1 : d->i0, *ih = corner & 2 ? h->i1 : h->i0;
+		KNode *iw = corner & 1 ? w->i1 : w->i0;
+		KNode *wgt = kir_bin(L->p, KB_MUL, kir_bin(L->p, KB_MUL, corner & 4 ? d->l1 : d->l0,
+		                                           corner & 2 ? h->l1 : h->l0),
+		                     corner & 1 ? w->l1 : w->l0);
 		KNode *xi = ix_add(L, xbase, ix_add(L, ix_mul(L, id, in[1] * in[2]),
 		                                    ix_add(L, ix_mul(L, ih, in[2]), iw)));
 		KNode *t = kir_bin(L->p, KB_MUL, wgt, kir_load(L->p, L->k, xb, xi));
