@@ -566,6 +566,7 @@ lower_form(Lower *L)
 		return tmpl_reduce(L);
 	case OP_conv3d:
 		return tmpl_conv(L);
+	case OP_conv3d_ndhwc: return tmpl_conv_ndhwc(L);
 	case OP_conv_transpose3d:
 		return tmpl_conv_transpose(L);
 	case OP_linear:

@@ -129,8 +129,8 @@ in_list(const char *op, const char *const *list)
 static const char *
 kernel_class(const char *name)
 {
-	static const char *const conv[] = {"conv3d", "conv_transpose3d", "conv3d_w",
-	                                   "causal_conv1d", NULL};
+	static const char *const conv[] = {"conv3d",   "conv3d_ndhwc",  "conv_transpose3d",
+	                                   "conv3d_w", "causal_conv1d", NULL};
 	static const char *const mm[] = {"linear", "matmul", NULL};
 	static const char *const norm[] = {
 	    "reduce_sum",    "reduce_mean", "reduce_max", "moments",      "softmax",

@@ -112,6 +112,10 @@ int tmpl_conv(Lower *L);
 /* tmpl_conv_wino.c: conv3d 3^3 by Winograd F(2x2x2, 3x3x3) on the CPU; 0 done, -1 after a
  * diagnostic, 1 not applicable (the direct forms lower the root) */
 int tmpl_conv_wino(Lower *L, const Conv *cv, ValueId accv);
+/* tmpl_conv_cl_wino.c: conv3d_ndhwc 3^3 by Winograd F(2x2x2, 3x3x3) on the CPU; 0 done, -1
+ * after a diagnostic, 1 not applicable (tmpl_conv_ndhwc's direct form lowers the root) */
+int tmpl_conv_cl_wino(Lower *L);
+int tmpl_conv_ndhwc(Lower *L); /* tmpl_conv_cl.c: conv3d_ndhwc (channels last) */
 int tmpl_conv_transpose(Lower *L);
 int tmpl_matmul(Lower *L);
 int tmpl_pool(Lower *L);

@@ -129,6 +129,22 @@ cost_conv3d(const Module *m, const Node *n)
 	return c;
 }
 
+/* conv3d on channels-last tensors: the same MACs as conv3d, Ci is x's last dim */
+Cost
+cost_conv3d_ndhwc(const Module *m, const Node *n)
+{
+	Cost c = { 0, 0 };
+	const Attr *k = ir_attr(n, "kernel");
+	int64_t g = ir_attr_int(n, "groups");
+	const Type *x = tin(m, n, 0);
+	if (x->rank != 5 || g < 1 || tout(m, n, 0)->rank < 0)
+		return c;
+	double kvol = (double)k->ints[0] * (double)k->ints[1] * (double)k->ints[2];
+	c.macs = nout_elems(m, n, 0) * (double)(x->dims[4] / g) * kvol;
+	c.flops = 2 * c.macs + (has_bias(n) ? nout_elems(m, n, 0) : 0);
+	return c;
+}
+
 /* every input element is scattered into cout/groups x kernel outputs */
 Cost
 cost_conv_transpose3d(const Module *m, const Node *n)

@@ -2,7 +2,8 @@
  *
  * fvcore (the M4Fuse paper's "GFLOPs", spec m4fuse-veloxseg.md 2.8; reproduces 51.45 / 110.38 /
  * 191.97 / 423.19 at 128^3):
- *   conv3d, conv3d_w, conv_transpose3d, linear, matmul, causal_conv1d: their MACs, no bias;
+ *   conv3d, conv3d_ndhwc, conv3d_w, conv_transpose3d, linear, matmul, causal_conv1d: their
+ *   MACs, no bias;
  *   group_norm, layer_norm, layer_norm_w, instance_norm: 5 per input element when affine
  *   (layer_norm_w always is), 4 otherwise;
  *   everything else (the selective scan, elementwise ops, pooling, interpolation): 0.
@@ -27,7 +28,8 @@ static double
 fvcore(const Module *m, const Node *n)
 {
 	static const char *const macs_ops[] = {
-	    "conv3d", "conv3d_w", "conv_transpose3d", "linear", "matmul", "causal_conv1d", NULL,
+	    "conv3d", "conv3d_ndhwc", "conv3d_w", "conv_transpose3d", "linear", "matmul",
+	    "causal_conv1d", NULL,
 	};
 	const char *name = optab[n->op].name;
 	for (int i = 0; macs_ops[i]; i++)

@@ -35,12 +35,14 @@ node_thop(const Module *m, const Node *n)
 {
 	switch (n->op) {
 	case OP_conv3d:
+	case OP_conv3d_ndhwc:
 	case OP_conv_transpose3d: {
 		const Type *w = &m->values[n->in[1]].type;
+		int cax = n->op == OP_conv3d_ndhwc ? 4 : 1;     /* the input's channel axis */
 		if (w->rank != 5)
 			return 0;
 		double k = (double)(w->dims[2] * w->dims[3] * w->dims[4]);
-		double cin = numel(m, n->in[0]) > 0 ? (double)m->values[n->in[0]].type.dims[1] : 0;
+		double cin = numel(m, n->in[0]) > 0 ? (double)m->values[n->in[0]].type.dims[cax] : 0;
 		return numel(m, n->out[0]) * cin / (double)ir_attr_int(n, "groups") * k;
 	}
 	case OP_linear: {

@@ -867,15 +867,17 @@ conv_geom(Interp *ip, const Node *n, int transposed, ConvGeom *g)
 		return ip_fail(ip, n, "kernel, stride, pad or dilation is not three integers");
 	if (x->rank != 5 || w->rank != 5 || y->rank != 5)
 		return ip_fail(ip, n, "operand, weight or result is not 5-D");
+	/* the channel axis and the first spatial one: NCDHW, or NDHWC for conv3d_ndhwc */
+	int ca = n->op == OP_conv3d_ndhwc ? 4 : 1, sa = ca == 4 ? 1 : 2;
 	g->N = x->dims[0];
-	g->Ci = x->dims[1];
-	g->Co = y->dims[1];
+	g->Ci = x->dims[ca];
+	g->Co = y->dims[ca];
 	g->G = ir_attr_int(n, "groups");
 	if (g->G <= 0 || g->Ci % g->G || g->Co % g->G || y->dims[0] != g->N)
 		return ip_fail(ip, n, "channels are not divisible by groups");
 	for (int i = 0; i < 3; i++) {
-		g->in[i] = x->dims[2 + i];
-		g->out[i] = y->dims[2 + i];
+		g->in[i] = x->dims[sa + i];
+		g->out[i] = y->dims[sa + i];
 		g->k[i] = k->ints[i];
 		g->s[i] = s->ints[i];
 		g->p[i] = p->ints[i];
@@ -946,6 +948,47 @@ interp_conv3d(Interp *ip, const Node *n)
 			y[at * g.out[2] + o[2]] = (float)acc;
 		}
 	}
+	return 0;
+}
+
+/* conv3d on channels-last tensors: x [N, D, H, W, Ci], y [N, OD, OH, OW, Co], the weight as
+ * conv3d's; x is gathered into one NCDHW channel plane at a time and conv_window reused */
+int
+interp_conv3d_ndhwc(Interp *ip, const Node *n)
+{
+	ConvGeom g;
+	if (conv_geom(ip, n, 0, &g) < 0)
+		return -1;
+	const float *x = ip_in(ip, n, 0), *w = ip_in(ip, n, 1);
+	const float *bias = n->in[2] ? ip_in(ip, n, 2) : NULL;
+	float *y = ip_result(ip, n, 0);
+	int64_t cig = g.Ci / g.G, cog = g.Co / g.G, ksz = g.k[0] * g.k[1] * g.k[2];
+	int64_t isz = g.in[0] * g.in[1] * g.in[2], osz = g.out[0] * g.out[1] * g.out[2];
+	float *plane = y ? malloc((size_t)(g.Ci * isz) * sizeof *plane) : NULL;
+	if (!plane) {
+		if (y)
+			diag_error(ip->d, n->loc, "interp: out of memory in conv3d_ndhwc");
+		return -1;
+	}
+	int64_t o[3];
+	for (int64_t b = 0; b < g.N; b++) {
+		for (int64_t c = 0; c < g.Ci; c++) /* [D*H*W, Ci] -> [Ci, D*H*W] */
+			for (int64_t i = 0; i < isz; i++)
+				plane[c * isz + i] = x[(b * isz + i) * g.Ci + c];
+		for (int64_t co = 0; co < g.Co; co++) {
+			int64_t grp = co / cog, at = 0;
+			for (o[0] = 0; o[0] < g.out[0]; o[0]++)
+			for (o[1] = 0; o[1] < g.out[1]; o[1]++)
+			for (o[2] = 0; o[2] < g.out[2]; o[2]++, at++) {
+				double acc = bias ? bias[co] : 0.0;
+				for (int64_t ci = 0; ci < cig; ci++)
+					acc += conv_window(&g, plane + (grp * cig + ci) * isz,
+					                   w + (co * cig + ci) * ksz, o);
+				y[(b * osz + at) * g.Co + co] = (float)acc;
+			}
+		}
+	}
+	free(plane);
 	return 0;
 }
 
