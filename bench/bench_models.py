@@ -173,6 +173,8 @@ def main():
     ap.add_argument("--loop-scan", action="store_true",
                     help="PyTorch runs the reference's step-by-step scan loop (default: the "
                     "parallel scan of benchutil.patch_scans)")
+    ap.add_argument("--layout", choices=("auto", "ncdhw", "ndhwc"), default="auto",
+                    help="segc --layout (ndhwc: its rows go to their own table)")
     ap.add_argument("--torch-worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -188,6 +190,7 @@ def main():
     print("machine: %s; torch %s, %d threads for both" % (bu.machine(), torch.__version__,
                                                            args.threads))
     rows = []
+    section = "models_ndhwc" if args.layout == "ndhwc" else "models"
     for label, graph, refmod, over in models(args.size):
         if args.only and label not in args.only and refmod not in args.only:
             continue
@@ -216,7 +219,7 @@ def main():
             ip = os.path.join(work, "%s.in_%s.npy" % (label, k))
             np.save(ip, a)
             inps.append("%s=%s" % (k, ip))
-        defs = []
+        defs = ["--layout=" + args.layout]
         for k, v in over.items():
             v = ",".join(str(e) for e in v) if isinstance(v, (list, tuple)) else v
             defs += ["-D", "%s=%s" % (k, v)]
@@ -281,11 +284,11 @@ def main():
             os.unlink(f)
     shutil.rmtree(work, ignore_errors=True)
     if args.only:  # a partial run updates its rows in the stored table, keeps the others
-        old = bu.load_results().get("models", {}).get("rows", [])
+        old = bu.load_results().get(section, {}).get("rows", [])
         done = {r["model"] for r in rows}
         rows = [r for r in old if r["model"] not in done] + rows
         rows.sort(key=lambda r: r["model"])
-    bu.save_results("models", rows, {"threads": args.threads, "repeat": args.repeat,
+    bu.save_results(section, rows, {"threads": args.threads, "repeat": args.repeat,
                                      "size": args.size,
                                      "torch_scan": "loop" if args.loop_scan else "parallel"})
     print("results: %s, %s" % (os.path.relpath(bu.RESULTS_MD), os.path.relpath(bu.RESULTS_JSON)))

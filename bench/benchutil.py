@@ -168,9 +168,13 @@ def write_md(res):
             if r.get("error"):
                 out.append("| ^ error: %s | | | | | | |" % r["error"].replace("|", "/")[:200])
         out.append("")
-    if "models" in res:
-        c = res["models"]
-        out += ["## Whole models (%s)" % c["date"], "",
+    for sec in ("models", "models_ndhwc"):
+        if sec not in res:
+            continue
+        c = res[sec]
+        out += ["## Whole models%s (%s)" % (
+                    ", segc compiled --layout=ndhwc (channels-last; PyTorch as above)"
+                    if sec == "models_ndhwc" else "", c["date"]), "",
                 "Machine: %s; %s threads for segc and PyTorch, median of %s runs after warm-up; "
                 "PyTorch's Mamba scans: %s." % (
                     c["machine"], c.get("threads", "?"), c.get("repeat", "?"),

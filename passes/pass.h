@@ -18,7 +18,11 @@ typedef struct {
 	int prologue;            /* 1: load prologues into conv kernels (fuse.c); 0: none */
 	int opt_level;           /* 0..3 (default 3) */
 	int num_threads;         /* schedule hint; 0: decided at run time */
+	int layout;              /* LAYOUT_*: passes/layout.c */
+	int gpu;                 /* compiling for the cuda target */
 } PassOptions;
+
+enum { LAYOUT_AUTO, LAYOUT_NCDHW, LAYOUT_NDHWC };
 
 typedef struct {
 	Diag *diag;

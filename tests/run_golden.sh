@@ -3,7 +3,8 @@
 #
 # For every tests/golden/<pass>/<case>.json, runs
 #     $SEGC --emit=ir --verify-each --dump-after=<pass> <case>.json
-# and diffs the dump (written to stderr) with <case>.<pass>.ir next to it.
+# and diffs the dump (written to stderr) with <case>.<pass>.ir next to it; a <case>.flags file
+# next to it adds options (e.g. --layout=ndhwc).
 #   SEGC=path    the compiler (default build/segc)
 #   UPDATE=1     rewrite the expected files instead of comparing (read the diff before
 #                committing it)
@@ -27,7 +28,11 @@ for case in tests/golden/*/*.json; do
 	want=${case%.json}.$p.ir
 	got=$tmp/got.ir
 	# the dump goes to stderr, the final IR to stdout (not compared here)
-	"$SEGC" --emit=ir --verify-each --dump-after="$p" "$case" 2>"$got" >/dev/null
+	# <case>.flags, when present: more segc options for that case (one line)
+	flags=
+	[ -f "${case%.json}.flags" ] && flags=$(cat "${case%.json}.flags")
+	# shellcheck disable=SC2086
+	"$SEGC" --emit=ir --verify-each --dump-after="$p" $flags "$case" 2>"$got" >/dev/null
 	rc=$?
 	if [ "$rc" -ne 0 ]; then
 		echo "FAIL $case: segc exited $rc"

@@ -57,7 +57,7 @@ typedef struct {
 	const char *out_names[MAXIO], *out_paths[MAXIO];
 	int nout;
 	int json, no_fuse, opt, verify_each, time_passes, threads, repeat, seed, quiet;
-	const char *target, *input_out, *precision;
+	const char *target, *input_out, *precision, *layout;
 } Args;
 
 static const char *help_compile =
@@ -73,6 +73,8 @@ static const char *help_compile =
     "  --dump-after=PASS|all print the IR after a pass to stderr (passes: see --list-passes)\n"
     "  --list-passes         print the pipeline\n"
     "  --no-fuse             one kernel per op (the reference for fusion tests)\n"
+    "  --layout=auto|ncdhw|ndhwc  the network's activation layout (default auto: ncdhw;\n"
+    "                        ndhwc: channels-last convs, cpu only; docs/passes.md)\n"
     "  -O0 .. -O3            LLVM optimisation level (default -O3)\n"
     "  --verify-each         verify the IR after every pass\n"
     "  --time-passes         print each pass's time\n"
@@ -215,6 +217,11 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 				           "'%s'",
 				           v);
 			a->target = v;
+		} else if ((v = optval(argc, argv, &i, "--layout"))) {
+			if (strcmp(v, "auto") && strcmp(v, "ncdhw") && strcmp(v, "ndhwc"))
+				tool_usage("segc", "--layout expects auto, ncdhw or ndhwc, got '%s'",
+				           v);
+			a->layout = v;
 		} else if ((v = optval(argc, argv, &i, "--precision"))) {
 			if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "bf16"))
 				tool_usage("segc",
@@ -272,6 +279,15 @@ run_pipeline(Module *m, const Args *a, Diag *d)
 	if (getenv("SEGC_PROLOGUE"))
 		po.prologue = strcmp(getenv("SEGC_PROLOGUE"), "0") != 0;
 	po.opt_level = a->opt;
+	po.gpu = a->target && !strncmp(a->target, "cuda", 4);
+	/* --layout; SEGC_LAYOUT=auto|ncdhw|ndhwc when the flag is absent (tests run whole model
+	 * suites channels-last with it) */
+	const char *lay = a->layout ? a->layout : getenv("SEGC_LAYOUT");
+	if (lay && strcmp(lay, "auto") && strcmp(lay, "ncdhw") && strcmp(lay, "ndhwc"))
+		tool_usage("segc", "SEGC_LAYOUT expects auto, ncdhw or ndhwc, got '%s'", lay);
+	po.layout = !lay || !strcmp(lay, "auto") ? LAYOUT_AUTO
+	            : !strcmp(lay, "ncdhw")      ? LAYOUT_NCDHW
+	                                         : LAYOUT_NDHWC;
 	if (pass_run_pipeline(m, &po, d) < 0) {
 		ir_module_free(m);
 		exit(1);
