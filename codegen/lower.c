@@ -503,9 +503,17 @@ lw_conv_shape(Lower *L, Conv *cv)
 	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
 
 	memset(cv, 0, sizeof *cv);
-	cv->N = it->dims[0], cv->Ci = it->dims[1];
-	cv->D = it->dims[2], cv->H = it->dims[3], cv->W = it->dims[4];
-	cv->Co = ot->dims[1], cv->OD = ot->dims[2], cv->OH = ot->dims[3], cv->OW = ot->dims[4];
+	if (n->op == OP_conv3d_ndhwc) { /* x [N, D, H, W, Ci], y [N, OD, OH, OW, Co] */
+		cv->N = it->dims[0], cv->D = it->dims[1], cv->H = it->dims[2], cv->W = it->dims[3];
+		cv->Ci = it->dims[4];
+		cv->OD = ot->dims[1], cv->OH = ot->dims[2], cv->OW = ot->dims[3];
+		cv->Co = ot->dims[4];
+	} else {
+		cv->N = it->dims[0], cv->Ci = it->dims[1];
+		cv->D = it->dims[2], cv->H = it->dims[3], cv->W = it->dims[4];
+		cv->Co = ot->dims[1], cv->OD = ot->dims[2], cv->OH = ot->dims[3];
+		cv->OW = ot->dims[4];
+	}
 	for (int i = 0; i < 3; i++) {
 		cv->k[i] = ir_attr(n, "kernel")->ints[i];
 		cv->s[i] = ir_attr(n, "stride")->ints[i];

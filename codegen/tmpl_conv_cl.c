@@ -100,32 +100,6 @@ guarded_load(Lower *L, KNode *block, const char *name, int b, KNode *idx, KNode 
 	return kir_ref(L->p, L->k, v);
 }
 
-/* The shape of the root, channels last (the Conv fields keep their meaning). */
-static void
-cl_shape(Lower *L, Conv *cv)
-{
-	const Node *n = L->root;
-	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
-
-	memset(cv, 0, sizeof *cv);
-	cv->N = it->dims[0], cv->D = it->dims[1], cv->H = it->dims[2], cv->W = it->dims[3];
-	cv->Ci = it->dims[4];
-	cv->OD = ot->dims[1], cv->OH = ot->dims[2], cv->OW = ot->dims[3], cv->Co = ot->dims[4];
-	for (int i = 0; i < 3; i++) {
-		cv->k[i] = ir_attr(n, "kernel")->ints[i];
-		cv->s[i] = ir_attr(n, "stride")->ints[i];
-		cv->p[i] = ir_attr(n, "pad")->ints[i];
-		cv->dl[i] = ir_attr(n, "dilation")->ints[i];
-	}
-	cv->groups = ir_attr_int(n, "groups");
-	cv->cig = cv->Ci / cv->groups;
-	cv->cog = cv->Co / cv->groups;
-	cv->x = n->in[0];
-	cv->w = n->in[1];
-	cv->b = n->nin > 2 ? n->in[2] : 0;
-	cv->out = n->out[0];
-}
-
 /* The first channel co0 of block B and its lane count lim (lets in block). */
 static void
 cl_block_chans(Lower *L, const Cl *c, KNode *block, KNode *B, KNode **co0, KNode **lim)
@@ -398,7 +372,7 @@ tmpl_conv_ndhwc(Lower *L)
 
 	if (L->p->gpu)
 		return cg_unsupported(L->d, L->k, "cuda", "conv3d_ndhwc");
-	cl_shape(L, cv);
+	lw_conv_shape(L, cv); /* channels last: the Conv fields keep their meaning */
 	int rc = tmpl_conv_cl_wino(L); /* Winograd for the 3^3 convs (tmpl_conv_cl_wino.c) */
 	if (rc != 1)
 		return rc;

@@ -3,8 +3,9 @@
  * The generic templates are correct on a GPU (emit_cuda.c maps each parallel iteration to a
  * thread) but are shaped for a CPU core: few, long iterations.  The GPU forms give a thread
  * (or a block) little work each.  Each returns 1 when it has no form for the root; the
- * generic template then lowers it (docs/cuda.md).  A conv3d root with a load prologue
- * (Group.pro) goes to the tensor-core form only where that form applies the prologue. */
+ * generic template then lowers it (docs/cuda.md; conv3d_ndhwc has no generic CUDA form:
+ * its SIMT form, tmpl_gpu_conv.c, takes kernel widths up to 64).  A conv3d root with a load
+ * prologue (Group.pro) goes to the tensor-core form only where that form applies the prologue. */
 #include "tmpl.h"
 
 /* The tensor-core form; where it lowered a root with a load prologue without applying it,
@@ -31,6 +32,7 @@ tmpl_gpu(Lower *L)
 
 	switch (L->root->op) {
 	case OP_conv3d:
+	case OP_conv3d_ndhwc:
 	case OP_conv_transpose3d:
 	case OP_linear:
 	case OP_matmul:

@@ -1,5 +1,5 @@
-/* codegen/tmpl_gpu_conv.c -- SIMT GPU forms of conv3d, conv_transpose3d, linear and matmul
- * (fp32; and the fallback when tmpl_gpu_mma has no tensor-core form).  See docs/cuda.md,
+/* codegen/tmpl_gpu_conv.c -- SIMT GPU forms of conv3d, conv3d_ndhwc, conv_transpose3d, linear and
+ * matmul (fp32; and the fallback when tmpl_gpu_mma has no tensor-core form).  See docs/cuda.md,
  * "GPU forms: convolution".
  *
  * emit_cuda.c gives every iteration of a top-level parallel loop its own thread, consecutive
@@ -17,6 +17,10 @@
  *   convT k == s thread = (n, od, channel block, oh phase, h tile, w); tile COB channels x S2
  *                w phases x PH input rows; one tap per output, so per ci: PH x loads, COB*S2
  *                weights.  Other convT: gather, thread = (n, od, channel block, oh, ow).
+ *   conv3d_ndhwc (channels last) loop 1: wT[tap, ci, co] in scratch; loop 2: thread = (n, od,
+ *                oh, ow tile, channel block, lane), co = (block*COB + j)*LW + lane: a warp's
+ *                lanes are consecutive channels of one voxel (x loads broadcast, weight loads
+ *                and stores coalesced); tile COB channels x PW outputs along ow.
  *   linear       loop 1 transposes W [O, I] into scratch Wt [I, O]; loop 2 is the GEMM below.
  *   matmul       y[b, m, n] = sum_k A[b, m, k] B[b, k, n]: thread = (batch, m tile, n block,
  *                lane) with n = block*OB*LW + j*LW + lane (LW = min(32, N) lanes): B loads
@@ -788,6 +792,234 @@ gpu_matmul(Lower *L)
 	return gpu_gemm(L, &gm);
 }
 
+/* ---- conv3d_ndhwc: channels last, output channel fastest across threads ---- */
+
+enum {
+	CL_COB = 4, /* output channels per thread (LW apart) */
+	CL_PW = 8,  /* outputs along ow per thread */
+};
+
+/* the second loop of a split reduction: y = bias + the ns partial sums in scratch pb ([ns] x
+ * y's elements), one thread per output element, co fastest */
+static int
+conv_cl_split_sum(Lower *L, const GConv *cv, int pb, int64_t ns)
+{
+	const Type *ot = lw_type(L, L->root->out[0]);
+	int64_t numel = type_numel(ot);
+	KNode *idx[5];
+	Coord c;
+	KNode *body = lw_nest(L, ot->dims, 5, 0, idx);
+	coord_full(&c, ot, idx);
+	KNode *e = lw_let(L, body, "e", lw_index(L, &c, ot));
+	KNode *v = cv->b ? kir_load(L->p, L->k, lw_buf(L, cv->b), idx[4]) : NULL;
+	for (int64_t s = 0; s < ns; s++) {
+		KNode *ps = kir_load(L->p, L->k, pb, ix_add(L, e, ix_c(L, s * numel)));
+		v = v ? kir_bin(L->p, KB_ADD, v, ps) : ps;
+	}
+	return lw_output(L, body, &c, lw_let(L, body, "v", v));
+}
+
+/* y[n, od, oh, ow, co] = b[co] + sum x[n, id, ih, iw, g*cig + ci] w[co, ci, kd, kh, kw].
+ * Loop 1: wT[(tap*cig + ci)*Co + co] = w[co, ci, tap] in scratch (co contiguous).  Loop 2:
+ * thread = (n, od, oh, ow tile, channel block, lane), channel j of a thread co = (block*COB +
+ * j)*LW + lane: the lanes of a warp are consecutive channels of one voxel, so their x loads
+ * are one address (groups 1) or a few, their weight loads and output stores consecutive
+ * addresses.  Tile COB channels x PW outputs along ow; per (kd, kh, ci): R = (PW-1)*sw +
+ * (KW-1)*dw + 1 x columns (per channel with groups > 1), COB x KW weights, COB x PW x KW FMAs.
+ * Border taps: an if per depth and row tap where it can fail, selects on the columns. */
+static int
+gpu_conv3d_cl(Lower *L, const GConv *cv)
+{
+	int64_t KD = cv->k[0], KH = cv->k[1], KW = cv->k[2], K3 = KD * KH * KW;
+	int64_t sw = cv->s[2], dw = cv->dl[2], Co = cv->Co, Ci = cv->Ci;
+	int64_t lw = imin64(LANES, cdiv(Co, CL_COB)), cob = imin64(CL_COB, cdiv(Co, lw));
+	int64_t pw = imin64(CL_PW, cv->OW), nb, owt;
+
+	if (KW > 64 || lw_has_prologue(L))
+		return 1;
+	/* under half the threads wanted with full tiles: split the ci reduction into ns chunks
+	 * of nc channels (partial sums in scratch, a second loop adds them), as conv3d does */
+	int64_t ns = 1, nc = cv->cig;
+	int64_t T0 = cv->N * cv->OD * cv->OH * cdiv(cv->OW, pw) * cdiv(Co, cob * lw) * lw;
+	if (2 * T0 <= fill_target() && cv->cig >= 2 * SPLIT_MIN) {
+		ns = imin64(imin64(cdiv(fill_target(), T0), cv->cig / SPLIT_MIN), SPLIT_MAX);
+		nc = cdiv(cv->cig, ns);
+		ns = cdiv(cv->cig, nc);
+	}
+	for (;;) {
+		nb = cdiv(Co, cob * lw);
+		owt = cdiv(cv->OW, pw);
+		int64_t T = ns * cv->N * cv->OD * cv->OH * owt * nb * lw;
+		if (T >= fill_target() || (pw == 1 && cob == 1))
+			break;
+		if (cob >= pw && cob > 1) /* x loads are shared by the channels: halve the larger */
+			cob = cdiv(cob, 2);
+		else
+			pw = cdiv(pw, 2);
+	}
+	while ((pw - 1) * sw + (KW - 1) * dw + 1 > 64 && pw > 1)
+		pw = cdiv(pw, 2);
+	int64_t R = (pw - 1) * sw + (KW - 1) * dw + 1;
+	if (R > 64)
+		return 1;
+	nb = cdiv(Co, cob * lw);
+	owt = cdiv(cv->OW, pw);
+
+	/* loop 1: the weights with co contiguous */
+	int wt = lw_scratch(L, DT_F32, K3 * cv->cig * Co, "wT");
+	{
+		int64_t dims[3] = {K3, cv->cig, Co};
+		KNode *ix[3];
+		KNode *b1 = lw_nest(L, dims, 3, 0, ix);
+		KNode *ti =
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[0], cv->cig), ix[1]), Co), ix[2]);
+		KNode *wi =
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[2], cv->cig), ix[1]), K3), ix[0]);
+		kir_append(L->p, b1,
+		           kir_store(L->p, wt, ti, kir_load(L->p, L->k, lw_buf(L, cv->w), wi)));
+	}
+
+	const Type *ot = lw_type(L, L->root->out[0]);
+	int pb = ns > 1 ? lw_scratch(L, DT_F32, ns * type_numel(ot), "part") : -1;
+	int64_t dims[7] = {ns, cv->N, cv->OD, cv->OH, owt, nb, lw};
+	KNode *idx[7];
+	KNode *body = lw_nest(L, dims, 7, 0, idx);
+	KNode *sp = idx[0], *n = idx[1], *od = idx[2], *oh = idx[3], *lane = idx[6];
+	KNode *ow0 = lw_let(L, body, "ow0", ix_mul(L, idx[4], pw));
+	int partial = Co % (cob * lw) != 0, share = cv->groups == 1;
+	KNode *co[CL_COB], *cc[CL_COB], *ok[CL_COB], *xch[CL_COB];
+	for (int64_t j = 0; j < cob; j++) {
+		KNode *e =
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, idx[5], cob), ix_c(L, j)), lw), lane);
+		co[j] = cc[j] = lw_let(L, body, "co", e);
+		ok[j] = NULL;
+		if (partial) {
+			ok[j] = lw_let(L, body, "cok", kir_bin(L->p, KB_LT, co[j], ix_c(L, Co)));
+			cc[j] =
+			    lw_let(L, body, "cc", kir_bin(L->p, KB_MIN, co[j], ix_c(L, Co - 1)));
+		}
+		/* the x channel of local input channel 0 for channel j (its group's first) */
+		xch[j] = share
+		             ? ix_c(L, 0)
+		             : lw_let(L, body, "xch", ix_mul(L, idiv(L, cc[j], cv->cog), cv->cig));
+	}
+
+	/* input columns iw0 + r (r < R); validity where it can fail (known per r) */
+	KNode *iw0 = lw_let(L, body, "iw0", ix_add(L, ix_mul(L, ow0, sw), ix_c(L, -cv->p[2])));
+	KNode *cok[64];
+	int used[64] = {0};
+	for (int64_t i = 0; i < pw; i++)
+		for (int64_t kw = 0; kw < KW; kw++)
+			used[i * sw + kw * dw] = 1;
+	for (int64_t r = 0; r < R; r++) {
+		int lo = r < cv->p[2], hi = (owt - 1) * pw * sw - cv->p[2] + r >= cv->W;
+		KNode *e = used[r] ? in_range(L, ix_add(L, iw0, ix_c(L, r)), lo, hi, cv->W) : NULL;
+		cok[r] = e ? lw_let(L, body, "colok", e) : NULL;
+	}
+	int acc[CL_COB * CL_PW];
+	for (int64_t j = 0; j < cob; j++) {
+		KNode *b = cv->b && ns == 1
+		               ? lw_let(L, body, "b", kir_load(L->p, L->k, lw_buf(L, cv->b), cc[j]))
+		               : kir_f32(L->p, 0);
+		for (int64_t i = 0; i < pw; i++)
+			acc[j * pw + i] = acc_new(L, body, b);
+	}
+	int xb = lw_buf(L, cv->x);
+
+	/* depth and row taps: an if where the tap can leave the input */
+	KNode *kd, *kh, *ci;
+	KNode *dl = lw_loop(L, body, "kd", ix_c(L, 0), ix_c(L, KD), LOOP_SERIAL, &kd);
+	KNode *blk = dl->body;
+	KNode *id = ix_add(L, ix_add(L, ix_mul(L, od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
+	                   ix_c(L, -cv->p[0]));
+	id = lw_let(L, blk, "id", id);
+	KNode *c =
+	    in_range(L, id, cv->p[0] > 0,
+	             (cv->OD - 1) * cv->s[0] - cv->p[0] + (KD - 1) * cv->dl[0] >= cv->D, cv->D);
+	if (c) {
+		KNode *f = kir_if(L->p, c);
+		kir_append(L->p, blk, f);
+		blk = f->body;
+	}
+	KNode *hl = lw_loop(L, blk, "kh", ix_c(L, 0), ix_c(L, KH), LOOP_SERIAL, &kh);
+	blk = hl->body;
+	KNode *ih = ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
+	                   ix_c(L, -cv->p[1]));
+	ih = lw_let(L, blk, "ih", ih);
+	c = in_range(L, ih, cv->p[1] > 0,
+	             (cv->OH - 1) * cv->s[1] - cv->p[1] + (KH - 1) * cv->dl[1] >= cv->H, cv->H);
+	if (c) {
+		KNode *f = kir_if(L->p, c);
+		kir_append(L->p, blk, f);
+		blk = f->body;
+	}
+	/* x offset of (n, id, ih, iw0, 0); the weights of tap (kd, kh, 0) */
+	KNode *xr = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, n, cv->D), id), cv->H), ih);
+	xr = lw_let(L, blk, "xr", ix_mul(L, ix_add(L, ix_mul(L, xr, cv->W), iw0), Ci));
+	KNode *wr = ix_mul(L, ix_add(L, ix_mul(L, kd, KH), kh), KW * cv->cig * Co);
+	wr = lw_let(L, blk, "wr", wr);
+	KNode *c0 = ix_c(L, 0), *c1 = ix_c(L, cv->cig);
+	if (ns > 1) { /* chunk sp: ci in [sp*nc, min(cig, sp*nc + nc)) */
+		c0 = lw_let(L, blk, "c0", ix_mul(L, sp, nc));
+		c1 = kir_bin(L->p, KB_MIN, ix_add(L, c0, ix_c(L, nc)), ix_c(L, cv->cig));
+		c1 = lw_let(L, blk, "c1", c1);
+	}
+	KNode *cl = lw_loop(L, blk, "ci", c0, c1, LOOP_SERIAL, &ci);
+	blk = cl->body;
+	KNode *xv[CL_COB][64], *wv[CL_COB][64];
+	for (int64_t j = 0; j < (share ? 1 : cob); j++) {
+		KNode *xc = lw_let(L, blk, "xc", ix_add(L, ix_add(L, xr, xch[j]), ci));
+		for (int64_t r = 0; r < R; r++)
+			xv[j][r] = used[r]
+			               ? load_if(L, blk, xb, ix_add(L, xc, ix_c(L, r * Ci)), cok[r])
+			               : NULL;
+	}
+	KNode *wc = lw_let(L, blk, "wc", ix_add(L, wr, ix_mul(L, ci, Co)));
+	for (int64_t j = 0; j < cob; j++)
+		for (int64_t kw = 0; kw < KW; kw++) {
+			KNode *wi = ix_add(L, ix_add(L, wc, cc[j]), ix_c(L, kw * cv->cig * Co));
+			wv[j][kw] = lw_let(L, blk, "wv", kir_load(L->p, L->k, wt, wi));
+		}
+	for (int64_t j = 0; j < cob; j++)
+		for (int64_t i = 0; i < pw; i++)
+			for (int64_t kw = 0; kw < KW; kw++)
+				acc_fma(L, blk, acc[j * pw + i], wv[j][kw],
+				        xv[share ? 0 : j][i * sw + kw * dw]);
+
+	/* the epilogue at y[n, od, oh, ow0 + i, co], or chunk sp's partial sums (laid out as y) */
+	KNode *pbase = NULL;
+	if (ns > 1) {
+		KNode *e = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, sp, cv->N), n), cv->OD), od);
+		e = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, e, cv->OH), oh), cv->OW), ow0);
+		pbase = lw_let(L, body, "pi", ix_mul(L, e, Co));
+	}
+	for (int64_t j = 0; j < cob; j++)
+		for (int64_t i = 0; i < pw; i++) {
+			KNode *ow = lw_let(L, body, "ow", ix_add(L, ow0, ix_c(L, i)));
+			KNode *cond = ok[j], *b = body;
+			if (cv->OW % pw)
+				cond = band(L, cond, kir_bin(L->p, KB_LT, ow, ix_c(L, cv->OW)));
+			if (cond) {
+				KNode *f = kir_if(L->p, cond);
+				kir_append(L->p, b, f);
+				b = f->body;
+			}
+			if (ns > 1) {
+				KNode *pi = ix_add(L, ix_add(L, pbase, ix_c(L, i * Co)), co[j]);
+				kir_append(
+				    L->p, b,
+				    kir_store(L->p, pb, pi, kir_ref(L->p, L->k, acc[j * pw + i])));
+				continue;
+			}
+			KNode *oidx[5] = {n, od, oh, ow, co[j]};
+			Coord oc;
+			coord_full(&oc, ot, oidx);
+			if (lw_output(L, b, &oc, kir_ref(L->p, L->k, acc[j * pw + i])) < 0)
+				return -1;
+		}
+	return ns > 1 ? conv_cl_split_sum(L, cv, pb, ns) : 0;
+}
+
 /* ---- the entry ---- */
 
 int
@@ -799,6 +1031,9 @@ tmpl_gpu_conv(Lower *L)
 	case OP_conv3d:
 		lw_conv_shape(L, &cv);
 		return gpu_conv3d(L, &cv);
+	case OP_conv3d_ndhwc:
+		lw_conv_shape(L, &cv); /* x [N, D, H, W, Ci], y [N, OD, OH, OW, Co] */
+		return gpu_conv3d_cl(L, &cv);
 	case OP_conv_transpose3d:
 		lw_conv_shape(L, &cv);
 		if (convt_phase_ok(&cv))

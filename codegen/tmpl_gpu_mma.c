@@ -1,5 +1,6 @@
-/* codegen/tmpl_gpu_mma.c -- tensor-core implicit GEMM for conv3d, conv_transpose3d (kernel ==
- * stride), linear and matmul when --precision is tf32 or bf16 (GPU forms, codegen/tmpl_gpu.c).
+/* codegen/tmpl_gpu_mma.c -- tensor-core implicit GEMM for conv3d, conv3d_ndhwc, conv_transpose3d
+ * (kernel == stride), linear and matmul when --precision is tf32 or bf16 (GPU forms,
+ * codegen/tmpl_gpu.c).
  *
  * Each root is a GEMM C[M, N] = A[M, K] B[K, N] with FP32 accumulation:
  *   conv3d      M = batch*OD*OH*OW, N = Cout, K = Cin*kd*kh*kw; A = im2col gather of x (0
@@ -9,6 +10,13 @@
  *               out[b, co, d*kd + pd, h*kh + ph, w*kw + pw]
  *   linear      M = rows, N = out features, K = in; A = x, B[k, n] = W[n*K + k]
  *   matmul      per batch element (a third block coordinate, broadcast like tmpl_matmul.c)
+ *   conv3d_ndhwc  (channels last) conv3d's GEMM transposed: M = Cout, N = batch*OD*OH*OW, K =
+ *               kvol*Cin ordered k = tap*Cin + ci; A[m, k] = wt[k*Mp + m] (a copy of w made
+ *               by a first loop), B[k, n] = x[voxel n, tap, ci], C[m, n] lands at y[n*Cout +
+ *               m]: A by 16-byte cp.async, B by 16-byte cp.async of 4 channels (tf32, Cin %
+ *               4 == 0) or per element, through a shared table of the tile's voxels;
+ *               wide tiles (16 x 128, 32 x 128, 64 x 64, 128 x 64: pick_tiling_cl),
+ *               cl_stage_load
  * One LOOP_BLOCK iteration per bm x bn tile of C (M tiles fastest, so consecutive blocks reuse
  * one B tile from L2); pick_tiling chooses the tile, threads and K step (BK): 64 x 64 or 128 x
  * 32 with 128 threads (warps of 32 x 32 = 2 x 2 MMA accumulators of 16 x 16, kir.def K_mma*),
@@ -32,7 +40,8 @@
  * (lw_has_prologue: instance norm + activation fused into it) applies it to every in-bounds
  * element it gathers; padding stays 0.
  * Returns 1 (the fp32 SIMT forms follow) for grouped convolutions, N < 8, K < 8, M < 16,
- * non-f32 tensors, and convT other than the phase form. */
+ * non-f32 tensors, and convT other than the phase form (conv3d_ndhwc: Cout < 8, fewer than 16
+ * output voxels, K < 8, x of 2^30 elements or more). */
 #include "tmpl.h"
 
 #include <stdio.h>
@@ -47,7 +56,7 @@ typedef struct {
 	int nt, bm, bn, bk, fm, fn, dbuf, cc;
 } Tiling;
 
-typedef enum { G_CONV, G_CONVT, G_LINEAR, G_MATMUL } GemmKind;
+typedef enum { G_CONV, G_CONVT, G_LINEAR, G_MATMUL, G_CONVCL } GemmKind;
 
 typedef struct {
 	GemmKind kind;
@@ -63,6 +72,10 @@ typedef struct {
 	int pro;  /* conv: x has a load prologue (lw_prologue) applied to in-bounds elements */
 	int x32;  /* conv, tapk: x's elements fit i32 offsets (the gather in 32-bit arithmetic) */
 	int bk;   /* the K step */
+	/* conv3d_ndhwc (G_CONVCL, the roles of conv3d swapped: M = Co, N = voxels) */
+	int64_t Mp; /* M rounded up to the tile: the rows of wt, zero past M */
+	int vt;     /* shared i32 voxel table of the tile's n: x offset, 3 positions */
+	int xce;    /* x gathered by cp.async of xce (4: 16 bytes, 1) elements; 0: registers */
 } Gemm;
 
 /* ---- the shape test ---- */
@@ -121,6 +134,36 @@ conv_setup(Lower *L, Gemm *g)
 	return 1;
 }
 
+/* conv3d_ndhwc, groups 1: C[co, voxel] = sum_k wt[k, co] * x[voxel, tap, ci] with k = tap*Ci +
+ * ci (the GEMM of conv3d transposed, so that x's Ci-contiguous runs are B's k-contiguous
+ * columns and C's m = co is the output's fastest dim) */
+static int
+convcl_setup(Lower *L, Gemm *g)
+{
+	const Node *n = L->root;
+	const Type *it = lw_type(L, n->in[0]);
+	Conv cv;
+
+	lw_conv_shape(L, &cv);
+	if (cv.groups != 1 || lw_has_prologue(L))
+		return 0;
+	g->Nb = cv.N, g->Ci = cv.Ci, g->D = cv.D, g->H = cv.H, g->W = cv.W;
+	g->Co = cv.Co, g->OD = cv.OD, g->OH = cv.OH, g->OW = cv.OW;
+	for (int i = 0; i < 3; i++)
+		g->k[i] = cv.k[i], g->s[i] = cv.s[i], g->p[i] = cv.p[i], g->dl[i] = cv.dl[i];
+	/* the gather's offsets and positions in i32 (padding may make them negative) */
+	if (type_numel(it) >= ((int64_t)1 << 30) || g->D * g->H * g->W >= ((int64_t)1 << 28))
+		return 0;
+	g->kind = G_CONVCL;
+	g->x = n->in[0], g->w = n->in[1];
+	g->bias = n->nin > 2 ? n->in[2] : 0;
+	g->M = g->Co;
+	g->N = g->Nb * g->OD * g->OH * g->OW;
+	g->K = g->k[0] * g->k[1] * g->k[2] * g->Ci;
+	g->a_kfast = 0, g->b_kfast = 1, g->c_nfast = 0;
+	return 1;
+}
+
 static int
 gemm_setup(Lower *L, Gemm *g)
 {
@@ -136,6 +179,10 @@ gemm_setup(Lower *L, Gemm *g)
 		if (!conv_setup(L, g))
 			return 0;
 		break;
+	case OP_conv3d_ndhwc:
+		if (!convcl_setup(L, g))
+			return 0;
+		return g->M >= 8 && g->N >= 16 && g->K >= 8;
 	case OP_linear: {
 		const Type *xt = lw_type(L, r->in[0]);
 		g->kind = G_LINEAR;
@@ -363,7 +410,7 @@ o_prep(Lower *L, const Gemm *g, KNode *block, KNode *m, OPrep *o)
 	else if (g->kind == G_LINEAR)
 		split(L, block, m, g->yt->dims, g->yt->rank - 1, o->mo);
 	else
-		o->mo[0] = m;
+		o->mo[0] = m; /* matmul; conv3d_ndhwc: the output channel */
 }
 
 static int
@@ -376,6 +423,10 @@ emit_out(Lower *L, const Gemm *g, KNode *block, const OPrep *o, KNode *n, KNode 
 	if (g->kind == G_CONV) {
 		idx[0] = o->mo[0], idx[1] = n, idx[2] = o->mo[1], idx[3] = o->mo[2];
 		idx[4] = o->mo[3];
+	} else if (g->kind == G_CONVCL) { /* y[voxel n, channel m] */
+		int64_t od[4] = {g->Nb, g->OD, g->OH, g->OW};
+		split32(L, block, n, od, 4, idx);
+		idx[4] = bn = o->mo[0];
 	} else if (g->kind == G_CONVT) {
 		int64_t nd[4] = {g->Co, g->k[0], g->k[1], g->k[2]};
 		KNode *no[4];
@@ -420,7 +471,7 @@ thread_elems(Lower *L, KNode *hoist, KNode *th, int64_t nt, int64_t total, int64
 
 /* the register stage of the K loop (tmpl_gpu_mma): at most bm*bk/nt A and bn*bk/nt B
  * elements per thread (pick_tiling keeps to these) */
-enum { MAXA = 32, MAXB = 16 };
+enum { MAXA = 32, MAXB = 16, CL_VROWS = 4 };
 typedef struct {
 	Gemm *g;
 	Tiling t;
@@ -434,6 +485,11 @@ typedef struct {
 	int bcp;                  /* B by cp_async from wt (no B registers): 16-byte chunks */
 	int acp;                  /* A by cp_async from x (tf32 tap-major, no prologue) */
 	KNode *cpk, *cpn;         /* ... a thread's chunk: its k in the step, its first n */
+	/* conv3d_ndhwc (cl_stage_load): A chunks of ace elements, the thread's first at (cam,
+	 * cak); B: the thread's k in the step (bkq) and first row (bnn) */
+	int64_t ace;
+	KNode *cam, *cak, *bkq, *bnn;
+	KNode *vrow[CL_VROWS][4]; /* the thread's rows of the voxel table, when few (else NULL) */
 } Stage;
 
 /* tile coordinates of a thread's j-th A element: (mm, kk) */
@@ -540,14 +596,21 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 	}
 }
 
+static void cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao,
+                          KNode *bo);
+
 /* the registers = the A and B elements of the K step at kbase (0 past M, N, K); st->acp: A
- * copied into the tile half at ao instead */
+ * copied into the tile half at ao instead (conv3d_ndhwc: cl_stage_load, B maybe at bo) */
 static void
-stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot, KNode *ao)
+stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot, KNode *ao, KNode *bo)
 {
 	Program *p = L->p;
 	const Gemm *g = st->g;
 	KNode *mm, *kk, *nn;
+	if (g->kind == G_CONVCL) {
+		cl_stage_load(L, st, block, kbase, ao, bo);
+		return;
+	}
 	if (g->tapk)
 		stage_load_tap_a(L, st, block, kbase, ao);
 	for (int j = 0; !g->tapk && j < st->t.bm * st->t.bk / st->t.nt; j++) {
@@ -627,6 +690,123 @@ stage_cp_b(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *bo, int
 	}
 }
 
+/* ---- conv3d_ndhwc (G_CONVCL) ---- */
+
+/* the tile's voxel table, by threads th < bn: vt[4*nn] = the x offset of (batch, p0, p1, p2,
+ * ci 0) with p = o*s - pad of voxel n0 + nn, vt[4*nn + 1 + i] = p_i (i32); p0 = -2^30 past N,
+ * so every tap of such a column fails the bounds test */
+static void
+cl_voxel_table(Lower *L, const Stage *st, KNode *block)
+{
+	Program *p = L->p;
+	const Gemm *g = st->g;
+	int64_t od[4] = {g->Nb, g->OD, g->OH, g->OW}, in[3] = {g->D, g->H, g->W};
+	KNode *o[4];
+	KNode *iff = kir_if(p, bin(L, KB_LT, st->th, st->t.bn));
+	kir_append(p, block, iff);
+	KNode *b = iff->body;
+	KNode *n = lw_let(L, b, "n", ix_add(L, st->n0, st->th));
+	KNode *nok = lw_let(L, b, "nok", bin(L, KB_LT, n, g->N));
+	split32(L, b, kir_bin(p, KB_MIN, n, ix_c(L, g->N - 1)), od, 4, o);
+	KNode *t4 = lw_let(L, b, "t4", ix_mul(L, st->th, 4));
+	KNode *off = o[0];
+	for (int i = 0; i < 3; i++) {
+		KNode *pi =
+		    lw_let(L, b, "p", ix_add(L, ix_mul(L, o[i + 1], g->s[i]), ix_c(L, -g->p[i])));
+		off = ix_add(L, ix_mul(L, off, in[i]), pi);
+		KNode *v = kir_cast(p, KT_I32, pi);
+		if (i == 0)
+			v = kir_select(p, nok, v, c32(L, -((int64_t)1 << 30)));
+		kir_append(p, b, kir_store(p, g->vt, ix_add(L, t4, ix_c(L, i + 1)), v));
+	}
+	kir_append(p, b, kir_store(p, g->vt, t4, kir_cast(p, KT_I32, ix_mul(L, off, g->Ci))));
+}
+
+/* A and B of the K step at kbase.  A[m, k] = wt[k*Mp + m] (the weights, zero past M): by
+ * cp.async of ce elements along m into the tile half at ao (st->acp), else registers (m
+ * fastest: coalesced).  B[k, n] = x[voxel n, tap, ci] for k = tap*Ci + ci: each thread has
+ * one k (run) of the step, k = kbase + bkq, and rows nn = bnn + r*(nt / (bk / xce)): the tap
+ * and its x offset are decoded once per step, each row costs three shared table reads, six
+ * compares and a load or a copy (xce elements, 16 bytes when 4: Ci % 4 == 0 keeps a run in
+ * one tap) into the tile half at bo, zero where the tap falls outside x or k >= K. */
+static void
+cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, KNode *bo)
+{
+	Program *p = L->p;
+	const Gemm *g = st->g;
+	int64_t bm = st->t.bm, bn = st->t.bn, bk = st->t.bk, nt = st->t.nt;
+	int64_t in[3] = {g->D, g->H, g->W}, tk[3] = {g->k[0], g->k[1], g->k[2]};
+	int wt = g->wt, xb = lw_buf(L, g->x);
+
+	if (st->acp) { /* chunk e = r*nt + th: mm = (e % cpm)*ce, kk = e / cpm */
+		int64_t ce = st->ace, cpm = bm / ce, total = bm * bk / ce;
+		for (int64_t r = 0; r * nt < total; r++) {
+			KNode *blk = block;
+			KNode *kk = ix_add(L, st->cak, ix_c(L, r * (nt / cpm)));
+			if (total < nt) {
+				KNode *iff = kir_if(p, bin(L, KB_LT, kk, bk));
+				kir_append(p, block, iff);
+				blk = iff->body;
+			}
+			KNode *k = lw_let(L, blk, "k", ix_add(L, kbase, kk));
+			KNode *dst = ix_add(L, ao, ix_add(L, st->cam, ix_mul(L, kk, st->lda)));
+			KNode *src = ix_add(L, ix_mul(L, k, g->Mp), ix_add(L, st->m0, st->cam));
+			kir_append(
+			    p, blk,
+			    kir_cp_async(p, st->as, dst, wt, src, (int)ce, bin(L, KB_LT, k, g->K)));
+		}
+	}
+	for (int j = 0; !st->acp && j < bm * bk / nt; j++) {
+		KNode *mm, *kk;
+		a_elem(L, st, j, &mm, &kk);
+		KNode *k = lw_let(L, block, "k", ix_add(L, kbase, kk));
+		kir_append(p, block, kir_let(p, L->k, st->ra[j], kir_f32(p, 0)));
+		KNode *iff = kir_if(p, bin(L, KB_LT, k, g->K));
+		kir_append(p, block, iff);
+		KNode *ld =
+		    kir_load(p, L->k, wt, ix_add(L, ix_mul(L, k, g->Mp), ix_add(L, st->m0, mm)));
+		kir_append(p, iff->body, kir_assign(p, st->ra[j], ld));
+	}
+
+	/* B: the thread's k of this step, decoded once */
+	int64_t ce = g->xce ? g->xce : 1, cpr = bk / ce, rows = bn * cpr / nt;
+	KNode *k = lw_let(L, block, "k", ix_add(L, kbase, st->bkq));
+	KNode *kok = lw_let(L, block, "kok", bin(L, KB_LT, k, g->K));
+	KNode *k32 = lw_let(L, block, "k32", kir_cast(p, KT_I32, k));
+	KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, c32(L, g->Ci)));
+	KNode *toff = kir_bin(p, KB_REM, k32, c32(L, g->Ci)), *to[3], *d[3];
+	split32(L, block, tap, tk, 3, to);
+	for (int i = 0; i < 3; i++)
+		d[i] = lw_let(L, block, "d", kir_cast(p, KT_I32, ix_mul(L, to[i], g->dl[i])));
+	KNode *sp = add32(L, mul32(L, add32(L, mul32(L, d[0], g->H), d[1]), g->W), d[2]);
+	toff = lw_let(L, block, "toff", add32(L, mul32(L, sp, g->Ci), toff));
+	for (int64_t r = 0; r < rows; r++) {
+		KNode *nn = ix_add(L, st->bnn, ix_c(L, r * (nt / cpr)));
+		KNode *e4 = lw_let(L, block, "e4", ix_mul(L, nn, 4)), *ok = kok;
+		for (int i = 0; i < 3; i++) {
+			KNode *v = st->vrow[0][0]
+			               ? st->vrow[r][i + 1]
+			               : kir_load(p, L->k, g->vt, ix_add(L, e4, ix_c(L, i + 1)));
+			KNode *pos = lw_let(L, block, "ip", add32(L, v, d[i]));
+			ok = kir_bin(p, KB_AND, ok,
+			             kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, c32(L, 0)),
+			                     kir_bin(p, KB_LT, pos, c32(L, in[i]))));
+		}
+		ok = lw_let(L, block, "ok", ok);
+		KNode *src =
+		    add32(L, st->vrow[0][0] ? st->vrow[r][0] : kir_load(p, L->k, g->vt, e4), toff);
+		if (g->xce) {
+			KNode *dst = ix_add(L, bo, ix_add(L, st->bkq, ix_mul(L, nn, st->ldb)));
+			kir_append(p, block, kir_cp_async(p, st->bs, dst, xb, src, (int)ce, ok));
+			continue;
+		}
+		kir_append(p, block, kir_let(p, L->k, st->rb[r], kir_f32(p, 0)));
+		KNode *iff = kir_if(p, ok);
+		kir_append(p, block, iff);
+		kir_append(p, iff->body, kir_assign(p, st->rb[r], kir_load(p, L->k, xb, src)));
+	}
+}
+
 /* one K step's MMAs: every warp's fm x fn accumulators over the step's bk, from the tiles at
  * ao (As) and bo (Bs); wm, wn: the warp's corner in the C tile */
 static void
@@ -662,6 +842,33 @@ tiling_smem(const Tiling *t, int esz, int ktable)
 	if (!t->dbuf)
 		return a + b + c + kt;
 	return (a + b > c ? a + b : c) + kt;
+}
+
+/* The tiling of a channels-last conv: N (voxels) is large, M (Co) often small, so the tile
+ * is wide: 16 x 128 (Co <= 16; warps 1 x 4 of 16 x 32), 32 x 128 (Co <= 32; 1 x 4 of 32 x
+ * 32), 64 x 64 (2 x 2 of 32 x 32) with 128 threads, or, for Co > 64 when that still gives
+ * >= 264 tiles (two per SM of an H100), 128 x 64 with 256 threads (4 x 2 of 32 x 32: x
+ * gathered once per 128 channels); double-buffered; K step 32 for 64 x 64, else 16 (48 KiB of
+ * shared memory; B registers).  $SEGC_MMA_TILE (16x128, 32x128, 64x64, 128x64) and
+ * $SEGC_MMA_BK (16, 32) override; a choice over the limits falls back to 64 x 64, K step 16. */
+static void
+pick_tiling_cl(const Gemm *g, int bf, Tiling *t)
+{
+	const char *te = getenv("SEGC_MMA_TILE"), *ke = getenv("SEGC_MMA_BK");
+	int64_t tiles = (g->M + 127) / 128 * ((g->N + 63) / 64);
+	int bm = g->M <= 16 ? 16 : g->M <= 32 ? 32 : g->M <= 64 || tiles < 264 ? 64 : 128, sm, sn;
+	if (te && sscanf(te, "%dx%d", &sm, &sn) == 2 &&
+	    ((sm == 16 && sn == 128) || (sm == 32 && sn == 128) || (sm == 64 && sn == 64) ||
+	     (sm == 128 && sn == 64)))
+		bm = sm;
+	int bn = bm >= 64 ? 64 : 128;
+	*t =
+	    (Tiling){bm == 128 ? 256 : 128, bm, bn, bm == 64 ? 32 : 16, bm == 16 ? 1 : 2, 2, 1, bn};
+	if (ke && (atoi(ke) == 16 || atoi(ke) == 32))
+		t->bk = atoi(ke);
+	if (t->bm * t->bk / t->nt > MAXA || (!g->xce && t->bn * t->bk / t->nt > MAXB) ||
+	    tiling_smem(t, bf ? 2 : 4, 0) + t->bn * 16 > 48 * 1024)
+		*t = (Tiling){128, 64, 64, 16, 2, 2, 1, 64};
 }
 
 /* The tiling of a GEMM.  $SEGC_MMA (read when segc compiles): 0 the main loop and tiles of
@@ -728,7 +935,7 @@ int
 tmpl_gpu_mma(Lower *L)
 {
 	Gemm g;
-	Tiling t;
+	Tiling t = {0};
 	Program *p = L->p;
 	Kernel *k = L->k;
 	int bf = p->precision == KP_BF16;
@@ -738,14 +945,25 @@ tmpl_gpu_mma(Lower *L)
 		return 1;
 	if (g.kind != G_CONV && lw_has_prologue(L))
 		return 1; /* only the conv gather applies it: the SIMT form does */
-	pick_tiling(&g, bf, &t);
-	g.bk = t.bk;
 	/* cp.async ($SEGC_MMA_CPASYNC: 0 none, 1 B only, 2 (default) A too): in double-
 	 * buffered tap-major convs, B from wt (in the tile's dtype); A at tf32 without a
-	 * prologue (bf16 tiles and prologues need the values in registers) */
+	 * prologue (bf16 tiles and prologues need the values in registers).  conv3d_ndhwc:
+	 * 1: A (wt, the tile's dtype), 2: and B (x) at tf32, 16 bytes where Ci % 4 == 0 and x
+	 * lies 16-byte aligned in the arena (a caller's device pointer may not be), else 4 */
 	const char *cpe = getenv("SEGC_MMA_CPASYNC");
-	int cpm = cpe ? atoi(cpe) : 2, ce = bf ? 8 : 4;
-	int bcp = t.dbuf && g.tapk && cpm >= 1, acp = bcp && cpm >= 2 && !bf && !g.pro;
+	int cpm = cpe ? atoi(cpe) : 2, ce = bf ? 8 : 4, cl = g.kind == G_CONVCL;
+	if (cl) {
+		int xbi = lw_buf(L, g.x); /* (may grow k->bufs) */
+		const KBuf *xk = &k->bufs[xbi];
+		int al = g.Ci % 4 == 0 && xk->slot == 0 && xk->offset % 16 == 0;
+		g.xce = cpm >= 2 && !bf ? (al ? 4 : 1) : 0;
+		pick_tiling_cl(&g, bf, &t);
+	} else {
+		pick_tiling(&g, bf, &t);
+	}
+	g.bk = t.bk;
+	int bcp = cl ? g.xce != 0 : t.dbuf && g.tapk && cpm >= 1;
+	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro;
 	int64_t bm = t.bm, bn = t.bn, bk = t.bk, nt = t.nt, nbuf = t.dbuf ? 2 : 1;
 	int64_t lda = bm + 8, ldb = bk + 8, ldc = bm + 8, wrows = bm / (16 * t.fm);
 	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn;
@@ -756,6 +974,25 @@ tmpl_gpu_mma(Lower *L)
 	int cs = t.dbuf ? kir_shared_over(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs", as)
 	                : kir_shared(p, k, DT_F32, bn * ldc, (int)ldc, "Cs");
 
+	if (cl) { /* wt[k, m] = w[m, ci, tap] (k = tap*Ci + ci), 0 for m in [M, Mp): loop 1 */
+		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {kvol, g.Ci, nmb * bm};
+		KNode *ix[3];
+		g.Mp = nmb * bm;
+		g.wt = lw_scratch(L, acp ? tdt : DT_F32, g.K * g.Mp, "wt");
+		KNode *pb = lw_nest(L, dims, 3, 0, ix);
+		KNode *ti =
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[0], g.Ci), ix[1]), g.Mp), ix[2]);
+		KNode *mc = kir_bin(p, KB_MIN, ix[2], ix_c(L, g.M - 1));
+		KNode *wi =
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, mc, g.Ci), ix[1]), kvol), ix[0]);
+		KNode *v = kir_load(p, k, lw_buf(L, g.w), wi);
+		if (g.Mp > g.M)
+			v = kir_select(p, bin(L, KB_LT, ix[2], g.M), v, kir_f32(p, 0));
+		kir_append(p, pb, kir_store(p, g.wt, ti, v));
+		/* (the C tile may extend over it: Vt is rewritten only after the epilogue's
+		 * last barrier, and read only in the K loop) */
+		g.vt = kir_shared(p, k, DT_I32, bn * 4, 0, "Vt");
+	}
 	if (g.tapk) { /* wt[n, tap, ci] = w[n, ci, tap]: one flat parallel loop before the GEMM */
 		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {g.N, g.Ci, kvol};
 		KNode *ix[3];
@@ -815,9 +1052,30 @@ tmpl_gpu_mma(Lower *L)
 	for (int j = 0; !bcp && j < bn * bk / nt; j++)
 		st.rb[j] = kir_var(p, k, KT_F32, "rb");
 	st.bcp = bcp;
-	if (bcp) {
+	if (bcp && !cl) {
 		st.cpk = lw_let(L, body, "cpk", ix_mul(L, bin(L, KB_REM, th, bk / ce), ce));
 		st.cpn = lw_let(L, body, "cpn", bin(L, KB_DIV, th, bk / ce));
+	}
+	if (cl) { /* the thread's A chunk and B k run (cl_stage_load); the voxel table */
+		int64_t xc = g.xce ? g.xce : 1;
+		st.ace = ce;
+		st.cam = lw_let(L, body, "cam", ix_mul(L, bin(L, KB_REM, th, bm / ce), ce));
+		st.cak = lw_let(L, body, "cak", bin(L, KB_DIV, th, bm / ce));
+		st.bkq = lw_let(L, body, "bkq", ix_mul(L, bin(L, KB_REM, th, bk / xc), xc));
+		st.bnn = lw_let(L, body, "bnn", bin(L, KB_DIV, th, bk / xc));
+		cl_voxel_table(L, &st, body);
+		kir_append(p, body, kir_barrier(p));
+		/* $SEGC_MMA_CLVROWS=1: with few rows per thread (16-byte copies: 4), their entries
+		 * in registers for the tile, not read per step (32 x 128 tf32: 128 registers, 80
+		 * without; which is faster is for a GPU to say) */
+		const char *vre = getenv("SEGC_MMA_CLVROWS");
+		int64_t cpr = bk / xc, rows = vre && atoi(vre) == 1 ? bn * cpr / nt : CL_VROWS + 1;
+		for (int64_t r = 0; rows <= CL_VROWS && r < rows; r++)
+			for (int q = 0; q < 4; q++) {
+				KNode *e = ix_add(L, ix_mul(L, st.bnn, 4),
+				                  ix_c(L, r * (nt / cpr) * 4 + q));
+				st.vrow[r][q] = lw_let(L, body, "vt", kir_load(p, k, g.vt, e));
+			}
 	}
 	g.kt = -1;
 	int ktab = g.kind == G_CONV && !g.tapk;
@@ -828,12 +1086,12 @@ tmpl_gpu_mma(Lower *L)
 			k_table(L, &g, body, th, ix_c(L, bk), ix_c(L, bk * 4));
 		kir_append(p, body, kir_barrier(p));
 	}
-	stage_load(L, &st, body, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
+	stage_load(L, &st, body, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
 	if (t.dbuf) {
-		if (bcp)
+		if (bcp && !cl)
 			stage_cp_b(L, &st, body, ix_c(L, 0), ix_c(L, 0), ce);
 		stage_store(L, &st, body, ix_c(L, 0), ix_c(L, 0));
-		if (bcp)
+		if (bcp || acp)
 			kir_append(p, body, kir_cp_wait(p));
 		kir_append(p, body, kir_barrier(p));
 	}
@@ -847,8 +1105,9 @@ tmpl_gpu_mma(Lower *L)
 		KNode *oth = lw_let(L, kb, "oth", kir_bin(p, KB_SUB, ix_c(L, 1), cur));
 		if (ktab)
 			slot = lw_let(L, kb, "slot", ix_mul(L, oth, bk * 4));
-		stage_load(L, &st, kb, next, slot, ix_mul(L, oth, bk * lda));
-		if (bcp)
+		stage_load(L, &st, kb, next, slot, ix_mul(L, oth, bk * lda),
+		           ix_mul(L, oth, bn * ldb));
+		if (bcp && !cl)
 			stage_cp_b(L, &st, kb, next, ix_mul(L, oth, bn * ldb), ce);
 		step_mma(L, &st, kb, wm, wn, lw_let(L, kb, "ac", ix_mul(L, cur, bk * lda)),
 		         lw_let(L, kb, "bc", ix_mul(L, cur, bn * ldb)), kf);
@@ -856,7 +1115,7 @@ tmpl_gpu_mma(Lower *L)
 			k_table(L, &g, kb, th, ix_add(L, k0, ix_c(L, 2 * bk)),
 			        ix_mul(L, cur, bk * 4));
 		stage_store(L, &st, kb, ix_mul(L, oth, bk * lda), ix_mul(L, oth, bn * ldb));
-		if (bcp)
+		if (bcp || acp)
 			kir_append(p, kb, kir_cp_wait(p));
 		kir_append(p, kb, kir_barrier(p));
 	} else {
@@ -868,7 +1127,7 @@ tmpl_gpu_mma(Lower *L)
 		}
 		stage_store(L, &st, kb, ix_c(L, 0), ix_c(L, 0));
 		kir_append(p, kb, kir_barrier(p));
-		stage_load(L, &st, kb, next, slot, ix_c(L, 0));
+		stage_load(L, &st, kb, next, slot, ix_c(L, 0), ix_c(L, 0));
 		step_mma(L, &st, kb, wm, wn, ix_c(L, 0), ix_c(L, 0), kf);
 		kir_append(p, kb, kir_barrier(p));
 	}

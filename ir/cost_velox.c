@@ -42,7 +42,8 @@ node_thop(const Module *m, const Node *n)
 		if (w->rank != 5)
 			return 0;
 		double k = (double)(w->dims[2] * w->dims[3] * w->dims[4]);
-		double cin = numel(m, n->in[0]) > 0 ? (double)m->values[n->in[0]].type.dims[cax] : 0;
+		const Type *x = &m->values[n->in[0]].type;
+		double cin = numel(m, n->in[0]) > 0 ? (double)x->dims[cax] : 0;
 		return numel(m, n->out[0]) * cin / (double)ir_attr_int(n, "groups") * k;
 	}
 	case OP_linear: {

@@ -219,8 +219,8 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 			a->target = v;
 		} else if ((v = optval(argc, argv, &i, "--layout"))) {
 			if (strcmp(v, "auto") && strcmp(v, "ncdhw") && strcmp(v, "ndhwc"))
-				tool_usage("segc", "--layout expects auto, ncdhw or ndhwc, got '%s'",
-				           v);
+				tool_usage("segc",
+				           "--layout expects auto, ncdhw or ndhwc, got '%s'", v);
 			a->layout = v;
 		} else if ((v = optval(argc, argv, &i, "--precision"))) {
 			if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "bf16"))

@@ -11,7 +11,9 @@
 #      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2;
 #   5. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
-#      PyTorch at 1e-4; with them the load prologue cases (tests/ops/test_fusion_prologue.py).
+#      PyTorch at 1e-4; with them the load prologue cases (tests/ops/test_fusion_prologue.py);
+#   6. the channels-last conv3d_ndhwc forms (tests/cuda/test_conv_cl.py --suite: tensor-core
+#      and SIMT, fp32 / tf32 / bf16, emulated against PyTorch).
 # Skipped, with a message, when /usr/local/cuda (or $CUDA_HOME) has no NVRTC.
 # Env: SEGC (default build/segc), CUDA_OPS=0 skips the emulated runs of parts 4 and 5.
 # Ends with "N passed, M failed".
@@ -180,6 +182,11 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 	done
 fi
 # small model cases, through the same emulation
+# the channels-last conv (conv3d_ndhwc): both CUDA forms, fp32 / tf32 / bf16, emulated
+if [ "${CUDA_OPS:-1}" != 0 ]; then
+	SEGC_REAL=$SEGC $PY tests/cuda/test_conv_cl.py --suite >"$tmp/cl.out" 2>&1
+	tally "$tmp/cl.out" "conv3d_ndhwc" "test_conv_cl.py"
+fi
 if [ "${CUDA_OPS:-1}" != 0 ] && [ -f tests/models/test_models.py ]; then
 	SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py $PY tests/models/test_models.py \
 		--only tiny --only tiny-odd >"$tmp/models.out" 2>&1

@@ -83,11 +83,35 @@ def bad_flags():
     return ok, bad
 
 
+def cuda_compiles():
+    """unet3d channels-last for sm_90 at tf32 through NVRTC: every conv a conv3d_ndhwc on
+    tensor cores (tests/cuda/test_conv_cl.py runs those forms); (passed, failed), (0, 0)
+    without NVRTC"""
+    lib = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "lib64")
+    if not os.path.isdir(lib) or not any(f.startswith("libnvrtc.so") for f in os.listdir(lib)):
+        print("skip cuda: no NVRTC under %s" % lib)
+        return 0, 0
+    cmd = [segc_bin(), os.path.join(ROOT, "graphs", "unet3d.json"), "--target=cuda:sm_90",
+           "--precision=tf32", "--layout=ndhwc", "--emit=cuda"]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=300)
+    n = p.stdout.count("_conv3d_ndhwc")
+    if p.returncode == 0 and n > 0 and "mma" in p.stdout:
+        print("ok   cuda unet3d --layout=ndhwc tf32: %d conv3d_ndhwc mentions, tensor cores" % n)
+        return 1, 0
+    print("FAIL cuda unet3d --layout=ndhwc tf32: exit %d, %d conv3d_ndhwc kernels: %s" % (
+        p.returncode, n, (p.stderr.strip().splitlines() or [""])[0]))
+    return 0, 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", help="run only these graphs")
     a = ap.parse_args()
     npass, nfail = bad_flags() if not a.only else (0, 0)
+    if not a.only:
+        p, f = cuda_compiles()
+        npass, nfail = npass + p, nfail + f
     for graph, test, args in CASES:
         if a.only and graph not in a.only:
             continue
