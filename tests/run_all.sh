@@ -3,7 +3,7 @@
 #   unit programs, IR round trips, golden IR after passes, diagnostics, ops and models against
 #   PyTorch, bad input, then the ASan+UBSan configuration and brief libFuzzer runs.
 # Options: --quick (skip the ASan and fuzz stages; used by the ASan stage itself)
-# Env: SEGC (the segc binary, default build/segc), FUZZ_SECONDS (default 20 per harness)
+# Env: SEGC (the segc binary, default build/segc), FUZZ_SECONDS (default 10 per harness)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -78,7 +78,7 @@ if [ $quick -eq 0 ] && [ "${SEGC_SKIP_ASAN:-0}" != 1 ]; then
 	stage asan sh -c 'make -s test-asan'
 fi
 if [ $quick -eq 0 ] && [ "${SEGC_SKIP_FUZZ:-0}" != 1 ] && [ -x tests/fuzz/run.sh ]; then
-	stage fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+	stage fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-10}"
 fi
 
 rm -rf "$log"
