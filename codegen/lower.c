@@ -107,6 +107,19 @@ ix_mul(Lower *L, KNode *a, int64_t c)
 }
 
 KNode *
+lw_inrange(Lower *L, KNode *i, int64_t n)
+{
+	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, i, ix_c(L, 0)),
+	               kir_bin(L->p, KB_LT, i, ix_c(L, n)));
+}
+
+KNode *
+lw_clampi(Lower *L, KNode *i, int64_t n)
+{
+	return kir_bin(L->p, KB_MIN, kir_bin(L->p, KB_MAX, i, ix_c(L, 0)), ix_c(L, n - 1));
+}
+
+KNode *
 lw_let(Lower *L, KNode *block, const char *name, KNode *init)
 {
 	int v = kir_var(L->p, L->k, (KType)init->type, name);

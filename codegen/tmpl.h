@@ -42,6 +42,8 @@ int lw_outbuf(Lower *L, ValueId v);                   /* same, marked written */
 KNode *ix_c(Lower *L, int64_t c);                     /* i64 constant */
 KNode *ix_add(Lower *L, KNode *a, KNode *b);          /* i64 a + b, constants folded */
 KNode *ix_mul(Lower *L, KNode *a, int64_t c);         /* i64 a * c, constants folded */
+KNode *lw_inrange(Lower *L, KNode *i, int64_t n);     /* 0 <= i < n (i64 i) */
+KNode *lw_clampi(Lower *L, KNode *i, int64_t n);      /* i clamped to [0, n) */
 KNode *lw_let(Lower *L, KNode *block, const char *name, KNode *init);  /* a var ref bound to init */
 KNode *lw_simple(Lower *L, KNode *block, KNode *e);   /* e, let-bound unless a var or constant */
 /* Append "for var in [lo, hi)" to block; returns the loop (its body is loop->body). */
@@ -112,6 +114,12 @@ int tmpl_conv(Lower *L);
 /* tmpl_conv_wino.c: conv3d 3^3 by Winograd F(2x2x2, 3x3x3) on the CPU; 0 done, -1 after a
  * diagnostic, 1 not applicable (the direct forms lower the root) */
 int tmpl_conv_wino(Lower *L, const Conv *cv, ValueId accv);
+/* its transforms, shared with tmpl_conv_cl_wino.c: one 1-D transform of in[] into out[]
+ * (let-bound in blk; returns the outputs' count), and one over the axes of an n^3 cube (or,
+ * with plane, the (h, w) axes of an n x n square), v[] in place */
+enum { WINO_BT, WINO_G, WINO_AT }; /* B^T (input), G (weights), A^T (output) */
+int lw_wino_1d(Lower *L, KNode *blk, int kind, KNode **in, KNode **out);
+void lw_wino_apply(Lower *L, KNode *blk, int kind, KNode **v, int64_t n, int plane);
 /* tmpl_conv_cl_wino.c: conv3d_ndhwc 3^3 by Winograd F(2x2x2, 3x3x3) on the CPU; 0 done, -1
  * after a diagnostic, 1 not applicable (tmpl_conv_ndhwc's direct form lowers the root) */
 int tmpl_conv_cl_wino(Lower *L);

@@ -40,13 +40,6 @@ band(Lower *L, KNode *a, KNode *b)
 	return a ? kir_bin(L->p, KB_AND, a, b) : b;
 }
 
-/* 0 <= i < n */
-static KNode *
-inrange(Lower *L, KNode *i, int64_t n)
-{
-	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, i, ix_c(L, 0)),
-	               kir_bin(L->p, KB_LT, i, ix_c(L, n)));
-}
 
 static int64_t
 floordiv(int64_t a, int64_t b)
@@ -358,7 +351,7 @@ conv_blocked(Lower *L, const Conv *cv0, ValueId accv)
 	KNode *id = lw_let(L, dl->body, "id",
 	                   ix_add(L, ix_add(L, ix_mul(L, od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
 	                          ix_c(L, -cv->p[0])));
-	KNode *ifd = kir_if(L->p, inrange(L, id, cv->D));
+	KNode *ifd = kir_if(L->p, lw_inrange(L, id, cv->D));
 	kir_append(L->p, dl->body, ifd);
 	if (plane) {
 		KNode *xr = lw_let(L, ifd->body, "xr", ix_add(L, xc, ix_mul(L, id, cv->H * cv->W)));
@@ -371,7 +364,7 @@ conv_blocked(Lower *L, const Conv *cv0, ValueId accv)
 		    lw_let(L, hl->body, "ih",
 		           ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
 		                  ix_c(L, -cv->p[1])));
-		KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+		KNode *ifh = kir_if(L->p, lw_inrange(L, ih, cv->H));
 		kir_append(L->p, hl->body, ifh);
 		KNode *xr = ix_add(L, xc, ix_mul(L, ix_add(L, ix_mul(L, id, cv->H), ih), cv->W));
 		xr = lw_let(L, ifh->body, "xr", xr);
@@ -504,7 +497,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		            ix_add(L,
 		                   ix_add(L, ix_mul(L, m->od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
 		                   ix_c(L, -cv->p[0])));
-		KNode *ifd = kir_if(L->p, inrange(L, id, cv->D));
+		KNode *ifd = kir_if(L->p, lw_inrange(L, id, cv->D));
 		kir_append(L->p, dl->body, ifd);
 		tb = ifd->body;
 	}
@@ -550,7 +543,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		    lw_let(L, hl->body, "ih",
 		           ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
 		                  ix_c(L, -cv->p[1])));
-		KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+		KNode *ifh = kir_if(L->p, lw_inrange(L, ih, cv->H));
 		kir_append(L->p, hl->body, ifh);
 		tb = ifh->body;
 		xr = lw_let(L, tb, "xr",
@@ -564,7 +557,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		for (int64_t kw = 0; kw < KW; kw++) {
 			if (ihb && kw == 0) { /* this kh's taps run when ih is inside */
 				KNode *ih = ix_add(L, ihb, ix_c(L, kh_ * cv->dl[1]));
-				KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+				KNode *ifh = kir_if(L->p, lw_inrange(L, ih, cv->H));
 				kir_append(L->p, tb0, ifh);
 				tb = ifh->body;
 			}
@@ -714,13 +707,13 @@ mk_block_cl(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *oh, int64_t 
 	    lw_let(L, dl->body, "id",
 	           ix_add(L, ix_add(L, ix_mul(L, m->od, cv->s[0]), ix_mul(L, kd, cv->dl[0])),
 	                  ix_c(L, -cv->p[0])));
-	KNode *ifd = kir_if(L->p, inrange(L, id, cv->D));
+	KNode *ifd = kir_if(L->p, lw_inrange(L, id, cv->D));
 	kir_append(L->p, dl->body, ifd);
 	KNode *hl = lw_loop(L, ifd->body, "kh", ix_c(L, 0), ix_c(L, KH), LOOP_SERIAL, &kh);
 	KNode *ih = lw_let(L, hl->body, "ih",
 	                   ix_add(L, ix_add(L, ix_mul(L, oh, cv->s[1]), ix_mul(L, kh, cv->dl[1])),
 	                          ix_c(L, -cv->p[1])));
-	KNode *ifh = kir_if(L->p, inrange(L, ih, cv->H));
+	KNode *ifh = kir_if(L->p, lw_inrange(L, ih, cv->H));
 	kir_append(L->p, hl->body, ifh);
 	KNode *tb = ifh->body;
 	KNode *xr = lw_let(L, tb, "xr",
@@ -992,7 +985,7 @@ conv_scalar(Lower *L, const Conv *cv, int transpose)
 			/* i = o*s - p + k*d */
 			KNode *e = ix_add(L, ix_mul(L, o[a], cv->s[a]), ix_mul(L, k[a], cv->dl[a]));
 			i[a] = lw_let(L, blk, in_n[a], ix_add(L, e, ix_c(L, -cv->p[a])));
-			ok = band(L, ok, inrange(L, i[a], in[a]));
+			ok = band(L, ok, lw_inrange(L, i[a], in[a]));
 			continue;
 		}
 		/* t = o + p - k*d; i = t / s when t >= 0, t % s == 0, i < in */

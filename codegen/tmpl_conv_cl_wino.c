@@ -26,8 +26,6 @@
 
 #include "tmpl.h"
 
-enum { CW_BT, CW_G, CW_AT };
-
 /* CW_LANES: the transforms' lanes (channels); CW_UCH: input channels per U iteration;
  * CW_PAR, CW_SLICES: the main loop's iterations at most, and their scratch in bytes */
 enum { CW_LANES = 16, CW_UCH = 8, CW_PAR = 32, CW_SLICES = 4 << 20 };
@@ -52,76 +50,6 @@ fadd(Lower *L, KNode *a, KNode *b)
 	return kir_bin(L->p, KB_ADD, a, b);
 }
 
-static KNode *
-fsub(Lower *L, KNode *a, KNode *b)
-{
-	return kir_bin(L->p, KB_SUB, a, b);
-}
-
-/* one 1-D transform of in[] into out[] (let-bound in blk) */
-static void
-cw_1d(Lower *L, KNode *blk, int kind, KNode **in, KNode **out)
-{
-	if (kind == CW_BT) { /* [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]] */
-		out[0] = lw_let(L, blk, "bt", fsub(L, in[0], in[2]));
-		out[1] = lw_let(L, blk, "bt", fadd(L, in[1], in[2]));
-		out[2] = lw_let(L, blk, "bt", fsub(L, in[2], in[1]));
-		out[3] = lw_let(L, blk, "bt", fsub(L, in[1], in[3]));
-	} else if (kind == CW_G) { /* [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]] */
-		KNode *s = lw_let(L, blk, "gs",
-		                  kir_bin(L->p, KB_MUL, fadd(L, in[0], in[2]), kir_f32(L->p, 0.5)));
-		KNode *h = lw_let(L, blk, "gh", kir_bin(L->p, KB_MUL, in[1], kir_f32(L->p, 0.5)));
-		out[0] = in[0];
-		out[1] = lw_let(L, blk, "g", fadd(L, s, h));
-		out[2] = lw_let(L, blk, "g", fsub(L, s, h));
-		out[3] = in[2];
-	} else { /* A^T = [[1,1,1,0],[0,1,-1,-1]] */
-		out[0] = lw_let(L, blk, "at", fadd(L, fadd(L, in[0], in[1]), in[2]));
-		out[1] = lw_let(L, blk, "at", fsub(L, fsub(L, in[1], in[2]), in[3]));
-	}
-}
-
-/* Transform kind along axis ax of the n[0] x n[1] x n[2] array src (row-major) into dst;
- * n[ax] becomes the transform's output count. */
-static void
-cw_axis(Lower *L, KNode *blk, int kind, KNode **src, int64_t *n, int ax, KNode **dst)
-{
-	int64_t m[3] = {n[0], n[1], n[2]}, i[3];
-	int ni = (int)n[ax], no = kind == CW_AT ? 2 : 4;
-	m[ax] = no;
-	int64_t si[3] = {n[1] * n[2], n[2], 1}, so[3] = {m[1] * m[2], m[2], 1};
-	for (i[0] = 0; i[0] < m[0]; i[0]++)
-		for (i[1] = 0; i[1] < m[1]; i[1]++)
-			for (i[2] = 0; i[2] < m[2]; i[2]++) {
-				if (i[ax] != 0)
-					continue;
-				KNode *in[4], *out[4];
-				int64_t bi = i[0] * si[0] + i[1] * si[1] + i[2] * si[2];
-				int64_t bo = i[0] * so[0] + i[1] * so[1] + i[2] * so[2];
-				for (int k = 0; k < ni; k++)
-					in[k] = src[bi + k * si[ax]];
-				cw_1d(L, blk, kind, in, out);
-				for (int k = 0; k < no; k++)
-					dst[bo + k * so[ax]] = out[k];
-			}
-	n[ax] = no;
-}
-
-/* the three axes (d, h, w) of an n^3 cube, v[] in place (64 entries of room); or, with
- * plane, the two axes (h, w) of an n x n square (16 entries) */
-static void
-cw_apply(Lower *L, KNode *blk, int kind, KNode **v, int64_t n, int plane)
-{
-	KNode *t[64];
-	int64_t dims[3] = {plane ? 1 : n, n, n};
-	cw_axis(L, blk, kind, v, dims, 2, t);
-	cw_axis(L, blk, kind, t, dims, 1, v);
-	if (plane)
-		return;
-	cw_axis(L, blk, kind, v, dims, 0, t);
-	memcpy(v, t, sizeof(KNode *) * (size_t)(dims[0] * dims[1] * dims[2]));
-}
-
 /* the first channel of block b of width wd out of C channels: the last block ends at C */
 static KNode *
 cw_c0(Lower *L, KNode *blk, KNode *b, int64_t wd, int64_t C)
@@ -130,21 +58,6 @@ cw_c0(Lower *L, KNode *blk, KNode *b, int64_t wd, int64_t C)
 	if (C % wd)
 		c0 = kir_bin(L->p, KB_MIN, c0, ix_c(L, C - wd));
 	return lw_let(L, blk, "c0", c0);
-}
-
-/* 0 <= i < n for uniform i64 i */
-static KNode *
-cw_in(Lower *L, KNode *i, int64_t n)
-{
-	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, i, ix_c(L, 0)),
-	               kir_bin(L->p, KB_LT, i, ix_c(L, n)));
-}
-
-/* a clamp of uniform i to [0, n) */
-static KNode *
-cw_clamp(Lower *L, KNode *i, int64_t n)
-{
-	return kir_bin(L->p, KB_MIN, kir_bin(L->p, KB_MAX, i, ix_c(L, 0)), ix_c(L, n - 1));
 }
 
 /* The first loop: clw_u[xi*uxs + ci*Co + co] = (G g[co, ci] G^T)[xi], lanes over 16 output
@@ -167,7 +80,7 @@ cw_weights(Lower *L, const Cw *w)
 	KNode *wr = lw_let(L, b, "wr", ix_mul(L, ix_add(L, ix_mul(L, co, cv->Ci), ci), 27));
 	for (int t = 0; t < 27; t++)
 		v[t] = lw_let(L, b, "w", kir_load(L->p, L->k, wb, ix_add(L, wr, ix_c(L, t))));
-	cw_apply(L, b, CW_G, v, 3, 0);
+	lw_wino_apply(L, b, WINO_G, v, 3, 0);
 	KNode *ur = lw_let(L, b, "ur", ix_add(L, ix_mul(L, ci, cv->Co), co));
 	for (int xi = 0; xi < 64; xi++) {
 		KNode *ui = ix_add(L, ur, ix_c(L, (int64_t)xi * w->uxs));
@@ -194,15 +107,15 @@ cw_input(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *vofs, 
 	/* per (b, c): the clamped (ih, iw) offset and whether it is inside */
 	for (int b = 0; b < 4; b++) {
 		KNode *ih = lw_let(L, blk, "ih", ix_add(L, ix_mul(L, tc[2], 2), ix_c(L, b - 1)));
-		KNode *hok = lw_let(L, blk, "hok", cw_in(L, ih, cv->H));
-		KNode *ihc = ix_mul(L, cw_clamp(L, ih, cv->H), cv->W);
+		KNode *hok = lw_let(L, blk, "hok", lw_inrange(L, ih, cv->H));
+		KNode *ihc = ix_mul(L, lw_clampi(L, ih, cv->H), cv->W);
 		for (int c = 0; c < 4; c++) {
 			KNode *iw = ix_add(L, ix_mul(L, tc[3], 2), ix_c(L, c - 1));
-			hwok[b * 4 + c] =
-			    lw_let(L, blk, "ok", kir_bin(L->p, KB_AND, hok, cw_in(L, iw, cv->W)));
+			hwok[b * 4 + c] = lw_let(
+			    L, blk, "ok", kir_bin(L->p, KB_AND, hok, lw_inrange(L, iw, cv->W)));
 			hwx[b * 4 + c] =
 			    lw_let(L, blk, "hw",
-			           ix_mul(L, ix_add(L, ihc, cw_clamp(L, iw, cv->W)), cv->Ci));
+			           ix_mul(L, ix_add(L, ihc, lw_clampi(L, iw, cv->W)), cv->Ci));
 		}
 	}
 	KNode *bl = lw_loop(L, blk, "cb", ix_c(L, 0), ix_c(L, w->nci), LOOP_SERIAL, &cb);
@@ -214,8 +127,8 @@ cw_input(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *vofs, 
 	KNode *al = lw_loop(L, lb, "a", ix_c(L, 0), ix_c(L, 4), LOOP_SERIAL, &a);
 	KNode *ab = al->body;
 	KNode *id = lw_let(L, ab, "id", ix_add(L, ix_add(L, ix_mul(L, tc[1], 2), a), ix_c(L, -1)));
-	KNode *dok = lw_let(L, ab, "dok", cw_in(L, id, cv->D));
-	KNode *xd = ix_mul(L, ix_add(L, ix_mul(L, tc[0], cv->D), cw_clamp(L, id, cv->D)),
+	KNode *dok = lw_let(L, ab, "dok", lw_inrange(L, id, cv->D));
+	KNode *xd = ix_mul(L, ix_add(L, ix_mul(L, tc[0], cv->D), lw_clampi(L, id, cv->D)),
 	                   cv->H * cv->W * cv->Ci);
 	xd = lw_let(L, ab, "xd", ix_add(L, xd, xc));
 	for (int j = 0; j < 16; j++) {
@@ -223,7 +136,7 @@ cw_input(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *vofs, 
 		KNode *ok = kir_bin(L->p, KB_AND, dok, hwok[j]);
 		v[j] = lw_let(L, ab, "x", kir_select(L->p, ok, ld, kir_f32(L->p, 0)));
 	}
-	cw_apply(L, ab, CW_BT, v, 4, 1);
+	lw_wino_apply(L, ab, WINO_BT, v, 4, 1);
 	KNode *ta = lw_let(L, ab, "ta", ix_add(L, tofs, ix_add(L, ix_mul(L, a, 16 * CW_LANES), l)));
 	for (int j = 0; j < 16; j++)
 		kir_append(L->p, ab,
@@ -237,7 +150,7 @@ cw_input(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *vofs, 
 		in[d] =
 		    lw_let(L, kl->body, "t",
 		           kir_load(L->p, L->k, w->mb, ix_add(L, tk, ix_c(L, d * 16 * CW_LANES))));
-	cw_1d(L, kl->body, CW_BT, in, out);
+	lw_wino_1d(L, kl->body, WINO_BT, in, out);
 	KNode *vk = ix_add(L, ix_add(L, vofs, ix_mul(L, k, w->vxs)), ix_mul(L, t, cv->Ci));
 	vk = lw_let(L, kl->body, "vk", ix_add(L, vk, xc));
 	for (int d = 0; d < 4; d++)
@@ -319,7 +232,7 @@ cw_output(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *o0, K
 	for (int k = 0; k < 16; k++)
 		v[k] = lw_let(L, al->body, "m",
 		              kir_load(L->p, L->k, w->mb, ix_add(L, ma, ix_c(L, k * w->mxs))));
-	cw_apply(L, al->body, CW_AT, v, 4, 1);
+	lw_wino_apply(L, al->body, WINO_AT, v, 4, 1);
 	KNode *ta =
 	    lw_let(L, al->body, "ta", ix_add(L, tofs, ix_add(L, ix_mul(L, a, 4 * CW_LANES), l)));
 	for (int k = 0; k < 4; k++)
@@ -332,7 +245,7 @@ cw_output(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *o0, K
 			in[d] = lw_let(L, lb, "t",
 			               kir_load(L->p, L->k, w->vb,
 			                        ix_add(L, tl, ix_c(L, (d * 4 + k) * CW_LANES))));
-		cw_1d(L, lb, CW_AT, in, out);
+		lw_wino_1d(L, lb, WINO_AT, in, out);
 		v[k] = out[0], v[4 + k] = out[1];
 	}
 	KNode *bias = cv->b ? lw_let(L, lb, "b", kir_load(L->p, L->k, lw_buf(L, cv->b), co)) : NULL;
@@ -366,30 +279,6 @@ cw_output(Lower *L, const Cw *w, KNode *blk, KNode *tile, KNode *t, KNode *o0, K
 				return -1;
 		}
 	return 0;
-}
-
-/* The shape of the conv3d_ndhwc root (the Conv fields keep their meaning). */
-static void
-cw_shape(Lower *L, Conv *cv)
-{
-	const Node *n = L->root;
-	const Type *it = lw_type(L, n->in[0]), *ot = lw_type(L, n->out[0]);
-
-	memset(cv, 0, sizeof *cv);
-	cv->N = it->dims[0], cv->D = it->dims[1], cv->H = it->dims[2], cv->W = it->dims[3];
-	cv->Ci = it->dims[4];
-	cv->OD = ot->dims[1], cv->OH = ot->dims[2], cv->OW = ot->dims[3], cv->Co = ot->dims[4];
-	for (int i = 0; i < 3; i++) {
-		cv->k[i] = ir_attr(n, "kernel")->ints[i];
-		cv->s[i] = ir_attr(n, "stride")->ints[i];
-		cv->p[i] = ir_attr(n, "pad")->ints[i];
-		cv->dl[i] = ir_attr(n, "dilation")->ints[i];
-	}
-	cv->groups = ir_attr_int(n, "groups");
-	cv->x = n->in[0];
-	cv->w = n->in[1];
-	cv->b = n->nin > 2 ? n->in[2] : 0;
-	cv->out = n->out[0];
 }
 
 /* By default only where it measured faster (1 thread, mins, this form vs the direct
@@ -437,7 +326,7 @@ tmpl_conv_cl_wino(Lower *L)
 	Cw w;
 	memset(&w, 0, sizeof w);
 	Conv *cv = &w.cv;
-	cw_shape(L, cv);
+	lw_conv_shape(L, cv); /* channels last: the Conv fields keep their meaning */
 	if (!cw_applies(L, cv))
 		return 1;
 	w.TD = (cv->OD + 1) / 2, w.TH = (cv->OH + 1) / 2, w.TW = (cv->OW + 1) / 2;

@@ -27,8 +27,6 @@
 
 #include "tmpl.h"
 
-enum { WN_BT, WN_G, WN_AT };
-
 typedef struct {
 	const Conv *cv;
 	int64_t TD, TH, TW, VL, cob;
@@ -52,17 +50,17 @@ fsub(Lower *L, KNode *a, KNode *b)
 }
 
 /* one 1-D transform of in[] into out[] (let-bound in blk); returns the outputs' count */
-static int
-wn_1d(Lower *L, KNode *blk, int kind, KNode **in, KNode **out)
+int
+lw_wino_1d(Lower *L, KNode *blk, int kind, KNode **in, KNode **out)
 {
-	if (kind == WN_BT) { /* [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]] */
+	if (kind == WINO_BT) { /* [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]] */
 		out[0] = lw_let(L, blk, "bt", fsub(L, in[0], in[2]));
 		out[1] = lw_let(L, blk, "bt", fadd(L, in[1], in[2]));
 		out[2] = lw_let(L, blk, "bt", fsub(L, in[2], in[1]));
 		out[3] = lw_let(L, blk, "bt", fsub(L, in[1], in[3]));
 		return 4;
 	}
-	if (kind == WN_G) { /* [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]] */
+	if (kind == WINO_G) { /* [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]] */
 		KNode *s = lw_let(L, blk, "gs",
 		                  kir_bin(L->p, KB_MUL, fadd(L, in[0], in[2]), kir_f32(L->p, 0.5)));
 		KNode *h = lw_let(L, blk, "gh", kir_bin(L->p, KB_MUL, in[1], kir_f32(L->p, 0.5)));
@@ -84,7 +82,7 @@ static void
 wn_axis(Lower *L, KNode *blk, int kind, KNode **src, int64_t *n, int ax, KNode **dst)
 {
 	int64_t m[3] = {n[0], n[1], n[2]};
-	int ni = (int)n[ax], no = kind == WN_AT ? 2 : 4;
+	int ni = (int)n[ax], no = kind == WINO_AT ? 2 : 4;
 	m[ax] = no;
 	int64_t si[3] = {n[1] * n[2], n[2], 1}, so[3] = {m[1] * m[2], m[2], 1};
 	int64_t i[3];
@@ -98,33 +96,26 @@ wn_axis(Lower *L, KNode *blk, int kind, KNode **src, int64_t *n, int ax, KNode *
 				int64_t bo = i[0] * so[0] + i[1] * so[1] + i[2] * so[2];
 				for (int k = 0; k < ni; k++)
 					in[k] = src[bi + k * si[ax]];
-				wn_1d(L, blk, kind, in, out);
+				lw_wino_1d(L, blk, kind, in, out);
 				for (int k = 0; k < no; k++)
 					dst[bo + k * so[ax]] = out[k];
 			}
 	n[ax] = no;
 }
 
-/* the three axes (d, h, w) of a cube: v[] in place (64 entries of room) */
-static void
-wn_cube(Lower *L, KNode *blk, int kind, KNode **v, int64_t n)
+/* the three axes (d, h, w) of an n^3 cube, v[] in place (64 entries of room); or, with
+ * plane, the two axes (h, w) of an n x n square (16 entries) */
+void
+lw_wino_apply(Lower *L, KNode *blk, int kind, KNode **v, int64_t n, int plane)
 {
 	KNode *t[64];
-	int64_t dims[3] = {n, n, n};
+	int64_t dims[3] = {plane ? 1 : n, n, n};
 	wn_axis(L, blk, kind, v, dims, 2, t);
 	wn_axis(L, blk, kind, t, dims, 1, v);
+	if (plane)
+		return;
 	wn_axis(L, blk, kind, v, dims, 0, t);
 	memcpy(v, t, sizeof(KNode *) * (size_t)(dims[0] * dims[1] * dims[2]));
-}
-
-/* the two axes (h, w) of an n x n square: v[] in place (16 entries of room) */
-static void
-wn_plane(Lower *L, KNode *blk, int kind, KNode **v, int64_t n)
-{
-	KNode *t[16];
-	int64_t dims[3] = {1, n, n};
-	wn_axis(L, blk, kind, v, dims, 2, t);
-	wn_axis(L, blk, kind, t, dims, 1, v);
 }
 
 /* The first loop: wino_u[(xi*Ci + ci)*Co + co] = (G g G^T)[xi] for every (co, ci).  Lanes
@@ -153,7 +144,7 @@ wn_weights(Lower *L, Wino *w)
 	KNode *wr = lw_let(L, b, "wr", ix_mul(L, ix_add(L, ix_mul(L, co, cv->Ci), ci), 27));
 	for (int t = 0; t < 27; t++)
 		v[t] = lw_let(L, b, "w", kir_load(L->p, L->k, wb, ix_add(L, wr, ix_c(L, t))));
-	wn_cube(L, b, WN_G, v, 3);
+	lw_wino_apply(L, b, WINO_G, v, 3, 0);
 	KNode *ur = lw_let(L, b, "ur", ix_add(L, ix_mul(L, ci, cv->Co), co));
 	for (int xi = 0; xi < 64; xi++) {
 		KNode *ui = ix_add(L, ur, ix_c(L, (int64_t)xi * cv->Ci * cv->Co));
@@ -166,21 +157,6 @@ static KNode *
 w32(Lower *L, int64_t v)
 {
 	return kir_cast(L->p, KT_I32, ix_c(L, v));
-}
-
-/* 0 <= i < n for uniform i64 i */
-static KNode *
-wn_in(Lower *L, KNode *i, int64_t n)
-{
-	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, i, ix_c(L, 0)),
-	               kir_bin(L->p, KB_LT, i, ix_c(L, n)));
-}
-
-/* a clamp of uniform i to [0, n) */
-static KNode *
-wn_clamp(Lower *L, KNode *i, int64_t n)
-{
-	return kir_bin(L->p, KB_MIN, kir_bin(L->p, KB_MAX, i, ix_c(L, 0)), ix_c(L, n - 1));
 }
 
 /* The input transform of the row of VL tiles at (n, td, th, tw0) into the slice at vofs, in
@@ -197,8 +173,8 @@ wn_input(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, KN
 	KNode *hok[4], *ihc[4], *l, *ci, *a, *k, *v[16];
 	for (int b = 0; b < 4; b++) {
 		KNode *ih = lw_let(L, blk, "ih", ix_add(L, ix_mul(L, th, 2), ix_c(L, b - 1)));
-		hok[b] = lw_let(L, blk, "hok", wn_in(L, ih, cv->H));
-		ihc[b] = lw_let(L, blk, "ihc", ix_mul(L, wn_clamp(L, ih, cv->H), cv->W));
+		hok[b] = lw_let(L, blk, "hok", lw_inrange(L, ih, cv->H));
+		ihc[b] = lw_let(L, blk, "ihc", ix_mul(L, lw_clampi(L, ih, cv->H), cv->W));
 	}
 	KNode *ll = lw_loop(L, blk, "lane", ix_c(L, 0), ix_c(L, w->VL), LOOP_VECTOR, &l);
 	KNode *lb = ll->body;
@@ -217,9 +193,9 @@ wn_input(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, KN
 	KNode *al = lw_loop(L, cl->body, "a", ix_c(L, 0), ix_c(L, 4), LOOP_SERIAL, &a);
 	KNode *ab = al->body;
 	KNode *id = lw_let(L, ab, "id", ix_add(L, ix_add(L, ix_mul(L, td, 2), a), ix_c(L, -1)));
-	KNode *dok = lw_let(L, ab, "dok", wn_in(L, id, cv->D));
+	KNode *dok = lw_let(L, ab, "dok", lw_inrange(L, id, cv->D));
 	KNode *xd =
-	    lw_let(L, ab, "xd", ix_add(L, xc, ix_mul(L, wn_clamp(L, id, cv->D), cv->H * cv->W)));
+	    lw_let(L, ab, "xd", ix_add(L, xc, ix_mul(L, lw_clampi(L, id, cv->D), cv->H * cv->W)));
 	for (int b = 0; b < 4; b++) {
 		KNode *ok = lw_let(L, ab, "ok", kir_bin(L->p, KB_AND, dok, hok[b]));
 		KNode *xr = lw_let(L, ab, "xr", ix_add(L, xd, ihc[b]));
@@ -238,7 +214,7 @@ wn_input(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, KN
 			v[b * 4 + c] = kir_ref(L->p, L->k, xv);
 		}
 	}
-	wn_plane(L, ab, WN_BT, v, 4);
+	lw_wino_apply(L, ab, WINO_BT, v, 4, 1);
 	KNode *ta = lw_let(L, ab, "ta", ix_add(L, tofs, ix_add(L, ix_mul(L, a, 16 * w->VL), l)));
 	for (int t = 0; t < 16; t++)
 		kir_append(L->p, ab,
@@ -249,7 +225,7 @@ wn_input(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, KN
 	for (int d = 0; d < 4; d++)
 		in[d] = lw_let(L, kl->body, "t",
 		               kir_load(L->p, L->k, w->mb, ix_add(L, tk, ix_c(L, d * 16 * w->VL))));
-	wn_1d(L, kl->body, WN_BT, in, out);
+	lw_wino_1d(L, kl->body, WINO_BT, in, out);
 	KNode *vk = ix_add(L, ix_add(L, vofs, ix_mul(L, k, w->vxs)), ix_mul(L, ci, w->GL));
 	vk = lw_let(L, kl->body, "vk", ix_add(L, vk, l));
 	for (int d = 0; d < 4; d++)
@@ -327,7 +303,7 @@ wn_output(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, K
 	for (int k = 0; k < 16; k++)
 		v[k] = lw_let(L, al->body, "m",
 		              kir_load(L->p, L->k, w->mb, ix_add(L, ma, ix_c(L, k * w->mxs))));
-	wn_plane(L, al->body, WN_AT, v, 4);
+	lw_wino_apply(L, al->body, WINO_AT, v, 4, 1);
 	KNode *ta =
 	    lw_let(L, al->body, "ta", ix_add(L, tofs, ix_add(L, ix_mul(L, a, 4 * w->VL), l)));
 	for (int k = 0; k < 4; k++)
@@ -340,7 +316,7 @@ wn_output(Lower *L, const Wino *w, KNode *blk, KNode *n, KNode *td, KNode *th, K
 			in[d] = lw_let(L, cb, "t",
 			               kir_load(L->p, L->k, w->vb,
 			                        ix_add(L, tl, ix_c(L, (d * 4 + k) * w->VL))));
-		wn_1d(L, cb, WN_AT, in, out);
+		lw_wino_1d(L, cb, WINO_AT, in, out);
 		v[k] = out[0], v[4 + k] = out[1];
 	}
 	KNode *bias = cv->b ? lw_let(L, cb, "b", kir_load(L->p, L->k, lw_buf(L, cv->b), co)) : NULL;

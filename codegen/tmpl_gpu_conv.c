@@ -228,7 +228,8 @@ conv_split_sum(Lower *L, const GConv *cv, int pb, int64_t ns)
 	KNode *body = lw_nest(L, ot->dims, 5, 0, idx);
 	coord_full(&c, ot, idx);
 	KNode *e = lw_let(L, body, "e", lw_index(L, &c, ot));
-	KNode *v = cv->b ? kir_load(L->p, L->k, lw_buf(L, cv->b), idx[1]) : NULL;
+	int ca = L->root->op == OP_conv3d_ndhwc ? 4 : 1; /* the output's channel axis */
+	KNode *v = cv->b ? kir_load(L->p, L->k, lw_buf(L, cv->b), idx[ca]) : NULL;
 	for (int64_t s = 0; s < ns; s++) {
 		KNode *ps = kir_load(L->p, L->k, pb, ix_add(L, e, ix_c(L, s * numel)));
 		v = v ? kir_bin(L->p, KB_ADD, v, ps) : ps;
@@ -799,26 +800,6 @@ enum {
 	CL_PW = 8,  /* outputs along ow per thread */
 };
 
-/* the second loop of a split reduction: y = bias + the ns partial sums in scratch pb ([ns] x
- * y's elements), one thread per output element, co fastest */
-static int
-conv_cl_split_sum(Lower *L, const GConv *cv, int pb, int64_t ns)
-{
-	const Type *ot = lw_type(L, L->root->out[0]);
-	int64_t numel = type_numel(ot);
-	KNode *idx[5];
-	Coord c;
-	KNode *body = lw_nest(L, ot->dims, 5, 0, idx);
-	coord_full(&c, ot, idx);
-	KNode *e = lw_let(L, body, "e", lw_index(L, &c, ot));
-	KNode *v = cv->b ? kir_load(L->p, L->k, lw_buf(L, cv->b), idx[4]) : NULL;
-	for (int64_t s = 0; s < ns; s++) {
-		KNode *ps = kir_load(L->p, L->k, pb, ix_add(L, e, ix_c(L, s * numel)));
-		v = v ? kir_bin(L->p, KB_ADD, v, ps) : ps;
-	}
-	return lw_output(L, body, &c, lw_let(L, body, "v", v));
-}
-
 /* y[n, od, oh, ow, co] = b[co] + sum x[n, id, ih, iw, g*cig + ci] w[co, ci, kd, kh, kw].
  * Loop 1: wT[(tap*cig + ci)*Co + co] = w[co, ci, tap] in scratch (co contiguous).  Loop 2:
  * thread = (n, od, oh, ow tile, channel block, lane), channel j of a thread co = (block*COB +
@@ -1017,7 +998,7 @@ gpu_conv3d_cl(Lower *L, const GConv *cv)
 			if (lw_output(L, b, &oc, kir_ref(L->p, L->k, acc[j * pw + i])) < 0)
 				return -1;
 		}
-	return ns > 1 ? conv_cl_split_sum(L, cv, pb, ns) : 0;
+	return ns > 1 ? conv_split_sum(L, cv, pb, ns) : 0;
 }
 
 /* ---- the entry ---- */

@@ -114,8 +114,9 @@ has_bias(const Node *n)
 	return n->nin > 2 && n->in[2] != 0;
 }
 
-Cost
-cost_conv3d(const Module *m, const Node *n)
+/* conv3d and conv3d_ndhwc: x's channel axis ca */
+static Cost
+conv_cost(const Module *m, const Node *n, int ca)
 {
 	Cost c = { 0, 0 };
 	const Attr *k = ir_attr(n, "kernel");
@@ -124,25 +125,22 @@ cost_conv3d(const Module *m, const Node *n)
 	if (x->rank != 5 || g < 1 || tout(m, n, 0)->rank < 0)
 		return c;
 	double kvol = (double)k->ints[0] * (double)k->ints[1] * (double)k->ints[2];
-	c.macs = nout_elems(m, n, 0) * (double)(x->dims[1] / g) * kvol;
+	c.macs = nout_elems(m, n, 0) * (double)(x->dims[ca] / g) * kvol;
 	c.flops = 2 * c.macs + (has_bias(n) ? nout_elems(m, n, 0) : 0);
 	return c;
+}
+
+Cost
+cost_conv3d(const Module *m, const Node *n)
+{
+	return conv_cost(m, n, 1);
 }
 
 /* conv3d on channels-last tensors: the same MACs as conv3d, Ci is x's last dim */
 Cost
 cost_conv3d_ndhwc(const Module *m, const Node *n)
 {
-	Cost c = { 0, 0 };
-	const Attr *k = ir_attr(n, "kernel");
-	int64_t g = ir_attr_int(n, "groups");
-	const Type *x = tin(m, n, 0);
-	if (x->rank != 5 || g < 1 || tout(m, n, 0)->rank < 0)
-		return c;
-	double kvol = (double)k->ints[0] * (double)k->ints[1] * (double)k->ints[2];
-	c.macs = nout_elems(m, n, 0) * (double)(x->dims[4] / g) * kvol;
-	c.flops = 2 * c.macs + (has_bias(n) ? nout_elems(m, n, 0) : 0);
-	return c;
+	return conv_cost(m, n, 4);
 }
 
 /* every input element is scattered into cout/groups x kernel outputs */

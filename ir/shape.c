@@ -677,8 +677,10 @@ check_groups(const Node *n, Diag *d, int64_t cin, int64_t cout, int64_t g)
 	return 0;
 }
 
-int
-shape_conv3d(Module *m, Node *n, Diag *d)
+/* conv3d and conv3d_ndhwc: the channel axis ca of x and of the result (1, or 4 channels
+ * last), the spatial axes sa..sa+2 */
+static int
+conv_shape(Module *m, Node *n, Diag *d, int ca, int sa)
 {
 	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
 	    need_rank(m, n, d, 0, 5, 5) < 0)
@@ -686,19 +688,19 @@ shape_conv3d(Module *m, Node *n, Diag *d)
 	const Type *x = tin(m, n, 0);
 	const Attr *k = at(n, "kernel"), *s = at(n, "stride"), *p = at(n, "pad");
 	const Attr *dl = at(n, "dilation");
-	int64_t cin = x->dims[1], cout = at(n, "cout")->i, g = at(n, "groups")->i;
+	int64_t cin = x->dims[ca], cout = at(n, "cout")->i, g = at(n, "groups")->i;
 	if (check_window(n, d, k, s, p, dl) < 0 || check_groups(n, d, cin, cout, g) < 0)
 		return -1;
 	Type r = *x;
-	r.dims[1] = cout;
+	r.dims[ca] = cout;
 	for (int i = 0; i < 3; i++) {
-		int64_t in = x->dims[2 + i];
+		int64_t in = x->dims[sa + i];
 		int64_t o = floordiv(in + 2 * p->ints[i] - dl->ints[i] * (k->ints[i] - 1) - 1,
 		                     s->ints[i]) +
 		            1;
 		if (o < 1)
 			return out_size_error(n, d, i, o, in);
-		r.dims[2 + i] = o;
+		r.dims[sa + i] = o;
 	}
 	int64_t wd[5] = { cout, cin / g, k->ints[0], k->ints[1], k->ints[2] };
 	if (param(m, n, d, 1, type_make(x->dtype, 5, wd)) < 0 ||
@@ -708,37 +710,18 @@ shape_conv3d(Module *m, Node *n, Diag *d)
 	return 0;
 }
 
+int
+shape_conv3d(Module *m, Node *n, Diag *d)
+{
+	return conv_shape(m, n, d, 1, 2);
+}
+
 /* conv3d_ndhwc: conv3d on channels-last tensors, x [N, D, H, W, Ci] -> [N, OD, OH, OW, Co];
  * the weight is conv3d's [Co, Ci/groups, kd, kh, kw] (the same state_dict key and layout) */
 int
 shape_conv3d_ndhwc(Module *m, Node *n, Diag *d)
 {
-	if (shape_prelude(m, n, d, 0) < 0 || need_float(m, n, d, 0) < 0 ||
-	    need_rank(m, n, d, 0, 5, 5) < 0)
-		return -1;
-	const Type *x = tin(m, n, 0);
-	const Attr *k = at(n, "kernel"), *s = at(n, "stride"), *p = at(n, "pad");
-	const Attr *dl = at(n, "dilation");
-	int64_t cin = x->dims[4], cout = at(n, "cout")->i, g = at(n, "groups")->i;
-	if (check_window(n, d, k, s, p, dl) < 0 || check_groups(n, d, cin, cout, g) < 0)
-		return -1;
-	Type r = *x;
-	r.dims[4] = cout;
-	for (int i = 0; i < 3; i++) {
-		int64_t in = x->dims[1 + i];
-		int64_t o = floordiv(in + 2 * p->ints[i] - dl->ints[i] * (k->ints[i] - 1) - 1,
-		                     s->ints[i]) +
-		            1;
-		if (o < 1)
-			return out_size_error(n, d, i, o, in);
-		r.dims[1 + i] = o;
-	}
-	int64_t wd[5] = { cout, cin / g, k->ints[0], k->ints[1], k->ints[2] };
-	if (param(m, n, d, 1, type_make(x->dtype, 5, wd)) < 0 ||
-	    param(m, n, d, 2, vec(x->dtype, cout)) < 0)
-		return -1;
-	*tout(m, n, 0) = r;
-	return 0;
+	return conv_shape(m, n, d, 4, 1);
 }
 
 int

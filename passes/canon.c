@@ -250,28 +250,6 @@ softmax(Rw *w, const Node *n, const Type *t)
 	return bin(w, OP_div, e, reduce_keep(w, OP_reduce_sum, e, axis));
 }
 
-/* Move the nodes appended for each replaced node to where it stood; drop dead nodes.
- * span[i] = [lo, hi) indices of the appended replacement of node i (empty: none). */
-static void
-place(Module *m, uint32_t norig, const uint32_t (*span)[2])
-{
-	uint32_t cap = m->nnodes, k = 0;
-	Node *nodes = arena_alloc(m->arena, (size_t)cap * sizeof *nodes);
-
-	for (uint32_t i = 0; i < norig; i++) {
-		for (uint32_t j = span[i][0]; j < span[i][1]; j++)
-			nodes[k++] = m->nodes[j];
-		if (!m->nodes[i].dead)
-			nodes[k++] = m->nodes[i];
-	}
-	m->nodes = nodes;
-	m->nnodes = k;
-	m->capnodes = cap;
-	for (uint32_t i = 0; i < k; i++)
-		for (int j = 0; j < nodes[i].nout; j++)
-			m->values[nodes[i].out[j]].def = i;
-}
-
 int
 pass_canon(Module *m, PassCtx *cx)
 {
@@ -309,7 +287,7 @@ pass_canon(Module *m, PassCtx *cx)
 		cx->changed = 1;
 	}
 	if (cx->changed)
-		place(m, norig, (const uint32_t (*)[2])span);
+		pass_place(m, norig, (const uint32_t (*)[2])span, m->nnodes);
 	ir_count_uses(m);
 	return 0;
 }

@@ -316,29 +316,6 @@ rewrite(Lw *w, NodeId i)
 	}
 }
 
-/* place the nodes appended for node i (span[i]) before it, the tail ones last */
-static void
-place(Module *m, uint32_t norig, const uint32_t (*span)[2], uint32_t tail)
-{
-	uint32_t cap = m->nnodes, k = 0;
-	Node *nodes = arena_alloc(m->arena, (size_t)cap * sizeof *nodes);
-
-	for (uint32_t i = 0; i < norig; i++) {
-		for (uint32_t j = span[i][0]; j < span[i][1]; j++)
-			nodes[k++] = m->nodes[j];
-		if (!m->nodes[i].dead)
-			nodes[k++] = m->nodes[i];
-	}
-	for (uint32_t j = tail; j < m->nnodes; j++)
-		nodes[k++] = m->nodes[j];
-	m->nodes = nodes;
-	m->nnodes = k;
-	m->capnodes = cap;
-	for (uint32_t i = 0; i < k; i++)
-		for (int j = 0; j < nodes[i].nout; j++)
-			m->values[nodes[i].out[j]].def = i;
-}
-
 int
 pass_layout(Module *m, PassCtx *cx)
 {
@@ -380,7 +357,7 @@ pass_layout(Module *m, PassCtx *cx)
 		}
 	}
 	if (cx->changed)
-		place(m, norig, (const uint32_t(*)[2])span, tail);
+		pass_place(m, norig, (const uint32_t(*)[2])span, tail);
 	ir_count_uses(m);
 	/* the views and conversions nothing reads any more (last first: a chain dies whole) */
 	for (uint32_t i = m->nnodes; i-- > 0;) {

@@ -51,6 +51,11 @@ const Pass *pass_list(int *n);
 ValueId canon_m4fuse(Module *m, NodeId at, Diag *d);
 ValueId canon_velox(Module *m, const Node *n, Diag *d);   /* n: a copy; 0 after a diag */
 
+/* After a pass appended replacement nodes (passes/pipeline.c): the nodes appended for node i
+ * (span[i] = [lo, hi)) go right before it, those from index tail on go last; dead nodes are
+ * dropped and definitions renumbered.  canon and layout use it. */
+void pass_place(Module *m, uint32_t norig, const uint32_t (*span)[2], uint32_t tail);
+
 /* Dump the module (ir_print) with a header naming the pass. */
 void pass_dump(const Module *m, FILE *f, const char *pass, int changed);
 

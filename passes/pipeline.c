@@ -120,3 +120,28 @@ pass_dump(const Module *m, FILE *f, const char *pass, int changed)
 	ir_print(m, f);
 	fflush(f);
 }
+
+/* After a pass appended replacement nodes: put the nodes appended for node i (indices
+ * span[i][0] .. span[i][1]) right before it, the ones from tail on at the end, drop dead
+ * nodes and renumber the definitions (the node array stays in topological order). */
+void
+pass_place(Module *m, uint32_t norig, const uint32_t (*span)[2], uint32_t tail)
+{
+	uint32_t cap = m->nnodes, k = 0;
+	Node *nodes = arena_alloc(m->arena, (size_t)cap * sizeof *nodes);
+
+	for (uint32_t i = 0; i < norig; i++) {
+		for (uint32_t j = span[i][0]; j < span[i][1]; j++)
+			nodes[k++] = m->nodes[j];
+		if (!m->nodes[i].dead)
+			nodes[k++] = m->nodes[i];
+	}
+	for (uint32_t j = tail; j < m->nnodes; j++)
+		nodes[k++] = m->nodes[j];
+	m->nodes = nodes;
+	m->nnodes = k;
+	m->capnodes = cap;
+	for (uint32_t i = 0; i < k; i++)
+		for (int j = 0; j < nodes[i].nout; j++)
+			m->values[nodes[i].out[j]].def = i;
+}
