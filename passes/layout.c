@@ -319,7 +319,7 @@ rewrite(Lw *w, NodeId i)
 int
 pass_layout(Module *m, PassCtx *cx)
 {
-	Lw w = {m, cx, NULL, 0, 0, cx->opt->layout == LAYOUT_NDHWC, 0};
+	Lw w = {m, cx, NULL, 0, 0, cx->opt->layout == LAYOUT_NDHWC};
 	uint32_t norig = m->nnodes, tail;
 	uint32_t(*span)[2] = arena_zalloc(cx->scratch, (size_t)norig * sizeof *span);
 

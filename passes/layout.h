@@ -23,7 +23,6 @@ typedef struct {
 	uint32_t nhv;
 	NodeId at;   /* the node being rewritten: new nodes take its name and Loc */
 	int target;  /* 1: --layout=ndhwc (convs channels-last); 0: ncdhw */
-	int ncopies; /* permutes materialised */
 } Lw;
 
 extern const Hold lay_cl5; /* channels-last at rank 5: [0, 2, 3, 4, 1] */

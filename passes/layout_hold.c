@@ -107,7 +107,6 @@ permute_by(Lw *w, ValueId x, const int8_t *perm, int r)
 	a[0].present = 1;
 	a[0].n = (uint16_t)r;
 	a[0].ints = p;
-	w->ncopies++;
 	return lay_emit(w, OP_permute, &x, 1, a);
 }
 
