@@ -6,7 +6,8 @@ A benchmark, not a test.  For each model: compile the graph, time `segc run --re
 (tests/reference/) with torch.set_num_threads(T) under no_grad, median after warm-up, in a
 separate process (its Mamba scans: benchutil.patch_scans, a parallel scan in torch ops, unless
 --loop-scan).  Memory: segc's planned arena (the engine's, as `segc run` prints it: memplan's
-activations + the largest kernel scratch) + weight bytes (`segc info --json`) and the
+activations + the largest kernel scratch) + its packed weights (--prepack: the weights'
+load-time forms) + weight bytes (`segc info --json`) and the
 measured ru_maxrss of the `segc run` process; torch: the worker's ru_maxrss and its growth over
 the baseline after `import torch`.  Prints a table and updates bench/results.{json,md}.
 
@@ -175,6 +176,8 @@ def main():
                     "parallel scan of benchutil.patch_scans)")
     ap.add_argument("--layout", choices=("auto", "ncdhw", "ndhwc"), default="auto",
                     help="segc --layout (ndhwc: its rows go to their own table)")
+    ap.add_argument("--prepack", choices=("on", "lean", "off"), default="on",
+                    help="segc --prepack (lean, off: their rows go to their own tables)")
     ap.add_argument("--torch-worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -191,6 +194,8 @@ def main():
                                                            args.threads))
     rows = []
     section = "models_ndhwc" if args.layout == "ndhwc" else "models"
+    if args.prepack != "on":
+        section += "_prepack_" + args.prepack
     for label, graph, refmod, over in models(args.size):
         if args.only and label not in args.only and refmod not in args.only:
             continue
@@ -219,7 +224,7 @@ def main():
             ip = os.path.join(work, "%s.in_%s.npy" % (label, k))
             np.save(ip, a)
             inps.append("%s=%s" % (k, ip))
-        defs = ["--layout=" + args.layout]
+        defs = ["--layout=" + args.layout, "--prepack=" + args.prepack]
         for k, v in over.items():
             v = ",".join(str(e) for e in v) if isinstance(v, (list, tuple)) else v
             defs += ["-D", "%s=%s" % (k, v)]
@@ -248,8 +253,9 @@ def main():
             smed, smin, runs, rss = bu.segc_run_timed(eng, wp, inps, yp, args.repeat,
                                                       args.threads, profile=prof, info=einfo)
             if "arena_mib" in einfo:  # the engine's arena: memplan's + the kernel scratch
-                row.update(arena_mib=einfo["arena_mib"],
-                           segc_planned_mib=einfo["arena_mib"] + wbytes / MIB)
+                row.update(arena_mib=einfo["arena_mib"], packed_mib=einfo.get("packed_mib", 0),
+                           segc_planned_mib=einfo["arena_mib"] + einfo.get("packed_mib", 0) +
+                           wbytes / MIB)
             row.update(segc_ms=smed, segc_min_ms=smin, segc_runs=runs, segc_maxrss_mib=rss / MIB,
                        classes=parse_profile(prof))
             if row.get("gflop"):

@@ -55,7 +55,8 @@ def check(cmd, timeout=1800):
 def segc_run_timed(engine, weights, inp, out, repeat, threads, profile=None, info=None):
     """Runs `segc run --repeat`; returns (median_ms, min_ms, runs, maxrss_bytes).  inp: a path
     or a list of `name=path`; profile: a file for SEGC_PROFILE's per-kernel report; info: a
-    dict that gets the engine's arena_mib (planned activations + the largest kernel scratch)."""
+    dict that gets the engine's arena_mib (planned activations + the largest kernel scratch)
+    and packed_mib (the weights' load-time forms, codegen/prepack.c)."""
     inps = [inp] if isinstance(inp, str) else list(inp)
     env = dict(os.environ)
     if profile:
@@ -88,6 +89,9 @@ def segc_run_timed(engine, weights, inp, out, repeat, threads, profile=None, inf
     ma = re.search(r"arena_mib ([0-9.]+)", text)
     if info is not None and ma:
         info["arena_mib"] = float(ma.group(1))
+    mp = re.search(r"packed_mib ([0-9.]+)", text)
+    if info is not None and mp:
+        info["packed_mib"] = float(mp.group(1))
     return float(kv["median"]), float(kv["min"]), int(kv["runs"]), rss
 
 
@@ -146,8 +150,8 @@ def write_md(res):
            "after warm-up, 2 threads for both segc and PyTorch. Ratio = segc GFLOP/s / torch "
            "GFLOP/s (above 1: segc faster); segc/torch latency = segc ms / torch ms (below 1: segc "
            "faster; target <= 0.5). Memory: segc planned = the engine's arena (the activations "
-           "memplan placed, `segc info` arena_bytes, plus the largest kernel scratch) + weight "
-           "bytes; segc maxrss = the whole `segc run` process "
+           "memplan placed, `segc info` arena_bytes, plus the largest kernel scratch) + the packed "
+           "weights (load-time forms, --prepack) + weight bytes; segc maxrss = the whole `segc run` process "
            "(the segc tool also maps libLLVM, so an application that loads engine.so alone is "
            "smaller); torch maxrss = the worker process, delta = its growth after `import torch` "
            "(weights, activations, allocator caches). On a shared machine the timings are noisy: "
@@ -168,13 +172,17 @@ def write_md(res):
             if r.get("error"):
                 out.append("| ^ error: %s | | | | | | |" % r["error"].replace("|", "/")[:200])
         out.append("")
-    for sec in ("models", "models_ndhwc"):
+    titles = {"models": "",
+              "models_ndhwc": ", segc compiled --layout=ndhwc (channels-last; PyTorch as above)",
+              "models_prepack_lean": ", segc compiled --prepack=lean (only the packs no larger "
+                                     "than their weights at load time)",
+              "models_prepack_off": ", segc compiled --prepack=off (every weight pack in every "
+                                    "run)"}
+    for sec in titles:
         if sec not in res:
             continue
         c = res[sec]
-        out += ["## Whole models%s (%s)" % (
-                    ", segc compiled --layout=ndhwc (channels-last; PyTorch as above)"
-                    if sec == "models_ndhwc" else "", c["date"]), "",
+        out += ["## Whole models%s (%s)" % (titles[sec], c["date"]), "",
                 "Machine: %s; %s threads for segc and PyTorch, median of %s runs after warm-up; "
                 "PyTorch's Mamba scans: %s." % (
                     c["machine"], c.get("threads", "?"), c.get("repeat", "?"),
@@ -191,7 +199,7 @@ def write_md(res):
                 "Rows rerun with --only keep the others' rows; each row's date and runs are in "
                 "the JSON.", "",
                 "| model | input | GFLOP | segc ms | torch ms | segc/torch latency (of the mins) "
-                "| segc planned MiB (arena+weights) | segc maxrss MiB | torch maxrss MiB (delta) "
+                "| segc planned MiB (arena+packed+weights) | segc maxrss MiB | torch maxrss MiB (delta) "
                 "| segc/torch maxrss | segc GFLOP/s | conv GFLOP/s | scan GFLOP/s | n+e GFLOP/s "
                 "| threads | rel err |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -24,11 +24,17 @@ typedef struct {
  * after diagnostics. */
 int cg_lower(const Module *m, Program *p, Diag *d);
 /* Manifest text for m (docs/abi.md), allocated from arena; the arena record is the module's
- * planned arena plus scratch_bytes. */
-const char *cg_manifest(const Module *m, int64_t scratch_bytes, Arena *arena);
+ * planned arena plus scratch_bytes; a packed record when packed_bytes > 0. */
+const char *cg_manifest(const Module *m, int64_t scratch_bytes, int64_t packed_bytes,
+                        Arena *arena);
+/* Move the loops that read only weights into prepack kernels when p->prepack is set
+ * (codegen/prepack.c); sets p->packslot, p->npack, p->packed_bytes, p->scratch_bytes. */
+void cg_prepack(Program *p, const Module *m);
 /* The kernel table both emitters embed as segc_gen_kinfo: "name\tclass\tflops\tbytes\n" per
  * kernel in order (runtime/profile.c, bench/gpu_profile.py); allocated from p->arena. */
 const char *cg_kernel_table(const Program *p);
+/* --emit=kernels: every kernel's kernel IR, the prepack kernels after a header line */
+void cg_print_kernels(const Program *p, FILE *f);
 /* Program.gpu and Program.precision for a target ("cpu", "cuda:sm_90") and a precision
  * ("fp32", "tf32", "bf16"; NULL: fp32); 0, or -1 if either is not one of those. */
 int cg_target(Program *p, const char *target, const char *precision);

@@ -1080,9 +1080,16 @@ trip_count(CudaEmit *e, const KNode *n, int64_t *cnt)
 static int
 check_kernel(CudaEmit *e, const Kernel *k)
 {
-	int blk = 0; /* a block-mapped kernel: the tensor-core prelude declares bf16 */
-	for (uint32_t i = 0; i < k->body->nkids; i++)
-		blk |= k->body->kids[i]->ann == LOOP_BLOCK;
+	/* the tensor-core prelude (any block-mapped kernel) declares bf16; a prepack kernel of
+	 * a block-mapped one (its bf16 weight copy) is emitted with it */
+	const Program *p = e->p;
+	int blk = 0, pack = k >= p->kernels + p->nkernels - p->npack;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *o = &p->kernels[ki];
+		if (o == k || (pack && o->group == k->group))
+			for (uint32_t i = 0; i < o->body->nkids; i++)
+				blk |= o->body->kids[i]->ann == LOOP_BLOCK;
+	}
 	for (uint32_t i = 0; i < k->nbufs; i++)
 		if (!elemtype(k->bufs[i].dtype) ||
 		    (k->bufs[i].dtype == DT_BF16 && !k->bufs[i].shared && !blk))
@@ -1152,8 +1159,9 @@ emit_module(CudaEmit *e)
 			uint32_t nparam = 0;
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				nparam += !k->bufs[b].shared;
-			tput(&e->sched, "launch %s_t%u %lld %lld %lld %u", fname, i, (long long)cnt,
-			     (long long)grid, (long long)block, nparam);
+			tput(&e->sched, "%s %s_t%u %lld %lld %lld %u",
+			     ki + p->npack < p->nkernels ? "launch" : "pack", fname, i,
+			     (long long)cnt, (long long)grid, (long long)block, nparam);
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				if (!k->bufs[b].shared)
 					tput(&e->sched, " %u:%lld", k->bufs[b].slot,
@@ -1265,8 +1273,7 @@ cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d
 		                  o->precision);
 	e.arch = target + strlen("cuda:");
 	if (o->emit_kernels)
-		for (uint32_t i = 0; i < p->nkernels; i++)
-			kir_print(&p->kernels[i], o->emit_kernels);
+		cg_print_kernels(p, o->emit_kernels);
 	if (emit_module(&e) == 0) {
 		const char *manifest = cuda_manifest(&e, target);
 		if (o->emit_cuda) {

@@ -7,7 +7,10 @@
  *     i32 segc_gen_run(i8 **slots, i8 *pool)
  * that, for each kernel in order, fills a buffer table (slots[slot] + offset per buffer) and
  * calls the tasks: segc_rt_parallel_for(pool, fn, table, n) for LOOP_PARALLEL loops,
- * fn(table, 0, n) otherwise (runtime/rt_gen.h).  segc_gen_manifest holds the manifest.
+ * fn(table, 0, n) otherwise (runtime/rt_gen.h).  segc_gen_prepack(slots, pool) does the same
+ * for the prepack kernels (codegen/prepack.c), which the runtime runs once per load_weights,
+ * calling segc_rt_release(base, bytes) after the last reader of a weight only they read.
+ * segc_gen_manifest holds the manifest.
  * Because tasks see buffers only through the table, kernels whose kernel IR is the same (the
  * same block repeated at the same shapes) share one set of task functions: LLVM optimises
  * each distinct kernel once, which is most of the compile time.
@@ -932,14 +935,78 @@ emit_tasks(LlvmEmit *e, const int *rep, const int *owner, int index)
 	return 0;
 }
 
-/* Module 0's segc_gen_run: for each kernel, fill the buffer table and call the tasks of its
- * representative (defined here or declared: another module defines it).  When the runtime
- * sets segc_gen_prof_hook (SEGC_PROFILE, runtime/profile.c), hook(pool, k) is called before
- * kernel k and hook(pool, nkernels) after the last: one load and branch per kernel if not. */
+/* the calls of kernel ki in segc_gen_run or segc_gen_prepack: fill the buffer table, call
+ * the tasks of its representative (defined here or declared: another module defines it) */
+static void
+kernel_calls(LlvmEmit *e, const int *rep, uint32_t ki, LLVMValueRef slots, LLVMValueRef pool,
+             LLVMValueRef table, LLVMValueRef pfor, LLVMTypeRef pft)
+{
+	const Program *p = e->p;
+	const Kernel *k = &p->kernels[ki];
+	const Kernel *r = &p->kernels[rep[ki]];
+	e->k = k;
+	e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
+	load_bases(e, slots);
+	for (uint32_t i = 0; i < k->nbufs; i++) {
+		LLVMValueRef ii = LLVMConstInt(e->t_i64, i, 0);
+		LLVMValueRef at = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, table, &ii, 1, "");
+		LLVMBuildStore(e->b, LLVMBuildBitCast(e->b, e->bases[i], e->t_ptr, ""), at);
+	}
+	for (uint32_t i = 0; i < k->body->nkids; i++) {
+		const KNode *n = k->body->kids[i];
+		char name[256];
+		snprintf(name, sizeof name, "%s_t%u", r->name, i);
+		LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
+		if (!fn) {
+			fn = LLVMAddFunction(e->mod, name, e->t_task);
+			LLVMSetVisibility(fn, LLVMHiddenVisibility);
+		}
+		LLVMValueRef cnt = trip_count(e, n);
+		if (n->ann == LOOP_PARALLEL) {
+			LLVMValueRef args[4] = {pool, fn, table, cnt};
+			LLVMBuildCall2(e->b, pft, pfor, args, 4, "");
+		} else {
+			LLVMValueRef args[3] = {table, LLVMConstInt(e->t_i64, 0, 0), cnt};
+			LLVMBuildCall2(e->b, e->t_task, fn, args, 3, "");
+		}
+	}
+}
+
+/* a hidden i32 (i8 **slots, i8 *pool) function: straight-line calls (thousands for a big
+ * graph); optimising them buys nothing at run time and was a large share of the compile
+ * time.  Its entry block holds one buffer table (an alloca) for every kernel; *table */
+static LLVMValueRef
+schedule_fn(LlvmEmit *e, const char *name, uint32_t lo, uint32_t hi, LLVMValueRef *table)
+{
+	const Program *p = e->p;
+	LLVMTypeRef rargs[2] = {e->t_slots, e->t_ptr};
+	LLVMTypeRef rft = LLVMFunctionType(e->t_i32, rargs, 2, 0);
+	LLVMValueRef fn = LLVMAddFunction(e->mod, name, rft);
+	LLVMSetVisibility(fn, LLVMHiddenVisibility);
+	const char *attrs[] = {"optnone", "noinline"};
+	for (int i = 0; i < 2; i++) {
+		unsigned kind = LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i]));
+		LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+		                        LLVMCreateEnumAttribute(e->cx, kind, 0));
+	}
+	e->fn = fn;
+	uint32_t maxbufs = 1;
+	for (uint32_t ki = lo; ki < hi; ki++)
+		maxbufs = p->kernels[ki].nbufs > maxbufs ? p->kernels[ki].nbufs : maxbufs;
+	LLVMPositionBuilderAtEnd(e->b, llvm_newblock(e, "entry"));
+	*table = LLVMBuildArrayAlloca(e->b, e->t_ptr, LLVMConstInt(e->t_i32, maxbufs, 0), "bufs");
+	return fn;
+}
+
+/* Module 0's segc_gen_run: the calls of every run kernel in order.  When the runtime sets
+ * segc_gen_prof_hook (SEGC_PROFILE, runtime/profile.c), hook(pool, k) is called before
+ * kernel k and hook(pool, nrun) after the last: one load and branch per kernel if not.
+ * segc_gen_prepack: the calls of the prepack kernels (codegen/prepack.c), no hook. */
 static int
 emit_run(LlvmEmit *e, const int *rep)
 {
 	const Program *p = e->p;
+	uint32_t nrun = p->nkernels - p->npack;
 	LLVMTypeRef pargs[4] = {e->t_ptr, LLVMPointerType(e->t_task, 0), e->t_slots, e->t_i64};
 	LLVMTypeRef pft = LLVMFunctionType(e->t_void, pargs, 4, 0);
 	LLVMValueRef pfor = LLVMAddFunction(e->mod, "segc_rt_parallel_for", pft);
@@ -950,29 +1017,10 @@ emit_run(LlvmEmit *e, const int *rep)
 	LLVMValueRef hook = LLVMAddGlobal(e->mod, hpt, "segc_gen_prof_hook");
 	LLVMSetInitializer(hook, LLVMConstNull(hpt));
 	LLVMSetVisibility(hook, LLVMHiddenVisibility);
-	LLVMTypeRef rargs[2] = {e->t_slots, e->t_ptr};
-	LLVMTypeRef rft = LLVMFunctionType(e->t_i32, rargs, 2, 0);
-	LLVMValueRef run = LLVMAddFunction(e->mod, "segc_gen_run", rft);
-	LLVMSetVisibility(run, LLVMHiddenVisibility);
-	/* the schedule is straight-line calls (thousands for a big graph): optimising it buys
-	 * nothing at run time and was a large share of the compile time */
-	const char *attrs[] = {"optnone", "noinline"};
-	for (int i = 0; i < 2; i++) {
-		unsigned kind = LLVMGetEnumAttributeKindForName(attrs[i], strlen(attrs[i]));
-		LLVMAddAttributeAtIndex(run, LLVMAttributeFunctionIndex,
-		                        LLVMCreateEnumAttribute(e->cx, kind, 0));
-	}
-	e->fn = run;
+	LLVMValueRef table;
+	LLVMValueRef run = schedule_fn(e, "segc_gen_run", 0, nrun, &table);
 	LLVMValueRef slots = LLVMGetParam(run, 0), pool = LLVMGetParam(run, 1);
-
-	/* one buffer table, reused by every kernel: an alloca in the entry block */
-	uint32_t maxbufs = 1;
-	for (uint32_t ki = 0; ki < p->nkernels; ki++)
-		maxbufs = p->kernels[ki].nbufs > maxbufs ? p->kernels[ki].nbufs : maxbufs;
-	LLVMPositionBuilderAtEnd(e->b, llvm_newblock(e, "entry"));
-	LLVMValueRef table =
-	    LLVMBuildArrayAlloca(e->b, e->t_ptr, LLVMConstInt(e->t_i32, maxbufs, 0), "bufs");
-	for (uint32_t ki = 0; ki <= p->nkernels; ki++) {
+	for (uint32_t ki = 0; ki <= nrun; ki++) {
 		LLVMValueRef h = LLVMBuildLoad2(e->b, hpt, hook, "");
 		LLVMBasicBlockRef call = llvm_newblock(e, "prof"),
 		                  next = llvm_newblock(e, "kernel");
@@ -982,35 +1030,29 @@ emit_run(LlvmEmit *e, const int *rep)
 		LLVMBuildCall2(e->b, hft, h, hv, 2, "");
 		LLVMBuildBr(e->b, next);
 		LLVMPositionBuilderAtEnd(e->b, next);
-		if (ki == p->nkernels)
-			break;
+		if (ki < nrun)
+			kernel_calls(e, rep, ki, slots, pool, table, pfor, pft);
+	}
+	LLVMBuildRet(e->b, LLVMConstInt(e->t_i32, 0, 0));
+	LLVMTypeRef relargs[2] = {e->t_ptr, e->t_i64};
+	LLVMTypeRef relft = LLVMFunctionType(e->t_void, relargs, 2, 0);
+	LLVMValueRef rel = NULL; /* declared when used: engines without packs need no runtime's */
+	LLVMValueRef pack = schedule_fn(e, "segc_gen_prepack", nrun, p->nkernels, &table);
+	for (uint32_t ki = nrun; ki < p->nkernels; ki++) {
 		const Kernel *k = &p->kernels[ki];
-		const Kernel *r = &p->kernels[rep[ki]];
-		e->k = k;
-		e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
-		load_bases(e, slots);
-		for (uint32_t i = 0; i < k->nbufs; i++) {
-			LLVMValueRef ii = LLVMConstInt(e->t_i64, i, 0);
-			LLVMValueRef at = LLVMBuildInBoundsGEP2(e->b, e->t_ptr, table, &ii, 1, "");
-			LLVMBuildStore(e->b, LLVMBuildBitCast(e->b, e->bases[i], e->t_ptr, ""), at);
-		}
-		for (uint32_t i = 0; i < k->body->nkids; i++) {
-			const KNode *n = k->body->kids[i];
-			char name[256];
-			snprintf(name, sizeof name, "%s_t%u", r->name, i);
-			LLVMValueRef fn = LLVMGetNamedFunction(e->mod, name);
-			if (!fn) {
-				fn = LLVMAddFunction(e->mod, name, e->t_task);
-				LLVMSetVisibility(fn, LLVMHiddenVisibility);
+		kernel_calls(e, rep, ki, LLVMGetParam(pack, 0), LLVMGetParam(pack, 1), table, pfor,
+		             pft);
+		for (uint32_t i = 0; i < k->nrelease; i++) { /* weights only packs read, done */
+			const KBuf *b = &k->bufs[k->release[i]];
+			if (!rel) {
+				rel = LLVMAddFunction(e->mod, "segc_rt_release", relft);
+				LLVMSetVisibility(rel, LLVMHiddenVisibility);
 			}
-			LLVMValueRef cnt = trip_count(e, n);
-			if (n->ann == LOOP_PARALLEL) {
-				LLVMValueRef args[4] = {pool, fn, table, cnt};
-				LLVMBuildCall2(e->b, pft, pfor, args, 4, "");
-			} else {
-				LLVMValueRef args[3] = {table, LLVMConstInt(e->t_i64, 0, 0), cnt};
-				LLVMBuildCall2(e->b, e->t_task, fn, args, 3, "");
-			}
+			uint64_t bytes = (uint64_t)(b->numel * dtype_size(b->dtype));
+			LLVMValueRef args[2] = {
+			    LLVMBuildBitCast(e->b, e->bases[k->release[i]], e->t_ptr, ""),
+			    LLVMConstInt(e->t_i64, bytes, 0)};
+			LLVMBuildCall2(e->b, relft, rel, args, 2, "");
 		}
 	}
 	LLVMBuildRet(e->b, LLVMConstInt(e->t_i32, 0, 0));
@@ -1319,8 +1361,7 @@ cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d
 	if (!o)
 		o = &defaults;
 	if (o->emit_kernels)
-		for (uint32_t i = 0; i < p->nkernels; i++)
-			kir_print(&p->kernels[i], o->emit_kernels);
+		cg_print_kernels(p, o->emit_kernels);
 	LLVMInitializeNativeTarget(); /* once, before any thread */
 	LLVMInitializeNativeAsmPrinter();
 	return emit_parts(p, o, obj_path, d);

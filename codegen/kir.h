@@ -91,6 +91,10 @@ typedef struct {
 	KNode *body;            /* K_block of top-level loops */
 	Cost cost;              /* of the group, for per-kernel GFLOP/s */
 	int group;              /* index into Module.groups */
+	/* a prepack kernel (codegen/prepack.c): the buffers it reads that are weights no later
+	 * kernel reads, whose memory the runtime may release once it has run */
+	const int32_t *release;
+	uint32_t nrelease;
 } Kernel;
 
 /* What codegen produces for one module: the kernels in execution order and the manifest. */
@@ -106,9 +110,20 @@ typedef struct {
 	/* scratch (lw_scratch): slot-0 bytes after the module's planned arena that a kernel may
 	 * use while it runs (kernels run one at a time); the manifest's arena includes them */
 	int64_t scratch_bytes;
+	/* load-time packing (codegen/prepack.c): prepack (KPrepack) is set before cg_lower; then
+	 * the last npack kernels are prepack kernels, run once per load_weights, whose loops read
+	 * only weights and write the packed slot (packslot = 1 + inputs + outputs + weights),
+	 * packed_bytes in all */
+	int prepack;
+	uint32_t npack;
+	uint32_t packslot;
+	int64_t packed_bytes;
 } Program;
 
 typedef enum { KP_FP32, KP_TF32, KP_BF16 } KPrecision;
+/* --prepack: off; on (every weight-only loop); lean (only those whose output is no larger than
+ * the weights they read: the packed copy replaces the weights, memory stays as it was) */
+typedef enum { PREPACK_OFF, PREPACK_ON, PREPACK_LEAN } KPrepack;
 
 /* ---- builder (codegen/kir.c); all nodes from the program arena ---- */
 Kernel *kir_kernel(Program *p, const char *name, Loc loc);

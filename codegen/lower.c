@@ -648,7 +648,8 @@ cg_lower(const Module *m, Program *p, Diag *d)
 	for (uint32_t i = 0; i < m->nnodes; i++)
 		if (!m->nodes[i].dead && m->nodes[i].op == OP_weight)
 			p->nslots++;
-	p->manifest = cg_manifest(m, p->scratch_bytes, p->arena);
+	cg_prepack(p, m);
+	p->manifest = cg_manifest(m, p->scratch_bytes, p->packed_bytes, p->arena);
 	return rc;
 }
 

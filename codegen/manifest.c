@@ -1,9 +1,10 @@
 /* codegen/manifest.c -- the manifest text embedded in engine.so and parsed by the runtime.
  *
  * One record per line (docs/codegen.md, docs/abi.md):
- *   segc-manifest 1 / graph / segc / target / arena / param* / input* / output* / weight* /
- *   macs / flops / kernels / end
- * Slots follow the order of the records: 0 the arena, then inputs, outputs, weights.
+ *   segc-manifest 1 / graph / segc / target / arena / [packed] / param* / input* / output* /
+ *   weight* / macs / flops / kernels / end
+ * Slots follow the order of the records: 0 the arena, then inputs, outputs, weights, then the
+ * packed slot (codegen/prepack.c).
  * Also the profiler's kernel table (cg_kernel_table), which both emitters embed. */
 #include "cg.h"
 
@@ -52,7 +53,7 @@ tensor(Text *t, const char *kind, const char *name, const Type *ty)
 }
 
 const char *
-cg_manifest(const Module *m, int64_t scratch_bytes, Arena *arena)
+cg_manifest(const Module *m, int64_t scratch_bytes, int64_t packed_bytes, Arena *arena)
 {
 	Text t = { arena, NULL, 0, 0 };
 	double macs = 0, flops = 0;
@@ -62,6 +63,8 @@ cg_manifest(const Module *m, int64_t scratch_bytes, Arena *arena)
 	put(&t, "segc " SEGC_VERSION "\n");
 	put(&t, "target cpu\n");
 	put(&t, arena_printf(arena, "arena %lld\n", (long long)(m->arena_bytes + scratch_bytes)));
+	if (packed_bytes > 0)
+		put(&t, arena_printf(arena, "packed %lld\n", (long long)packed_bytes));
 	for (uint32_t i = 0; i < m->nparams; i++) {
 		/* values are written without spaces: "[0.5, 0.7]" -> "[0.5,0.7]" */
 		const char *v = m->params[i].value ? m->params[i].value : "";
@@ -168,7 +171,7 @@ cg_kernel_table(const Program *p)
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 	SEGC_ASSERT(f);
-	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+	for (uint32_t ki = 0; ki + p->npack < p->nkernels; ki++) { /* the run's kernels */
 		const Kernel *k = &p->kernels[ki];
 		double bytes = 0;
 		for (uint32_t i = 0; i < k->nbufs && k->body->nkids; i++) /* none: no loops */
@@ -181,4 +184,16 @@ cg_kernel_table(const Program *p)
 	const char *t = arena_strdup(p->arena, text);
 	free(text);
 	return t;
+}
+
+void
+cg_print_kernels(const Program *p, FILE *f)
+{
+	for (uint32_t i = 0; i < p->nkernels; i++) {
+		if (i == p->nkernels - p->npack)
+			fprintf(f, "; prepack kernels: run once by load_weights, after the weights "
+			           "are in place (%lld packed bytes)\n",
+			        (long long)p->packed_bytes);
+		kir_print(&p->kernels[i], f);
+	}
 }

@@ -12,9 +12,10 @@
  * nodes that use it with cuGraphExecKernelNodeSetParams) unless $SEGC_CUDA_GRAPHS=0, the
  * driver lacks the graph entry points or building the graph fails: then plain launches
  * ($SEGC_CUDA_GRAPHS=2, for tests: graphs or an error, never a silent fallback).
- * Device memory: the arena, one staging buffer per input and output (host-pointer runs), and
- * all weights in one buffer laid out like the host buffer engine.c fills.  A sticky driver
- * error (a kernel fault) marks the engine lost: every later call says so.  No global state:
+ * Device memory: the arena, one staging buffer per input and output (host-pointer runs),
+ * all weights in one buffer laid out like the host buffer engine.c fills, and the packed slot,
+ * which the schedule's "pack" launches fill from the weights once per load_weights.  A sticky
+ * driver error (a kernel fault) marks the engine lost: every later call says so.  No global state:
  * the library handle and every function pointer live on the RtCuda.  libcuda is never
  * dlclosed (unloading the driver under a live process is not supported by NVIDIA). */
 #include <dlfcn.h>
@@ -112,9 +113,11 @@ struct RtCuda {
 	CUstream stream;
 	Launch *launches;
 	int nlaunches;
+	Launch *packs; /* the prepack launches ("pack" lines): once per load_weights */
+	int npacks;
 	int nslots;
 	CUdeviceptr *dslots;
-	CUdeviceptr arena, weights;
+	CUdeviceptr arena, weights, packed;
 	CUdeviceptr *io;    /* staging: inputs then outputs */
 	uint64_t *iosize;   /* bytes of each */
 	uint64_t bytes;     /* device memory held */
@@ -240,43 +243,40 @@ have_graphs(const Driver *d)
 }
 
 /* ---- the schedule: "segc-cuda 1" / "arch sm_XX" / "launch NAME n grid block nbufs s:o.."
- * / "end" ---- */
+ * ... / "pack NAME ..." ... (the same fields) / "end" ---- */
 
+/* the lines starting with key ("launch " or "pack ") from *pp into *ls, *nl */
 static segc_status
-parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
+parse_launches(RtCuda *c, const char **pp, int *lineno, const char *key, Launch **ls, int *nl,
+               char *err, size_t errlen)
 {
-	int cap = 0;
-	const char *p = text;
+	int cap = 0, used;
+	const char *p = *pp;
 	char word[256];
-	int lineno = 1, used;
+	size_t klen = strlen(key);
 
-	if (sscanf(p, "segc-cuda 1\narch %255s\n%n", word, &used) != 1)
-		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
-		               "open: bad CUDA launch schedule header");
-	p += used;
-	lineno = 3;
-	while (strncmp(p, "launch ", 7) == 0) {
+	while (strncmp(p, key, klen) == 0) {
 		Launch *l;
 		long long n, grid, block;
 		int nbufs;
-		if (c->nlaunches == cap) {
+		if (*nl == cap) {
 			cap = cap ? 2 * cap : 16;
-			Launch *nl = realloc(c->launches, (size_t)cap * sizeof *nl);
-			if (!nl)
+			Launch *grown = realloc(*ls, (size_t)cap * sizeof *grown);
+			if (!grown)
 				return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
 				               "open: out of memory");
-			c->launches = nl;
+			*ls = grown;
 		}
-		l = &c->launches[c->nlaunches];
+		l = &(*ls)[*nl];
 		memset(l, 0, sizeof *l);
-		if (sscanf(p, "launch %255s %lld %lld %lld %d%n", word, &n, &grid, &block, &nbufs,
+		if (sscanf(p + klen, "%255s %lld %lld %lld %d%n", word, &n, &grid, &block, &nbufs,
 		           &used) != 5 ||
 		    n < 1 || grid < 1 || grid > 0x7fffffff || block < 1 || block > 1024 ||
 		    nbufs < 0 || nbufs > 4096)
 			return rt_errf(SEGC_ERR_FORMAT, err, errlen,
-			               "open: CUDA launch schedule line %d is malformed", lineno);
-		c->nlaunches++;
-		p += used;
+			               "open: CUDA launch schedule line %d is malformed", *lineno);
+		(*nl)++;
+		p += klen + (size_t)used;
 		l->name = strdup(word);
 		l->n = n;
 		l->grid = (unsigned)grid;
@@ -295,7 +295,7 @@ parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
 			    (int)slot >= c->nslots || off < 0)
 				return rt_errf(SEGC_ERR_FORMAT, err, errlen,
 				               "open: CUDA launch schedule line %d: bad buffer %d",
-				               lineno, b);
+				               *lineno, b);
 			p += used;
 			l->slots[b] = slot;
 			l->offsets[b] = off;
@@ -304,21 +304,40 @@ parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
 		if (*p != '\n')
 			return rt_errf(SEGC_ERR_FORMAT, err, errlen,
 			               "open: CUDA launch schedule line %d has extra fields",
-			               lineno);
+			               *lineno);
 		p++;
-		lineno++;
+		(*lineno)++;
 	}
-	if (strcmp(p, "end\n") != 0)
-		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
-		               "open: CUDA launch schedule line %d: expected launch or end",
-		               lineno);
-	/* the trip count is passed from &l->n, inside c->launches: only now, when the array
+	/* the trip count is passed from &l->n, inside the array: only now, when the array
 	 * has stopped growing (realloc moves it), are those addresses final.  Taking them in the
 	 * loop above left every launch before the last realloc (engines of more than 16
 	 * launches) reading n from freed memory: garbage trip counts, CUDA_ERROR_ILLEGAL_ADDRESS */
-	for (int i = 0; i < c->nlaunches; i++)
-		c->launches[i].params[c->launches[i].nbufs] = &c->launches[i].n;
+	for (int i = 0; i < *nl; i++)
+		(*ls)[i].params[(*ls)[i].nbufs] = &(*ls)[i].n;
+	*pp = p;
 	return SEGC_OK;
+}
+
+static segc_status
+parse_schedule(RtCuda *c, const char *text, char *err, size_t errlen)
+{
+	const char *p = text;
+	char word[256];
+	int lineno = 3, used;
+	segc_status st;
+
+	if (sscanf(p, "segc-cuda 1\narch %255s\n%n", word, &used) != 1)
+		return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+		               "open: bad CUDA launch schedule header");
+	p += used;
+	st = parse_launches(c, &p, &lineno, "launch ", &c->launches, &c->nlaunches, err, errlen);
+	if (st == SEGC_OK)
+		st = parse_launches(c, &p, &lineno, "pack ", &c->packs, &c->npacks, err, errlen);
+	if (st == SEGC_OK && strcmp(p, "end\n") != 0)
+		st = rt_errf(SEGC_ERR_FORMAT, err, errlen,
+		             "open: CUDA launch schedule line %d: expected launch, pack or end",
+		             lineno);
+	return st;
 }
 
 static segc_status
@@ -359,8 +378,8 @@ open_device(RtCuda *c, char *err, size_t errlen)
 	st = parse_schedule(c, segc_gen_cuda_schedule, err, errlen);
 	if (st != SEGC_OK)
 		return st;
-	for (int i = 0; i < c->nlaunches; i++) {
-		Launch *l = &c->launches[i];
+	for (int i = 0; i < c->nlaunches + c->npacks; i++) {
+		Launch *l = i < c->nlaunches ? &c->launches[i] : &c->packs[i - c->nlaunches];
 		if ((r = c->d.ModuleGetFunction(&l->fn, c->mod, l->name)) != 0) {
 			char msg[320];
 			snprintf(msg, sizeof msg, "open: cuModuleGetFunction(%s)", l->name);
@@ -370,6 +389,12 @@ open_device(RtCuda *c, char *err, size_t errlen)
 	if ((st = device_alloc(c, &c->arena, m->arena, "arena", err, errlen)) != SEGC_OK)
 		return st;
 	c->dslots[0] = c->arena;
+	if (m->packed > 0) {
+		st = device_alloc(c, &c->packed, m->packed, "packed weights", err, errlen);
+		if (st != SEGC_OK)
+			return st;
+		c->dslots[c->nslots - 1] = c->packed;
+	}
 	c->io = calloc((size_t)nio + 1, sizeof *c->io);
 	c->iosize = calloc((size_t)nio + 1, sizeof *c->iosize);
 	if (!c->io || !c->iosize)
@@ -448,7 +473,7 @@ rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
 	if (!c)
 		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
 	c->m = m;
-	c->nslots = 1 + m->ninputs + m->noutputs + m->nweights;
+	c->nslots = 1 + m->ninputs + m->noutputs + m->nweights + 1; /* + the packed slot */
 	c->dslots = calloc((size_t)c->nslots, sizeof *c->dslots);
 	c->bound = calloc((size_t)c->nslots, sizeof *c->bound);
 	c->moved = calloc((size_t)c->nslots, sizeof *c->moved);
@@ -663,6 +688,31 @@ prepare(RtCuda *c, char *err, size_t errlen)
 	return SEGC_OK;
 }
 
+/* the prepack launches (codegen/prepack.c) on the weights just copied: plain launches,
+ * their pointers taken from the slots each time (they run once per load_weights) */
+static segc_status
+prepack(RtCuda *c, char *err, size_t errlen)
+{
+	CUresult r = 0;
+
+	for (int i = 0; i < c->npacks && r == 0; i++) {
+		Launch *l = &c->packs[i];
+		for (int b = 0; b < l->nbufs; b++)
+			l->ptrs[b] = c->dslots[l->slots[b]] + (CUdeviceptr)l->offsets[b];
+		r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, 0, c->stream, l->params,
+		                      NULL);
+		if (r != 0) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "load_weights: launching %s", l->name);
+			return drv_err(c, r, msg, err, errlen);
+		}
+	}
+	if (c->npacks > 0 && (r = c->d.StreamSynchronize(c->stream)) != 0)
+		return drv_err(c, r, "load_weights: packing the weights (cuStreamSynchronize)", err,
+		               errlen);
+	return SEGC_OK;
+}
+
 segc_status
 rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size_t errlen)
 {
@@ -701,6 +751,8 @@ rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size
 	for (int i = 0; st == SEGC_OK && i < m->nweights; i++)
 		c->dslots[1 + m->ninputs + m->noutputs + i] =
 		    c->weights + (CUdeviceptr)((const char *)wslots[i] - (const char *)buf);
+	if (st == SEGC_OK)
+		st = prepack(c, err, errlen);
 	if (st == SEGC_OK)
 		st = prepare(c, err, errlen);
 	c->d.CtxPopCurrent(&dummy);
@@ -799,6 +851,8 @@ rt_cuda_close(RtCuda *c)
 			c->d.MemFree(c->arena);
 		if (c->weights)
 			c->d.MemFree(c->weights);
+		if (c->packed)
+			c->d.MemFree(c->packed);
 		graph_drop(c);
 		if (c->stream)
 			c->d.StreamDestroy(c->stream);
@@ -808,14 +862,16 @@ rt_cuda_close(RtCuda *c)
 	}
 	if (c->have_ctx)
 		c->d.DevicePrimaryCtxRelease(c->dev);
-	for (int i = 0; i < c->nlaunches; i++) {
-		free(c->launches[i].name);
-		free(c->launches[i].slots);
-		free(c->launches[i].offsets);
-		free(c->launches[i].ptrs);
-		free(c->launches[i].params);
+	for (int i = 0; i < c->nlaunches + c->npacks; i++) {
+		Launch *l = i < c->nlaunches ? &c->launches[i] : &c->packs[i - c->nlaunches];
+		free(l->name);
+		free(l->slots);
+		free(l->offsets);
+		free(l->ptrs);
+		free(l->params);
 	}
 	free(c->launches);
+	free(c->packs);
 	free(c->io);
 	free(c->iosize);
 	free(c->dslots);

@@ -3,7 +3,8 @@
  * open parses the manifest the generated object carries (segc_gen_manifest), allocates the
  * arena and the slot array, and starts the thread pool; load_weights validates a safetensors
  * image (safetensors.c), matches it against the manifest and copies every weight into one
- * engine-owned, 64-byte aligned buffer; run fills the slots and calls segc_gen_run.  All
+ * engine-owned, 64-byte aligned buffer and runs the prepack kernels (segc_gen_prepack) into the
+ * packed slot; run fills the slots and calls segc_gen_run.  All
  * state lives on the engine; run allocates nothing.  segc_engine_api is the only symbol an
  * engine.so exports. */
 #include <errno.h>
@@ -29,8 +30,9 @@ struct segc_engine {
 	RtManifest m;
 	void *arena;
 	RtPool *pool;
-	void **slots; /* 1 + inputs + outputs + weights */
+	void **slots; /* 1 + inputs + outputs + weights + the packed slot */
 	int nslots;
+	void *packed; /* the prepack kernels' output (manifest "packed"; CPU), else NULL */
 	void *wbuf;   /* all weights, NULL until load_weights succeeds */
 	RtCuda *cuda; /* CUDA engines (manifest target cuda:sm_XX): the device side, cuda.c */
 	char err[ERRLEN];
@@ -72,6 +74,7 @@ engine_close(segc_engine_t *e)
 	rt_pool_free(e->pool);
 	rt_cuda_close(e->cuda);
 	free(e->arena);
+	free(e->packed);
 	free(e->wbuf);
 	free(e->slots);
 	rt_manifest_free(&e->m);
@@ -130,13 +133,20 @@ engine_open(const segc_options *opts, segc_engine_t **out, char *err, size_t err
 		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
 		               "open: cannot allocate the %llu-byte arena", bytes);
 	}
-	e->nslots = 1 + e->m.ninputs + e->m.noutputs + e->m.nweights;
+	if (!e->cuda && e->m.packed > 0 && !(e->packed = alloc_aligned(e->m.packed))) {
+		unsigned long long bytes = (unsigned long long)e->m.packed;
+		engine_close(e);
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
+		               "open: cannot allocate the %llu bytes of packed weights", bytes);
+	}
+	e->nslots = 1 + e->m.ninputs + e->m.noutputs + e->m.nweights + 1;
 	e->slots = calloc((size_t)e->nslots, sizeof *e->slots);
 	if (!e->slots) {
 		engine_close(e);
 		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
 	}
 	e->slots[0] = e->arena;
+	e->slots[e->nslots - 1] = e->packed;
 	e->pool = rt_pool_new(nthreads, &errnum);
 	if (!e->pool) {
 		engine_close(e);
@@ -272,6 +282,12 @@ install_weights(segc_engine_t *e, const char *label, const RtTensorList *l, int 
 			e->wbuf = NULL;
 			return st;
 		}
+	} else if (segc_gen_prepack) {
+		/* the weights' load-time forms (codegen/prepack.c) into the packed slot */
+		int rc = segc_gen_prepack(e->slots, e->pool);
+		if (rc != 0)
+			return set_err(e, SEGC_ERR_DEVICE,
+			               "load_weights: the prepack code failed (status %d)", rc);
 	}
 	return SEGC_OK;
 }

@@ -1,14 +1,15 @@
 /* runtime/manifest.c -- parse and validate the engine manifest (docs/abi.md).
  *
  *   segc-manifest 1
- *   graph <name> / segc <version> / target cpu / arena <bytes>
+ *   graph <name> / segc <version> / target cpu / arena <bytes> / [packed <bytes>]
  *   param <name> <value>                           (any number)
  *   input|output|weight <name> <dtype> <d0,d1,...> (rank 0: "-")
  *   macs <n> / flops <n> / kernels <n>
  *   end
  *
  * Strict: one record per line, fields separated by single spaces, every singleton record
- * exactly once, "end" last, no duplicate names within inputs, outputs, weights or params.
+ * exactly once (packed at most once), "end" last, no duplicate names within inputs, outputs,
+ * weights or params.
  * Every error names the line.  The text is copied once and tokenized in place. */
 #include <errno.h>
 #include <math.h>
@@ -167,7 +168,7 @@ rt_manifest_parse(const char *text, RtManifest *m, char *err, size_t errlen)
 {
 	char *line, *next, *f[MAXFIELDS + 1];
 	int seen[R_COUNT] = {0};
-	int lineno = 0, nf, i, ended = 0, cap = 0, k;
+	int lineno = 0, nf, i, ended = 0, cap = 0, k, packed_seen = 0;
 	segc_tensor_info *t;
 	size_t len;
 	int64_t v;
@@ -275,6 +276,15 @@ rt_manifest_parse(const char *text, RtManifest *m, char *err, size_t errlen)
 					            f[1]);
 				break;
 			}
+			continue;
+		}
+		if (strcmp(f[0], "packed") == 0) { /* optional: the prepack kernels' output */
+			if (nf != 2 || !parse_u63(f[1], &v))
+				return fail(m, err, errlen, lineno, "expected 'packed <bytes>'",
+				            NULL);
+			if (packed_seen++)
+				return fail(m, err, errlen, lineno, "duplicate record", f[0]);
+			m->packed = (uint64_t)v;
 			continue;
 		}
 		if (strcmp(f[0], "param") == 0) {

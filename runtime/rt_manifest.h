@@ -19,6 +19,7 @@ typedef struct {
 	const char *segc_version;
 	const char *target;
 	uint64_t arena;
+	uint64_t packed; /* "packed <bytes>" (optional, default 0): the packed slot's size */
 	double macs, flops;
 	int64_t nkernels;
 	int nparams, ninputs, noutputs, nweights;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rt_gen.h"
 #include "rt_util.h"
 
 segc_status
@@ -158,4 +159,20 @@ rt_file_write_atomic(const char *path, const RtPiece *pieces, int npieces, char 
 	}
 	free(tmp);
 	return SEGC_OK;
+}
+
+/* rt_gen.h: the whole pages inside [p, p + bytes) go back to the system; the range stays
+ * mapped (reads give zeros), so the buffer holding it is freed as before */
+void
+segc_rt_release(void *p, int64_t bytes)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t lo, hi;
+
+	if (pg <= 0 || bytes <= 0)
+		return;
+	lo = ((uintptr_t)p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+	hi = ((uintptr_t)p + (uintptr_t)bytes) & ~((uintptr_t)pg - 1);
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

@@ -57,7 +57,7 @@ typedef struct {
 	const char *out_names[MAXIO], *out_paths[MAXIO];
 	int nout;
 	int json, no_fuse, opt, verify_each, time_passes, threads, repeat, seed, quiet;
-	const char *target, *input_out, *precision, *layout;
+	const char *target, *input_out, *precision, *layout, *prepack;
 } Args;
 
 static const char *help_compile =
@@ -74,7 +74,9 @@ static const char *help_compile =
     "  --list-passes         print the pipeline\n"
     "  --no-fuse             one kernel per op (the reference for fusion tests)\n"
     "  --layout=auto|ncdhw|ndhwc  the network's activation layout (default auto: ncdhw;\n"
-    "                        ndhwc: channels-last convs, cpu only; docs/passes.md)\n"
+    "                        ndhwc: channels-last convs; docs/passes.md)\n"
+    "  --prepack=on|lean|off re-lay weights out once at load time, not on every run\n"
+    "                        (default on; lean: only where it costs no memory; docs/codegen.md)\n"
     "  -O0 .. -O3            LLVM optimisation level (default -O3)\n"
     "  --verify-each         verify the IR after every pass\n"
     "  --time-passes         print each pass's time\n"
@@ -222,6 +224,11 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 				tool_usage("segc",
 				           "--layout expects auto, ncdhw or ndhwc, got '%s'", v);
 			a->layout = v;
+		} else if ((v = optval(argc, argv, &i, "--prepack"))) {
+			if (strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "lean"))
+				tool_usage("segc", "--prepack expects on, lean or off, got '%s'",
+				           v);
+			a->prepack = v;
 		} else if ((v = optval(argc, argv, &i, "--precision"))) {
 			if (strcmp(v, "fp32") && strcmp(v, "tf32") && strcmp(v, "bf16"))
 				tool_usage("segc",
@@ -327,6 +334,13 @@ cmd_compile(int argc, char **argv)
 	if (a.emit && !strcmp(a.emit, "llvm"))
 		co.emit_llvm = stdout;
 	cg_target(&p, co.target, co.precision); /* both validated with the flags */
+	/* --prepack; SEGC_PREPACK=on|lean|off when the flag is absent (A/B runs of suites) */
+	const char *pk = a.prepack ? a.prepack : getenv("SEGC_PREPACK");
+	if (pk && strcmp(pk, "on") && strcmp(pk, "off") && strcmp(pk, "lean"))
+		tool_usage("segc", "SEGC_PREPACK expects on, lean or off, got '%s'", pk);
+	p.prepack = !pk || !strcmp(pk, "on") ? PREPACK_ON
+	            : !strcmp(pk, "lean")    ? PREPACK_LEAN
+	                                     : PREPACK_OFF;
 	int rc = cg_lower(m, &p, &d);
 	char obj[PATH_MAX] = "";
 	if (rc == 0) {
@@ -347,8 +361,11 @@ cmd_compile(int argc, char **argv)
 	if (obj[0])
 		unlink(obj);
 	if (rc == 0 && a.out && !a.quiet && !a.emit)
-		fprintf(stderr, "segc: wrote %s (%u kernels, arena %.2f MiB, %.2f s)\n", a.out,
-		        p.nkernels, m->arena_bytes / 1048576.0, tool_now() - t0);
+		fprintf(stderr,
+		        "segc: wrote %s (%u kernels, arena %.2f MiB, packed weights %.2f MiB, %.2f "
+		        "s)\n",
+		        a.out, p.nkernels - p.npack, m->arena_bytes / 1048576.0,
+		        p.packed_bytes / 1048576.0, tool_now() - t0);
 	arena_free(p.arena);
 	ir_module_free(m);
 	return rc < 0 ? 1 : 0;
@@ -736,8 +753,9 @@ cmd_run(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	fprintf(stderr, "latency_ms median=%.3f min=%.3f first=%.3f runs=%d skipped=%d\n",
 	        ms[skip + nr / 2], ms[skip], first, a.repeat, skip);
-	fprintf(stderr, "peak_rss_mib %.1f arena_mib %.1f\n", ru.ru_maxrss / 1024.0,
-	        api->arena_bytes(en.e) / 1048576.0);
+	const char *pk = strstr(api->manifest(en.e), "\npacked ");
+	fprintf(stderr, "peak_rss_mib %.1f arena_mib %.1f packed_mib %.1f\n", ru.ru_maxrss / 1024.0,
+	        api->arena_bytes(en.e) / 1048576.0, pk ? strtod(pk + 8, NULL) / 1048576.0 : 0.0);
 	free(ms);
 	for (int i = 0; i < no; i++) {
 		int k = a.nout == 0      ? -1

@@ -6,7 +6,8 @@
  * ignored and the kernels come from the emulation library that tests/cuda/segc_cuda.py builds
  * from the same generated CUDA C ($SEGC_FAKE_CUDA_EMU, an ENGINE.emu.so).  The launch schedule
  * ($SEGC_FAKE_CUDA_SCHED, the ENGINE.emu.txt) gives each kernel's parameter count, and every
- * kernel run is checked against its schedule line: same kernel, grid, block and trip count `n`
+ * kernel run is checked against its schedule line (the "launch" lines in a cycle, the "pack"
+ * lines of the prepack kernels in theirs): same kernel, grid, block and trip count `n`
  * (read through the kernel parameter array as a real driver does), every buffer pointer inside
  * one live allocation at the time the kernel runs.  A mismatch fails with
  * CUDA_ERROR_ILLEGAL_ADDRESS and a line on stderr.  Each kernel runs the real grid: every block
@@ -57,6 +58,8 @@ static struct {
 	void (*set)(unsigned, unsigned, unsigned, unsigned);
 	Line *lines;
 	int nlines, next;
+	Line *packs; /* the schedule's "pack" lines (load_weights), their own cycle */
+	int npacks, pnext;
 	struct {
 		char *p;
 		size_t n;
@@ -115,10 +118,14 @@ cuInit(unsigned flags)
 	while (fgets(buf, sizeof buf, f)) {
 		Line l;
 		if (sscanf(buf, "launch %255s %lld %lld %lld %d", l.name, &l.n, &l.grid, &l.block,
-		           &l.nbufs) != 5)
-			continue;
-		F.lines = realloc(F.lines, (size_t)(F.nlines + 1) * sizeof *F.lines);
-		F.lines[F.nlines++] = l;
+		           &l.nbufs) == 5) {
+			F.lines = realloc(F.lines, (size_t)(F.nlines + 1) * sizeof *F.lines);
+			F.lines[F.nlines++] = l;
+		} else if (sscanf(buf, "pack %255s %lld %lld %lld %d", l.name, &l.n, &l.grid,
+		                  &l.block, &l.nbufs) == 5) {
+			F.packs = realloc(F.packs, (size_t)(F.npacks + 1) * sizeof *F.packs);
+			F.packs[F.npacks++] = l;
+		}
 	}
 	fclose(f);
 	return F.set && F.nlines > 0 ? 0 : fail("no launches in the schedule", NULL);
@@ -206,9 +213,11 @@ cuModuleGetFunction(void **out, void *mod, const char *name)
 	*(void **)&fn->fn = dlsym(F.emu, name);
 	snprintf(fn->name, sizeof fn->name, "%s", name);
 	fn->nbufs = -1;
-	for (int i = 0; i < F.nlines; i++)
-		if (!strcmp(F.lines[i].name, name))
-			fn->nbufs = F.lines[i].nbufs;
+	for (int i = 0; i < F.nlines + F.npacks; i++) {
+		const Line *l = i < F.nlines ? &F.lines[i] : &F.packs[i - F.nlines];
+		if (!strcmp(l->name, name))
+			fn->nbufs = l->nbufs;
+	}
 	if (!fn->fn || fn->nbufs < 0 || fn->nbufs >= MAXARGS) {
 		free(fn);
 		return fail("no kernel ", name);
@@ -335,9 +344,13 @@ cuStreamSynchronize(void *s)
 static int
 run_kernel(const Func *fn, unsigned gx, unsigned bx, uint64_t *a, long long n)
 {
-	const Line *l = &F.lines[F.next];
+	int pack = F.npacks > 0 && strstr(fn->name, "_pack_t") != NULL; /* prepack kernels */
+	const Line *l = pack ? &F.packs[F.pnext] : &F.lines[F.next];
 	char msg[1024];
-	F.next = (F.next + 1) % F.nlines;
+	if (pack)
+		F.pnext = (F.pnext + 1) % F.npacks;
+	else
+		F.next = (F.next + 1) % F.nlines;
 	if (strcmp(fn->name, l->name) || gx != l->grid || bx != l->block) {
 		snprintf(msg, sizeof msg,
 		         "launch of %s <<<%u, %u>>> where the schedule says %s "

@@ -12,7 +12,8 @@ have done.  The scenarios, one child each:
   graphs     run x3 (one graph built, then replayed: no parameter update, no plain launch);
              run_device with two sets of device pointers, A, B, A (the graph's kernel nodes
              updated; B's run leaves A's output alone); run again (back to staging); weights
-             reloaded, run again
+             reloaded, run again; other weights loaded (the prepack launches run again: the
+             output matches the CPU engine with those weights), then the first ones again
   nographs   SEGC_CUDA_GRAPHS=0: run, run_device A, B: plain launches only
   olddriver  the driver without graph symbols: run, plain launches
   instfail   cuGraphInstantiateWithFlags fails: the run falls back to plain launches
@@ -68,25 +69,37 @@ class Child:
 
     def open(self):
         self.e = self.api.Engine(self.engine)
-        self.e.load_weights(self.weights)
+        self.loads = 0
+        self.load(self.weights)
         self.drv = ctypes.CDLL("libcuda.so.1")  # the fake the engine loaded
-        self.nlaunch = sum(1 for l in open(os.environ["SEGC_FAKE_CUDA_SCHED"])
-                           if l.startswith("launch "))
+        sched = open(os.environ["SEGC_FAKE_CUDA_SCHED"]).read().splitlines()
+        self.nlaunch = sum(1 for l in sched if l.startswith("launch "))
+        self.npack = sum(1 for l in sched if l.startswith("pack "))
 
-    def stats(self):
+    def load(self, weights):
+        self.e.load_weights(weights)
+        self.loads += 1
+
+    def stats(self, raw=False):
+        """the fake's counters; unless raw, less the prepack launches (plain launches, one
+        set per load_weights), so that the expectations count the run's kernels"""
         out = (ctypes.c_longlong * 8)()
         self.drv.segc_fake_cuda_stats(out)
-        return dict(zip(STATS, out))
+        s = dict(zip(STATS, out))
+        if not raw:
+            s["launch"] -= self.npack * self.loads
+            s["kernels"] -= self.npack * self.loads
+        return s
 
-    def expect(self, what, **want):
-        got = self.stats()
+    def expect(self, what, raw=False, **want):
+        got = self.stats(raw)
         bad = ["%s=%d (expected %s)" % (k, got[k], v) for k, v in want.items()
                if not (v(got[k]) if callable(v) else got[k] == v)]
         if bad:
             raise AssertionError("%s: fake driver counters %s" % (what, ", ".join(bad)))
 
-    def check(self, what, out):
-        err = self.common.max_rel_err(out, self.ref)
+    def check(self, what, out, ref=None):
+        err = self.common.max_rel_err(out, self.ref if ref is None else ref)
         if not err <= 1e-4:
             raise AssertionError("%s: max rel err %.2e against the CPU engine" % (what, err))
 
@@ -151,10 +164,18 @@ class Child:
                     setparams=lambda n: n >= 3)
         self.run("run after run_device")
         updates = self.stats()["setparams"]
-        self.e.load_weights(self.weights)  # the fake never reuses an address: weights move
+        self.load(self.weights)  # the fake never reuses an address: weights move
         self.run("run after load_weights again")
         self.expect("all", instantiate=1, graph_launch=8, launch=0, kernels=8 * L,
                     setparams=lambda n: n > updates)
+        # other weights: the prepack launches must run again (a stale packed copy would
+        # keep the first weights' results), then the first weights once more
+        self.load(os.environ["SEGC_FAKE_W2"])
+        ref2 = self.common.read_npy(os.environ["SEGC_FAKE_REF2"])
+        self.check("run with other weights", self.e.run([self.x])[0], ref2)
+        self.load(self.weights)
+        self.run("run with the first weights again")
+        self.expect("prepack launches", launch=self.npack * self.loads, raw=True)
 
     def nographs(self):
         L = self.nlaunch
@@ -326,10 +347,11 @@ def child(scenario, engine, weights, inp, ref):
     return 0
 
 
-def scenario_env(name, j):
+def scenario_env(name, j, npack):
     env = {"graphs": {}, "nographs": {"SEGC_CUDA_GRAPHS": "0"}, "olddriver": {},
            "instfail": {"SEGC_FAKE_CUDA_FAIL": "instantiate"},
-           "sticky": {"SEGC_FAKE_CUDA_FAIL": "kernel:2"},
+           # the run's 2nd kernel (the prepack kernels run first, in load_weights)
+           "sticky": {"SEGC_FAKE_CUDA_FAIL": "kernel:%d" % (npack + 2)},
            "badenv": {"SEGC_CUDA_GRAPHS": "yes"},
            "strict": {"SEGC_CUDA_GRAPHS": "2", "SEGC_FAKE_CUDA_FAIL": "instantiate"},
            "strictold": {"SEGC_CUDA_GRAPHS": "2"},
@@ -373,7 +395,12 @@ def main(argv):
         subprocess.check_call([segc, "synth", j("cpu.so"), "--weights", j("w.st"), "--input",
                                j("x.npy")])
         common.run_engine(j("cpu.so"), j("w.st"), [j("x.npy")], [j("ref.npy")])
-        launches = sum(1 for l in open(j("gpu.so.emu.txt")) if l.startswith("launch "))
+        subprocess.check_call([segc, "synth", j("cpu.so"), "--weights", j("w2.st"), "--input",
+                               j("x2.npy"), "--seed", "7"])
+        common.run_engine(j("cpu.so"), j("w2.st"), [j("x.npy")], [j("ref2.npy")])
+        sched = open(j("gpu.so.emu.txt")).read().splitlines()
+        launches = sum(1 for l in sched if l.startswith("launch "))
+        npack = sum(1 for l in sched if l.startswith("pack "))
         os.mkdir(j("real"))  # a model case as tests/cuda/gpu_prep.py lays it out
         for src, dst in (("gpu.so", "engine.so"), ("w.st", "w.safetensors"), ("x.npy", "x.npy"),
                          ("ref.npy", "ref.npy")):
@@ -384,9 +411,10 @@ def main(argv):
             # freed memory (the bug of issue #6: n behind a realloc'd array) is never right
             # by luck
             env = dict(os.environ, SEGC_FAKE_CUDA_EMU=j("gpu.so.emu.so"),
-                       MALLOC_PERTURB_="165", SEGC_FAKE_CUDA_SCHED=j("gpu.so.emu.txt"))
+                       MALLOC_PERTURB_="165", SEGC_FAKE_CUDA_SCHED=j("gpu.so.emu.txt"),
+                       SEGC_FAKE_W2=j("w2.st"), SEGC_FAKE_REF2=j("ref2.npy"))
             env.pop("SEGC_CUDA_GRAPHS", None)
-            env.update(scenario_env(name, j))
+            env.update(scenario_env(name, j, npack))
             args = (["--real-child", j("real")] if name == "real" else
                     ["--child", name, j("gpu.so"), j("w.st"), j("x.npy"), j("ref.npy")])
             p = subprocess.run([sys.executable, os.path.abspath(__file__)] + args, env=env,
@@ -398,10 +426,10 @@ def main(argv):
         if failed:
             print("FAIL %s: %s" % (label, " | ".join(failed)))
             return 1
-        print("ok   %s: runtime/cuda.c on the fake driver, %d launches: graph replay, "
-              "run_device parameter updates, SEGC_CUDA_GRAPHS=0/2, no-graph driver, "
-              "instantiate failure, sticky error; outputs match the CPU engine at 1e-4"
-              % (label, launches))
+        print("ok   %s: runtime/cuda.c on the fake driver, %d launches + %d prepack: graph "
+              "replay, run_device parameter updates, weights reloaded (other weights: packed "
+              "again), SEGC_CUDA_GRAPHS=0/2, no-graph driver, instantiate failure, sticky "
+              "error; outputs match the CPU engine at 1e-4" % (label, launches, npack))
         return 0
     finally:
         subprocess.call(["rm", "-rf", tmp])

@@ -79,7 +79,7 @@ def compile_cmd(argv):
     src, sched, manifest = split_source(p.stdout)
     import cubin
     problem = cubin.check_engine(out, arch, [l.split()[1] for l in sched
-                                             if l.startswith("launch ")])
+                                             if l.startswith(("launch ", "pack "))])
     if problem:
         fail("%s: %s" % (out, problem))
     for other in os.environ.get("SEGC_CUDA_ALSO", "").split():
@@ -109,7 +109,7 @@ DT = {"f32": "float32", "i32": "int32", "i64": "int64", "u8": "uint8", "f16": "f
 
 
 def parse_manifest(lines):
-    m = {"input": [], "output": [], "weight": [], "arena": 0}
+    m = {"input": [], "output": [], "weight": [], "arena": 0, "packed": 0}
     for l in lines:
         f = l.split()
         if not f:
@@ -117,8 +117,8 @@ def parse_manifest(lines):
         if f[0] in ("input", "output", "weight"):
             shape = [] if f[3] == "-" else [int(x) for x in f[3].split(",")]
             m[f[0]].append((f[1], f[2], shape))
-        elif f[0] == "arena":
-            m["arena"] = int(f[1])
+        elif f[0] in ("arena", "packed"):
+            m[f[0]] = int(f[1])
     return m
 
 
@@ -168,7 +168,9 @@ def emu_run(argv):
         passthrough(argv)  # not compiled through this wrapper: a CPU engine
     lines = open(eng + ".emu.txt").read().splitlines()
     man = parse_manifest(lines)
-    sched = [l.split() for l in lines if l.startswith("launch ")]
+    # the prepack launches (codegen/prepack.c: what load_weights runs), then the run's
+    sched = ([l.split() for l in lines if l.startswith("pack ")] +
+             [l.split() for l in lines if l.startswith("launch ")])
     slots = [np.zeros(max(man["arena"], 64) // 8 + 1, dtype=np.float64)]  # 8-byte aligned
     inmap = io_pairs(ins, man["input"])
     for name, dt, shape in man["input"]:
@@ -184,6 +186,7 @@ def emu_run(argv):
         if name not in w:
             fail("weight '%s' is missing from %s" % (name, weights))
         slots.append(np.ascontiguousarray(w[name]).astype(DT[dt], copy=False))
+    slots.append(np.zeros(max(man["packed"], 64) // 8 + 1, dtype=np.float64))  # packed slot
     base = [a.ctypes.data for a in slots]
     lib = ctypes.CDLL(os.path.abspath(eng + ".emu.so"))
     lib.segc_emu_set.argtypes = [ctypes.c_uint] * 4

@@ -952,7 +952,7 @@ t_manifest(void)
 	NodeId l = node(OP_linear, in, 3, "fc");
 	ir_add_output(M, out0(l), "logits");
 	M->arena_bytes = 128;
-	const char *t = cg_manifest(M, 0, M->arena);
+	const char *t = cg_manifest(M, 0, 0, M->arena);
 	const char *want = "segc-manifest 1\ngraph tiny\nsegc 0.1.0\ntarget cpu\narena 128\n"
 	                   "param C 8\nparam prune [0.5,0.7]\ninput x f32 2,8\n"
 	                   "output logits f32 2,3\nweight fc.weight f32 3,8\n"

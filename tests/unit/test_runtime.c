@@ -517,6 +517,8 @@ test_manifest(void)
 	    {"segc-manifest 1\ninput x q8 2\n", "line 2: unknown dtype 'q8'"},
 	    {"segc-manifest 1\nweight w f32 2\nweight w f32 2\n", "line 3: duplicate weight 'w'"},
 	    {"segc-manifest 1\narena -5\n", "line 2: bad arena size '-5'"},
+	    {"segc-manifest 1\npacked 12x\n", "line 2: expected 'packed <bytes>'"},
+	    {"segc-manifest 1\npacked 64\npacked 64\n", "line 3: duplicate record 'packed'"},
 	    {"segc-manifest 1\ngraph g\r\n", "line 2: control character"},
 	    {"segc-manifest 1\ngraph g\nsegc 1\ntarget cpu\narena 0\nmacs 0\nflops 0\n"
 	     "kernels 0\n",
@@ -539,7 +541,12 @@ test_manifest(void)
 	CHECK(rt_manifest_parse("segc-manifest 1\ngraph g\nsegc 1\ntarget cpu\narena 0\n"
 	                        "input s f32 -\nmacs 1.5e9\nflops 3e9\nkernels 0\nend",
 	                        &m, err, sizeof err) == SEGC_OK);
-	CHECK(m.ninputs == 1 && m.inputs[0].rank == 0 && m.macs == 1.5e9);
+	CHECK(m.ninputs == 1 && m.inputs[0].rank == 0 && m.macs == 1.5e9 && m.packed == 0);
+	rt_manifest_free(&m);
+	CHECK(rt_manifest_parse("segc-manifest 1\ngraph g\nsegc 1\ntarget cpu\narena 0\n"
+	                        "packed 4096\nmacs 0\nflops 0\nkernels 0\nend",
+	                        &m, err, sizeof err) == SEGC_OK);
+	CHECK(m.packed == 4096);
 	rt_manifest_free(&m);
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK_ERR(rt_manifest_parse(bad[i].text, &m, err, sizeof err), SEGC_ERR_FORMAT, err,
