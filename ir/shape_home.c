@@ -43,7 +43,7 @@ home_operand(const Module *m, const Node *n, Diag *d, int *ax)
 int
 shape_pad_tokens(Module *m, Node *n, Diag *d)
 {
-	int ax;
+	int ax = 0;
 
 	if (home_operand(m, n, d, &ax) < 0)
 		return -1;
@@ -66,7 +66,7 @@ shape_pad_tokens(Module *m, Node *n, Diag *d)
 int
 shape_segment_mean(Module *m, Node *n, Diag *d)
 {
-	int ax;
+	int ax = 0;
 
 	if (home_operand(m, n, d, &ax) < 0)
 		return -1;
