@@ -27,7 +27,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 
-enum { BLOCK = 128, MAXGRID = 1 << 21 };
+enum { BLOCK = 128, MAXGRID = 1 << 21, LANE_STMTS = 48 };
 
 typedef struct {
 	char *s;
@@ -45,6 +45,12 @@ typedef struct {
 	uint8_t *ldg; /* per Kernel.bufs: read through the read-only cache */
 	int nlaunches;
 	int inblock; /* emitting the body of a block-mapped (LOOP_BLOCK) kernel */
+	/* lanes (SEGC_CUDA_ILP, ilp_lanes): each thread runs `lanes` iterations of a parallel
+	 * loop in lock step, statement by statement; a variable with lanevar set is an array
+	 * indexed [u], every statement runs for the lanes whose guard array g<guard>[u] holds */
+	int lanes;
+	uint8_t *lanevar;
+	int guard, nguards;
 } CudaEmit;
 
 static int cuda_node(CudaEmit *e, const KNode *n);
@@ -139,6 +145,18 @@ varname(CudaEmit *e, int var)
 		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 		out(e, "%c", ok ? c : '_');
 	}
+	if (e->lanes && e->lanevar[var])
+		out(e, "[u]");
+}
+
+/* lanes: the head of a statement that runs for every lane its guard holds */
+static void
+lane_head(CudaEmit *e)
+{
+	line(e);
+	out(e, "#pragma unroll\n");
+	line(e);
+	out(e, "for (int u = 0; u < %d; u++) if (g%d[u]) ", e->lanes, e->guard);
 }
 
 /* an f32 immediate: rounded to float like LLVMConstReal, non-finite values by their bits */
@@ -321,9 +339,46 @@ cuda_loop(CudaEmit *e, const KNode *n)
 	return 0;
 }
 
+/* lanes: the branches run under the guards g<t>[u] (the condition, where the enclosing guard
+ * holds) and g<t+1>[u] (its negation there) */
+static int
+cuda_if_lanes(CudaEmit *e, const KNode *n)
+{
+	int outer = e->guard, t = ++e->nguards;
+	++e->nguards;
+	line(e);
+	out(e, "{\n");
+	e->indent++;
+	line(e);
+	out(e, "bool g%d[%d], g%d[%d];\n", t, e->lanes, t + 1, e->lanes);
+	lane_head(e);
+	out(e, "{ g%d[u] = (", t);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, "); g%d[u] = !g%d[u]; }\n", t + 1, t);
+	line(e);
+	out(e, "#pragma unroll\n");
+	line(e);
+	out(e, "for (int u = 0; u < %d; u++) if (!g%d[u]) g%d[u] = g%d[u] = false;\n", e->lanes,
+	    outer, t, t + 1);
+	e->guard = t;
+	if (cuda_node(e, n->body) < 0)
+		return -1;
+	e->guard = t + 1;
+	if (n->c && cuda_node(e, n->c) < 0)
+		return -1;
+	e->guard = outer;
+	e->indent--;
+	line(e);
+	out(e, "}\n");
+	return 0;
+}
+
 static int
 cuda_if(CudaEmit *e, const KNode *n)
 {
+	if (e->lanes)
+		return cuda_if_lanes(e, n);
 	line(e);
 	out(e, "if (");
 	if (cuda_node(e, n->a) < 0)
@@ -349,7 +404,13 @@ cuda_if(CudaEmit *e, const KNode *n)
 static int
 cuda_let(CudaEmit *e, const KNode *n)
 {
+	int indent = e->indent;
+	if (e->lanes) { /* the statement after the lane loop's head, on its line */
+		lane_head(e);
+		e->indent = 0;
+	}
 	line(e);
+	e->indent = indent;
 	varname(e, n->var);
 	out(e, " = ");
 	if (cuda_node(e, n->a) < 0)
@@ -369,7 +430,10 @@ cuda_store(CudaEmit *e, const KNode *n)
 {
 	const KBuf *kb = &e->k->bufs[n->buf];
 	SEGC_ASSERT(n->a->type == KT_I32 || n->a->type == KT_I64);
-	line(e);
+	if (e->lanes)
+		lane_head(e);
+	else
+		line(e);
 	out(e, "b%d[", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -1033,18 +1097,106 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 }
 
 /* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step */
+/* the grid-stride loop of a parallel loop in lanes (ilp_lanes) */
 static int
-task_fn(CudaEmit *e, const KNode *n, int i, int parallel)
+task_lanes(CudaEmit *e, const KNode *n, int lanes)
+{
+	const char *vt = ctype(e->k->vartypes[n->var]);
+	out(e, "\tconst long long G = (long long)gridDim.x * blockDim.x;\n"
+	       "\tfor (long long t0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; t0 < n;"
+	       "\n\t     t0 += %d * G) {\n\t\tbool g0[%d];\n", lanes, lanes);
+	e->lanes = lanes;
+	e->guard = e->nguards = 0;
+	out(e, "#pragma unroll\n\t\tfor (int u = 0; u < %d; u++) {\n"
+	       "\t\t\tconst long long t = t0 + u * G;\n\t\t\tg0[u] = t < n;\n\t\t\t", lanes);
+	varname(e, n->var);
+	out(e, " = (%s)(", vt);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, ") + (%s)t * %lld;\n\t\t}\n", vt, (long long)n->ival);
+	e->indent = 2;
+	int rc = cuda_node(e, n->body);
+	e->lanes = 0;
+	if (rc < 0)
+		return -1;
+	out(e, "\t}\n}\n\n");
+	return 0;
+}
+
+/* 1 if the statements under n can run in lanes: small (*budget statements, counted down),
+ * at most one level of inner loops (depth) of constant bounds (their variables stay scalars:
+ * scalar[]), no block-mapped statements.  Small: the memory-bound kernels (elementwise,
+ * normalize, moments, copies) gain loads in flight; a conv's long bodies four times over
+ * made NVRTC take minutes */
+static int
+lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
+{
+	int64_t c;
+	if (!n)
+		return 1;
+	if (n->kind != K_block && --*budget < 0)
+		return 0;
+	switch ((KKind)n->kind) {
+	case K_loop:
+		if (!kir_const_i64(n->a, &c) || !kir_const_i64(n->b, &c) || n->ann > LOOP_UNROLL ||
+		    depth > 0)
+			return 0;
+		scalar[n->var] = 1;
+		return lanes_fit(n->body, scalar, depth + 1, budget);
+	case K_mma_zero:
+	case K_mma:
+	case K_mma_store:
+	case K_cp_async:
+	case K_cp_wait:
+		return 0;
+	default:
+		break;
+	}
+	for (uint32_t i = 0; i < n->nkids; i++)
+		if (!lanes_fit(n->kids[i], scalar, depth, budget))
+			return 0;
+	return lanes_fit(n->body, scalar, depth, budget) && lanes_fit(n->c, scalar, depth, budget);
+}
+
+/* Lanes of top-level parallel loop n with cnt iterations: $SEGC_CUDA_ILP (2..8; unset: 1, no
+ * lanes) for loops of >= $SEGC_CUDA_ILP_MIN (default 2^16; tests: 1) iterations whose body
+ * fits (lanes_fit).  Each thread then runs
+ * lanes iterations t, t + G, ... (G = the grid's threads: each statement's accesses stay
+ * coalesced) in lock step, so a thread has that many independent loads in flight; iterations
+ * of a parallel loop are independent, so any interleaving of theirs is the loop's meaning.
+ * The grid shrinks by the same factor.  Not measured on a GPU yet: off by default. */
+static int
+ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
+{
+	const char *s = getenv("SEGC_CUDA_ILP"), *m = getenv("SEGC_CUDA_ILP_MIN");
+	int u = s ? atoi(s) : 1;
+	if (u < 2 || u > 8 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
+		return 1;
+	uint8_t *scalar = arena_zalloc(e->p->arena, e->k->nvars + 1);
+	int budget = LANE_STMTS;
+	return lanes_fit(n->body, scalar, 0, &budget) ? u : 1;
+}
+
+static int
+task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
 {
 	const Kernel *k = e->k;
 	out(e, "extern \"C\" __global__ void __launch_bounds__(%d)\n%s_t%d(", BLOCK, k->name, i);
 	params(e);
 	out(e, "\n{\n");
+	uint8_t *scalar = arena_zalloc(e->p->arena, k->nvars + 1);
+	int budget = LANE_STMTS;
+	if (lanes > 1)
+		lanes_fit(n->body, scalar, 0, &budget);
+	e->lanevar = arena_zalloc(e->p->arena, k->nvars + 1);
 	for (uint32_t v = 0; v < k->nvars; v++) {
 		out(e, "\t%s ", ctype(k->vartypes[v]));
 		varname(e, (int)v);
-		out(e, ";\n");
+		e->lanevar[v] = lanes > 1 && !scalar[v];
+		out(e, e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
 	}
+	if (lanes > 1)
+		return task_lanes(e, n, lanes);
 	if (parallel)
 		out(e,
 		    "\tfor (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < n;"
@@ -1145,13 +1297,15 @@ emit_module(CudaEmit *e)
 			int par = n->ann == LOOP_PARALLEL, blk = n->ann == LOOP_BLOCK;
 			if (blk && block_threads(e, n, &T) < 0)
 				return -1;
+			int lanes = blk ? 1 : ilp_lanes(e, n, cnt);
 			if (fname == k->name &&
-			    (blk ? block_fn(e, n, (int)i, T) : task_fn(e, n, (int)i, par)) < 0)
+			    (blk ? block_fn(e, n, (int)i, T)
+			         : task_fn(e, n, (int)i, par, lanes)) < 0)
 				return -1;
 			if (cnt == 0)
 				continue;
 			int64_t block = par ? (cnt >= BLOCK ? BLOCK : (cnt + 31) / 32 * 32) : 1;
-			int64_t grid = par ? (cnt + block - 1) / block : 1;
+			int64_t grid = par ? (cnt + block * lanes - 1) / (block * lanes) : 1;
 			if (blk) /* one block per iteration */
 				block = T, grid = cnt;
 			if (grid > MAXGRID)

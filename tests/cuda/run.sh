@@ -100,14 +100,15 @@ if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: cl
 # (110 launches: issue #6, launches before the last realloc of the schedule read n from freed
 # memory, CUDA_ERROR_ILLEGAL_ADDRESS on the H200), and tiny with 16 channels at tf32, whose
 # tensor-core conv's weight copy is a prepack launch (codegen/prepack.c: run by load_weights,
-# again for other weights); SEGC_EMU_EXACT: the emulated MMAs do not round, so 1e-4 holds
+# again for other weights), compiled with 4 lanes per thread (SEGC_CUDA_ILP: the grids the
+# schedule gives, the full grid run); SEGC_EMU_EXACT: the emulated MMAs do not round
 for case in "graphs/tiny.json" "graphs/segresnet.json -D size=16,16,16" \
 	"tf32 graphs/tiny.json -D C=16 -D size=8"; do
-	prec=fp32
-	case $case in tf32\ *) prec=tf32 case=${case#tf32 } ;; esac
+	prec=fp32 ilp=1
+	case $case in tf32\ *) prec=tf32 ilp=4 case=${case#tf32 } ;; esac
 	# shellcheck disable=SC2086
-	SEGC_PRECISION=$prec SEGC_EMU_EXACT=1 SEGC=$SEGC $PY tests/cuda/fake_run.py $case \
-		>"$tmp/fake.out" 2>&1
+	SEGC_PRECISION=$prec SEGC_EMU_EXACT=1 SEGC_CUDA_ILP=$ilp SEGC_CUDA_ILP_MIN=1 SEGC=$SEGC \
+		$PY tests/cuda/fake_run.py $case >"$tmp/fake.out" 2>&1
 	msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
 	case $msg in
 	"ok "*) ok "${msg#ok   }" ;;
@@ -177,6 +178,12 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 			$PY "$t" $only >"$tmp/ops.out" 2>&1
 		tally "$tmp/ops.out" "ops $(basename "$t")" "$(basename "$t")"
 	done
+	# the memory-bound families with 4 lanes per thread (SEGC_CUDA_ILP; every loop that
+	# fits, however short), against PyTorch as above
+	SEGC_CUDA_ILP=4 SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py \
+		$PY tests/ops/test_ops.py --engine-only \
+		--only instance_norm,softmax,add,upsample,max_pool3d,concat >"$tmp/ops.out" 2>&1
+	tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=4)" "test_ops.py lanes"
 fi
 # the load prologue cases with the tensor-core precisions (the conv forms that apply it;
 # tolerances 2e-3 tf32, 2e-2 bf16): the cases the tensor-core form takes, and two SIMT ones
