@@ -1030,6 +1030,19 @@ shared_pool(CudaEmit *e)
 	return gpu;
 }
 
+/* "var = (T)(lo) + (T)t * step;" of top-level loop n, at the current position */
+static int
+loop_start(CudaEmit *e, const KNode *n)
+{
+	const char *vt = ctype(e->k->vartypes[n->var]);
+	varname(e, n->var);
+	out(e, " = (%s)(", vt);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, ") + (%s)t * %lld;\n", vt, (long long)n->ival);
+	return 0;
+}
+
 /* a block-mapped top-level loop n (LOOP_BLOCK over [lo, hi), body: thread loop [0, T)):
  *     static __device__ void <kernel>_t<i>_body(...) { shared tiles; locals;
  *         for (t = blockIdx.x; t < n; t += gridDim.x) { b = lo + t*step; th = threadIdx.x; .. } }
@@ -1067,11 +1080,9 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	if (nacc)
 		out(e, "\tsegc_acc_t segc_acc[%d];\n", nacc);
 	out(e, "\tfor (long long t = blockIdx.x; t < n; t += gridDim.x) {\n\t\t");
-	varname(e, n->var);
-	out(e, " = (%s)(", ctype(k->vartypes[n->var]));
-	if (cuda_node(e, n->a) < 0)
+	if (loop_start(e, n) < 0)
 		return -1;
-	out(e, ") + (%s)t * %lld;\n\t\t", ctype(k->vartypes[n->var]), (long long)n->ival);
+	out(e, "\t\t");
 	varname(e, th->var);
 	out(e, " = (%s)threadIdx.x;\n", ctype(k->vartypes[th->var]));
 	e->indent = 2;
@@ -1096,12 +1107,10 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	return 0;
 }
 
-/* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step */
 /* the grid-stride loop of a parallel loop in lanes (ilp_lanes) */
 static int
 task_lanes(CudaEmit *e, const KNode *n, int lanes)
 {
-	const char *vt = ctype(e->k->vartypes[n->var]);
 	out(e, "\tconst long long G = (long long)gridDim.x * blockDim.x;\n"
 	       "\tfor (long long t0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; t0 < n;"
 	       "\n\t     t0 += %d * G) {\n\t\tbool g0[%d];\n", lanes, lanes);
@@ -1109,11 +1118,9 @@ task_lanes(CudaEmit *e, const KNode *n, int lanes)
 	e->guard = e->nguards = 0;
 	out(e, "#pragma unroll\n\t\tfor (int u = 0; u < %d; u++) {\n"
 	       "\t\t\tconst long long t = t0 + u * G;\n\t\t\tg0[u] = t < n;\n\t\t\t", lanes);
-	varname(e, n->var);
-	out(e, " = (%s)(", vt);
-	if (cuda_node(e, n->a) < 0)
+	if (loop_start(e, n) < 0)
 		return -1;
-	out(e, ") + (%s)t * %lld;\n\t\t}\n", vt, (long long)n->ival);
+	out(e, "\t\t}\n");
 	e->indent = 2;
 	int rc = cuda_node(e, n->body);
 	e->lanes = 0;
@@ -1177,6 +1184,7 @@ ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 	return lanes_fit(n->body, scalar, 0, &budget) ? u : 1;
 }
 
+/* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step */
 static int
 task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
 {
@@ -1205,11 +1213,8 @@ task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
 		out(e, "\tif (blockIdx.x != 0 || threadIdx.x != 0)\n\t\treturn;\n"
 		       "\tfor (long long t = 0; t < n; t++) {\n");
 	out(e, "\t\t");
-	varname(e, n->var);
-	out(e, " = (%s)(", ctype(k->vartypes[n->var]));
-	if (cuda_node(e, n->a) < 0)
+	if (loop_start(e, n) < 0)
 		return -1;
-	out(e, ") + (%s)t * %lld;\n", ctype(k->vartypes[n->var]), (long long)n->ival);
 	e->indent = 2;
 	if (cuda_node(e, n->body) < 0)
 		return -1;
