@@ -53,20 +53,36 @@ tally() {
 	t_last=$(date +%s)
 }
 
+# compile "$tmp/$1" for arch $2 with the flags after: $1.so, $1.cu (--emit=cuda), $1.err and
+# $1.rc (segc's status), in the background; NVRTC uses one core, CI has two: callers start
+# two and wait
+compile_bg() {
+	(o=$1 a=$2
+	shift 2
+	"$SEGC" "$@" --target cuda:"$a" --emit=cuda -o "$tmp/$o.so" >"$tmp/$o.cu" 2>"$tmp/$o.err"
+	echo $? >"$tmp/$o.rc") &
+}
+
 for g in graphs/*.json; do
 	name=$(basename "$g" .json)
+	compile_bg "$name.sm_80" sm_80 "$g"
+	compile_bg "$name.sm_90" sm_90 "$g"
+	wait
+	cp "$tmp/$name.sm_90.so" "$tmp/$name.so" 2>/dev/null
 	for arch in sm_80 sm_90; do
-		if ! "$SEGC" "$g" --target cuda:$arch --emit=cuda -o "$tmp/$name.so" >"$tmp/$name.cu" 2>"$tmp/err"; then
+		if [ "$(cat "$tmp/$name.$arch.rc")" != 0 ]; then
 			if ! "$SEGC" "$g" -o "$tmp/cpu.so" >/dev/null 2>&1; then
-				echo "skip $name: does not compile for the CPU either: $(head -c 200 "$tmp/err")"
+				echo "skip $name: does not compile for the CPU either:" \
+					"$(head -c 200 "$tmp/$name.$arch.err")"
 				break
 			fi
-			bad "$name $arch: $(head -c 300 "$tmp/err")"
+			bad "$name $arch: $(head -c 300 "$tmp/$name.$arch.err")"
 			continue
 		fi
+		cp "$tmp/$name.$arch.cu" "$tmp/$name.cu"
 		kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$name.cu")
 		# shellcheck disable=SC2086
-		msg=$($PY tests/cuda/cubin.py "$tmp/$name.so" $arch $kernels) || { bad "$msg"; continue; }
+		msg=$($PY tests/cuda/cubin.py "$tmp/$name.$arch.so" $arch $kernels) || { bad "$msg"; continue; }
 		# nvcc as a second, independent compiler (small graphs only: it is slow)
 		# (sm_90 only: NVRTC and ptxas check both archs, nvcc checks the source once)
 		if [ "$arch" = sm_90 ] && [ -x "$CUDA/bin/nvcc" ] &&
@@ -76,7 +92,7 @@ for g in graphs/*.json; do
 				continue
 			fi
 		fi
-		ok "$name $arch: $(echo "$kernels" | wc -w) kernels, cubin $(wc -c <"$tmp/$name.so") bytes engine"
+		ok "$name $arch: $(echo "$kernels" | wc -w) kernels, cubin $(wc -c <"$tmp/$name.$arch.so") bytes engine"
 	done
 done
 
@@ -97,12 +113,12 @@ if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: cl
 
 # runtime/cuda.c on a fake driver (tests/cuda/fake_cuda.c: host memory, the emulated kernels,
 # every launch's grid, block, n and buffers checked against the schedule): tiny, and segresnet
-# (110 launches: issue #6, launches before the last realloc of the schedule read n from freed
+# at 8^3 (177 launches: issue #6, launches before the last realloc of the schedule read n from freed
 # memory, CUDA_ERROR_ILLEGAL_ADDRESS on the H200), and tiny with 16 channels at tf32, whose
 # tensor-core conv's weight copy is a prepack launch (codegen/prepack.c: run by load_weights,
 # again for other weights), compiled with 4 lanes per thread (SEGC_CUDA_ILP: the grids the
 # schedule gives, the full grid run); SEGC_EMU_EXACT: the emulated MMAs do not round
-for case in "graphs/tiny.json" "graphs/segresnet.json -D size=16,16,16" \
+for case in "graphs/tiny.json" "graphs/segresnet.json -D size=8,8,8" \
 	"tf32 graphs/tiny.json -D C=16 -D size=8"; do
 	prec=fp32 ilp=1
 	case $case in tf32\ *) prec=tf32 ilp=4 case=${case#tf32 } ;; esac
@@ -121,11 +137,14 @@ done
 # both precisions for both archs too, but that takes minutes: not in this stage)
 for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicunet.json; do
 	name=$(basename "$g" .json)
+	compile_bg "$name.tf32" sm_90 "$g" --precision=tf32
+	compile_bg "$name.bf16" sm_80 "$g" --precision=bf16
+	wait
 	for pa in tf32:sm_90 bf16:sm_80; do
 		prec=${pa%%:*}
 		arch=${pa#*:}
-		if ! "$SEGC" "$g" --target cuda:$arch --precision=$prec --emit=cuda -o "$tmp/$name.$prec.so" >"$tmp/$name.$prec.cu" 2>"$tmp/err"; then
-			bad "$name $prec $arch: $(head -c 300 "$tmp/err")"
+		if [ "$(cat "$tmp/$name.$prec.rc")" != 0 ]; then
+			bad "$name $prec $arch: $(head -c 300 "$tmp/$name.$prec.err")"
 			continue
 		fi
 		kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$name.$prec.cu")
@@ -182,7 +201,7 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 	# fits, however short), against PyTorch as above
 	SEGC_CUDA_ILP=4 SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py \
 		$PY tests/ops/test_ops.py --engine-only \
-		--only instance_norm,softmax,add,upsample,max_pool3d,concat >"$tmp/ops.out" 2>&1
+		--only instance_norm,add,upsample >"$tmp/ops.out" 2>&1
 	tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=4)" "test_ops.py lanes"
 fi
 # the load prologue cases with the tensor-core precisions (the conv forms that apply it;

@@ -14,6 +14,8 @@ matmul's packed B.  For each, against PyTorch (CPU, float32) within TOL (relativ
   - weights reloaded through the ABI (tests/cuda/segc_api.py): weights A, run; weights B from
     a file, run (= PyTorch with B: a packed copy left from A fails this); A again from memory.
 Also: --prepack and SEGC_PREPACK with a bad value are one-line usage errors (exit 2).
+The ASan pass (SEGC_TEST_QUICK) runs every other case's packed engine through `segc run` (A,
+then B, each a fresh engine), since an ASan engine does not load into this process.
 Arguments: run the cases whose name holds one of them.  Prints one line per case, ends with
 `N passed, M failed`; exit 1 on a failure.
 """
@@ -118,34 +120,53 @@ def run_case(d, tag0, name, shape, body, make, packed, env):
     if (packed in pack_kernels(emit_kernels(gp, ["--prepack=lean"], env))) == grows:
         raise RuntimeError("--prepack=lean: %s %s" % (packed, "packed" if grows else "missing"))
     outs, arenas = {}, {}
-    for tag, extra in (("on", []), ("off", ["--prepack=off"])):
+    builds = (("on", []), ("off", ["--prepack=off"]))
+    for tag, extra in builds[:1] if cm.QUICK else builds:
         eng = os.path.join(d, "%s-%s.so" % (tag0, tag))  # dlopen caches by path
         cm.compile_graph(gp, eng, extra, env=env)
-        e = segc_api.Engine(eng)
-        try:
-            manifest = e.api.manifest(e.e).decode()
-            if ("\npacked " in manifest) != (tag == "on"):
-                raise RuntimeError("%s: manifest packed record wrong:\n%s" % (tag, manifest))
-            arenas[tag] = e.arena_bytes()
-            e.load_weights(pa)
-            outs[tag] = e.run([xa])[0]
-            e.load_weights(pb)
-            got_b = e.run([xa])[0]
-            with open(pa, "rb") as f:
-                e.load_weights(f.read())
-            got_a = e.run([xa])[0]
-        finally:
-            e.close()
+        if cm.QUICK:  # the ASan pass: `segc run` (an ASan engine does not load into python)
+            outs[tag], got_b = (segc_run(d, eng, w, xa) for w in (pa, pb))
+            got_a = outs[tag]
+        else:
+            outs[tag], got_b, got_a, arenas[tag] = abi_runs(eng, tag, xa, pa, pb)
         for what, got, ref in (("A", outs[tag], ya), ("B after A", got_b, yb),
                                ("A again from memory", got_a, ya)):
             err = cm.max_rel_err(got, ref)
             if not err <= TOL:
                 raise RuntimeError("%s, weights %s: max rel err %.2e > %g" % (tag, what, err, TOL))
+    if cm.QUICK:
+        return "segc run only (packed engine)"
     if not np.array_equal(outs["on"], outs["off"]):
         raise RuntimeError("packed and unpacked engines differ")
     if arenas["on"] > arenas["off"]:
         raise RuntimeError("arena grew with prepack: %d > %d" % (arenas["on"], arenas["off"]))
     return "arena %d -> %d bytes" % (arenas["off"], arenas["on"])
+
+
+def abi_runs(eng, tag, xa, pa, pb):
+    """through the ABI: the manifest's packed record, then weights A, B, A again (from
+    memory) on one engine; (out A, out B, out A again, arena bytes)"""
+    e = segc_api.Engine(eng)
+    try:
+        manifest = e.api.manifest(e.e).decode()
+        if ("\npacked " in manifest) != (tag == "on"):
+            raise RuntimeError("%s: manifest packed record wrong:\n%s" % (tag, manifest))
+        e.load_weights(pa)
+        ya = e.run([xa])[0]
+        e.load_weights(pb)
+        yb = e.run([xa])[0]
+        with open(pa, "rb") as f:
+            e.load_weights(f.read())
+        return ya, yb, e.run([xa])[0], e.arena_bytes()
+    finally:
+        e.close()
+
+
+def segc_run(d, eng, weights, x):
+    xp, yp = os.path.join(d, "x.npy"), os.path.join(d, "y.npy")
+    cm.write_npy(xp, x)
+    cm.run_engine(eng, weights, xp, yp)
+    return cm.read_npy(yp)
 
 
 def reference(body, x, w):
