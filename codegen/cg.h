@@ -47,6 +47,8 @@ int cg_link(const char *obj_path, const CgOptions *o, const char *out_path, Diag
  * 0, or -1 after diagnostics. */
 int cg_merge_objects(const char *const *objs, int n, const char *out_path, Diag *d);
 int cg_unsupported(Diag *d, const Kernel *k, const char *backend, const char *what);
+/* Threads a compile may use: the online CPUs, or $SEGC_COMPILE_THREADS; at most 8. */
+int cg_compile_threads(void);
 /* Emit the host object for o->target "cuda:sm_90" or "cuda:sm_80": CUDA C from the kernels
  * (printed to o->emit_cuda if set), compiled by NVRTC, with the manifest and the launch
  * schedule (codegen/emit_cuda.c, docs/cuda.md).  0, or -1 after diagnostics. */

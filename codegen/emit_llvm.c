@@ -1198,20 +1198,12 @@ fnv1a(const char *s)
 	return h;
 }
 
-/* How many modules: the online CPUs (or $SEGC_COMPILE_THREADS), at most 8 and at most one
- * per distinct kernel. */
+/* How many modules: cg_compile_threads(), at most one per distinct kernel. */
 static int
 count_parts(int ndistinct)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	const char *s = getenv("SEGC_COMPILE_THREADS");
-	if (s && atoi(s) > 0)
-		n = atoi(s);
-	if (n > 8)
-		n = 8;
-	if (n > ndistinct)
-		n = ndistinct;
-	return n < 1 ? 1 : (int)n;
+	int n = cg_compile_threads();
+	return n > ndistinct ? (ndistinct < 1 ? 1 : ndistinct) : n;
 }
 
 typedef struct {

@@ -150,6 +150,16 @@ cg_link(const char *obj_path, const CgOptions *o, const char *out_path, Diag *d)
 }
 
 int
+cg_compile_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *s = getenv("SEGC_COMPILE_THREADS");
+	if (s && atoi(s) > 0)
+		n = atoi(s);
+	return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+int
 cg_merge_objects(const char *const *objs, int n, const char *out_path, Diag *d)
 {
 	char errbuf[2048];

@@ -9,7 +9,7 @@
 #   4. tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through
 #      NVRTC; tests/cuda/test_mma.py: the tensor-core GEMM kernels emulated (exact, and with the
 #      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2;
-#   5. every op case of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
+#   5. op cases of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
 #      PyTorch at 1e-4; with them the load prologue cases (tests/ops/test_fusion_prologue.py);
 #   6. the channels-last conv3d_ndhwc forms (tests/cuda/test_conv_cl.py --suite: tensor-core
@@ -54,12 +54,13 @@ tally() {
 }
 
 # compile "$tmp/$1" for arch $2 with the flags after: $1.so, $1.cu (--emit=cuda), $1.err and
-# $1.rc (segc's status), in the background; NVRTC uses one core, CI has two: callers start
-# two and wait
+# $1.rc (segc's status), in the background, on one thread (no --split-compile); CI has two
+# cores: callers start two and wait
 compile_bg() {
 	(o=$1 a=$2
 	shift 2
-	"$SEGC" "$@" --target cuda:"$a" --emit=cuda -o "$tmp/$o.so" >"$tmp/$o.cu" 2>"$tmp/$o.err"
+	SEGC_COMPILE_THREADS=1 "$SEGC" "$@" --target cuda:"$a" --emit=cuda -o "$tmp/$o.so" \
+		>"$tmp/$o.cu" 2>"$tmp/$o.err"
 	echo $? >"$tmp/$o.rc") &
 }
 
@@ -179,8 +180,7 @@ fi
 emu_sets="tests/ops/test_ops.py:conv3d,conv_transpose3d,instance_norm,group_norm,softmax,linear,matmul,max_pool3d,avg_pool3d,upsample,concat,permute,gelu,add
 tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool
 tests/ops/test_ops_gpured.py
-tests/ops/test_ops_gpuforms.py
-tests/ops/test_fusion_prologue.py"
+tests/ops/test_ops_gpuforms.py"
 also=
 if [ "${CUDA_OPS:-1}" = all ]; then
 	emu_sets="$(ls tests/ops/test_ops*.py) tests/ops/test_fusion_prologue.py"
@@ -204,13 +204,14 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		--only instance_norm,upsample >"$tmp/ops.out" 2>&1
 	tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=4)" "test_ops.py lanes"
 fi
-# the load prologue cases with the tensor-core precisions (the conv forms that apply it;
-# tolerances 2e-3 tf32, 2e-2 bf16): the cases the tensor-core form takes, and two SIMT ones
-# (every case: CUDA_OPS=all)
+# the load prologue cases (tests/ops/test_fusion_prologue.py), fp32 and the tensor-core
+# precisions (tolerances 1e-4, 2e-3 tf32, 2e-2 bf16): the cases the tensor-core form takes,
+# and two SIMT ones (every case: CUDA_OPS=all, fp32 with the op sets above)
 pro_cases="leaky_k3_p1 leaky_k3_s2 conv_inorm_leaky_conv bn_relu_k3 c16 fill1 gn two"
-[ "${CUDA_OPS:-1}" = all ] && pro_cases=
+pro_precs="fp32 tf32 bf16"
+[ "${CUDA_OPS:-1}" = all ] && pro_cases= pro_precs="tf32 bf16"
 if [ "${CUDA_OPS:-1}" != 0 ]; then
-	for prec in tf32 bf16; do
+	for prec in $pro_precs; do
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_PRECISION=$prec \
 			$PY tests/ops/test_fusion_prologue.py $pro_cases >"$tmp/pro.out" 2>&1
