@@ -43,6 +43,7 @@ typedef struct {
 	Text sched;       /* the launch schedule */
 	int indent;
 	uint8_t *ldg; /* per Kernel.bufs: read through the read-only cache */
+	uint8_t *blkgroup; /* per Kernel.group: one of its kernels is block-mapped */
 	int nlaunches;
 	int inblock; /* emitting the body of a block-mapped (LOOP_BLOCK) kernel */
 	/* lanes (SEGC_CUDA_ILP, ilp_lanes): each thread runs `lanes` iterations of a parallel
@@ -1241,12 +1242,9 @@ check_kernel(CudaEmit *e, const Kernel *k)
 	 * a block-mapped one (its bf16 weight copy) is emitted with it */
 	const Program *p = e->p;
 	int blk = 0, pack = k >= p->kernels + p->nkernels - p->npack;
-	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
-		const Kernel *o = &p->kernels[ki];
-		if (o == k || (pack && o->group == k->group))
-			for (uint32_t i = 0; i < o->body->nkids; i++)
-				blk |= o->body->kids[i]->ann == LOOP_BLOCK;
-	}
+	for (uint32_t i = 0; i < k->body->nkids; i++)
+		blk |= k->body->kids[i]->ann == LOOP_BLOCK;
+	blk |= pack && e->blkgroup[k->group];
 	for (uint32_t i = 0; i < k->nbufs; i++)
 		if (!elemtype(k->bufs[i].dtype) ||
 		    (k->bufs[i].dtype == DT_BF16 && !k->bufs[i].shared && !blk))
@@ -1263,11 +1261,14 @@ static int
 emit_module(CudaEmit *e)
 {
 	const Program *p = e->p;
-	int mma = 0;
+	int mma = 0, ngroups = 0;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++)
+		ngroups = p->kernels[ki].group >= ngroups ? p->kernels[ki].group + 1 : ngroups;
+	e->blkgroup = arena_zalloc(p->arena, (size_t)ngroups + 1);
 	for (uint32_t ki = 0; ki < p->nkernels; ki++)
 		for (uint32_t i = 0; i < p->kernels[ki].body->nkids; i++)
 			if (p->kernels[ki].body->kids[i]->ann == LOOP_BLOCK)
-				mma = 1;
+				mma = e->blkgroup[p->kernels[ki].group] = 1;
 	out(e, "%s", prelude);
 	if (mma) /* block-mapped kernels: shared tiles, barriers, tensor cores */
 		out(e, "#define SEGC_KF %d\n%s", p->precision == KP_BF16 ? 16 : 8, prelude_mma);

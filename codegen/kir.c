@@ -542,6 +542,52 @@ kir_signature(const Program *p, const Kernel *k, const char *extra)
 	return sig;
 }
 
+void
+kir_each_buf(KNode *n, KBufFn fn, void *ctx)
+{
+	if (!n)
+		return;
+	switch ((KKind)n->kind) {
+	case K_load:
+		fn(n, &n->buf, 0, ctx);
+		break;
+	case K_store:
+	case K_mma_store:
+		fn(n, &n->buf, 1, ctx);
+		break;
+	case K_mma:
+		fn(n, &n->buf, 0, ctx);
+		fn(n, &n->var, 0, ctx);
+		break;
+	case K_cp_async:
+		fn(n, &n->var, 0, ctx);
+		fn(n, &n->buf, 1, ctx);
+		break;
+	case K_block:
+	case K_loop:
+	case K_if:
+	case K_let:
+	case K_assign:
+	case K_barrier:
+	case K_mma_zero:
+	case K_cp_wait:
+	case K_const:
+	case K_var:
+	case K_binop:
+	case K_unop:
+	case K_select:
+	case K_cast:
+	case K_COUNT:
+		break;
+	}
+	kir_each_buf(n->a, fn, ctx);
+	kir_each_buf(n->b, fn, ctx);
+	kir_each_buf(n->c, fn, ctx);
+	kir_each_buf(n->body, fn, ctx);
+	for (uint32_t i = 0; i < n->nkids; i++)
+		kir_each_buf(n->kids[i], fn, ctx);
+}
+
 int
 kir_const_i64(const KNode *n, int64_t *v)
 {

@@ -170,6 +170,12 @@ KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
 KNode *kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred);
 KNode *kir_cp_wait(Program *p);
 
+/* Call fn for every buffer reference under n, in tree order: the node, a pointer to the index
+ * (fn may change it), and 1 for a store (K_store; the shared destinations of K_mma_store and
+ * K_cp_async), 0 for a load (K_load; K_mma's A and B, K_cp_async's global source). */
+typedef void (*KBufFn)(KNode *n, int32_t *buf, int store, void *ctx);
+void kir_each_buf(KNode *n, KBufFn fn, void *ctx);
+
 /* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
 int kir_const_i64(const KNode *n, int64_t *v);
 

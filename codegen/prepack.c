@@ -21,7 +21,8 @@
  * out again from the scratch base, in their old order, so the arena's scratch shrinks to
  * what the run still needs.  The prepack kernels are appended after the run kernels
  * (Program.npack of them, in the order of their kernels), each holding only the buffers its
- * loops use; a loop's code is not changed, only which kernel holds it.  A weight that only
+ * loops use, and a kernel that lost loops drops the buffers only they used; a loop's code is
+ * not changed (but for its buffer indices), only which kernel holds it.  A weight that only
  * prepack kernels read is listed in the last of them (Kernel.release): the CPU runtime gives
  * its pages back after that kernel, so the packed copy replaces the original instead of
  * doubling it (segc_rt_release, runtime/rt_gen.h). */
@@ -30,66 +31,41 @@
 #include <string.h>
 
 typedef struct {
-	uint8_t *rd, *wr; /* per buffer of the kernel: loaded, stored by the loop */
-	int bad;          /* the loop holds statements of block-mapped kernels */
+	uint8_t *rd, *wr; /* per buffer of the kernel: loaded, stored */
+	int bad;          /* block-mapped statements (MMA, cp.async) */
 } Use;
 
 static void
-walk(const KNode *n, Use *u)
+use_buf(KNode *n, int32_t *buf, int store, void *ctx)
 {
-	if (!n)
-		return;
-	switch ((KKind)n->kind) {
-	case K_load:
-		u->rd[n->buf] = 1;
-		break;
-	case K_store:
-		u->wr[n->buf] = 1;
-		break;
-	case K_barrier:
-	case K_mma_zero:
-	case K_mma:
-	case K_mma_store:
-	case K_cp_async:
-	case K_cp_wait:
+	Use *u = ctx;
+	if (n->kind != K_load && n->kind != K_store)
 		u->bad = 1;
-		return;
-	case K_block:
-	case K_loop:
-	case K_if:
-	case K_let:
-	case K_assign:
-	case K_const:
-	case K_var:
-	case K_binop:
-	case K_unop:
-	case K_select:
-	case K_cast:
-	case K_COUNT:
-		break;
-	}
-	walk(n->a, u);
-	walk(n->b, u);
-	walk(n->c, u);
-	walk(n->body, u);
-	for (uint32_t i = 0; i < n->nkids; i++)
-		walk(n->kids[i], u);
+	(store ? u->wr : u->rd)[*buf] = 1;
 }
 
-/* buffer indices of the loads and stores under n through map (old index -> new) */
-static void
-renumber(KNode *n, const int *map)
+static Use
+use_alloc(Program *p, const Kernel *k)
 {
-	if (!n)
-		return;
-	if (n->kind == K_load || n->kind == K_store)
-		n->buf = map[n->buf];
-	renumber(n->a, map);
-	renumber(n->b, map);
-	renumber(n->c, map);
-	renumber(n->body, map);
-	for (uint32_t i = 0; i < n->nkids; i++)
-		renumber(n->kids[i], map);
+	return (Use){arena_zalloc(p->arena, k->nbufs + 1), arena_zalloc(p->arena, k->nbufs + 1),
+	             0};
+}
+
+/* u = the buffers n loads and stores */
+static void
+uses(KNode *n, const Kernel *k, Use *u)
+{
+	memset(u->rd, 0, k->nbufs);
+	memset(u->wr, 0, k->nbufs);
+	u->bad = 0;
+	kir_each_buf(n, use_buf, u);
+}
+
+static void
+renumber_buf(KNode *n, int32_t *buf, int store, void *ctx)
+{
+	(void)n, (void)store;
+	*buf = ((const int *)ctx)[*buf];
 }
 
 static int
@@ -104,29 +80,24 @@ buf_bytes(const KBuf *b)
 	return (b->numel * (int64_t)dtype_size(b->dtype) + 63) & ~(int64_t)63;
 }
 
-/* 1 if top-level loop i of k may run at load time (the rules above) */
+/* 1 if top-level loop i of k may run at load time (the rules above); nwr: per buffer, how many
+ * of k's top-level loops store to it */
 static int
-hoistable(const Program *p, const Kernel *k, uint32_t i, uint32_t wfirst, Use *u, Use *other)
+hoistable(const Program *p, const Kernel *k, uint32_t i, uint32_t wfirst, Use *u,
+          const uint32_t *nwr)
 {
-	const KNode *n = k->body->kids[i];
+	KNode *n = k->body->kids[i];
 	if (n->ann != LOOP_PARALLEL && n->ann != LOOP_SERIAL)
 		return 0;
-	memset(u->rd, 0, k->nbufs);
-	memset(u->wr, 0, k->nbufs);
-	u->bad = 0;
-	walk(n, u);
+	uses(n, k, u);
 	if (u->bad)
 		return 0;
-	memset(other->wr, 0, k->nbufs);
-	for (uint32_t j = 0; j < k->body->nkids; j++)
-		if (j != i)
-			walk(k->body->kids[j], other);
 	int any = 0;
 	int64_t in = 0, out = 0;
 	for (uint32_t b = 0; b < k->nbufs; b++) {
 		const KBuf *kb = &k->bufs[b];
 		if (u->wr[b]) {
-			if (!is_scratch(kb) || other->wr[b])
+			if (!is_scratch(kb) || nwr[b] > 1)
 				return 0;
 			any = 1;
 			out += buf_bytes(kb);
@@ -147,10 +118,10 @@ static void
 add_pack(Program *p, uint32_t ki, KNode **loops, uint32_t n)
 {
 	Kernel *k = &p->kernels[ki];
-	Use u = {arena_zalloc(p->arena, k->nbufs + 1), arena_zalloc(p->arena, k->nbufs + 1), 0};
+	Use u = use_alloc(p, k);
 	int *map = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *map);
 	for (uint32_t i = 0; i < n; i++)
-		walk(loops[i], &u);
+		kir_each_buf(loops[i], use_buf, &u);
 	Kernel *pk = kir_kernel(p, arena_printf(p->arena, "%s_pack", k->name), k->loc);
 	k = &p->kernels[ki]; /* kir_kernel may have moved the array */
 	pk->group = k->group;
@@ -166,9 +137,33 @@ add_pack(Program *p, uint32_t ki, KNode **loops, uint32_t n)
 		map[b] = (int)pk->nbufs - 1;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		renumber(loops[i], map);
+		kir_each_buf(loops[i], renumber_buf, map);
 		kir_append(p, pk->body, loops[i]);
 	}
+}
+
+/* drop the buffers of k that its loops no longer use (the weights only its hoisted loops
+ * read): no dead kernel parameters or table entries.  Shared tiles stay (KBuf.over refers to
+ * them by index). */
+static void
+drop_unused(Program *p, Kernel *k)
+{
+	Use u = use_alloc(p, k);
+	int *map = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *map);
+	uint32_t nb = 0;
+	kir_each_buf(k->body, use_buf, &u);
+	for (uint32_t b = 0; b < k->nbufs; b++) {
+		map[b] = -1;
+		if (u.rd[b] || u.wr[b] || k->bufs[b].shared) {
+			map[b] = (int)nb;
+			k->bufs[nb++] = k->bufs[b];
+		}
+	}
+	for (uint32_t b = 0; b < nb; b++)
+		if (k->bufs[b].over)
+			k->bufs[b].over = 1 + map[k->bufs[b].over - 1];
+	k->nbufs = nb;
+	kir_each_buf(k->body, renumber_buf, map);
 }
 
 /* lay k's scratch buffers out again from base, in their order; the bytes they need */
@@ -200,9 +195,8 @@ mark_releases(Program *p, uint32_t wfirst)
 		const Kernel *k = &p->kernels[ki];
 		if (ki >= nrun)
 			continue;
-		Use u = {arena_zalloc(p->arena, k->nbufs + 1), arena_zalloc(p->arena, k->nbufs + 1),
-		         0};
-		walk(k->body, &u);
+		Use u = use_alloc(p, k);
+		kir_each_buf(k->body, use_buf, &u);
 		for (uint32_t b = 0; b < k->nbufs; b++)
 			if (u.rd[b] && k->bufs[b].slot >= wfirst && k->bufs[b].slot < p->nslots)
 				later[k->bufs[b].slot - wfirst] = 1;
@@ -235,14 +229,17 @@ cg_prepack(Program *p, const Module *m)
 		return;
 	for (uint32_t ki = 0; ki < nrun; ki++) {
 		Kernel *k = &p->kernels[ki];
-		Use u = {arena_zalloc(p->arena, k->nbufs + 1), arena_zalloc(p->arena, k->nbufs + 1),
-		         0};
-		Use other = {arena_zalloc(p->arena, k->nbufs + 1),
-		             arena_zalloc(p->arena, k->nbufs + 1), 0};
+		Use u = use_alloc(p, k);
+		uint32_t *nwr = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *nwr);
 		KNode **hoisted = arena_zalloc(p->arena, (k->body->nkids + 1) * sizeof *hoisted);
 		uint32_t nh = 0, keep = 0;
 		for (uint32_t i = 0; i < k->body->nkids; i++) {
-			if (!hoistable(p, k, i, wfirst, &u, &other))
+			uses(k->body->kids[i], k, &u);
+			for (uint32_t b = 0; b < k->nbufs; b++)
+				nwr[b] += u.wr[b];
+		}
+		for (uint32_t i = 0; i < k->body->nkids; i++) {
+			if (!hoistable(p, k, i, wfirst, &u, nwr))
 				continue;
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				if (u.wr[b]) {
@@ -266,6 +263,7 @@ cg_prepack(Program *p, const Module *m)
 		if (nh) {
 			add_pack(p, ki, hoisted, nh);
 			p->npack++;
+			drop_unused(p, &p->kernels[ki]);
 		}
 	}
 	p->scratch_bytes = scratch;
