@@ -946,6 +946,40 @@ params(CudaEmit *e)
 	out(e, "long long n)");
 }
 
+/* used[v] = 1 for every variable under n (loops, lets, assignments, reads; K_mma's and
+ * K_cp_async's var is a buffer) */
+static void
+mark_vars(const KNode *n, uint8_t *used)
+{
+	if (!n)
+		return;
+	if (n->kind == K_loop || n->kind == K_let || n->kind == K_assign || n->kind == K_var)
+		used[n->var] = 1;
+	mark_vars(n->a, used);
+	mark_vars(n->b, used);
+	mark_vars(n->c, used);
+	mark_vars(n->body, used);
+	for (uint32_t i = 0; i < n->nkids; i++)
+		mark_vars(n->kids[i], used);
+}
+
+/* the declarations of the variables top-level loop n uses (a kernel's other loops have their
+ * own): arrays of lanes for e->lanevar's when lanevar is set */
+static void
+declare_vars(CudaEmit *e, const KNode *n, int lanes)
+{
+	const Kernel *k = e->k;
+	uint8_t *used = arena_zalloc(e->p->arena, k->nvars + 1);
+	mark_vars(n, used);
+	for (uint32_t v = 0; v < k->nvars; v++) {
+		if (!used[v])
+			continue;
+		out(e, "\t%s ", ctype(k->vartypes[v]));
+		varname(e, (int)v);
+		out(e, lanes > 1 && e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
+	}
+}
+
 /* the highest accumulator index used under n, plus one */
 static int
 count_acc(const KNode *n)
@@ -1072,11 +1106,7 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 		shbytes = shared_pool(e);
 	if (shbytes > 48 * 1024)
 		return cg_unsupported(e->d, k, "cuda", "more than 48 KiB of shared tiles");
-	for (uint32_t v = 0; v < k->nvars; v++) {
-		out(e, "\t%s ", ctype(k->vartypes[v]));
-		varname(e, (int)v);
-		out(e, ";\n");
-	}
+	declare_vars(e, n, 1);
 	int nacc = count_acc(n);
 	if (nacc)
 		out(e, "\tsegc_acc_t segc_acc[%d];\n", nacc);
@@ -1198,12 +1228,9 @@ task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
 	if (lanes > 1)
 		lanes_fit(n->body, scalar, 0, &budget);
 	e->lanevar = arena_zalloc(e->p->arena, k->nvars + 1);
-	for (uint32_t v = 0; v < k->nvars; v++) {
-		out(e, "\t%s ", ctype(k->vartypes[v]));
-		varname(e, (int)v);
+	for (uint32_t v = 0; v < k->nvars; v++)
 		e->lanevar[v] = lanes > 1 && !scalar[v];
-		out(e, e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
-	}
+	declare_vars(e, n, lanes);
 	if (lanes > 1)
 		return task_lanes(e, n, lanes);
 	if (parallel)

@@ -152,7 +152,7 @@ cg_nvrtc_compile(const char *src, const char *name, const char *arch, void **cub
 	int nopts = 3, major = 0, minor = 0;
 	include_dirs(&n, inc, opts, &nopts);
 	/* NVRTC 12.1+ optimises the kernels on several threads (the cubin's code is the same;
-	 * mamba_home sm_90: 14.2 -> 9.0 s on 2 cores); an NVRTC that rejects the option compiles
+	 * mamba_home sm_90: 13.0 -> 8.5 s on 2 cores); an NVRTC that rejects the option compiles
 	 * without it */
 	int split = cg_compile_threads();
 	if (split > 1 && n.Version(&major, &minor) == 0 && major * 100 + minor >= 1201) {
