@@ -53,6 +53,9 @@ int cg_compile_threads(void);
  * (printed to o->emit_cuda if set), compiled by NVRTC, with the manifest and the launch
  * schedule (codegen/emit_cuda.c, docs/cuda.md).  0, or -1 after diagnostics. */
 int cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
+/* The text every generated CUDA source starts with, and the block-mapped kernels' helpers
+ * (segc_mma_*, segc_cp_async, segc_vload4) after "#define SEGC_KF 8|16" (cuda_prelude.c). */
+extern const char cg_cuda_prelude[], cg_cuda_prelude_mma[];
 /* Compile CUDA C src for arch ("sm_90") with NVRTC, loaded with dlopen (codegen/nvrtc.c);
  * *cubin is malloc'd (the caller frees).  0, or -1 after diagnostics. */
 int cg_nvrtc_compile(const char *src, const char *name, const char *arch, void **cubin,

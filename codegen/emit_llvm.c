@@ -726,6 +726,8 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 	case K_cp_async:
 	case K_cp_wait:
 		return cg_unsupported(e->d, e->k, "cpu", "asynchronous copies (cp_async)");
+	case K_vload:
+		return cg_unsupported(e->d, e->k, "cpu", "vector loads (vload)");
 	case K_const:
 		*out = llvm_const(e, n);
 		return 0;

@@ -253,6 +253,19 @@ kir_cp_wait(Program *p)
 }
 
 KNode *
+kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred)
+{
+	SEGC_ASSERT(n == 4);
+	KNode *v = node(p, K_vload, KT_VOID);
+	v->var = var;
+	v->ival = n;
+	v->buf = buf;
+	v->a = idx;
+	v->c = pred;
+	return v;
+}
+
+KNode *
 kir_i64(Program *p, int64_t v)
 {
 	KNode *n = node(p, K_const, KT_I64);
@@ -466,6 +479,17 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 		pexpr(k, n->a, f);
 		fprintf(f, "] = acc%lld\n", (long long)n->ival);
 		return;
+	case K_vload:
+		fprintf(f, "vload%lld %s%d.. = b%d[", (long long)n->ival, k->varnames[n->var],
+		        n->var, n->buf);
+		pexpr(k, n->a, f);
+		fputs("]", f);
+		if (n->c) {
+			fputs(" if ", f);
+			pexpr(k, n->c, f);
+		}
+		fputc('\n', f);
+		return;
 	case K_cp_async:
 		fprintf(f, "cp_async%lld b%d[", (long long)n->ival, n->buf);
 		pexpr(k, n->a, f);
@@ -558,6 +582,9 @@ kir_each_buf(KNode *n, KBufFn fn, void *ctx)
 	case K_mma:
 		fn(n, &n->buf, 0, ctx);
 		fn(n, &n->var, 0, ctx);
+		break;
+	case K_vload:
+		fn(n, &n->buf, 0, ctx);
 		break;
 	case K_cp_async:
 		fn(n, &n->var, 0, ctx);

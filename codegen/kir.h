@@ -169,6 +169,8 @@ KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
 /* the asynchronous copies (kir.def): cp_async (pred NULL: always), cp_wait */
 KNode *kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred);
 KNode *kir_cp_wait(Program *p);
+/* the vector load (kir.def): vars var .. var+n-1 = buf[idx .. idx+n) (n = 4), 0 where !pred */
+KNode *kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred);
 
 /* Call fn for every buffer reference under n, in tree order: the node, a pointer to the index
  * (fn may change it), and 1 for a store (K_store; the shared destinations of K_mma_store and

@@ -76,6 +76,7 @@ typedef struct {
 	int64_t Mp; /* M rounded up to the tile: the rows of wt, zero past M */
 	int vt;     /* shared i32 voxel table of the tile's n: x offset, 3 positions */
 	int xce;    /* x gathered by cp.async of xce (4: 16 bytes, 1) elements; 0: registers */
+	int xv;     /* bf16: x gathered into registers by 16-byte loads of xv (4) elements; 0: 1 */
 } Gemm;
 
 /* ---- the shape test ---- */
@@ -654,6 +655,18 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 		                     ix_add(L, ao, ix_add(L, mm, ix_mul(L, kk, st->lda))),
 		                     kir_ref(p, L->k, st->ra[j])));
 	}
+	if (st->g->kind == G_CONVCL && st->g->xv) { /* cl_stage_load's vector loads */
+		int64_t cpr = st->t.bk / st->g->xv;
+		for (int64_t r = 0; r < st->t.bn * cpr / st->t.nt; r++) {
+			nn = ix_add(L, st->bnn, ix_c(L, r * (st->t.nt / cpr)));
+			KNode *row = ix_add(L, bo, ix_add(L, st->bkq, ix_mul(L, nn, st->ldb)));
+			for (int c = 0; c < st->g->xv; c++)
+				kir_append(p, block,
+				           kir_store(p, st->bs, ix_add(L, row, ix_c(L, c)),
+				                     kir_ref(p, L->k, st->rb[4 * r + c])));
+		}
+		return;
+	}
 	for (int j = 0; !st->bcp && j < st->t.bn * st->t.bk / st->t.nt; j++) {
 		b_elem(L, st, j, &kk, &nn);
 		kir_append(p, block,
@@ -769,7 +782,8 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 	}
 
 	/* B: the thread's k of this step, decoded once */
-	int64_t ce = g->xce ? g->xce : 1, cpr = bk / ce, rows = bn * cpr / nt;
+	int64_t ce = g->xce ? g->xce : g->xv ? g->xv : 1, cpr = bk / ce, rows = bn * cpr / nt;
+	SEGC_ASSERT(bn * cpr % nt == 0);
 	KNode *k = lw_let(L, block, "k", ix_add(L, kbase, st->bkq));
 	KNode *kok = lw_let(L, block, "kok", bin(L, KB_LT, k, g->K));
 	KNode *k32 = lw_let(L, block, "k32", kir_cast(p, KT_I32, k));
@@ -798,6 +812,11 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 		if (g->xce) {
 			KNode *dst = ix_add(L, bo, ix_add(L, st->bkq, ix_mul(L, nn, st->ldb)));
 			kir_append(p, block, kir_cp_async(p, st->bs, dst, xb, src, (int)ce, ok));
+			continue;
+		}
+		if (g->xv) { /* registers rb[4r .. 4r+3]: k .. k+3 of row nn (cl_store_b) */
+			SEGC_ASSERT(st->rb[4 * r + 3] == st->rb[4 * r] + 3);
+			kir_append(p, block, kir_vload(p, st->rb[4 * r], 4, xb, src, ok));
 			continue;
 		}
 		kir_append(p, block, kir_let(p, L->k, st->rb[r], kir_f32(p, 0)));
@@ -957,6 +976,11 @@ tmpl_gpu_mma(Lower *L)
 		const KBuf *xk = &k->bufs[xbi];
 		int al = g.Ci % 4 == 0 && xk->slot == 0 && xk->offset % 16 == 0;
 		g.xce = cpm >= 2 && !bf ? (al ? 4 : 1) : 0;
+		/* bf16 (the tile's elements rounded from x's f32): x by 16-byte vector loads into
+		 * registers where the copies would be 16 bytes ($SEGC_MMA_XVEC=0: element by
+		 * element) */
+		const char *xve = getenv("SEGC_MMA_XVEC");
+		g.xv = bf && al && (!xve || atoi(xve) != 0) ? 4 : 0;
 		pick_tiling_cl(&g, bf, &t);
 	} else {
 		pick_tiling(&g, bf, &t);
@@ -1057,7 +1081,7 @@ tmpl_gpu_mma(Lower *L)
 		st.cpn = lw_let(L, body, "cpn", bin(L, KB_DIV, th, bk / ce));
 	}
 	if (cl) { /* the thread's A chunk and B k run (cl_stage_load); the voxel table */
-		int64_t xc = g.xce ? g.xce : 1;
+		int64_t xc = g.xce ? g.xce : g.xv ? g.xv : 1;
 		st.ace = ce;
 		st.cam = lw_let(L, body, "cam", ix_mul(L, bin(L, KB_REM, th, bm / ce), ce));
 		st.cak = lw_let(L, body, "cak", bin(L, KB_DIV, th, bm / ce));

@@ -377,6 +377,21 @@ segc_cp_wait(void)
 	segc_emu_ncp[t] = 0;
 }
 
+/* ---- the 16-byte vector load (K_vload): four f32, the address 16-byte aligned (checked) ---- */
+template <int LDG>
+static inline void
+segc_vload4(const float *s, bool p, float &x, float &y, float &z, float &w)
+{
+	if (p && ((uintptr_t)s & 15)) {
+		fprintf(stderr, "emu_shim: vload4 from %p: not 16-byte aligned\n", (const void *)s);
+		abort();
+	}
+	x = p ? s[0] : 0.f;
+	y = p ? s[1] : 0.f;
+	z = p ? s[2] : 0.f;
+	w = p ? s[3] : 0.f;
+}
+
 static unsigned
 segc_emu_ncp_pending(unsigned t)
 {

@@ -10,7 +10,8 @@ any indexing mistake shows), 2e-3 (tf32), 2e-2 (bf16). The generated source must
 cores (segc_mma_) exactly where codegen/tmpl_gpu_mma.c has a channels-last form: tf32/bf16,
 groups 1, Co >= 8 (else the SIMT form of codegen/tmpl_gpu_conv.c, which also runs every case at
 fp32), and, for the cases marked so, the gather of x by 16-byte cp.async chunks (tf32, Ci % 4
-== 0, x in the arena: a `pre` op in front of the conv puts it there) or by 4-byte ones. Covers
+== 0, x in the arena: a `pre` op in front of the conv puts it there) or by 4-byte ones, and at
+bf16 by 16-byte vector loads (segc_vload4) exactly where the tf32 chunks are 16 bytes. Covers
 k 1/3/5 and (3, 2, 3), stride 2 and (1, 2, 1), dilation 2 and (2, 1, 2), pad 0/1/2, groups 2
 and 4, depthwise, bias on/off, Ci/Co not multiples of 16 (Ci 1, 3, 4, 6, 12, 20, 48; Co 2..72),
 batch 2, fused epilogues (ReLU + a residual + a per-channel scale), each channels-last tile (16
@@ -23,7 +24,8 @@ also with the default.
 --suite (tests/cuda/run.sh): fp32 every case; tf32 --exact the tensor-core cases, each under
 its forced variant (VARIANTS: registers instead of cp.async, each tile, the voxel table's rows
 in registers) and a grouped one that must stay SIMT; bf16 every other tensor-core case, under
-its variant's tile (38 runs, about 35 s on 2 cores).
+its variant's tile, and one without vector loads (SEGC_MMA_XVEC=0; 39 runs, about 35 s on 2
+cores).
 
 Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
 """
@@ -150,6 +152,12 @@ def run(c, prec, tol):
         if used != want:
             return False, msg + ", tensor-core form %s" % ("taken" if used else "not taken")
         msg += ", " + ("tensor cores" if used else "SIMT form")
+        if used and prec == "bf16" and c.copy:  # x by 16-byte vector loads where aligned
+            want_v = c.copy == "16" and os.environ.get("SEGC_MMA_XVEC") != "0"
+            if want_v != ("segc_vload4<" in text):
+                return False, msg + ", x gather by vector loads %s" % (
+                    "expected" if want_v else "not expected")
+            msg += ", vload4" if want_v else ""
         if used and prec == "tf32" and c.copy and os.environ.get("SEGC_MMA_CPASYNC") is None:
             chunks = set(re.findall(r"segc_cp_async<(\d+)>", text))
             want_n = "4" if c.copy == "16" else "1"
@@ -167,9 +175,10 @@ def run(c, prec, tol):
 # each tile, the voxel table's rows in registers
 VARIANTS = {"": {}, "regs": {"SEGC_MMA_CPASYNC": "0"}, "a-async": {"SEGC_MMA_CPASYNC": "1"},
             "64x64": {"SEGC_MMA_TILE": "64x64"}, "16x128": {"SEGC_MMA_TILE": "16x128"},
-            "128x64": {"SEGC_MMA_TILE": "128x64"}, "vrows": {"SEGC_MMA_CLVROWS": "1"}}
+            "128x64": {"SEGC_MMA_TILE": "128x64"}, "vrows": {"SEGC_MMA_CLVROWS": "1"},
+            "novec": {"SEGC_MMA_XVEC": "0"}}
 ENVS = ("SEGC_PRECISION", "SEGC_EMU_EXACT", "SEGC_GPU_FILL", "SEGC_MMA_CPASYNC", "SEGC_MMA_TILE",
-        "SEGC_MMA_CLVROWS")
+        "SEGC_MMA_CLVROWS", "SEGC_MMA_XVEC")
 
 
 def plan(prec, exact, suite):
@@ -193,7 +202,9 @@ def plan(prec, exact, suite):
     out += [(ex, c) for c in cases() if c.label.startswith("groups 2")]
     bf = dict(base, SEGC_PRECISION="bf16", SEGC_EMU_EXACT="0")
     tiles = {k: v for k, v in VARIANTS.items() if "SEGC_MMA_TILE" in v}
-    return out + [(dict(bf, **tiles.get(c.var, {})), c) for c in tc[::2]]
+    out += [(dict(bf, **tiles.get(c.var, {})), c) for c in tc[::2]]
+    # bf16's x gather element by element where it would be by vector loads (aligned x)
+    return out + [(dict(bf, **VARIANTS["novec"]), tc[1])]
 
 
 def main():
