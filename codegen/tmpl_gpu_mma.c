@@ -28,7 +28,8 @@
  * barrier, loads, MMAs, barrier.  Tiles are column-major; bf16 tiles round on the store, tf32
  * rounds when the fragments are loaded.  Then the accumulators go to a shared C tile (double-
  * buffered: over the A and B tiles, cc columns at a time) and every thread applies the
- * epilogue (bias, lw_output) to its elements, guarded for ragged M, N.  The staging and
+ * epilogue (bias, lw_output) to its elements, guarded for ragged M, N (split-K, pick_splits:
+ * raw partial tiles to scratch instead, summed by a second loop, split_sum).  The staging and
  * epilogue orders follow
  * the contiguous global dimension (m for convolutions: ow; k or n for linear/matmul) so that
  * a warp's accesses coalesce.  Where m is the fast dim (convolutions), each thread keeps one m
@@ -950,6 +951,51 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 		*t = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 }
 
+/* Split-K: a GEMM with fewer tiles than half the GPU's SMs (deep layers at small volumes)
+ * splits its K loop over *s blocks per tile, each *kchunk of K (whole K steps), whose partial
+ * C tiles go to scratch; a second, parallel loop adds them, the bias and the epilogue
+ * (tmpl_gpu_mma).  S = SMs / tiles (132 on sm_90, 108 on sm_80), at most 8 and at most one
+ * split per 4 K steps; $SEGC_MMA_SPLITK forces S (1: none).  Not for matmul and convT. */
+static void
+pick_splits(const Program *p, const Gemm *g, const Tiling *t, int64_t tiles, int64_t *s,
+            int64_t *kchunk)
+{
+	const char *se = getenv("SEGC_MMA_SPLITK");
+	se = se && *se ? se : NULL;
+	int64_t sms = p->gpu >= 90 ? 132 : 108, steps = (g->K + t->bk - 1) / t->bk;
+	int64_t want = se ? atoll(se) : tiles * 2 <= sms ? sms / tiles : 1;
+	want = se ? want : want < steps / 4 ? want : steps / 4;
+	want = want < 8 ? want : 8;
+	*s = 1;
+	*kchunk = g->K;
+	if (want < 2 || steps < 2 || g->kind == G_CONVT || g->kind == G_MATMUL)
+		return;
+	int64_t per = (steps + want - 1) / want; /* K steps per split */
+	*kchunk = per * t->bk;
+	*s = (steps + per - 1) / per;
+}
+
+/* the second loop of a split GEMM: C[m, n] = the sum of the ns partial tiles in part (laid out
+ * [split][m][n], n fastest where c_nfast, else [split][n][m]), then the bias and epilogue */
+static int
+split_sum(Lower *L, const Gemm *g, int part, int64_t ns)
+{
+	Program *p = L->p;
+	KNode *e, *m, *n, *bidx[IR_MAXRANK] = {0};
+	OPrep op;
+	int64_t mn = g->M * g->N, fast = g->c_nfast ? g->N : g->M;
+	KNode *pl = lw_loop(L, L->k->body, "e", ix_c(L, 0), ix_c(L, mn), LOOP_PARALLEL, &e);
+	KNode *b = pl->body, *f = lw_let(L, b, "f", bin(L, KB_REM, e, fast));
+	KNode *sl = lw_let(L, b, "s", bin(L, KB_DIV, e, fast));
+	m = g->c_nfast ? sl : f;
+	n = g->c_nfast ? f : sl;
+	KNode *v = kir_load(p, L->k, part, e);
+	for (int64_t s = 1; s < ns; s++)
+		v = kir_bin(p, KB_ADD, v, kir_load(p, L->k, part, ix_add(L, e, ix_c(L, s * mn))));
+	o_prep(L, g, b, m, &op);
+	return emit_out(L, g, b, &op, n, bidx, v);
+}
+
 int
 tmpl_gpu_mma(Lower *L)
 {
@@ -990,7 +1036,9 @@ tmpl_gpu_mma(Lower *L)
 	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro;
 	int64_t bm = t.bm, bn = t.bn, bk = t.bk, nt = t.nt, nbuf = t.dbuf ? 2 : 1;
 	int64_t lda = bm + 8, ldb = bk + 8, ldc = bm + 8, wrows = bm / (16 * t.fm);
-	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn;
+	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn, ksp, kchunk;
+	pick_splits(p, &g, &t, nmb * nnb * g.batch, &ksp, &kchunk);
+	int part = ksp > 1 ? lw_scratch(L, DT_F32, ksp * g.M * g.N, "kpart") : -1;
 	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
 	int as = kir_shared(p, k, tdt, nbuf * bk * lda, (int)lda, "As");
 	int bs = kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
@@ -1029,13 +1077,23 @@ tmpl_gpu_mma(Lower *L)
 	}
 	KNode *blk, *th;
 	KNode *bl =
-	    lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, nmb * nnb * g.batch), LOOP_BLOCK, &blk);
+	    lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, nmb * nnb * g.batch * ksp), LOOP_BLOCK,
+	            &blk);
 	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, nt), LOOP_THREAD, &th);
 	/* 256 threads: ask for 2 blocks per SM (<= 128 registers; without, 164..251 and one
 	 * block); $SEGC_MMA_MINB overrides (0: no request) */
 	const char *mbe = getenv("SEGC_MMA_MINB");
 	tl->op = (uint8_t)(mbe ? atoi(mbe) : nt == 256 ? 2 : 0);
 	KNode *body = tl->body;
+	KNode *kbeg = ix_c(L, 0), *kend = ix_c(L, g.K), *sk = NULL;
+	if (ksp > 1) { /* split sk of the tile's K: blocks [sk*tiles, (sk+1)*tiles) */
+		int64_t tiles = nmb * nnb * g.batch;
+		sk = lw_let(L, body, "sk", bin(L, KB_DIV, blk, tiles));
+		blk = lw_let(L, body, "tb", bin(L, KB_REM, blk, tiles));
+		kbeg = lw_let(L, body, "kbeg", ix_mul(L, sk, kchunk));
+		kend = lw_let(L, body, "kend",
+		              kir_bin(p, KB_MIN, ix_add(L, kbeg, ix_c(L, kchunk)), ix_c(L, g.K)));
+	}
 	KNode *mb = lw_let(L, body, "mb", bin(L, KB_REM, blk, nmb));
 	KNode *rest = lw_let(L, body, "rest", bin(L, KB_DIV, blk, nmb));
 	KNode *nb = lw_let(L, body, "nb", bin(L, KB_REM, rest, nnb));
@@ -1105,27 +1163,29 @@ tmpl_gpu_mma(Lower *L)
 	int ktab = g.kind == G_CONV && !g.tapk;
 	if (ktab) {
 		g.kt = kir_shared(p, k, DT_I32, 2 * bk * 4, 0, "Kt");
-		k_table(L, &g, body, th, ix_c(L, 0), ix_c(L, 0));
+		k_table(L, &g, body, th, kbeg, ix_c(L, 0));
 		if (t.dbuf)
-			k_table(L, &g, body, th, ix_c(L, bk), ix_c(L, bk * 4));
+			k_table(L, &g, body, th, ix_add(L, kbeg, ix_c(L, bk)), ix_c(L, bk * 4));
 		kir_append(p, body, kir_barrier(p));
 	}
-	stage_load(L, &st, body, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
+	stage_load(L, &st, body, kbeg, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
 	if (t.dbuf) {
 		if (bcp && !cl)
-			stage_cp_b(L, &st, body, ix_c(L, 0), ix_c(L, 0), ce);
+			stage_cp_b(L, &st, body, kbeg, ix_c(L, 0), ce);
 		stage_store(L, &st, body, ix_c(L, 0), ix_c(L, 0));
 		if (bcp || acp)
 			kir_append(p, body, kir_cp_wait(p));
 		kir_append(p, body, kir_barrier(p));
 	}
 	int kv = kir_var(p, k, KT_I64, "k0");
-	KNode *kl = kir_loop(p, kv, ix_c(L, 0), ix_c(L, g.K), bk, LOOP_SERIAL);
+	KNode *kl = kir_loop(p, kv, kbeg, kend, bk, LOOP_SERIAL);
 	kir_append(p, body, kl);
 	KNode *k0 = kir_ref(p, k, kv), *kb = kl->body;
 	KNode *next = lw_let(L, kb, "kn", ix_add(L, k0, ix_c(L, bk))), *slot = ix_c(L, 0);
+	/* the step's parity counts from the split's first step (the halves, the table slots) */
+	KNode *k0r = ksp > 1 ? kir_bin(p, KB_SUB, k0, kbeg) : k0;
 	if (t.dbuf) {
-		KNode *cur = lw_let(L, kb, "cur", bin(L, KB_REM, bin(L, KB_DIV, k0, bk), 2));
+		KNode *cur = lw_let(L, kb, "cur", bin(L, KB_REM, bin(L, KB_DIV, k0r, bk), 2));
 		KNode *oth = lw_let(L, kb, "oth", kir_bin(p, KB_SUB, ix_c(L, 1), cur));
 		if (ktab)
 			slot = lw_let(L, kb, "slot", ix_mul(L, oth, bk * 4));
@@ -1144,7 +1204,7 @@ tmpl_gpu_mma(Lower *L)
 		kir_append(p, kb, kir_barrier(p));
 	} else {
 		if (ktab) {
-			KNode *par = bin(L, KB_REM, bin(L, KB_DIV, k0, bk), 2);
+			KNode *par = bin(L, KB_REM, bin(L, KB_DIV, k0r, bk), 2);
 			slot = lw_let(L, kb, "slot",
 			              ix_mul(L, kir_bin(p, KB_SUB, ix_c(L, 1), par), bk * 4));
 			k_table(L, &g, kb, th, next, slot);
@@ -1198,12 +1258,18 @@ tmpl_gpu_mma(Lower *L)
 	if (g.c_nfast)
 		o_prep(L, &g, iff->body, m, &op);
 	KNode *acc = kir_load(p, k, cs, ix_add(L, mm, ix_mul(L, nn, ldc)));
-	if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0)
+	if (ksp > 1) { /* the partial tile (split_sum adds them) */
+		KNode *pi = g.c_nfast ? ix_add(L, ix_mul(L, m, g.N), n)
+		                      : ix_add(L, ix_mul(L, n, g.M), m);
+		kir_append(p, iff->body,
+		           kir_store(p, part, ix_add(L, ix_mul(L, sk, g.M * g.N), pi), acc));
+	} else if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0) {
 		return -1;
+	}
 	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
 	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
 	 * and B tiles (and the next chunk over this one): a barrier */
 	if (t.dbuf)
 		kir_append(p, eb, kir_barrier(p));
-	return 0;
+	return ksp > 1 ? split_sum(L, &g, part, ksp) : 0;
 }

@@ -14,8 +14,10 @@ SEGC_PROLOGUE=1 and checked to make fewer kernels than SEGC_PROLOGUE=0) or, for 
 generated source must (not) call segc_mma_*.  --ops also runs the conv3d, conv_transpose3d,
 linear and matmul cases of tests/ops/test_ops.py; --models the tiny model cases of
 tests/models/test_models.py, at the precision's tolerance.  The tiling follows $SEGC_MMA /
-$SEGC_MMA_TILE / $SEGC_MMA_BK (codegen/tmpl_gpu_mma.c); --tilings runs the own cases under
-each main loop and tile (the cases are too small for the default to pick the large tiles).
+$SEGC_MMA_TILE / $SEGC_MMA_BK / $SEGC_MMA_SPLITK (codegen/tmpl_gpu_mma.c); --tilings runs the own
+cases under each main loop and tile (the cases are too small for the default to pick the large
+tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
+with K >= 64).
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
                            [--only SUBSTR]...
@@ -45,7 +47,8 @@ TOLS = {"tf32": 2e-3, "bf16": 2e-2}
 # --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
 TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
            {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
-           {"SEGC_MMA_TILE": "128x32", "SEGC_MMA_BK": "16"}, {"SEGC_MMA_TILE": "128x16"}]
+           {"SEGC_MMA_TILE": "128x32", "SEGC_MMA_BK": "16"}, {"SEGC_MMA_TILE": "128x16"},
+           {"SEGC_MMA_SPLITK": "1"}, {"SEGC_MMA_SPLITK": "3"}]
 
 
 def conv(rng, label, ci, co, k, s, p, d, g, b, n, sp, mma, chain=False):
@@ -58,12 +61,16 @@ def conv(rng, label, ci, co, k, s, p, d, g, b, n, sp, mma, chain=False):
         ref = m(T.t(x))
         if chain:  # conv -> leaky_relu -> + x: the epilogue runs on the accumulators
             ref = torch.nn.functional.leaky_relu(ref, 0.01) + T.t(x)
+    kk = (k,) * 3 if isinstance(k, int) else k
     if not chain:
-        return T.one("conv3d", label, x, attrs, ref.numpy(), w), mma
-    body = [{"name": "op", "op": "conv3d", "in": ["x"], "attrs": attrs},
-            {"name": "act", "op": "leaky_relu", "attrs": {"slope": 0.01}},
-            {"name": "out", "op": "add", "in": ["act", "x"]}]
-    return T.Case("conv3d", label, [("x", x)], body, ["out"], w, [ref.numpy()]), mma
+        c = T.one("conv3d", label, x, attrs, ref.numpy(), w)
+    else:
+        body = [{"name": "op", "op": "conv3d", "in": ["x"], "attrs": attrs},
+                {"name": "act", "op": "leaky_relu", "attrs": {"slope": 0.01}},
+                {"name": "out", "op": "add", "in": ["act", "x"]}]
+        c = T.Case("conv3d", label, [("x", x)], body, ["out"], w, [ref.numpy()])
+    c.K = ci // g * int(np.prod(kk))
+    return c, mma
 
 
 def convt(rng, label, ci, co, k, b, sp, mma, n=1):
@@ -83,7 +90,9 @@ def linear(rng, label, shape, o, b, mma):
     x = T.randn(rng, shape)
     with torch.no_grad():
         ref = m(T.t(x)).numpy()
-    return T.one("linear", label, x, {"out": o, "bias": b}, ref, w), mma
+    c = T.one("linear", label, x, {"out": o, "bias": b}, ref, w)
+    c.K = shape[-1]
+    return c, mma
 
 
 def matmul(rng, label, sa, sb, mma):
@@ -110,7 +119,7 @@ def prologue(rng, label, ci, co, k, s, p, n, sp):
              "attrs": {"cout": co, "kernel": k, "stride": s, "pad": p, "bias": True}}]
     weights = {"norm.weight": gam, "norm.bias": bet, "op.weight": w, "op.bias": b}
     c = T.Case("conv3d", label, [("x", x)], body, ["op"], weights, [ref.numpy()])
-    c.prologue = True
+    c.prologue, c.K = True, ci * k ** 3
     return c, True
 
 
@@ -167,6 +176,14 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
+            sk = os.environ.get("SEGC_MMA_SPLITK")
+            if used and sk:  # forced split-K: taken exactly where K has 2 steps or more
+                split = "_kbeg =" in open(src).read()
+                if split != (int(sk) > 1 and getattr(c, "K", 0) >= 64):
+                    ok = False
+                    msg += ", split-K %s" % ("taken" if split else "not taken")
+                elif split:
+                    msg += ", split-K"
         if ok and pro:  # fused: fewer kernels than without prologues
             ok, msg = fused_check(d, open(src).read(), msg)
         return ok, msg
