@@ -24,7 +24,8 @@ also with the default.
 --suite (tests/cuda/run.sh): fp32 every case; tf32 --exact the tensor-core cases, each under
 its forced variant (VARIANTS: registers instead of cp.async, each tile, the voxel table's rows
 in registers) and a grouped one that must stay SIMT; bf16 every other tensor-core case, under
-its variant's tile, and one without vector loads (SEGC_MMA_XVEC=0; 39 runs, about 35 s on 2
+its variant's tile, and one without vector loads (SEGC_MMA_XVEC=0); one tf32 case without
+split-K, which the default takes for the cases with 8 K steps or more (40 runs, about 35 s on 2
 cores).
 
 Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
@@ -176,9 +177,9 @@ def run(c, prec, tol):
 VARIANTS = {"": {}, "regs": {"SEGC_MMA_CPASYNC": "0"}, "a-async": {"SEGC_MMA_CPASYNC": "1"},
             "64x64": {"SEGC_MMA_TILE": "64x64"}, "16x128": {"SEGC_MMA_TILE": "16x128"},
             "128x64": {"SEGC_MMA_TILE": "128x64"}, "vrows": {"SEGC_MMA_CLVROWS": "1"},
-            "novec": {"SEGC_MMA_XVEC": "0"}}
+            "novec": {"SEGC_MMA_XVEC": "0"}, "nosplit": {"SEGC_MMA_SPLITK": "1"}}
 ENVS = ("SEGC_PRECISION", "SEGC_EMU_EXACT", "SEGC_GPU_FILL", "SEGC_MMA_CPASYNC", "SEGC_MMA_TILE",
-        "SEGC_MMA_CLVROWS", "SEGC_MMA_XVEC")
+        "SEGC_MMA_CLVROWS", "SEGC_MMA_XVEC", "SEGC_MMA_SPLITK")
 
 
 def plan(prec, exact, suite):
@@ -200,6 +201,8 @@ def plan(prec, exact, suite):
     ex = dict(base, SEGC_PRECISION="tf32", SEGC_EMU_EXACT="1")
     out = fp + [(dict(ex, **VARIANTS[c.var]), c) for c in tc]
     out += [(ex, c) for c in cases() if c.label.startswith("groups 2")]
+    # the small tests split K by default where K has 8 steps or more: one without
+    out += [(dict(ex, **VARIANTS["nosplit"]), tc[0])]
     bf = dict(base, SEGC_PRECISION="bf16", SEGC_EMU_EXACT="0")
     tiles = {k: v for k, v in VARIANTS.items() if "SEGC_MMA_TILE" in v}
     out += [(dict(bf, **tiles.get(c.var, {})), c) for c in tc[::2]]
