@@ -5,9 +5,10 @@ The GPU machine need not run segc (it may lack LLVM 14, cJSON, ...), so the CUDA
 compiled here and carried; there only Python, numpy and torch run (tests/cuda/test_gpu.py,
 bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
 
-  ops/<file>/<i>/    every case of tests/ops/test_ops*.py: engine.so (--target cuda:$ARCH),
+  ops/<file>/<i>/    every case of tests/ops/test_ops*.py and tests/cuda/test_conv_cl.py:
+                     engine.so (--target cuda:$ARCH),
                      w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json; for
-                     conv3d, conv_transpose3d, linear and matmul also engine.tf32.so and
+                     conv3d(_ndhwc), conv_transpose3d, linear, matmul also engine.tf32.so and
                      engine.bf16.so (--precision) where segc builds them (meta.json
                      "precisions": precision -> null, or why it did not build)
   models/<name>/     every case of tests/models/test_models.py: engine.so, weights, x.npy,
@@ -58,7 +59,7 @@ def arch():
     return os.environ.get("ARCH", "sm_90")
 
 
-PREC_OPS = ("conv3d", "conv_transpose3d", "linear", "matmul")
+PREC_OPS = ("conv3d", "conv3d_ndhwc", "conv_transpose3d", "linear", "matmul")
 PRECISIONS = ("tf32", "bf16")
 REFUSED = {}          # precision -> why segc refuses it for every graph (probed once)
 
@@ -121,13 +122,16 @@ def lib_includes(body):
 
 def prep_ops(only, max_ops):
     n = bad = 0
-    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py"))):
+    # and the channels-last conv cases (tests/cuda/test_conv_cl.py: its tensor-core forms with
+    # the 16-byte copies, vector loads and split-K)
+    paths = sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py")))
+    for path in paths + [os.path.join(HERE, "test_conv_cl.py")]:
         fname = os.path.splitext(os.path.basename(path))[0]
         if only and fname != only:
             continue
         try:
             mod = load_module(path)
-            cases = mod.all_cases()
+            cases = mod.all_cases() if hasattr(mod, "all_cases") else mod.cases()
         except Exception as e:  # noqa: BLE001 -- a broken test file is reported, not fatal
             print("skip %s: %s" % (fname, e))
             continue
