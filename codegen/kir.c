@@ -407,6 +407,18 @@ pexpr(const Kernel *k, const KNode *n, FILE *f)
 	}
 }
 
+/* the end of a predicated copy or load: "]", " if <c>" when it has a predicate, newline */
+static void
+pred_end(const Kernel *k, const KNode *n, FILE *f)
+{
+	fputs("]", f);
+	if (n->c) {
+		fputs(" if ", f);
+		pexpr(k, n->c, f);
+	}
+	fputc('\n', f);
+}
+
 static void
 pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 {
@@ -483,24 +495,14 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 		fprintf(f, "vload%lld %s%d.. = b%d[", (long long)n->ival, k->varnames[n->var],
 		        n->var, n->buf);
 		pexpr(k, n->a, f);
-		fputs("]", f);
-		if (n->c) {
-			fputs(" if ", f);
-			pexpr(k, n->c, f);
-		}
-		fputc('\n', f);
+		pred_end(k, n, f);
 		return;
 	case K_cp_async:
 		fprintf(f, "cp_async%lld b%d[", (long long)n->ival, n->buf);
 		pexpr(k, n->a, f);
 		fprintf(f, "] <- b%d[", n->var);
 		pexpr(k, n->b, f);
-		fputs("]", f);
-		if (n->c) {
-			fputs(" if ", f);
-			pexpr(k, n->c, f);
-		}
-		fputc('\n', f);
+		pred_end(k, n, f);
 		return;
 	case K_cp_wait:
 		fputs("cp_wait\n", f);
