@@ -53,6 +53,21 @@ int cg_compile_threads(void);
  * (printed to o->emit_cuda if set), compiled by NVRTC, with the manifest and the launch
  * schedule (codegen/emit_cuda.c, docs/cuda.md).  0, or -1 after diagnostics. */
 int cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
+/* Value ranges of one generated CUDA function's integer variables (codegen/cuda_range.c):
+ * where a 64-bit division or remainder by a constant has a dividend in [0, 2^32), emit_cuda.c
+ * divides in 32 bits.  A range with lo > hi is unknown. */
+typedef struct {
+	int64_t lo, hi;
+} CRange;
+typedef struct {
+	CRange *var;   /* per variable; set while the function is emitted, in order */
+	uint8_t *ndef; /* per variable: its definitions in the function (2: two or more) */
+} CudaRanges;
+void cr_begin(CudaRanges *r, Arena *a, const Kernel *k, const KNode *top);
+void cr_set(CudaRanges *r, int var, CRange v); /* only for a variable defined once */
+CRange cr_expr(const CudaRanges *r, const KNode *n);
+CRange cr_loop(const CudaRanges *r, const KNode *n); /* a loop's variable, exit value too */
+int cr_u32(const CudaRanges *r, const KNode *n);     /* binop n may divide in 32 bits */
 /* The text every generated CUDA source starts with, and the block-mapped kernels' helpers
  * (segc_mma_*, segc_cp_async, segc_vload4) after "#define SEGC_KF 8|16" (cuda_prelude.c). */
 extern const char cg_cuda_prelude[], cg_cuda_prelude_mma[];

@@ -52,6 +52,7 @@ typedef struct {
 	int lanes;
 	uint8_t *lanevar;
 	int guard, nguards;
+	CudaRanges rng; /* the function's integer ranges (cuda_range.c): 32-bit divisions */
 } CudaEmit;
 
 static int cuda_node(CudaEmit *e, const KNode *n);
@@ -231,6 +232,7 @@ cuda_loop(CudaEmit *e, const KNode *n)
 	out(e, " < hi%d; ", n->var);
 	varname(e, n->var);
 	out(e, " += %lld) {\n", (long long)n->ival);
+	cr_set(&e->rng, n->var, cr_loop(&e->rng, n));
 	e->indent++;
 	if (cuda_node(e, n->body) < 0)
 		return -1;
@@ -320,6 +322,7 @@ cuda_let(CudaEmit *e, const KNode *n)
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, ";\n");
+	cr_set(&e->rng, n->var, cr_expr(&e->rng, n->a)); /* (an assigned variable: no range) */
 	return 0;
 }
 
@@ -684,6 +687,14 @@ cuda_binop(CudaEmit *e, const KNode *n)
 {
 	const char *op = infix(n->op), *fn = op ? NULL : callop(n);
 	SEGC_ASSERT(n->a->type == n->b->type);
+	if (cr_u32(&e->rng, n)) { /* i64 / or % of a dividend in [0, 2^32): in 32 bits */
+		out(e, "((long long)((unsigned)(");
+		if (cuda_node(e, n->a) < 0)
+			return -1;
+		out(e, ") %s %lldu))", n->op == KB_DIV ? "/" : "%",
+		    (long long)cr_expr(&e->rng, n->b).lo); /* (a constant: lo == hi) */
+		return 0;
+	}
 	if (!op && !fn) { /* integer remainder */
 		SEGC_ASSERT(n->op == KB_REM);
 		op = "%";
@@ -914,6 +925,11 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 		varname(e, (int)v);
 		out(e, lanes > 1 && e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
 	}
+	/* the function's ranges start here: its loop's variable (and a block's thread's) */
+	cr_begin(&e->rng, e->p->arena, k, n);
+	cr_set(&e->rng, n->var, cr_loop(&e->rng, n));
+	if (n->ann == LOOP_BLOCK && n->body->nkids == 1 && n->body->kids[0]->kind == K_loop)
+		cr_set(&e->rng, n->body->kids[0]->var, cr_loop(&e->rng, n->body->kids[0]));
 }
 
 /* the highest accumulator index used under n, plus one */

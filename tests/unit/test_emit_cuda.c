@@ -6,7 +6,8 @@
  * __syncthreads, the tensor-core helpers, the SEGC_BLOCK_RUN wrapper, their schedule line);
  * that a LOOP_BLOCK loop without a thread loop, mma at fp32 or outside a block-mapped kernel
  * and bad targets are refused with a diagnostic; and, where NVRTC loads, that the host object is
- * written (else that the error says NVRTC cannot be loaded).  Exits non-zero on failure. */
+ * written (else that the error says NVRTC cannot be loaded); the value ranges behind the 32-bit
+ * divisions (codegen/cuda_range.c).  Exits non-zero on failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,47 @@ emit(Program *p, const char *target, char **src, Diag *d, const char *obj)
 	fclose(f);
 	*src = buf;
 	return rc;
+}
+
+/* codegen/cuda_range.c: a parallel loop i in [0, 5000000) with lets q = i / 1000, r = i % 7,
+ * big = i * 1000000 (overflows 32 bits), s = q - 10 (may be negative), and a variable
+ * assigned twice: 32 bits exactly where the dividend lies in [0, 2^32) */
+static void
+test_ranges(void)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0", loc_none);
+	int i = kir_var(p, k, KT_I64, "i"), q = kir_var(p, k, KT_I64, "q");
+	int big = kir_var(p, k, KT_I64, "big"), s = kir_var(p, k, KT_I64, "s");
+	int twice = kir_var(p, k, KT_I64, "w");
+	KNode *lp = kir_loop(p, i, kir_i64(p, 0), kir_i64(p, 5000000), 1, LOOP_PARALLEL);
+	kir_append(p, k->body, lp);
+	KNode *iv = kir_ref(p, k, i);
+	KNode *lq = kir_let(p, k, q, kir_bin(p, KB_DIV, iv, kir_i64(p, 1000)));
+	KNode *lb = kir_let(p, k, big, kir_bin(p, KB_MUL, iv, kir_i64(p, 1000000)));
+	KNode *ls = kir_let(p, k, s, kir_bin(p, KB_SUB, kir_ref(p, k, q), kir_i64(p, 10)));
+	KNode *lw = kir_let(p, k, twice, kir_i64(p, 3));
+	KNode *aw = kir_assign(p, twice, kir_bin(p, KB_MUL, iv, kir_i64(p, 1 << 20)));
+	KNode *stmts[] = {lq, lb, ls, lw, aw};
+	for (int j = 0; j < 5; j++)
+		kir_append(p, lp->body, stmts[j]);
+	CudaRanges r;
+	cr_begin(&r, p->arena, k, lp);
+	cr_set(&r, i, cr_loop(&r, lp));
+	for (int j = 0; j < 4; j++)
+		cr_set(&r, stmts[j]->var, cr_expr(&r, stmts[j]->a));
+	CRange rq = cr_expr(&r, kir_ref(p, k, q));
+	CHECK(rq.lo == 0 && rq.hi == 5000, "i / 1000: [%lld, %lld]", (long long)rq.lo,
+	      (long long)rq.hi);
+	KNode *c7 = kir_i64(p, 7);
+	CHECK(cr_u32(&r, kir_bin(p, KB_REM, iv, c7)), "i %% 7 in 32 bits");
+	CRange r7 = cr_expr(&r, kir_bin(p, KB_REM, iv, c7));
+	CHECK(r7.lo == 0 && r7.hi == 6, "i %% 7: [%lld, %lld]", (long long)r7.lo, (long long)r7.hi);
+	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, kir_ref(p, k, big), c7)), "i * 10^6 may exceed 2^32");
+	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, kir_ref(p, k, s), c7)), "q - 10 may be negative");
+	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, kir_ref(p, k, twice), c7)), "an assigned variable");
+	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, iv, kir_ref(p, k, q))), "a variable divisor");
+	freeprog(p);
 }
 
 int
@@ -287,6 +329,7 @@ main(void)
 	free(src);
 	freeprog(p);
 
+	test_ranges();
 	unlink(obj);
 	if (failures)
 		fprintf(stderr, "test_emit_cuda: %d failures\n", failures);

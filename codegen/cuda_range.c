@@ -1,0 +1,170 @@
+/* codegen/cuda_range.c -- value ranges of the integer variables of one generated CUDA function,
+ * so that emit_cuda.c can divide in 32 bits.
+ *
+ * Index arithmetic in the kernel IR is i64.  A GPU has no 64-bit integer divider: a 64-bit
+ * division or remainder by a constant compiles to a chain of wide multiplies (a power of two
+ * to shifts with sign fix-ups), a 32-bit unsigned one to a multiply-high and a shift.  The
+ * emitter asks cr_u32 whether a dividend provably lies in [0, 2^32) and then writes
+ * (long long)((unsigned)(a) / cu).  The ranges are conservative by construction:
+ *   - a variable gets a range only when the function defines it once: a loop's variable (its
+ *     bounds' ranges, widened by one step for the value it leaves with) or a let's (its
+ *     expression's); an assigned variable has none;
+ *   - a let inside a loop runs many times, each time from operands within their ranges;
+ *   - expressions: constants, variables, +, -, * (small factors), / and % by positive
+ *     constants of non-negative operands, min, max, select, integer casts; anything else,
+ *     and any bound beyond 2^62, is unknown. */
+#include "cg.h"
+
+#include <string.h>
+
+#define BIG ((int64_t)1 << 62)
+
+static CRange
+unknown(void)
+{
+	return (CRange){1, 0};
+}
+
+static int
+known(CRange r)
+{
+	return r.lo <= r.hi && r.lo > -BIG && r.hi < BIG;
+}
+
+static void
+count_defs(const KNode *n, uint8_t *ndef)
+{
+	if (!n)
+		return;
+	if ((n->kind == K_loop || n->kind == K_let || n->kind == K_assign) && ndef[n->var] < 2)
+		ndef[n->var]++;
+	if (n->kind == K_vload)
+		for (int i = 0; i < n->ival; i++)
+			ndef[n->var + i] = 2;
+	count_defs(n->a, ndef);
+	count_defs(n->b, ndef);
+	count_defs(n->c, ndef);
+	count_defs(n->body, ndef);
+	for (uint32_t i = 0; i < n->nkids; i++)
+		count_defs(n->kids[i], ndef);
+}
+
+void
+cr_begin(CudaRanges *r, Arena *a, const Kernel *k, const KNode *top)
+{
+	r->var = arena_zalloc(a, (k->nvars + 1) * sizeof *r->var);
+	r->ndef = arena_zalloc(a, k->nvars + 1);
+	for (uint32_t v = 0; v < k->nvars; v++)
+		r->var[v] = unknown();
+	count_defs(top, r->ndef);
+}
+
+void
+cr_set(CudaRanges *r, int var, CRange v)
+{
+	if (r->var && r->ndef[var] == 1)
+		r->var[var] = known(v) ? v : unknown();
+}
+
+CRange
+cr_loop(const CudaRanges *r, const KNode *n)
+{
+	CRange lo = cr_expr(r, n->a), hi = cr_expr(r, n->b);
+	if (!known(lo) || !known(hi))
+		return unknown();
+	return (CRange){lo.lo, (hi.hi > lo.hi ? hi.hi : lo.hi) + n->ival};
+}
+
+static int64_t
+min2(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int64_t
+max2(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+static CRange
+binop(CRange a, CRange b, const KNode *n)
+{
+	int64_t c = b.lo;
+	if (!known(a) || !known(b))
+		return unknown();
+	switch (n->op) {
+	case KB_ADD:
+		return (CRange){a.lo + b.lo, a.hi + b.hi};
+	case KB_SUB:
+		return (CRange){a.lo - b.hi, a.hi - b.lo};
+	case KB_MUL: {
+		int64_t m = (int64_t)1 << 30;
+		if (a.lo < -m || a.hi > m || b.lo < -m || b.hi > m)
+			return unknown();
+		int64_t p[4] = {a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi};
+		return (CRange){min2(min2(p[0], p[1]), min2(p[2], p[3])),
+		                max2(max2(p[0], p[1]), max2(p[2], p[3]))};
+	}
+	case KB_DIV:
+		if (b.lo != b.hi || c <= 0 || a.lo < 0)
+			return unknown();
+		return (CRange){a.lo / c, a.hi / c};
+	case KB_REM:
+		if (b.lo != b.hi || c <= 0 || a.lo < 0)
+			return unknown();
+		return a.hi < c ? a : (CRange){0, c - 1};
+	case KB_MIN:
+		return (CRange){min2(a.lo, b.lo), min2(a.hi, b.hi)};
+	case KB_MAX:
+		return (CRange){max2(a.lo, b.lo), max2(a.hi, b.hi)};
+	default:
+		return unknown();
+	}
+}
+
+CRange
+cr_expr(const CudaRanges *r, const KNode *n)
+{
+	if (!r->var || !n || n->type == KT_F32)
+		return unknown();
+	switch (n->kind) {
+	case K_const:
+		return (CRange){n->ival, n->ival};
+	case K_var:
+		return r->var[n->var];
+	case K_cast:
+		if (n->a->type == KT_F32)
+			return unknown();
+		if (n->a->type == KT_BOOL)
+			return (CRange){0, 1};
+		{
+			CRange a = cr_expr(r, n->a);
+			int64_t lim = (int64_t)1 << 31;
+			if (n->type == KT_I32 && known(a) && (a.lo < -lim || a.hi >= lim))
+				return unknown();
+			return a;
+		}
+	case K_binop:
+		if (n->type == KT_BOOL)
+			return (CRange){0, 1};
+		return binop(cr_expr(r, n->a), cr_expr(r, n->b), n);
+	case K_select: {
+		CRange a = cr_expr(r, n->b), b = cr_expr(r, n->c);
+		if (!known(a) || !known(b))
+			return unknown();
+		return (CRange){min2(a.lo, b.lo), max2(a.hi, b.hi)};
+	}
+	default:
+		return unknown();
+	}
+}
+
+int
+cr_u32(const CudaRanges *r, const KNode *n)
+{
+	CRange a = cr_expr(r, n->a), b = cr_expr(r, n->b);
+	return n->type == KT_I64 && (n->op == KB_DIV || n->op == KB_REM) && known(a) &&
+	       a.lo >= 0 && a.hi <= (int64_t)UINT32_MAX && b.lo == b.hi && b.lo > 0 &&
+	       b.lo <= (int64_t)UINT32_MAX;
+}
