@@ -80,18 +80,6 @@ cr_loop(const CudaRanges *r, const KNode *n)
 	return (CRange){lo.lo, (hi.hi > lo.hi ? hi.hi : lo.hi) + n->ival};
 }
 
-static int64_t
-min2(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
-
-static int64_t
-max2(int64_t a, int64_t b)
-{
-	return a > b ? a : b;
-}
-
 static CRange
 binop(CRange a, CRange b, const KNode *n)
 {
@@ -108,8 +96,8 @@ binop(CRange a, CRange b, const KNode *n)
 		if (a.lo < -m || a.hi > m || b.lo < -m || b.hi > m)
 			return unknown();
 		int64_t p[4] = {a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi};
-		return (CRange){min2(min2(p[0], p[1]), min2(p[2], p[3])),
-		                max2(max2(p[0], p[1]), max2(p[2], p[3]))};
+		return (CRange){min64(min64(p[0], p[1]), min64(p[2], p[3])),
+		                max64(max64(p[0], p[1]), max64(p[2], p[3]))};
 	}
 	case KB_DIV:
 		if (b.lo != b.hi || c <= 0 || a.lo < 0)
@@ -120,9 +108,9 @@ binop(CRange a, CRange b, const KNode *n)
 			return unknown();
 		return a.hi < c ? a : (CRange){0, c - 1};
 	case KB_MIN:
-		return (CRange){min2(a.lo, b.lo), min2(a.hi, b.hi)};
+		return (CRange){min64(a.lo, b.lo), min64(a.hi, b.hi)};
 	case KB_MAX:
-		return (CRange){max2(a.lo, b.lo), max2(a.hi, b.hi)};
+		return (CRange){max64(a.lo, b.lo), max64(a.hi, b.hi)};
 	default:
 		return unknown();
 	}
@@ -158,7 +146,7 @@ cr_expr(const CudaRanges *r, const KNode *n)
 		CRange a = cr_expr(r, n->b), b = cr_expr(r, n->c);
 		if (!known(a) || !known(b))
 			return unknown();
-		return (CRange){min2(a.lo, b.lo), max2(a.hi, b.hi)};
+		return (CRange){min64(a.lo, b.lo), max64(a.hi, b.hi)};
 	}
 	default:
 		return unknown();

@@ -27,4 +27,16 @@ void *arena_grow(Arena *a, void *p, size_t elem, uint32_t n, uint32_t *cap);
 
 #define countof(x) (sizeof(x) / sizeof((x)[0]))
 
+static inline int64_t
+min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline int64_t
+max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
 #endif

@@ -80,18 +80,6 @@ ip_normaxis(int64_t ax, int rank)
 	return (int)(ax < 0 ? ax + rank : ax);
 }
 
-static int64_t
-min64(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
-
-static int64_t
-max64(int64_t a, int64_t b)
-{
-	return a > b ? a : b;
-}
-
 /* ---- sources ---- */
 
 int
