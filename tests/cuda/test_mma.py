@@ -146,6 +146,8 @@ def own_cases():
         convt(rng, "convT k2 batch 2 N=72", 24, 9, 2, True, (2, 3, 3), True, n=2),
         matmul(rng, "matmul (2,3,20,24)@(24,40)", (2, 3, 20, 24), (24, 40), True),
         linear(rng, "linear (12,16)->8: M < 16 (SIMT form)", (12, 16), 8, True, False),
+        # K = 160: 5 or 10 K steps, split under SEGC_MMA_SPLITK (rank-3 rows, bias)
+        linear(rng, "linear (2,40,160)->24 K=160", (2, 40, 160), 24, True, True),
         # Ci % 16 == 0: K ordered tap-major (one tap per half K step), 64 x 64 and 128 x 32
         conv(rng, "conv tap-major Ci=32 d2 N=70 b2", 32, 70, 3, 1, 2, 2, 1, True, 2, (5, 6, 7),
              True),
