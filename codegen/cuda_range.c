@@ -32,22 +32,15 @@ known(CRange r)
 	return r.lo <= r.hi && r.lo > -BIG && r.hi < BIG;
 }
 
+/* ndef[var]: its definitions, counted to 2 (a vload's variables: 2, they get no range) */
 static void
-count_defs(const KNode *n, uint8_t *ndef)
+count_def(const KNode *n, int var, void *ctx)
 {
-	if (!n)
-		return;
-	if ((n->kind == K_loop || n->kind == K_let || n->kind == K_assign) && ndef[n->var] < 2)
-		ndef[n->var]++;
+	uint8_t *ndef = ctx;
 	if (n->kind == K_vload)
-		for (int i = 0; i < n->ival; i++)
-			ndef[n->var + i] = 2;
-	count_defs(n->a, ndef);
-	count_defs(n->b, ndef);
-	count_defs(n->c, ndef);
-	count_defs(n->body, ndef);
-	for (uint32_t i = 0; i < n->nkids; i++)
-		count_defs(n->kids[i], ndef);
+		ndef[var] = 2;
+	else if (n->kind != K_var && ndef[var] < 2)
+		ndef[var]++;
 }
 
 void
@@ -61,7 +54,7 @@ cr_begin(CudaRanges *r, Arena *a, const Kernel *k, const KNode *top)
 	r->ndef = arena_zalloc(a, k->nvars + 1);
 	for (uint32_t v = 0; v < k->nvars; v++)
 		r->var[v] = unknown();
-	count_defs(top, r->ndef);
+	kir_each_var(top, count_def, r->ndef);
 }
 
 void
@@ -156,8 +149,10 @@ cr_expr(const CudaRanges *r, const KNode *n)
 int
 cr_u32(const CudaRanges *r, const KNode *n)
 {
+	/* (every binop is asked: the ranges only for an i64 division or remainder) */
+	if (n->type != KT_I64 || (n->op != KB_DIV && n->op != KB_REM))
+		return 0;
 	CRange a = cr_expr(r, n->a), b = cr_expr(r, n->b);
-	return n->type == KT_I64 && (n->op == KB_DIV || n->op == KB_REM) && known(a) &&
-	       a.lo >= 0 && a.hi <= (int64_t)UINT32_MAX && b.lo == b.hi && b.lo > 0 &&
+	return known(a) && a.lo >= 0 && a.hi <= (int64_t)UINT32_MAX && b.lo == b.hi && b.lo > 0 &&
 	       b.lo <= (int64_t)UINT32_MAX;
 }

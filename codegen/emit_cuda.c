@@ -891,23 +891,11 @@ params(CudaEmit *e)
 	out(e, "long long n)");
 }
 
-/* used[v] = 1 for every variable under n (loops, lets, assignments, reads, vload's ival;
- * K_mma's and K_cp_async's var is a buffer) */
 static void
-mark_vars(const KNode *n, uint8_t *used)
+mark_var(const KNode *n, int var, void *used)
 {
-	if (!n)
-		return;
-	if (n->kind == K_loop || n->kind == K_let || n->kind == K_assign || n->kind == K_var)
-		used[n->var] = 1;
-	for (int i = 0; n->kind == K_vload && i < n->ival; i++)
-		used[n->var + i] = 1;
-	mark_vars(n->a, used);
-	mark_vars(n->b, used);
-	mark_vars(n->c, used);
-	mark_vars(n->body, used);
-	for (uint32_t i = 0; i < n->nkids; i++)
-		mark_vars(n->kids[i], used);
+	(void)n;
+	((uint8_t *)used)[var] = 1;
 }
 
 /* the declarations of the variables top-level loop n uses (a kernel's other loops have their
@@ -917,7 +905,7 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 {
 	const Kernel *k = e->k;
 	uint8_t *used = arena_zalloc(e->p->arena, k->nvars + 1);
-	mark_vars(n, used);
+	kir_each_var(n, mark_var, used);
 	for (uint32_t v = 0; v < k->nvars; v++) {
 		if (!used[v])
 			continue;

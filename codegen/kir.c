@@ -617,6 +617,23 @@ kir_each_buf(KNode *n, KBufFn fn, void *ctx)
 		kir_each_buf(n->kids[i], fn, ctx);
 }
 
+void
+kir_each_var(const KNode *n, KVarFn fn, void *ctx)
+{
+	if (!n)
+		return;
+	if (n->kind == K_loop || n->kind == K_let || n->kind == K_assign || n->kind == K_var)
+		fn(n, n->var, ctx);
+	for (int i = 0; n->kind == K_vload && i < n->ival; i++)
+		fn(n, n->var + i, ctx);
+	kir_each_var(n->a, fn, ctx);
+	kir_each_var(n->b, fn, ctx);
+	kir_each_var(n->c, fn, ctx);
+	kir_each_var(n->body, fn, ctx);
+	for (uint32_t i = 0; i < n->nkids; i++)
+		kir_each_var(n->kids[i], fn, ctx);
+}
+
 int
 kir_const_i64(const KNode *n, int64_t *v)
 {

@@ -177,6 +177,11 @@ KNode *kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred);
  * K_cp_async), 0 for a load (K_load; K_mma's A and B, K_cp_async's global source). */
 typedef void (*KBufFn)(KNode *n, int32_t *buf, int store, void *ctx);
 void kir_each_buf(KNode *n, KBufFn fn, void *ctx);
+/* Call fn for every variable reference under n, in tree order: the node and the variable (a
+ * loop, let or assign defines it, K_var reads it, K_vload defines its ival variables; K_mma's
+ * and K_cp_async's var is a buffer and is not visited). */
+typedef void (*KVarFn)(const KNode *n, int var, void *ctx);
+void kir_each_var(const KNode *n, KVarFn fn, void *ctx);
 
 /* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
 int kir_const_i64(const KNode *n, int64_t *v);

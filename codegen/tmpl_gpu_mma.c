@@ -80,6 +80,14 @@ typedef struct {
 	int xv;     /* bf16: x gathered into registers by 16-byte loads of xv (4) elements; 0: 1 */
 } Gemm;
 
+/* conv3d_ndhwc: the k run a thread gathers of x per row, by one copy or vector load (1: by
+ * element) */
+static int64_t
+x_run(const Gemm *g)
+{
+	return g->xce ? g->xce : g->xv ? g->xv : 1;
+}
+
 /* ---- the shape test ---- */
 
 static int
@@ -656,15 +664,15 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 		                     ix_add(L, ao, ix_add(L, mm, ix_mul(L, kk, st->lda))),
 		                     kir_ref(p, L->k, st->ra[j])));
 	}
-	if (st->g->kind == G_CONVCL && st->g->xv) { /* cl_stage_load's vector loads */
-		int64_t cpr = st->t.bk / st->g->xv;
+	if (st->g->xv) { /* conv3d_ndhwc's vector loads (cl_stage_load): xv registers a row */
+		int64_t xv = st->g->xv, cpr = st->t.bk / xv;
 		for (int64_t r = 0; r < st->t.bn * cpr / st->t.nt; r++) {
 			nn = ix_add(L, st->bnn, ix_c(L, r * (st->t.nt / cpr)));
 			KNode *row = ix_add(L, bo, ix_add(L, st->bkq, ix_mul(L, nn, st->ldb)));
-			for (int c = 0; c < st->g->xv; c++)
+			for (int64_t c = 0; c < xv; c++)
 				kir_append(p, block,
 				           kir_store(p, st->bs, ix_add(L, row, ix_c(L, c)),
-				                     kir_ref(p, L->k, st->rb[4 * r + c])));
+				                     kir_ref(p, L->k, st->rb[xv * r + c])));
 		}
 		return;
 	}
@@ -783,7 +791,7 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 	}
 
 	/* B: the thread's k of this step, decoded once */
-	int64_t ce = g->xce ? g->xce : g->xv ? g->xv : 1, cpr = bk / ce, rows = bn * cpr / nt;
+	int64_t ce = x_run(g), cpr = bk / ce, rows = bn * cpr / nt;
 	SEGC_ASSERT(bn * cpr % nt == 0);
 	KNode *k = lw_let(L, block, "k", ix_add(L, kbase, st->bkq));
 	KNode *kok = lw_let(L, block, "kok", bin(L, KB_LT, k, g->K));
@@ -815,9 +823,9 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 			kir_append(p, block, kir_cp_async(p, st->bs, dst, xb, src, (int)ce, ok));
 			continue;
 		}
-		if (g->xv) { /* registers rb[4r .. 4r+3]: k .. k+3 of row nn (cl_store_b) */
-			SEGC_ASSERT(st->rb[4 * r + 3] == st->rb[4 * r] + 3);
-			kir_append(p, block, kir_vload(p, st->rb[4 * r], 4, xb, src, ok));
+		if (g->xv) { /* registers rb[xv*r ..]: k .. k+xv-1 of row nn (stage_store) */
+			SEGC_ASSERT(st->rb[ce * r + ce - 1] == st->rb[ce * r] + ce - 1);
+			kir_append(p, block, kir_vload(p, st->rb[ce * r], (int)ce, xb, src, ok));
 			continue;
 		}
 		kir_append(p, block, kir_let(p, L->k, st->rb[r], kir_f32(p, 0)));
@@ -1139,7 +1147,7 @@ tmpl_gpu_mma(Lower *L)
 		st.cpn = lw_let(L, body, "cpn", bin(L, KB_DIV, th, bk / ce));
 	}
 	if (cl) { /* the thread's A chunk and B k run (cl_stage_load); the voxel table */
-		int64_t xc = g.xce ? g.xce : g.xv ? g.xv : 1;
+		int64_t xc = x_run(&g);
 		st.ace = ce;
 		st.cam = lw_let(L, body, "cam", ix_mul(L, bin(L, KB_REM, th, bm / ce), ce));
 		st.cak = lw_let(L, body, "cak", bin(L, KB_DIV, th, bm / ce));
@@ -1221,10 +1229,11 @@ tmpl_gpu_mma(Lower *L)
 	int64_t nch = bn / t.cc;
 	KNode *wc = nch > 1 ? lw_let(L, body, "wc", bin(L, KB_DIV, wn, t.cc)) : NULL;
 	OPrep op;
-	if (!g.c_nfast) { /* m fixed per thread: its output coordinate once */
+	if (!g.c_nfast) { /* m fixed per thread: its output coordinate once (split: none) */
 		mm = lw_let(L, body, "f", bin(L, KB_REM, th, bm));
 		m = lw_let(L, body, "m", ix_add(L, m0, mm));
-		o_prep(L, &g, body, m, &op);
+		if (ksp == 1)
+			o_prep(L, &g, body, m, &op);
 	}
 	if (nch > 1) {
 		KNode *cl = lw_loop(L, body, "hc", ix_c(L, 0), ix_c(L, nch), LOOP_SERIAL, &hc);
@@ -1255,7 +1264,7 @@ tmpl_gpu_mma(Lower *L)
 	n = lw_let(L, sb, "n", ix_add(L, n0, nc));
 	iff = kir_if(p, kir_bin(p, KB_AND, bin(L, KB_LT, m, g.M), bin(L, KB_LT, n, g.N)));
 	kir_append(p, sb, iff);
-	if (g.c_nfast)
+	if (g.c_nfast && ksp == 1)
 		o_prep(L, &g, iff->body, m, &op);
 	KNode *acc = kir_load(p, k, cs, ix_add(L, mm, ix_mul(L, nn, ldc)));
 	if (ksp > 1) { /* the partial tile (split_sum adds them) */
