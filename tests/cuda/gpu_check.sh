@@ -15,7 +15,8 @@
 # build/gpu-cases.tar.xz): carry that file with the working tree.
 # Env: OUT (default build/gpu-out), PY (python3), LIMIT (420: seconds for everything),
 # SKIP_TEST=1 (the benchmark gets all the time), PROFILE=0 (no profile: the benchmark gets its
-# time), BENCH_ARGS (more bench_gpu.py options, e.g. "--only unet3d --only segmamba"),
+# time), PROFILE_ENGINES="build/gpu-ab/*/*.so" and PROFILE_S=S (profile these engines in S s
+# instead: an A/B run from tests/cuda/ab_prep.sh, carried as build/gpu-ab.tar.xz), BENCH_ARGS (more bench_gpu.py options, e.g. "--only unet3d --only segmamba"),
 # DEVICE=cpu and CASES=DIR: the dry run without a GPU.
 cd "$(dirname "$0")/../.." || exit 2
 OUT=${OUT:-$(pwd)/build/gpu-out}
@@ -48,8 +49,8 @@ echo "prepared: $(ls "$CASES"/ops/*/ 2>/dev/null | grep -c '^[0-9]') op cases;" 
 [ "$DEVICE" = cuda ] && PROFILE=${PROFILE:-1}
 PROFILE=${PROFILE:-0}
 PROF_S=0
-[ "$PROFILE" = 1 ] && PROF_S=105
-# test-gpu: at most 175 s (its own limit 165 s), leaving the profile its 100 s (+5 to kill it)
+[ "$PROFILE" = 1 ] && PROF_S=${PROFILE_S:-105}
+# test-gpu: at most 175 s (its own limit 165 s), leaving the profile its PROF_S - 5 s (+5 to kill it)
 # and >= 120 s for the benchmark
 t=$(left)
 t=$((t - 120 - PROF_S))
@@ -62,27 +63,38 @@ if [ -z "$SKIP_TEST" ]; then
 	echo "test-gpu exit $?" >>"$OUT/test-gpu.txt"
 	grep -v '^ok' "$OUT/test-gpu.txt" | tail -n 40
 fi
-# gpu-profile: the fp32 and bf16 bench engines, 100 s; its report is written as it goes
-if [ "$PROFILE" = 1 ]; then
+# gpu-profile: the fp32 and bf16 bench engines (or PROFILE_ENGINES), PROF_S - 5 s; its report is
+# written as it goes
+if [ "$PROFILE" = 1 ] && [ -n "$PROFILE_ENGINES" ]; then
+	ab=build/gpu-ab
+	if [ -f "$ab.tar.xz" ]; then
+		rm -rf "$ab"
+		timeout 60 tar -xJf "$ab.tar.xz" -C build || echo "unpacking $ab.tar.xz failed"
+	fi
+	# shellcheck disable=SC2086
+	engs=$(ls $PROFILE_ENGINES 2>/dev/null)
+elif [ "$PROFILE" = 1 ]; then
 	engs=""
 	for g in unet3d basicunet segresnet segmamba_v2; do
 		for e in "$CASES/bench/$g.so" "$CASES/bench/$g.bf16.so"; do
 			[ -f "$e" ] && engs="$engs $e"
 		done
 	done
+fi
+if [ "$PROFILE" = 1 ]; then
 	if [ ! -f bench/gpu_profile.py ]; then
 		echo "gpu-profile: no bench/gpu_profile.py" | tee "$OUT/gpu-profile.txt"
 	elif [ -z "$engs" ]; then
-		echo "gpu-profile: no bench engines in $CASES/bench" | tee "$OUT/gpu-profile.txt"
+		echo "gpu-profile: no engines (${PROFILE_ENGINES:-$CASES/bench})" | tee "$OUT/gpu-profile.txt"
 	else
 		# shellcheck disable=SC2086
-		timeout -k 5 100 $PY bench/gpu_profile.py --out "$OUT/gpu-profile.txt" $engs \
-			>"$OUT/gpu-profile.log" 2>&1
+		timeout -k 5 $((PROF_S - 5)) $PY bench/gpu_profile.py --top 8 \
+			--out "$OUT/gpu-profile.txt" $engs >"$OUT/gpu-profile.log" 2>&1
 		rc=$?
 		# what the report does not hold already (a traceback, a driver message)
 		[ $rc -ne 0 ] && grep -v '^== ' "$OUT/gpu-profile.log" | tail -n 5 \
 			>>"$OUT/gpu-profile.txt"
-		echo "gpu-profile exit $rc$([ $rc -eq 124 ] && echo ' (killed at 100 s)')" \
+		echo "gpu-profile exit $rc$([ $rc -eq 124 ] && echo " (killed at $((PROF_S - 5)) s)")" \
 			>>"$OUT/gpu-profile.txt"
 		grep -E '^(== |gpu-profile)' "$OUT/gpu-profile.txt"
 	fi
