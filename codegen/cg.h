@@ -33,6 +33,9 @@ void cg_prepack(Program *p, const Module *m);
 /* The kernel table both emitters embed as segc_gen_kinfo: "name\tclass\tflops\tbytes\n" per
  * kernel in order (runtime/profile.c, bench/gpu_profile.py); allocated from p->arena. */
 const char *cg_kernel_table(const Program *p);
+/* The profile class of a kernel from its root op (fuse.c names kernels "k12_<op>"): "conv",
+ * "matmul", "scan", "norm", "move" or "elementwise". */
+const char *cg_kernel_class(const char *name);
 /* --emit=kernels: every kernel's kernel IR, the prepack kernels after a header line */
 void cg_print_kernels(const Program *p, FILE *f);
 /* Program.gpu and Program.precision for a target ("cpu", "cuda:sm_90") and a precision

@@ -1137,18 +1137,22 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
 	return lanes_fit(n->body, scalar, depth, budget) && lanes_fit(n->c, scalar, depth, budget);
 }
 
-/* Lanes of top-level parallel loop n with cnt iterations: $SEGC_CUDA_ILP (2..8; unset: 1, no
- * lanes) for loops of >= $SEGC_CUDA_ILP_MIN (default 2^16; tests: 1) iterations whose body
- * fits (lanes_fit).  Each thread then runs
- * lanes iterations t, t + G, ... (G = the grid's threads: each statement's accesses stay
- * coalesced) in lock step, so a thread has that many independent loads in flight; iterations
- * of a parallel loop are independent, so any interleaving of theirs is the loop's meaning.
- * The grid shrinks by the same factor.  Not measured on a GPU yet: off by default. */
+/* Lanes of top-level parallel loop n with cnt iterations, for loops of >= $SEGC_CUDA_ILP_MIN
+ * (default 2^16; tests: 1) iterations whose body fits (lanes_fit): 2 in the kernels of class
+ * elementwise (cg_kernel_class), 1 (no lanes) in the others; $SEGC_CUDA_ILP (1..8) sets the
+ * lanes of every class.  Each thread then runs lanes iterations t, t + G, ... (G = the grid's
+ * threads: each statement's accesses stay coalesced) in lock step, so a thread has that many
+ * independent loads in flight; iterations of a parallel loop are independent, so any
+ * interleaving of theirs is the loop's meaning.  The grid shrinks by the same factor.
+ * Measured on an H100 at 128^3 (docs/cuda.md, "Lanes"): 2 lanes take the elementwise kernels
+ * (the normalize-activation passes) from 49-58% to 72-83% of HBM bandwidth; they slow the
+ * reductions (a moments pass already has fewer threads than the GPU holds) and the gathers
+ * (upsample), and 4 lanes gain less than 2. */
 static int
 ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 {
 	const char *s = getenv("SEGC_CUDA_ILP"), *m = getenv("SEGC_CUDA_ILP_MIN");
-	int u = s ? atoi(s) : 1;
+	int u = s && *s ? atoi(s) : strcmp(cg_kernel_class(e->k->name), "elementwise") ? 1 : 2;
 	if (u < 2 || u > 8 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
 		return 1;
 	uint8_t *scalar = arena_zalloc(e->p->arena, e->k->nvars + 1);

@@ -128,9 +128,8 @@ in_list(const char *op, const char *const *list)
 	return 0;
 }
 
-/* the profile class of a kernel, from its root op (fuse.c names kernels "k12_<op>") */
-static const char *
-kernel_class(const char *name)
+const char *
+cg_kernel_class(const char *name)
 {
 	static const char *const conv[] = {"conv3d",   "conv3d_ndhwc",  "conv_transpose3d",
 	                                   "conv3d_w", "causal_conv1d", NULL};
@@ -177,7 +176,7 @@ cg_kernel_table(const Program *p)
 		for (uint32_t i = 0; i < k->nbufs && k->body->nkids; i++) /* none: no loops */
 			if (!k->bufs[i].shared)
 				bytes += (double)k->bufs[i].numel * dtype_size(k->bufs[i].dtype);
-		fprintf(f, "%s\t%s\t%.0f\t%.0f\n", k->name, kernel_class(k->name), k->cost.flops,
+		fprintf(f, "%s\t%s\t%.0f\t%.0f\n", k->name, cg_kernel_class(k->name), k->cost.flops,
 		        bytes);
 	}
 	fclose(f);

@@ -16,6 +16,7 @@
 #include "tmpl.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 enum {
 	RED_THREADS = 1 << 17, /* loop-1 iterations aimed at: a few waves on 132 SMs */
@@ -310,7 +311,10 @@ tmpl_gpu_reduce(Lower *L)
 	}
 	if (r.R < RED_MIN || r.O < 1)
 		return 1;
-	r.P = RED_THREADS / r.O;
+	/* $SEGC_GPU_RED_THREADS (read when segc compiles; A/B runs): loop-1 iterations aimed at */
+	const char *te = getenv("SEGC_GPU_RED_THREADS");
+	int64_t threads = te && atoll(te) >= 1024 ? atoll(te) : RED_THREADS;
+	r.P = threads / r.O;
 	if (r.P > r.R / RED_MINPER)
 		r.P = r.R / RED_MINPER;
 	if (r.P > RED_MAXLANES)

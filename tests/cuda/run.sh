@@ -198,11 +198,14 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		tally "$tmp/ops.out" "ops $(basename "$t")" "$(basename "$t")"
 	done
 	# the memory-bound families with 4 lanes per thread (SEGC_CUDA_ILP; every loop that
-	# fits, however short), against PyTorch as above
-	SEGC_CUDA_ILP=4 SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py \
-		$PY tests/ops/test_ops.py --engine-only \
-		--only instance_norm,upsample >"$tmp/ops.out" 2>&1
-	tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=4)" "test_ops.py lanes"
+	# fits, however short), and with the default lanes (2 in the elementwise kernels: the
+	# normalize passes), against PyTorch as above
+	for ilp in 4 default; do
+		SEGC_CUDA_ILP=$([ $ilp = 4 ] && echo 4) SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC \
+			SEGC=$(pwd)/tests/cuda/segc_cuda.py $PY tests/ops/test_ops.py --engine-only \
+			--only instance_norm,group_norm,upsample >"$tmp/ops.out" 2>&1
+		tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=$ilp)" "test_ops.py lanes $ilp"
+	done
 fi
 # the load prologue cases (tests/ops/test_fusion_prologue.py), fp32 and the tensor-core
 # precisions (tolerances 1e-4, 2e-3 tf32, 2e-2 bf16): the cases the tensor-core form takes,

@@ -57,12 +57,12 @@ addbuf(Program *p, Kernel *k, uint32_t slot, int64_t offset, int dtype, int64_t 
 	return (int)k->nbufs - 1;
 }
 
-/* out[i] = exp(x[i]) * 2 + min(x[i], 0.5) for i in [0, 100), parallel */
+/* kernel name: out[i] = exp(x[i]) * 2 + min(x[i], 0.5) for i in [0, 100), parallel */
 static Program *
-prog_elt(LoopAnn ann)
+prog_elt_named(LoopAnn ann, const char *name)
 {
 	Program *p = newprog();
-	Kernel *k = kir_kernel(p, "k0", loc_none);
+	Kernel *k = kir_kernel(p, name, loc_none);
 	int x = addbuf(p, k, 1, 0, DT_F32, 100, 0);
 	int o = addbuf(p, k, 2, 64, DT_F32, 100, 1);
 	int iv = kir_var(p, k, KT_I64, "i");
@@ -73,6 +73,12 @@ prog_elt(LoopAnn ann)
 	                   kir_bin(p, KB_MIN, xv, kir_f32(p, 0.5)));
 	kir_append(p, l->body, kir_store(p, o, kir_ref(p, k, iv), v));
 	return p;
+}
+
+static Program *
+prog_elt(LoopAnn ann)
+{
+	return prog_elt_named(ann, "k0");
 }
 
 /* A block-mapped kernel (docs/cuda.md): 4 blocks of 64 threads; thread th stages x into the
@@ -206,6 +212,31 @@ main(void)
 		CHECK(strstr(d.first, "cannot load NVRTC"), "unexpected error: %s", d.first);
 	free(src);
 	freeprog(p);
+
+	/* lanes (ilp_lanes): by default 2 in elementwise kernels, none in the other classes;
+	 * SEGC_CUDA_ILP sets every class's */
+	static const struct {
+		const char *name, *ilp;
+		int lanes;
+	} lc[] = {{"k3_add", NULL, 1}, {"k3_moments", NULL, 0}, {"k3_upsample", NULL, 0},
+	          {"k3_add", "1", 0},  {"k3_moments", "4", 1}};
+	setenv("SEGC_CUDA_ILP_MIN", "1", 1);
+	for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) {
+		if (lc[i].ilp)
+			setenv("SEGC_CUDA_ILP", lc[i].ilp, 1);
+		else
+			unsetenv("SEGC_CUDA_ILP");
+		p = prog_elt_named(LOOP_PARALLEL, lc[i].name);
+		emit(p, "cuda:sm_90", &src, &d, obj);
+		const char *arr = lc[i].ilp && *lc[i].ilp == '4' ? "v0_i[4]" : "v0_i[2]";
+		CHECK(!!strstr(src, arr) == lc[i].lanes, "%s, SEGC_CUDA_ILP=%s: lanes %s:\n%s",
+		      lc[i].name, lc[i].ilp ? lc[i].ilp : "(unset)", lc[i].lanes ? "expected" : "not",
+		      src);
+		free(src);
+		freeprog(p);
+	}
+	unsetenv("SEGC_CUDA_ILP");
+	unsetenv("SEGC_CUDA_ILP_MIN");
 
 	p = prog_elt(LOOP_SERIAL);
 	emit(p, "cuda:sm_80", &src, &d, obj);
