@@ -23,7 +23,7 @@ enum {
 	RED_MINPER = 64,       /* at least this many elements per lane */
 	RED_MIN = 256,         /* below this reduced extent: thread per output */
 	RED_GROUP = 64,        /* partials combined by one loop-2 iteration */
-	RED_MAXLANES = 16384,  /* per output: loop 3 then combines <= 256 partials */
+	RED_MAXGROUPS = 256,   /* lanes per output <= this many groups: loop 3 combines <= 256 */
 };
 
 typedef enum { RK_SUM, RK_MAX, RK_MOM } RedKind;
@@ -39,7 +39,8 @@ typedef struct {
 	int64_t nfull, rem; /* R = nfull*P + rem */
 	int lane_fast;      /* lanes of one output are consecutive */
 	RedKind kind;
-	int xb; /* input buffer */
+	int xb;        /* input buffer */
+	int64_t group; /* RED_GROUP, or $SEGC_GPU_RED_GROUP */
 } Red;
 
 static KNode *
@@ -223,18 +224,18 @@ combine(Lower *L, KNode *block, const Red *r, int s0, int s1, KNode *first, int6
 	return acc;
 }
 
-/* loop 2: groups of RED_GROUP partials of s0/s1 into t0/t1 ([O][P/RED_GROUP]) */
+/* loop 2: groups of r->group partials of s0/s1 into t0/t1 ([O][P/group]) */
 static void
 groups(Lower *L, const Red *r, int s0, int s1, int t0, int t1)
 {
-	int64_t ng = r->P / RED_GROUP;
+	int64_t ng = r->P / r->group;
 	KNode *q, *M2 = NULL;
 	KNode *body = par_loop(L, "q", r->O * ng, &q);
 	KNode *o = lw_let(L, body, "o", bin(L, KB_DIV, q, ix_c(L, ng)));
 	KNode *g = lw_let(L, body, "g", bin(L, KB_REM, q, ix_c(L, ng)));
-	KNode *lane0 = lw_let(L, body, "lane0", ix_mul(L, g, RED_GROUP));
+	KNode *lane0 = lw_let(L, body, "lane0", ix_mul(L, g, r->group));
 	KNode *first = ix_add(L, ix_mul(L, o, r->P), lane0);
-	KNode *v = combine(L, body, r, s0, s1, first, RED_GROUP, lane0, 1, &M2);
+	KNode *v = combine(L, body, r, s0, s1, first, r->group, lane0, 1, &M2);
 	kir_append(L->p, body, kir_store(L->p, t0, q, v));
 	if (r->kind == RK_MOM)
 		kir_append(L->p, body, kir_store(L->p, t1, q, M2));
@@ -311,18 +312,20 @@ tmpl_gpu_reduce(Lower *L)
 	}
 	if (r.R < RED_MIN || r.O < 1)
 		return 1;
-	/* $SEGC_GPU_RED_THREADS (read when segc compiles; A/B runs): loop-1 iterations aimed at */
-	const char *te = getenv("SEGC_GPU_RED_THREADS");
+	/* $SEGC_GPU_RED_THREADS, $SEGC_GPU_RED_GROUP (read when segc compiles; A/B runs): the
+	 * loop-1 iterations aimed at, the partials per loop-2 iteration */
+	const char *te = getenv("SEGC_GPU_RED_THREADS"), *ge = getenv("SEGC_GPU_RED_GROUP");
 	int64_t threads = te && atoll(te) >= 1024 ? atoll(te) : RED_THREADS;
+	r.group = ge && atoll(ge) >= 2 && atoll(ge) <= 4096 ? atoll(ge) : RED_GROUP;
 	r.P = threads / r.O;
 	if (r.P > r.R / RED_MINPER)
 		r.P = r.R / RED_MINPER;
-	if (r.P > RED_MAXLANES)
-		r.P = RED_MAXLANES;
+	if (r.P > RED_MAXGROUPS * r.group)
+		r.P = RED_MAXGROUPS * r.group;
 	if (r.P < 4)
 		return 1;
-	if (r.P >= 2 * RED_GROUP)
-		r.P = r.P / RED_GROUP * RED_GROUP;
+	if (r.P >= 2 * r.group)
+		r.P = r.P / r.group * r.group;
 	r.nfull = r.R / r.P;
 	r.rem = r.R % r.P;
 	r.lane_fast = it->rank > 0 && r.red[it->rank - 1];
@@ -333,11 +336,11 @@ tmpl_gpu_reduce(Lower *L)
 	int s0 = lw_scratch(L, DT_F32, r.O * r.P, "part");
 	int s1 = mom ? lw_scratch(L, DT_F32, r.O * r.P, "part_m2") : -1;
 	lanes(L, &r, it, s0, s1);
-	if (r.P < 2 * RED_GROUP)
+	if (r.P < 2 * r.group)
 		return finish(L, &r, it, s0, s1, r.P, 1);
-	int64_t ng = r.P / RED_GROUP;
+	int64_t ng = r.P / r.group;
 	int t0 = lw_scratch(L, DT_F32, r.O * ng, "part2");
 	int t1 = mom ? lw_scratch(L, DT_F32, r.O * ng, "part2_m2") : -1;
 	groups(L, &r, s0, s1, t0, t1);
-	return finish(L, &r, it, t0, t1, ng, RED_GROUP);
+	return finish(L, &r, it, t0, t1, ng, r.group);
 }

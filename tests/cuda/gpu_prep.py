@@ -19,6 +19,9 @@ bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
 and packs it into build/gpu-cases.tar.xz (one xz stream: the engines share the runtime, so
 the archive stays small enough to carry).  When segc refuses a precision for a tiny graph
 (`no tensor-core templates yet`), that precision is skipped everywhere with that note.
+The op and model cases are compiled with SEGC_CUDA_ILP_MIN=1, so their small loops take the
+lanes (docs/cuda.md) that the 128^3 engines' loops take: the GPU tests run the production
+form of the elementwise kernels, not only the one-element-per-thread form of small shapes.
 Env: SEGC (default build/segc), ARCH (sm_90; --arch overrides; `cpu` builds CPU engines for
 the scripts' dry run: test_gpu.py/bench_gpu.py --device cpu).
 
@@ -68,14 +71,18 @@ def target():
     return "cpu" if arch() == "cpu" else "cuda:" + arch()
 
 
-def compile_engine(graph, engine, defines=(), precision="fp32"):
+def compile_engine(graph, engine, defines=(), precision="fp32", lanes=True):
+    """lanes: a test case, compiled with the lanes of large loops (SEGC_CUDA_ILP_MIN=1)"""
     if precision in REFUSED:
         return REFUSED[precision]
     cmd = [segc(), graph, "-o", engine, "--target", target(), "-q"] + list(defines)
     if precision != "fp32":
         cmd.append("--precision=" + precision)
+    env = dict(os.environ)
+    if lanes:
+        env.setdefault("SEGC_CUDA_ILP_MIN", "1")
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=600)
+                       universal_newlines=True, timeout=600, env=env)
     if p.returncode != 0:
         return (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1][:300]
     return None
@@ -208,7 +215,7 @@ def prep_bench(size):
         for prec in ("fp32",) + PRECISIONS:
             t0 = time.time()
             eng = os.path.join(d, name + (".so" if prec == "fp32" else ".%s.so" % prec))
-            err = compile_engine(os.path.join(ROOT, graph), eng, defs, prec)
+            err = compile_engine(os.path.join(ROOT, graph), eng, defs, prec, lanes=False)
             m["precisions"][prec] = err
             print("bench %s %s: %s (%.1fs)" % (name, prec, err or "ok", time.time() - t0))
             sys.stdout.flush()
