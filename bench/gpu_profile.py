@@ -15,6 +15,11 @@ time), the roofline share per kernel class and in all, and the totals per kernel
 k12_conv3d_t0 -> conv3d; the CPU-side names come from the launch schedule).  CUDA graphs are
 turned off (SEGC_CUDA_GRAPHS=0) so that each launch is one record.  Timing numbers from the
 profiler include its own overhead: use bench/bench_gpu.py for latency.
+
+--once runs each engine once (weights, input, one run_device) and nothing else: the program to
+run under Nsight Compute, e.g.
+    ncu --clock-control none --kernel-name regex:'k3_conv3d_t0' --launch-count 1 \
+        --section SpeedOfLight --section WarpStateStats python3 bench/gpu_profile.py --once E.so
 """
 import argparse
 import json
@@ -98,11 +103,10 @@ def kclass(name):
     return m.group(1) if m else "other"
 
 
-def profile_engine(path, runs, top, out):
+def profile_engine(path, runs, top, out, once=False):
     import numpy as np
     import torch
     import segc_api
-    from torch.profiler import ProfilerActivity, profile
 
     t0 = time.time()
     eng = segc_api.Engine(path)
@@ -119,6 +123,10 @@ def profile_engine(path, runs, top, out):
     op = [t.data_ptr() for t in outs]
     eng.run_device(ip, op)
     torch.cuda.synchronize()
+    if once:
+        eng.close()
+        return
+    from torch.profiler import ProfilerActivity, profile
     w0 = time.time()
     for _ in range(runs):
         eng.run_device(ip, op)
@@ -216,6 +224,7 @@ def main():
     ap.add_argument("--out", help="also write the report here")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--once", action="store_true", help="one run per engine, no profiler")
     a = ap.parse_args()
     os.environ.setdefault("SEGC_CUDA_GRAPHS", "0")
 
@@ -238,7 +247,7 @@ def main():
     rc = 0
     for path in a.engines:
         try:
-            profile_engine(path, a.runs, a.top, out)
+            profile_engine(path, a.runs, a.top, out, a.once)
         except Exception as e:  # one bad engine must not lose the others
             print("== %s: FAILED: %s" % (path, e), file=out, flush=True)
             rc = 1

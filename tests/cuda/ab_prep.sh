@@ -2,6 +2,8 @@
 # tests/cuda/ab_prep.sh -- engines for an A/B comparison of compile-time variants on the GPU.
 #   VARIANTS="name:ENV=VALUE[,ENV=VALUE][:PREC[+PREC]] ..." (default: "base:")
 #   GRAPHS="unet3d ..." PRECS="bf16 fp32" (for variants that name none) SIZE=128
+#   KEEP=1: add to the engines of an earlier run (other variants or graphs) instead of
+#   starting afresh
 #   sh tests/cuda/ab_prep.sh
 # writes build/gpu-ab/<variant>/<graph>[.<precision>].so (bench/bench_gpu.py's -D overrides at
 # SIZE^3) and build/gpu-ab.tar.xz to carry to the device machine, where
@@ -14,7 +16,8 @@ GRAPHS=${GRAPHS:-unet3d basicunet segresnet segmamba_v2}
 PRECS=${PRECS:-bf16}
 SIZE=${SIZE:-128}
 OUT=build/gpu-ab
-rm -rf "$OUT" "$OUT.tar.xz"
+[ -n "$KEEP" ] || rm -rf "$OUT"
+rm -f "$OUT.tar.xz"
 for v in $VARIANTS; do
 	name=${v%%:*}
 	rest=${v#*:}
