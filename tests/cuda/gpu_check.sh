@@ -6,11 +6,13 @@
 #      architecture; 30 s per case, 165 s in all      ($OUT/test-gpu.txt, $OUT/test-gpu.json)
 #   3. gpu-profile (PROFILE=1, the default on a GPU): bench/gpu_profile.py, per-kernel
 #      GPU time and roofline share of the fp32 and bf16 bench engines of unet3d, basicunet,
-#      segresnet and segmamba_v2; 100 s              ($OUT/gpu-profile.txt, $OUT/gpu-profile.log)
+#      segresnet and segmamba_v2; 100 s                                  ($OUT/gpu-profile.txt)
 #   4. bench-gpu: bench/bench_gpu.py, segc vs PyTorch eager and torch.compile at 128^3, with
 #      the time left (~140 s after a full test and profile; more when they end early)
 #                                 ($OUT/bench-gpu.txt, $OUT/bench-gpu.json, $OUT/bench-gpu.md)
 # Each stage has its own time limit and writes as it goes, so $OUT always holds what was done.
+# It writes 7 files under $OUT (the device tool brings back at most 8: one is left for the
+# caller's log); the profile's own log goes to build/gpu-profile.log, its errors into the report.
 # The engines are compiled beforehand where segc builds (`make gpu-prep` writes
 # build/gpu-cases.tar.xz): carry that file with the working tree.
 # Env: OUT (default build/gpu-out), PY (python3), LIMIT (420: seconds for everything),
@@ -89,10 +91,10 @@ if [ "$PROFILE" = 1 ]; then
 	else
 		# shellcheck disable=SC2086
 		timeout -k 5 $((PROF_S - 5)) $PY bench/gpu_profile.py --top 8 \
-			--out "$OUT/gpu-profile.txt" $engs >"$OUT/gpu-profile.log" 2>&1
+			--out "$OUT/gpu-profile.txt" $engs >build/gpu-profile.log 2>&1
 		rc=$?
 		# what the report does not hold already (a traceback, a driver message)
-		[ $rc -ne 0 ] && grep -v '^== ' "$OUT/gpu-profile.log" | tail -n 5 \
+		[ $rc -ne 0 ] && grep -v '^== ' build/gpu-profile.log | tail -n 5 \
 			>>"$OUT/gpu-profile.txt"
 		echo "gpu-profile exit $rc$([ $rc -eq 124 ] && echo " (killed at $((PROF_S - 5)) s)")" \
 			>>"$OUT/gpu-profile.txt"

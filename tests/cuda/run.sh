@@ -176,7 +176,8 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 fi
 
 # ops through the CUDA C emulation: by default one case group per template family, sm_90
-# only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores)
+# only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores), with the 32-bit
+# divisions (SEGC_CUDA_DIV32=1, off by default: every other CUDA stage runs the default form)
 emu_sets="tests/ops/test_ops.py:conv3d,conv_transpose3d,instance_norm,group_norm,softmax,linear,matmul,max_pool3d,avg_pool3d,upsample,concat,permute,gelu,add
 tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool
 tests/ops/test_ops_gpured.py
@@ -193,7 +194,7 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		only=
 		grep -q -- "--engine-only" "$t" && only=--engine-only
 		case $set in *:*) only="$only --only ${set#*:}" ;; esac
-		SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_CUDA_ALSO=$also \
+		SEGC_CUDA_DIV32=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_CUDA_ALSO=$also \
 			$PY "$t" $only >"$tmp/ops.out" 2>&1
 		tally "$tmp/ops.out" "ops $(basename "$t")" "$(basename "$t")"
 	done

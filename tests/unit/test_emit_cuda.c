@@ -147,10 +147,12 @@ emit(Program *p, const char *target, char **src, Diag *d, const char *obj)
 
 /* codegen/cuda_range.c: a parallel loop i in [0, 5000000) with lets q = i / 1000, r = i % 7,
  * big = i * 1000000 (overflows 32 bits), s = q - 10 (may be negative), and a variable
- * assigned twice: 32 bits exactly where the dividend lies in [0, 2^32) */
+ * assigned twice: with SEGC_CUDA_DIV32=1, 32 bits exactly where the dividend lies in
+ * [0, 2^32); without it, never */
 static void
 test_ranges(void)
 {
+	setenv("SEGC_CUDA_DIV32", "1", 1);
 	Program *p = newprog();
 	Kernel *k = kir_kernel(p, "k0", loc_none);
 	int i = kir_var(p, k, KT_I64, "i"), q = kir_var(p, k, KT_I64, "q");
@@ -183,6 +185,11 @@ test_ranges(void)
 	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, kir_ref(p, k, s), c7)), "q - 10 may be negative");
 	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, kir_ref(p, k, twice), c7)), "an assigned variable");
 	CHECK(!cr_u32(&r, kir_bin(p, KB_DIV, iv, kir_ref(p, k, q))), "a variable divisor");
+	/* the default (SEGC_CUDA_DIV32 unset): every division stays 64-bit */
+	unsetenv("SEGC_CUDA_DIV32");
+	cr_begin(&r, p->arena, k, lp);
+	cr_set(&r, i, cr_loop(&r, lp));
+	CHECK(!cr_u32(&r, kir_bin(p, KB_REM, iv, c7)), "i %% 7 in 64 bits by default");
 	freeprog(p);
 }
 
