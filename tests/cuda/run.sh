@@ -164,7 +164,7 @@ done
 # with tf32/bf16 rounding): its own GEMM cases exact (indexing at 1e-4) and rounded, the
 # conv3d, conv_transpose3d, linear, matmul op cases and the tiny models at 2e-3 (tf32) and
 # 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
-# size; a third of the cases per tiling, rotating)
+# size, split-K off and forced; a quarter of the cases per tiling, rotating)
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings" \
 		"--precision tf32 --cases --ops --models" \
