@@ -1152,8 +1152,10 @@ static int
 ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 {
 	const char *s = getenv("SEGC_CUDA_ILP"), *m = getenv("SEGC_CUDA_ILP_MIN");
-	int u = s && *s ? atoi(s) : strcmp(cg_kernel_class(e->k->name), "elementwise") ? 1 : 2;
-	if (u < 2 || u > 8 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
+	int u = s ? atoi(s) : 0; /* an unreadable value, like none, means the class rule */
+	if (u < 1 || u > 8)
+		u = strcmp(cg_kernel_class(e->k->name), "elementwise") ? 1 : 2;
+	if (u < 2 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
 		return 1;
 	uint8_t *scalar = arena_zalloc(e->p->arena, e->k->nvars + 1);
 	int budget = LANE_STMTS;

@@ -225,8 +225,9 @@ main(void)
 	static const struct {
 		const char *name, *ilp;
 		int lanes;
-	} lc[] = {{"k3_add", NULL, 1}, {"k3_moments", NULL, 0}, {"k3_upsample", NULL, 0},
-	          {"k3_add", "1", 0},  {"k3_moments", "4", 1}};
+	} lc[] = {{"k3_add", NULL, 1},   {"k3_moments", NULL, 0}, {"k3_upsample", NULL, 0},
+	          {"k3_add", "1", 0},    {"k3_moments", "4", 1},  {"k3_add", "x", 1},
+	          {"k3_moments", "", 0}};
 	setenv("SEGC_CUDA_ILP_MIN", "1", 1);
 	for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) {
 		if (lc[i].ilp)
