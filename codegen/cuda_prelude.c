@@ -19,9 +19,11 @@ const char cg_cuda_prelude[] =
     "\n";
 
 /* the tensor-core helpers (programs with K_mma*): warp-level nvcuda::wmma on 16x16 tiles of
- * block-shared memory, A and B column-major; fragments are rounded to tf32 (round to
- * nearest) or loaded as bf16 (rounded when stored to the shared tile).  SEGC_EMU (the host
- * emulation, tests/cuda/emu_shim.h) supplies its own versions with the same meaning. */
+ * block-shared memory, A and B column-major (a row-major A: segc_frag_ar_t); fragments are
+ * rounded to tf32 (round to nearest) or loaded as bf16 (rounded when stored to the shared
+ * tile).  SEGC_EMU (the host
+ * emulation, tests/cuda/emu_shim.h) supplies its own versions with the same meaning; so for
+ * the cp.async, vector-load and warp-shuffle helpers below them. */
 const char cg_cuda_prelude_mma[] =
     "#ifndef SEGC_EMU\n"
     "#include <mma.h>\n"
@@ -56,6 +58,8 @@ const char cg_cuda_prelude_mma[] =
     "nvcuda::wmma::precision::tf32, nvcuda::wmma::col_major> segc_frag_a_t;\n"
     "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 8, "
     "nvcuda::wmma::precision::tf32, nvcuda::wmma::col_major> segc_frag_b_t;\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 8, "
+    "nvcuda::wmma::precision::tf32, nvcuda::wmma::row_major> segc_frag_ar_t;\n"
     "template <typename F> static __device__ __forceinline__ void segc_load_frag(F &f, "
     "const float *a, unsigned ld)\n"
     "{\n"
@@ -78,11 +82,16 @@ const char cg_cuda_prelude_mma[] =
     "nvcuda::wmma::col_major> segc_frag_a_t;\n"
     "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, "
     "nvcuda::wmma::col_major> segc_frag_b_t;\n"
+    "typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, "
+    "nvcuda::wmma::row_major> segc_frag_ar_t;\n"
     "template <typename F> static __device__ __forceinline__ void segc_load_frag(F &f, "
     "const __nv_bfloat16 *a, unsigned ld)\n"
     "{ nvcuda::wmma::load_matrix_sync(f, a, ld); }\n"
     "#endif\n"
     "static __device__ __forceinline__ void segc_mma_ab(segc_acc_t &c, const segc_frag_a_t &a, "
+    "const segc_frag_b_t &b)\n"
+    "{ nvcuda::wmma::mma_sync(c, a, b, c); }\n"
+    "static __device__ __forceinline__ void segc_mma_ab(segc_acc_t &c, const segc_frag_ar_t &a, "
     "const segc_frag_b_t &b)\n"
     "{ nvcuda::wmma::mma_sync(c, a, b, c); }\n"
     "template <int N, typename T> static __device__ __forceinline__ void segc_cp_async(T *d, "
@@ -106,5 +115,7 @@ const char cg_cuda_prelude_mma[] =
     "\t\tv = LDG ? __ldg((const float4 *)s) : *(const float4 *)s;\n"
     "\tx = v.x, y = v.y, z = v.z, w = v.w;\n"
     "}\n"
+    "static __device__ __forceinline__ float segc_shfl_xor(float v, int m)\n"
+    "{ return __shfl_xor_sync(0xffffffffu, v, m); }\n"
     "#endif\n"
     "\n";

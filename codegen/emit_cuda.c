@@ -46,6 +46,7 @@ typedef struct {
 	uint8_t *blkgroup; /* per Kernel.group: one of its kernels is block-mapped */
 	int nlaunches;
 	int inblock; /* emitting the body of a block-mapped (LOOP_BLOCK) kernel */
+	int shfl_ok; /* emitting a let's or an assign's value in a block-mapped kernel */
 	/* lanes (SEGC_CUDA_ILP, ilp_lanes): each thread runs `lanes` iterations of a parallel
 	 * loop in lock step, statement by statement; a variable with lanevar set is an array
 	 * indexed [u], every statement runs for the lanes whose guard array g<guard>[u] holds */
@@ -190,7 +191,9 @@ cuda_block(CudaEmit *e, const KNode *n)
 		uint32_t r = i;
 		while (r < n->nkids && n->kids[r]->kind == K_mma)
 			r++;
-		if (r - i >= 2) { /* a run of MMAs: fragments loaded once (cuda_mma_run) */
+		/* a run of MMAs: fragments loaded once (cuda_mma_run); a row-major A is always
+		 * loaded as a fragment of its own type */
+		if (r - i >= 2 || (r > i && e->k->bufs[n->kids[i]->buf].arow)) {
 			if (cuda_mma_run(e, n->kids + i, r - i) < 0)
 				return -1;
 			i = r - 1;
@@ -319,7 +322,10 @@ cuda_let(CudaEmit *e, const KNode *n)
 	e->indent = indent;
 	varname(e, n->var);
 	out(e, " = ");
-	if (cuda_node(e, n->a) < 0)
+	e->shfl_ok = e->inblock && n->a->kind == K_shfl;
+	int rc = cuda_node(e, n->a);
+	e->shfl_ok = 0;
+	if (rc < 0)
 		return -1;
 	out(e, ";\n");
 	cr_set(&e->rng, n->var, cr_expr(&e->rng, n->a)); /* (an assigned variable: no range) */
@@ -501,6 +507,24 @@ cuda_vload(CudaEmit *e, const KNode *n)
 	return 0;
 }
 
+/* segc_shfl_xor(a, m): a of lane ^ m (__shfl_xor_sync over the whole warp): only a let's or an
+ * assign's whole value in a block-mapped kernel, so that no ternary or short-circuit
+ * evaluates it for some lanes only */
+static int
+cuda_shfl(CudaEmit *e, const KNode *n)
+{
+	if (!e->shfl_ok)
+		return cg_unsupported(
+		    e->d, e->k, "cuda",
+		    "a warp shuffle outside a let or assign of a block-mapped kernel");
+	e->shfl_ok = 0;
+	out(e, "segc_shfl_xor(");
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, ", %d)", (int)n->ival);
+	return 0;
+}
+
 static int
 cuda_cp_wait(CudaEmit *e, const KNode *n)
 {
@@ -523,7 +547,7 @@ static int
 cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
 {
 	char *ops[2][MMA_RUN];
-	int nops[2] = {0, 0}, use[MMA_RUN][2], rc = 0;
+	int nops[2] = {0, 0}, use[MMA_RUN][2], arow[MMA_RUN] = {0}, rc = 0;
 	if (cnt > MMA_RUN) {
 		if (cuda_mma_run(e, kids, MMA_RUN) < 0)
 			return -1;
@@ -550,6 +574,8 @@ cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
 				j++;
 			if (j == nops[side]) {
 				size_t len = strlen(txt) + 1;
+				if (!side) /* (A's fragment type) */
+					arow[j] = e->k->bufs[buf].arow;
 				ops[side][j] = malloc(len);
 				SEGC_ASSERT(ops[side][j] != NULL);
 				memcpy(ops[side][j], txt, len);
@@ -567,7 +593,8 @@ cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
 		for (int side = 0; side < 2; side++)
 			for (int j = 0; j < nops[side]; j++) {
 				line(e);
-				out(e, "segc_frag_%c_t segc_f%c%d;\n", "ab"[side], "ab"[side], j);
+				out(e, "segc_frag_%s_t segc_f%c%d;\n",
+				    side ? "b" : arow[j] ? "ar" : "a", "ab"[side], j);
 				line(e);
 				out(e, "segc_load_frag(segc_f%c%d, %s);\n", "ab"[side], j,
 				    ops[side][j]);
@@ -849,6 +876,8 @@ cuda_node(CudaEmit *e, const KNode *n)
 		return cuda_select(e, n);
 	case K_cast:
 		return cuda_cast(e, n);
+	case K_shfl:
+		return cuda_shfl(e, n);
 	case K_COUNT:
 		break;
 	}
@@ -1127,6 +1156,7 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
 	case K_cp_async:
 	case K_cp_wait:
 	case K_vload:
+	case K_shfl:
 		return 0;
 	default:
 		break;

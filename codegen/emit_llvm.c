@@ -728,6 +728,8 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 		return cg_unsupported(e->d, e->k, "cpu", "asynchronous copies (cp_async)");
 	case K_vload:
 		return cg_unsupported(e->d, e->k, "cpu", "vector loads (vload)");
+	case K_shfl:
+		return cg_unsupported(e->d, e->k, "cpu", "warp shuffles (shfl)");
 	case K_const:
 		*out = llvm_const(e, n);
 		return 0;
@@ -1285,6 +1287,8 @@ emit_parts(const Program *p, const CgOptions *o, const char *obj_path, Diag *d)
 			if (k->body->kids[i]->ann == LOOP_BLOCK ||
 			    k->body->kids[i]->ann == LOOP_THREAD)
 				return cg_unsupported(d, k, "cpu", "gpu block/thread loops");
+		if (kir_contains(k->body, K_shfl)) /* (block-mapped only: caught above too) */
+			return cg_unsupported(d, k, "cpu", "warp shuffles (shfl)");
 	}
 	plan_parts(p, rep, owner, &nparts);
 	for (int m = 0; m < nparts && rc == 0; m++) {

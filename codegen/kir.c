@@ -348,6 +348,16 @@ kir_cast(Program *p, KType t, KNode *a)
 	return n;
 }
 
+KNode *
+kir_shfl(Program *p, KNode *a, int lanemask)
+{
+	SEGC_ASSERT(a->type == KT_F32 && lanemask >= 1 && lanemask < 32);
+	KNode *n = node(p, K_shfl, KT_F32);
+	n->a = a;
+	n->ival = lanemask;
+	return n;
+}
+
 /* ---- printer ---- */
 
 static void
@@ -401,6 +411,11 @@ pexpr(const Kernel *k, const KNode *n, FILE *f)
 		fprintf(f, "%s(", typenames[n->type]);
 		pexpr(k, n->a, f);
 		fputc(')', f);
+		return;
+	case K_shfl:
+		fputs("shfl(", f);
+		pexpr(k, n->a, f);
+		fprintf(f, ", lane ^ %lld)", (long long)n->ival);
 		return;
 	default:
 		fprintf(f, "<%s>", kindnames[n->kind]);
@@ -527,6 +542,8 @@ kir_print(const Kernel *k, FILE *f)
 			        b->name, (long long)b->numel, b->ld);
 			if (b->over)
 				fprintf(f, " over b%d", b->over - 1);
+			if (b->arow)
+				fputs(" arow", f);
 			fputc('\n', f);
 			continue;
 		}
@@ -552,8 +569,8 @@ kir_signature(const Program *p, const Kernel *k, const char *extra)
 	for (uint32_t i = 0; i < k->nbufs; i++) {
 		fprintf(f, "%s%s", dtype_name(k->bufs[i].dtype), k->bufs[i].written ? "w" : "");
 		if (k->bufs[i].shared) /* shared tiles: their size and ld are part of the code */
-			fprintf(f, "s%lld/%d/%d", (long long)k->bufs[i].numel, k->bufs[i].ld,
-			        k->bufs[i].over);
+			fprintf(f, "s%lld/%d/%d/%d", (long long)k->bufs[i].numel, k->bufs[i].ld,
+			        k->bufs[i].over, k->bufs[i].arow);
 		fputc(' ', f);
 	}
 	fprintf(f, "%s\n", extra ? extra : "");
@@ -606,6 +623,7 @@ kir_each_buf(KNode *n, KBufFn fn, void *ctx)
 	case K_unop:
 	case K_select:
 	case K_cast:
+	case K_shfl:
 	case K_COUNT:
 		break;
 	}
@@ -632,6 +650,20 @@ kir_each_var(const KNode *n, KVarFn fn, void *ctx)
 	kir_each_var(n->body, fn, ctx);
 	for (uint32_t i = 0; i < n->nkids; i++)
 		kir_each_var(n->kids[i], fn, ctx);
+}
+
+int
+kir_contains(const KNode *n, int kind)
+{
+	if (!n)
+		return 0;
+	if (n->kind == kind || kir_contains(n->a, kind) || kir_contains(n->b, kind) ||
+	    kir_contains(n->c, kind) || kir_contains(n->body, kind))
+		return 1;
+	for (uint32_t i = 0; i < n->nkids; i++)
+		if (kir_contains(n->kids[i], kind))
+			return 1;
+	return 0;
 }
 
 int

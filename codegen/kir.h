@@ -78,6 +78,8 @@ typedef struct {
 	 * its start, possibly past its end: the emitter lays the other shared buffers out in
 	 * one pool, in order); for a tile used only after the other's last use (kir_shared_over) */
 	int32_t over;
+	/* shared: 1 when K_mma reads it as A row-major, a[m*ld + k] (else column-major) */
+	uint8_t arow;
 } KBuf;
 
 typedef struct {
@@ -149,6 +151,7 @@ KNode *kir_bin(Program *p, KBinOp op, KNode *a, KNode *b);
 KNode *kir_un(Program *p, KUnOp op, KNode *a);
 KNode *kir_select(Program *p, KNode *c, KNode *a, KNode *b);
 KNode *kir_cast(Program *p, KType t, KNode *a);
+KNode *kir_shfl(Program *p, KNode *a, int lanemask);               /* f32 a of lane ^ lanemask */
 KType kir_dtype(int dtype);                                         /* DT_F32 -> KT_F32 ... */
 
 /* A buffer of numel elements of dtype at slot 0, byte offset base (64-byte aligned by the
@@ -182,6 +185,8 @@ void kir_each_buf(KNode *n, KBufFn fn, void *ctx);
  * and K_cp_async's var is a buffer and is not visited). */
 typedef void (*KVarFn)(const KNode *n, int var, void *ctx);
 void kir_each_var(const KNode *n, KVarFn fn, void *ctx);
+/* 1 when a node of kind (KKind) is under n */
+int kir_contains(const KNode *n, int kind);
 
 /* 1 and *v = its value when integer expression n is a constant (loop bounds, trip counts) */
 int kir_const_i64(const KNode *n, int64_t *v);

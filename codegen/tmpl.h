@@ -143,6 +143,7 @@ int tmpl_pad_tokens(Lower *L);                        /* tmpl_home.c */
 int tmpl_gpu(Lower *L);                               /* tmpl_gpu.c: the dispatcher */
 int tmpl_gpu_conv(Lower *L);      /* tmpl_gpu_conv.c: conv3d, conv_transpose3d, matmul, pool */
 int tmpl_gpu_mma(Lower *L);       /* tmpl_gpu_mma.c: tensor-core implicit GEMM */
+int tmpl_gpu_halo(Lower *L);      /* tmpl_gpu_halo.c: halo-tile tensor-core conv3d */
 int tmpl_gpu_reduce(Lower *L);    /* tmpl_gpu_reduce.c: reductions, moments */
 int tmpl_gpu_scan(Lower *L);      /* tmpl_gpu_scan.c: selective scan, causal conv1d */
 

@@ -8,14 +8,17 @@
  * prologue (Group.pro) goes to the tensor-core form only where that form applies the prologue. */
 #include "tmpl.h"
 
-/* The tensor-core form; where it lowered a root with a load prologue without applying it,
+/* The tensor-core forms (the halo-tile conv where $SEGC_MMA_HALO=1 and it applies, else the
+ * implicit GEMM); where one lowered a root with a load prologue without applying it,
  * its statements are dropped and 1 is returned, so the SIMT form (which applies it) follows. */
 static int
 mma_or_back(Lower *L)
 {
 	uint32_t nkids = L->k->body->nkids, nbufs = L->k->nbufs;
 	int64_t scratch = L->scratch_used;
-	int rc = tmpl_gpu_mma(L);
+	int rc = tmpl_gpu_halo(L);
+	if (rc == 1)
+		rc = tmpl_gpu_mma(L);
 
 	if (rc != 0 || !lw_has_prologue(L) || L->pro_applied)
 		return rc;

@@ -3,16 +3,20 @@
  *
  * A reduction with a large reduced extent R and few outputs O (instance norm at 128^3: O = C,
  * R = 2M) is split: P lanes per output, lane l reading the reduced elements l, l+P, l+2P, ...
+ * When the innermost input dim is reduced, the lanes of one output are consecutive threads (a
+ * warp reads 32 consecutive floats at each step) and the lanes are combined in registers,
+ * block-mapped (warp shuffles, then the warps' results through shared memory):
+ *   loop 1  blocks over O*G, T threads  T lanes each -> one partial per block -> [O][G]
+ *   loop 2  blocks over O, T2 threads   the G partials -> the output (lw_output)
+ * (G = 1: loop 1 writes the output.)  Otherwise consecutive outputs are consecutive threads
+ * (and addresses), and the partials go through global scratch (grid-stride loops):
  *   loop 1  parallel over O*P (lanes)   a partial per lane -> scratch [O][P]
  *   loop 2  parallel over O*P/64        64 partials -> one (only when P >= 128) -> [O][P/64]
  *   loop 3  parallel over O             the remaining partials -> the output (lw_output)
- * Lane order: when the innermost input dim is reduced, the lanes of one output are consecutive
- * iterations, so a warp reads 32 consecutive floats at each step; otherwise the outputs are,
- * and consecutive outputs are consecutive addresses.  moments keeps, per lane, a sum and a sum
- * of squares shifted by the lane's first element, turned into (mean, M2) and merged with Chan's
- * formula, so neither long fp32 sums nor E[x^2] - E[x]^2 cancellation lose the variance.
- * Returns 1 (the generic thread-per-output template of tmpl_reduce.c) when R is small or O
- * alone fills the GPU. */
+ * moments keeps, per lane, a sum and a sum of squares shifted by the lane's first element,
+ * turned into (mean, M2) and merged with Chan's formula, so neither long fp32 sums nor
+ * E[x^2] - E[x]^2 cancellation lose the variance.  Returns 1 (the generic thread-per-output
+ * template of tmpl_reduce.c) when R is small or O alone fills the GPU. */
 #include "tmpl.h"
 
 #include <math.h>
@@ -24,6 +28,8 @@ enum {
 	RED_MIN = 256,         /* below this reduced extent: thread per output */
 	RED_GROUP = 64,        /* partials combined by one loop-2 iteration */
 	RED_MAXGROUPS = 256,   /* lanes per output <= this many groups: loop 3 combines <= 256 */
+	RED_BLOCK = 256,       /* threads per block of the block-mapped form */
+	WARP = 32,
 };
 
 typedef enum { RK_SUM, RK_MAX, RK_MOM } RedKind;
@@ -41,6 +47,7 @@ typedef struct {
 	RedKind kind;
 	int xb;        /* input buffer */
 	int64_t group; /* RED_GROUP, or $SEGC_GPU_RED_GROUP */
+	int64_t T, G;  /* block-mapped: threads per block (lanes per partial), blocks per output */
 } Red;
 
 static KNode *
@@ -133,20 +140,16 @@ chan(Lower *L, KNode *block, KNode *na, KNode *ma, KNode *Ma, KNode *nb, KNode *
 	assign(L, block, na, n);
 }
 
-/* loop 1: one partial per (output, lane) into s0 (and s1: M2) at o*P + l */
-static void
-lanes(Lower *L, const Red *r, const Type *it, int s0, int s1)
+/* a partial (variables): the value (moments: the mean), moments' element count and M2 */
+typedef struct {
+	KNode *v, *n, *M2;
+} Part;
+
+/* lane l of output o: its partial, in lets of body */
+static Part
+lane_partial(Lower *L, KNode *body, const Red *r, const Type *it, KNode *o, KNode *l)
 {
-	KNode *p, *kidx[IR_MAXRANK], *j;
-	KNode *body = par_loop(L, "p", r->O * r->P, &p);
-	KNode *o, *l;
-	if (r->lane_fast) {
-		o = lw_let(L, body, "o", bin(L, KB_DIV, p, ix_c(L, r->P)));
-		l = lw_let(L, body, "l", bin(L, KB_REM, p, ix_c(L, r->P)));
-	} else {
-		l = lw_let(L, body, "l", bin(L, KB_DIV, p, ix_c(L, r->O)));
-		o = lw_let(L, body, "o", bin(L, KB_REM, p, ix_c(L, r->O)));
-	}
+	KNode *kidx[IR_MAXRANK], *j;
 	KNode *base = out_base(L, body, r, it, o, kidx);
 	double init = r->kind == RK_MAX ? -INFINITY : 0;
 	KNode *acc = lw_let(L, body, "acc", f32c(L, init)), *s2 = NULL, *k = NULL;
@@ -167,19 +170,39 @@ lanes(Lower *L, const Red *r, const Type *it, int s0, int s1)
 		x = kir_load(L->p, L->k, r->xb, elem_index(L, iff->body, r, base, e));
 		fold(L, iff->body, r, x, acc, s2, k);
 	}
-	KNode *at = ix_add(L, ix_mul(L, o, r->P), l);
-	if (r->kind != RK_MOM) {
-		kir_append(L->p, body, kir_store(L->p, s0, at, acc));
-		return;
-	}
+	Part pt = {acc, NULL, NULL};
+	if (r->kind != RK_MOM)
+		return pt;
 	KNode *cnt = r->rem ? kir_select(L->p, bin(L, KB_LT, l, ix_c(L, r->rem)),
 	                                 f32c(L, (double)(r->nfull + 1)), f32c(L, (double)r->nfull))
 	                    : f32c(L, (double)r->nfull);
-	KNode *n = lw_let(L, body, "cnt", cnt);
-	KNode *m1 = lw_let(L, body, "m1", bin(L, KB_DIV, acc, n));
-	kir_append(L->p, body, kir_store(L->p, s0, at, bin(L, KB_ADD, k, m1)));
+	pt.n = lw_let(L, body, "cnt", cnt);
+	KNode *m1 = lw_let(L, body, "m1", bin(L, KB_DIV, acc, pt.n));
+	pt.v = lw_let(L, body, "mean", bin(L, KB_ADD, k, m1));
 	KNode *M2 = bin(L, KB_SUB, s2, bin(L, KB_MUL, acc, m1));
-	kir_append(L->p, body, kir_store(L->p, s1, at, bin(L, KB_MAX, M2, f32c(L, 0))));
+	pt.M2 = lw_let(L, body, "m2", bin(L, KB_MAX, M2, f32c(L, 0)));
+	return pt;
+}
+
+/* grid-stride loop 1: one partial per (output, lane) into s0 (and s1: M2) at o*P + l */
+static void
+lanes(Lower *L, const Red *r, const Type *it, int s0, int s1)
+{
+	KNode *p;
+	KNode *body = par_loop(L, "p", r->O * r->P, &p);
+	KNode *o, *l;
+	if (r->lane_fast) {
+		o = lw_let(L, body, "o", bin(L, KB_DIV, p, ix_c(L, r->P)));
+		l = lw_let(L, body, "l", bin(L, KB_REM, p, ix_c(L, r->P)));
+	} else {
+		l = lw_let(L, body, "l", bin(L, KB_DIV, p, ix_c(L, r->O)));
+		o = lw_let(L, body, "o", bin(L, KB_REM, p, ix_c(L, r->O)));
+	}
+	Part pt = lane_partial(L, body, r, it, o, l);
+	KNode *at = ix_add(L, ix_mul(L, o, r->P), l);
+	kir_append(L->p, body, kir_store(L->p, s0, at, pt.v));
+	if (r->kind == RK_MOM)
+		kir_append(L->p, body, kir_store(L->p, s1, at, pt.M2));
 }
 
 /* elements that lanes [lo, lo + cnt) of one output hold (as an f32 expression) */
@@ -193,12 +216,11 @@ lane_count(Lower *L, const Red *r, KNode *lo, int64_t cnt)
 	return kir_cast(L->p, KT_F32, ix_add(L, ix_c(L, cnt * r->nfull), extra));
 }
 
-/* Combine partials [first, first + cnt) of buffers s0 (s1) into lets; for moments the i-th
- * partial holds the elements of lanes [i*per, (i+1)*per).  Returns the combined value (sum,
- * max; moments: the mean) and sets *M2 for moments. */
-static KNode *
+/* Combine partials first + i*stride (i < cnt) of buffers s0 (s1) into lets; for moments the
+ * i-th holds the elements of lanes [lane0 + i*stride*per, lane0 + (i*stride + 1)*per). */
+static Part
 combine(Lower *L, KNode *block, const Red *r, int s0, int s1, KNode *first, int64_t cnt,
-        KNode *lane0, int64_t per, KNode **M2)
+        int64_t stride, KNode *lane0, int64_t per)
 {
 	KNode *i;
 	double init = r->kind == RK_MAX ? -INFINITY : 0;
@@ -209,19 +231,19 @@ combine(Lower *L, KNode *block, const Red *r, int s0, int s1, KNode *first, int6
 		Ma = lw_let(L, block, "ma2", f32c(L, 0));
 	}
 	KNode *loop = lw_loop(L, block, "i", ix_c(L, 0), ix_c(L, cnt), LOOP_SERIAL, &i);
-	KNode *at = lw_let(L, loop->body, "at", ix_add(L, first, i));
+	KNode *at = lw_let(L, loop->body, "at", ix_add(L, first, ix_mul(L, i, stride)));
 	KNode *v = kir_load(L->p, L->k, s0, at);
+	Part pt = {acc, na, Ma};
 	if (r->kind != RK_MOM) {
 		assign(L, loop->body, acc, bin(L, r->kind == RK_MAX ? KB_MAX : KB_ADD, acc, v));
-		return acc;
+		return pt;
 	}
 	KNode *mb = lw_let(L, loop->body, "mb", v);
 	KNode *Mb = lw_let(L, loop->body, "mb2", kir_load(L->p, L->k, s1, at));
-	KNode *lo = ix_add(L, lane0, ix_mul(L, i, per));
+	KNode *lo = ix_add(L, lane0, ix_mul(L, i, stride * per));
 	KNode *nb = lw_let(L, loop->body, "nb", lane_count(L, r, lo, per));
 	chan(L, loop->body, na, acc, Ma, nb, mb, Mb);
-	*M2 = Ma;
-	return acc;
+	return pt;
 }
 
 /* loop 2: groups of r->group partials of s0/s1 into t0/t1 ([O][P/group]) */
@@ -229,26 +251,25 @@ static void
 groups(Lower *L, const Red *r, int s0, int s1, int t0, int t1)
 {
 	int64_t ng = r->P / r->group;
-	KNode *q, *M2 = NULL;
+	KNode *q;
 	KNode *body = par_loop(L, "q", r->O * ng, &q);
 	KNode *o = lw_let(L, body, "o", bin(L, KB_DIV, q, ix_c(L, ng)));
 	KNode *g = lw_let(L, body, "g", bin(L, KB_REM, q, ix_c(L, ng)));
 	KNode *lane0 = lw_let(L, body, "lane0", ix_mul(L, g, r->group));
 	KNode *first = ix_add(L, ix_mul(L, o, r->P), lane0);
-	KNode *v = combine(L, body, r, s0, s1, first, r->group, lane0, 1, &M2);
-	kir_append(L->p, body, kir_store(L->p, t0, q, v));
+	Part v = combine(L, body, r, s0, s1, first, r->group, 1, lane0, 1);
+	kir_append(L->p, body, kir_store(L->p, t0, q, v.v));
 	if (r->kind == RK_MOM)
-		kir_append(L->p, body, kir_store(L->p, t1, q, M2));
+		kir_append(L->p, body, kir_store(L->p, t1, q, v.M2));
 }
 
-/* loop 3: per output, the cnt partials of s0/s1 (each of per lanes) -> the root's value */
+/* the root's outputs at output o from its combined partial v */
 static int
-finish(Lower *L, const Red *r, const Type *it, int s0, int s1, int64_t cnt, int64_t per)
+output(Lower *L, KNode *body, const Red *r, const Type *it, KNode *o, Part pv)
 {
 	const Node *n = L->root;
-	KNode *o, *kidx[IR_MAXRANK], *oidx[IR_MAXRANK], *M2 = NULL;
+	KNode *kidx[IR_MAXRANK], *oidx[IR_MAXRANK], *v = pv.v, *M2 = pv.M2;
 	Coord c;
-	KNode *body = par_loop(L, "o", r->O, &o);
 
 	out_base(L, body, r, it, o, kidx);
 	for (int d = 0, j = 0, e = 0; d < it->rank; d++) {
@@ -258,7 +279,6 @@ finish(Lower *L, const Red *r, const Type *it, int s0, int s1, int64_t cnt, int6
 			oidx[e++] = ix_c(L, 0);
 	}
 	coord_full(&c, lw_type(L, n->out[0]), oidx);
-	KNode *v = combine(L, body, r, s0, s1, ix_mul(L, o, cnt), cnt, ix_c(L, 0), per, &M2);
 	switch (n->op) {
 	case OP_reduce_sum:
 	case OP_reduce_max:
@@ -275,6 +295,135 @@ finish(Lower *L, const Red *r, const Type *it, int s0, int s1, int64_t cnt, int6
 	if (lw_is_out(L, n->out[1]))
 		lw_store(L, body, &c, n->out[1], bin(L, KB_DIV, f32c(L, 1), sd));
 	return 0;
+}
+
+/* grid-stride loop 3: per output, the cnt partials of s0/s1 (each of per lanes) -> the root */
+static int
+finish(Lower *L, const Red *r, const Type *it, int s0, int s1, int64_t cnt, int64_t per)
+{
+	KNode *o;
+	KNode *body = par_loop(L, "o", r->O, &o);
+	Part v = combine(L, body, r, s0, s1, ix_mul(L, o, cnt), cnt, 1, ix_c(L, 0), per);
+	return output(L, body, r, it, o, v);
+}
+
+/* ---- block-mapped form (lanes of one output in one block) ---- */
+
+/* the partials p of the lanes combined over groups of width consecutive lanes of each warp
+ * (a power of two <= 32) by shuffles: the first lane of each group then holds the group's */
+static void
+butterfly(Lower *L, KNode *block, const Red *r, int64_t width, Part *p)
+{
+	for (int64_t m = width / 2; m >= 1; m /= 2) {
+		KNode *v = lw_let(L, block, "sv", kir_shfl(L->p, p->v, (int)m));
+		if (r->kind != RK_MOM) {
+			KBinOp op = r->kind == RK_MAX ? KB_MAX : KB_ADD;
+			assign(L, block, p->v, bin(L, op, p->v, v));
+			continue;
+		}
+		KNode *n = lw_let(L, block, "sn", kir_shfl(L->p, p->n, (int)m));
+		KNode *M2 = lw_let(L, block, "sm2", kir_shfl(L->p, p->M2, (int)m));
+		chan(L, block, p->n, p->v, p->M2, n, v, M2);
+	}
+}
+
+/* the partials of the T threads (th) combined into thread 0's: in each warp over its width
+ * first lanes (>= 32: all), then the warps' results through shared memory, shuffled again.
+ * Every thread runs every statement (the shuffles need the whole warp) */
+static void
+block_combine(Lower *L, KNode *body, const Red *r, KNode *th, int64_t T, int64_t width,
+              Part *p)
+{
+	Program *pg = L->p;
+	int64_t W = T / WARP;
+	butterfly(L, body, r, width < WARP ? width : WARP, p);
+	if (W <= 1)
+		return;
+	int mom = r->kind == RK_MOM;
+	int sv = kir_shared(pg, L->k, DT_F32, W, 0, "wv");
+	int sn = mom ? kir_shared(pg, L->k, DT_F32, W, 0, "wn") : -1;
+	int sm = mom ? kir_shared(pg, L->k, DT_F32, W, 0, "wm2") : -1;
+	KNode *lane = lw_let(L, body, "lane", bin(L, KB_REM, th, ix_c(L, WARP)));
+	KNode *iff = kir_if(pg, bin(L, KB_EQ, lane, ix_c(L, 0)));
+	kir_append(pg, body, iff);
+	KNode *w = bin(L, KB_DIV, th, ix_c(L, WARP));
+	kir_append(pg, iff->body, kir_store(pg, sv, w, p->v));
+	if (mom) {
+		kir_append(pg, iff->body, kir_store(pg, sn, w, p->n));
+		kir_append(pg, iff->body, kir_store(pg, sm, w, p->M2));
+	}
+	kir_append(pg, body, kir_barrier(pg));
+	KNode *src = lw_let(L, body, "src", bin(L, KB_REM, lane, ix_c(L, W)));
+	assign(L, body, p->v, kir_load(pg, L->k, sv, src));
+	if (mom) {
+		assign(L, body, p->n, kir_load(pg, L->k, sn, src));
+		assign(L, body, p->M2, kir_load(pg, L->k, sm, src));
+	}
+	kir_append(pg, body, kir_barrier(pg)); /* the block's next iteration stores after this */
+	butterfly(L, body, r, W, p);
+}
+
+/* a block loop over n iterations (var *it) of T threads (var *th); the threads' body */
+static KNode *
+block_loop(Lower *L, const char *name, int64_t n, int64_t T, KNode **it, KNode **th)
+{
+	KNode *bl = lw_loop(L, L->k->body, name, ix_c(L, 0), ix_c(L, n), LOOP_BLOCK, it);
+	return lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, T), LOOP_THREAD, th)->body;
+}
+
+/* loop 1: block q = o*G + g, thread th = lane g*T + th of output o; thread 0 stores the
+ * block's partial to s0 (s1: M2) at q, or (G = 1) the root's outputs */
+static int
+block_lanes(Lower *L, const Red *r, const Type *it, int s0, int s1)
+{
+	Program *pg = L->p;
+	KNode *q, *th;
+	KNode *body = block_loop(L, "q", r->O * r->G, r->T, &q, &th);
+	KNode *o = q, *g = ix_c(L, 0);
+	if (r->G > 1) {
+		o = lw_let(L, body, "o", bin(L, KB_DIV, q, ix_c(L, r->G)));
+		g = lw_let(L, body, "g", bin(L, KB_REM, q, ix_c(L, r->G)));
+	}
+	KNode *l = lw_let(L, body, "l", ix_add(L, ix_mul(L, g, r->T), th));
+	Part pt = lane_partial(L, body, r, it, o, l);
+	block_combine(L, body, r, th, r->T, r->T, &pt);
+	KNode *iff = kir_if(pg, bin(L, KB_EQ, th, ix_c(L, 0)));
+	kir_append(pg, body, iff);
+	if (r->G == 1)
+		return output(L, iff->body, r, it, o, pt);
+	kir_append(pg, iff->body, kir_store(pg, s0, q, pt.v));
+	if (r->kind == RK_MOM)
+		kir_append(pg, iff->body, kir_store(pg, s1, q, pt.M2));
+	return 0;
+}
+
+/* loop 2: block o, T2 threads: thread th combines partials th, th + T2, ... of output o (G <
+ * T2: partial th % G), then the block combines the threads' -> the root's outputs */
+static int
+block_finish(Lower *L, const Red *r, const Type *it, int s0, int s1)
+{
+	Program *pg = L->p;
+	int64_t G = r->G, T2 = G < r->T ? G : r->T;
+	T2 = T2 < WARP ? WARP : T2;
+	KNode *o, *th;
+	KNode *body = block_loop(L, "o", r->O, T2, &o, &th);
+	KNode *i0 = G < T2 ? lw_let(L, body, "i0", bin(L, KB_REM, th, ix_c(L, G))) : th;
+	KNode *first = ix_add(L, ix_mul(L, o, G), i0);
+	Part pt = combine(L, body, r, s0, s1, first, G < T2 ? 1 : G / T2, T2,
+	                  ix_mul(L, i0, r->T), r->T);
+	block_combine(L, body, r, th, T2, G < T2 ? G : T2, &pt);
+	KNode *iff = kir_if(pg, bin(L, KB_EQ, th, ix_c(L, 0)));
+	kir_append(pg, body, iff);
+	return output(L, iff->body, r, it, o, pt);
+}
+
+static int64_t
+pow2_floor(int64_t v)
+{
+	int64_t p = 1;
+	while (p * 2 <= v)
+		p *= 2;
+	return p;
 }
 
 int
@@ -317,22 +466,44 @@ tmpl_gpu_reduce(Lower *L)
 	const char *te = getenv("SEGC_GPU_RED_THREADS"), *ge = getenv("SEGC_GPU_RED_GROUP");
 	int64_t threads = te && atoll(te) >= 1024 ? atoll(te) : RED_THREADS;
 	r.group = ge && atoll(ge) >= 2 && atoll(ge) <= 4096 ? atoll(ge) : RED_GROUP;
+	/* $SEGC_GPU_RED_BLOCK: threads per block of the block-mapped form (a power of two, 32 ..
+	 * 1024; 0: the grid-stride form everywhere) */
+	const char *be = getenv("SEGC_GPU_RED_BLOCK");
+	int64_t bt = be && *be ? atoll(be) : RED_BLOCK;
+	if (bt != 0 && (bt < WARP || bt > 1024 || (bt & (bt - 1))))
+		bt = RED_BLOCK;
+	r.lane_fast = it->rank > 0 && r.red[it->rank - 1];
 	r.P = threads / r.O;
 	if (r.P > r.R / RED_MINPER)
 		r.P = r.R / RED_MINPER;
-	if (r.P > RED_MAXGROUPS * r.group)
-		r.P = RED_MAXGROUPS * r.group;
-	if (r.P < 4)
-		return 1;
-	if (r.P >= 2 * r.group)
-		r.P = r.P / r.group * r.group;
+	if (r.lane_fast && bt && r.P >= WARP) {
+		r.T = pow2_floor(r.P < bt ? r.P : bt);
+		r.G = pow2_floor(r.P / r.T);
+		r.P = r.T * r.G;
+	} else {
+		if (r.P > RED_MAXGROUPS * r.group)
+			r.P = RED_MAXGROUPS * r.group;
+		if (r.P < 4)
+			return 1;
+		if (r.P >= 2 * r.group)
+			r.P = r.P / r.group * r.group;
+	}
 	r.nfull = r.R / r.P;
 	r.rem = r.R % r.P;
-	r.lane_fast = it->rank > 0 && r.red[it->rank - 1];
 	r.kind = n->op == OP_moments ? RK_MOM : n->op == OP_reduce_max ? RK_MAX : RK_SUM;
 	r.xb = lw_buf(L, n->in[0]);
 
 	int mom = r.kind == RK_MOM;
+	if (r.T) {
+		int b0 = -1, b1 = -1, rc;
+		if (r.G > 1) {
+			b0 = lw_scratch(L, DT_F32, r.O * r.G, "part");
+			b1 = mom ? lw_scratch(L, DT_F32, r.O * r.G, "part_m2") : -1;
+		}
+		if ((rc = block_lanes(L, &r, it, b0, b1)) != 0 || r.G == 1)
+			return rc;
+		return block_finish(L, &r, it, b0, b1);
+	}
 	int s0 = lw_scratch(L, DT_F32, r.O * r.P, "part");
 	int s1 = mom ? lw_scratch(L, DT_F32, r.O * r.P, "part_m2") : -1;
 	lanes(L, &r, it, s0, s1);

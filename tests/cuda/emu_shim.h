@@ -16,7 +16,10 @@
  * the lanes), with the precision's rounding of the inputs: tf32 = round to nearest (ties
  * away, as cvt.rna.tf32.f32) to 10 mantissa bits, bf16 = round to nearest even to 7 bits,
  * products exact and summed in f32.  cp.async copies (segc_cp_async) are queued per thread and
- * done at its segc_cp_wait, so reading a tile before the wait shows stale data here too. */
+ * done at its segc_cp_wait, so reading a tile before the wait shows stale data here too.  A
+ * warp shuffle (segc_shfl_xor) is two block barriers around the exchange: the generated
+ * kernels shuffle where every thread of the block does (kir.def), and a thread whose partner
+ * is at another shuffle (divergence) aborts. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,6 +75,9 @@ static unsigned segc_emu_cur;
 static char *segc_emu_stacks;
 static void (*segc_emu_call)(void *);
 static void *segc_emu_arg;
+/* warp shuffles (segc_shfl_xor): each thread's value and how many shuffles it has done */
+static float segc_emu_shv[SEGC_EMU_MAXT];
+static unsigned segc_emu_shn[SEGC_EMU_MAXT];
 
 static void
 segc_emu_entry(void)
@@ -119,6 +125,7 @@ segc_emu_block(unsigned T, F f)
 		segc_emu_fib[i].uc_link = &segc_emu_main;
 		makecontext(&segc_emu_fib[i], segc_emu_entry, 0);
 		segc_emu_done[i] = 0;
+		segc_emu_shn[i] = 0;
 	}
 	for (unsigned left = T; left;) {
 		/* one round: every live thread runs to its next barrier or to its end */
@@ -226,6 +233,16 @@ struct segc_acc_t {
 	float v[256]; /* [m + 16 * n] */
 };
 
+/* wmma's loads and stores need 32-byte aligned addresses: checked */
+static inline void
+segc_emu_align32(const void *a, const char *what)
+{
+	if ((uintptr_t)a & 31) {
+		fprintf(stderr, "emu_shim: %s at %p: not 32-byte aligned\n", what, a);
+		abort();
+	}
+}
+
 static inline void
 segc_mma_zero(segc_acc_t &c)
 {
@@ -236,6 +253,7 @@ segc_mma_zero(segc_acc_t &c)
 static inline void
 segc_mma_tf32(segc_acc_t &c, const float *a, unsigned lda, const float *b, unsigned ldb)
 {
+	segc_emu_align32(a, "A tile"), segc_emu_align32(b, "B tile");
 	for (int n = 0; n < 16; n++)
 		for (int m = 0; m < 16; m++) {
 			float s = c.v[m + 16 * n];
@@ -249,6 +267,7 @@ static inline void
 segc_mma_bf16(segc_acc_t &c, const __nv_bfloat16 *a, unsigned lda, const __nv_bfloat16 *b,
               unsigned ldb)
 {
+	segc_emu_align32(a, "A tile"), segc_emu_align32(b, "B tile");
 	for (int n = 0; n < 16; n++)
 		for (int m = 0; m < 16; m++) {
 			float s = c.v[m + 16 * n];
@@ -267,6 +286,10 @@ struct segc_frag_a_t {
 	int kf;
 };
 struct segc_frag_b_t {
+	float v[256];
+	int kf;
+};
+struct segc_frag_ar_t { /* A row-major (a[m*lda + k]), stored as segc_frag_a_t */
 	float v[256];
 	int kf;
 };
@@ -298,8 +321,20 @@ segc_emu_frag_kf(const __nv_bfloat16 *)
 
 template <typename T>
 static inline void
+segc_load_frag(segc_frag_ar_t &f, const T *a, unsigned ld)
+{
+	segc_emu_align32(a, "row-major A fragment");
+	f.kf = segc_emu_frag_kf(a);
+	for (int k = 0; k < f.kf; k++)
+		for (int m = 0; m < 16; m++)
+			f.v[m + 16 * k] = segc_emu_frag_val(a, (size_t)m * ld + (size_t)k);
+}
+
+template <typename T>
+static inline void
 segc_load_frag(segc_frag_a_t &f, const T *a, unsigned ld)
 {
+	segc_emu_align32(a, "A fragment");
 	f.kf = segc_emu_frag_kf(a);
 	for (int k = 0; k < f.kf; k++)
 		for (int m = 0; m < 16; m++)
@@ -310,6 +345,7 @@ template <typename T>
 static inline void
 segc_load_frag(segc_frag_b_t &f, const T *b, unsigned ld)
 {
+	segc_emu_align32(b, "B fragment");
 	f.kf = segc_emu_frag_kf(b);
 	for (int n = 0; n < 16; n++)
 		for (int k = 0; k < f.kf; k++)
@@ -329,8 +365,18 @@ segc_mma_ab(segc_acc_t &c, const segc_frag_a_t &a, const segc_frag_b_t &b)
 }
 
 static inline void
+segc_mma_ab(segc_acc_t &c, const segc_frag_ar_t &a, const segc_frag_b_t &b)
+{
+	segc_frag_a_t t;
+	memcpy(t.v, a.v, sizeof t.v);
+	t.kf = a.kf;
+	segc_mma_ab(c, t, b);
+}
+
+static inline void
 segc_mma_store(float *o, const segc_acc_t &c, unsigned ld)
 {
+	segc_emu_align32(o, "accumulator store");
 	for (int n = 0; n < 16; n++)
 		for (int m = 0; m < 16; m++)
 			o[m + n * ld] = c.v[m + 16 * n];
@@ -396,4 +442,26 @@ static unsigned
 segc_emu_ncp_pending(unsigned t)
 {
 	return segc_emu_ncp[t];
+}
+
+/* ---- the warp shuffle (K_shfl): v of lane ^ m; every thread of the block takes part ---- */
+static inline float
+segc_shfl_xor(float v, int m)
+{
+	unsigned t = segc_emu_cur, u = t ^ (unsigned)m;
+	if (!segc_emu_call || m < 1 || m > 31 || u >= blockDim.x) {
+		fprintf(stderr, "emu_shim: shfl_xor %d outside a block or past its threads\n", m);
+		abort();
+	}
+	segc_emu_shv[t] = v;
+	segc_emu_shn[t]++;
+	__syncthreads();
+	if (segc_emu_shn[u] != segc_emu_shn[t]) {
+		fprintf(stderr, "emu_shim: divergent shfl_xor: thread %u at shuffle %u, %u at %u\n",
+		        t, segc_emu_shn[t], u, segc_emu_shn[u]);
+		abort();
+	}
+	float r = segc_emu_shv[u];
+	__syncthreads();
+	return r;
 }

@@ -5,7 +5,9 @@ The GPU machine need not run segc (it may lack LLVM 14, cJSON, ...), so the CUDA
 compiled here and carried; there only Python, numpy and torch run (tests/cuda/test_gpu.py,
 bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
 
-  ops/<file>/<i>/    every case of tests/ops/test_ops*.py and tests/cuda/test_conv_cl.py:
+  ops/<file>/<i>/    every case of tests/ops/test_ops*.py and tests/cuda/test_conv_cl.py, and
+                     tests/cuda/test_mma.py's halo-tile conv cases (tf32 and bf16 engines
+                     compiled with SEGC_MMA_HALO=1; ops/test_mma_halo):
                      engine.so (--target cuda:$ARCH),
                      w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json; for
                      conv3d(_ndhwc), conv_transpose3d, linear, matmul also engine.tf32.so and
@@ -127,20 +129,32 @@ def lib_includes(body):
     return incs
 
 
-def prep_ops(only, max_ops):
-    n = bad = 0
-    # and the channels-last conv cases (tests/cuda/test_conv_cl.py: its tensor-core forms with
-    # the 16-byte copies, vector loads and split-K)
+def op_sets():
+    """(name, module, cases, env for the tf32/bf16 engines): every tests/ops/test_ops*.py, the
+    channels-last conv cases (tests/cuda/test_conv_cl.py: its tensor-core forms with the
+    16-byte copies, vector loads and split-K), and test_mma.py's halo-tile conv cases
+    (SEGC_MMA_HALO=1)"""
     paths = sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py")))
-    for path in paths + [os.path.join(HERE, "test_conv_cl.py")]:
-        fname = os.path.splitext(os.path.basename(path))[0]
-        if only and fname != only:
-            continue
+    for path in paths + [os.path.join(HERE, "test_conv_cl.py"), "halo"]:
+        fname = "test_mma_halo" if path == "halo" else \
+            os.path.splitext(os.path.basename(path))[0]
         try:
+            if path == "halo":
+                mod = load_module(os.path.join(HERE, "test_mma.py"))
+                yield fname, mod, [c for c, _ in mod.halo_cases()], {"SEGC_MMA_HALO": "1"}
+                continue
             mod = load_module(path)
             cases = mod.all_cases() if hasattr(mod, "all_cases") else mod.cases()
         except Exception as e:  # noqa: BLE001 -- a broken test file is reported, not fatal
             print("skip %s: %s" % (fname, e))
+            continue
+        yield fname, mod, cases, {}
+
+
+def prep_ops(only, max_ops):
+    n = bad = 0
+    for fname, mod, cases, penv in op_sets():
+        if only and fname != only:
             continue
         gj = getattr(mod, "graph_json", common.graph_json)
         for i, c in enumerate(cases):
@@ -162,10 +176,17 @@ def prep_ops(only, max_ops):
             meta = {"op": c.op, "label": c.label, "inputs": [k for k, _ in c.inputs],
                     "outputs": list(c.outputs), "error": err}
             if c.op in PREC_OPS and err is None:
+                saved = {k: os.environ.get(k) for k in penv}
+                os.environ.update(penv)
                 meta["precisions"] = {
                     p: compile_engine(os.path.join(d, "graph.json"),
                                       os.path.join(d, "engine.%s.so" % p), (), p)
                     for p in PRECISIONS}
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             with open(os.path.join(d, "meta.json"), "w") as f:
                 json.dump(meta, f)
             n += 1

@@ -8,7 +8,8 @@
 #   3. runtime/cuda.c against a fake libcuda.so.1 (tests/cuda/fake_run.py), two model graphs;
 #   4. tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through
 #      NVRTC; tests/cuda/test_mma.py: the tensor-core GEMM kernels emulated (exact, and with the
-#      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2;
+#      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2, and
+#      the halo-tile conv's cases;
 #   5. op cases of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
 #      PyTorch at 1e-4; with them the load prologue cases (tests/ops/test_fusion_prologue.py);
@@ -159,16 +160,42 @@ for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicu
 		ok "$name $prec $arch: $nblk tensor-core kernels of $(echo "$kernels" | wc -w) launches"
 	done
 done
+# the halo-tile convs (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c): unet3d both ways, the cubin
+# checked, row-major A fragments in the source
+export SEGC_MMA_HALO=1
+compile_bg unet3d.halo.tf32 sm_90 graphs/unet3d.json --precision=tf32
+compile_bg unet3d.halo.bf16 sm_80 graphs/unet3d.json --precision=bf16
+wait
+unset SEGC_MMA_HALO
+for pa in tf32:sm_90 bf16:sm_80; do
+	prec=${pa%%:*}
+	arch=${pa#*:}
+	o=unet3d.halo.$prec
+	if [ "$(cat "$tmp/$o.rc")" != 0 ]; then
+		bad "unet3d halo $prec $arch: $(head -c 300 "$tmp/$o.err")"
+		continue
+	fi
+	kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$o.cu")
+	# shellcheck disable=SC2086
+	msg=$($PY tests/cuda/cubin.py "$tmp/$o.so" $arch $kernels) || { bad "$msg"; continue; }
+	nh=$(grep -c "segc_frag_ar_t segc_fa0" "$tmp/$o.cu")
+	if [ "$nh" -eq 0 ]; then
+		bad "unet3d halo $prec $arch: no halo-tile conv"
+		continue
+	fi
+	ok "unet3d halo $prec $arch: $nh halo-tile tap steps, cubin ok"
+done
 
 # tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
 # with tf32/bf16 rounding): its own GEMM cases exact (indexing at 1e-4) and rounded, the
 # conv3d, conv_transpose3d, linear, matmul op cases and the tiny models at 2e-3 (tf32) and
 # 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
-# size, split-K off and forced; a quarter of the cases per tiling, rotating)
+# size, split-K off and forced; a quarter of the cases per tiling, rotating); the halo-tile
+# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16
 if [ "${CUDA_OPS:-1}" != 0 ]; then
-	for args in "--precision tf32 --exact --cases --tilings" \
+	for args in "--precision tf32 --exact --cases --tilings --halo" \
 		"--precision tf32 --cases --ops --models" \
-		"--precision bf16 --cases --ops --models"; do
+		"--precision bf16 --cases --ops --models --halo"; do
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
 		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"
@@ -197,6 +224,15 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		SEGC_CUDA_DIV32=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_CUDA_ALSO=$also \
 			$PY "$t" $only >"$tmp/ops.out" 2>&1
 		tally "$tmp/ops.out" "ops $(basename "$t")" "$(basename "$t")"
+	done
+	# the reductions' other forms (codegen/tmpl_gpu_reduce.c): blocks of 32 threads (more
+	# blocks per output: up to two partials per thread in the second loop) and the grid-stride
+	# form (SEGC_GPU_RED_BLOCK=0), against PyTorch as above
+	for rb in 32 0; do
+		SEGC_GPU_RED_BLOCK=$rb SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py \
+			$PY tests/ops/test_ops_gpured.py --engine-only --only reduce_max,moments \
+			>"$tmp/ops.out" 2>&1
+		tally "$tmp/ops.out" "ops reductions (SEGC_GPU_RED_BLOCK=$rb)" "test_ops_gpured.py $rb"
 	done
 	# the memory-bound families with 4 lanes per thread (SEGC_CUDA_ILP; every loop that
 	# fits, however short), and with the default lanes (2 in the elementwise kernels: the

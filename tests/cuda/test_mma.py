@@ -161,6 +161,31 @@ def own_cases():
     ]
 
 
+def halo_cases():
+    """the halo-tile form (codegen/tmpl_gpu_halo.c, SEGC_MMA_HALO=1): tile widths 16, 32, 64
+    and 128, ragged output rows (OH % TH != 0) and N tiles (Co 24, 70: bn 32, 64), several
+    input-channel chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3) and 1 with and without
+    padding, batch 2, a fused epilogue, a load prologue"""
+    rng = np.random.default_rng(11)
+    torch.manual_seed(11)
+    return [
+        conv(rng, "halo TW16 ragged OH b2", 16, 16, 3, 1, 1, 1, 1, True, 2, (2, 9, 16), "halo"),
+        conv(rng, "halo TW32 Ci=32 Co=24", 32, 24, 3, 1, 1, 1, 1, False, 1, (2, 5, 32), "halo"),
+        conv(rng, "halo TW64 k(1,3,3) Co=70", 16, 70, (1, 3, 3), 1, (0, 1, 1), 1, 1, True, 1,
+             (2, 3, 64), "halo"),
+        conv(rng, "halo TW128", 16, 16, 3, 1, 1, 1, 1, True, 1, (1, 2, 128), "halo"),
+        conv(rng, "halo valid k3 p0", 16, 8, 3, 1, 0, 1, 1, True, 1, (3, 4, 18), "halo"),
+        conv(rng, "halo 1x1 Ci=48", 48, 16, 1, 1, 0, 1, 1, True, 1, (2, 2, 16), "halo"),
+        conv(rng, "halo +lrelu+residual", 16, 16, 3, 1, 1, 1, 1, True, 1, (2, 3, 16), "halo",
+             chain=True),
+        (prologue(rng, "halo prologue k3 p1", 16, 24, 3, 1, 1, 1, (3, 4, 16))[0], "halo"),
+        conv(rng, "halo Ci=4 (one ragged chunk)", 4, 16, 3, 1, 1, 1, 1, True, 1, (2, 3, 32),
+             "halo"),
+        conv(rng, "halo Ci=20 (a ragged second chunk)", 20, 8, 3, 1, 1, 1, 1, False, 1,
+             (2, 2, 16), "halo"),
+    ]
+
+
 def run(c, mma, tol):
     d = tempfile.mkdtemp(prefix="segc_mma_")
     pro = getattr(c, "prologue", False)
@@ -173,6 +198,13 @@ def run(c, mma, tol):
         if mma is not None:
             src = os.path.join(d, "engine.so.emu.cu")
             used = os.path.exists(src) and "segc_mma_" in open(src).read()
+            if mma == "halo":  # the halo form: its row-major A fragments
+                halo = used and "segc_frag_ar_t segc_fa" in open(src).read()
+                if not halo:
+                    ok = False
+                    msg += ", halo form not taken"
+                msg += ", halo form" if halo else ""
+                used = mma = True
             if used != mma:
                 ok = False
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
@@ -229,10 +261,12 @@ def main():
                     "each tiling a quarter of them, rotating)")
     ap.add_argument("--all-tilings", action="store_true",
                     help="with --tilings: every tensor-core case under every tiling")
+    ap.add_argument("--halo", action="store_true",
+                    help="the halo-tile form's cases, under SEGC_MMA_HALO=1")
     ap.add_argument("--only", action="append", default=[],
                     help="run only the cases whose label holds this (repeatable)")
     a = ap.parse_args()
-    if not (a.cases or a.ops or a.models):
+    if not (a.cases or a.ops or a.models or a.halo):
         a.cases = True
     tol = 1e-4 if a.exact else TOLS[a.precision]
     os.environ["SEGC"] = os.path.join(HERE, "segc_cuda.py")
@@ -251,7 +285,9 @@ def main():
     if a.ops:
         todo += [(c, None) for c in T.all_cases()
                  if c.op in ("conv3d", "conv_transpose3d", "linear", "matmul")]
-    runs = [({}, todo)]
+    runs = [({}, todo)] if todo else []
+    if a.halo:
+        runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
     if a.tilings:
         # every forced tiling runs a quarter of the tensor-core cases (rotating), so each
         # tiling sees 5-6 of them and each case 2-3 of the 9 tilings (--all-tilings: all)

@@ -56,9 +56,12 @@ def randn(g, *shape):
 def cases_reduce(g):
     cs = []
     # (shape, axes): ragged lanes (R % P != 0), the two-level combine (R >= 8192), lanes
-    # ordered by output (the innermost dim kept), non-adjacent reduced axes, everything reduced
+    # ordered by output (the innermost dim kept), non-adjacent reduced axes, everything reduced;
+    # the block-mapped form's second loop (the last two: G = 4 blocks per output at 256
+    # threads; at SEGC_GPU_RED_BLOCK=32, G = 32 and G = 64, two partials per thread)
     specs = [((1, 3, 17, 16, 15), [2, 3, 4]), ((1, 2, 21, 20, 23), [2, 3, 4]),
-             ((2, 5000, 3), [1]), ((30, 4, 150), [0, 2]), ((40, 53), [0, 1]), ((3, 4100), [-1])]
+             ((2, 5000, 3), [1]), ((30, 4, 150), [0, 2]), ((40, 53), [0, 1]), ((3, 4100), [-1]),
+             ((1, 2, 40, 40, 41), [2, 3, 4]), ((1, 1, 64, 64, 33), [2, 3, 4])]
     for i, (shape, axes) in enumerate(specs):
         x = randn(g, *shape) * 2 + 0.7
         keep = i % 2 == 1
@@ -77,7 +80,9 @@ def cases_reduce(g):
                                                    ((30, 4, 150), [0, 2], 2, -3),
                                                    ((2, 3, 5000), [1, 2], 1, 0),
                                                    ((2, 4000, 3), [1], 3, 5),
-                                                   ((2, 5, 4, 5, 29), [2, 3, 4], 1, 2)]):
+                                                   ((2, 5, 4, 5, 29), [2, 3, 4], 1, 2),
+                                                   ((1, 2, 40, 40, 41), [2, 3, 4], 0.5, 7),
+                                                   ((1, 1, 64, 64, 33), [2, 3, 4], 1, -2)]):
         x = torch.from_numpy(np32(randn(g, *shape) * scale + off)).double()
         eps = 1e-5
         mean = x.mean(dim=axes, keepdim=True)

@@ -4,8 +4,9 @@
  * output captured: checks the kernel signature, the grid-stride loop, __ldg on read-only
  * buffers, the math calls and the launch schedule; block-mapped kernels (shared tiles,
  * __syncthreads, the tensor-core helpers, the SEGC_BLOCK_RUN wrapper, their schedule line);
- * that a LOOP_BLOCK loop without a thread loop, mma at fp32 or outside a block-mapped kernel
- * and bad targets are refused with a diagnostic; and, where NVRTC loads, that the host object is
+ * warp shuffles (segc_shfl_xor as a let's value); that a LOOP_BLOCK loop without a thread
+ * loop, mma at fp32 or outside a block-mapped kernel, a shuffle inside an expression or in a
+ * grid-stride kernel, and bad targets are refused with a diagnostic; and, where NVRTC loads, that the host object is
  * written (else that the error says NVRTC cannot be loaded); the value ranges behind the 32-bit
  * divisions (codegen/cuda_range.c).  Exits non-zero on failure. */
 #include <stdio.h>
@@ -127,6 +128,45 @@ prog_mma(int precision, int run, int cpn)
 	kir_append(p, tl->body, kir_mma_store(p, 0, cs, kir_i64(p, 0)));
 	kir_append(p, tl->body, kir_barrier(p));
 	kir_append(p, tl->body, kir_store(p, o, g, kir_load(p, k, cs, kir_ref(p, k, tv))));
+	return p;
+}
+
+/* A block-mapped warp sum: 2 blocks of 32 threads, s = x[blk*32 + th]; s += shfl(s, m) for
+ * m = 16 .. 1; thread 0 stores s.  form 1: the shuffle inside the add (refused); form 2: the
+ * same in a grid-stride loop (refused) */
+static Program *
+prog_shfl(int form)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0_reduce_sum", loc_none);
+	int x = addbuf(p, k, 1, 0, DT_F32, 64, 0);
+	int o = addbuf(p, k, 2, 0, DT_F32, 2, 1);
+	int bv = kir_var(p, k, KT_I64, "blk"), tv = kir_var(p, k, KT_I64, "th");
+	int sv = kir_var(p, k, KT_F32, "s");
+	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 2), 1,
+	                     form == 2 ? LOOP_PARALLEL : LOOP_BLOCK);
+	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 32), 1,
+	                     form == 2 ? LOOP_SERIAL : LOOP_THREAD);
+	kir_append(p, k->body, bl);
+	kir_append(p, bl->body, tl);
+	KNode *g = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, bv), kir_i64(p, 32)),
+	                   kir_ref(p, k, tv));
+	kir_append(p, tl->body, kir_let(p, k, sv, kir_load(p, k, x, g)));
+	for (int m = 16; m >= 1; m /= 2) {
+		KNode *sh = kir_shfl(p, kir_ref(p, k, sv), m);
+		if (form == 1) {
+			kir_append(p, tl->body,
+			           kir_assign(p, sv, kir_bin(p, KB_ADD, kir_ref(p, k, sv), sh)));
+			continue;
+		}
+		int t = kir_var(p, k, KT_F32, "o");
+		kir_append(p, tl->body, kir_let(p, k, t, sh));
+		kir_append(p, tl->body,
+		           kir_assign(p, sv, kir_bin(p, KB_ADD, kir_ref(p, k, sv), kir_ref(p, k, t))));
+	}
+	KNode *iff = kir_if(p, kir_bin(p, KB_EQ, kir_ref(p, k, tv), kir_i64(p, 0)));
+	kir_append(p, tl->body, iff);
+	kir_append(p, iff->body, kir_store(p, o, kir_ref(p, k, bv), kir_ref(p, k, sv)));
 	return p;
 }
 
@@ -360,6 +400,26 @@ main(void)
 	CHECK(rc < 0 && strstr(d.first, "mma outside a block-mapped kernel"), "mma: %s", d.first);
 	free(src);
 	freeprog(p);
+
+	/* warp shuffles: a let's value in a block-mapped kernel; elsewhere refused */
+	p = prog_shfl(0);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "v3_o = segc_shfl_xor(v2_s, 16);") &&
+	          strstr(src, "v7_o = segc_shfl_xor(v2_s, 1);"),
+	      "shuffles:\n%s", src);
+	CHECK(strstr(src, "__shfl_xor_sync(0xffffffffu, v, m)"), "shuffle helper");
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "shuffles: %s", d.first);
+	free(src);
+	freeprog(p);
+	for (int form = 1; form <= 2; form++) {
+		p = prog_shfl(form);
+		rc = emit(p, "cuda:sm_90", &src, &d, obj);
+		CHECK(rc < 0 && strstr(d.first, "a warp shuffle outside a let or assign of a "
+		                                "block-mapped kernel"),
+		      "shuffle form %d: %s", form, d.first);
+		free(src);
+		freeprog(p);
+	}
 
 	p = prog_elt(LOOP_PARALLEL);
 	rc = emit(p, "cuda:sm_75", &src, &d, obj);

@@ -636,6 +636,19 @@ test_refusal(void)
 	CHECK(kt && strstr(kt, "kernel gpu"), "--emit=kernels printed nothing");
 	CHECK(access(obj, F_OK) != 0, "object written after an error");
 	free(kt);
+	arena_free(p->arena), free(p);
+
+	/* a warp shuffle (CUDA block-mapped kernels only) in a CPU loop */
+	p = newprog();
+	k = kir_kernel(p, "shfl", loc_none);
+	out = addbuf(p, k, 1, 0, DT_F32, 4);
+	l = toploop(p, k, 0, 4, 1, LOOP_PARALLEL, &i);
+	kir_append(p, l->body, kir_store(p, out, kir_ref(p, k, i), kir_shfl(p, kir_f32(p, 1), 1)));
+	diag_init(&d, NULL);
+	CgOptions o1 = { .opt_level = 3 };
+	CHECK(cg_emit_llvm(p, &o1, obj, &d) == -1 && strstr(d.first, "warp shuffles (shfl)"),
+	      "shuffle on the cpu: %s", d.first);
+	CHECK(access(obj, F_OK) != 0, "object written after an error");
 
 	/* a missing runtime library is a located error, and leaves no file behind */
 	char so[512];

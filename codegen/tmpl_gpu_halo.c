@@ -1,0 +1,438 @@
+/* codegen/tmpl_gpu_halo.c -- the halo-tile tensor-core form of conv3d (GPU forms,
+ * codegen/tmpl_gpu.c; docs/cuda.md "Halo-tile convs"), taken with $SEGC_MMA_HALO=1.
+ *
+ * The implicit GEMM of tmpl_gpu_mma.c gathers every element of A once per tap: a 3x3x3 conv
+ * reads each x element 27 times through L1, and the gather's instructions, not the tensor
+ * cores, bind.  Here a block computes a tile of 128 output voxels (TH rows of TW = min(OW,
+ * 128) voxels of one output depth) for bn output channels, and stages x once per chunk of CI
+ * input channels (16 bf16, 8 tf32) as a halo in shared memory: (kd) x (TH + kh - 1) x (TW +
+ * kw - 1) voxels, channels last (CI per voxel: 32 bytes), zero outside x.  The A fragment of
+ * tap (a, b, c) for 16 consecutive output voxels of a row is then 16 consecutive halo voxels:
+ * a row-major 16 x CI tile (ld = CI) that starts at a 32-byte boundary whatever the tap, as
+ * wmma's loads need; the 27 taps read the halo, not x.
+ *
+ *   loop 1  parallel   wh[n][chunk][tap][ci] = w[n][chunk*CI + ci][tap], in the tile dtype
+ *   loop 2  blocks over (output tiles, N tiles), 128 threads (4 warps of 32 voxels x bn)
+ *           per chunk: barrier; stage the halo (thread: channel lane th % 8, voxel column
+ *           th / 8 + 16 i: a warp stores 4 voxels x 8 lanes, no bank conflicts); B of the
+ *           first tb taps by cp.async; barrier; per tb taps: B of the next tb taps by
+ *           cp.async into the other half, the warps' MMAs, cp_wait, barrier
+ *           then the accumulators to a shared C tile over the halo, and each thread (one
+ *           voxel) applies the bias and the group's epilogue to its bn outputs.
+ * Takes stride 1, dilation 1, groups 1, kernels up to 3 per axis (any Ci: the last chunk's
+ * channels past Ci are zeros in the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and
+ * OW % TW == 0, Co >= 8, f32 tensors, tf32 or bf16, within 48 KiB of
+ * shared memory; a load prologue (a fused normalize + activation on x) is applied to every
+ * in-bounds element staged.  Returns 1 otherwise (tmpl_gpu_mma.c's form follows). */
+#include "tmpl.h"
+
+#include <stdlib.h>
+
+enum { HM = 128, HT = 128, SMEM = 48 * 1024 };
+
+typedef struct {
+	Conv cv;
+	int64_t CI, cpu;    /* channels per chunk; per staging unit (bf16: a pair) */
+	int64_t TW, TH;     /* output tile: TH rows of TW voxels */
+	int64_t HD, HH, HW; /* halo extents in voxels */
+	int64_t nty, ntx;   /* tiles along OH, OW */
+	int64_t bn, fn, tb; /* N tile, accumulators per warp along N, taps per B stage */
+	int64_t ntap, nch, ldb, ldc, ce;
+	ValueId x;
+	int pro, tdt;
+	int hs, bs, cs, wh, tt; /* halo, B stages, C tile, the weight copy, the tap table */
+} Halo;
+
+static KNode *
+bin(Lower *L, KBinOp op, KNode *a, KNode *b)
+{
+	return kir_bin(L->p, op, a, b);
+}
+
+static KNode *
+lt(Lower *L, KNode *a, int64_t c)
+{
+	return kir_bin(L->p, KB_LT, a, ix_c(L, c));
+}
+
+static int64_t
+smem_bytes(const Halo *h, int64_t es)
+{
+	int64_t al = 128;
+	int64_t hb = (h->HD * h->HH * h->HW * h->CI * es + al - 1) / al * al;
+	int64_t bb = (2 * h->tb * h->bn * h->ldb * es + al - 1) / al * al;
+	int64_t cb = h->bn * h->ldc * 4;
+	return 128 + (hb + bb > cb ? hb + bb : cb); /* the tap table, then the rest */
+}
+
+static int
+setup(Lower *L, Halo *h)
+{
+	Conv *cv = &h->cv;
+	const Node *n = L->root;
+	const char *he = getenv("SEGC_MMA_HALO");
+	int bf = L->p->precision == KP_BF16, es = bf ? 2 : 4;
+
+	if (!he || atoi(he) != 1 || n->op != OP_conv3d || L->p->precision == KP_FP32)
+		return 0;
+	for (int i = 0; i < n->nin; i++)
+		if (n->in[i] && lw_type(L, n->in[i])->dtype != DT_F32)
+			return 0;
+	if (lw_type(L, n->out[0])->dtype != DT_F32)
+		return 0;
+	lw_conv_shape(L, cv);
+	if (cv->groups != 1 || cv->Co < 8)
+		return 0;
+	for (int i = 0; i < 3; i++)
+		if (cv->s[i] != 1 || cv->dl[i] != 1 || cv->k[i] > 3)
+			return 0;
+	h->CI = bf ? 16 : 8;
+	h->cpu = bf ? 2 : 1;
+	h->TW = cv->OW < HM ? cv->OW : HM;
+	if (cv->OW % 16 || HM % h->TW || cv->OW % h->TW)
+		return 0;
+	h->TH = HM / h->TW;
+	h->HD = cv->k[0];
+	h->HH = h->TH + cv->k[1] - 1;
+	h->HW = h->TW + cv->k[2] - 1;
+	h->nty = (cv->OH + h->TH - 1) / h->TH;
+	h->ntx = cv->OW / h->TW;
+	h->bn = cv->Co <= 16 ? 16 : cv->Co <= 32 ? 32 : 64;
+	h->fn = h->bn / 16;
+	h->ntap = cv->k[0] * cv->k[1] * cv->k[2];
+	h->nch = (cv->Ci + h->CI - 1) / h->CI; /* the last chunk zero past Ci */
+	h->ldb = h->CI + 8;
+	h->ldc = HM + 8;
+	h->ce = 16 / es;
+	h->tb = h->ntap % 3 == 0 ? 3 : 1;
+	if (smem_bytes(h, es) > SMEM)
+		h->tb = 1;
+	if (smem_bytes(h, es) > SMEM)
+		return 0;
+	/* 32-bit-safe sizes are not needed (i64 offsets); x's batch element must be addressable */
+	h->pro = lw_has_prologue(L);
+	h->x = h->pro ? lw_prologue_src(L) : n->in[0];
+	h->tdt = bf ? DT_BF16 : DT_F32;
+	return 1;
+}
+
+/* loop 1: wh[((n*nch + c)*ntap + tap)*CI + ci] = w[n, c*CI + ci, tap] (0 past Ci) */
+static void
+weight_copy(Lower *L, Halo *h)
+{
+	int64_t dims[4] = {h->cv.Co, h->nch, h->ntap, h->CI};
+	KNode *ix[4];
+	h->wh = lw_scratch(L, h->tdt, h->cv.Co * h->nch * h->CI * h->ntap, "wh");
+	KNode *pb = lw_nest(L, dims, 4, 0, ix);
+	KNode *ti = ix_add(
+	    L,
+	    ix_mul(L,
+	           ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[0], h->nch), ix[1]), h->ntap), ix[2]),
+	           h->CI),
+	    ix[3]);
+	KNode *ci = ix_add(L, ix_mul(L, ix[1], h->CI), ix[3]);
+	KNode *wi = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[0], h->cv.Ci), ci), h->ntap), ix[2]);
+	KNode *v = kir_load(L->p, L->k, lw_buf(L, h->cv.w), wi);
+	if (h->cv.Ci % h->CI) {
+		int vv = kir_var(L->p, L->k, KT_F32, "wv");
+		kir_append(L->p, pb, kir_let(L->p, L->k, vv, kir_f32(L->p, 0)));
+		KNode *iff = kir_if(L->p, lt(L, ci, h->cv.Ci));
+		kir_append(L->p, pb, iff);
+		kir_append(L->p, iff->body, kir_assign(L->p, vv, v));
+		v = kir_ref(L->p, L->k, vv);
+	}
+	kir_append(L->p, pb, kir_store(L->p, h->wh, ti, v));
+}
+
+/* the block's tile origin and its thread's fixed terms */
+enum {
+	MAXCOLS = 9,
+	MAXROUNDS = 3
+}; /* halo columns per thread: ceil((128 + 2) / 16); B
+    * copies: 3 x 64 x 2 per stage, 128 a round */
+typedef struct {
+	KNode *th, *b, *oz, *oy0, *ox0, *n0;
+	KNode *q, *hx0;      /* staging: channel lane, first halo column */
+	KNode *xb;           /* x offset of (b, channel 0, 0, 0, ox0 - p2 + hx0) */
+	KNode *cok[MAXCOLS]; /* halo column hx0 + 16 i lies inside x (and the halo) */
+	/* B copies, per round r of the thread's (tb x bn x CI/ce copies per stage): the source
+	 * offset of tap 0 of chunk 0, the destination offset in a half, the row's n < Co, the
+	 * round's copy within the stage (NULL: every thread's is) */
+	KNode *bsrc[MAXROUNDS], *bdst[MAXROUNDS], *bok[MAXROUNDS], *bin[MAXROUNDS];
+	int tt; /* the shared tap table: halo offset (voxels) of each tap */
+} Tile;
+
+static int64_t
+halo_cols(const Halo *h)
+{
+	return (h->HW + HT / 8 - 1) / (HT / 8);
+}
+
+/* once per tile: the thread's halo columns hx0 + 16 i, which lie inside x */
+static void
+tile_cols(Lower *L, const Halo *h, Tile *t, KNode *block)
+{
+	const Conv *cv = &h->cv;
+	for (int64_t i = 0; i < halo_cols(h); i++) {
+		KNode *ix = ix_add(L, ix_add(L, t->ox0, t->hx0), ix_c(L, 16 * i - cv->p[2]));
+		KNode *ok = lw_inrange(L, ix, cv->W);
+		if (16 * (i + 1) > h->HW)
+			ok = bin(L, KB_AND, ok, lt(L, t->hx0, h->HW - 16 * i));
+		t->cok[i] = lw_let(L, block, "cok", ok);
+	}
+	t->xb = lw_let(L, block, "xb",
+	               ix_add(L, ix_mul(L, t->b, cv->Ci * cv->D * cv->H * cv->W),
+	                      ix_add(L, ix_add(L, t->ox0, t->hx0), ix_c(L, -cv->p[2]))));
+}
+
+/* the halo of chunk c: hs[((hz*HH + hy)*HW + hx)*CI + ci] = x[b, c*CI + ci, oz + hz - p0, oy0
+ * + hy - p1, ox0 + hx - p2] (prologue applied), 0 outside x.  The thread's channels one after
+ * another (a prologue's per-channel operands loaded once for each); per row of the halo, its
+ * columns' loads at constant offsets from one row offset */
+static void
+stage_halo(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
+{
+	Program *p = L->p;
+	const Conv *cv = &h->cv;
+	int64_t dhw = cv->D * cv->H * cv->W, hw = cv->H * cv->W;
+	int xb = lw_buf(L, h->x), ragged = cv->Ci % h->CI != 0;
+	for (int64_t u = 0; u < h->cpu; u++) {
+		KNode *ch = lw_let(
+		    L, block, "ch",
+		    ix_add(L, ix_mul(L, c, h->CI), ix_add(L, ix_mul(L, t->q, h->cpu), ix_c(L, u))));
+		if (h->pro) /* (a channel past Ci: its operands clamped, its elements 0) */
+			lw_prologue_hoist(L, block, t->b,
+			                  ragged ? kir_bin(p, KB_MIN, ch, ix_c(L, cv->Ci - 1))
+			                         : ch);
+		KNode *cb = lw_let(L, block, "cb", ix_add(L, t->xb, ix_mul(L, ch, dhw)));
+		KNode *r;
+		KNode *rl =
+		    lw_loop(L, block, "hr", ix_c(L, 0), ix_c(L, h->HD * h->HH), LOOP_SERIAL, &r);
+		KNode *rb = rl->body;
+		KNode *hz = lw_let(L, rb, "hz", bin(L, KB_DIV, r, ix_c(L, h->HH)));
+		KNode *hy = lw_let(L, rb, "hy", bin(L, KB_REM, r, ix_c(L, h->HH)));
+		KNode *iz =
+		    lw_let(L, rb, "iz", ix_add(L, ix_add(L, t->oz, hz), ix_c(L, -cv->p[0])));
+		KNode *iy =
+		    lw_let(L, rb, "iy", ix_add(L, ix_add(L, t->oy0, hy), ix_c(L, -cv->p[1])));
+		KNode *rok = bin(L, KB_AND, lw_inrange(L, iz, cv->D), lw_inrange(L, iy, cv->H));
+		if (ragged)
+			rok = bin(L, KB_AND, rok, lt(L, ch, cv->Ci));
+		rok = lw_let(L, rb, "rok", rok);
+		KNode *ro = lw_let(
+		    L, rb, "ro", ix_add(L, cb, ix_add(L, ix_mul(L, iz, hw), ix_mul(L, iy, cv->W))));
+		KNode *dr =
+		    lw_let(L, rb, "dr",
+		           ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, r, h->HW), t->hx0), h->CI),
+		                  ix_add(L, ix_mul(L, t->q, h->cpu), ix_c(L, u))));
+		for (int64_t i = 0; i < halo_cols(h); i++) {
+			KNode *ib = rb;
+			if (16 * (i + 1) > h->HW) { /* columns past the halo: no store */
+				KNode *iff = kir_if(p, lt(L, t->hx0, h->HW - 16 * i));
+				kir_append(p, rb, iff);
+				ib = iff->body;
+			}
+			int vv = kir_var(p, L->k, KT_F32, "hv");
+			kir_append(p, ib, kir_let(p, L->k, vv, kir_f32(p, 0)));
+			KNode *iff = kir_if(p, bin(L, KB_AND, rok, t->cok[i]));
+			kir_append(p, ib, iff);
+			KNode *v = kir_load(p, L->k, xb, ix_add(L, ro, ix_c(L, 16 * i)));
+			if (h->pro)
+				v = lw_prologue(L, iff->body, t->b, ch, v);
+			kir_append(p, iff->body, kir_assign(p, vv, v));
+			kir_append(p, ib,
+			           kir_store(p, h->hs, ix_add(L, dr, ix_c(L, 16 * i * h->CI)),
+			                     kir_ref(p, L->k, vv)));
+		}
+		if (h->pro)
+			lw_prologue_unhoist(L);
+	}
+}
+
+/* once per tile: the thread's B copies of a stage (tile_b) */
+static void
+tile_b(Lower *L, const Halo *h, Tile *t, KNode *block)
+{
+	int64_t per = h->CI / h->ce, total = h->tb * h->bn * per;
+	KNode *k = lw_let(L, block, "bk", ix_mul(L, bin(L, KB_REM, t->th, ix_c(L, per)), h->ce));
+	SEGC_ASSERT((total + HT - 1) / HT <= MAXROUNDS && HT % per == 0);
+	for (int64_t r = 0; r * HT < total; r++) {
+		KNode *u = ix_add(L, t->th, ix_c(L, r * HT));
+		t->bin[r] = (r + 1) * HT > total ? lw_let(L, block, "bin", lt(L, u, total)) : NULL;
+		KNode *rest = lw_let(L, block, "br", bin(L, KB_DIV, u, ix_c(L, per)));
+		KNode *nn = lw_let(L, block, "bnn", bin(L, KB_REM, rest, ix_c(L, h->bn)));
+		KNode *tt = lw_let(L, block, "bt", bin(L, KB_DIV, rest, ix_c(L, h->bn)));
+		KNode *n = lw_let(L, block, "bn", ix_add(L, t->n0, nn));
+		t->bok[r] = lw_let(L, block, "bok", lt(L, n, h->cv.Co));
+		t->bsrc[r] = lw_let(
+		    L, block, "bsrc",
+		    ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, n, h->nch * h->ntap), tt), h->CI), k));
+		t->bdst[r] = lw_let(
+		    L, block, "bdst",
+		    ix_add(L, ix_mul(L, tt, h->bn * h->ldb), ix_add(L, ix_mul(L, nn, h->ldb), k)));
+	}
+}
+
+/* B of taps [tap0, tap0 + tb) of chunk c into stage half `half`: bs[half*tb*bn*ldb + t*bn*ldb
+ * + nn*ldb + k] = wh[((n0 + nn)*nch + c)*ntap + tap0 + t)*CI + k], 16-byte copies, zero past
+ * Co */
+static void
+stage_b(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c, KNode *tap0, KNode *half)
+{
+	Program *p = L->p;
+	int64_t per = h->CI / h->ce, total = h->tb * h->bn * per;
+	KNode *hb = ix_mul(L, half, h->tb * h->bn * h->ldb);
+	KNode *so =
+	    lw_let(L, block, "bso", ix_mul(L, ix_add(L, ix_mul(L, c, h->ntap), tap0), h->CI));
+	for (int64_t r = 0; r * HT < total; r++) {
+		KNode *blk = block;
+		if (t->bin[r]) {
+			KNode *iff = kir_if(p, t->bin[r]);
+			kir_append(p, block, iff);
+			blk = iff->body;
+		}
+		kir_append(p, blk,
+		           kir_cp_async(p, h->bs, ix_add(L, hb, t->bdst[r]), h->wh,
+		                        ix_add(L, t->bsrc[r], so), (int)h->ce, t->bok[r]));
+	}
+}
+
+/* once per tile: tt[tap] = the halo offset (voxels) of tap (kd, kh, kw), by threads < ntap
+ * (read after the chunk loop's first barrier) */
+static void
+tile_taps(Lower *L, const Halo *h, Tile *t, KNode *block)
+{
+	Program *p = L->p;
+	const Conv *cv = &h->cv;
+	KNode *iff = kir_if(p, lt(L, t->th, h->ntap));
+	kir_append(p, block, iff);
+	KNode *b = iff->body, *tap = t->th;
+	KNode *kd = bin(L, KB_DIV, tap, ix_c(L, cv->k[1] * cv->k[2]));
+	KNode *kh = bin(L, KB_REM, bin(L, KB_DIV, tap, ix_c(L, cv->k[2])), ix_c(L, cv->k[1]));
+	KNode *kw = bin(L, KB_REM, tap, ix_c(L, cv->k[2]));
+	KNode *to = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, kd, h->HH), kh), h->HW), kw);
+	kir_append(p, b, kir_store(p, t->tt, tap, kir_cast(p, KT_I32, to)));
+}
+
+/* the warp's MMAs for tap tap (B at bo): fragment i of the warp's 32 voxels (row base rb[i])
+ * against each of its fn B column tiles */
+static void
+step(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *const *rb, KNode *tap, KNode *bo)
+{
+	Program *p = L->p;
+	KNode *to = lw_let(L, block, "to", kir_cast(p, KT_I64, kir_load(p, L->k, t->tt, tap)));
+	for (int i = 0; i < 2; i++) {
+		KNode *ao = lw_let(L, block, "ao", ix_mul(L, ix_add(L, rb[i], to), h->CI));
+		for (int j = 0; j < h->fn; j++)
+			kir_append(p, block,
+			           kir_mma(p, (int)(i * h->fn + j), h->hs, ao, h->bs,
+			                   ix_add(L, bo, ix_c(L, 16 * j * h->ldb))));
+	}
+}
+
+int
+tmpl_gpu_halo(Lower *L)
+{
+	Halo h = {0};
+	Program *p = L->p;
+	Kernel *k = L->k;
+	if (!setup(L, &h))
+		return 1;
+	const Conv *cv = &h.cv;
+	weight_copy(L, &h);
+	/* the tap table first: Cs, over Hs, may reach past Bs, and a block's next tile writes
+	 * the table while other threads may still read Cs */
+	h.tt = kir_shared(p, k, DT_I32, h.ntap, 0, "Tt");
+	h.hs = kir_shared(p, k, h.tdt, h.HD * h.HH * h.HW * h.CI, (int)h.CI, "Hs");
+	k->bufs[h.hs].arow = 1;
+	h.bs = kir_shared(p, k, h.tdt, 2 * h.tb * h.bn * h.ldb, (int)h.ldb, "Bs");
+	h.cs = kir_shared_over(p, k, DT_F32, h.bn * h.ldc, (int)h.ldc, "Cs", h.hs);
+
+	int64_t tm = cv->N * cv->OD * h.nty * h.ntx, tn = (cv->Co + h.bn - 1) / h.bn;
+	KNode *blk, *th, *c;
+	KNode *bl = lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, tm * tn), LOOP_BLOCK, &blk);
+	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, HT), LOOP_THREAD, &th);
+	/* blocks per SM asked: 4 (<= 128 registers), 3 for 64-column tiles (8 accumulators: 162
+	 * registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0: no request) */
+	const char *mbe = getenv("SEGC_HALO_MINB");
+	tl->op = (uint8_t)(mbe && *mbe ? atoi(mbe) : h.fn == 4 ? 3 : 4);
+	KNode *body = tl->body;
+	Tile t = {0};
+	t.th = th;
+	KNode *mb = lw_let(L, body, "mb", bin(L, KB_REM, blk, ix_c(L, tm)));
+	KNode *nb = lw_let(L, body, "nb", bin(L, KB_DIV, blk, ix_c(L, tm)));
+	int64_t dims[4] = {cv->N, cv->OD, h.nty, h.ntx};
+	KNode *mo[4];
+	lw_unflatten(L, body, mb, dims, 4, mo);
+	t.b = mo[0], t.oz = mo[1];
+	t.oy0 = lw_let(L, body, "oy0", ix_mul(L, mo[2], h.TH));
+	t.ox0 = lw_let(L, body, "ox0", ix_mul(L, mo[3], h.TW));
+	t.n0 = lw_let(L, body, "n0", ix_mul(L, nb, h.bn));
+	t.q = lw_let(L, body, "q", bin(L, KB_REM, th, ix_c(L, 8)));
+	t.hx0 = lw_let(L, body, "hx0", bin(L, KB_DIV, th, ix_c(L, 8)));
+	tile_cols(L, &h, &t, body);
+	t.tt = h.tt;
+	tile_b(L, &h, &t, body);
+	tile_taps(L, &h, &t, body);
+	/* the warp's two fragments: voxels w*32 + 16i .. +15 of the tile, row tr, column tw */
+	KNode *warp = lw_let(L, body, "warp", bin(L, KB_DIV, th, ix_c(L, 32)));
+	KNode *rb[2];
+	for (int i = 0; i < 2; i++) {
+		KNode *m = ix_add(L, ix_mul(L, warp, 32), ix_c(L, 16 * i));
+		KNode *tr = bin(L, KB_DIV, m, ix_c(L, h.TW)),
+		      *tw = bin(L, KB_REM, m, ix_c(L, h.TW));
+		rb[i] = lw_let(L, body, "rb", ix_add(L, ix_mul(L, tr, h.HW), tw));
+	}
+	for (int i = 0; i < 2 * h.fn; i++)
+		kir_append(p, body, kir_mma_zero(p, i));
+
+	/* the chunks */
+	KNode *cl = lw_loop(L, body, "c", ix_c(L, 0), ix_c(L, h.nch), LOOP_SERIAL, &c);
+	KNode *cb = cl->body;
+	kir_append(p, cb, kir_barrier(p)); /* the last chunk's (tile's) reads of Hs, Bs, Cs */
+	stage_halo(L, &h, &t, cb, c);
+	stage_b(L, &h, &t, cb, c, ix_c(L, 0), ix_c(L, 0));
+	kir_append(p, cb, kir_cp_wait(p));
+	kir_append(p, cb, kir_barrier(p));
+	KNode *s;
+	int64_t nst = h.ntap / h.tb;
+	/* (not unrolled: unrolled, the 64-column tiles took 202 registers) */
+	KNode *sl = lw_loop(L, cb, "s", ix_c(L, 0), ix_c(L, nst), LOOP_SERIAL, &s);
+	KNode *sb = sl->body;
+	KNode *cur = lw_let(L, sb, "cur", bin(L, KB_REM, s, ix_c(L, 2)));
+	if (nst > 1) {
+		KNode *iff = kir_if(p, lt(L, s, nst - 1));
+		kir_append(p, sb, iff);
+		stage_b(L, &h, &t, iff->body, c, ix_mul(L, ix_add(L, s, ix_c(L, 1)), h.tb),
+		        kir_bin(p, KB_SUB, ix_c(L, 1), cur));
+	}
+	KNode *bo = lw_let(L, sb, "bo", ix_mul(L, cur, h.tb * h.bn * h.ldb));
+	for (int64_t u = 0; u < h.tb; u++)
+		step(L, &h, &t, sb, rb, ix_add(L, ix_mul(L, s, h.tb), ix_c(L, u)),
+		     ix_add(L, bo, ix_c(L, u * h.bn * h.ldb)));
+	kir_append(p, sb, kir_cp_wait(p));
+	kir_append(p, sb, kir_barrier(p));
+
+	/* the accumulators -> Cs (over the halo) -> the epilogue, one voxel per thread */
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < h.fn; j++) {
+			KNode *co = ix_add(L, ix_add(L, ix_mul(L, warp, 32), ix_c(L, 16 * i)),
+			                   ix_c(L, 16 * j * h.ldc));
+			kir_append(p, body, kir_mma_store(p, (int)(i * h.fn + j), h.cs, co));
+		}
+	kir_append(p, body, kir_barrier(p));
+	KNode *oy = lw_let(L, body, "oy", ix_add(L, t.oy0, bin(L, KB_DIV, th, ix_c(L, h.TW))));
+	KNode *ox = lw_let(L, body, "ox", ix_add(L, t.ox0, bin(L, KB_REM, th, ix_c(L, h.TW))));
+	KNode *j;
+	KNode *jl = lw_loop(L, body, "j", ix_c(L, 0), ix_c(L, h.bn), LOOP_SERIAL, &j);
+	KNode *n = lw_let(L, jl->body, "n", ix_add(L, t.n0, j));
+	KNode *iff = kir_if(p, bin(L, KB_AND, lt(L, n, cv->Co), lt(L, oy, cv->OH)));
+	kir_append(p, jl->body, iff);
+	KNode *v = kir_load(p, k, h.cs, ix_add(L, th, ix_mul(L, j, h.ldc)));
+	if (cv->b)
+		v = bin(L, KB_ADD, v, kir_load(p, k, lw_buf(L, cv->b), n));
+	KNode *idx[5] = {t.b, n, t.oz, oy, ox};
+	Coord co;
+	coord_full(&co, lw_type(L, L->root->out[0]), idx);
+	return lw_output(L, iff->body, &co, v);
+}
