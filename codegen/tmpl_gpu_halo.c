@@ -97,7 +97,10 @@ setup(Lower *L, Halo *h)
 	h->HW = h->TW + cv->k[2] - 1;
 	h->nty = (cv->OH + h->TH - 1) / h->TH;
 	h->ntx = cv->OW / h->TW;
-	h->bn = cv->Co <= 16 ? 16 : cv->Co <= 32 ? 32 : 64;
+	/* the fewest N tiles of <= 64 columns (each stages the halo again), then the narrowest
+	 * multiple of 16 (Co 48: one tile of 48, not 64 with 16 idle; Co 96: two of 48) */
+	int64_t ntn = (cv->Co + 63) / 64;
+	h->bn = ((cv->Co + ntn - 1) / ntn + 15) / 16 * 16;
 	h->fn = h->bn / 16;
 	h->ntap = cv->k[0] * cv->k[1] * cv->k[2];
 	h->nch = (cv->Ci + h->CI - 1) / h->CI; /* the last chunk zero past Ci */
@@ -352,10 +355,11 @@ tmpl_gpu_halo(Lower *L)
 	KNode *blk, *th, *c;
 	KNode *bl = lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, tm * tn), LOOP_BLOCK, &blk);
 	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, HT), LOOP_THREAD, &th);
-	/* blocks per SM asked: 4 (<= 128 registers), 3 for 64-column tiles (8 accumulators: 162
-	 * registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0: no request) */
+	/* blocks per SM asked: 4 (<= 128 registers), 3 for 48- and 64-column tiles (6 and 8
+	 * accumulators: 162 registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0:
+	 * no request) */
 	const char *mbe = getenv("SEGC_HALO_MINB");
-	tl->op = (uint8_t)(mbe && *mbe ? atoi(mbe) : h.fn == 4 ? 3 : 4);
+	tl->op = (uint8_t)(mbe && *mbe ? atoi(mbe) : h.fn >= 3 ? 3 : 4);
 	KNode *body = tl->body;
 	Tile t = {0};
 	t.th = th;

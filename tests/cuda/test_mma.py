@@ -163,14 +163,16 @@ def own_cases():
 
 def halo_cases():
     """the halo-tile form (codegen/tmpl_gpu_halo.c, SEGC_MMA_HALO=1): tile widths 16, 32, 64
-    and 128, ragged output rows (OH % TH != 0) and N tiles (Co 24, 70: bn 32, 64), several
-    input-channel chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3) and 1 with and without
-    padding, batch 2, a fused epilogue, a load prologue"""
+    and 128, ragged output rows (OH % TH != 0) and N tiles (Co 24, 48, 70: bn 32, 48, 48 x 2),
+    several input-channel chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3) and 1 with and
+    without padding, batch 2, a fused epilogue, a load prologue"""
     rng = np.random.default_rng(11)
     torch.manual_seed(11)
     return [
         conv(rng, "halo TW16 ragged OH b2", 16, 16, 3, 1, 1, 1, 1, True, 2, (2, 9, 16), "halo"),
         conv(rng, "halo TW32 Ci=32 Co=24", 32, 24, 3, 1, 1, 1, 1, False, 1, (2, 5, 32), "halo"),
+        conv(rng, "halo Ci=48 Co=48 (bn 48)", 48, 48, 3, 1, 1, 1, 1, True, 1, (2, 2, 16),
+             "halo"),
         conv(rng, "halo TW64 k(1,3,3) Co=70", 16, 70, (1, 3, 3), 1, (0, 1, 1), 1, 1, True, 1,
              (2, 3, 64), "halo"),
         conv(rng, "halo TW128", 16, 16, 3, 1, 1, 1, 1, True, 1, (1, 2, 128), "halo"),
