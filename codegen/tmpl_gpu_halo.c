@@ -40,6 +40,7 @@ typedef struct {
 	int64_t ntap, nch, ldb, ldc, ce;
 	ValueId x;
 	int pro, tdt;
+	int acp; /* the halo by cp.async (tf32 without a prologue: no conversion, no registers) */
 	int hs, bs, cs, wh, tt; /* halo, B stages, C tile, the weight copy, the tap table */
 } Halo;
 
@@ -116,6 +117,8 @@ setup(Lower *L, Halo *h)
 	h->pro = lw_has_prologue(L);
 	h->x = h->pro ? lw_prologue_src(L) : n->in[0];
 	h->tdt = bf ? DT_BF16 : DT_F32;
+	const char *cpe = getenv("SEGC_MMA_CPASYNC"); /* (0 or 1: the halo through registers) */
+	h->acp = !bf && !h->pro && (!cpe || !*cpe || atoi(cpe) >= 2);
 	return 1;
 }
 
@@ -235,9 +238,16 @@ stage_halo(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 				kir_append(p, rb, iff);
 				ib = iff->body;
 			}
+			KNode *ok = bin(L, KB_AND, rok, t->cok[i]);
+			if (h->acp) { /* tf32, no prologue: a 4-byte copy, 0 where !ok */
+				kir_append(p, ib,
+				           kir_cp_async(p, h->hs, ix_add(L, dr, ix_c(L, 16 * i * h->CI)),
+				                        xb, ix_add(L, ro, ix_c(L, 16 * i)), 1, ok));
+				continue;
+			}
 			int vv = kir_var(p, L->k, KT_F32, "hv");
 			kir_append(p, ib, kir_let(p, L->k, vv, kir_f32(p, 0)));
-			KNode *iff = kir_if(p, bin(L, KB_AND, rok, t->cok[i]));
+			KNode *iff = kir_if(p, ok);
 			kir_append(p, ib, iff);
 			KNode *v = kir_load(p, L->k, xb, ix_add(L, ro, ix_c(L, 16 * i)));
 			if (h->pro)

@@ -385,7 +385,7 @@ segc_mma_store(float *o, const segc_acc_t &c, unsigned ld)
 /* ---- asynchronous copies (cp.async): queued per thread, done at the thread's segc_cp_wait, so
  * a kernel that reads a destination before its wait (and barrier) sees stale data here too ---- */
 
-enum { SEGC_EMU_MAXCP = 64 };
+enum { SEGC_EMU_MAXCP = 256 }; /* (the halo-tile conv's tf32 halo: up to 90 a thread) */
 struct segc_emu_cp {
 	void *d;
 	const void *s; /* NULL: zero fill */
