@@ -241,8 +241,9 @@ stage_halo(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 			KNode *ok = bin(L, KB_AND, rok, t->cok[i]);
 			if (h->acp) { /* tf32, no prologue: a 4-byte copy, 0 where !ok */
 				kir_append(p, ib,
-				           kir_cp_async(p, h->hs, ix_add(L, dr, ix_c(L, 16 * i * h->CI)),
-				                        xb, ix_add(L, ro, ix_c(L, 16 * i)), 1, ok));
+				           kir_cp_async(p, h->hs,
+				                        ix_add(L, dr, ix_c(L, 16 * i * h->CI)), xb,
+				                        ix_add(L, ro, ix_c(L, 16 * i)), 1, ok));
 				continue;
 			}
 			int vv = kir_var(p, L->k, KT_F32, "hv");
