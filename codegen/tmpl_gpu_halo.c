@@ -4,7 +4,7 @@
  * The implicit GEMM of tmpl_gpu_mma.c gathers every element of A once per tap: a 3x3x3 conv
  * reads each x element 27 times through L1, and the gather's instructions, not the tensor
  * cores, bind.  Here a block computes a tile of 128 output voxels (TH rows of TW = min(OW,
- * 128) voxels of one output depth) for bn output channels, and stages x once per chunk of CI
+ * 64) voxels of one output depth) for bn output channels, and stages x once per chunk of CI
  * input channels (16 bf16, 8 tf32) as a halo in shared memory: (kd) x (TH + kh - 1) x (TW +
  * kw - 1) voxels, channels last (CI per voxel: 32 bytes), zero outside x.  The A fragment of
  * tap (a, b, c) for 16 consecutive output voxels of a row is then 16 consecutive halo voxels:
@@ -28,7 +28,7 @@
 
 #include <stdlib.h>
 
-enum { HM = 128, HT = 128, SMEM = 48 * 1024 };
+enum { HM = 128, HT = 128, TWMAX = 64, SMEM = 48 * 1024 };
 
 typedef struct {
 	Conv cv;
@@ -89,7 +89,14 @@ setup(Lower *L, Halo *h)
 			return 0;
 	h->CI = bf ? 16 : 8;
 	h->cpu = bf ? 2 : 1;
-	h->TW = cv->OW < HM ? cv->OW : HM;
+	/* rows of at most TWMAX voxels ($SEGC_HALO_TW: 16, 32, 64 or 128): at OW = 128, two rows of
+	 * 64 stage 4 x 66 halo voxels per kd where one row of 128 stages 3 x 130 (99 against 146
+	 * per output voxel, 60 against 81 staging rounds per thread) in 25 KiB instead of 37 */
+	const char *twe = getenv("SEGC_HALO_TW");
+	int64_t twmax = twe && *twe ? atoll(twe) : TWMAX;
+	if (twmax != 16 && twmax != 32 && twmax != 64 && twmax != 128)
+		twmax = TWMAX;
+	h->TW = cv->OW < twmax ? cv->OW : twmax;
 	if (cv->OW % 16 || HM % h->TW || cv->OW % h->TW)
 		return 0;
 	h->TH = HM / h->TW;

@@ -161,9 +161,15 @@ def own_cases():
     ]
 
 
+def with_env(cm, **env):
+    """a (case, mma) pair compiled with extra environment variables"""
+    cm[0].env = env
+    return cm
+
+
 def halo_cases():
     """the halo-tile form (codegen/tmpl_gpu_halo.c, SEGC_MMA_HALO=1): tile widths 16, 32, 64
-    and 128, ragged output rows (OH % TH != 0) and N tiles (Co 24, 48, 70: bn 32, 48, 48 x 2),
+    and 128 (SEGC_HALO_TW=128; by default OW = 128 takes two rows of 64), ragged output rows (OH % TH != 0) and N tiles (Co 24, 48, 70: bn 32, 48, 48 x 2),
     several input-channel chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3) and 1 with and
     without padding, batch 2, a fused epilogue, a load prologue"""
     rng = np.random.default_rng(11)
@@ -175,7 +181,10 @@ def halo_cases():
              "halo"),
         conv(rng, "halo TW64 k(1,3,3) Co=70", 16, 70, (1, 3, 3), 1, (0, 1, 1), 1, 1, True, 1,
              (2, 3, 64), "halo"),
-        conv(rng, "halo TW128", 16, 16, 3, 1, 1, 1, 1, True, 1, (1, 2, 128), "halo"),
+        conv(rng, "halo OW128 (TW 64 x 2 rows)", 16, 16, 3, 1, 1, 1, 1, True, 1, (1, 2, 128),
+             "halo"),
+        with_env(conv(rng, "halo TW128 (SEGC_HALO_TW=128)", 16, 16, 3, 1, 1, 1, 1, True, 1,
+                      (1, 2, 128), "halo"), SEGC_HALO_TW="128"),
         conv(rng, "halo valid k3 p0", 16, 8, 3, 1, 0, 1, 1, True, 1, (3, 4, 18), "halo"),
         conv(rng, "halo 1x1 Ci=48", 48, 16, 1, 1, 0, 1, 1, True, 1, (2, 2, 16), "halo"),
         conv(rng, "halo +lrelu+residual", 16, 16, 3, 1, 1, 1, 1, True, 1, (2, 3, 16), "halo",
@@ -192,6 +201,9 @@ def run(c, mma, tol):
     d = tempfile.mkdtemp(prefix="segc_mma_")
     pro = getattr(c, "prologue", False)
     saved = os.environ.get("SEGC_PROLOGUE")
+    cenv = getattr(c, "env", {})
+    csaved = {k: os.environ.get(k) for k in cenv}
+    os.environ.update(cenv)
     try:
         common.TOL = tol
         if pro:  # prologues are off by default (tools/segc.c): these cases turn them on
@@ -231,6 +243,11 @@ def run(c, mma, tol):
             os.environ.pop("SEGC_PROLOGUE", None)
         else:
             os.environ["SEGC_PROLOGUE"] = saved
+        for k, v in csaved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         shutil.rmtree(d, ignore_errors=True)
 
 
