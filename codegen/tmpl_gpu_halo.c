@@ -19,7 +19,8 @@
  *           cp.async into the other half, the warps' MMAs, cp_wait, barrier
  *           then the accumulators to a shared C tile over the halo, and each thread (one
  *           voxel) applies the bias and the group's epilogue to its bn outputs.
- * Takes stride 1, dilation 1, groups 1, kernels up to 3 per axis (any Ci: the last chunk's
+ * Takes stride 1, groups 1, (kernel - 1) x dilation <= 4 per axis (3^3, 5^3, 3^3 dilated 2;
+ * rows narrowed until the halo fits), any Ci (the last chunk's
  * channels past Ci are zeros in the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and
  * OW % TW == 0, Co >= 8, f32 tensors, tf32 or bf16, within 48 KiB of
  * shared memory; a load prologue (a fused normalize + activation on x) is applied to every
@@ -84,8 +85,8 @@ setup(Lower *L, Halo *h)
 	lw_conv_shape(L, cv);
 	if (cv->groups != 1 || cv->Co < 8)
 		return 0;
-	for (int i = 0; i < 3; i++)
-		if (cv->s[i] != 1 || cv->dl[i] != 1 || cv->k[i] > 3)
+	for (int i = 0; i < 3; i++) /* the halo reaches (k - 1)*dilation <= 4 past the tile */
+		if (cv->s[i] != 1 || cv->dl[i] < 1 || (cv->k[i] - 1) * cv->dl[i] > 4)
 			return 0;
 	h->CI = bf ? 16 : 8;
 	h->cpu = bf ? 2 : 1;
@@ -99,10 +100,16 @@ setup(Lower *L, Halo *h)
 	h->TW = cv->OW < twmax ? cv->OW : twmax;
 	if (cv->OW % 16 || HM % h->TW || cv->OW % h->TW)
 		return 0;
-	h->TH = HM / h->TW;
-	h->HD = cv->k[0];
-	h->HH = h->TH + cv->k[1] - 1;
-	h->HW = h->TW + cv->k[2] - 1;
+	for (;;) { /* narrower rows where the halo does not fit (5^3 kernels: 20 x 12 x 5) */
+		h->TH = HM / h->TW;
+		h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
+		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
+		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
+		h->tb = 1;
+		if (h->TW == 16 || h->HD * h->HH * h->HW * h->CI * es <= SMEM - 8 * 1024)
+			break;
+		h->TW /= 2;
+	}
 	h->nty = (cv->OH + h->TH - 1) / h->TH;
 	h->ntx = cv->OW / h->TW;
 	/* the fewest N tiles of <= 64 columns (each stages the halo again), then the narrowest
@@ -158,11 +165,9 @@ weight_copy(Lower *L, Halo *h)
 }
 
 /* the block's tile origin and its thread's fixed terms */
-enum {
-	MAXCOLS = 9,
-	MAXROUNDS = 3
-}; /* halo columns per thread: ceil((128 + 2) / 16); B
-    * copies: 3 x 64 x 2 per stage, 128 a round */
+/* halo columns per thread: ceil((128 + 4) / 16); B copies per stage: up to 3 x 64 x 2, 128 a
+ * round */
+enum { MAXCOLS = 9, MAXROUNDS = 3 };
 typedef struct {
 	KNode *th, *b, *oz, *oy0, *ox0, *n0;
 	KNode *q, *hx0;      /* staging: channel lane, first halo column */
@@ -328,9 +333,11 @@ tile_taps(Lower *L, const Halo *h, Tile *t, KNode *block)
 	KNode *iff = kir_if(p, lt(L, t->th, h->ntap));
 	kir_append(p, block, iff);
 	KNode *b = iff->body, *tap = t->th;
-	KNode *kd = bin(L, KB_DIV, tap, ix_c(L, cv->k[1] * cv->k[2]));
-	KNode *kh = bin(L, KB_REM, bin(L, KB_DIV, tap, ix_c(L, cv->k[2])), ix_c(L, cv->k[1]));
-	KNode *kw = bin(L, KB_REM, tap, ix_c(L, cv->k[2]));
+	KNode *kd = ix_mul(L, bin(L, KB_DIV, tap, ix_c(L, cv->k[1] * cv->k[2])), cv->dl[0]);
+	KNode *kh =
+	    ix_mul(L, bin(L, KB_REM, bin(L, KB_DIV, tap, ix_c(L, cv->k[2])), ix_c(L, cv->k[1])),
+	           cv->dl[1]);
+	KNode *kw = ix_mul(L, bin(L, KB_REM, tap, ix_c(L, cv->k[2])), cv->dl[2]);
 	KNode *to = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, kd, h->HH), kh), h->HW), kw);
 	kir_append(p, b, kir_store(p, t->tt, tap, kir_cast(p, KT_I32, to)));
 }

@@ -169,9 +169,10 @@ def with_env(cm, **env):
 
 def halo_cases():
     """the halo-tile form (codegen/tmpl_gpu_halo.c, SEGC_MMA_HALO=1): tile widths 16, 32, 64
-    and 128 (SEGC_HALO_TW=128; by default OW = 128 takes two rows of 64), ragged output rows (OH % TH != 0) and N tiles (Co 24, 48, 70: bn 32, 48, 48 x 2),
-    several input-channel chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3) and 1 with and
-    without padding, batch 2, a fused epilogue, a load prologue"""
+    and 128 (SEGC_HALO_TW=128; by default OW = 128 takes two rows of 64), ragged output rows
+    (OH % TH != 0) and N tiles (Co 24, 48, 70: bn 32, 48, 48 x 2), several input-channel
+    chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3), 1 and 5 (rows narrowed to fit),
+    a 3 dilated 2, with and without padding, batch 2, a fused epilogue, a load prologue"""
     rng = np.random.default_rng(11)
     torch.manual_seed(11)
     return [
@@ -194,6 +195,8 @@ def halo_cases():
              "halo"),
         conv(rng, "halo Ci=20 (a ragged second chunk)", 20, 8, 3, 1, 1, 1, 1, False, 1,
              (2, 2, 16), "halo"),
+        conv(rng, "halo k5 p2 Ci=16 Co=24", 16, 24, 5, 1, 2, 1, 1, True, 1, (3, 9, 32), "halo"),
+        conv(rng, "halo k3 d2 p2 Ci=32", 32, 16, 3, 1, 2, 2, 1, True, 1, (3, 5, 16), "halo"),
     ]
 
 
