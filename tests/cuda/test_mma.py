@@ -172,7 +172,9 @@ def halo_cases():
     and 128 (SEGC_HALO_TW=128; by default OW = 128 takes two rows of 64), ragged output rows
     (OH % TH != 0) and N tiles (Co 24, 48, 70: bn 32, 48, 48 x 2), several input-channel
     chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3), 1 and 5 (rows narrowed to fit),
-    a 3 dilated 2, with and without padding, batch 2, a fused epilogue, a load prologue"""
+    a 3 dilated 2, with and without padding, batch 2, a fused epilogue, load prologues (one
+    with a ragged channel chunk and batch 2: the per-channel operands of channels past Ci
+    clamped, their elements 0)"""
     rng = np.random.default_rng(11)
     torch.manual_seed(11)
     return [
@@ -191,6 +193,7 @@ def halo_cases():
         conv(rng, "halo +lrelu+residual", 16, 16, 3, 1, 1, 1, 1, True, 1, (2, 3, 16), "halo",
              chain=True),
         (prologue(rng, "halo prologue k3 p1", 16, 24, 3, 1, 1, 1, (3, 4, 16))[0], "halo"),
+        (prologue(rng, "halo prologue Ci=20 b2", 20, 16, 3, 1, 1, 2, (2, 3, 32))[0], "halo"),
         conv(rng, "halo Ci=4 (one ragged chunk)", 4, 16, 3, 1, 1, 1, 1, True, 1, (2, 3, 32),
              "halo"),
         conv(rng, "halo Ci=20 (a ragged second chunk)", 20, 8, 3, 1, 1, 1, 1, False, 1,
