@@ -319,26 +319,31 @@ segc_emu_frag_kf(const __nv_bfloat16 *)
 	return 16;
 }
 
+/* an A fragment (as [m + 16 k]) whose element (m, k) is a[m*sm + k*sk] */
+template <typename T>
+static inline int
+segc_emu_load_a(float *v, const T *a, size_t sm, size_t sk, const char *what)
+{
+	segc_emu_align32(a, what);
+	int kf = segc_emu_frag_kf(a);
+	for (int k = 0; k < kf; k++)
+		for (int m = 0; m < 16; m++)
+			v[m + 16 * k] = segc_emu_frag_val(a, (size_t)m * sm + (size_t)k * sk);
+	return kf;
+}
+
 template <typename T>
 static inline void
 segc_load_frag(segc_frag_ar_t &f, const T *a, unsigned ld)
 {
-	segc_emu_align32(a, "row-major A fragment");
-	f.kf = segc_emu_frag_kf(a);
-	for (int k = 0; k < f.kf; k++)
-		for (int m = 0; m < 16; m++)
-			f.v[m + 16 * k] = segc_emu_frag_val(a, (size_t)m * ld + (size_t)k);
+	f.kf = segc_emu_load_a(f.v, a, ld, 1, "row-major A fragment");
 }
 
 template <typename T>
 static inline void
 segc_load_frag(segc_frag_a_t &f, const T *a, unsigned ld)
 {
-	segc_emu_align32(a, "A fragment");
-	f.kf = segc_emu_frag_kf(a);
-	for (int k = 0; k < f.kf; k++)
-		for (int m = 0; m < 16; m++)
-			f.v[m + 16 * k] = segc_emu_frag_val(a, (size_t)m + (size_t)k * ld);
+	f.kf = segc_emu_load_a(f.v, a, 1, ld, "A fragment");
 }
 
 template <typename T>
