@@ -4,11 +4,12 @@
  * output captured: checks the kernel signature, the grid-stride loop, __ldg on read-only
  * buffers, the math calls and the launch schedule; block-mapped kernels (shared tiles,
  * __syncthreads, the tensor-core helpers, the SEGC_BLOCK_RUN wrapper, their schedule line);
- * warp shuffles (segc_shfl_xor as a let's value); that a LOOP_BLOCK loop without a thread
- * loop, mma at fp32 or outside a block-mapped kernel, a shuffle inside an expression or in a
- * grid-stride kernel, and bad targets are refused with a diagnostic; and, where NVRTC loads, that the host object is
- * written (else that the error says NVRTC cannot be loaded); the value ranges behind the 32-bit
- * divisions (codegen/cuda_range.c).  Exits non-zero on failure. */
+ * warp shuffles (segc_shfl_xor as a let's value), row-major A tiles (segc_frag_ar_t); that a
+ * LOOP_BLOCK loop without a thread loop, mma at fp32 or outside a block-mapped kernel, a
+ * shuffle inside an expression or in a grid-stride kernel, and bad targets are refused with a
+ * diagnostic; and, where NVRTC loads, that the host object is written (else that the error
+ * says NVRTC cannot be loaded); the value ranges behind the 32-bit divisions
+ * (codegen/cuda_range.c).  Exits non-zero on failure. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,6 +371,20 @@ main(void)
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "cp_async other than 4, 8 or 16 bytes"), "cp_async 12: %s",
 	      d.first);
+	free(src);
+	freeprog(p);
+
+	/* a row-major A tile (KBuf.arow): loaded as segc_frag_ar_t, also by a lone MMA */
+	p = prog_mma(KP_BF16, 0, 0);
+	p->kernels[0].bufs[2].arow = 1;
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "segc_frag_ar_t segc_fa0;") &&
+	          strstr(src, "segc_load_frag(segc_fa0, b2 + (0LL), 24);") &&
+	          strstr(src, "segc_mma_ab(segc_acc[0], segc_fa0, segc_fb0);") &&
+	          !strstr(src, "segc_mma_bf16(segc_acc[0]"),
+	      "row-major A:\n%s", src);
+	CHECK(strstr(src, "wmma::row_major> segc_frag_ar_t;"), "row-major fragment type");
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "row-major A: %s", d.first);
 	free(src);
 	freeprog(p);
 
