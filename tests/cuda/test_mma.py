@@ -283,7 +283,7 @@ def main():
     ap.add_argument("--models", action="store_true", help="tiny model cases")
     ap.add_argument("--tilings", action="store_true",
                     help="also run the own tensor-core cases under the forced tilings (TILINGS; "
-                    "each tiling a quarter of them, rotating)")
+                    "each tiling a fifth of them, split-K a quarter, rotating)")
     ap.add_argument("--all-tilings", action="store_true",
                     help="with --tilings: every tensor-core case under every tiling")
     ap.add_argument("--halo", action="store_true",
@@ -314,11 +314,14 @@ def main():
     if a.halo:
         runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
     if a.tilings:
-        # every forced tiling runs a quarter of the tensor-core cases (rotating), so each
-        # tiling sees 5-6 of them and each case 2-3 of the 9 tilings (--all-tilings: all)
+        # every forced tiling runs a fifth of the tensor-core cases (rotating; the two split-K
+        # tilings a quarter, which puts conv, linear, epilogue, prologue and batch-2 cases with
+        # several K steps under the forced split), so each case runs under about 2 of the 9
+        # tilings (--all-tilings: all)
         for i, env in enumerate(TILINGS):
+            mod = 4 if "SEGC_MMA_SPLITK" in env else 5
             cs = [(c, mma) for j, (c, mma) in enumerate(own_cases())
-                  if mma and (a.all_tilings or (i + j) % 4 == 0)]
+                  if mma and (a.all_tilings or (i + j) % mod == 0)]
             runs.append((env, cs))
     for env, cases in runs:
         if a.only:
