@@ -145,6 +145,23 @@ lw_loop(Lower *L, KNode *block, const char *name, KNode *lo, KNode *hi, LoopAnn 
 	return loop;
 }
 
+KNode *
+lw_block_loop(Lower *L, const char *name, int64_t n, int64_t T, KNode **it, KNode **th)
+{
+	KNode *bl = lw_loop(L, L->k->body, name, ix_c(L, 0), ix_c(L, n), LOOP_BLOCK, it);
+	return lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, T), LOOP_THREAD, th);
+}
+
+int
+lw_all_f32(Lower *L)
+{
+	const Node *r = L->root;
+	for (int i = 0; i < r->nin; i++)
+		if (r->in[i] && lw_type(L, r->in[i])->dtype != DT_F32)
+			return 0;
+	return lw_type(L, r->out[0])->dtype == DT_F32;
+}
+
 /* Split the flat index o over dims[0..n) (row-major) into idx[], with lets in block. */
 void
 lw_unflatten(Lower *L, KNode *block, KNode *o, const int64_t *dims, int n, KNode **idx)

@@ -49,6 +49,10 @@ KNode *lw_simple(Lower *L, KNode *block, KNode *e);   /* e, let-bound unless a v
 /* Append "for var in [lo, hi)" to block; returns the loop (its body is loop->body). */
 KNode *lw_loop(Lower *L, KNode *block, const char *name, KNode *lo, KNode *hi, LoopAnn ann,
                KNode **ref);
+/* CUDA: a top-level block loop over [0, n) (*it) whose body is a thread loop over [0, T)
+ * (*th); returns the thread loop (its op: blocks per SM asked; its body: the threads') */
+KNode *lw_block_loop(Lower *L, const char *name, int64_t n, int64_t T, KNode **it, KNode **th);
+int lw_all_f32(Lower *L); /* the root's inputs and output are all f32 */
 /* Top-level loop nest over dims[0..n): the outer dims flattened into one parallel loop, the
  * last dim innermost (a vector loop when vec; chunked for parallelism when long).  Fills
  * idx[0..n) and returns the innermost block.  n may be 0 (one iteration). */

@@ -75,12 +75,8 @@ setup(Lower *L, Halo *h)
 	const char *he = getenv("SEGC_MMA_HALO");
 	int bf = L->p->precision == KP_BF16, es = bf ? 2 : 4;
 
-	if (!he || atoi(he) != 1 || n->op != OP_conv3d || L->p->precision == KP_FP32)
-		return 0;
-	for (int i = 0; i < n->nin; i++)
-		if (n->in[i] && lw_type(L, n->in[i])->dtype != DT_F32)
-			return 0;
-	if (lw_type(L, n->out[0])->dtype != DT_F32)
+	if (!he || atoi(he) != 1 || n->op != OP_conv3d || L->p->precision == KP_FP32 ||
+	    !lw_all_f32(L))
 		return 0;
 	lw_conv_shape(L, cv);
 	if (cv->groups != 1 || cv->Co < 8)
@@ -100,18 +96,6 @@ setup(Lower *L, Halo *h)
 	h->TW = cv->OW < twmax ? cv->OW : twmax;
 	if (cv->OW % 16 || HM % h->TW || cv->OW % h->TW)
 		return 0;
-	for (;;) { /* narrower rows where the halo does not fit (5^3 kernels: 20 x 12 x 5) */
-		h->TH = HM / h->TW;
-		h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
-		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
-		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
-		h->tb = 1;
-		if (h->TW == 16 || h->HD * h->HH * h->HW * h->CI * es <= SMEM - 8 * 1024)
-			break;
-		h->TW /= 2;
-	}
-	h->nty = (cv->OH + h->TH - 1) / h->TH;
-	h->ntx = cv->OW / h->TW;
 	/* the fewest N tiles of <= 64 columns (each stages the halo again), then the narrowest
 	 * multiple of 16 (Co 48: one tile of 48, not 64 with 16 idle; Co 96: two of 48) */
 	int64_t ntn = (cv->Co + 63) / 64;
@@ -122,11 +106,24 @@ setup(Lower *L, Halo *h)
 	h->ldb = h->CI + 8;
 	h->ldc = HM + 8;
 	h->ce = 16 / es;
+	/* rows narrowed (to 16 at the least) until the halo fits with one tap per B stage (5^3
+	 * kernels: 5 x 12 x 20 voxels at TW = 16); then 3 taps per stage where they fit */
+	for (;; h->TW /= 2) {
+		h->TH = HM / h->TW;
+		h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
+		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
+		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
+		h->tb = 1;
+		if (smem_bytes(h, es) <= SMEM)
+			break;
+		if (h->TW == 16)
+			return 0;
+	}
 	h->tb = h->ntap % 3 == 0 ? 3 : 1;
 	if (smem_bytes(h, es) > SMEM)
 		h->tb = 1;
-	if (smem_bytes(h, es) > SMEM)
-		return 0;
+	h->nty = (cv->OH + h->TH - 1) / h->TH;
+	h->ntx = cv->OW / h->TW;
 	/* 32-bit-safe sizes are not needed (i64 offsets); x's batch element must be addressable */
 	h->pro = lw_has_prologue(L);
 	h->x = h->pro ? lw_prologue_src(L) : n->in[0];
@@ -177,7 +174,6 @@ typedef struct {
 	 * offset of tap 0 of chunk 0, the destination offset in a half, the row's n < Co, the
 	 * round's copy within the stage (NULL: every thread's is) */
 	KNode *bsrc[MAXROUNDS], *bdst[MAXROUNDS], *bok[MAXROUNDS], *bin[MAXROUNDS];
-	int tt; /* the shared tap table: halo offset (voxels) of each tap */
 } Tile;
 
 static int64_t
@@ -186,17 +182,15 @@ halo_cols(const Halo *h)
 	return (h->HW + HT / 8 - 1) / (HT / 8);
 }
 
-/* once per tile: the thread's halo columns hx0 + 16 i, which lie inside x */
+/* once per tile: which of the thread's halo columns hx0 + 16 i lie inside x (those past the
+ * halo are not stored: stage_halo) */
 static void
 tile_cols(Lower *L, const Halo *h, Tile *t, KNode *block)
 {
 	const Conv *cv = &h->cv;
 	for (int64_t i = 0; i < halo_cols(h); i++) {
 		KNode *ix = ix_add(L, ix_add(L, t->ox0, t->hx0), ix_c(L, 16 * i - cv->p[2]));
-		KNode *ok = lw_inrange(L, ix, cv->W);
-		if (16 * (i + 1) > h->HW)
-			ok = bin(L, KB_AND, ok, lt(L, t->hx0, h->HW - 16 * i));
-		t->cok[i] = lw_let(L, block, "cok", ok);
+		t->cok[i] = lw_let(L, block, "cok", lw_inrange(L, ix, cv->W));
 	}
 	t->xb = lw_let(L, block, "xb",
 	               ix_add(L, ix_mul(L, t->b, cv->Ci * cv->D * cv->H * cv->W),
@@ -339,7 +333,7 @@ tile_taps(Lower *L, const Halo *h, Tile *t, KNode *block)
 	           cv->dl[1]);
 	KNode *kw = ix_mul(L, bin(L, KB_REM, tap, ix_c(L, cv->k[2])), cv->dl[2]);
 	KNode *to = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, kd, h->HH), kh), h->HW), kw);
-	kir_append(p, b, kir_store(p, t->tt, tap, kir_cast(p, KT_I32, to)));
+	kir_append(p, b, kir_store(p, h->tt, tap, kir_cast(p, KT_I32, to)));
 }
 
 /* the warp's MMAs for tap tap (B at bo): fragment i of the warp's 32 voxels (row base rb[i])
@@ -348,7 +342,7 @@ static void
 step(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *const *rb, KNode *tap, KNode *bo)
 {
 	Program *p = L->p;
-	KNode *to = lw_let(L, block, "to", kir_cast(p, KT_I64, kir_load(p, L->k, t->tt, tap)));
+	KNode *to = lw_let(L, block, "to", kir_cast(p, KT_I64, kir_load(p, L->k, h->tt, tap)));
 	for (int i = 0; i < 2; i++) {
 		KNode *ao = lw_let(L, block, "ao", ix_mul(L, ix_add(L, rb[i], to), h->CI));
 		for (int j = 0; j < h->fn; j++)
@@ -378,8 +372,7 @@ tmpl_gpu_halo(Lower *L)
 
 	int64_t tm = cv->N * cv->OD * h.nty * h.ntx, tn = (cv->Co + h.bn - 1) / h.bn;
 	KNode *blk, *th, *c;
-	KNode *bl = lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, tm * tn), LOOP_BLOCK, &blk);
-	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, HT), LOOP_THREAD, &th);
+	KNode *tl = lw_block_loop(L, "blk", tm * tn, HT, &blk, &th);
 	/* blocks per SM asked: 4 (<= 128 registers), 3 for 48- and 64-column tiles (6 and 8
 	 * accumulators: 162 registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0:
 	 * no request) */
@@ -400,7 +393,6 @@ tmpl_gpu_halo(Lower *L)
 	t.q = lw_let(L, body, "q", bin(L, KB_REM, th, ix_c(L, 8)));
 	t.hx0 = lw_let(L, body, "hx0", bin(L, KB_DIV, th, ix_c(L, 8)));
 	tile_cols(L, &h, &t, body);
-	t.tt = h.tt;
 	tile_b(L, &h, &t, body);
 	tile_taps(L, &h, &t, body);
 	/* the warp's two fragments: voxels w*32 + 16i .. +15 of the tile, row tr, column tw */

@@ -91,16 +91,6 @@ x_run(const Gemm *g)
 /* ---- the shape test ---- */
 
 static int
-all_f32(Lower *L)
-{
-	const Node *r = L->root;
-	for (int i = 0; i < r->nin; i++)
-		if (r->in[i] && lw_type(L, r->in[i])->dtype != DT_F32)
-			return 0;
-	return lw_type(L, r->out[0])->dtype == DT_F32;
-}
-
-static int
 conv_setup(Lower *L, Gemm *g)
 {
 	const Node *n = L->root;
@@ -181,7 +171,7 @@ gemm_setup(Lower *L, Gemm *g)
 	memset(g, 0, sizeof *g);
 	g->yt = lw_type(L, r->out[0]);
 	g->batch = 1;
-	if (!all_f32(L))
+	if (!lw_all_f32(L))
 		return 0;
 	switch (r->op) {
 	case OP_conv3d:
@@ -1084,10 +1074,7 @@ tmpl_gpu_mma(Lower *L)
 		kir_append(p, pb, kir_store(p, g.wt, ti, kir_load(p, k, lw_buf(L, g.w), wi)));
 	}
 	KNode *blk, *th;
-	KNode *bl =
-	    lw_loop(L, k->body, "blk", ix_c(L, 0), ix_c(L, nmb * nnb * g.batch * ksp), LOOP_BLOCK,
-	            &blk);
-	KNode *tl = lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, nt), LOOP_THREAD, &th);
+	KNode *tl = lw_block_loop(L, "blk", nmb * nnb * g.batch * ksp, nt, &blk, &th);
 	/* 256 threads: ask for 2 blocks per SM (<= 128 registers; without, 164..251 and one
 	 * block); $SEGC_MMA_MINB overrides (0: no request) */
 	const char *mbe = getenv("SEGC_MMA_MINB");

@@ -331,8 +331,7 @@ butterfly(Lower *L, KNode *block, const Red *r, int64_t width, Part *p)
  * first lanes (>= 32: all), then the warps' results through shared memory, shuffled again.
  * Every thread runs every statement (the shuffles need the whole warp) */
 static void
-block_combine(Lower *L, KNode *body, const Red *r, KNode *th, int64_t T, int64_t width,
-              Part *p)
+block_combine(Lower *L, KNode *body, const Red *r, KNode *th, int64_t T, int64_t width, Part *p)
 {
 	Program *pg = L->p;
 	int64_t W = T / WARP;
@@ -363,14 +362,6 @@ block_combine(Lower *L, KNode *body, const Red *r, KNode *th, int64_t T, int64_t
 	butterfly(L, body, r, W, p);
 }
 
-/* a block loop over n iterations (var *it) of T threads (var *th); the threads' body */
-static KNode *
-block_loop(Lower *L, const char *name, int64_t n, int64_t T, KNode **it, KNode **th)
-{
-	KNode *bl = lw_loop(L, L->k->body, name, ix_c(L, 0), ix_c(L, n), LOOP_BLOCK, it);
-	return lw_loop(L, bl->body, "th", ix_c(L, 0), ix_c(L, T), LOOP_THREAD, th)->body;
-}
-
 /* loop 1: block q = o*G + g, thread th = lane g*T + th of output o; thread 0 stores the
  * block's partial to s0 (s1: M2) at q, or (G = 1) the root's outputs */
 static int
@@ -378,7 +369,7 @@ block_lanes(Lower *L, const Red *r, const Type *it, int s0, int s1)
 {
 	Program *pg = L->p;
 	KNode *q, *th;
-	KNode *body = block_loop(L, "q", r->O * r->G, r->T, &q, &th);
+	KNode *body = lw_block_loop(L, "q", r->O * r->G, r->T, &q, &th)->body;
 	KNode *o = q, *g = ix_c(L, 0);
 	if (r->G > 1) {
 		o = lw_let(L, body, "o", bin(L, KB_DIV, q, ix_c(L, r->G)));
@@ -406,11 +397,11 @@ block_finish(Lower *L, const Red *r, const Type *it, int s0, int s1)
 	int64_t G = r->G, T2 = G < r->T ? G : r->T;
 	T2 = T2 < WARP ? WARP : T2;
 	KNode *o, *th;
-	KNode *body = block_loop(L, "o", r->O, T2, &o, &th);
+	KNode *body = lw_block_loop(L, "o", r->O, T2, &o, &th)->body;
 	KNode *i0 = G < T2 ? lw_let(L, body, "i0", bin(L, KB_REM, th, ix_c(L, G))) : th;
 	KNode *first = ix_add(L, ix_mul(L, o, G), i0);
-	Part pt = combine(L, body, r, s0, s1, first, G < T2 ? 1 : G / T2, T2,
-	                  ix_mul(L, i0, r->T), r->T);
+	Part pt =
+	    combine(L, body, r, s0, s1, first, G < T2 ? 1 : G / T2, T2, ix_mul(L, i0, r->T), r->T);
 	block_combine(L, body, r, th, T2, G < T2 ? G : T2, &pt);
 	KNode *iff = kir_if(pg, bin(L, KB_EQ, th, ix_c(L, 0)));
 	kir_append(pg, body, iff);
