@@ -336,7 +336,15 @@ lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
 		if (lw_is_out(L, cur))
 			lw_store(L, block, c, cur, val);
 	}
+	if (L->want_val)
+		L->out_val = lw_simple(L, block, val);
 	return 0;
+}
+
+const Node *
+lw_stats(Lower *L)
+{
+	return L->g->stats ? &L->m->nodes[L->g->stats] : NULL;
 }
 
 /* ---- the load prologue (passes/fuse.c puts it in Group.pro; docs/codegen.md) ---- */
@@ -571,6 +579,15 @@ static int
 lower_root(Lower *L)
 {
 	int rc = lower_form(L);
+	if (rc == 0 && L->g->stats && !L->stats_done) {
+		/* the statistics as the moments node's own loops, reading the stored result */
+		Group sg = {.root = L->g->stats, .nodes = &sg.root, .nnodes = 1, .outs = L->g->outs,
+		            .nouts = L->g->nouts, .name = L->g->name, .loc = L->g->loc};
+		Lower S = {L->p, L->k, L->m, &sg, &L->m->nodes[sg.root], L->d};
+		S.scratch_used = L->scratch_used;
+		rc = lower_form(&S);
+		L->scratch_used = S.scratch_used;
+	}
 	if (rc == 0 && L->pro_applied < 0)
 		return lw_fail(L, "an op of the load prologue is not supported");
 	if (rc == 0 && L->g->npro && !L->pro_applied)
@@ -650,8 +667,10 @@ cg_lower(const Module *m, Program *p, Diag *d)
 		Lower L = { p, k, m, g, &m->nodes[g->root], d };
 
 		k->group = (int)gi;
-		for (uint32_t i = 0; i < g->nnodes + g->npro; i++) {
-			NodeId id = i < g->nnodes ? g->nodes[i] : g->pro[i - g->nnodes];
+		for (uint32_t i = 0; i < g->nnodes + g->npro + (g->stats != 0); i++) {
+			NodeId id = i < g->nnodes                ? g->nodes[i]
+			            : i < g->nnodes + g->npro ? g->pro[i - g->nnodes]
+			                                        : g->stats;
 			Cost c = ir_node_cost(m, &m->nodes[id]);
 			k->cost.macs += c.macs;
 			k->cost.flops += c.flops;

@@ -24,6 +24,9 @@ typedef struct {
 	 * pro_t (each NULL when absent) */
 	uint32_t pro_naff;
 	KNode *pro_c, *pro_s, *pro_t;
+	int stats_done;       /* the template computed the group's statistics (Group.stats) */
+	int want_val;         /* set by a template: lw_output leaves ... */
+	KNode *out_val;       /* ... the group result's value, let-bound, here */
 } Lower;
 
 /* Coordinates of one output element.  Loop dim j has index idx[j] and covers the dims
@@ -72,6 +75,12 @@ void lw_store(Lower *L, KNode *block, const Coord *c, ValueId v, KNode *val);
  * Returns 0, or -1 after a diagnostic. */
 int lw_output(Lower *L, KNode *block, const Coord *c, KNode *val);
 int lw_fail(Lower *L, const char *what);              /* diagnostic at the root; -1 */
+/* The group's statistics (Group.stats): its moments node, or NULL.  A template that computes
+ * them (the mean and rstd per batch and channel of the group's result, over every spatial
+ * dim; with L->want_val, lw_output leaves the result's value in L->out_val) sets
+ * L->stats_done; otherwise
+ * lower.c lowers the node after the template, as loops of their own. */
+const Node *lw_stats(Lower *L);
 /* ---- the load prologue (docs/codegen.md) ----
  * 1 when the root's operand 0 has a load prologue (then lw_buf(L, root->in[0]) is NOT a
  * buffer: load from lw_prologue_src(L) instead and pass each in-bounds element through
@@ -149,6 +158,10 @@ int tmpl_gpu_conv(Lower *L);      /* tmpl_gpu_conv.c: conv3d, conv_transpose3d, 
 int tmpl_gpu_mma(Lower *L);       /* tmpl_gpu_mma.c: tensor-core implicit GEMM */
 int tmpl_gpu_halo(Lower *L);      /* tmpl_gpu_halo.c: halo-tile tensor-core conv3d */
 int tmpl_gpu_reduce(Lower *L);    /* tmpl_gpu_reduce.c: reductions, moments */
+/* A top-level block loop: moments node mom's outputs (lw_store; mom need not be the root) from
+ * G >= 32 partials per output (batch, channel) of per elements each: their means in s0, M2 in
+ * s1, at [output][G] (Chan's merge; the template's statistics, Group.stats) */
+int tmpl_gpu_moments_merge(Lower *L, const Node *mom, int s0, int s1, int64_t G, int64_t per);
 int tmpl_gpu_scan(Lower *L);      /* tmpl_gpu_scan.c: selective scan, causal conv1d */
 
 #endif

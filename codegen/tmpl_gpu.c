@@ -25,6 +25,7 @@ mma_or_back(Lower *L)
 	L->k->body->nkids = nkids;
 	L->k->nbufs = nbufs;
 	L->scratch_used = scratch;
+	L->stats_done = 0;
 	return 1;
 }
 

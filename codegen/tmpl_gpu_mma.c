@@ -451,6 +451,78 @@ emit_out(Lower *L, const Gemm *g, KNode *block, const OPrep *o, KNode *n, KNode 
 	return lw_output(L, block, &c, val);
 }
 
+/* ---- statistics (Group.stats) from the output tiles ---- */
+
+/* The moments of the group's result per (batch, channel), from C tiles that each lie in one
+ * batch element (S, the output voxels per batch element, a multiple of bm; S / bm >= 32
+ * tiles each), or NULL: stats_tile writes each tile's mean and M2 per column, Chan's merge
+ * (tmpl_gpu_moments_merge) combines them */
+typedef struct {
+	const Node *mom;
+	int64_t G;  /* tiles per batch element */
+	int s0, s1; /* scratch [batch][channel][G]: the tiles' means, M2 */
+} Stats;
+
+static int
+stats_fit(Lower *L, const Gemm *g, const Tiling *t)
+{
+	int64_t S = g->OD * g->OH * g->OW;
+	return lw_stats(L) && g->kind == G_CONV && S % t->bm == 0 && S / t->bm >= 32 &&
+	       t->nt / t->cc <= 32;
+}
+
+static void
+stats_setup(Lower *L, const Gemm *g, const Tiling *t, Stats *s)
+{
+	s->mom = lw_stats(L);
+	s->G = g->OD * g->OH * g->OW / t->bm;
+	s->s0 = lw_scratch(L, DT_F32, g->Nb * g->N * s->G, "smean");
+	s->s1 = lw_scratch(L, DT_F32, g->Nb * g->N * s->G, "sm2");
+}
+
+/* After the epilogue of a chunk of cc columns has left the results in the C tile (all bm
+ * rows valid): tpc = nt/cc consecutive threads per column, each summing every tpc-th row
+ * (bank-conflict-free where tpc = 8), combined by shuffles; two passes (the mean, then the
+ * squares about it); the column's first thread stores them for columns < N. */
+static void
+stats_tile(Lower *L, const Gemm *g, const Tiling *t, const Stats *s, KNode *eb, KNode *th,
+           KNode *mb, KNode *c0, int cs, int64_t ldc)
+{
+	Program *p = L->p;
+	int64_t tpc = t->nt / t->cc, rows = t->bm / tpc;
+	KNode *col = lw_let(L, eb, "sc", bin(L, KB_DIV, th, tpc));
+	KNode *j = lw_let(L, eb, "sj", bin(L, KB_REM, th, tpc));
+	KNode *base = lw_let(L, eb, "sb", ix_add(L, j, ix_mul(L, col, ldc)));
+	KNode *mean = NULL, *a = NULL, *r;
+	kir_append(p, eb, kir_barrier(p));
+	for (int pass = 0; pass < 2; pass++) {
+		a = lw_let(L, eb, pass ? "sq" : "ss", kir_f32(p, 0));
+		KNode *lp = lw_loop(L, eb, "sr", ix_c(L, 0), ix_c(L, rows), LOOP_SERIAL, &r);
+		KNode *v = kir_load(p, L->k, cs, ix_add(L, base, ix_mul(L, r, tpc)));
+		if (pass) {
+			v = lw_let(L, lp->body, "sd", kir_bin(p, KB_SUB, v, mean));
+			v = kir_bin(p, KB_MUL, v, v);
+		}
+		kir_append(p, lp->body, kir_assign(p, a->var, kir_bin(p, KB_ADD, a, v)));
+		for (int64_t m = tpc / 2; m >= 1; m /= 2) {
+			KNode *o = lw_let(L, eb, "so", kir_shfl(p, a, (int)m));
+			kir_append(p, eb, kir_assign(p, a->var, kir_bin(p, KB_ADD, a, o)));
+		}
+		if (!pass)
+			mean = lw_let(L, eb, "smu", kir_bin(p, KB_MUL, a, kir_f32(p, 1.0 / t->bm)));
+	}
+	KNode *n = lw_let(L, eb, "sn", ix_add(L, c0, col));
+	KNode *iff = kir_if(p, kir_bin(p, KB_AND, kir_bin(p, KB_EQ, j, ix_c(L, 0)),
+	                               bin(L, KB_LT, n, g->N)));
+	kir_append(p, eb, iff);
+	KNode *bt = bin(L, KB_DIV, mb, s->G);
+	KNode *at = lw_let(L, iff->body, "sat",
+	                   ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, bt, g->N), n), s->G),
+	                          bin(L, KB_REM, mb, s->G)));
+	kir_append(p, iff->body, kir_store(p, s->s0, at, mean));
+	kir_append(p, iff->body, kir_store(p, s->s1, at, a)); /* the M2 */
+}
+
 /* ---- the kernel ---- */
 
 /* The elements e = r*nt + th (r in [0, total/nt)) of a tile walked fast dim first: f = e %
@@ -955,13 +1027,13 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
  * (tmpl_gpu_mma).  S = SMs / tiles (132 on sm_90, 108 on sm_80), at most 8 and at most one
  * split per 4 K steps; $SEGC_MMA_SPLITK forces S (1: none).  Not for matmul and convT. */
 static void
-pick_splits(const Program *p, const Gemm *g, const Tiling *t, int64_t tiles, int64_t *s,
-            int64_t *kchunk)
+pick_splits(const Program *p, const Gemm *g, const Tiling *t, int64_t tiles, int nosplit,
+            int64_t *s, int64_t *kchunk)
 {
 	const char *se = getenv("SEGC_MMA_SPLITK");
 	se = se && *se ? se : NULL;
 	int64_t sms = p->gpu >= 90 ? 132 : 108, steps = (g->K + t->bk - 1) / t->bk;
-	int64_t want = se ? atoll(se) : tiles * 2 <= sms ? sms / tiles : 1;
+	int64_t want = se ? atoll(se) : tiles * 2 <= sms && !nosplit ? sms / tiles : 1;
 	want = se ? want : want < steps / 4 ? want : steps / 4;
 	want = want < 8 ? want : 8;
 	*s = 1;
@@ -1035,8 +1107,15 @@ tmpl_gpu_mma(Lower *L)
 	int64_t bm = t.bm, bn = t.bn, bk = t.bk, nt = t.nt, nbuf = t.dbuf ? 2 : 1;
 	int64_t lda = bm + 8, ldb = bk + 8, ldc = bm + 8, wrows = bm / (16 * t.fm);
 	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn, ksp, kchunk;
-	pick_splits(p, &g, &t, nmb * nnb * g.batch, &ksp, &kchunk);
+	/* statistics from the tiles (Group.stats) where they fit: then no split-K unless forced */
+	int stat = stats_fit(L, &g, &t);
+	pick_splits(p, &g, &t, nmb * nnb * g.batch, stat, &ksp, &kchunk);
 	int part = ksp > 1 ? lw_scratch(L, DT_F32, ksp * g.M * g.N, "kpart") : -1;
+	Stats sts = {0};
+	stat = stat && ksp == 1;
+	if (stat)
+		stats_setup(L, &g, &t, &sts);
+	L->want_val = stat;
 	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
 	int as = kir_shared(p, k, tdt, nbuf * bk * lda, (int)lda, "As");
 	int bs = kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
@@ -1261,11 +1340,20 @@ tmpl_gpu_mma(Lower *L)
 		           kir_store(p, part, ix_add(L, ix_mul(L, sk, g.M * g.N), pi), acc));
 	} else if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0) {
 		return -1;
+	} else if (stat) { /* the result over its accumulator, for stats_tile */
+		kir_append(p, iff->body,
+		           kir_store(p, cs, ix_add(L, mm, ix_mul(L, nn, ldc)), L->out_val));
 	}
+	if (stat)
+		stats_tile(L, &g, &t, &sts, eb, th, mb, ix_add(L, n0, ix_mul(L, hc, t.cc)), cs, ldc);
 	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
 	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
 	 * and B tiles (and the next chunk over this one): a barrier */
 	if (t.dbuf)
 		kir_append(p, eb, kir_barrier(p));
+	if (stat) {
+		L->stats_done = 1;
+		return tmpl_gpu_moments_merge(L, sts.mom, sts.s0, sts.s1, sts.G, bm);
+	}
 	return ksp > 1 ? split_sum(L, &g, part, ksp) : 0;
 }

@@ -417,39 +417,85 @@ pow2_floor(int64_t v)
 	return p;
 }
 
+/* r's reduced and kept dims, R and O for node n (input type it); 0, or 1 for bad axes */
+static int
+red_shape(const Node *n, const Type *it, Red *r)
+{
+	const Attr *axes = ir_attr(n, "axes");
+	for (int i = 0; i < axes->n; i++) {
+		int64_t a = axes->ints[i] < 0 ? axes->ints[i] + it->rank : axes->ints[i];
+		if (a < 0 || a >= it->rank)
+			return 1;
+		r->red[a] = 1;
+	}
+	r->R = r->O = 1;
+	for (int d = 0; d < it->rank; d++) {
+		if (!r->red[d]) {
+			r->kd[r->nk] = d;
+			r->kdims[r->nk++] = it->dims[d];
+			r->O *= it->dims[d];
+			continue;
+		}
+		r->R *= it->dims[d];
+		if (d > 0 && r->red[d - 1] && r->nruns > 0) {
+			r->ext[r->nruns - 1] *= it->dims[d];
+			r->stride[r->nruns - 1] = lw_stride(it, d);
+			continue;
+		}
+		r->ext[r->nruns] = it->dims[d];
+		r->stride[r->nruns++] = lw_stride(it, d);
+	}
+	return 0;
+}
+
+int
+tmpl_gpu_moments_merge(Lower *L, const Node *mom, int s0, int s1, int64_t G, int64_t per)
+{
+	const Type *it = lw_type(L, mom->in[0]);
+	Red r = {0};
+	Program *pg = L->p;
+	SEGC_ASSERT(mom->op == OP_moments && G >= WARP);
+	if (red_shape(mom, it, &r))
+		return lw_fail(L, "moments: bad axes");
+	SEGC_ASSERT(r.R == G * per);
+	r.kind = RK_MOM;
+	int64_t T = pow2_floor(G < 1024 ? G : 1024), rounds = (G + T - 1) / T;
+	KNode *o, *th, *i;
+	KNode *body = lw_block_loop(L, "o", r.O, T, &o, &th)->body;
+	Part pt = {lw_let(L, body, "acc", f32c(L, 0)), lw_let(L, body, "na", f32c(L, 0)),
+	           lw_let(L, body, "ma2", f32c(L, 0))};
+	KNode *loop = lw_loop(L, body, "i", ix_c(L, 0), ix_c(L, rounds), LOOP_SERIAL, &i);
+	KNode *t = lw_let(L, loop->body, "t", ix_add(L, ix_mul(L, i, T), th)), *lb = loop->body;
+	if (G % T) {
+		KNode *iff = kir_if(pg, bin(L, KB_LT, t, ix_c(L, G)));
+		kir_append(pg, lb, iff);
+		lb = iff->body;
+	}
+	KNode *at = lw_let(L, lb, "at", ix_add(L, ix_mul(L, o, G), t));
+	KNode *mb = lw_let(L, lb, "mb", kir_load(pg, L->k, s0, at));
+	KNode *Mb = lw_let(L, lb, "mb2", kir_load(pg, L->k, s1, at));
+	chan(L, lb, pt.n, pt.v, pt.M2, f32c(L, (double)per), mb, Mb);
+	block_combine(L, body, &r, th, T, T, &pt);
+	KNode *iff = kir_if(pg, bin(L, KB_EQ, th, ix_c(L, 0)));
+	kir_append(pg, body, iff);
+	const Node *root = L->root;
+	L->root = mom; /* output() reads the root's eps and results */
+	int rc = output(L, iff->body, &r, it, o, pt);
+	L->root = root;
+	return rc;
+}
+
 int
 tmpl_gpu_reduce(Lower *L)
 {
 	const Node *n = L->root;
 	const Type *it = lw_type(L, n->in[0]);
-	const Attr *axes = ir_attr(n, "axes");
 	Red r = {0};
 
 	if (n->op == OP_moments && L->g->nnodes > 1)
 		return 1; /* the generic template reports it */
-	for (int i = 0; i < axes->n; i++) {
-		int64_t a = axes->ints[i] < 0 ? axes->ints[i] + it->rank : axes->ints[i];
-		if (a < 0 || a >= it->rank)
-			return 1;
-		r.red[a] = 1;
-	}
-	r.R = r.O = 1;
-	for (int d = 0; d < it->rank; d++) {
-		if (!r.red[d]) {
-			r.kd[r.nk] = d;
-			r.kdims[r.nk++] = it->dims[d];
-			r.O *= it->dims[d];
-			continue;
-		}
-		r.R *= it->dims[d];
-		if (d > 0 && r.red[d - 1] && r.nruns > 0) {
-			r.ext[r.nruns - 1] *= it->dims[d];
-			r.stride[r.nruns - 1] = lw_stride(it, d);
-			continue;
-		}
-		r.ext[r.nruns] = it->dims[d];
-		r.stride[r.nruns++] = lw_stride(it, d);
-	}
+	if (red_shape(n, it, &r))
+		return 1;
 	if (r.R < RED_MIN || r.O < 1)
 		return 1;
 	/* $SEGC_GPU_RED_THREADS, $SEGC_GPU_RED_GROUP (read when segc compiles; A/B runs): the

@@ -150,6 +150,11 @@ typedef struct {
 	NodeId *pro;
 	uint32_t npro;
 	ValueId pro_src;
+	/* statistics (passes/fuse.c, GPU targets): a moments node (per batch and channel, over
+	 * every spatial dim) of the group's result, or 0; its results are outs[1], outs[2].  A
+	 * template may compute them from its output tiles (codegen/tmpl_gpu_mma.c), else
+	 * codegen lowers the node as a loop of its own in the same kernel */
+	NodeId stats;
 } Group;
 
 typedef struct {

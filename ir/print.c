@@ -198,6 +198,13 @@ put_plan(const Module *m, FILE *f, const uint32_t *disp)
 			fputs("] from ", f);
 			put_value(f, disp, gr->pro_src);
 		}
+		if (gr->stats && gr->stats < m->nnodes) { /* the moments of its result */
+			fputs(" stats=[", f);
+			put_value(f, disp, m->nodes[gr->stats].out[0]);
+			fputc(' ', f);
+			put_value(f, disp, m->nodes[gr->stats].out[1]);
+			fputc(']', f);
+		}
 		if (gr->vector)
 			fprintf(f, " vector=%d", gr->vector);
 		if (gr->tile[0] || gr->tile[1] || gr->tile[2] || gr->tile[3])

@@ -153,6 +153,19 @@ check_module(const Module *m, const uint32_t *ndef, Diag *d)
 			                "expected live nodes in order before the root, ending at "
 			                "its operand 0",
 			                g, gr->name ? gr->name : "?");
+		/* statistics: a live moments node of the group's result, its results outs[1, 2] */
+		ok = !gr->stats ||
+		     (gr->stats < m->nnodes && !m->nodes[gr->stats].dead &&
+		      m->nodes[gr->stats].op == OP_moments && gr->nouts == 3 &&
+		      m->nodes[gr->stats].in[0] == gr->outs[0] &&
+		      m->nodes[gr->stats].out[0] == gr->outs[1] &&
+		      m->nodes[gr->stats].out[1] == gr->outs[2]);
+		if (!ok)
+			rc = diag_error(d, gr->loc,
+			                "verify: group %u ('%s') has malformed statistics, expected "
+			                "a moments node of its result whose results are its outs 1 "
+			                "and 2",
+			                g, gr->name ? gr->name : "?");
 	}
 	return rc;
 }

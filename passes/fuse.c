@@ -29,6 +29,10 @@
  * pro_src = X: the conv applies the chain to each x element it loads, and the chain's values
  * are no longer materialised.  Only with opt->prologue, never with opt->no_fuse.
  *
+ * Then, with opt->stats (GPU targets), conv statistics: a moments group over axes [2, 3, 4]
+ * (an instance norm's) whose operand is a conv3d group's result leaves the list and becomes
+ * that group's Group.stats; the group's outs are then its result, the mean and the rstd.
+ *
  * requires:  no composite ops left (canon), uses counted or countable; dce first
  * preserves: values and their ids; adds identity copies for outputs; sets m->groups
  *
@@ -37,6 +41,9 @@
  *
  *   before:  %5 = sub %1, %mean  %6 = mul %5, %rstd  %7 = relu %6  %8 = conv3d %7, %w
  *   after:   kernel k1_conv3d { prologue from %1 [%5 %6 %7]  %8 = conv3d ... }
+ *
+ *   before:  %2 = conv3d %x, %w   %3, %4 = moments %2 {axes=[2,3,4]}
+ *   after:   kernel k0_conv3d { %2 = conv3d ...  stats %3, %4 = moments %2 }
  */
 #include "pass.h"
 
@@ -51,6 +58,7 @@ typedef struct {
 	NodeId *pro;            /* the load prologue (a conv root's), see prologues() */
 	uint32_t npro;
 	ValueId pro_src;
+	NodeId stats;           /* moments of the group's result, see conv_stats() */
 } Build;
 
 static int
@@ -190,6 +198,50 @@ prologues(Module *m, Build *b, uint32_t nb, Arena *scratch)
 	}
 }
 
+/* moments x {axes = [2, 3, 4]} of a rank-5 x: an instance norm's statistics */
+static int
+spatial_moments(const Module *m, const Node *n)
+{
+	const Attr *ax = n->op == OP_moments ? ir_attr(n, "axes") : NULL;
+	uint8_t seen[5] = {0};
+	if (!ax || m->values[n->in[0]].type.rank != 5 || ax->n != 3)
+		return 0;
+	for (int i = 0; i < 3; i++) {
+		int64_t a = ax->ints[i] < 0 ? ax->ints[i] + 5 : ax->ints[i];
+		if (a < 2 || a > 4 || seen[a]++)
+			return 0;
+	}
+	return 1;
+}
+
+/* Move each instance-norm moments group whose operand is the result of a conv3d group into
+ * that group as its statistics (Group.stats): the conv may compute them from its output
+ * tiles (docs/codegen.md).  Only with opt->stats, never with opt->no_fuse. */
+static void
+conv_stats(Module *m, Build *b, uint32_t nb, Arena *scratch)
+{
+	int64_t *owner = arena_alloc(scratch, (size_t)(m->nnodes + 1) * sizeof *owner);
+
+	for (uint32_t i = 0; i < m->nnodes; i++)
+		owner[i] = -1;
+	for (uint32_t g = 0; g < nb; g++)
+		for (uint32_t k = 0; k < b[g].n; k++)
+			owner[b[g].nodes[k]] = g;
+	for (uint32_t g = 0; g < nb; g++) {
+		const Node *n = &m->nodes[b[g].nodes[0]];
+		if (b[g].n != 1 || !spatial_moments(m, n))
+			continue;
+		int64_t ci = owner[m->values[n->in[0]].def];
+		Build *c = ci >= 0 ? &b[ci] : NULL;
+		if (!c || c->dropped || c->stats || m->nodes[c->nodes[0]].op != OP_conv3d ||
+		    m->nodes[c->nodes[c->n - 1]].nout != 1 ||
+		    m->nodes[c->nodes[c->n - 1]].out[0] != n->in[0])
+			continue;
+		c->stats = b[g].nodes[0];
+		b[g].dropped = 1;
+	}
+}
+
 static int
 by_last(const void *a, const void *b)
 {
@@ -225,6 +277,14 @@ emit_groups(Module *m, Build *b, uint32_t nb)
 		g->nodes = arena_memdup(m->arena, b[i].nodes, (size_t)b[i].n * sizeof *g->nodes);
 		g->nouts = last->nout;
 		g->outs = arena_memdup(m->arena, last->out, (size_t)last->nout * sizeof *g->outs);
+		if (b[i].stats) { /* outs: the result, then the moments' mean and rstd */
+			const Node *st = &m->nodes[b[i].stats];
+			ValueId *o = arena_alloc(m->arena, 3 * sizeof *o);
+			o[0] = g->outs[0], o[1] = st->out[0], o[2] = st->out[1];
+			g->outs = o;
+			g->nouts = 3;
+			g->stats = b[i].stats;
+		}
 		g->name = arena_printf(m->arena, "k%u_%s", ng, optab[root->op].name);
 		g->loc = root->loc;
 		ng++;
@@ -267,6 +327,8 @@ pass_fuse(Module *m, PassCtx *cx)
 	}
 	if (!cx->opt->no_fuse && cx->opt->prologue)
 		prologues(m, b, nb, cx->scratch);
+	if (!cx->opt->no_fuse && cx->opt->stats)
+		conv_stats(m, b, nb, cx->scratch);
 	emit_groups(m, b, nb);
 	cx->changed = 1;
 	return 0;

@@ -257,6 +257,8 @@ pass_memplan(Module *m, PassCtx *cx)
 			grouped[m->groups[g].nodes[k]] = 1;
 		for (uint32_t k = 0; k < m->groups[g].npro; k++)
 			grouped[m->groups[g].pro[k]] = 1;
+		if (m->groups[g].stats)
+			grouped[m->groups[g].stats] = 1;
 	}
 	if (assign_fixed(m, grouped, cx->diag) < 0)
 		return -1;

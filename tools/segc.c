@@ -287,6 +287,9 @@ run_pipeline(Module *m, const Args *a, Diag *d)
 		po.prologue = strcmp(getenv("SEGC_PROLOGUE"), "0") != 0;
 	po.opt_level = a->opt;
 	po.gpu = a->target && !strncmp(a->target, "cuda", 4);
+	/* conv statistics (fuse.c) on the GPU; SEGC_NORM_STATS=0 turns them off (A/B) */
+	const char *nse = getenv("SEGC_NORM_STATS");
+	po.stats = po.gpu && (!nse || strcmp(nse, "0"));
 	/* --layout; SEGC_LAYOUT=auto|ncdhw|ndhwc when the flag is absent (tests run whole model
 	 * suites channels-last with it) */
 	const char *lay = a->layout ? a->layout : getenv("SEGC_LAYOUT");

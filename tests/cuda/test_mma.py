@@ -123,6 +123,34 @@ def prologue(rng, label, ci, co, k, s, p, n, sp):
     return c, True
 
 
+def stats(rng, label, ci, co, n, sp, fused, chain=False):
+    """x -> conv3d (-> leaky_relu, with chain) -> instance_norm (affine) -> leaky_relu: the
+    norm's moments join the conv's kernel (passes/fuse.c, Group.stats); where every output tile
+    lies in one batch element and there are >= 32 per element the tensor-core epilogue computes
+    them from its tiles (fused: the source has their "smu" means), else the kernel runs the
+    moments as loops of their own"""
+    w = T.randn(rng, (co, ci, 3, 3, 3)) / np.sqrt(ci * 27)
+    b = 0.5 + 0.1 * T.randn(rng, (co,))
+    gam, bet = 1 + 0.2 * T.randn(rng, (co,)), 0.2 * T.randn(rng, (co,))
+    x = T.randn(rng, (n, ci) + sp)
+    with torch.no_grad():
+        h = torch.nn.functional.conv3d(T.t(x), T.t(w), T.t(b), 1, 1)
+        if chain:
+            h = torch.nn.functional.leaky_relu(h, 0.01)
+        h = torch.nn.functional.instance_norm(h, weight=T.t(gam), bias=T.t(bet))
+        ref = torch.nn.functional.leaky_relu(h, 0.01)
+    body = [{"name": "conv", "op": "conv3d", "in": ["x"],
+             "attrs": {"cout": co, "kernel": 3, "stride": 1, "pad": 1, "bias": True}}]
+    if chain:
+        body.append({"name": "act0", "op": "leaky_relu", "attrs": {"slope": 0.01}})
+    body += [{"name": "norm", "op": "instance_norm", "attrs": {"affine": True}},
+             {"name": "op", "op": "leaky_relu", "attrs": {"slope": 0.01}}]
+    weights = {"conv.weight": w, "conv.bias": b, "norm.weight": gam, "norm.bias": bet}
+    c = T.Case("conv3d", label, [("x", x)], body, ["op"], weights, [ref.numpy()])
+    c.stats, c.K = fused, ci * 27
+    return c, True
+
+
 def own_cases():
     rng = np.random.default_rng(7)
     torch.manual_seed(7)
@@ -158,6 +186,14 @@ def own_cases():
         prologue(rng, "prologue tap-major Ci=32 k3 s2", 32, 70, 3, 2, 1, 1, (7, 6, 9)),
         prologue(rng, "prologue k-table Ci=6 k3 p1", 6, 10, 3, 1, 1, 1, (5, 4, 6)),
         prologue(rng, "prologue 1x1 Ci=16", 16, 40, 1, 1, 0, 1, (4, 5, 6)),
+        # instance-norm statistics from the conv's tiles (Group.stats): 128 x 16 (8 threads a
+        # column), 128 x 32 with N ragged (4), 64 x 64 with 48 tiles per batch element (a
+        # ragged round of the merge) and batch 2, an epilogue before the norm; the moments as
+        # the kernel's own loops where tiles would straddle batch elements
+        stats(rng, "stats 128x16 Ci=8", 8, 16, 1, (16, 16, 16), True),
+        stats(rng, "stats 128x32 N=24 chain", 16, 24, 1, (8, 16, 32), True, chain=True),
+        stats(rng, "stats 64x64 N=40 b2 G=48", 4, 40, 2, (8, 16, 24), True),
+        stats(rng, "stats straddling (own loops)", 8, 16, 2, (5, 6, 7), False),
     ]
 
 
@@ -243,6 +279,13 @@ def run(c, mma, tol):
                     msg += ", split-K"
         if ok and pro:  # fused: fewer kernels than without prologues
             ok, msg = fused_check(d, open(src).read(), msg)
+        st = getattr(c, "stats", None)
+        forced = any(k in os.environ for k in ("SEGC_MMA_TILE", "SEGC_MMA_SPLITK"))
+        if ok and st is not None and used and not forced:  # the statistics from the tiles
+            tiles = "_smu =" in open(src).read()
+            if tiles != st:
+                ok = False
+            msg += ", statistics %s the tiles" % ("from" if tiles else "not from")
         return ok, msg
     finally:
         if saved is None:
