@@ -190,7 +190,7 @@ done
 # with tf32/bf16 rounding): its own GEMM cases exact at tf32 (indexing at 1e-4) and rounded
 # at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
 # models at 2e-3 and 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
-# size, split-K off and forced; a fifth of the cases per tiling, rotating); the halo-tile
+# size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
 # conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings --halo" \

@@ -326,7 +326,7 @@ def main():
     ap.add_argument("--models", action="store_true", help="tiny model cases")
     ap.add_argument("--tilings", action="store_true",
                     help="also run the own tensor-core cases under the forced tilings (TILINGS; "
-                    "each tiling a fifth of them, split-K a quarter, rotating)")
+                    "each tiling a seventh of them, split-K a quarter, rotating)")
     ap.add_argument("--all-tilings", action="store_true",
                     help="with --tilings: every tensor-core case under every tiling")
     ap.add_argument("--halo", action="store_true",
@@ -357,12 +357,12 @@ def main():
     if a.halo:
         runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
     if a.tilings:
-        # every forced tiling runs a fifth of the tensor-core cases (rotating; the two split-K
-        # tilings a quarter, which puts conv, linear, epilogue, prologue and batch-2 cases with
-        # several K steps under the forced split), so each case runs under about 2 of the 9
-        # tilings (--all-tilings: all)
+        # every forced tiling runs a seventh of the tensor-core cases (rotating: each case
+        # under one of the 7 tile and main-loop tilings; the two split-K tilings a quarter,
+        # which puts conv, linear, epilogue, prologue and batch-2 cases with several K steps
+        # under the forced split) (--all-tilings: every case under every tiling)
         for i, env in enumerate(TILINGS):
-            mod = 4 if "SEGC_MMA_SPLITK" in env else 5
+            mod = 4 if "SEGC_MMA_SPLITK" in env else 7
             cs = [(c, mma) for j, (c, mma) in enumerate(own_cases())
                   if mma and (a.all_tilings or (i + j) % mod == 0)]
             runs.append((env, cs))
