@@ -453,14 +453,16 @@ emit_out(Lower *L, const Gemm *g, KNode *block, const OPrep *o, KNode *n, KNode 
 
 /* ---- statistics (Group.stats) from the output tiles ---- */
 
-/* The moments of the group's result per (batch, channel), from C tiles that each lie in one
- * batch element (S, the output voxels per batch element, a multiple of bm; S / bm >= 32
- * tiles each), or NULL: stats_tile writes each tile's mean and M2 per column, Chan's merge
+/* The moments of the group's result per (batch, channel) or (batch, channel group: a group
+ * norm's, whose channels' partials are consecutive), from C tiles that each lie in one batch
+ * element (S, the output voxels per batch element, a multiple of bm; S / bm >= 32 tiles
+ * each): stats_tile writes each tile's mean and M2 per column, Chan's merge
  * (tmpl_gpu_moments_merge) combines them */
 typedef struct {
 	const Node *mom;
-	int64_t G;  /* tiles per batch element */
-	int s0, s1; /* scratch [batch][channel][G]: the tiles' means, M2 */
+	int64_t G;   /* tiles per batch element */
+	int64_t cpg; /* channels per output of mom: 1, or a group norm's C / G */
+	int s0, s1;  /* scratch [batch][channel][G]: the tiles' means, M2 */
 } Stats;
 
 static int
@@ -474,7 +476,10 @@ stats_fit(Lower *L, const Gemm *g, const Tiling *t)
 static void
 stats_setup(Lower *L, const Gemm *g, const Tiling *t, Stats *s)
 {
+	const Type *mt;
 	s->mom = lw_stats(L);
+	mt = lw_type(L, s->mom->in[0]);
+	s->cpg = mt->rank == 6 ? mt->dims[2] : 1; /* [N, G, C/G, D, H, W]: a group's partials */
 	s->G = g->OD * g->OH * g->OW / t->bm;
 	s->s0 = lw_scratch(L, DT_F32, g->Nb * g->N * s->G, "smean");
 	s->s1 = lw_scratch(L, DT_F32, g->Nb * g->N * s->G, "sm2");
@@ -1353,7 +1358,7 @@ tmpl_gpu_mma(Lower *L)
 		kir_append(p, eb, kir_barrier(p));
 	if (stat) {
 		L->stats_done = 1;
-		return tmpl_gpu_moments_merge(L, sts.mom, sts.s0, sts.s1, sts.G, bm);
+		return tmpl_gpu_moments_merge(L, sts.mom, sts.s0, sts.s1, sts.G * sts.cpg, bm);
 	}
 	return ksp > 1 ? split_sum(L, &g, part, ksp) : 0;
 }

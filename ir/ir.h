@@ -151,7 +151,8 @@ typedef struct {
 	uint32_t npro;
 	ValueId pro_src;
 	/* statistics (passes/fuse.c, GPU targets): a moments node (per batch and channel, over
-	 * every spatial dim) of the group's result, or 0; its results are outs[1], outs[2].  A
+	 * every spatial dim) of the group's result, or (per batch and channel group) of its view
+	 * as [N, G, C/G, D, H, W], or 0; its results are outs[1], outs[2].  A
 	 * template may compute them from its output tiles (codegen/tmpl_gpu_mma.c), else
 	 * codegen lowers the node as a loop of its own in the same kernel */
 	NodeId stats;

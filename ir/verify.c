@@ -153,11 +153,15 @@ check_module(const Module *m, const uint32_t *ndef, Diag *d)
 			                "expected live nodes in order before the root, ending at "
 			                "its operand 0",
 			                g, gr->name ? gr->name : "?");
-		/* statistics: a live moments node of the group's result, its results outs[1, 2] */
+		/* statistics: a live moments node of the group's result (or of a view of it), its
+		 * results outs[1, 2] */
+		const Node *sn = gr->stats && gr->stats < m->nnodes ? &m->nodes[gr->stats] : NULL;
+		ValueId so = sn && sn->op == OP_moments ? sn->in[0] : 0;
+		if (so && so < m->nvalues && ir_def(m, so)->op == OP_reshape)
+			so = ir_def(m, so)->in[0];
 		ok = !gr->stats ||
 		     (gr->stats < m->nnodes && !m->nodes[gr->stats].dead &&
-		      m->nodes[gr->stats].op == OP_moments && gr->nouts == 3 &&
-		      m->nodes[gr->stats].in[0] == gr->outs[0] &&
+		      m->nodes[gr->stats].op == OP_moments && gr->nouts == 3 && so == gr->outs[0] &&
 		      m->nodes[gr->stats].out[0] == gr->outs[1] &&
 		      m->nodes[gr->stats].out[1] == gr->outs[2]);
 		if (!ok)

@@ -30,8 +30,9 @@
  * are no longer materialised.  Only with opt->prologue, never with opt->no_fuse.
  *
  * Then, with opt->stats (GPU targets), conv statistics: a moments group over axes [2, 3, 4]
- * (an instance norm's) whose operand is a conv3d group's result leaves the list and becomes
- * that group's Group.stats; the group's outs are then its result, the mean and the rstd.
+ * of a conv3d group's result (an instance norm's), or over axes [2 .. 5] of its view as [N, G,
+ * C/G, D, H, W] (a group norm's), leaves the list and becomes that group's Group.stats; the
+ * group's outs are then its result, the mean and the rstd.
  *
  * requires:  no composite ops left (canon), uses counted or countable; dce first
  * preserves: values and their ids; adds identity copies for outputs; sets m->groups
@@ -198,25 +199,39 @@ prologues(Module *m, Build *b, uint32_t nb, Arena *scratch)
 	}
 }
 
-/* moments x {axes = [2, 3, 4]} of a rank-5 x: an instance norm's statistics */
-static int
-spatial_moments(const Module *m, const Node *n)
+/* The rank-5 y whose statistics moments node n computes, or 0: n over axes [2, 3, 4] of y
+ * (an instance norm's), or over axes [2 .. 5] of a view of y as [N, G, C/G, D, H, W] (a group
+ * norm's, after canon) */
+static ValueId
+stats_operand(const Module *m, const Node *n)
 {
 	const Attr *ax = n->op == OP_moments ? ir_attr(n, "axes") : NULL;
-	uint8_t seen[5] = {0};
-	if (!ax || m->values[n->in[0]].type.rank != 5 || ax->n != 3)
+	const Type *t = &m->values[n->in[0]].type;
+	uint8_t seen[6] = {0};
+	if (!ax || (t->rank != 5 && t->rank != 6) || ax->n != t->rank - 2)
 		return 0;
-	for (int i = 0; i < 3; i++) {
-		int64_t a = ax->ints[i] < 0 ? ax->ints[i] + 5 : ax->ints[i];
-		if (a < 2 || a > 4 || seen[a]++)
+	for (int i = 0; i < ax->n; i++) {
+		int64_t a = ax->ints[i] < 0 ? ax->ints[i] + t->rank : ax->ints[i];
+		if (a < 2 || a >= t->rank || seen[a]++)
 			return 0;
 	}
-	return 1;
+	if (t->rank == 5)
+		return n->in[0];
+	const Node *v = ir_def(m, n->in[0]);
+	const Type *yt = v->op == OP_reshape ? &m->values[v->in[0]].type : NULL;
+	if (!yt || yt->rank != 5 || yt->dims[0] != t->dims[0] ||
+	    yt->dims[1] != t->dims[1] * t->dims[2])
+		return 0;
+	for (int d = 2; d < 5; d++)
+		if (yt->dims[d] != t->dims[d + 1])
+			return 0;
+	return v->in[0];
 }
 
-/* Move each instance-norm moments group whose operand is the result of a conv3d group into
- * that group as its statistics (Group.stats): the conv may compute them from its output
- * tiles (docs/codegen.md).  Only with opt->stats, never with opt->no_fuse. */
+/* Move each instance- or group-norm moments group whose operand is the result of a conv3d
+ * group (or its channel-group view) into that group as its statistics (Group.stats): the conv
+ * may compute them from its output tiles (docs/codegen.md).  Only with opt->stats, never with
+ * opt->no_fuse. */
 static void
 conv_stats(Module *m, Build *b, uint32_t nb, Arena *scratch)
 {
@@ -229,13 +244,12 @@ conv_stats(Module *m, Build *b, uint32_t nb, Arena *scratch)
 			owner[b[g].nodes[k]] = g;
 	for (uint32_t g = 0; g < nb; g++) {
 		const Node *n = &m->nodes[b[g].nodes[0]];
-		if (b[g].n != 1 || !spatial_moments(m, n))
-			continue;
-		int64_t ci = owner[m->values[n->in[0]].def];
+		ValueId y = b[g].n == 1 ? stats_operand(m, n) : 0;
+		int64_t ci = y ? owner[m->values[y].def] : -1;
 		Build *c = ci >= 0 ? &b[ci] : NULL;
 		if (!c || c->dropped || c->stats || m->nodes[c->nodes[0]].op != OP_conv3d ||
 		    m->nodes[c->nodes[c->n - 1]].nout != 1 ||
-		    m->nodes[c->nodes[c->n - 1]].out[0] != n->in[0])
+		    m->nodes[c->nodes[c->n - 1]].out[0] != y)
 			continue;
 		c->stats = b[g].nodes[0];
 		b[g].dropped = 1;

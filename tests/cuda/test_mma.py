@@ -123,9 +123,9 @@ def prologue(rng, label, ci, co, k, s, p, n, sp):
     return c, True
 
 
-def stats(rng, label, ci, co, n, sp, fused, chain=False):
-    """x -> conv3d (-> leaky_relu, with chain) -> instance_norm (affine) -> leaky_relu: the
-    norm's moments join the conv's kernel (passes/fuse.c, Group.stats); where every output tile
+def stats(rng, label, ci, co, n, sp, fused, chain=False, groups=0):
+    """x -> conv3d (-> leaky_relu, with chain) -> instance_norm (group_norm with groups)
+    (affine) -> leaky_relu: the norm's moments join the conv's kernel (passes/fuse.c, Group.stats); where every output tile
     lies in one batch element and there are >= 32 per element the tensor-core epilogue computes
     them from its tiles (fused: the source has their "smu" means), else the kernel runs the
     moments as loops of their own"""
@@ -137,13 +137,18 @@ def stats(rng, label, ci, co, n, sp, fused, chain=False):
         h = torch.nn.functional.conv3d(T.t(x), T.t(w), T.t(b), 1, 1)
         if chain:
             h = torch.nn.functional.leaky_relu(h, 0.01)
-        h = torch.nn.functional.instance_norm(h, weight=T.t(gam), bias=T.t(bet))
+        if groups:
+            h = torch.nn.functional.group_norm(h, groups, weight=T.t(gam), bias=T.t(bet))
+        else:
+            h = torch.nn.functional.instance_norm(h, weight=T.t(gam), bias=T.t(bet))
         ref = torch.nn.functional.leaky_relu(h, 0.01)
     body = [{"name": "conv", "op": "conv3d", "in": ["x"],
              "attrs": {"cout": co, "kernel": 3, "stride": 1, "pad": 1, "bias": True}}]
     if chain:
         body.append({"name": "act0", "op": "leaky_relu", "attrs": {"slope": 0.01}})
-    body += [{"name": "norm", "op": "instance_norm", "attrs": {"affine": True}},
+    norm = ({"name": "norm", "op": "group_norm", "attrs": {"groups": groups, "affine": True}}
+            if groups else {"name": "norm", "op": "instance_norm", "attrs": {"affine": True}})
+    body += [norm,
              {"name": "op", "op": "leaky_relu", "attrs": {"slope": 0.01}}]
     weights = {"conv.weight": w, "conv.bias": b, "norm.weight": gam, "norm.bias": bet}
     c = T.Case("conv3d", label, [("x", x)], body, ["op"], weights, [ref.numpy()])
@@ -194,6 +199,7 @@ def own_cases():
         stats(rng, "stats 128x32 N=24 chain", 16, 24, 1, (8, 16, 32), True, chain=True),
         stats(rng, "stats 64x64 N=40 b2 G=48", 4, 40, 2, (8, 16, 24), True),
         stats(rng, "stats straddling (own loops)", 8, 16, 2, (5, 6, 7), False),
+        stats(rng, "stats group norm 4 groups b2", 8, 16, 2, (8, 16, 32), True, groups=4),
     ]
 
 
