@@ -319,6 +319,11 @@ lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
 	ValueId cur = L->root->out[0];
 	KNode *x[IR_MAXRANK];
 
+	/* (want_val: each value let-bound before its store, so that the store and out_val share
+	 * a variable, never a load: buffer renumbering, codegen/prepack.c, rewrites a load once
+	 * per reference) */
+	if (L->want_val)
+		val = lw_simple(L, block, val);
 	if (lw_is_out(L, cur))
 		lw_store(L, block, c, cur, val);
 	for (uint32_t i = 1; i < L->g->nnodes; i++) {
@@ -333,11 +338,12 @@ lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
 		if (!val)
 			return lw_fail(L, "epilogue op not supported");
 		cur = n->out[0];
+		if (L->want_val)
+			val = lw_simple(L, block, val);
 		if (lw_is_out(L, cur))
 			lw_store(L, block, c, cur, val);
 	}
-	if (L->want_val)
-		L->out_val = lw_simple(L, block, val);
+	L->out_val = L->want_val ? val : NULL;
 	return 0;
 }
 

@@ -162,6 +162,26 @@ int tmpl_gpu_reduce(Lower *L);    /* tmpl_gpu_reduce.c: reductions, moments */
  * G >= 32 partials per output (batch, channel) of per elements each: their means in s0, M2 in
  * s1, at [output][G] (Chan's merge; the template's statistics, Group.stats) */
 int tmpl_gpu_moments_merge(Lower *L, const Node *mom, int s0, int s1, int64_t G, int64_t per);
+/* Conv statistics (Group.stats) from a GPU conv's output tiles (tmpl_gpu_reduce.c), where
+ * each tile lies in one batch element and has `rows` valid voxels, G >= 32 tiles per batch
+ * element.  The caller fills mom, G, rows and N, and sets L->want_val. */
+typedef struct {
+	const Node *mom; /* lw_stats(L) */
+	int64_t G;       /* tiles per batch element */
+	int64_t rows;    /* voxels per tile */
+	int64_t N;       /* output channels */
+	int64_t cpg;     /* channels per output of mom: 1, or a group norm's C / G (setup) */
+	int s0, s1;      /* scratch [batch][channel][G]: the tiles' means, M2 (setup) */
+} TileStats;
+void tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t batch);
+/* In block, every thread (th < nt): a barrier, then the statistics of one tile (index tile,
+ * over all batch elements) whose cols columns, channels c0.., lie in the shared f32 array cs
+ * (voxel r, column c at r + c*ldc; the epilogue stores L->out_val there): nt / cols threads
+ * per column (a power of two <= 32), the tile's mean and M2 per channel < N to s0, s1. */
+void tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t nt,
+                     int64_t cols, KNode *tile, KNode *c0, int cs, int64_t ldc);
+/* the last loop: the partials merged into mom's outputs; sets L->stats_done */
+int tmpl_tile_stats_merge(Lower *L, const TileStats *ts);
 int tmpl_gpu_scan(Lower *L);      /* tmpl_gpu_scan.c: selective scan, causal conv1d */
 
 #endif

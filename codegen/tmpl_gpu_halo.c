@@ -18,7 +18,9 @@
  *           first tb taps by cp.async; barrier; per tb taps: B of the next tb taps by
  *           cp.async into the other half, the warps' MMAs, cp_wait, barrier
  *           then the accumulators to a shared C tile over the halo, and each thread (one
- *           voxel) applies the bias and the group's epilogue to its bn outputs.
+ *           voxel) applies the bias and the group's epilogue to its bn outputs (and, with
+ *           conv statistics, leaves the results there for tmpl_tile_stats)
+ *   loop 3  (conv statistics from the tiles only) tmpl_tile_stats_merge
  * Takes stride 1, groups 1, (kernel - 1) x dilation <= 4 per axis (3^3, 5^3, 3^3 dilated 2;
  * rows narrowed until the halo fits), any Ci (the last chunk's
  * channels past Ci are zeros in the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and
@@ -371,6 +373,13 @@ tmpl_gpu_halo(Lower *L)
 	h.cs = kir_shared_over(p, k, DT_F32, h.bn * h.ldc, (int)h.ldc, "Cs", h.hs);
 
 	int64_t tm = cv->N * cv->OD * h.nty * h.ntx, tn = (cv->Co + h.bn - 1) / h.bn;
+	/* the statistics from the tiles (Group.stats, tmpl_tile_stats): whole tiles (OH % TH ==
+	 * 0), >= 32 per batch element, 2, 4 or 8 threads per column */
+	TileStats sts = {lw_stats(L), cv->OD * h.nty * h.ntx, HM, cv->Co, 0, 0, 0};
+	int stat = sts.mom && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && sts.G >= 32;
+	if (stat)
+		tmpl_tile_stats_setup(L, &sts, cv->N);
+	L->want_val = stat;
 	KNode *blk, *th, *c;
 	KNode *tl = lw_block_loop(L, "blk", tm * tn, HT, &blk, &th);
 	/* blocks per SM asked: 4 (<= 128 registers), 3 for 48- and 64-column tiles (6 and 8
@@ -455,5 +464,11 @@ tmpl_gpu_halo(Lower *L)
 	KNode *idx[5] = {t.b, n, t.oz, oy, ox};
 	Coord co;
 	coord_full(&co, lw_type(L, L->root->out[0]), idx);
-	return lw_output(L, iff->body, &co, v);
+	int rc = lw_output(L, iff->body, &co, v);
+	if (rc < 0 || !stat)
+		return rc;
+	/* the result over its accumulator (a block's next tile starts with a barrier) */
+	kir_append(p, iff->body, kir_store(p, h.cs, ix_add(L, th, ix_mul(L, j, h.ldc)), L->out_val));
+	tmpl_tile_stats(L, &sts, body, th, HT, h.bn, mb, t.n0, h.cs, h.ldc);
+	return tmpl_tile_stats_merge(L, &sts);
 }

@@ -453,79 +453,14 @@ emit_out(Lower *L, const Gemm *g, KNode *block, const OPrep *o, KNode *n, KNode 
 
 /* ---- statistics (Group.stats) from the output tiles ---- */
 
-/* The moments of the group's result per (batch, channel) or (batch, channel group: a group
- * norm's, whose channels' partials are consecutive), from C tiles that each lie in one batch
- * element (S, the output voxels per batch element, a multiple of bm; S / bm >= 32 tiles
- * each): stats_tile writes each tile's mean and M2 per column, Chan's merge
- * (tmpl_gpu_moments_merge) combines them */
-typedef struct {
-	const Node *mom;
-	int64_t G;   /* tiles per batch element */
-	int64_t cpg; /* channels per output of mom: 1, or a group norm's C / G */
-	int s0, s1;  /* scratch [batch][channel][G]: the tiles' means, M2 */
-} Stats;
-
+/* the tiles' statistics (tmpl_tile_stats) where they fit: every tile in one batch element
+ * (S, the output voxels per batch element, a multiple of bm), S / bm >= 32 tiles each */
 static int
 stats_fit(Lower *L, const Gemm *g, const Tiling *t)
 {
 	int64_t S = g->OD * g->OH * g->OW;
 	return lw_stats(L) && g->kind == G_CONV && S % t->bm == 0 && S / t->bm >= 32 &&
 	       t->nt / t->cc <= 32;
-}
-
-static void
-stats_setup(Lower *L, const Gemm *g, const Tiling *t, Stats *s)
-{
-	const Type *mt;
-	s->mom = lw_stats(L);
-	mt = lw_type(L, s->mom->in[0]);
-	s->cpg = mt->rank == 6 ? mt->dims[2] : 1; /* [N, G, C/G, D, H, W]: a group's partials */
-	s->G = g->OD * g->OH * g->OW / t->bm;
-	s->s0 = lw_scratch(L, DT_F32, g->Nb * g->N * s->G, "smean");
-	s->s1 = lw_scratch(L, DT_F32, g->Nb * g->N * s->G, "sm2");
-}
-
-/* After the epilogue of a chunk of cc columns has left the results in the C tile (all bm
- * rows valid): tpc = nt/cc consecutive threads per column, each summing every tpc-th row
- * (bank-conflict-free where tpc = 8), combined by shuffles; two passes (the mean, then the
- * squares about it); the column's first thread stores them for columns < N. */
-static void
-stats_tile(Lower *L, const Gemm *g, const Tiling *t, const Stats *s, KNode *eb, KNode *th,
-           KNode *mb, KNode *c0, int cs, int64_t ldc)
-{
-	Program *p = L->p;
-	int64_t tpc = t->nt / t->cc, rows = t->bm / tpc;
-	KNode *col = lw_let(L, eb, "sc", bin(L, KB_DIV, th, tpc));
-	KNode *j = lw_let(L, eb, "sj", bin(L, KB_REM, th, tpc));
-	KNode *base = lw_let(L, eb, "sb", ix_add(L, j, ix_mul(L, col, ldc)));
-	KNode *mean = NULL, *a = NULL, *r;
-	kir_append(p, eb, kir_barrier(p));
-	for (int pass = 0; pass < 2; pass++) {
-		a = lw_let(L, eb, pass ? "sq" : "ss", kir_f32(p, 0));
-		KNode *lp = lw_loop(L, eb, "sr", ix_c(L, 0), ix_c(L, rows), LOOP_SERIAL, &r);
-		KNode *v = kir_load(p, L->k, cs, ix_add(L, base, ix_mul(L, r, tpc)));
-		if (pass) {
-			v = lw_let(L, lp->body, "sd", kir_bin(p, KB_SUB, v, mean));
-			v = kir_bin(p, KB_MUL, v, v);
-		}
-		kir_append(p, lp->body, kir_assign(p, a->var, kir_bin(p, KB_ADD, a, v)));
-		for (int64_t m = tpc / 2; m >= 1; m /= 2) {
-			KNode *o = lw_let(L, eb, "so", kir_shfl(p, a, (int)m));
-			kir_append(p, eb, kir_assign(p, a->var, kir_bin(p, KB_ADD, a, o)));
-		}
-		if (!pass)
-			mean = lw_let(L, eb, "smu", kir_bin(p, KB_MUL, a, kir_f32(p, 1.0 / t->bm)));
-	}
-	KNode *n = lw_let(L, eb, "sn", ix_add(L, c0, col));
-	KNode *iff = kir_if(p, kir_bin(p, KB_AND, kir_bin(p, KB_EQ, j, ix_c(L, 0)),
-	                               bin(L, KB_LT, n, g->N)));
-	kir_append(p, eb, iff);
-	KNode *bt = bin(L, KB_DIV, mb, s->G);
-	KNode *at = lw_let(L, iff->body, "sat",
-	                   ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, bt, g->N), n), s->G),
-	                          bin(L, KB_REM, mb, s->G)));
-	kir_append(p, iff->body, kir_store(p, s->s0, at, mean));
-	kir_append(p, iff->body, kir_store(p, s->s1, at, a)); /* the M2 */
 }
 
 /* ---- the kernel ---- */
@@ -1116,10 +1051,10 @@ tmpl_gpu_mma(Lower *L)
 	int stat = stats_fit(L, &g, &t);
 	pick_splits(p, &g, &t, nmb * nnb * g.batch, stat, &ksp, &kchunk);
 	int part = ksp > 1 ? lw_scratch(L, DT_F32, ksp * g.M * g.N, "kpart") : -1;
-	Stats sts = {0};
+	TileStats sts = {lw_stats(L), g.OD * g.OH * g.OW / bm, bm, g.N, 0, 0, 0};
 	stat = stat && ksp == 1;
 	if (stat)
-		stats_setup(L, &g, &t, &sts);
+		tmpl_tile_stats_setup(L, &sts, g.Nb);
 	L->want_val = stat;
 	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
 	int as = kir_shared(p, k, tdt, nbuf * bk * lda, (int)lda, "As");
@@ -1350,7 +1285,8 @@ tmpl_gpu_mma(Lower *L)
 		           kir_store(p, cs, ix_add(L, mm, ix_mul(L, nn, ldc)), L->out_val));
 	}
 	if (stat)
-		stats_tile(L, &g, &t, &sts, eb, th, mb, ix_add(L, n0, ix_mul(L, hc, t.cc)), cs, ldc);
+		tmpl_tile_stats(L, &sts, eb, th, nt, t.cc, mb, ix_add(L, n0, ix_mul(L, hc, t.cc)), cs,
+		                ldc);
 	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
 	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
 	 * and B tiles (and the next chunk over this one): a barrier */
@@ -1358,7 +1294,7 @@ tmpl_gpu_mma(Lower *L)
 		kir_append(p, eb, kir_barrier(p));
 	if (stat) {
 		L->stats_done = 1;
-		return tmpl_gpu_moments_merge(L, sts.mom, sts.s0, sts.s1, sts.G * sts.cpg, bm);
+		return tmpl_tile_stats_merge(L, &sts);
 	}
 	return ksp > 1 ? split_sum(L, &g, part, ksp) : 0;
 }

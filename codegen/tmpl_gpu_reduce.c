@@ -552,3 +552,64 @@ tmpl_gpu_reduce(Lower *L)
 	groups(L, &r, s0, s1, t0, t1);
 	return finish(L, &r, it, t0, t1, ng, r.group);
 }
+
+/* ---- conv statistics from output tiles (tmpl.h) ---- */
+
+void
+tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t batch)
+{
+	const Type *mt = lw_type(L, ts->mom->in[0]);
+	ts->cpg = mt->rank == 6 ? mt->dims[2] : 1; /* [N, G, C/G, D, H, W]: a group's partials */
+	ts->s0 = lw_scratch(L, DT_F32, batch * ts->N * ts->G, "smean");
+	ts->s1 = lw_scratch(L, DT_F32, batch * ts->N * ts->G, "sm2");
+}
+
+/* tpc = nt / cols consecutive threads per column, each summing every tpc-th row (bank-
+ * conflict-free where tpc = 8), combined by shuffles; two passes (the mean, then the squares
+ * about it, so no cancellation); the column's first thread stores them */
+void
+tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t nt,
+                int64_t cols, KNode *tile, KNode *c0, int cs, int64_t ldc)
+{
+	Program *p = L->p;
+	int64_t tpc = nt / cols, rows = ts->rows / tpc;
+	SEGC_ASSERT(tpc * cols == nt && tpc <= WARP && !(tpc & (tpc - 1)) && rows * tpc == ts->rows);
+	KNode *col = lw_let(L, block, "sc", bin(L, KB_DIV, th, ix_c(L, tpc)));
+	KNode *j = lw_let(L, block, "sj", bin(L, KB_REM, th, ix_c(L, tpc)));
+	KNode *base = lw_let(L, block, "sb", ix_add(L, j, ix_mul(L, col, ldc)));
+	KNode *mean = NULL, *a = NULL, *r;
+	kir_append(p, block, kir_barrier(p));
+	for (int pass = 0; pass < 2; pass++) {
+		a = lw_let(L, block, pass ? "sq" : "ss", f32c(L, 0));
+		KNode *lp = lw_loop(L, block, "sr", ix_c(L, 0), ix_c(L, rows), LOOP_SERIAL, &r);
+		KNode *v = kir_load(p, L->k, cs, ix_add(L, base, ix_mul(L, r, tpc)));
+		if (pass) {
+			v = lw_let(L, lp->body, "sd", bin(L, KB_SUB, v, mean));
+			v = bin(L, KB_MUL, v, v);
+		}
+		assign(L, lp->body, a, bin(L, KB_ADD, a, v));
+		for (int64_t m = tpc / 2; m >= 1; m /= 2) {
+			KNode *o = lw_let(L, block, "so", kir_shfl(p, a, (int)m));
+			assign(L, block, a, bin(L, KB_ADD, a, o));
+		}
+		if (!pass)
+			mean = lw_let(L, block, "smu", bin(L, KB_MUL, a, f32c(L, 1.0 / ts->rows)));
+	}
+	KNode *n = lw_let(L, block, "sn", ix_add(L, c0, col));
+	KNode *iff = kir_if(p, bin(L, KB_AND, bin(L, KB_EQ, j, ix_c(L, 0)),
+	                           bin(L, KB_LT, n, ix_c(L, ts->N))));
+	kir_append(p, block, iff);
+	KNode *bt = bin(L, KB_DIV, tile, ix_c(L, ts->G));
+	KNode *at = lw_let(L, iff->body, "sat",
+	                   ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, bt, ts->N), n), ts->G),
+	                          bin(L, KB_REM, tile, ix_c(L, ts->G))));
+	kir_append(p, iff->body, kir_store(p, ts->s0, at, mean));
+	kir_append(p, iff->body, kir_store(p, ts->s1, at, a)); /* the M2 */
+}
+
+int
+tmpl_tile_stats_merge(Lower *L, const TileStats *ts)
+{
+	L->stats_done = 1;
+	return tmpl_gpu_moments_merge(L, ts->mom, ts->s0, ts->s1, ts->G * ts->cpg, ts->rows);
+}

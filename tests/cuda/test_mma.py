@@ -216,11 +216,19 @@ def halo_cases():
     chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3), 1 and 5 (rows narrowed to fit),
     a 3 dilated 2, with and without padding, batch 2, a fused epilogue, load prologues (one
     with a ragged channel chunk and batch 2: the per-channel operands of channels past Ci
-    clamped, their elements 0)"""
+    clamped, their elements 0), conv statistics from the tiles"""
     rng = np.random.default_rng(11)
     torch.manual_seed(11)
     return [
         conv(rng, "halo TW16 ragged OH b2", 16, 16, 3, 1, 1, 1, 1, True, 2, (2, 9, 16), "halo"),
+        # conv statistics from the halo tiles: 4 x 32 voxels (bn 32, 4 threads a column, 32
+        # tiles per batch element, batch 2, an epilogue before the norm), a group norm (bn 16,
+        # 8 threads a column) and the conv's value itself (bn 32)
+        (stats(rng, "halo stats TW32 Co=24 b2 chain", 16, 24, 2, (4, 32, 32), True,
+               chain=True)[0], "halo"),
+        (stats(rng, "halo stats TW64 group norm", 8, 16, 1, (4, 16, 64), True, groups=2)[0],
+         "halo"),
+        (stats(rng, "halo stats TW64 Co=32", 8, 32, 1, (4, 16, 64), True)[0], "halo"),
         conv(rng, "halo TW32 Ci=32 Co=24", 32, 24, 3, 1, 1, 1, 1, False, 1, (2, 5, 32), "halo"),
         conv(rng, "halo Ci=48 Co=48 (bn 48)", 48, 48, 3, 1, 1, 1, 1, True, 1, (2, 2, 16),
              "halo"),
