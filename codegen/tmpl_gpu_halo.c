@@ -376,7 +376,8 @@ tmpl_gpu_halo(Lower *L)
 	/* the statistics from the tiles (Group.stats, tmpl_tile_stats): whole tiles (OH % TH ==
 	 * 0), >= 32 per batch element, 2, 4 or 8 threads per column */
 	TileStats sts = {lw_stats(L), cv->OD * h.nty * h.ntx, HM, cv->Co, 0, 0, 0};
-	int stat = sts.mom && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && sts.G >= 32;
+	int stat =
+	    sts.mom && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && sts.G >= 32;
 	if (stat)
 		tmpl_tile_stats_setup(L, &sts, cv->N);
 	L->want_val = stat;
@@ -468,7 +469,8 @@ tmpl_gpu_halo(Lower *L)
 	if (rc < 0 || !stat)
 		return rc;
 	/* the result over its accumulator (a block's next tile starts with a barrier) */
-	kir_append(p, iff->body, kir_store(p, h.cs, ix_add(L, th, ix_mul(L, j, h.ldc)), L->out_val));
+	KNode *ci = ix_add(L, th, ix_mul(L, j, h.ldc));
+	kir_append(p, iff->body, kir_store(p, h.cs, ci, L->out_val));
 	tmpl_tile_stats(L, &sts, body, th, HT, h.bn, mb, t.n0, h.cs, h.ldc);
 	return tmpl_tile_stats_merge(L, &sts);
 }

@@ -1285,8 +1285,8 @@ tmpl_gpu_mma(Lower *L)
 		           kir_store(p, cs, ix_add(L, mm, ix_mul(L, nn, ldc)), L->out_val));
 	}
 	if (stat)
-		tmpl_tile_stats(L, &sts, eb, th, nt, t.cc, mb, ix_add(L, n0, ix_mul(L, hc, t.cc)), cs,
-		                ldc);
+		tmpl_tile_stats(L, &sts, eb, th, nt, t.cc, mb, ix_add(L, n0, ix_mul(L, hc, t.cc)),
+		                cs, ldc);
 	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
 	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
 	 * and B tiles (and the next chunk over this one): a barrier */

@@ -568,12 +568,13 @@ tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t batch)
  * conflict-free where tpc = 8), combined by shuffles; two passes (the mean, then the squares
  * about it, so no cancellation); the column's first thread stores them */
 void
-tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t nt,
-                int64_t cols, KNode *tile, KNode *c0, int cs, int64_t ldc)
+tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t nt, int64_t cols,
+                KNode *tile, KNode *c0, int cs, int64_t ldc)
 {
 	Program *p = L->p;
 	int64_t tpc = nt / cols, rows = ts->rows / tpc;
-	SEGC_ASSERT(tpc * cols == nt && tpc <= WARP && !(tpc & (tpc - 1)) && rows * tpc == ts->rows);
+	SEGC_ASSERT(tpc * cols == nt && tpc <= WARP && !(tpc & (tpc - 1)));
+	SEGC_ASSERT(rows * tpc == ts->rows);
 	KNode *col = lw_let(L, block, "sc", bin(L, KB_DIV, th, ix_c(L, tpc)));
 	KNode *j = lw_let(L, block, "sj", bin(L, KB_REM, th, ix_c(L, tpc)));
 	KNode *base = lw_let(L, block, "sb", ix_add(L, j, ix_mul(L, col, ldc)));
@@ -596,8 +597,8 @@ tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t 
 			mean = lw_let(L, block, "smu", bin(L, KB_MUL, a, f32c(L, 1.0 / ts->rows)));
 	}
 	KNode *n = lw_let(L, block, "sn", ix_add(L, c0, col));
-	KNode *iff = kir_if(p, bin(L, KB_AND, bin(L, KB_EQ, j, ix_c(L, 0)),
-	                           bin(L, KB_LT, n, ix_c(L, ts->N))));
+	KNode *iff = kir_if(
+	    p, bin(L, KB_AND, bin(L, KB_EQ, j, ix_c(L, 0)), bin(L, KB_LT, n, ix_c(L, ts->N))));
 	kir_append(p, block, iff);
 	KNode *bt = bin(L, KB_DIV, tile, ix_c(L, ts->G));
 	KNode *at = lw_let(L, iff->body, "sat",

@@ -166,9 +166,9 @@ check_module(const Module *m, const uint32_t *ndef, Diag *d)
 		      m->nodes[gr->stats].out[1] == gr->outs[2]);
 		if (!ok)
 			rc = diag_error(d, gr->loc,
-			                "verify: group %u ('%s') has malformed statistics, expected "
-			                "a moments node of its result whose results are its outs 1 "
-			                "and 2",
+			                "verify: group %u ('%s') has malformed statistics, "
+			                "expected a moments node of its result whose results are "
+			                "its outs 1 and 2",
 			                g, gr->name ? gr->name : "?");
 	}
 	return rc;
