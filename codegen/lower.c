@@ -320,8 +320,7 @@ lw_output(Lower *L, KNode *block, const Coord *c, KNode *val)
 	KNode *x[IR_MAXRANK];
 
 	/* (want_val: each value let-bound before its store, so that the store and out_val share
-	 * a variable, never a load: buffer renumbering, codegen/prepack.c, rewrites a load once
-	 * per reference) */
+	 * a variable, not an expression that is computed twice) */
 	if (L->want_val)
 		val = lw_simple(L, block, val);
 	if (lw_is_out(L, cur))

@@ -61,11 +61,44 @@ uses(KNode *n, const Kernel *k, Use *u)
 	kir_each_buf(n, use_buf, u);
 }
 
+/* Buffer renumbering: a node reachable twice (an expression that two statements share) is
+ * renumbered once, so each buffer field's address goes into a set as it is rewritten */
+typedef struct {
+	const int *map;
+	int32_t **seen; /* open addressing, cap a power of two >= 2 x the fields */
+	uint32_t cap, n;
+} Renum;
+
+static void
+count_buf(KNode *n, int32_t *buf, int store, void *ctx)
+{
+	(void)n, (void)buf, (void)store;
+	((Renum *)ctx)->n++;
+}
+
 static void
 renumber_buf(KNode *n, int32_t *buf, int store, void *ctx)
 {
+	Renum *r = ctx;
+	uint32_t h = (uint32_t)(((uintptr_t)buf >> 2) * 2654435761u) & (r->cap - 1);
 	(void)n, (void)store;
-	*buf = ((const int *)ctx)[*buf];
+	while (r->seen[h] && r->seen[h] != buf)
+		h = (h + 1) & (r->cap - 1);
+	if (r->seen[h])
+		return;
+	r->seen[h] = buf;
+	*buf = r->map[*buf];
+}
+
+static void
+renumber(Program *p, KNode *root, const int *map)
+{
+	Renum r = {map, NULL, 1, 0};
+	kir_each_buf(root, count_buf, &r);
+	while (r.cap < 2 * r.n + 2)
+		r.cap *= 2;
+	r.seen = arena_zalloc(p->arena, r.cap * sizeof *r.seen);
+	kir_each_buf(root, renumber_buf, &r);
 }
 
 static int
@@ -137,7 +170,7 @@ add_pack(Program *p, uint32_t ki, KNode **loops, uint32_t n)
 		map[b] = (int)pk->nbufs - 1;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		kir_each_buf(loops[i], renumber_buf, map);
+		renumber(p, loops[i], map);
 		kir_append(p, pk->body, loops[i]);
 	}
 }
@@ -163,7 +196,7 @@ drop_unused(Program *p, Kernel *k)
 		if (k->bufs[b].over)
 			k->bufs[b].over = 1 + map[k->bufs[b].over - 1];
 	k->nbufs = nb;
-	kir_each_buf(k->body, renumber_buf, map);
+	renumber(p, k->body, map);
 }
 
 /* lay k's scratch buffers out again from base, in their order; the bytes they need */
