@@ -43,7 +43,7 @@ typedef struct {
 	Text sched;       /* the launch schedule */
 	int indent;
 	uint8_t *ldg; /* per Kernel.bufs: read through the read-only cache */
-	uint8_t *blkgroup; /* per Kernel.group: one of its kernels is block-mapped */
+	int mma;           /* the tensor-core prelude (and bf16) is emitted */
 	int nlaunches;
 	int inblock; /* emitting the body of a block-mapped (LOOP_BLOCK) kernel */
 	int shfl_ok; /* emitting a let's or an assign's value in a block-mapped kernel */
@@ -1242,16 +1242,10 @@ trip_count(CudaEmit *e, const KNode *n, int64_t *cnt)
 static int
 check_kernel(CudaEmit *e, const Kernel *k)
 {
-	/* the tensor-core prelude (any block-mapped kernel) declares bf16; a prepack kernel of
-	 * a block-mapped one (its bf16 weight copy) is emitted with it */
-	const Program *p = e->p;
-	int blk = 0, pack = k >= p->kernels + p->nkernels - p->npack;
-	for (uint32_t i = 0; i < k->body->nkids; i++)
-		blk |= k->body->kids[i]->ann == LOOP_BLOCK;
-	blk |= pack && e->blkgroup[k->group];
+	/* the tensor-core prelude declares bf16: emit_module emits it where any kernel is
+	 * block-mapped or has a bf16 buffer */
 	for (uint32_t i = 0; i < k->nbufs; i++)
-		if (!elemtype(k->bufs[i].dtype) ||
-		    (k->bufs[i].dtype == DT_BF16 && !k->bufs[i].shared && !blk))
+		if (!elemtype(k->bufs[i].dtype) || (k->bufs[i].dtype == DT_BF16 && !e->mma))
 			return cg_unsupported(
 			    e->d, k, "cuda",
 			    arena_printf(e->p->arena, "%s buffers", dtype_name(k->bufs[i].dtype)));
@@ -1265,16 +1259,18 @@ static int
 emit_module(CudaEmit *e)
 {
 	const Program *p = e->p;
-	int mma = 0, ngroups = 0;
-	for (uint32_t ki = 0; ki < p->nkernels; ki++)
-		ngroups = p->kernels[ki].group >= ngroups ? p->kernels[ki].group + 1 : ngroups;
-	e->blkgroup = arena_zalloc(p->arena, (size_t)ngroups + 1);
-	for (uint32_t ki = 0; ki < p->nkernels; ki++)
-		for (uint32_t i = 0; i < p->kernels[ki].body->nkids; i++)
-			if (p->kernels[ki].body->kids[i]->ann == LOOP_BLOCK)
-				mma = e->blkgroup[p->kernels[ki].group] = 1;
+	int mma = 0;
+	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
+		const Kernel *k = &p->kernels[ki];
+		for (uint32_t i = 0; i < k->body->nkids; i++)
+			if (k->body->kids[i]->ann == LOOP_BLOCK)
+				mma = 1;
+		for (uint32_t i = 0; i < k->nbufs; i++) /* (bf16 activations, weight copies) */
+			mma |= k->bufs[i].dtype == DT_BF16;
+	}
+	e->mma = mma;
 	out(e, "%s", cg_cuda_prelude);
-	if (mma) /* block-mapped kernels: shared tiles, barriers, tensor cores */
+	if (mma) /* block-mapped kernels: shared tiles, barriers, tensor cores; bf16 */
 		out(e, "#define SEGC_KF %d\n%s", p->precision == KP_BF16 ? 16 : 8,
 		    cg_cuda_prelude_mma);
 	tput(&e->sched, "segc-cuda 1\narch %s\n", e->arch);

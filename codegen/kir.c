@@ -84,7 +84,7 @@ kir_buf(Program *p, Kernel *k, const Module *m, ValueId v)
 	b->value = v;
 	b->slot = val->slot;
 	b->offset = val->offset;
-	b->dtype = val->type.dtype;
+	b->dtype = (uint8_t)value_dtype(val);
 	b->numel = type_numel(&val->type);
 	b->name = val->name ? val->name : arena_printf(p->arena, "%%%u", v);
 	return (int)k->nbufs - 1;

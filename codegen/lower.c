@@ -61,7 +61,7 @@ lw_out_aliases_input(Lower *L)
 	const Kernel *k = L->k;
 	for (uint32_t i = 0; i < L->g->nouts; i++) {
 		const Value *o = &L->m->values[L->g->outs[i]];
-		int64_t olo = o->offset, ohi = o->offset + type_bytes(&o->type);
+		int64_t olo = o->offset, ohi = o->offset + value_bytes(o);
 		for (uint32_t j = 0; j < k->nbufs; j++) {
 			const KBuf *b = &k->bufs[j];
 			int64_t blo = b->offset, bhi = b->offset + b->numel * dtype_size(b->dtype);

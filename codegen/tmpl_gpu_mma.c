@@ -1030,7 +1030,8 @@ tmpl_gpu_mma(Lower *L)
 	if (cl) {
 		int xbi = lw_buf(L, g.x); /* (may grow k->bufs) */
 		const KBuf *xk = &k->bufs[xbi];
-		int al = g.Ci % 4 == 0 && xk->slot == 0 && xk->offset % 16 == 0;
+		int al = g.Ci % 4 == 0 && xk->slot == 0 && xk->offset % 16 == 0 &&
+		         xk->dtype == DT_F32; /* (a bf16 x: element by element) */
 		g.xce = cpm >= 2 && !bf ? (al ? 4 : 1) : 0;
 		/* bf16 (the tile's elements rounded from x's f32): x by 16-byte vector loads into
 		 * registers where the copies would be 16 bytes ($SEGC_MMA_XVEC=0: element by

@@ -188,7 +188,7 @@ lin_overlaps(Lower *L, int b)
 	int64_t blo = kb->offset, bhi = kb->offset + kb->numel * dtype_size(kb->dtype);
 	for (uint32_t i = 0; i < L->g->nouts; i++) {
 		const Value *o = &L->m->values[L->g->outs[i]];
-		int64_t olo = o->offset, ohi = o->offset + type_bytes(&o->type);
+		int64_t olo = o->offset, ohi = o->offset + value_bytes(o);
 		if (kb->slot == o->slot && blo < ohi && olo < bhi)
 			return 1;
 	}

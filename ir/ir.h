@@ -49,6 +49,7 @@ typedef struct {
 	uint32_t slot;          /* runtime slot index (memplan) */
 	int64_t offset;         /* byte offset within the slot (memplan) */
 	ValueId alias;          /* ST_VIEW: the value whose storage this is */
+	uint8_t bf16;           /* an f32 value stored as bf16 (memplan, PassOptions.act_bf16) */
 } Value;
 
 typedef enum { AT_NONE, AT_INT, AT_FLOAT, AT_BOOL, AT_STR, AT_INTS, AT_FLOATS } AttrType;
@@ -223,6 +224,9 @@ const char *ir_attr_str(const Node *n, const char *key);
 /* ---- types (ir/type.c) ---- */
 int64_t type_numel(const Type *t);
 int64_t type_bytes(const Type *t);
+/* a value's stored element type and bytes: its type's, or bf16 where Value.bf16 is set */
+int value_dtype(const Value *v);
+int64_t value_bytes(const Value *v);
 int type_equal(const Type *a, const Type *b);
 int dtype_size(int dt);
 const char *dtype_name(int dt);                   /* "f32" */

@@ -49,6 +49,18 @@ type_bytes(const Type *t)
 }
 
 int
+value_dtype(const Value *v)
+{
+	return v->bf16 ? DT_BF16 : v->type.dtype;
+}
+
+int64_t
+value_bytes(const Value *v)
+{
+	return type_numel(&v->type) * dtype_size(value_dtype(v));
+}
+
+int
 type_equal(const Type *a, const Type *b)
 {
 	if (a->dtype != b->dtype || a->rank != b->rank)

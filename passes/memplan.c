@@ -18,6 +18,8 @@
  * in order of first use and once largest first; the smaller peak wins.  m->arena_bytes is
  * the peak; m->naive_bytes the sum of all arena values (aligned), for the report.
  * SEGC_MEMPLAN_REPORT=1 prints what is live at the peak to stderr (a debugging aid).
+ * With PassOptions.act_bf16 (cuda --precision=bf16) the larger f32 activations in the arena
+ * are stored as bf16 (Value.bf16; act_bf16()): half the bytes, the kernels converting.
  *
  * requires:  m->groups (fuse), nodes in topological order
  * preserves: the IR; sets Value.storage/slot/offset/alias, arena_bytes, naive_bytes
@@ -49,6 +51,17 @@ root_of(const Module *m, ValueId v)
 	while (v && ir_def(m, v)->op == OP_reshape)
 		v = ir_def(m, v)->in[0];
 	return v;
+}
+
+/* PassOptions.act_bf16: an arena value stored as bf16 (the kernels convert as they load and
+ * store): an f32 activation of 4096 elements or more, not a moments result (per-channel
+ * statistics stay f32, as small values do) */
+static int
+act_bf16(const Module *m, ValueId v)
+{
+	const Value *x = &m->values[v];
+	return x->type.dtype == DT_F32 && type_numel(&x->type) >= 4096 &&
+	       ir_def(m, v)->op != OP_moments;
 }
 
 /* sources and views; 0, or -1 if a computing node is in no group (fuse has not run) */
@@ -163,14 +176,14 @@ alias_concat(const Module *m, const Group *g, int64_t gi, const Live *lv, Bufs *
 	for (int64_t d = 0; d < axis; d++)
 		if (t->dims[d] != 1)
 			return;
-	for (int j = 0; j < n->nin; off += type_bytes(&m->values[n->in[j]].type), j++) {
+	for (int j = 0; j < n->nin; off += value_bytes(&m->values[n->in[j]]), j++) {
 		ValueId u = root_of(m, n->in[j]), r;
 		if (!u || m->values[u].storage != ST_ARENA || lv[u].end != gi || off % ALIGN)
 			continue;
 		r = b->rep[u];
 		if (r == b->rep[c] || b->rel[u] != 0 || b->bsize[r] != lv[u].size ||
-		    type_bytes(&m->values[u].type) != type_bytes(&m->values[n->in[j]].type) ||
-		    !ends_by(m, b, lv, r, gi))
+		    value_bytes(&m->values[u]) != value_bytes(&m->values[n->in[j]]) ||
+		    m->values[u].bf16 != m->values[c].bf16 || !ends_by(m, b, lv, r, gi))
 			continue;
 		for (uint32_t v = 1; v < m->nvalues; v++)
 			if (b->rep[v] == r) {
@@ -251,6 +264,7 @@ pass_memplan(Module *m, PassCtx *cx)
 		x->slot = 0;
 		x->offset = 0;
 		x->alias = 0;
+		x->bf16 = 0;
 	}
 	for (uint32_t g = 0; g < m->ngroups; g++) {
 		for (uint32_t k = 0; k < m->groups[g].nnodes; k++)
@@ -264,19 +278,24 @@ pass_memplan(Module *m, PassCtx *cx)
 		return -1;
 	m->naive_bytes = 0;
 
-	/* group results that are not engine outputs live in the arena */
+	/* group results that are not engine outputs live in the arena (as bf16 where
+	 * act_bf16 says so) */
 	for (uint32_t g = 0; g < m->ngroups; g++) {
 		const Group *gr = &m->groups[g];
 		for (uint32_t k = 0; k < gr->nouts; k++) {
 			ValueId v = gr->outs[k];
-			int64_t b = type_bytes(&m->values[v].type);
 			if (m->values[v].storage == ST_OUTPUT)
 				continue;
 			m->values[v].storage = ST_ARENA;
+			m->values[v].bf16 = cx->opt->act_bf16 && act_bf16(m, v);
+			int64_t b = value_bytes(&m->values[v]);
 			lv[v] = (Live){g, g, b > 0 ? (b + ALIGN - 1) / ALIGN * ALIGN : ALIGN, -1};
 			m->naive_bytes += lv[v].size;
 		}
 	}
+	for (uint32_t v = 1; v < m->nvalues; v++) /* a view's elements are its root's */
+		if (m->values[v].storage == ST_VIEW)
+			m->values[v].bf16 = m->values[root_of(m, v)].bf16;
 	/* a value lives until the last group that reads it, directly or through views (a load
 	 * prologue's operands are read by the group whose root it feeds) */
 	for (uint32_t g = 0; g < m->ngroups; g++) {

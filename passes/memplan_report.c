@@ -32,7 +32,7 @@ live_ranges(const Module *m)
 		const Group *gr = &m->groups[g];
 		for (uint32_t k = 0; k < gr->nouts; k++) {
 			ValueId v = gr->outs[k];
-			int64_t b = type_bytes(&m->values[v].type);
+			int64_t b = value_bytes(&m->values[v]);
 			lv[v] = (Live){g, g, (b + 63) / 64 * 64, m->values[v].offset};
 		}
 		for (uint32_t k = 0; k < gr->nnodes + gr->npro; k++) { /* with the load prologue */

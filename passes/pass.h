@@ -17,6 +17,7 @@ typedef struct {
 	int no_fuse;             /* one kernel per node (the -O0 reference for fusion tests) */
 	int prologue;            /* 1: load prologues into conv kernels (fuse.c); 0: none */
 	int stats;               /* 1: a conv's instance-norm moments join its group (fuse.c) */
+	int act_bf16;            /* 1: activations in the arena stored as bf16 (memplan.c) */
 	int opt_level;           /* 0..3 (default 3) */
 	int num_threads;         /* schedule hint; 0: decided at run time */
 	int layout;              /* LAYOUT_*: passes/layout.c */

@@ -290,6 +290,10 @@ run_pipeline(Module *m, const Args *a, Diag *d)
 	/* conv statistics (fuse.c) on the GPU; SEGC_NORM_STATS=0 turns them off (A/B) */
 	const char *nse = getenv("SEGC_NORM_STATS");
 	po.stats = po.gpu && (!nse || strcmp(nse, "0"));
+	/* bf16 activations (memplan.c) with cuda bf16; SEGC_ACT_BF16=0 keeps them f32 (A/B) */
+	const char *abe = getenv("SEGC_ACT_BF16");
+	po.act_bf16 = po.gpu && a->precision && !strcmp(a->precision, "bf16") &&
+	              (!abe || strcmp(abe, "0"));
 	/* --layout; SEGC_LAYOUT=auto|ncdhw|ndhwc when the flag is absent (tests run whole model
 	 * suites channels-last with it) */
 	const char *lay = a->layout ? a->layout : getenv("SEGC_LAYOUT");

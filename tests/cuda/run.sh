@@ -135,7 +135,8 @@ for case in "graphs/tiny.json" "graphs/segresnet.json -D size=8,8,8" \
 done
 
 # tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through NVRTC
-# and the cubin check; the tensor-core kernels must be there (every shipped graph compiles with
+# and the cubin check; the tensor-core kernels must be there, and at bf16 the bf16 activations
+# (kernel parameters of type __nv_bfloat16 *) (every shipped graph compiles with
 # both precisions for both archs too, but that takes minutes: not in this stage)
 for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicunet.json; do
 	name=$(basename "$g" .json)
@@ -157,7 +158,14 @@ for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicu
 			bad "$name $prec $arch: no tensor-core kernel"
 			continue
 		fi
-		ok "$name $prec $arch: $nblk tensor-core kernels of $(echo "$kernels" | wc -w) launches"
+		# bf16: the activations between kernels are bf16 buffers (memplan's act_bf16)
+		nbf=$(grep -c "__nv_bfloat16 \*b[0-9]" "$tmp/$name.$prec.cu")
+		if [ "$prec" = bf16 ] && [ "$nbf" -eq 0 ]; then
+			bad "$name $prec $arch: no bf16 activation buffers"
+			continue
+		fi
+		ok "$name $prec $arch: $nblk tensor-core kernels of $(echo "$kernels" | wc -w) launches," \
+			"$nbf bf16 buffer parameters"
 	done
 done
 # the halo-tile convs (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c): unet3d both ways, the cubin

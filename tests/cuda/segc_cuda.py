@@ -90,6 +90,10 @@ def compile_cmd(argv):
     extra = ["--target", "cuda:" + arch]
     if os.environ.get("SEGC_PRECISION"):
         extra += ["--precision", os.environ["SEGC_PRECISION"]]
+    if os.environ.get("SEGC_EMU_EXACT") == "1" and mode == "emu":
+        # the exact emulation's bf16 is 4 bytes wide: the arena's bf16 activations (2 bytes
+        # each in the plan) would overlap, so exact runs keep them f32
+        os.environ["SEGC_ACT_BF16"] = "0"
     out = None
     for i, a in enumerate(argv):
         if a == "-o" and i + 1 < len(argv):

@@ -11,7 +11,8 @@ cores (segc_mma_) exactly where codegen/tmpl_gpu_mma.c has a channels-last form:
 groups 1, Co >= 8 (else the SIMT form of codegen/tmpl_gpu_conv.c, which also runs every case at
 fp32), and, for the cases marked so, the gather of x by 16-byte cp.async chunks (tf32, Ci % 4
 == 0, x in the arena: a `pre` op in front of the conv puts it there) or by 4-byte ones, and at
-bf16 by 16-byte vector loads (segc_vload4) exactly where the tf32 chunks are 16 bytes. Covers
+bf16 by 16-byte vector loads (segc_vload4) exactly where the tf32 chunks are 16 bytes and x is
+f32 in memory (a bf16 activation, 4096 elements or more, is gathered element by element). Covers
 k 1/3/5 and (3, 2, 3), stride 2 and (1, 2, 1), dilation 2 and (2, 1, 2), pad 0/1/2, groups 2
 and 4, depthwise, bias on/off, Ci/Co not multiples of 16 (Ci 1, 3, 4, 6, 12, 20, 48; Co 2..72),
 batch 2, fused epilogues (ReLU + a residual + a per-channel scale), each channels-last tile (16
@@ -91,6 +92,9 @@ def case(rng, label, ci, co, size, k=3, s=1, p=None, dl=1, g=1, n=1, bias=True, 
             y = (F.relu(y) + torch.from_numpy(res)) * torch.from_numpy(sc)
     c = T.Case("conv3d_ndhwc", label, inputs, body, [body[-1]["name"]], weights, [y.numpy()])
     c.groups, c.co, c.copy, c.fill, c.var = g, co, copy, fill, var
+    # x in the arena as bf16 at --precision bf16 (memplan's bf16 activations: 4096 elements or
+    # more), gathered element by element
+    c.xbf16 = pre and x.size >= 4096 and os.environ.get("SEGC_ACT_BF16") != "0"
     return c
 
 
@@ -153,12 +157,12 @@ def run(c, prec, tol):
         if used != want:
             return False, msg + ", tensor-core form %s" % ("taken" if used else "not taken")
         msg += ", " + ("tensor cores" if used else "SIMT form")
-        if used and prec == "bf16" and c.copy:  # x by 16-byte vector loads where aligned
-            want_v = c.copy == "16" and os.environ.get("SEGC_MMA_XVEC") != "0"
+        if used and prec == "bf16" and c.copy:  # x by 16-byte vector loads where aligned f32
+            want_v = c.copy == "16" and os.environ.get("SEGC_MMA_XVEC") != "0" and not c.xbf16
             if want_v != ("segc_vload4<" in text):
                 return False, msg + ", x gather by vector loads %s" % (
                     "expected" if want_v else "not expected")
-            msg += ", vload4" if want_v else ""
+            msg += ", vload4" if want_v else ", x bf16" if c.xbf16 else ""
         if used and prec == "tf32" and c.copy and os.environ.get("SEGC_MMA_CPASYNC") is None:
             chunks = set(re.findall(r"segc_cp_async<(\d+)>", text))
             want_n = "4" if c.copy == "16" else "1"
