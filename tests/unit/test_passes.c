@@ -109,16 +109,23 @@ scalar(Module *m, double v)
 }
 
 static void
-run(Module *m, int no_fuse)
+run_opts(Module *m, int no_fuse, int gpu)
 {
 	PassOptions o = { 0 };
 	o.verify_each = 1;
 	o.no_fuse = no_fuse;
+	o.gpu = o.stats = o.act_bf16 = gpu; /* what tools/segc.c sets for cuda bf16 */
 	o.dump_after = getenv("TEST_PASSES_DUMP");     /* e.g. =all, to see what happened */
 	if (pass_run_pipeline(m, &o, &diag) < 0) {
 		fprintf(stderr, "pipeline failed: %s\n", diag.first);
 		exit(1);
 	}
+}
+
+static void
+run(Module *m, int no_fuse)
+{
+	run_opts(m, no_fuse, 0);
 }
 
 static int
@@ -151,7 +158,7 @@ concat_chunk(const Module *m, ValueId x, ValueId c, int64_t xlast, int64_t cfirs
 
 	if (n->op != OP_concat || xlast != cfirst)
 		return 0;
-	for (int j = 0; j < n->nin; off += type_bytes(&m->values[n->in[j]].type), j++) {
+	for (int j = 0; j < n->nin; off += value_bytes(&m->values[n->in[j]]), j++) {
 		ValueId u = n->in[j];
 		while (u && m->values[u].storage == ST_VIEW)
 			u = m->values[u].alias;
@@ -192,15 +199,15 @@ check_plan(const Module *m)
 		if (a->storage != ST_ARENA)
 			continue;
 		CHECK(a->offset % 64 == 0);
-		CHECK(a->offset + type_bytes(&a->type) <= m->arena_bytes);
+		CHECK(a->offset + value_bytes(a) <= m->arena_bytes);
 		CHECK(first[v] >= 0);
 		for (u = v + 1; u < m->nvalues; u++) {
 			const Value *b = &m->values[u];
 			if (b->storage != ST_ARENA)
 				continue;
 			int overlap_t = first[v] <= last[u] && first[u] <= last[v];
-			int overlap_b = a->offset < b->offset + type_bytes(&b->type) &&
-			                b->offset < a->offset + type_bytes(&a->type);
+			int overlap_b = a->offset < b->offset + value_bytes(b) &&
+			                b->offset < a->offset + value_bytes(a);
 			int inplace = (a->offset == b->offset &&
 			               (last[v] == first[u] || last[u] == first[v])) ||
 			              concat_chunk(m, v, u, last[v], first[u]) ||
@@ -266,6 +273,49 @@ test_conv_block(void)
 	CHECK(m->values[m->groups[2].outs[0]].storage == ST_ARENA);
 	check_plan(m);
 	ir_module_free(m);
+}
+
+/* The GPU options (stats, act_bf16): conv -> instance norm (group norm) -> relu -> conv: the
+ * norm's moments join the first conv's kernel (Group.stats), and the activations of 4096
+ * elements are bf16 in the arena, the statistics f32 */
+static void
+test_conv_stats(void)
+{
+	for (int gn = 0; gn < 2; gn++) {
+		Module *m = ir_module_new("stats");
+		ValueId x = ir_add_input(m, "x", f32(5, 1, 4, 8, 8, 8), loc_none);
+		ValueId c1 = conv(m, x, 8, "c1"), n, r, c2;
+		Attr *a = attrs(gn ? OP_group_norm : OP_instance_norm);
+		set_i(a, gn ? OP_group_norm : OP_instance_norm, "affine", 0);
+		if (gn)
+			set_i(a, OP_group_norm, "groups", 2);
+		n = node(m, gn ? OP_group_norm : OP_instance_norm, c1, 0, 0, a);
+		r = node(m, OP_relu, n, 0, 0, NULL);
+		c2 = conv(m, r, 8, "c2");
+		ir_add_output(m, c2, "y");
+		run_opts(m, 0, 1);
+
+		/* k0 conv + stats, k1 sub..relu, k2 conv (the group norm: two small mul kernels
+		 * first, the group statistics per channel) */
+		CHECK(m->ngroups == (gn ? 5u : 3u));
+		const Group *g = &m->groups[0];
+		CHECK(m->nodes[g->root].op == OP_conv3d && g->nouts == 3 && g->stats);
+		CHECK(g->stats && m->nodes[g->stats].op == OP_moments);
+		CHECK(g->nouts == 3 && g->outs[0] == c1);
+		CHECK(g->stats && g->outs[1] == m->nodes[g->stats].out[0] &&
+		      g->outs[2] == m->nodes[g->stats].out[1]);
+		for (uint32_t k = 1; k < m->ngroups; k++) {
+			CHECK(m->nodes[m->groups[k].root].op != OP_moments);
+			if (m->nodes[m->groups[k].root].op == OP_sub) /* the normalized activation */
+				CHECK(m->values[m->groups[k].outs[0]].bf16);
+		}
+		CHECK(m->values[c1].storage == ST_ARENA && m->values[c1].bf16);
+		CHECK(value_bytes(&m->values[c1]) == 4096 * 2);
+		CHECK(m->values[g->outs[1]].storage == ST_ARENA && !m->values[g->outs[1]].bf16);
+		CHECK(m->values[x].storage == ST_INPUT && !m->values[x].bf16);
+		check_plan(m);
+		ir_module_free(m);
+	}
 }
 
 /* conv -> sigmoid(y) * y -> conv: the gate kernel writes over y in place */
@@ -394,6 +444,7 @@ main(void)
 		return 1;
 	diag_init(&diag, stderr);
 	test_conv_block();
+	test_conv_stats();
 	test_inplace();
 	test_liveness();
 	test_simplify();
