@@ -103,6 +103,13 @@ check_node(const Module *m, uint32_t i, uint32_t *ndef, Diag *d)
 	return rc;
 }
 
+static int
+group_error(Diag *d, const Group *gr, uint32_t g, const char *what)
+{
+	return diag_error(d, gr->loc, "verify: group %u ('%s') %s", g, gr->name ? gr->name : "?",
+	                  what);
+}
+
 /* module inputs, outputs and fusion groups */
 static int
 check_module(const Module *m, const uint32_t *ndef, Diag *d)
@@ -132,10 +139,8 @@ check_module(const Module *m, const uint32_t *ndef, Diag *d)
 		for (uint32_t k = 0; ok && k < gr->nouts; k++)
 			ok = gr->outs[k] && gr->outs[k] < m->nvalues && ndef[gr->outs[k]];
 		if (!ok)
-			rc = diag_error(d, gr->loc,
-			                "verify: group %u ('%s') is malformed, expected live "
-			                "nodes in order, root first",
-			                g, gr->name ? gr->name : "?");
+			rc = group_error(d, gr, g,
+			                 "is malformed, expected live nodes in order, root first");
 		/* a load prologue: live nodes in order before the root, the last one's result the
 		 * root's operand 0, starting from a live value */
 		ok = !gr->npro ||
@@ -148,28 +153,21 @@ check_module(const Module *m, const uint32_t *ndef, Diag *d)
 		if (ok && gr->npro && gr->root < m->nnodes)
 			ok = m->nodes[gr->pro[gr->npro - 1]].out[0] == m->nodes[gr->root].in[0];
 		if (!ok)
-			rc = diag_error(d, gr->loc,
-			                "verify: group %u ('%s') has a malformed load prologue, "
-			                "expected live nodes in order before the root, ending at "
-			                "its operand 0",
-			                g, gr->name ? gr->name : "?");
+			rc = group_error(d, gr, g,
+			                 "has a malformed load prologue, expected live nodes in "
+			                 "order before the root, ending at its operand 0");
 		/* statistics: a live moments node of the group's result (or of a view of it), its
 		 * results outs[1, 2] */
 		const Node *sn = gr->stats && gr->stats < m->nnodes ? &m->nodes[gr->stats] : NULL;
 		ValueId so = sn && sn->op == OP_moments ? sn->in[0] : 0;
 		if (so && so < m->nvalues && ir_def(m, so)->op == OP_reshape)
 			so = ir_def(m, so)->in[0];
-		ok = !gr->stats ||
-		     (gr->stats < m->nnodes && !m->nodes[gr->stats].dead &&
-		      m->nodes[gr->stats].op == OP_moments && gr->nouts == 3 && so == gr->outs[0] &&
-		      m->nodes[gr->stats].out[0] == gr->outs[1] &&
-		      m->nodes[gr->stats].out[1] == gr->outs[2]);
+		ok = !gr->stats || (sn && !sn->dead && so && gr->nouts == 3 && so == gr->outs[0] &&
+		                    sn->out[0] == gr->outs[1] && sn->out[1] == gr->outs[2]);
 		if (!ok)
-			rc = diag_error(d, gr->loc,
-			                "verify: group %u ('%s') has malformed statistics, "
-			                "expected a moments node of its result whose results are "
-			                "its outs 1 and 2",
-			                g, gr->name ? gr->name : "?");
+			rc = group_error(d, gr, g,
+			                 "has malformed statistics, expected a moments node of its "
+			                 "result whose results are its outs 1 and 2");
 	}
 	return rc;
 }

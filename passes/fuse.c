@@ -167,10 +167,9 @@ chain_source(const Module *m, const Build *c, const int64_t *owner, int64_t ci)
 	return x;
 }
 
-/* Move each elementwise group whose one use is operand 0 of a conv3d root into that conv's
- * group as its load prologue (docs/codegen.md "load prologue"). */
-static void
-prologues(Module *m, Build *b, uint32_t nb, Arena *scratch)
+/* node -> the group (index into b) it is a member of, or -1 */
+static int64_t *
+owners(const Module *m, const Build *b, uint32_t nb, Arena *scratch)
 {
 	int64_t *owner = arena_alloc(scratch, (size_t)(m->nnodes + 1) * sizeof *owner);
 
@@ -179,6 +178,16 @@ prologues(Module *m, Build *b, uint32_t nb, Arena *scratch)
 	for (uint32_t g = 0; g < nb; g++)
 		for (uint32_t k = 0; k < b[g].n; k++)
 			owner[b[g].nodes[k]] = g;
+	return owner;
+}
+
+/* Move each elementwise group whose one use is operand 0 of a conv3d root into that conv's
+ * group as its load prologue (docs/codegen.md "load prologue"). */
+static void
+prologues(Module *m, Build *b, uint32_t nb, Arena *scratch)
+{
+	int64_t *owner = owners(m, b, nb, scratch);
+
 	for (uint32_t g = 0; g < nb; g++) {
 		const Node *root = &m->nodes[b[g].nodes[0]];
 		ValueId v = root->op == OP_conv3d ? root->in[0] : 0;
@@ -235,13 +244,8 @@ stats_operand(const Module *m, const Node *n)
 static void
 conv_stats(Module *m, Build *b, uint32_t nb, Arena *scratch)
 {
-	int64_t *owner = arena_alloc(scratch, (size_t)(m->nnodes + 1) * sizeof *owner);
+	int64_t *owner = owners(m, b, nb, scratch);
 
-	for (uint32_t i = 0; i < m->nnodes; i++)
-		owner[i] = -1;
-	for (uint32_t g = 0; g < nb; g++)
-		for (uint32_t k = 0; k < b[g].n; k++)
-			owner[b[g].nodes[k]] = g;
 	for (uint32_t g = 0; g < nb; g++) {
 		const Node *n = &m->nodes[b[g].nodes[0]];
 		ValueId y = b[g].n == 1 ? stats_operand(m, n) : 0;
