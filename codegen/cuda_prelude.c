@@ -118,4 +118,9 @@ const char cg_cuda_prelude_mma[] =
     "static __device__ __forceinline__ float segc_shfl_xor(float v, int m)\n"
     "{ return __shfl_xor_sync(0xffffffffu, v, m); }\n"
     "#endif\n"
+    "/* an activation stored as bf16: a finite value beyond bf16's range saturates (rounded, "
+    "it would be inf) */\n"
+    "static __device__ __forceinline__ __nv_bfloat16 segc_f2bf(float v)\n"
+    "{ return __float2bfloat16(isfinite(v) && fabsf(v) > 3.38953139e38f ? "
+    "copysignf(3.38953139e38f, v) : v); }\n"
     "\n";

@@ -350,9 +350,12 @@ cuda_store(CudaEmit *e, const KNode *n)
 	out(e, "b%d[", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
-	out(e, kb->dtype == DT_U8     ? "] = (unsigned char)("
-	       : kb->dtype == DT_BF16 ? "] = __float2bfloat16("
-	                              : "] = (");
+	/* (bf16: global buffers saturate, segc_f2bf: a -FLT_MAX mask stays finite; shared tiles,
+	 * the tensor cores' inputs, round) */
+	out(e, kb->dtype == DT_U8                    ? "] = (unsigned char)("
+	       : kb->dtype == DT_BF16 && kb->shared ? "] = __float2bfloat16("
+	       : kb->dtype == DT_BF16               ? "] = segc_f2bf("
+	                                             : "] = (");
 	if (cuda_node(e, n->b) < 0)
 		return -1;
 	out(e, ");\n");

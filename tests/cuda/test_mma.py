@@ -156,6 +156,19 @@ def stats(rng, label, ci, co, n, sp, fused, chain=False, groups=0):
     return c, True
 
 
+def saturate(rng, label):
+    """x -> relu -> permute, x up to FLT_MAX: relu's result is an activation in the arena (bf16
+    at --precision bf16), which must saturate at bf16's largest finite value (rounded, FLT_MAX
+    is inf in bf16): within 0.4% of the reference, not inf"""
+    x = T.randn(rng, (1, 8, 8, 8, 8)).astype(np.float64)
+    # the largest element 3.4028e38 (FLT_MAX is 3.40282e38), the negative tail clipped
+    x = np.maximum(x / x.max() * 3.4028e38, -3.4e38).astype(np.float32)
+    body = [{"name": "act", "op": "relu", "in": ["x"]},
+            {"name": "op", "op": "permute", "attrs": {"perm": [0, 1, 2, 4, 3]}}]
+    ref = np.ascontiguousarray(np.maximum(x, 0).transpose(0, 1, 2, 4, 3))
+    return T.Case("permute", label, [("x", x)], body, ["op"], {}, [ref]), None
+
+
 def own_cases():
     rng = np.random.default_rng(7)
     torch.manual_seed(7)
@@ -200,6 +213,7 @@ def own_cases():
         stats(rng, "stats 64x64 N=40 b2 G=48", 4, 40, 2, (8, 16, 24), True),
         stats(rng, "stats straddling (own loops)", 8, 16, 2, (5, 6, 7), False),
         stats(rng, "stats group norm 4 groups b2", 8, 16, 2, (8, 16, 32), True, groups=4),
+        saturate(rng, "activation near FLT_MAX"),
     ]
 
 

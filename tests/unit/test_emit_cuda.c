@@ -436,6 +436,18 @@ main(void)
 		freeprog(p);
 	}
 
+	/* bf16 activations (memplan's act_bf16) in an elementwise kernel: converted on load,
+	 * saturated on store (segc_f2bf), the bf16 prelude emitted */
+	p = prog_elt(LOOP_PARALLEL);
+	p->kernels[0].bufs[0].dtype = p->kernels[0].bufs[1].dtype = DT_BF16;
+	rc = emit(p, "cuda:sm_80", &src, &d, obj);
+	CHECK(strstr(src, "__bfloat162float(") && strstr(src, "] = segc_f2bf(") &&
+	          strstr(src, "#include <cuda_bf16.h>"),
+	      "bf16 activations:\n%s", src);
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "bf16 activations: %s", d.first);
+	free(src);
+	freeprog(p);
+
 	p = prog_elt(LOOP_PARALLEL);
 	rc = emit(p, "cuda:sm_75", &src, &d, obj);
 	CHECK(rc < 0 && strstr(d.first, "expected cuda:sm_90 or cuda:sm_80"), "target: %s",
