@@ -422,8 +422,8 @@ engine_run(segc_engine_t *e, const void *const *inputs, void *const *outputs)
 			               "run: output %d ('%s') is NULL", i, e->m.outputs[i].name);
 		e->slots[1 + e->m.ninputs + i] = outputs[i];
 	}
-	if (e->cuda)
-		return rt_cuda_run(e->cuda, inputs, outputs, 0, e->err, sizeof e->err);
+	/* the integer inputs' ranges (labels that index tables), checked on the host for every
+	 * engine: a CUDA engine's kernels would read out of bounds too */
 	for (i = 0; i < e->m.nranges; i++) {
 		const struct RtRange *r = &e->m.ranges[i];
 		const segc_tensor_info *t = &e->m.inputs[r->input];
@@ -439,6 +439,8 @@ engine_run(segc_engine_t *e, const void *const *inputs, void *const *outputs)
 				               (long long)r->lo, (long long)r->hi);
 		}
 	}
+	if (e->cuda)
+		return rt_cuda_run(e->cuda, inputs, outputs, 0, e->err, sizeof e->err);
 	rc = segc_gen_run(e->slots, e->pool);
 	if (rc != 0)
 		return set_err(e, SEGC_ERR_DEVICE, "run: the generated code failed with status %d",
