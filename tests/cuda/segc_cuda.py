@@ -140,11 +140,13 @@ DT = {"f32": "float32", "i32": "int32", "i64": "int64", "u8": "uint8", "f16": "f
 
 
 def parse_manifest(lines):
-    m = {"input": [], "output": [], "weight": [], "arena": 0, "packed": 0}
+    m = {"input": [], "output": [], "weight": [], "arena": 0, "packed": 0, "range": {}}
     for l in lines:
         f = l.split()
         if not f:
             continue
+        if f[0] == "range":  # range <input> <lo> <hi> (runtime/engine.c checks it on run)
+            m["range"][f[1]] = (int(f[2]), int(f[3]))
         if f[0] in ("input", "output", "weight"):
             shape = [] if f[3] == "-" else [int(x) for x in f[3].split(",")]
             m[f[0]].append((f[1], f[2], shape))
@@ -209,6 +211,12 @@ def emu_run(argv):
         if list(a.shape) != shape or a.dtype != np.dtype(DT[dt]):
             fail("input %s: %s %s, engine expects %s %s" % (name, a.dtype, list(a.shape),
                                                               dt, shape))
+        lo, hi = man["range"].get(name, (None, None))
+        bad = np.flatnonzero((a < lo) | (a >= hi)) if lo is not None else []
+        if len(bad):  # the runtime's message (runtime/engine.c)
+            k = int(bad[0])
+            fail("run: input '%s' element %d is %d, expected a value in [%d, %d)" %
+                 (name, k, int(a.reshape(-1)[k]), lo, hi))
         slots.append(np.ascontiguousarray(a))
     for name, dt, shape in man["output"]:
         slots.append(np.zeros(shape, dtype=DT[dt]))
