@@ -164,16 +164,18 @@ int tmpl_gpu_reduce(Lower *L);    /* tmpl_gpu_reduce.c: reductions, moments */
 int tmpl_gpu_moments_merge(Lower *L, const Node *mom, int s0, int s1, int64_t G, int64_t per);
 /* Conv statistics (Group.stats) from a GPU conv's output tiles (tmpl_gpu_reduce.c), where
  * each tile lies in one batch element and has `rows` valid voxels, G >= 32 tiles per batch
- * element.  The caller fills mom, G, rows and N, and sets L->want_val. */
+ * element. */
 typedef struct {
 	const Node *mom; /* lw_stats(L) */
 	int64_t G;       /* tiles per batch element */
 	int64_t rows;    /* voxels per tile */
 	int64_t N;       /* output channels */
-	int64_t cpg;     /* channels per output of mom: 1, or a group norm's C / G (setup) */
-	int s0, s1;      /* scratch [batch][channel][G]: the tiles' means, M2 (setup) */
+	int64_t cpg;     /* channels per output of mom: 1, or a group norm's C / G */
+	int s0, s1;      /* scratch [batch][channel][G]: the tiles' means, M2 */
 } TileStats;
-void tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t batch);
+/* fills ts (its scratch for `batch` elements) and sets L->want_val */
+void tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t G, int64_t rows, int64_t N,
+                           int64_t batch);
 /* In block, every thread (th < nt): a barrier, then the statistics of one tile (index tile,
  * over all batch elements) whose cols columns, channels c0.., lie in the shared f32 array cs
  * (voxel r, column c at r + c*ldc; the epilogue stores L->out_val there): nt / cols threads

@@ -25,7 +25,7 @@ mma_or_back(Lower *L)
 	L->k->body->nkids = nkids;
 	L->k->nbufs = nbufs;
 	L->scratch_used = scratch;
-	L->stats_done = 0;
+	L->stats_done = L->want_val = 0;
 	return 1;
 }
 

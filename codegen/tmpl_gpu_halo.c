@@ -375,12 +375,12 @@ tmpl_gpu_halo(Lower *L)
 	int64_t tm = cv->N * cv->OD * h.nty * h.ntx, tn = (cv->Co + h.bn - 1) / h.bn;
 	/* the statistics from the tiles (Group.stats, tmpl_tile_stats): whole tiles (OH % TH ==
 	 * 0), >= 32 per batch element, 2, 4 or 8 threads per column */
-	TileStats sts = {lw_stats(L), cv->OD * h.nty * h.ntx, HM, cv->Co, 0, 0, 0};
+	TileStats sts = {0};
+	int64_t ntiles = cv->OD * h.nty * h.ntx;
 	int stat =
-	    sts.mom && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && sts.G >= 32;
+	    lw_stats(L) && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && ntiles >= 32;
 	if (stat)
-		tmpl_tile_stats_setup(L, &sts, cv->N);
-	L->want_val = stat;
+		tmpl_tile_stats_setup(L, &sts, ntiles, HM, cv->Co, cv->N);
 	KNode *blk, *th, *c;
 	KNode *tl = lw_block_loop(L, "blk", tm * tn, HT, &blk, &th);
 	/* blocks per SM asked: 4 (<= 128 registers), 3 for 48- and 64-column tiles (6 and 8

@@ -1052,11 +1052,10 @@ tmpl_gpu_mma(Lower *L)
 	int stat = stats_fit(L, &g, &t);
 	pick_splits(p, &g, &t, nmb * nnb * g.batch, stat, &ksp, &kchunk);
 	int part = ksp > 1 ? lw_scratch(L, DT_F32, ksp * g.M * g.N, "kpart") : -1;
-	TileStats sts = {lw_stats(L), g.OD * g.OH * g.OW / bm, bm, g.N, 0, 0, 0};
+	TileStats sts = {0};
 	stat = stat && ksp == 1;
 	if (stat)
-		tmpl_tile_stats_setup(L, &sts, g.Nb);
-	L->want_val = stat;
+		tmpl_tile_stats_setup(L, &sts, g.OD * g.OH * g.OW / bm, bm, g.N, g.Nb);
 	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
 	int as = kir_shared(p, k, tdt, nbuf * bk * lda, (int)lda, "As");
 	int bs = kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
@@ -1293,9 +1292,7 @@ tmpl_gpu_mma(Lower *L)
 	 * and B tiles (and the next chunk over this one): a barrier */
 	if (t.dbuf)
 		kir_append(p, eb, kir_barrier(p));
-	if (stat) {
-		L->stats_done = 1;
+	if (stat)
 		return tmpl_tile_stats_merge(L, &sts);
-	}
 	return ksp > 1 ? split_sum(L, &g, part, ksp) : 0;
 }

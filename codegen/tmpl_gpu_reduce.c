@@ -556,10 +556,13 @@ tmpl_gpu_reduce(Lower *L)
 /* ---- conv statistics from output tiles (tmpl.h) ---- */
 
 void
-tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t batch)
+tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t G, int64_t rows, int64_t N, int64_t batch)
 {
+	ts->mom = lw_stats(L);
+	ts->G = G, ts->rows = rows, ts->N = N;
 	const Type *mt = lw_type(L, ts->mom->in[0]);
 	ts->cpg = mt->rank == 6 ? mt->dims[2] : 1; /* [N, G, C/G, D, H, W]: a group's partials */
+	L->want_val = 1;
 	ts->s0 = lw_scratch(L, DT_F32, batch * ts->N * ts->G, "smean");
 	ts->s1 = lw_scratch(L, DT_F32, batch * ts->N * ts->G, "sm2");
 }
