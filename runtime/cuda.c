@@ -130,6 +130,8 @@ struct RtCuda {
 	CUgraph graph;
 	CUgraphExec exec;
 	CUresult lost; /* a sticky error: the context is unusable (0: none) */
+	void *hostcopy; /* run_device: the ranged inputs copied back for their check */
+	uint64_t hostcopy_bytes;
 	char name[256];
 };
 
@@ -759,6 +761,45 @@ rt_cuda_weights(RtCuda *c, const void *buf, void *const *wslots, char *err, size
 	return st;
 }
 
+/* run_device: the inputs with range records (labels that index tables, a few elements) are
+ * device memory; copy each to the host and check it there before any kernel reads it out of
+ * bounds.  The context is current. */
+static segc_status
+check_device_ranges(RtCuda *c, const void *const *inputs, char *err, size_t errlen)
+{
+	const RtManifest *m = c->m;
+	CUresult r;
+	segc_status st;
+
+	for (int i = 0; i < m->nranges; i++) {
+		const segc_tensor_info *t = &m->inputs[m->ranges[i].input];
+		uint64_t n = tensor_bytes(t);
+		if (n > c->hostcopy_bytes) {
+			void *p = realloc(c->hostcopy, (size_t)n);
+			if (!p)
+				return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen,
+				               "run_device: out of memory");
+			c->hostcopy = p;
+			c->hostcopy_bytes = n;
+		}
+		r = c->d.MemcpyDtoHAsync(c->hostcopy,
+		                         (CUdeviceptr)(uintptr_t)inputs[m->ranges[i].input],
+		                         (size_t)n, c->stream);
+		if (r == 0)
+			r = c->d.StreamSynchronize(c->stream);
+		if (r != 0) {
+			char msg[128];
+			snprintf(msg, sizeof msg, "run_device: copying input '%.40s' to the host "
+			                          "for its range check", t->name);
+			return drv_err(c, r, msg, err, errlen);
+		}
+		st = rt_check_range(m, &m->ranges[i], c->hostcopy, "run_device", err, errlen);
+		if (st != SEGC_OK)
+			return st;
+	}
+	return SEGC_OK;
+}
+
 segc_status
 rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int device, char *err,
             size_t errlen)
@@ -775,6 +816,8 @@ rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int devi
 	snprintf(msg, sizeof msg, "%s: cuCtxPushCurrent", what);
 	if ((r = c->d.CtxPushCurrent(c->ctx)) != 0)
 		return drv_err(c, r, msg, err, errlen);
+	if (device && (st = check_device_ranges(c, inputs, err, errlen)) != SEGC_OK)
+		goto out;
 	for (int i = 0; i < m->ninputs + m->noutputs; i++) {
 		const void *p = i < m->ninputs ? inputs[i] : outputs[i - m->ninputs];
 		c->dslots[1 + i] = device ? (CUdeviceptr)(uintptr_t)p : c->io[i];
@@ -877,5 +920,6 @@ rt_cuda_close(RtCuda *c)
 	free(c->dslots);
 	free(c->bound);
 	free(c->moved);
+	free(c->hostcopy);
 	free(c);
 }

@@ -423,22 +423,12 @@ engine_run(segc_engine_t *e, const void *const *inputs, void *const *outputs)
 		e->slots[1 + e->m.ninputs + i] = outputs[i];
 	}
 	/* the integer inputs' ranges (labels that index tables), checked on the host for every
-	 * engine: a CUDA engine's kernels would read out of bounds too */
-	for (i = 0; i < e->m.nranges; i++) {
-		const struct RtRange *r = &e->m.ranges[i];
-		const segc_tensor_info *t = &e->m.inputs[r->input];
-		int64_t k, n = rt_numel(t->rank, t->shape), v;
-		for (k = 0; k < n; k++) {
-			v = t->dtype == SEGC_I64 ? ((const int64_t *)inputs[r->input])[k]
-			                         : ((const int32_t *)inputs[r->input])[k];
-			if (v < r->lo || v >= r->hi)
-				return set_err(e, SEGC_ERR_INVALID_ARGUMENT,
-				               "run: input '%s' element %lld is %lld, expected a "
-				               "value in [%lld, %lld)",
-				               t->name, (long long)k, (long long)v,
-				               (long long)r->lo, (long long)r->hi);
-		}
-	}
+	 * engine: a CUDA engine's kernels would read out of bounds too (run_device: rt_cuda_run
+	 * copies them to the host first) */
+	for (i = 0; i < e->m.nranges; i++)
+		if (rt_check_range(&e->m, &e->m.ranges[i], inputs[e->m.ranges[i].input], "run",
+		                   e->err, sizeof e->err) != SEGC_OK)
+			return SEGC_ERR_INVALID_ARGUMENT;
 	if (e->cuda)
 		return rt_cuda_run(e->cuda, inputs, outputs, 0, e->err, sizeof e->err);
 	rc = segc_gen_run(e->slots, e->pool);

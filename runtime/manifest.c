@@ -367,3 +367,22 @@ rt_manifest_parse(const char *text, RtManifest *m, char *err, size_t errlen)
 		return fail(m, err, errlen, lineno, "missing 'end'", NULL);
 	return SEGC_OK;
 }
+
+segc_status
+rt_check_range(const RtManifest *m, const struct RtRange *r, const void *data, const char *what,
+               char *err, size_t errlen)
+{
+	const segc_tensor_info *t = &m->inputs[r->input];
+	int64_t k, n = rt_numel(t->rank, t->shape), v;
+
+	for (k = 0; k < n; k++) {
+		v = t->dtype == SEGC_I64 ? ((const int64_t *)data)[k] : ((const int32_t *)data)[k];
+		if (v < r->lo || v >= r->hi)
+			return rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+			               "%s: input '%s' element %lld is %lld, expected a value in "
+			               "[%lld, %lld)",
+			               what, t->name, (long long)k, (long long)v, (long long)r->lo,
+			               (long long)r->hi);
+	}
+	return SEGC_OK;
+}

@@ -39,6 +39,12 @@ typedef struct {
 segc_status rt_manifest_parse(const char *text, RtManifest *m, char *err, size_t errlen);
 void rt_manifest_free(RtManifest *m);
 
+/* Check range record r against its input's elements at host address data: SEGC_OK, or
+ * SEGC_ERR_INVALID_ARGUMENT with "<what>: input 'route' element 1 is 2, expected a value in
+ * [0, 2)" in err. */
+segc_status rt_check_range(const RtManifest *m, const struct RtRange *r, const void *data,
+                           const char *what, char *err, size_t errlen);
+
 /* "f32", "f16", "bf16", "i32", "i64", "u8" <-> segc_dtype; -1 / NULL when unknown. */
 int rt_dtype_lookup(const char *name);
 const char *rt_dtype_name(int dt);

@@ -27,6 +27,12 @@ have done.  The scenarios, one child each:
   real       the --real mode below (its child, SEGC_CUDA_GRAPHS=2), on the fake driver
 
   fake_run.py GRAPH.json [-D k=v ...]    (one case; prints "ok ..." or "FAIL ...", exit 1)
+
+Range records (docs/abi.md): `fake_run.py --ranges` compiles a graph whose i64 input `route`
+selects per sample between two branches (select_by_index, so the manifest has `range route 0
+2`) and checks, on the fake driver, that run and run_device accept labels in [0, 2) (outputs
+against numpy) and refuse -1 and 2 with SEGC_ERR_INVALID_ARGUMENT naming the element, before
+any kernel runs (the fake's kernel counter does not move), the engine still usable after.
 Env: SEGC (the real segc, default build/segc).
 
 On a GPU machine (no segc needed; numpy), the same checks on the real driver for
@@ -330,6 +336,114 @@ def real(dirs):
     return failed
 
 
+RANGES_GRAPH = {
+    "format": "segc-graph/1", "name": "ranges",
+    "inputs": [{"name": "route", "dtype": "i64", "shape": [3]},
+               {"name": "x", "shape": [3, 2, 4, 4, 4]}],
+    "body": [{"name": "a", "op": "add", "in": ["x", 1.0]},
+             {"name": "b", "op": "mul", "in": ["x", 3.0]},
+             {"name": "sel", "op": "select_by_index", "in": ["route", "a", "b"]},
+             {"name": "y", "op": "add", "in": ["sel", 0.5]}],
+    "outputs": ["y"]}
+
+
+def ranges_child(engine):
+    """run and run_device with labels in and out of range (the --ranges mode's child)"""
+    import numpy as np
+    import segc_api
+    e = segc_api.Engine(engine)
+    drv = Driver()
+    kernels = lambda: stats_of(drv.cu)["kernels"]
+    x = np.random.default_rng(3).standard_normal((3, 2, 4, 4, 4)).astype(np.float32)
+
+    def want(route):
+        return np.where(np.asarray(route)[:, None, None, None, None] == 0, x + 1, 3 * x) + 0.5
+
+    def check(what, out, route):
+        err = float(np.abs(np.asarray(out) - want(route)).max())
+        if not err <= 1e-5:
+            raise AssertionError("%s: max abs err %.2e against numpy" % (what, err))
+
+    def refused(what, fn, words):
+        k = kernels()
+        try:
+            fn()
+        except segc_api.SegcError as ex:
+            if "status 1:" not in str(ex) or words not in str(ex):
+                raise AssertionError("%s: expected status 1 naming '%s', got: %s"
+                                     % (what, words, ex))
+            if kernels() != k:
+                raise AssertionError("%s: %d kernels ran before the refusal"
+                                     % (what, kernels() - k))
+            return
+        raise AssertionError("%s: succeeded, expected SEGC_ERR_INVALID_ARGUMENT" % what)
+
+    good, bad = np.array([1, 0, 1]), (np.array([0, 2, 1]), np.array([-1, 0, 0]))
+    msgs = ("input 'route' element 1 is 2, expected a value in [0, 2)",
+            "input 'route' element 0 is -1, expected a value in [0, 2)")
+    check("run", e.run([good, x])[0], good)
+    for r, m in zip(bad, msgs):
+        refused("run with %s" % r.tolist(), lambda: e.run([r, x]), "run: " + m)
+    y = np.empty((3, 2, 4, 4, 4), dtype=np.float32)
+    xd, yd = drv.alloc(x), drv.alloc(y, 0xff)
+    rd = [drv.alloc(np.ascontiguousarray(r, dtype=np.int64)) for r in (good,) + bad]
+    e.run_device([rd[0][0], xd[0]], [yd[0]])
+    check("run_device", drv.fetch(yd), good)
+    for k, m in ((1, msgs[0]), (2, msgs[1])):
+        drv.fill(yd, 0xff)
+        refused("run_device with %s" % bad[k - 1].tolist(),
+                lambda: e.run_device([rd[k][0], xd[0]], [yd[0]]), "run_device: " + m)
+        if not (drv.fetch(yd).view("u1") == 0xff).all():
+            raise AssertionError("a refused run_device wrote its output")
+    e.run_device([rd[0][0], xd[0]], [yd[0]])
+    check("run_device after the refusals", drv.fetch(yd), good)
+    e.close()
+    return 0
+
+
+def stats_of(drv):
+    out = (ctypes.c_longlong * 8)()
+    drv.segc_fake_cuda_stats(out)
+    return dict(zip(STATS, out))
+
+
+def build_fakes(j):
+    """the fake driver, and one without the graph symbols, under j("lib"), j("lib-old")"""
+    for lib, flags in (("lib", []), ("lib-old", ["-DFAKE_NO_GRAPHS"])):
+        os.mkdir(j(lib))
+        subprocess.check_call(["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror"] + flags +
+                              ["-o", j(lib, "libcuda.so.1"),
+                               os.path.join(HERE, "fake_cuda.c"), "-ldl"])
+
+
+def ranges(segc):
+    """the --ranges mode: 0 when every check passed"""
+    import json
+    tmp = tempfile.mkdtemp(prefix="segc-fake-")
+    j = lambda *p: os.path.join(tmp, *p)
+    try:
+        build_fakes(j)
+        with open(j("ranges.json"), "w") as f:
+            json.dump(RANGES_GRAPH, f)
+        subprocess.check_call([sys.executable, os.path.join(HERE, "segc_cuda.py"),
+                               j("ranges.json"), "-o", j("gpu.so")],
+                              env=dict(os.environ, SEGC_REAL=segc))
+        env = dict(os.environ, SEGC_FAKE_CUDA_EMU=j("gpu.so.emu.so"), MALLOC_PERTURB_="165",
+                   SEGC_FAKE_CUDA_SCHED=j("gpu.so.emu.txt"),
+                   LD_LIBRARY_PATH=j("lib") + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--ranges-child",
+                            j("gpu.so")], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True)
+        if p.returncode != 0:
+            print("FAIL ranges: %s" % p.stdout.strip()[-1200:])
+            return 1
+        print("ok   ranges: run and run_device on the fake driver accept route in [0, 2) and "
+              "refuse 2 and -1 naming the element, before any kernel")
+        return 0
+    finally:
+        subprocess.call(["rm", "-rf", tmp])
+
+
 def child(scenario, engine, weights, inp, ref):
     c = Child(engine, weights, inp, ref)
     if scenario == "badenv":
@@ -363,6 +477,12 @@ def scenario_env(name, j, npack):
 def main(argv):
     if argv and argv[0] == "--real":
         return real(argv[1:])
+    if argv and argv[0] == "--ranges-child":
+        try:
+            return ranges_child(argv[1])
+        except AssertionError as ex:
+            print("error: %s" % ex)
+            return 1
     if argv and argv[0] == "--real-child":
         try:
             return real_child(argv[1])
@@ -378,16 +498,14 @@ def main(argv):
     import common
     segc = os.environ.get("SEGC", os.path.join(ROOT, "build", "segc"))
     segc = segc if os.path.isabs(segc) else os.path.join(ROOT, segc)
+    if argv and argv[0] == "--ranges":
+        return ranges(segc)
     graph, extra = argv[0], argv[1:]
     label = " ".join([os.path.basename(graph)] + extra)
     tmp = tempfile.mkdtemp(prefix="segc-fake-")
     j = lambda *p: os.path.join(tmp, *p)
     try:
-        for lib, flags in (("lib", []), ("lib-old", ["-DFAKE_NO_GRAPHS"])):
-            os.mkdir(j(lib))
-            subprocess.check_call(["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror"] + flags +
-                                  ["-o", j(lib, "libcuda.so.1"),
-                                   os.path.join(HERE, "fake_cuda.c"), "-ldl"])
+        build_fakes(j)
         env = dict(os.environ, SEGC_REAL=segc)
         subprocess.check_call([sys.executable, os.path.join(HERE, "segc_cuda.py"), graph, "-o",
                                j("gpu.so")] + extra, env=env)

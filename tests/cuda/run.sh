@@ -5,7 +5,8 @@
 #      scheduled kernel (tests/cuda/cubin.py); nvcc, when present, compiles the sm_90 source;
 #   2. a CUDA engine opened without a driver fails with a clear message; --precision=fp16 and a
 #      missing NVRTC are clear compile errors;
-#   3. runtime/cuda.c against a fake libcuda.so.1 (tests/cuda/fake_run.py), two model graphs;
+#   3. runtime/cuda.c against a fake libcuda.so.1 (tests/cuda/fake_run.py), three model graphs
+#      and the range records of run / run_device (--ranges);
 #   4. tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through
 #      NVRTC; tests/cuda/test_mma.py: the tensor-core GEMM kernels emulated (exact, and with the
 #      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2, and
@@ -133,6 +134,14 @@ for case in "graphs/tiny.json" "graphs/segresnet.json -D size=8,8,8" \
 	*) bad "fake driver: $case: ${msg:-$(tail -n 3 "$tmp/fake.out" | tr '\n' ' ')}" ;;
 	esac
 done
+# range records on the fake driver: run and run_device refuse a label out of range before any
+# kernel reads a table out of bounds (run_device copies the device input to the host first)
+SEGC=$SEGC $PY tests/cuda/fake_run.py --ranges >"$tmp/fake.out" 2>&1
+msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
+case $msg in
+"ok "*) ok "fake driver: ${msg#ok   }" ;;
+*) bad "fake driver: ranges: ${msg:-$(tail -n 3 "$tmp/fake.out" | tr '\n' ' ')}" ;;
+esac
 
 # tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through NVRTC
 # and the cubin check; the tensor-core kernels must be there, and at bf16 the bf16 activations
