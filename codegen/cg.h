@@ -71,6 +71,9 @@ void cr_set(CudaRanges *r, int var, CRange v); /* only for a variable defined on
 CRange cr_expr(const CudaRanges *r, const KNode *n);
 CRange cr_loop(const CudaRanges *r, const KNode *n); /* a loop's variable, exit value too */
 int cr_u32(const CudaRanges *r, const KNode *n);     /* binop n may divide in 32 bits */
+/* bf16 pass-through variables of block-mapped function top (codegen/cuda_range.c, docs/cuda.md):
+ * per variable, 1 where it may be declared __nv_bfloat16 and hold the bits as they are */
+uint8_t *cr_raw_vars(Arena *a, const Kernel *k, const KNode *top);
 /* The text every generated CUDA source starts with, and the block-mapped kernels' helpers
  * (segc_mma_*, segc_cp_async, segc_vload4) after "#define SEGC_KF 8|16" (cuda_prelude.c). */
 extern const char cg_cuda_prelude[], cg_cuda_prelude_mma[];

@@ -14,9 +14,12 @@
  *   - a let inside a loop runs many times, each time from operands within their ranges;
  *   - expressions: constants, variables, +, -, * (small factors), / and % by positive
  *     constants of non-negative operands, min, max, select, integer casts; anything else,
- *     and any bound beyond 2^62, is unknown. */
+ *     and any bound beyond 2^62, is unknown.
+ * With them, the other per-variable analysis of a block-mapped function: the bf16
+ * pass-through variables (cr_raw_vars). */
 #include "cg.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,14 +37,15 @@ known(CRange r)
 	return r.lo <= r.hi && r.lo > -BIG && r.hi < BIG;
 }
 
-/* ndef[var]: its definitions, counted to 2 (a vload's variables: 2, they get no range) */
+/* ndef[var]: its definitions, counted to 2 (a vload's variables: 2, they get no range; a
+ * vstore reads its variables) */
 static void
 count_def(const KNode *n, int var, void *ctx)
 {
 	uint8_t *ndef = ctx;
 	if (n->kind == K_vload)
 		ndef[var] = 2;
-	else if (n->kind != K_var && ndef[var] < 2)
+	else if (n->kind != K_var && n->kind != K_vstore && ndef[var] < 2)
 		ndef[var]++;
 }
 
@@ -157,4 +161,63 @@ cr_u32(const CudaRanges *r, const KNode *n)
 	CRange a = cr_expr(r, n->a), b = cr_expr(r, n->b);
 	return known(a) && a.lo >= 0 && a.hi <= (int64_t)UINT32_MAX && b.lo == b.hi && b.lo > 0 &&
 	       b.lo <= (int64_t)UINT32_MAX;
+}
+
+/* bf16 pass-through variables (cr_raw_vars): an f32 variable whose every definition is the
+ * constant +0 or a load of a bf16 buffer and whose every use is a vstore into a bf16 tile (the
+ * tensor-core gather of bf16 activations) is declared __nv_bfloat16 and keeps the bits as
+ * they are: no conversion to f32 and back, and two of them fill one 32-bit register of a
+ * packed store by bit moves.  A vstore whose variables are not all raw makes none
+ * of them raw (segc_vst8 takes one type). */
+typedef struct {
+	const Kernel *k;
+	uint8_t *bad, *used;
+} RawScan;
+
+static void
+raw_scan(const KNode *n, int var, void *ctx)
+{
+	RawScan *r = ctx;
+	const KNode *a = n->a;
+	if (r->k->vartypes[var] != KT_F32)
+		r->bad[var] = 1;
+	else if (n->kind == K_let || n->kind == K_assign)
+		r->bad[var] |= !((a->kind == K_const && a->fval == 0.0 && !signbit(a->fval)) ||
+		                 (a->kind == K_load && r->k->bufs[a->buf].dtype == DT_BF16));
+	else if (n->kind == K_vstore && r->k->bufs[n->buf].dtype == DT_BF16)
+		r->used[var] = 1;
+	else /* a read (K_var), a vload's definition, a vstore to an f32 tile */
+		r->bad[var] = 1;
+}
+
+/* 1 when some vstore under n mixes raw and other variables (marking them all bad) */
+static int
+raw_mixed(const KNode *n, uint8_t *bad)
+{
+	int changed = 0, any = 0;
+	if (!n)
+		return 0;
+	for (int i = 0; n->kind == K_vstore && i < n->ival; i++)
+		any |= bad[n->var + i];
+	for (int i = 0; n->kind == K_vstore && any && i < n->ival; i++)
+		if (!bad[n->var + i])
+			bad[n->var + i] = 1, changed = 1;
+	changed |= raw_mixed(n->a, bad) | raw_mixed(n->b, bad) | raw_mixed(n->c, bad) |
+	           raw_mixed(n->body, bad);
+	for (uint32_t i = 0; i < n->nkids; i++)
+		changed |= raw_mixed(n->kids[i], bad);
+	return changed;
+}
+
+uint8_t *
+cr_raw_vars(Arena *a, const Kernel *k, const KNode *top)
+{
+	RawScan r = {k, arena_zalloc(a, k->nvars + 1), arena_zalloc(a, k->nvars + 1)};
+	const char *env = getenv("SEGC_CUDA_RAWBF16"); /* 0: off (A/B) */
+	kir_each_var(top, raw_scan, &r);
+	while (raw_mixed(top, r.bad))
+		;
+	for (uint32_t v = 0; v < k->nvars; v++)
+		r.used[v] = r.used[v] && !r.bad[v] && !(env && strcmp(env, "0") == 0);
+	return r.used;
 }

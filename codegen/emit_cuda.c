@@ -54,6 +54,10 @@ typedef struct {
 	uint8_t *lanevar;
 	int guard, nguards;
 	CudaRanges rng; /* the function's integer ranges (cuda_range.c): 32-bit divisions */
+	/* block-mapped functions: per variable, 1 where it holds bf16 bits as they are
+	 * (cr_raw_vars) */
+	uint8_t *raw;
+	int rawload; /* emitting a raw variable's load: no conversion to f32 */
 } CudaEmit;
 
 static int cuda_node(CudaEmit *e, const KNode *n);
@@ -322,6 +326,13 @@ cuda_let(CudaEmit *e, const KNode *n)
 	e->indent = indent;
 	varname(e, n->var);
 	out(e, " = ");
+	if (e->raw && e->raw[n->var]) { /* raw_vars: 0 or a bf16 load, as bf16 */
+		if (n->a->kind == K_const) {
+			out(e, "segc_bf16_zero();\n");
+			return 0;
+		}
+		e->rawload = 1;
+	}
 	e->shfl_ok = e->inblock && n->a->kind == K_shfl;
 	int rc = cuda_node(e, n->a);
 	e->shfl_ok = 0;
@@ -380,7 +391,8 @@ mma_check(CudaEmit *e, const KNode *n, int buf)
 	const KBuf *kb = &e->k->bufs[buf];
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
-	if (!kb->shared || kb->ld <= 0 || kb->ld % 8)
+	/* (wmma: ld a multiple of 16 bytes: 8 bf16, 4 f32) */
+	if (!kb->shared || kb->ld <= 0 || kb->ld * elemsize(kb->dtype) % 16)
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "mma on a buffer that is not a shared tile");
 	(void)n;
@@ -503,6 +515,31 @@ cuda_vload(CudaEmit *e, const KNode *n)
 		out(e, "true");
 	}
 	for (int i = 0; i < 4; i++) {
+		out(e, ", ");
+		varname(e, n->var + i);
+	}
+	out(e, ");\n");
+	return 0;
+}
+
+/* segc_vst4(dst, v0..v3) (f32) / segc_vst8(dst, v0..v7) (bf16: pairs rounded, or raw_vars
+ * packed as they are): one 16-byte store to a shared tile */
+static int
+cuda_vstore(CudaEmit *e, const KNode *n)
+{
+	const KBuf *d = &e->k->bufs[n->buf];
+	if (!e->inblock || e->lanes)
+		return cg_unsupported(e->d, e->k, "cuda", "vstore outside a block-mapped kernel");
+	if (!d->shared || (d->dtype != DT_F32 && d->dtype != DT_BF16) ||
+	    n->ival * elemsize(d->dtype) != 16)
+		return cg_unsupported(e->d, e->k, "cuda",
+		                      "vstore other than 16 bytes to a shared f32 or bf16 tile");
+	line(e);
+	out(e, "segc_vst%lld(b%d + (", (long long)n->ival, n->buf);
+	if (cuda_node(e, n->a) < 0)
+		return -1;
+	out(e, ")");
+	for (int i = 0; i < n->ival; i++) {
 		out(e, ", ");
 		varname(e, n->var + i);
 	}
@@ -644,8 +681,13 @@ static int
 cuda_load(CudaEmit *e, const KNode *n)
 {
 	const KBuf *kb = &e->k->bufs[n->buf];
+	int raw = e->rawload;
 	SEGC_ASSERT(n->a->type == KT_I32 || n->a->type == KT_I64);
-	out(e, kb->dtype == DT_U8 ? "((int)" : kb->dtype == DT_BF16 ? "__bfloat162float(" : "(");
+	SEGC_ASSERT(!raw || kb->dtype == DT_BF16);
+	e->rawload = 0;
+	out(e, kb->dtype == DT_U8                 ? "((int)"
+	       : kb->dtype == DT_BF16 && !raw ? "__bfloat162float("
+	                                      : "(");
 	out(e, e->ldg[n->buf] ? "__ldg(&b%d[" : "b%d[", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -865,6 +907,8 @@ cuda_node(CudaEmit *e, const KNode *n)
 		return cuda_cp_wait(e, n);
 	case K_vload:
 		return cuda_vload(e, n);
+	case K_vstore:
+		return cuda_vstore(e, n);
 	case K_const:
 		return cuda_const(e, n);
 	case K_var:
@@ -941,7 +985,7 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 	for (uint32_t v = 0; v < k->nvars; v++) {
 		if (!used[v])
 			continue;
-		out(e, "\t%s ", ctype(k->vartypes[v]));
+		out(e, "\t%s ", e->raw && e->raw[v] ? "__nv_bfloat16" : ctype(k->vartypes[v]));
 		varname(e, (int)v);
 		out(e, lanes > 1 && e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
 	}
@@ -950,27 +994,6 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 	cr_set(&e->rng, n->var, cr_loop(&e->rng, n));
 	if (n->ann == LOOP_BLOCK && n->body->nkids == 1 && n->body->kids[0]->kind == K_loop)
 		cr_set(&e->rng, n->body->kids[0]->var, cr_loop(&e->rng, n->body->kids[0]));
-}
-
-/* the highest accumulator index used under n, plus one */
-static int
-count_acc(const KNode *n)
-{
-	int m = 0, c;
-	if (!n)
-		return 0;
-	if (n->kind == K_mma_zero || n->kind == K_mma || n->kind == K_mma_store)
-		m = (int)n->ival + 1;
-	for (uint32_t i = 0; i < n->nkids; i++)
-		if ((c = count_acc(n->kids[i])) > m)
-			m = c;
-	if (n->kind == K_loop || n->kind == K_if) {
-		if ((c = count_acc(n->body)) > m)
-			m = c;
-		if (n->kind == K_if && (c = count_acc(n->c)) > m)
-			m = c;
-	}
-	return m;
 }
 
 /* block size of a LOOP_BLOCK top-level loop n: its body is one LOOP_THREAD loop [0, T) */
@@ -1078,8 +1101,9 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 		shbytes = shared_pool(e);
 	if (shbytes > 48 * 1024)
 		return cg_unsupported(e->d, k, "cuda", "more than 48 KiB of shared tiles");
+	e->raw = cr_raw_vars(e->p->arena, k, n);
 	declare_vars(e, n, 1);
-	int nacc = count_acc(n);
+	int nacc = kir_count_acc(n);
 	if (nacc)
 		out(e, "\tsegc_acc_t segc_acc[%d];\n", nacc);
 	out(e, "\tfor (long long t = blockIdx.x; t < n; t += gridDim.x) {\n\t\t");
@@ -1092,6 +1116,7 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	e->inblock = 1;
 	int rc = cuda_node(e, th->body);
 	e->inblock = 0;
+	e->raw = NULL;
 	if (rc < 0)
 		return -1;
 	out(e, "\t}\n}\n\n");
@@ -1159,6 +1184,7 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
 	case K_cp_async:
 	case K_cp_wait:
 	case K_vload:
+	case K_vstore:
 	case K_shfl:
 		return 0;
 	default:

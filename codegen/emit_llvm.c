@@ -728,6 +728,8 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 		return cg_unsupported(e->d, e->k, "cpu", "asynchronous copies (cp_async)");
 	case K_vload:
 		return cg_unsupported(e->d, e->k, "cpu", "vector loads (vload)");
+	case K_vstore:
+		return cg_unsupported(e->d, e->k, "cpu", "vector stores to shared tiles (vstore)");
 	case K_shfl:
 		return cg_unsupported(e->d, e->k, "cpu", "warp shuffles (shfl)");
 	case K_const:

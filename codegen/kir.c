@@ -266,6 +266,18 @@ kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred)
 }
 
 KNode *
+kir_vstore(Program *p, int buf, KNode *idx, int var, int n)
+{
+	SEGC_ASSERT(n == 4 || n == 8);
+	KNode *v = node(p, K_vstore, KT_VOID);
+	v->var = var;
+	v->ival = n;
+	v->buf = buf;
+	v->a = idx;
+	return v;
+}
+
+KNode *
 kir_i64(Program *p, int64_t v)
 {
 	KNode *n = node(p, K_const, KT_I64);
@@ -512,6 +524,11 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 		pexpr(k, n->a, f);
 		pred_end(k, n, f);
 		return;
+	case K_vstore:
+		fprintf(f, "vstore%lld b%d[", (long long)n->ival, n->buf);
+		pexpr(k, n->a, f);
+		fprintf(f, "] = %s%d..\n", k->varnames[n->var], n->var);
+		return;
 	case K_cp_async:
 		fprintf(f, "cp_async%lld b%d[", (long long)n->ival, n->buf);
 		pexpr(k, n->a, f);
@@ -596,6 +613,7 @@ kir_each_buf(KNode *n, KBufFn fn, void *ctx)
 		break;
 	case K_store:
 	case K_mma_store:
+	case K_vstore:
 		fn(n, &n->buf, 1, ctx);
 		break;
 	case K_mma:
@@ -642,7 +660,7 @@ kir_each_var(const KNode *n, KVarFn fn, void *ctx)
 		return;
 	if (n->kind == K_loop || n->kind == K_let || n->kind == K_assign || n->kind == K_var)
 		fn(n, n->var, ctx);
-	for (int i = 0; n->kind == K_vload && i < n->ival; i++)
+	for (int i = 0; (n->kind == K_vload || n->kind == K_vstore) && i < n->ival; i++)
 		fn(n, n->var + i, ctx);
 	kir_each_var(n->a, fn, ctx);
 	kir_each_var(n->b, fn, ctx);
@@ -650,6 +668,26 @@ kir_each_var(const KNode *n, KVarFn fn, void *ctx)
 	kir_each_var(n->body, fn, ctx);
 	for (uint32_t i = 0; i < n->nkids; i++)
 		kir_each_var(n->kids[i], fn, ctx);
+}
+
+int
+kir_count_acc(const KNode *n)
+{
+	int m = 0, c;
+	if (!n)
+		return 0;
+	if (n->kind == K_mma_zero || n->kind == K_mma || n->kind == K_mma_store)
+		m = (int)n->ival + 1;
+	for (uint32_t i = 0; i < n->nkids; i++)
+		if ((c = kir_count_acc(n->kids[i])) > m)
+			m = c;
+	if (n->kind == K_loop || n->kind == K_if) {
+		if ((c = kir_count_acc(n->body)) > m)
+			m = c;
+		if (n->kind == K_if && (c = kir_count_acc(n->c)) > m)
+			m = c;
+	}
+	return m;
 }
 
 int

@@ -174,17 +174,22 @@ KNode *kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int 
 KNode *kir_cp_wait(Program *p);
 /* the vector load (kir.def): vars var .. var+n-1 = buf[idx .. idx+n) (n = 4), 0 where !pred */
 KNode *kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred);
+/* the vector store (kir.def): shared buf[idx .. idx+n) = vars var .. var+n-1 (n * the element
+ * size = 16 bytes) */
+KNode *kir_vstore(Program *p, int buf, KNode *idx, int var, int n);
 
 /* Call fn for every buffer reference under n, in tree order: the node, a pointer to the index
  * (fn may change it), and 1 for a store (K_store; the shared destinations of K_mma_store and
- * K_cp_async), 0 for a load (K_load; K_mma's A and B, K_cp_async's global source). */
+ * K_cp_async; K_vstore), 0 for a load (K_load; K_mma's A and B, K_cp_async's global source). */
 typedef void (*KBufFn)(KNode *n, int32_t *buf, int store, void *ctx);
 void kir_each_buf(KNode *n, KBufFn fn, void *ctx);
 /* Call fn for every variable reference under n, in tree order: the node and the variable (a
- * loop, let or assign defines it, K_var reads it, K_vload defines its ival variables; K_mma's
- * and K_cp_async's var is a buffer and is not visited). */
+ * loop, let or assign defines it, K_var reads it, K_vload defines its ival variables, K_vstore
+ * reads its ival variables; K_mma's and K_cp_async's var is a buffer and is not visited). */
 typedef void (*KVarFn)(const KNode *n, int var, void *ctx);
 void kir_each_var(const KNode *n, KVarFn fn, void *ctx);
+/* the highest tensor-core accumulator index (K_mma_zero, K_mma, K_mma_store) under n, plus one */
+int kir_count_acc(const KNode *n);
 /* 1 when a node of kind (KKind) is under n */
 int kir_contains(const KNode *n, int kind);
 

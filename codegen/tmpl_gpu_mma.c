@@ -502,13 +502,20 @@ typedef struct {
 	int64_t ace;
 	KNode *cam, *cak, *bkq, *bnn;
 	KNode *vrow[CL_VROWS][4]; /* the thread's rows of the voxel table, when few (else NULL) */
+	/* A row-major in the tile (As[m*lda + k]; tmpl_gpu_mma decides): the thread's A elements
+	 * are one run of `run` k (from qa*run) of its m, stored by 16-byte vstores */
+	int arow;
+	int64_t run;
 } Stage;
 
 /* tile coordinates of a thread's j-th A element: (mm, kk) */
 static void
 a_elem(Lower *L, const Stage *st, int j, KNode **mm, KNode **kk)
 {
-	if (st->g->a_kfast) {
+	if (st->arow) {
+		*mm = st->fa;
+		*kk = ix_add(L, ix_mul(L, st->qa, st->run), ix_c(L, j));
+	} else if (st->g->a_kfast) {
 		*kk = st->fa;
 		*mm = ix_add(L, ix_c(L, j * (st->t.nt / st->t.bk)), st->qa);
 	} else {
@@ -545,9 +552,11 @@ mul32(Lower *L, KNode *a, int64_t c)
  * step has one tap.  Per half h: the thread's validity (its m, the tap inside x, k < K) and
  * the x offset of (m, tap, ci0) once (in i32 where x allows: g->x32); then A element j (kk =
  * cj + qa, cj a constant) is x[base_h + (cj % 16)*DHW]: one predicated load at a constant
- * offset, no per-element table reads, compares or divisions.  With a load prologue each
- * loaded element goes through it (channel ci0 + qa + cj % 16); padding stays 0.  (B comes
- * from the tap-major copy of w, g->wt.) */
+ * offset, no per-element table reads, compares or divisions.  With a row-major A tile
+ * (st->arow) the thread's run of k (qa*run + j) lies in one or two halves of its own (kh =
+ * kbase + qa*run + 16h), element j at x[base_h + (j % 16)*DHW].  With a load prologue each
+ * loaded element goes through it (its channel); padding stays 0.  (B comes from the
+ * tap-major copy of w, g->wt.) */
 static void
 stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao)
 {
@@ -557,15 +566,20 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 	int64_t in[3] = {g->D, g->H, g->W}, sp[3] = {g->H * g->W, g->W, 1};
 	int64_t tk[3] = {g->k[0], g->k[1], g->k[2]};
 	KNode *ok[2], *base[2], *ciq[2], *to[3];
-	SEGC_ASSERT(st->t.bk / 16 <= 2);
-	for (int h = 0; h < st->t.bk / 16; h++) {
-		KNode *kh = lw_let(L, block, "kh", ix_add(L, kbase, ix_c(L, 16 * h)));
+	int nh = st->arow ? (int)((st->run + 15) / 16) : st->t.bk / 16;
+	SEGC_ASSERT(nh <= 2);
+	for (int h = 0; h < nh; h++) {
+		KNode *kh = ix_add(L, kbase, ix_c(L, 16 * h));
+		if (st->arow)
+			kh = ix_add(L, kh, ix_mul(L, st->qa, st->run));
+		kh = lw_let(L, block, "kh", kh);
 		KNode *k32 = lw_let(L, block, "kh32", kir_cast(p, KT_I32, kh));
 		KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, c32(L, g->Ci)));
 		KNode *ci0 = kir_bin(p, KB_REM, k32, c32(L, g->Ci));
 		split32(L, block, tap, tk, 3, to);
 		KNode *v = kir_bin(p, KB_AND, st->mok, bin(L, KB_LT, kh, g->K));
-		ciq[h] = lw_let(L, block, "ciq", add32(L, ci0, kir_cast(p, KT_I32, st->qa)));
+		ciq[h] = lw_let(L, block, "ciq",
+		                st->arow ? ci0 : add32(L, ci0, kir_cast(p, KT_I32, st->qa)));
 		KNode *off =
 		    g->x32 ? add32(L, st->ap.base32, mul32(L, ciq[h], dhw))
 		           : ix_add(L, st->ap.base, ix_mul(L, kir_cast(p, KT_I64, ciq[h]), dhw));
@@ -584,8 +598,8 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 	}
 	int xb = lw_buf(L, g->x);
 	for (int j = 0; j < st->t.bm * st->t.bk / st->t.nt; j++) {
-		int64_t cj =
-		    j * (st->t.nt / st->t.bm); /* kk = cj + qa, qa < nt/bm, which divides 16 */
+		/* kk = cj + qa, qa < nt/bm, which divides 16 (arow: kk = qa*run + j) */
+		int64_t cj = st->arow ? j : j * (st->t.nt / st->t.bm);
 		int h = (int)(cj / 16);
 		KNode *idx = g->x32 ? add32(L, base[h], c32(L, (cj % 16) * dhw))
 		                    : ix_add(L, base[h], ix_c(L, (cj % 16) * dhw));
@@ -659,7 +673,17 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 {
 	Program *p = L->p;
 	KNode *mm, *kk, *nn;
-	for (int j = 0; !st->acp && j < st->t.bm * st->t.bk / st->t.nt; j++) {
+	if (st->arow) { /* the thread's run: 16 bytes at a time (8 bf16 or 4 f32) */
+		int64_t vn = p->precision == KP_BF16 ? 8 : 4;
+		KNode *row = ix_add(L, ao, ix_add(L, ix_mul(L, st->fa, st->lda),
+		                                  ix_mul(L, st->qa, st->run)));
+		for (int64_t q = 0; q < st->run; q += vn) {
+			SEGC_ASSERT(st->ra[q + vn - 1] == st->ra[q] + vn - 1);
+			kir_append(p, block, kir_vstore(p, st->as, ix_add(L, row, ix_c(L, q)),
+			                                st->ra[q], (int)vn));
+		}
+	}
+	for (int j = 0; !st->acp && !st->arow && j < st->t.bm * st->t.bk / st->t.nt; j++) {
 		a_elem(L, st, j, &mm, &kk);
 		kir_append(p, block,
 		           kir_store(p, st->as,
@@ -850,8 +874,12 @@ step_mma(Lower *L, const Stage *st, KNode *block, KNode *wm, KNode *wn, KNode *a
 			kir_append(L->p, block, kir_block(L->p));
 		for (int i = 0; i < st->t.fm; i++)
 			for (int j = 0; j < st->t.fn; j++) {
-				KNode *a = ix_add(L, ix_add(L, ao, ix_add(L, wm, ix_c(L, 16 * i))),
-				                  ix_c(L, ks * st->lda));
+				KNode *wr = ix_add(L, wm, ix_c(L, 16 * i)), *a;
+				if (st->arow) /* A row-major: row wr, column ks */
+					a = ix_add(L, ao,
+					           ix_add(L, ix_mul(L, wr, st->lda), ix_c(L, ks)));
+				else
+					a = ix_add(L, ix_add(L, ao, wr), ix_c(L, ks * st->lda));
 				KNode *b =
 				    ix_add(L, ix_add(L, bo, ix_c(L, ks)),
 				           ix_mul(L, ix_add(L, wn, ix_c(L, 16 * j)), st->ldb));
@@ -861,12 +889,22 @@ step_mma(Lower *L, const Stage *st, KNode *block, KNode *wm, KNode *wn, KNode *a
 	}
 }
 
-/* shared bytes of tiling t (bytes per tile element esz); the pool of a double-buffered one */
+/* the leading dimension of a row-major A tile: rows of bk elements and 16 bytes (the 16-byte
+ * stores and the fragment loads of 8 consecutive rows then hit distinct banks) */
 static int64_t
-tiling_smem(const Tiling *t, int esz, int ktable)
+arow_ld(const Tiling *t, int esz)
+{
+	return t->bk + 16 / esz;
+}
+
+/* shared bytes of tiling t (bytes per tile element esz; A row-major where arow); the pool of a
+ * double-buffered one */
+static int64_t
+tiling_smem(const Tiling *t, int esz, int ktable, int arow)
 {
 	int64_t nb = t->dbuf ? 2 : 1, al = 128;
-	int64_t a = (nb * t->bk * (t->bm + 8) * esz + al - 1) / al * al;
+	int64_t at = arow ? t->bm * arow_ld(t, esz) : t->bk * (t->bm + 8);
+	int64_t a = (nb * at * esz + al - 1) / al * al;
 	int64_t b = (nb * t->bn * (t->bk + 8) * esz + al - 1) / al * al;
 	int64_t c = (int64_t)t->cc * (t->bm + 8) * 4, kt = ktable ? 2 * t->bk * 4 * 4 : 0;
 	if (!t->dbuf)
@@ -897,7 +935,7 @@ pick_tiling_cl(const Gemm *g, int bf, Tiling *t)
 	if (ke && (atoi(ke) == 16 || atoi(ke) == 32))
 		t->bk = atoi(ke);
 	if (t->bm * t->bk / t->nt > MAXA || (!g->xce && t->bn * t->bk / t->nt > MAXB) ||
-	    tiling_smem(t, bf ? 2 : 4, 0) + t->bn * 16 > 48 * 1024)
+	    tiling_smem(t, bf ? 2 : 4, 0, 0) + t->bn * 16 > 48 * 1024)
 		*t = (Tiling){128, 64, 64, 16, 2, 2, 1, 64};
 }
 
@@ -957,7 +995,7 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 	if (ke && (atoi(ke) == 16 || atoi(ke) == 32))
 		t->bk = atoi(ke);
 	if (t->bm * t->bk / t->nt > MAXA || t->bn * t->bk / t->nt > MAXB ||
-	    tiling_smem(t, esz, g->kind == G_CONV && !g->tapk) > 48 * 1024)
+	    tiling_smem(t, esz, g->kind == G_CONV && !g->tapk, 0) > 48 * 1024)
 		*t = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 }
 
@@ -1046,7 +1084,16 @@ tmpl_gpu_mma(Lower *L)
 	int bcp = cl ? g.xce != 0 : t.dbuf && g.tapk && cpm >= 1;
 	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro;
 	int64_t bm = t.bm, bn = t.bn, bk = t.bk, nt = t.nt, nbuf = t.dbuf ? 2 : 1;
-	int64_t lda = bm + 8, ldb = bk + 8, ldc = bm + 8, wrows = bm / (16 * t.fm);
+	/* $SEGC_MMA_AROW=1 (opt-in until a GPU has timed it): A row-major where a tap-major
+	 * conv's A goes through registers: each thread's run of k of its m is contiguous in the
+	 * tile, stored 16 bytes at a time instead of an element at a time (half the shared-store
+	 * wavefronts; bf16 activations packed as they are); the fragments load row-major */
+	const char *are = getenv("SEGC_MMA_AROW");
+	int arow = g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
+	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= 48 * 1024 && are && atoi(are) == 1;
+	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8, ldc = bm + 8;
+	int64_t wrows = bm / (16 * t.fm);
+	int64_t atile = arow ? bm * lda : bk * lda; /* elements of one A tile */
 	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn, ksp, kchunk;
 	/* statistics from the tiles (Group.stats) where they fit: then no split-K unless forced */
 	int stat = stats_fit(L, &g, &t);
@@ -1057,7 +1104,8 @@ tmpl_gpu_mma(Lower *L)
 	if (stat)
 		tmpl_tile_stats_setup(L, &sts, g.OD * g.OH * g.OW / bm, bm, g.N, g.Nb);
 	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
-	int as = kir_shared(p, k, tdt, nbuf * bk * lda, (int)lda, "As");
+	int as = kir_shared(p, k, tdt, nbuf * atile, (int)lda, "As");
+	k->bufs[as].arow = (uint8_t)arow;
 	int bs = kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
 	/* double-buffered: C (a chunk of cc columns) over the A and B tiles, after the K loop */
 	int cs = t.dbuf ? kir_shared_over(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs", as)
@@ -1134,7 +1182,10 @@ tmpl_gpu_mma(Lower *L)
 	Stage st = {&g, t,    th,   aoff, boff, m0,   n0,  lda, ldb, as,
 	            bs, NULL, NULL, NULL, NULL, NULL, {0}, {0}, {0}};
 	st.fa = lw_let(L, body, "fa", bin(L, KB_REM, th, g.a_kfast ? bk : bm));
-	st.qa = lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
+	/* (row-major A with nt == bm: 0, so that the gather's K terms, kh = kbase + qa*run + ..,
+	 * stay warp-uniform, in uniform registers: 96 -> 110 registers otherwise) */
+	st.qa = arow && nt == bm ? ix_c(L, 0)
+	                         : lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
 	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
 	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
 	if (!g.a_kfast) { /* m = m0 + th % bm for the whole tile: its gather terms too */
@@ -1145,6 +1196,8 @@ tmpl_gpu_mma(Lower *L)
 	for (int j = 0; !acp && j < bm * bk / nt; j++)
 		st.ra[j] = kir_var(p, k, KT_F32, "ra");
 	st.acp = acp;
+	st.arow = arow;
+	st.run = bm * bk / nt;
 	for (int j = 0; !bcp && j < bn * bk / nt; j++)
 		st.rb[j] = kir_var(p, k, KT_F32, "rb");
 	st.bcp = bcp;
@@ -1203,16 +1256,16 @@ tmpl_gpu_mma(Lower *L)
 		KNode *oth = lw_let(L, kb, "oth", kir_bin(p, KB_SUB, ix_c(L, 1), cur));
 		if (ktab)
 			slot = lw_let(L, kb, "slot", ix_mul(L, oth, bk * 4));
-		stage_load(L, &st, kb, next, slot, ix_mul(L, oth, bk * lda),
+		stage_load(L, &st, kb, next, slot, ix_mul(L, oth, atile),
 		           ix_mul(L, oth, bn * ldb));
 		if (bcp && !cl)
 			stage_cp_b(L, &st, kb, next, ix_mul(L, oth, bn * ldb), ce);
-		step_mma(L, &st, kb, wm, wn, lw_let(L, kb, "ac", ix_mul(L, cur, bk * lda)),
+		step_mma(L, &st, kb, wm, wn, lw_let(L, kb, "ac", ix_mul(L, cur, atile)),
 		         lw_let(L, kb, "bc", ix_mul(L, cur, bn * ldb)), kf);
 		if (ktab) /* slot cur held step k0's table, read before the last barrier */
 			k_table(L, &g, kb, th, ix_add(L, k0, ix_c(L, 2 * bk)),
 			        ix_mul(L, cur, bk * 4));
-		stage_store(L, &st, kb, ix_mul(L, oth, bk * lda), ix_mul(L, oth, bn * ldb));
+		stage_store(L, &st, kb, ix_mul(L, oth, atile), ix_mul(L, oth, bn * ldb));
 		if (bcp || acp)
 			kir_append(p, kb, kir_cp_wait(p));
 		kir_append(p, kb, kir_barrier(p));

@@ -443,6 +443,53 @@ segc_vload4(const float *s, bool p, float &x, float &y, float &z, float &w)
 	w = p ? s[3] : 0.f;
 }
 
+/* ---- the 16-byte vector stores to shared tiles (K_vstore) and bf16 pass-through variables:
+ * the element offset a multiple of 4 (f32) / 8 (bf16), checked as on the GPU (16 bytes), also
+ * where SEGC_EMU_EXACT's bf16 is 4 bytes ---- */
+static inline void
+segc_emu_vst_align(const void *d, size_t esz, int n)
+{
+	if (((uintptr_t)d / esz) % (size_t)n) {
+		fprintf(stderr, "emu_shim: vst%d to %p: not 16-byte aligned\n", n, d);
+		abort();
+	}
+}
+
+static inline __nv_bfloat16
+segc_emu_bf(float v)
+{
+	return __float2bfloat16(v);
+}
+
+static inline __nv_bfloat16
+segc_emu_bf(__nv_bfloat16 v)
+{
+	return v;
+}
+
+static inline __nv_bfloat16
+segc_bf16_zero(void)
+{
+	return __float2bfloat16(0.0f);
+}
+
+template <typename T>
+static inline void
+segc_vst8(__nv_bfloat16 *d, T a, T b, T c, T e, T f, T g, T h, T i)
+{
+	segc_emu_vst_align(d, sizeof *d, 8);
+	d[0] = segc_emu_bf(a), d[1] = segc_emu_bf(b), d[2] = segc_emu_bf(c);
+	d[3] = segc_emu_bf(e), d[4] = segc_emu_bf(f), d[5] = segc_emu_bf(g);
+	d[6] = segc_emu_bf(h), d[7] = segc_emu_bf(i);
+}
+
+static inline void
+segc_vst4(float *d, float a, float b, float c, float e)
+{
+	segc_emu_vst_align(d, sizeof *d, 4);
+	d[0] = a, d[1] = b, d[2] = c, d[3] = e;
+}
+
 static unsigned
 segc_emu_ncp_pending(unsigned t)
 {

@@ -208,11 +208,14 @@ done
 # at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
 # models at 2e-3 and 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
-# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16
+# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
+# the row-major A tile (SEGC_MMA_AROW=1: 16-byte vstores, bf16 activations packed as they are)
+# exact at bf16 under four tilings
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings --halo" \
 		"--precision tf32 --ops --models" \
-		"--precision bf16 --cases --models --halo"; do
+		"--precision bf16 --cases --models --halo" \
+		"--precision bf16 --exact --arow"; do
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
 		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"

@@ -17,15 +17,18 @@ tests/models/test_models.py, at the precision's tolerance.  The tiling follows $
 $SEGC_MMA_TILE / $SEGC_MMA_BK / $SEGC_MMA_SPLITK (codegen/tmpl_gpu_mma.c); --tilings runs the own
 cases under each main loop and tile (the cases are too small for the default to pick the large
 tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
-with more than one K step).
+with more than one K step).  --arow runs the tap-major conv cases with the row-major A tile
+(SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
+are) under four tilings, checking that the form is taken exactly where it applies.
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
-                           [--only SUBSTR]...
+                           [--tilings] [--halo] [--arow] [--only SUBSTR]...
 
 Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
 """
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +47,10 @@ import common  # noqa: E402
 import test_ops as T  # noqa: E402
 
 TOLS = {"tf32": 2e-3, "bf16": 2e-2}
+# --arow: SEGC_MMA_AROW=1 (the row-major A tile of tap-major convs, 16-byte vstores) with the
+# default tiling, 256 threads (each thread's k run in one half of a K step), K step 16 and the
+# single-buffered loop (tf32 without cp.async)
+AROW = [{}, {"SEGC_MMA_TILE": "128x128"}, {"SEGC_MMA_BK": "16"}, {"SEGC_MMA": "0"}]
 # --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
 TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
            {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
@@ -70,6 +77,7 @@ def conv(rng, label, ci, co, k, s, p, d, g, b, n, sp, mma, chain=False):
                 {"name": "out", "op": "add", "in": ["act", "x"]}]
         c = T.Case("conv3d", label, [("x", x)], body, ["out"], w, [ref.numpy()])
     c.K = ci // g * int(np.prod(kk))
+    c.tapk = g == 1 and ci % 16 == 0
     return c, mma
 
 
@@ -119,7 +127,7 @@ def prologue(rng, label, ci, co, k, s, p, n, sp):
              "attrs": {"cout": co, "kernel": k, "stride": s, "pad": p, "bias": True}}]
     weights = {"norm.weight": gam, "norm.bias": bet, "op.weight": w, "op.bias": b}
     c = T.Case("conv3d", label, [("x", x)], body, ["op"], weights, [ref.numpy()])
-    c.prologue, c.K = True, ci * k ** 3
+    c.prologue, c.K, c.tapk = True, ci * k ** 3, ci % 16 == 0
     return c, True
 
 
@@ -152,7 +160,7 @@ def stats(rng, label, ci, co, n, sp, fused, chain=False, groups=0):
              {"name": "op", "op": "leaky_relu", "attrs": {"slope": 0.01}}]
     weights = {"conv.weight": w, "conv.bias": b, "norm.weight": gam, "norm.bias": bet}
     c = T.Case("conv3d", label, [("x", x)], body, ["op"], weights, [ref.numpy()])
-    c.stats, c.K = fused, ci * 27
+    c.stats, c.K, c.tapk = fused, ci * 27, ci % 16 == 0
     return c, True
 
 
@@ -294,6 +302,16 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
+            if os.environ.get("SEGC_MMA_AROW") == "1" and used:
+                # the row-major A tile: tap-major convs whose A goes through registers (bf16,
+                # a prologue, or tf32 without cp.async: the single-buffered loop)
+                want = getattr(c, "tapk", False) and (
+                    os.environ["SEGC_PRECISION"] == "bf16" or pro or
+                    os.environ.get("SEGC_MMA") == "0")
+                got = re.search(r"segc_vst[48]\(b", open(src).read()) is not None
+                if got != want:
+                    ok = False
+                msg += ", A row-major" if got else ""
             sk = os.environ.get("SEGC_MMA_SPLITK")
             kk = getattr(c, "K", 0)
             if used and sk and not 16 < kk <= 32:
@@ -357,12 +375,14 @@ def main():
                     "each tiling a seventh of them, split-K a quarter, rotating)")
     ap.add_argument("--all-tilings", action="store_true",
                     help="with --tilings: every tensor-core case under every tiling")
+    ap.add_argument("--arow", action="store_true",
+                    help="the tensor-core cases under SEGC_MMA_AROW=1 (AROW tilings)")
     ap.add_argument("--halo", action="store_true",
                     help="the halo-tile form's cases, under SEGC_MMA_HALO=1")
     ap.add_argument("--only", action="append", default=[],
                     help="run only the cases whose label holds this (repeatable)")
     a = ap.parse_args()
-    if not (a.cases or a.ops or a.models or a.halo):
+    if not (a.cases or a.ops or a.models or a.halo or a.arow):
         a.cases = True
     tol = 1e-4 if a.exact else TOLS[a.precision]
     os.environ["SEGC"] = os.path.join(HERE, "segc_cuda.py")
@@ -384,6 +404,10 @@ def main():
     runs = [({}, todo)] if todo else []
     if a.halo:
         runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
+    if a.arow:  # the tap-major cases (and a column-major one) under each AROW tiling
+        cs = [(c, mma) for c, mma in own_cases()
+              if mma and (getattr(c, "tapk", False) or c.label.startswith("conv k3 p1"))]
+        runs += [(dict(env, SEGC_MMA_AROW="1"), cs) for env in AROW]
     if a.tilings:
         # every forced tiling runs a seventh of the tensor-core cases (rotating: each case
         # under one of the 7 tile and main-loop tilings; the two split-K tilings a quarter,

@@ -4,7 +4,8 @@
  * output captured: checks the kernel signature, the grid-stride loop, __ldg on read-only
  * buffers, the math calls and the launch schedule; block-mapped kernels (shared tiles,
  * __syncthreads, the tensor-core helpers, the SEGC_BLOCK_RUN wrapper, their schedule line);
- * warp shuffles (segc_shfl_xor as a let's value), row-major A tiles (segc_frag_ar_t); that a
+ * warp shuffles (segc_shfl_xor as a let's value), row-major A tiles (segc_frag_ar_t), vector
+ * stores to shared tiles and bf16 pass-through variables (segc_vst8/4, raw bf16); that a
  * LOOP_BLOCK loop without a thread loop, mma at fp32 or outside a block-mapped kernel, a
  * shuffle inside an expression or in a grid-stride kernel, and bad targets are refused with a
  * diagnostic; and, where NVRTC loads, that the host object is written (else that the error
@@ -168,6 +169,50 @@ prog_shfl(int form)
 	KNode *iff = kir_if(p, kir_bin(p, KB_EQ, kir_ref(p, k, tv), kir_i64(p, 0)));
 	kir_append(p, tl->body, iff);
 	kir_append(p, iff->body, kir_store(p, o, kir_ref(p, k, bv), kir_ref(p, k, sv)));
+	return p;
+}
+
+/* A block-mapped vector store (K_vstore): 2 blocks of 32 threads, each loads 8 (tile f32: 4)
+ * consecutive x elements into r0.. (0 past 400: zero, then an if), stores them to the shared
+ * tile T at th*8 by one vstore, barrier, out[blk*256 + th] = T[th].  xdt: x's dtype (bf16:
+ * the r's are bf16 pass-through variables); tdt: the tile's; mixed: r0 is also read by an
+ * add (then none of the vstore's variables is pass-through). */
+static Program *
+prog_vstore(int xdt, int tdt, int mixed)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0_conv3d", loc_none);
+	int vn = tdt == DT_BF16 ? 8 : 4;
+	p->precision = KP_BF16;
+	int x = addbuf(p, k, 1, 0, xdt, 512, 0);
+	int o = addbuf(p, k, 2, 0, DT_F32, 512, 1);
+	int ts = kir_shared(p, k, tdt, 32 * 8, 8, "T");
+	int bv = kir_var(p, k, KT_I64, "blk"), tv = kir_var(p, k, KT_I64, "th");
+	int r0 = kir_var(p, k, KT_F32, "r");
+	for (int i = 1; i < vn; i++)
+		kir_var(p, k, KT_F32, "r");
+	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 2), 1, LOOP_BLOCK);
+	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 32), 1, LOOP_THREAD);
+	kir_append(p, k->body, bl);
+	kir_append(p, bl->body, tl);
+	KNode *g = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, bv), kir_i64(p, 256)),
+	                   kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 8)));
+	for (int i = 0; i < vn; i++) {
+		KNode *gi = kir_bin(p, KB_ADD, g, kir_i64(p, i));
+		kir_append(p, tl->body, kir_let(p, k, r0 + i, kir_f32(p, 0)));
+		KNode *iff = kir_if(p, kir_bin(p, KB_LT, gi, kir_i64(p, 400)));
+		kir_append(p, tl->body, iff);
+		kir_append(p, iff->body, kir_assign(p, r0 + i, kir_load(p, k, x, gi)));
+	}
+	KNode *th8 = kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 8));
+	kir_append(p, tl->body, kir_vstore(p, ts, th8, r0, vn));
+	kir_append(p, tl->body, kir_barrier(p));
+	KNode *v = kir_load(p, k, ts, kir_ref(p, k, tv));
+	if (mixed)
+		v = kir_bin(p, KB_ADD, v, kir_ref(p, k, r0));
+	KNode *oi = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, bv), kir_i64(p, 256)),
+	                    kir_ref(p, k, tv));
+	kir_append(p, tl->body, kir_store(p, o, oi, v));
 	return p;
 }
 
@@ -435,6 +480,49 @@ main(void)
 		free(src);
 		freeprog(p);
 	}
+
+	/* vector stores to shared tiles; bf16 pass-through variables (codegen/cuda_range.c) */
+	p = prog_vstore(DT_BF16, DT_BF16, 0);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "\t__nv_bfloat16 v2_r;") && strstr(src, "\t__nv_bfloat16 v9_r;") &&
+	          strstr(src, "v2_r = segc_bf16_zero();") &&
+	          strstr(src, "v2_r = (__ldg(&b0[") && !strstr(src, "__bfloat162float(__ldg") &&
+	          strstr(src, "segc_vst8(b2 + ((v1_th * 8LL)), v2_r, v3_r, v4_r, v5_r, v6_r, v7_r, "
+	                      "v8_r, v9_r);"),
+	      "bf16 pass-through vstore:\n%s", src);
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "vstore bf16: %s", d.first);
+	free(src);
+	setenv("SEGC_CUDA_RAWBF16", "0", 1);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "\tfloat v2_r;") && strstr(src, "__bfloat162float(__ldg(&b0[") &&
+	          strstr(src, "segc_vst8(b2"),
+	      "SEGC_CUDA_RAWBF16=0:\n%s", src);
+	unsetenv("SEGC_CUDA_RAWBF16");
+	free(src);
+	freeprog(p);
+	for (int form = 0; form < 2; form++) { /* x f32; r0 read elsewhere: rounded pairs */
+		p = form ? prog_vstore(DT_BF16, DT_BF16, 1) : prog_vstore(DT_F32, DT_BF16, 0);
+		rc = emit(p, "cuda:sm_80", &src, &d, obj);
+		CHECK(strstr(src, "\tfloat v2_r;") && strstr(src, "\tfloat v9_r;") &&
+		          strstr(src, "v2_r = 0.0f;") && strstr(src, "segc_vst8(b2") &&
+		          strstr(src, "__floats2bfloat162_rn(a, b)"),
+		      "vstore form %d:\n%s", form, src);
+		CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "vstore %d: %s", form, d.first);
+		free(src);
+		freeprog(p);
+	}
+	p = prog_vstore(DT_F32, DT_F32, 0);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "segc_vst4(b2 + ((v1_th * 8LL)), v2_r, v3_r, v4_r, v5_r);"),
+	      "f32 vstore:\n%s", src);
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "vstore f32: %s", d.first);
+	free(src);
+	p->kernels[0].bufs[2].dtype = DT_BF16; /* 4 bf16: 8 bytes */
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(rc < 0 && strstr(d.first, "vstore other than 16 bytes"), "vstore of 8 bytes: %s",
+	      d.first);
+	free(src);
+	freeprog(p);
 
 	/* bf16 activations (memplan's act_bf16) in an elementwise kernel: converted on load,
 	 * saturated on store (segc_f2bf), the bf16 prelude emitted */
