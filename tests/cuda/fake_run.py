@@ -477,21 +477,12 @@ def scenario_env(name, j, npack):
 def main(argv):
     if argv and argv[0] == "--real":
         return real(argv[1:])
-    if argv and argv[0] == "--ranges-child":
+    children = {"--ranges-child": lambda: ranges_child(argv[1]),
+                "--real-child": lambda: real_child(argv[1]),
+                "--child": lambda: child(*argv[1:6])}
+    if argv and argv[0] in children:
         try:
-            return ranges_child(argv[1])
-        except AssertionError as ex:
-            print("error: %s" % ex)
-            return 1
-    if argv and argv[0] == "--real-child":
-        try:
-            return real_child(argv[1])
-        except AssertionError as ex:
-            print("error: %s" % ex)
-            return 1
-    if argv and argv[0] == "--child":
-        try:
-            return child(*argv[1:6])
+            return children[argv[0]]()
         except AssertionError as ex:
             print("error: %s" % ex)
             return 1
