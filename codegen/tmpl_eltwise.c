@@ -240,7 +240,7 @@ inj_slice(Lower *L)
 static int
 concat_in_place(Lower *L, ValueId in, const Type *t, int64_t axis, int64_t off)
 {
-	int64_t chunk = off * lw_stride(t, (int)axis) * dtype_size(t->dtype);
+	int64_t chunk;
 	int bi, bo;
 
 	if (L->g->nnodes != 1)
@@ -250,7 +250,10 @@ concat_in_place(Lower *L, ValueId in, const Type *t, int64_t axis, int64_t off)
 			return 0;
 	bi = lw_buf(L, in);
 	bo = lw_outbuf(L, L->root->out[0]);   /* may move L->k->bufs */
+	/* (bytes of the buffer's elements: bf16 activations are 2, not the f32 type's 4) */
+	chunk = off * lw_stride(t, (int)axis) * dtype_size(L->k->bufs[bo].dtype);
 	return L->k->bufs[bi].slot == L->k->bufs[bo].slot &&
+	       L->k->bufs[bi].dtype == L->k->bufs[bo].dtype &&
 	       L->k->bufs[bi].offset == L->k->bufs[bo].offset + chunk;
 }
 
