@@ -218,7 +218,7 @@ done
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
 # conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
 # the row-major A tile (SEGC_MMA_AROW=1: 16-byte vstores, bf16 activations packed as they are)
-# exact at bf16 under four tilings
+# exact at bf16 under five tilings (split-K among them)
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings --halo" \
 		"--precision tf32 --ops --models" \

@@ -19,7 +19,7 @@ cases under each main loop and tile (the cases are too small for the default to 
 tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
 with more than one K step).  --arow runs the tap-major conv cases with the row-major A tile
 (SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
-are) under four tilings, checking that the form is taken exactly where it applies.
+are) under five tilings (AROW), checking that the form is taken exactly where it applies.
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
                            [--tilings] [--halo] [--arow] [--only SUBSTR]...
@@ -48,9 +48,10 @@ import test_ops as T  # noqa: E402
 
 TOLS = {"tf32": 2e-3, "bf16": 2e-2}
 # --arow: SEGC_MMA_AROW=1 (the row-major A tile of tap-major convs, 16-byte vstores) with the
-# default tiling, 256 threads (each thread's k run in one half of a K step), K step 16 and the
-# single-buffered loop (tf32 without cp.async)
-AROW = [{}, {"SEGC_MMA_TILE": "128x128"}, {"SEGC_MMA_BK": "16"}, {"SEGC_MMA": "0"}]
+# default tiling, 256 threads (each thread's k run in one half of a K step), K step 16 (runs of
+# 8 with 64 x 64), the single-buffered loop (tf32 without cp.async) and split-K forced to 3
+AROW = [{}, {"SEGC_MMA_TILE": "128x128"}, {"SEGC_MMA_BK": "16"}, {"SEGC_MMA": "0"},
+        {"SEGC_MMA_SPLITK": "3"}]
 # --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
 TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
            {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
