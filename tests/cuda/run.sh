@@ -218,12 +218,13 @@ done
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
 # conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
 # the row-major A tile (SEGC_MMA_AROW=1: 16-byte vstores, bf16 activations packed as they are)
-# exact at bf16 under five tilings (split-K among them)
+# exact at bf16 under five tilings (split-K among them), and its tap-major cases at tf32 (f32
+# tiles: 4-float vstores; taken with a prologue or the single-buffered loop)
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings --halo" \
 		"--precision tf32 --ops --models" \
 		"--precision bf16 --cases --models --halo" \
-		"--precision bf16 --exact --arow"; do
+		"--precision bf16 --exact --arow" "--precision tf32 --exact --arow --only tap-major"; do
 		# shellcheck disable=SC2086
 		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
 		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"

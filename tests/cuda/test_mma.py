@@ -19,7 +19,8 @@ cases under each main loop and tile (the cases are too small for the default to 
 tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
 with more than one K step).  --arow runs the tap-major conv cases with the row-major A tile
 (SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
-are) under five tilings (AROW), checking that the form is taken exactly where it applies.
+are) under five tilings (AROW: every case with the default, half of them under each other),
+checking that the form is taken exactly where it applies.
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
                            [--tilings] [--halo] [--arow] [--only SUBSTR]...
@@ -408,7 +409,11 @@ def main():
     if a.arow:  # the tap-major cases (and a column-major one) under each AROW tiling
         cs = [(c, mma) for c, mma in own_cases()
               if mma and (getattr(c, "tapk", False) or c.label.startswith("conv k3 p1"))]
-        runs += [(dict(env, SEGC_MMA_AROW="1"), cs) for env in AROW]
+        # every case with the default tiling, half of them (alternating) under each other
+        # (--all-tilings: every case under every tiling)
+        runs += [(dict(env, SEGC_MMA_AROW="1"),
+                  [cm for j, cm in enumerate(cs) if a.all_tilings or i == 0 or (i + j) % 2 == 0])
+                 for i, env in enumerate(AROW)]
     if a.tilings:
         # every forced tiling runs a seventh of the tensor-core cases (rotating: each case
         # under one of the 7 tile and main-loop tilings; the two split-K tilings a quarter,
