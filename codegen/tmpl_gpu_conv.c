@@ -25,6 +25,9 @@
  *   matmul       y[b, m, n] = sum_k A[b, m, k] B[b, k, n]: thread = (batch, m tile, n block,
  *                lane) with n = block*OB*LW + j*LW + lane (LW = min(32, N) lanes): B loads
  *                are coalesced over lanes, A loads are warp-uniform; tile RB rows x OB cols.
+ * A conv3d whose group has a norm's statistics (Group.stats) computes them from its threads'
+ * outputs where whole warps share one (n, od, channel block, oh tile): the launch is then
+ * block-mapped (simt_stats).
  * A conv3d root with a load prologue (Group.pro, docs/codegen.md) reads the prologue's
  * source and applies the chain once per loaded x element (its per-channel operands loaded
  * once per input channel); out-of-bounds taps stay 0.  Other roots have no prologue.
@@ -46,6 +49,7 @@ enum {
 	SPLIT_MAX = 16,   /* chunks, at most */
 	LANES = 32,       /* a warp */
 	FILL = 132 * 512, /* threads wanted per launch: 132 SMs x 4 blocks of 128 */
+	STATS_T = 128,    /* threads per block of a conv3d with statistics (simt_stats) */
 };
 
 typedef Conv GConv;
@@ -216,6 +220,56 @@ out5(Lower *L, KNode *body, KNode *cond, KNode *n, KNode *co, KNode *od, KNode *
 
 /* ---- conv3d: register-blocked direct convolution ---- */
 
+/* Conv statistics (Group.stats) from the threads' outputs, where gpu_conv3d's launch is block-
+ * mapped (simt_stats_fit): each warp holds 32 consecutive ow of one (n, od, channel block, oh
+ * tile).  Per channel j a thread's mean over its ph values vals[j*ph + i] and the squares about
+ * it, merged across the warp by shuffles (masks 1 .. 16: each side then holds ph*m values, so
+ * Chan's formula has equal counts), lane 0's to scratch: partial g = (od*oht + oh tile)*OW/32
+ * + ow/32 of the (n, channel) in ts, merged after the conv by tmpl_tile_stats_merge. */
+static void
+simt_stats(Lower *L, const TileStats *ts, KNode *body, const GConv *cv, const ChBlk *c,
+           KNode *const *vals, int64_t ph, int64_t oht, KNode *const *idx, KNode *th)
+{
+	Program *p = L->p;
+	Kernel *k = L->k;
+	KNode *g = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, idx[2], oht), idx[4]), cv->OW / LANES),
+	                  idiv(L, idx[5], LANES));
+	g = lw_let(L, body, "sg", g);
+	KNode *lane0 = kir_if(p, kir_bin(p, KB_EQ, irem(L, th, LANES), ix_c(L, 0)));
+	for (int64_t j = 0; j < c->cob; j++) {
+		KNode *s = vals[j * ph], *q = NULL;
+		for (int64_t i = 1; i < ph; i++)
+			s = kir_bin(p, KB_ADD, s, vals[j * ph + i]);
+		int mv = kir_var(p, k, KT_F32, "smu"), m2 = kir_var(p, k, KT_F32, "sm2");
+		kir_append(p, body, kir_let(p, k, mv, kir_bin(p, KB_MUL, s, kir_f32(p, 1.0 / ph))));
+		for (int64_t i = 0; i < ph; i++) {
+			KNode *d = lw_let(L, body, "sd",
+			                  kir_bin(p, KB_SUB, vals[j * ph + i], kir_ref(p, k, mv)));
+			KNode *dd = kir_bin(p, KB_MUL, d, d);
+			q = q ? kir_bin(p, KB_ADD, q, dd) : dd;
+		}
+		kir_append(p, body, kir_let(p, k, m2, q));
+		for (int m = 1; m < LANES; m *= 2) {
+			KNode *mr = kir_ref(p, k, mv), *qr = kir_ref(p, k, m2);
+			KNode *om = lw_let(L, body, "som", kir_shfl(p, mr, m));
+			KNode *o2 = lw_let(L, body, "so2", kir_shfl(p, qr, m));
+			KNode *d = lw_let(L, body, "sd", kir_bin(p, KB_SUB, om, mr));
+			KNode *w = kir_bin(p, KB_MUL, kir_bin(p, KB_MUL, d, d),
+			                   kir_f32(p, (double)ph * m * 0.5));
+			KNode *sum = kir_bin(p, KB_ADD, kir_bin(p, KB_ADD, qr, o2), w);
+			kir_append(p, body, kir_assign(p, m2, sum));
+			KNode *half = kir_f32(p, 0.5);
+			KNode *mean = kir_bin(p, KB_MUL, kir_bin(p, KB_ADD, mr, om), half);
+			kir_append(p, body, kir_assign(p, mv, mean));
+		}
+		KNode *e = ix_add(L, ix_mul(L, idx[1], cv->Co), c->co[j]);
+		e = lw_let(L, lane0->body, "se", ix_add(L, ix_mul(L, e, ts->G), g));
+		kir_append(p, lane0->body, kir_store(p, ts->s0, e, kir_ref(p, k, mv)));
+		kir_append(p, lane0->body, kir_store(p, ts->s1, e, kir_ref(p, k, m2)));
+	}
+	kir_append(p, body, lane0);
+}
+
 /* the second loop of a split reduction: out = bias + the ns partial sums in scratch pb
  * ([ns] x the output, row-major), one thread per output element, ow fastest */
 static int
@@ -282,11 +336,27 @@ gpu_conv3d(Lower *L, const GConv *cv)
 	int inner = oht * cv->OW >= LANES;
 	int64_t CB = cv->groups * c.cbg;
 	int64_t dims[6] = {ns, cv->N, inner ? cv->OD : CB, inner ? CB : cv->OD, oht, cv->OW};
-	KNode *idx[6];
+	KNode *idx[6], *body, *th = NULL;
 	int pb = ns > 1
 	             ? lw_scratch(L, DT_F32, ns * type_numel(lw_type(L, L->root->out[0])), "part")
 	             : -1;
-	KNode *body = lw_nest(L, dims, 6, 0, idx);
+	/* the statistics of a norm that follows (Group.stats) from the threads' outputs
+	 * (simt_stats): whole warps of one (n, od, channel block, oh tile), >= 32 partials per
+	 * (batch, channel); else ($SEGC_SIMT_STATS=0 too) the moments' own loops after the conv */
+	int64_t T = cv->N * cv->OD * CB * oht * cv->OW, G = cv->OD * oht * (cv->OW / LANES);
+	const char *sse = getenv("SEGC_SIMT_STATS");
+	int st = lw_stats(L) && ns == 1 && inner && cv->cog % c.cob == 0 && cv->OH % ph == 0 &&
+	         cv->OW % LANES == 0 && T % STATS_T == 0 && G >= 32 && !(sse && atoi(sse) == 0);
+	TileStats ts = {0};
+	if (st) {
+		KNode *blk;
+		tmpl_tile_stats_setup(L, &ts, G, LANES * ph, cv->Co, cv->N);
+		body = lw_block_loop(L, "blk", T / STATS_T, STATS_T, &blk, &th)->body;
+		KNode *t = lw_let(L, body, "t", ix_add(L, ix_mul(L, blk, STATS_T), th));
+		lw_unflatten(L, body, t, dims, 6, idx);
+	} else {
+		body = lw_nest(L, dims, 6, 0, idx);
+	}
 	KNode *sp = idx[0], *n = idx[1], *od = inner ? idx[2] : idx[3],
 	      *cb = inner ? idx[3] : idx[2];
 	KNode *ow = idx[5];
@@ -383,7 +453,7 @@ gpu_conv3d(Lower *L, const GConv *cv)
 
 	lw_prologue_unhoist(L);
 	/* the epilogue per output element, or the partial sums of chunk sp */
-	KNode *pbase = NULL;
+	KNode *pbase = NULL, *vals[ACC_MAX];
 	if (ns > 1) {
 		KNode *e = ix_add(L, ix_mul(L, sp, cv->N), n);
 		e = ix_add(L, ix_mul(L, e, cv->Co), c.co[0]);
@@ -401,6 +471,7 @@ gpu_conv3d(Lower *L, const GConv *cv)
 				if (out5(L, body, cond, n, c.co[j], od, oh, ow, acc[j * ph + i]) <
 				    0)
 					return -1;
+				vals[j * ph + i] = L->out_val; /* (want_val: the stored value) */
 				continue;
 			}
 			KNode *b = body;
@@ -414,6 +485,10 @@ gpu_conv3d(Lower *L, const GConv *cv)
 			           kir_store(L->p, pb, ix_add(L, pbase, ix_c(L, off)),
 			                     kir_ref(L->p, L->k, acc[j * ph + i])));
 		}
+	if (st) {
+		simt_stats(L, &ts, body, cv, &c, vals, ph, oht, idx, th);
+		return tmpl_tile_stats_merge(L, &ts);
+	}
 	return ns > 1 ? conv_split_sum(L, cv, pb, ns) : 0;
 }
 

@@ -6,7 +6,10 @@ forms (docs/cuda.md, "GPU forms: convolution"): output channels not divisible by
 tile (partial blocks), output rows not divisible by the row tile, depthwise and grouped,
 stride 2, dilation 2, 1^3, 5^3 and 7^3 kernels, tiny spatial sizes (1x1x1), batch 2, rows and
 columns of a GEMM not divisible by its tile, batch broadcasting, and fused epilogues after
-each form.  Every case is compiled with SEGC_GPU_FILL=1 (the forms keep their largest tiles
+each form; conv3d followed by an instance or group norm, whose statistics the conv computes
+from its threads' outputs where whole warps share one (n, od, channel block, oh tile) (the
+source must have the warp-merged means, "_smu =", exactly there) and else runs as the
+moments' own loops.  Every case is compiled with SEGC_GPU_FILL=1 (the forms keep their largest tiles
 on these small shapes) and the cases marked "fill" once more with the default (tiles shrunk,
 or conv3d's input channels split in chunks, to fill the GPU).  On the CPU (the normal suite)
 they are ordinary op cases; through tests/cuda/segc_cuda.py they run the GPU forms in the
@@ -56,6 +59,14 @@ def conv_cases(rng):
         (37, 12, 3, 1, 1, 1, 1, True, 1, (3, 4, 5), "relu,fill"),
         (32, 10, 3, 2, 1, 1, 2, False, 2, (3, 5, 4), "res,fill"),
         (24, 9, 1, 1, 0, 1, 1, True, 1, (2, 3, 3), "fill"),
+        # a norm after the conv: its statistics from the threads (32 partials per channel of
+        # 8 rows x 32 ow; group norm: 2 channels a group, batch 2; an epilogue before the
+        # norm), or (ow not a multiple of 32; a partial channel block) the moments' loops
+        (4, 8, 3, 1, 1, 1, 1, True, 1, (32, 8, 32), "in,fill"),
+        (6, 8, 3, 1, 1, 1, 1, False, 2, (16, 16, 32), "gn4"),
+        (4, 16, 3, 1, 1, 1, 1, True, 1, (32, 8, 32), "relu-in"),
+        (4, 8, 3, 1, 1, 1, 1, True, 1, (4, 6, 20), "in"),
+        (4, 11, 3, 1, 1, 1, 1, True, 1, (32, 8, 32), "in"),
     ]
     for i, (ci, co, k, s, p, d, g, b, n, sp, tail) in enumerate(specs):
         m = nn.Conv3d(ci, co, k, stride=s, padding=p, dilation=d, groups=g, bias=b)
@@ -86,6 +97,29 @@ def tail_case(op, label, x, attrs, y, w, tail, rng):
     if tail == "relu":
         body = [node, {"name": "r", "op": "relu", "in": ["op"]}]
         return base.Case(op, label + " +relu", [("x", x)], body, ["r"], w, [np.maximum(y, 0)])
+    if tail in ("in", "gn4", "relu-in"):  # [leaky_relu ->] instance / group norm -> lrelu
+        co = y.shape[1]
+        gam, bet = 1 + 0.2 * base.randn(rng, (co,)), 0.2 * base.randn(rng, (co,))
+        h = t(y)
+        body = [node]
+        if tail == "relu-in":
+            h = torch.nn.functional.leaky_relu(h, 0.01)
+            body.append({"name": "a0", "op": "leaky_relu", "attrs": {"slope": 0.01}})
+        if tail == "gn4":
+            h = torch.nn.functional.group_norm(h, 4, weight=t(gam), bias=t(bet))
+            body.append({"name": "norm", "op": "group_norm", "attrs": {"groups": 4,
+                                                                         "affine": True}})
+        else:
+            h = torch.nn.functional.instance_norm(h, weight=t(gam), bias=t(bet))
+            body.append({"name": "norm", "op": "instance_norm", "attrs": {"affine": True}})
+        body.append({"name": "r", "op": "leaky_relu", "attrs": {"slope": 0.01}})
+        ref = torch.nn.functional.leaky_relu(h, 0.01).numpy()
+        ws = dict(w, **{"norm.weight": gam, "norm.bias": bet})
+        c = base.Case(op, label + " +" + tail, [("x", x)], body, ["r"], ws, [ref])
+        # statistics from the threads: ow % 32 == 0 and whole channel blocks (tmpl_gpu_conv.c
+        # pick_cob: all channels up to 8, else a divisor in 8 .. 4)
+        c.stats = y.shape[-1] % 32 == 0 and (co <= 8 or any(co % b == 0 for b in range(4, 9)))
+        return c
     if tail == "gate":  # y * sigmoid(y)
         body = [node, {"name": "s", "op": "sigmoid", "in": ["op"]},
                 {"name": "r", "op": "mul", "in": ["op", "s"]}]
@@ -169,17 +203,27 @@ def all_cases():
             d = base.Case(c.op, c.label + " default-fill", c.inputs, c.body, c.outputs,
                           c.weights, c.ref)
             d.default_fill = True
+            if hasattr(c, "stats"):
+                d.stats = c.stats
             again.append(d)
     return cs + again
 
 
 def run_case(c, d, interp, engine):
-    """base.run_case with SEGC_GPU_FILL=1 unless the case asks for the default"""
+    """base.run_case with SEGC_GPU_FILL=1 unless the case asks for the default; through the
+    CUDA emulation, a norm's statistics from the conv's threads exactly where expected"""
     old = os.environ.pop("SEGC_GPU_FILL", None)
     if not getattr(c, "default_fill", False):
         os.environ["SEGC_GPU_FILL"] = "1"
     try:
-        return _run_case(c, d, interp, engine)
+        ok, msg = _run_case(c, d, interp, engine)
+        src = os.path.join(d, "engine.so.emu.cu")
+        want = getattr(c, "stats", None)
+        if ok and want is not None and engine and os.path.exists(src):
+            got = "_smu =" in open(src).read()
+            ok = got == want
+            msg += ", statistics %s the threads" % ("from" if got else "not from")
+        return ok, msg
     finally:
         os.environ.pop("SEGC_GPU_FILL", None)
         if old is not None:
