@@ -454,7 +454,11 @@ def cases_upsample(rng):
              # trilinear on the CPU is separable; the w blend runs 16 / 16 / 4 lanes here
              ("trilinear", 2.0, None, False, (3, 4, 8)),
              ("trilinear", 2.0, None, True, (2, 3, 16)),
-             ("trilinear", None, (5, 6, 12), True, (3, 4, 6))]
+             ("trilinear", None, (5, 6, 12), True, (3, 4, 6)),
+             # exactly 2 on every axis (a GPU form of its own: 2 x 2 x 2 outputs a thread),
+             # a size-1 axis, by size
+             ("trilinear", 2.0, None, False, (4, 1, 7)),
+             ("trilinear", None, (6, 10, 4), False, (3, 5, 2))]
     for i, (mode, sc, sz, ac, sp) in enumerate(specs):
         x = randn(rng, (1, 3) + sp)
         kw = {"mode": mode}
