@@ -174,7 +174,8 @@ up2_gpu(Lower *L, int align)
 	KNode *v[3][3][2], *u[3][2][2];
 	for (int dr = 0; dr < 3; dr++)
 		for (int hr = 0; hr < 3; hr++) {
-			KNode *row = lw_simple(L, body, ix_add(L, xbase, ix_add(L, nb[0][dr], nb[1][hr])));
+			KNode *row = ix_add(L, xbase, ix_add(L, nb[0][dr], nb[1][hr]));
+			row = lw_simple(L, body, row);
 			KNode *x[3];
 			for (int wr = 0; wr < 3; wr++)
 				x[wr] = lw_let(L, body, "x",
