@@ -214,10 +214,12 @@ cr_raw_vars(Arena *a, const Kernel *k, const KNode *top)
 {
 	RawScan r = {k, arena_zalloc(a, k->nvars + 1), arena_zalloc(a, k->nvars + 1)};
 	const char *env = getenv("SEGC_CUDA_RAWBF16"); /* 0: off (A/B) */
+	if (env && strcmp(env, "0") == 0)
+		return r.used; /* none */
 	kir_each_var(top, raw_scan, &r);
 	while (raw_mixed(top, r.bad))
 		;
 	for (uint32_t v = 0; v < k->nvars; v++)
-		r.used[v] = r.used[v] && !r.bad[v] && !(env && strcmp(env, "0") == 0);
+		r.used[v] = r.used[v] && !r.bad[v];
 	return r.used;
 }

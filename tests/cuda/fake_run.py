@@ -407,9 +407,10 @@ def stats_of(drv):
     return dict(zip(STATS, out))
 
 
-def build_fakes(j):
-    """the fake driver, and one without the graph symbols, under j("lib"), j("lib-old")"""
-    for lib, flags in (("lib", []), ("lib-old", ["-DFAKE_NO_GRAPHS"])):
+def build_fakes(j, old=True):
+    """the fake driver under j("lib"), and (old) one without the graph symbols under
+    j("lib-old")"""
+    for lib, flags in (("lib", []), ("lib-old", ["-DFAKE_NO_GRAPHS"]))[:2 if old else 1]:
         os.mkdir(j(lib))
         subprocess.check_call(["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror"] + flags +
                               ["-o", j(lib, "libcuda.so.1"),
@@ -422,7 +423,7 @@ def ranges(segc):
     tmp = tempfile.mkdtemp(prefix="segc-fake-")
     j = lambda *p: os.path.join(tmp, *p)
     try:
-        build_fakes(j)
+        build_fakes(j, old=False)
         with open(j("ranges.json"), "w") as f:
             json.dump(RANGES_GRAPH, f)
         subprocess.check_call([sys.executable, os.path.join(HERE, "segc_cuda.py"),
