@@ -1206,14 +1206,22 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
  * Measured on an H100 at 128^3 (docs/cuda.md, "Lanes"): 2 lanes take the elementwise kernels
  * (the normalize-activation passes) from 49-58% to 72-83% of HBM bandwidth; they slow the
  * reductions (a moments pass already has fewer threads than the GPU holds) and the gathers
- * (upsample), and 4 lanes gain less than 2. */
+ * (upsample), and 4 lanes gain less than 2.  An elementwise kernel that writes only 16-bit
+ * buffers (bf16 activations) moves half the bytes per load: it gets $SEGC_CUDA_ILP16 lanes
+ * (default 4; at 2 the bf16 passes reached 38-52% of HBM bandwidth). */
 static int
 ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 {
 	const char *s = getenv("SEGC_CUDA_ILP"), *m = getenv("SEGC_CUDA_ILP_MIN");
-	int u = s ? atoi(s) : 0; /* an unreadable value, like none, means the class rule */
-	if (u < 1 || u > 8)
-		u = strcmp(cg_kernel_class(e->k->name), "elementwise") ? 1 : 2;
+	const char *s16 = getenv("SEGC_CUDA_ILP16");
+	int u = s ? atoi(s) : 0, narrow = 1; /* an unreadable value, like none: the class rule */
+	for (uint32_t b = 0; b < e->k->nbufs; b++)
+		if (e->k->bufs[b].written && !e->k->bufs[b].shared)
+			narrow &= elemsize(e->k->bufs[b].dtype) == 2;
+	if ((u < 1 || u > 8) && !strcmp(cg_kernel_class(e->k->name), "elementwise"))
+		u = !narrow ? 2 : s16 && atoi(s16) >= 1 && atoi(s16) <= 8 ? atoi(s16) : 4;
+	else if (u < 1 || u > 8)
+		u = 1;
 	if (u < 2 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
 		return 1;
 	uint8_t *scalar = arena_zalloc(e->p->arena, e->k->nvars + 1);

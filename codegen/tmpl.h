@@ -176,10 +176,13 @@ typedef struct {
 /* fills ts (its scratch for `batch` elements) and sets L->want_val */
 void tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t G, int64_t rows, int64_t N,
                            int64_t batch);
+/* threads per column of tmpl_tile_stats: the largest power of two <= 32 with tpc * cols <=
+ * nt and rows % tpc == 0; 0 where cols > nt (no statistics) */
+int64_t tmpl_tile_stats_tpc(int64_t nt, int64_t cols, int64_t rows);
 /* In block, every thread (th < nt): a barrier, then the statistics of one tile (index tile,
  * over all batch elements) whose cols columns, channels c0.., lie in the shared f32 array cs
- * (voxel r, column c at r + c*ldc; the epilogue stores L->out_val there): nt / cols threads
- * per column (a power of two <= 32), the tile's mean and M2 per channel < N to s0, s1. */
+ * (voxel r, column c at r + c*ldc; the epilogue stores L->out_val there): tpc threads per
+ * column (tmpl_tile_stats_tpc), the tile's mean and M2 per channel < N to s0, s1. */
 void tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t nt,
                      int64_t cols, KNode *tile, KNode *c0, int cs, int64_t ldc);
 /* the last loop: the partials merged into mom's outputs; sets L->stats_done */

@@ -567,22 +567,33 @@ tmpl_tile_stats_setup(Lower *L, TileStats *ts, int64_t G, int64_t rows, int64_t 
 	ts->s1 = lw_scratch(L, DT_F32, batch * ts->N * ts->G, "sm2");
 }
 
-/* tpc = nt / cols consecutive threads per column, each summing every tpc-th row (bank-
- * conflict-free where tpc = 8), combined by shuffles; two passes (the mean, then the squares
- * about it, so no cancellation); the column's first thread stores them */
+int64_t
+tmpl_tile_stats_tpc(int64_t nt, int64_t cols, int64_t rows)
+{
+	int64_t tpc = 1;
+	while (tpc * 2 * cols <= nt && tpc * 2 <= WARP && rows % (tpc * 2) == 0)
+		tpc *= 2;
+	return tpc * cols <= nt ? tpc : 0;
+}
+
+/* tpc consecutive threads per column (tmpl_tile_stats_tpc), each summing every tpc-th row
+ * (bank-conflict-free where tpc = 8), combined by shuffles; two passes (the mean, then the
+ * squares about it, so no cancellation); the column's first thread stores them.  Where the
+ * columns take fewer than nt threads (48 columns of 128 threads: 96), the threads past them
+ * sum the last column again and store nothing (every thread shuffles: kir.def) */
 void
 tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t nt, int64_t cols,
                 KNode *tile, KNode *c0, int cs, int64_t ldc)
 {
 	Program *p = L->p;
-	int64_t tpc = nt / cols, rows = ts->rows / tpc;
-	SEGC_ASSERT(tpc * cols == nt && tpc <= WARP && !(tpc & (tpc - 1)));
-	SEGC_ASSERT(rows * tpc == ts->rows);
+	int64_t tpc = tmpl_tile_stats_tpc(nt, cols, ts->rows), rows = tpc ? ts->rows / tpc : 0;
+	SEGC_ASSERT(tpc && rows * tpc == ts->rows);
+	kir_append(p, block, kir_barrier(p));
 	KNode *col = lw_let(L, block, "sc", bin(L, KB_DIV, th, ix_c(L, tpc)));
 	KNode *j = lw_let(L, block, "sj", bin(L, KB_REM, th, ix_c(L, tpc)));
-	KNode *base = lw_let(L, block, "sb", ix_add(L, j, ix_mul(L, col, ldc)));
+	KNode *rc = tpc * cols < nt ? kir_bin(p, KB_MIN, col, ix_c(L, cols - 1)) : col;
+	KNode *base = lw_let(L, block, "sb", ix_add(L, j, ix_mul(L, rc, ldc)));
 	KNode *mean = NULL, *a = NULL, *r;
-	kir_append(p, block, kir_barrier(p));
 	for (int pass = 0; pass < 2; pass++) {
 		a = lw_let(L, block, pass ? "sq" : "ss", f32c(L, 0));
 		KNode *lp = lw_loop(L, block, "sr", ix_c(L, 0), ix_c(L, rows), LOOP_SERIAL, &r);
@@ -600,8 +611,10 @@ tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int64_t 
 			mean = lw_let(L, block, "smu", bin(L, KB_MUL, a, f32c(L, 1.0 / ts->rows)));
 	}
 	KNode *n = lw_let(L, block, "sn", ix_add(L, c0, col));
-	KNode *iff = kir_if(
-	    p, bin(L, KB_AND, bin(L, KB_EQ, j, ix_c(L, 0)), bin(L, KB_LT, n, ix_c(L, ts->N))));
+	KNode *ok = bin(L, KB_AND, bin(L, KB_EQ, j, ix_c(L, 0)), bin(L, KB_LT, n, ix_c(L, ts->N)));
+	if (tpc * cols < nt)
+		ok = bin(L, KB_AND, ok, bin(L, KB_LT, col, ix_c(L, cols)));
+	KNode *iff = kir_if(p, ok);
 	kir_append(p, block, iff);
 	KNode *bt = bin(L, KB_DIV, tile, ix_c(L, ts->G));
 	KNode *at = lw_let(L, iff->body, "sat",

@@ -211,15 +211,32 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	ok "unet3d halo $prec $arch: $nh halo-tile tap steps, cubin ok"
 done
 
+# the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
+# 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
+# 32, 48, 64, 96 (the Bs tile, two stages of bn rows of 40, says bn); SEGC_MMA_T48=0: 256 x 64
+# for 48, 128 x 128 for 96
+for want in "32 32" "48 48" "64 64" "96 96" "48 64 0" "96 128 0"; do
+	set -- $want
+	bs=$(SEGC_MMA_T48=${3:-1} $SEGC graphs/tiny.json -D in_ch=16 -D C=$1 -D size=48 \
+		--target cuda:sm_90 --precision=bf16 --emit=kernels 2>&1 |
+		awk '/^kernel/ { k = $0 } /Bs shared/ && k ~ /body\/3/ { print $5 }')
+	if [ "$bs" = "[$((2 * $2 * 40))]" ]; then
+		ok "conv tile: Co $1 -> N tile $2${3:+ (SEGC_MMA_T48=0)}"
+	else
+		bad "conv tile: Co $1: Bs $bs, expected N tile $2${3:+ (SEGC_MMA_T48=0)}"
+	fi
+done
+
 # tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
 # with tf32/bf16 rounding): its own GEMM cases exact at tf32 (indexing at 1e-4) and rounded
 # at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
 # models at 2e-3 and 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
 # conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
-# the row-major A tile (SEGC_MMA_AROW=1: 16-byte vstores, bf16 activations packed as they are)
-# exact at bf16 under five tilings (split-K among them), and its tap-major cases at tf32 (f32
-# tiles: 4-float vstores; taken with a prologue or the single-buffered loop)
+# the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
+# exact at bf16 under five tilings (split-K among them), its tap-major cases at tf32 (f32
+# tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
+# column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings --halo" \
 		"--precision tf32 --ops --models" \
@@ -229,6 +246,9 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
 		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"
 	done
+	SEGC_MMA_AROW=0 SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py --precision bf16 --exact \
+		--cases --only tap-major >"$tmp/mma.out" 2>&1
+	tally "$tmp/mma.out" "mma arow0" "SEGC_MMA_AROW=0 test_mma.py --precision bf16 --exact"
 fi
 
 # ops through the CUDA C emulation: by default one case group per template family, sm_90

@@ -52,11 +52,12 @@ TOLS = {"tf32": 2e-3, "bf16": 2e-2}
 # default tiling, 256 threads (each thread's k run in one half of a K step), K step 16 (runs of
 # 8 with 64 x 64), the single-buffered loop (tf32 without cp.async) and split-K forced to 3
 AROW = [{}, {"SEGC_MMA_TILE": "128x128"}, {"SEGC_MMA_BK": "16"}, {"SEGC_MMA": "0"},
-        {"SEGC_MMA_SPLITK": "3"}]
+        {"SEGC_MMA_SPLITK": "3"}, {"SEGC_MMA_TILE": "128x96"}]
 # --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
 TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
            {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
            {"SEGC_MMA_TILE": "128x32", "SEGC_MMA_BK": "16"}, {"SEGC_MMA_TILE": "128x16"},
+           {"SEGC_MMA_TILE": "128x48"}, {"SEGC_MMA_TILE": "128x96", "SEGC_MMA_BK": "16"},
            {"SEGC_MMA_SPLITK": "1"}, {"SEGC_MMA_SPLITK": "3"}]
 
 
@@ -223,6 +224,15 @@ def own_cases():
         stats(rng, "stats 64x64 N=40 b2 G=48", 4, 40, 2, (8, 16, 24), True),
         stats(rng, "stats straddling (own loops)", 8, 16, 2, (5, 6, 7), False),
         stats(rng, "stats group norm 4 groups b2", 8, 16, 2, (8, 16, 32), True, groups=4),
+        # 48-column tiles of tap-major convs (t48, warps of 32 x 48): 128 x 48 (32 < N <= 48)
+        # with N ragged; with statistics (two threads a column, the last warp idle); 128 x 96
+        # (forced: by default only with >= 264 tiles; 256 threads, two column chunks of 48)
+        # with statistics (four threads a column, two warps idle), batch 2
+        conv(rng, "conv tap-major Ci=16 N=40 (128x48)", 16, 40, 3, 1, 1, 1, 1, True, 1,
+             (5, 6, 7), True),
+        stats(rng, "stats 128x48 N=48 tap-major", 16, 48, 1, (16, 16, 16), True),
+        with_env(stats(rng, "stats 128x96 N=80 b2 tap-major", 16, 80, 2, (8, 16, 32), True),
+                 SEGC_MMA_TILE="128x96"),
         saturate(rng, "activation near FLT_MAX"),
     ]
 
@@ -292,6 +302,7 @@ def run(c, mma, tol):
         if mma is not None:
             src = os.path.join(d, "engine.so.emu.cu")
             used = os.path.exists(src) and "segc_mma_" in open(src).read()
+            halo = False
             if mma == "halo":  # the halo form: its row-major A fragments
                 halo = used and "segc_frag_ar_t segc_fa" in open(src).read()
                 if not halo:
@@ -304,12 +315,14 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
-            if os.environ.get("SEGC_MMA_AROW") == "1" and used:
-                # the row-major A tile: tap-major convs whose A goes through registers (bf16,
-                # a prologue, or tf32 without cp.async: the single-buffered loop)
+            if used and not halo:
+                # the row-major A tile (the default; SEGC_MMA_AROW=0: never): tap-major convs
+                # whose A goes through registers (bf16, a prologue, or tf32 without cp.async:
+                # the single-buffered loop)
                 want = getattr(c, "tapk", False) and (
                     os.environ["SEGC_PRECISION"] == "bf16" or pro or
-                    os.environ.get("SEGC_MMA") == "0")
+                    os.environ.get("SEGC_MMA") == "0") and \
+                    os.environ.get("SEGC_MMA_AROW") != "0"
                 got = re.search(r"segc_vst[48]\(b", open(src).read()) is not None
                 if got != want:
                     ok = False
@@ -328,7 +341,9 @@ def run(c, mma, tol):
         if ok and pro:  # fused: fewer kernels than without prologues
             ok, msg = fused_check(d, open(src).read(), msg)
         st = getattr(c, "stats", None)
-        forced = any(k in os.environ for k in ("SEGC_MMA_TILE", "SEGC_MMA_SPLITK"))
+        # (a tiling forced by the run, not by the case itself: the statistics may not fit)
+        forced = any(k in os.environ and k not in getattr(c, "env", {})
+                     for k in ("SEGC_MMA_TILE", "SEGC_MMA_SPLITK"))
         if ok and st is not None and used and not forced:  # the statistics from the tiles
             tiles = "_smu =" in open(src).read()
             if tiles != st:
@@ -446,6 +461,9 @@ def main():
         import test_models
         test_models.TOL = tol
         sys.argv = ["test_models.py", "--only", "tiny", "--only", "tiny-odd"]
+        # every parallel loop with the lanes of a 128^3 engine's (at bf16: 4 in the
+        # elementwise kernels that write bf16 activations)
+        os.environ.setdefault("SEGC_CUDA_ILP_MIN", "1")
         try:
             rc = test_models.main()
         except SystemExit as e:

@@ -306,30 +306,48 @@ main(void)
 	free(src);
 	freeprog(p);
 
-	/* lanes (ilp_lanes): by default 2 in elementwise kernels, none in the other classes;
-	 * SEGC_CUDA_ILP sets every class's */
+	/* lanes (ilp_lanes): by default 2 in elementwise kernels (4 where every buffer written is
+	 * 16-bit, SEGC_CUDA_ILP16 sets those), none in the other classes; SEGC_CUDA_ILP sets every
+	 * class's.  lanes: the count expected, 0 none */
 	static const struct {
-		const char *name, *ilp;
-		int lanes;
-	} lc[] = {{"k3_add", NULL, 1},   {"k3_moments", NULL, 0}, {"k3_upsample", NULL, 0},
-	          {"k3_add", "1", 0},    {"k3_moments", "4", 1},  {"k3_add", "x", 1},
-	          {"k3_moments", "", 0}};
+		const char *name, *ilp, *ilp16;
+		int bf16, lanes;
+	} lc[] = {{"k3_add", NULL, NULL, 0, 2},     {"k3_moments", NULL, NULL, 0, 0},
+	          {"k3_upsample", NULL, NULL, 0, 0}, {"k3_add", "1", NULL, 0, 0},
+	          {"k3_moments", "4", NULL, 0, 4},   {"k3_add", "x", NULL, 0, 2},
+	          {"k3_moments", "", NULL, 0, 0},    {"k3_add", NULL, NULL, 1, 4},
+	          {"k3_add", NULL, "8", 1, 8},       {"k3_add", NULL, "2", 1, 2},
+	          {"k3_add", NULL, "8", 0, 2},       {"k3_moments", NULL, "8", 1, 0},
+	          {"k3_add", "1", "8", 1, 0}};
 	setenv("SEGC_CUDA_ILP_MIN", "1", 1);
 	for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) {
 		if (lc[i].ilp)
 			setenv("SEGC_CUDA_ILP", lc[i].ilp, 1);
 		else
 			unsetenv("SEGC_CUDA_ILP");
+		if (lc[i].ilp16)
+			setenv("SEGC_CUDA_ILP16", lc[i].ilp16, 1);
+		else
+			unsetenv("SEGC_CUDA_ILP16");
 		p = prog_elt_named(LOOP_PARALLEL, lc[i].name);
+		if (lc[i].bf16)
+			p->kernels[0].bufs[1].dtype = DT_BF16;
 		emit(p, "cuda:sm_90", &src, &d, obj);
-		const char *arr = lc[i].ilp && *lc[i].ilp == '4' ? "v0_i[4]" : "v0_i[2]";
-		CHECK(!!strstr(src, arr) == lc[i].lanes, "%s, SEGC_CUDA_ILP=%s: lanes %s:\n%s",
-		      lc[i].name, lc[i].ilp ? lc[i].ilp : "(unset)", lc[i].lanes ? "expected" : "not",
-		      src);
+		char arr[32];
+		int got = 0;
+		for (int l = 2; l <= 8 && !got; l++) {
+			snprintf(arr, sizeof arr, "v0_i[%d]", l);
+			got = strstr(src, arr) ? l : 0;
+		}
+		CHECK(got == lc[i].lanes, "%s%s, SEGC_CUDA_ILP=%s, SEGC_CUDA_ILP16=%s: %d lanes, "
+		      "expected %d:\n%s", lc[i].name, lc[i].bf16 ? " (bf16 out)" : "",
+		      lc[i].ilp ? lc[i].ilp : "(unset)", lc[i].ilp16 ? lc[i].ilp16 : "(unset)", got,
+		      lc[i].lanes, src);
 		free(src);
 		freeprog(p);
 	}
 	unsetenv("SEGC_CUDA_ILP");
+	unsetenv("SEGC_CUDA_ILP16");
 	unsetenv("SEGC_CUDA_ILP_MIN");
 
 	p = prog_elt(LOOP_SERIAL);
