@@ -1352,8 +1352,14 @@ emit_module(CudaEmit *e)
 			int64_t grid = par ? (cnt + block * lanes - 1) / (block * lanes) : 1;
 			if (blk) /* one block per iteration */
 				block = T, grid = cnt;
-			if (grid > MAXGRID)
-				grid = MAXGRID;
+			/* $SEGC_CUDA_GRID=G (A/B): at most G blocks for an elementwise kernel's
+			 * grid-stride loops (fewer, longer-lived blocks) */
+			const char *ge = getenv("SEGC_CUDA_GRID");
+			int64_t gmax = par && ge && atoll(ge) > 0 &&
+			                       !strcmp(cg_kernel_class(k->name), "elementwise")
+			                   ? atoll(ge)
+			                   : MAXGRID;
+			grid = grid > gmax ? gmax : grid > MAXGRID ? MAXGRID : grid;
 			uint32_t nparam = 0;
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				nparam += !k->bufs[b].shared;

@@ -961,12 +961,15 @@ t48(const Gemm *g)
  * double-buffered loop with the tiles of 0 (for A/B runs).  $SEGC_MMA_TILE=BMxBN (64x64,
  * 128x32, 128x16, 128x128, 256x64; 128x48, 128x96 where t48) and $SEGC_MMA_BK=16|32 override
  * the choice; a choice that does not fit 48 KiB of shared memory or the register stage falls
- * back to 64 x 64, K step 32.  K step at tf32 16 for the 256-thread tiles and 128 x 48. */
+ * back to 64 x 64, K step 32.  K step at tf32 16 for the 256-thread tiles and 128 x 48.
+ * $SEGC_MMA_T64=1 (opt-in until a GPU times it): tap-major convs with 32 < N <= 64 take 128 x
+ * 64 (256 threads, warps of 32 x 32) where 256 x 64 would be taken, so their A tile can be
+ * row-major ($SEGC_MMA_TILE=128x64 forces it for any GEMM). */
 static void
 pick_tiling(const Gemm *g, int bf, Tiling *t)
 {
 	const char *mode = getenv("SEGC_MMA"), *te = getenv("SEGC_MMA_TILE");
-	const char *ke = getenv("SEGC_MMA_BK");
+	const char *ke = getenv("SEGC_MMA_BK"), *t64e = getenv("SEGC_MMA_T64");
 	int bm = 0, bn = 0, esz = bf ? 2 : 4;
 	int64_t many = 264;
 	if (mode && (atoi(mode) == 0 || atoi(mode) == 2)) {
@@ -985,6 +988,9 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 			bm = 128, bn = 48;
 		else if (g->N > 64 && g->N <= 96 && t48(g) && mt * g->batch >= many)
 			bm = 128, bn = 96;
+		else if (g->N > 32 && g->N <= 64 && t48(g) && t64e && atoi(t64e) == 1 &&
+		         mt * g->batch >= many)
+			bm = 128, bn = 64;
 		else if (g->N <= 64)
 			bm = (g->M + 255) / 256 * g->batch >= many ? 256 : 64, bn = 64;
 		else if (mt * nt * g->batch >= many)
@@ -998,6 +1004,8 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 		*t = (Tiling){256, 128, 128, bf ? 32 : 16, 4, 2, 1, 64};
 	else if (bm == 256 && bn == 64)
 		*t = (Tiling){256, 256, 64, bf ? 32 : 16, 4, 2, 1, 32};
+	else if (bm == 128 && bn == 64)
+		*t = (Tiling){256, 128, 64, bf ? 32 : 16, 2, 2, 1, 64};
 	else if (bm == 128 && bn == 32)
 		*t = (Tiling){128, 128, 32, 32, 2, 2, 1, 32};
 	else if (bm == 128 && bn == 48 && t48(g))

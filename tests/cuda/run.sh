@@ -122,11 +122,14 @@ if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: cl
 # again for other weights), compiled with 4 lanes per thread (SEGC_CUDA_ILP: the grids the
 # schedule gives, the full grid run); SEGC_EMU_EXACT: the emulated MMAs do not round
 for case in "graphs/tiny.json" "graphs/segresnet.json -D size=8,8,8" \
-	"tf32 graphs/tiny.json -D C=16 -D size=8"; do
-	prec=fp32 ilp=1
+	"tf32 graphs/tiny.json -D C=16 -D size=8" "grid graphs/tiny.json -D C=4 -D size=12"; do
+	prec=fp32 ilp=1 grid=
 	case $case in tf32\ *) prec=tf32 ilp=4 case=${case#tf32 } ;; esac
+	# (SEGC_CUDA_GRID=3: three blocks stride over every elementwise loop)
+	case $case in grid\ *) grid=3 case=${case#grid } ;; esac
 	# shellcheck disable=SC2086
-	SEGC_PRECISION=$prec SEGC_EMU_EXACT=1 SEGC_CUDA_ILP=$ilp SEGC_CUDA_ILP_MIN=1 SEGC=$SEGC \
+	SEGC_PRECISION=$prec SEGC_EMU_EXACT=1 SEGC_CUDA_ILP=$ilp SEGC_CUDA_ILP_MIN=1 \
+		SEGC_CUDA_GRID=$grid SEGC=$SEGC \
 		$PY tests/cuda/fake_run.py $case >"$tmp/fake.out" 2>&1
 	msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
 	case $msg in
@@ -214,7 +217,13 @@ done
 # the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
 # 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
 # 32, 48, 64, 96 (the Bs tile, two stages of bn rows of 40, says bn); SEGC_MMA_T48=0: 256 x 64
-# for 48, 128 x 128 for 96
+# for 48, 128 x 128 for 96; SEGC_MMA_T64=1: 128 x 64 for 64, its A tile row-major
+t64=$(SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
+	--precision=bf16 --emit=kernels 2>&1 | awk '/^kernel/ { k = $0 } /As shared/ && k ~ /body\/3/')
+case $t64 in
+*"[10240] ld 40 arow"*) ok "conv tile: Co 64 -> 128 x 64, A row-major (SEGC_MMA_T64=1)" ;;
+*) bad "conv tile: Co 64 with SEGC_MMA_T64=1: $t64, expected 128 x 64 row-major" ;;
+esac
 for want in "32 32" "48 48" "64 64" "96 96" "48 64 0" "96 128 0"; do
 	set -- $want
 	bs=$(SEGC_MMA_T48=${3:-1} $SEGC graphs/tiny.json -D in_ch=16 -D C=$1 -D size=48 \
@@ -234,7 +243,7 @@ done
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
 # conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
 # the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
-# exact at bf16 under five tilings (split-K among them), its tap-major cases at tf32 (f32
+# exact at bf16 under seven tilings (split-K among them), its tap-major cases at tf32 (f32
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases
 if [ "${CUDA_OPS:-1}" != 0 ]; then

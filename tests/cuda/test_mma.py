@@ -19,7 +19,7 @@ cases under each main loop and tile (the cases are too small for the default to 
 tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
 with more than one K step).  --arow runs the tap-major conv cases with the row-major A tile
 (SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
-are) under five tilings (AROW: every case with the default, half of them under each other),
+are) under seven tilings (AROW: every case with the default, half of them under each other),
 checking that the form is taken exactly where it applies.
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
@@ -50,14 +50,16 @@ import test_ops as T  # noqa: E402
 TOLS = {"tf32": 2e-3, "bf16": 2e-2}
 # --arow: SEGC_MMA_AROW=1 (the row-major A tile of tap-major convs, 16-byte vstores) with the
 # default tiling, 256 threads (each thread's k run in one half of a K step), K step 16 (runs of
-# 8 with 64 x 64), the single-buffered loop (tf32 without cp.async) and split-K forced to 3
+# 8 with 64 x 64), the single-buffered loop (tf32 without cp.async), split-K forced to 3, and
+# the 128 x 96 and 128 x 64 tiles (warps of 32 x 48 and 32 x 32, 256 threads)
 AROW = [{}, {"SEGC_MMA_TILE": "128x128"}, {"SEGC_MMA_BK": "16"}, {"SEGC_MMA": "0"},
-        {"SEGC_MMA_SPLITK": "3"}, {"SEGC_MMA_TILE": "128x96"}]
+        {"SEGC_MMA_SPLITK": "3"}, {"SEGC_MMA_TILE": "128x96"}, {"SEGC_MMA_TILE": "128x64"}]
 # --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
 TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
            {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
            {"SEGC_MMA_TILE": "128x32", "SEGC_MMA_BK": "16"}, {"SEGC_MMA_TILE": "128x16"},
            {"SEGC_MMA_TILE": "128x48"}, {"SEGC_MMA_TILE": "128x96", "SEGC_MMA_BK": "16"},
+           {"SEGC_MMA_TILE": "128x64"},
            {"SEGC_MMA_SPLITK": "1"}, {"SEGC_MMA_SPLITK": "3"}]
 
 
