@@ -187,6 +187,7 @@ lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx)
 	KNode *t, *loop;
 	int64_t outer = 1, inner, nch = 1;
 
+	L->nest_flat = NULL;
 	if (n == 0) {
 		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, 1), LOOP_PARALLEL, &t);
 		return loop->body;
@@ -197,6 +198,7 @@ lw_nest(Lower *L, const int64_t *dims, int n, int vec, KNode **idx)
 			outer *= dims[d];
 		loop = lw_loop(L, L->k->body, "p", ix_c(L, 0), ix_c(L, outer), LOOP_PARALLEL, &t);
 		lw_unflatten(L, loop->body, t, dims, n, idx);
+		L->nest_flat = t;
 		return loop->body;
 	}
 	for (int d = 0; d < n - 1; d++)
@@ -262,6 +264,11 @@ bstride1(const Type *vt, const Type *t, int d)
 KNode *
 lw_index(Lower *L, const Coord *c, const Type *vt)
 {
+	int same = c->flat && vt->rank == c->t->rank;
+	for (int d = 0; same && d < vt->rank; d++)
+		same = vt->dims[d] == c->t->dims[d];
+	if (same) /* not broadcast: the flat index itself, not its coordinates re-flattened */
+		return c->flat;
 	KNode *e = ix_c(L, 0);
 	for (int j = 0; j < c->n; j++) {
 		/* a flattened coordinate (dims first..last) is broadcast only if vt has size 1 on

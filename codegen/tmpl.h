@@ -24,6 +24,7 @@ typedef struct {
 	 * pro_t (each NULL when absent) */
 	uint32_t pro_naff;
 	KNode *pro_c, *pro_s, *pro_t;
+	KNode *nest_flat;     /* lw_nest: its loop variable where the nest is one flat loop */
 	int stats_done;       /* the template computed the group's statistics (Group.stats) */
 	int want_val;         /* set by a template: lw_output leaves ... */
 	KNode *out_val;       /* ... the group result's value, let-bound, here */
@@ -37,6 +38,9 @@ typedef struct {
 	int n;
 	KNode *idx[IR_MAXRANK];
 	int8_t first[IR_MAXRANK], last[IR_MAXRANK];
+	/* the row-major flat index of the element in t where a template knows it (the GPU's
+	 * one-loop elementwise nest), else NULL: lw_index gives it to operands of t's shape */
+	KNode *flat;
 } Coord;
 
 /* ---- lower.c: buffers, index arithmetic, loops, epilogue ---- */

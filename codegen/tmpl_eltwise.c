@@ -167,6 +167,7 @@ tmpl_eltwise(Lower *L)
 			dims[j] *= t->dims[d];
 	}
 	KNode *body = lw_nest(L, dims, c.n, 1, c.idx);
+	c.flat = L->nest_flat; /* (the loop dims cover t's non-1 dims in order) */
 	for (int j = 0; j < r->nin && j < IR_MAXRANK; j++)
 		x[j] = lw_simple(L, body, lw_operand(L, &c, r->in[j]));
 	KNode *v = cg_elt_expr(L, body, r, x);

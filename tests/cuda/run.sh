@@ -236,6 +236,15 @@ for want in "32 32" "48 48" "64 64" "96 96" "48 64 0" "96 128 0"; do
 	fi
 done
 
+# an elementwise kernel's operands and result of the output's shape are indexed by the flat
+# loop variable, not by its coordinates flattened again (lw_index, Coord.flat): tiny's
+# normalize pass (k1_sub) reads b0[p0] and stores b5[p0]
+kl=$($SEGC graphs/tiny.json --target cuda:sm_90 --emit=kernels 2>&1 | awk '/^kernel k1_sub/,/^}/')
+case $kl in
+*"= b0[p0]"*"b5[p0] = "*) ok "elementwise kernel indexed by its flat loop variable" ;;
+*) bad "elementwise kernel k1_sub: no flat index: $(echo "$kl" | grep -E 'b[05]\[' | head -n 2)" ;;
+esac
+
 # tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
 # with tf32/bf16 rounding): its own GEMM cases exact at tf32 (indexing at 1e-4) and rounded
 # at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
