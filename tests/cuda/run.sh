@@ -252,7 +252,7 @@ esac
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
 # conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
 # the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
-# exact at bf16 under seven tilings (split-K among them), its tap-major cases at tf32 (f32
+# exact at bf16 under six tilings (split-K among them), its tap-major cases at tf32 (f32
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases
 if [ "${CUDA_OPS:-1}" != 0 ]; then

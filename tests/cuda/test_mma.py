@@ -19,7 +19,7 @@ cases under each main loop and tile (the cases are too small for the default to 
 tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
 with more than one K step).  --arow runs the tap-major conv cases with the row-major A tile
 (SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
-are) under seven tilings (AROW: every case with the default, half of them under each other),
+are) under six tilings (AROW: every case with the default, half of them under each other),
 checking that the form is taken exactly where it applies.
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
@@ -51,9 +51,9 @@ TOLS = {"tf32": 2e-3, "bf16": 2e-2}
 # --arow: SEGC_MMA_AROW=1 (the row-major A tile of tap-major convs, 16-byte vstores) with the
 # default tiling, 256 threads (each thread's k run in one half of a K step), K step 16 (runs of
 # 8 with 64 x 64), the single-buffered loop (tf32 without cp.async), split-K forced to 3, and
-# the 128 x 96 and 128 x 64 tiles (warps of 32 x 48 and 32 x 32, 256 threads)
+# the 128 x 64 tile (256 threads; 128 x 96: the case that forces it, under the default)
 AROW = [{}, {"SEGC_MMA_TILE": "128x128"}, {"SEGC_MMA_BK": "16"}, {"SEGC_MMA": "0"},
-        {"SEGC_MMA_SPLITK": "3"}, {"SEGC_MMA_TILE": "128x96"}, {"SEGC_MMA_TILE": "128x64"}]
+        {"SEGC_MMA_SPLITK": "3"}, {"SEGC_MMA_TILE": "128x64"}]
 # --tilings: every main loop and tile of codegen/tmpl_gpu_mma.c (pick_tiling), forced
 TILINGS = [{"SEGC_MMA": "0"}, {"SEGC_MMA": "2"}, {"SEGC_MMA_TILE": "128x128"},
            {"SEGC_MMA_TILE": "256x64"}, {"SEGC_MMA_TILE": "128x128", "SEGC_MMA_BK": "16"},
@@ -229,11 +229,11 @@ def own_cases():
         # 48-column tiles of tap-major convs (t48, warps of 32 x 48): 128 x 48 (32 < N <= 48)
         # with N ragged; with statistics (two threads a column, the last warp idle); 128 x 96
         # (forced: by default only with >= 264 tiles; 256 threads, two column chunks of 48)
-        # with statistics (four threads a column, two warps idle), batch 2
+        # with statistics (four threads a column, two warps idle), N ragged
         conv(rng, "conv tap-major Ci=16 N=40 (128x48)", 16, 40, 3, 1, 1, 1, 1, True, 1,
              (5, 6, 7), True),
-        stats(rng, "stats 128x48 N=48 tap-major", 16, 48, 1, (16, 16, 16), True),
-        with_env(stats(rng, "stats 128x96 N=80 b2 tap-major", 16, 80, 2, (8, 16, 32), True),
+        stats(rng, "stats 128x48 N=40 tap-major", 16, 40, 1, (8, 16, 32), True),
+        with_env(stats(rng, "stats 128x96 N=72 tap-major", 16, 72, 1, (8, 16, 32), True),
                  SEGC_MMA_TILE="128x96"),
         saturate(rng, "activation near FLT_MAX"),
     ]
@@ -429,17 +429,23 @@ def main():
         # every case with the default tiling, half of them (alternating) under each other
         # (--all-tilings: every case under every tiling)
         runs += [(dict(env, SEGC_MMA_AROW="1"),
-                  [cm for j, cm in enumerate(cs) if a.all_tilings or i == 0 or (i + j) % 2 == 0])
+                  [cm for j, cm in enumerate(cs) if a.all_tilings or i == 0 or
+                   ((i + j) % 2 == 0 and not getattr(cm[0], "env", None))])
                  for i, env in enumerate(AROW)]
     if a.tilings:
         # every forced tiling runs a seventh of the tensor-core cases (rotating: each case
         # under one of the 7 tile and main-loop tilings; the two split-K tilings a quarter,
         # which puts conv, linear, epilogue, prologue and batch-2 cases with several K steps
         # under the forced split) (--all-tilings: every case under every tiling)
+        # (the 48/64-column tiles of tap-major convs: a quarter of the tap-major cases; a case
+        # that forces its own tiling keeps it, so it runs under the default only)
         for i, env in enumerate(TILINGS):
-            mod = 4 if "SEGC_MMA_SPLITK" in env else 7
+            t48 = env.get("SEGC_MMA_TILE") in ("128x48", "128x64", "128x96")
+            mod = 4 if "SEGC_MMA_SPLITK" in env or t48 else 7
             cs = [(c, mma) for j, (c, mma) in enumerate(own_cases())
-                  if mma and (a.all_tilings or (i + j) % mod == 0)]
+                  if mma and not getattr(c, "env", None) and
+                  (getattr(c, "tapk", False) or not t48) and
+                  (a.all_tilings or (i + j) % mod == 0)]
             runs.append((env, cs))
     for env, cases in runs:
         if a.only:
