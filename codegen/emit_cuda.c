@@ -1214,14 +1214,16 @@ ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 {
 	const char *s = getenv("SEGC_CUDA_ILP"), *m = getenv("SEGC_CUDA_ILP_MIN");
 	const char *s16 = getenv("SEGC_CUDA_ILP16");
-	int u = s ? atoi(s) : 0, narrow = 1; /* an unreadable value, like none: the class rule */
-	for (uint32_t b = 0; b < e->k->nbufs; b++)
-		if (e->k->bufs[b].written && !e->k->bufs[b].shared)
-			narrow &= elemsize(e->k->bufs[b].dtype) == 2;
-	if ((u < 1 || u > 8) && !strcmp(cg_kernel_class(e->k->name), "elementwise"))
-		u = !narrow ? 2 : s16 && atoi(s16) >= 1 && atoi(s16) <= 8 ? atoi(s16) : 4;
-	else if (u < 1 || u > 8)
-		u = 1;
+	int u = s ? atoi(s) : 0; /* an unreadable value, like none: the class rule */
+	if (u < 1 || u > 8) {
+		u = strcmp(cg_kernel_class(e->k->name), "elementwise") ? 1 : 2;
+		int narrow = u == 2, u16 = s16 ? atoi(s16) : 0; /* writes 16-bit buffers only */
+		for (uint32_t b = 0; narrow && b < e->k->nbufs; b++)
+			narrow = !e->k->bufs[b].written || e->k->bufs[b].shared ||
+			         elemsize(e->k->bufs[b].dtype) == 2;
+		if (narrow)
+			u = u16 >= 1 && u16 <= 8 ? u16 : 4;
+	}
 	if (u < 2 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
 		return 1;
 	uint8_t *scalar = arena_zalloc(e->p->arena, e->k->nvars + 1);
@@ -1355,11 +1357,10 @@ emit_module(CudaEmit *e)
 			/* $SEGC_CUDA_GRID=G (A/B): at most G blocks for an elementwise kernel's
 			 * grid-stride loops (fewer, longer-lived blocks) */
 			const char *ge = getenv("SEGC_CUDA_GRID");
-			int64_t gmax = par && ge && atoll(ge) > 0 &&
-			                       !strcmp(cg_kernel_class(k->name), "elementwise")
-			                   ? atoll(ge)
-			                   : MAXGRID;
-			grid = grid > gmax ? gmax : grid > MAXGRID ? MAXGRID : grid;
+			int64_t gmax = ge && atoll(ge) > 0 ? atoll(ge) : MAXGRID;
+			if (par && grid > gmax && !strcmp(cg_kernel_class(k->name), "elementwise"))
+				grid = gmax;
+			grid = grid > MAXGRID ? MAXGRID : grid;
 			uint32_t nparam = 0;
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				nparam += !k->bufs[b].shared;

@@ -460,7 +460,7 @@ stats_fit(Lower *L, const Gemm *g, const Tiling *t)
 {
 	int64_t S = g->OD * g->OH * g->OW;
 	return lw_stats(L) && g->kind == G_CONV && S % t->bm == 0 && S / t->bm >= 32 &&
-	       t->nt / t->cc <= 32 && tmpl_tile_stats_tpc(t->nt, t->cc, t->bm);
+	       tmpl_tile_stats_tpc(t->nt, t->cc, t->bm);
 }
 
 /* ---- the kernel ---- */
@@ -939,14 +939,20 @@ pick_tiling_cl(const Gemm *g, int bf, Tiling *t)
 		*t = (Tiling){128, 64, 64, 16, 2, 2, 1, 64};
 }
 
-/* Tiles 48 columns wide (warps of 32 x 48: fm 2, fn 3): tap-major convs only, whose B rows
- * are k-fast and whose C is m-fast (the staging and epilogue walks need only 16 | bn).
- * $SEGC_MMA_T48=0: not chosen (A/B) */
+/* Tiles 48 columns wide (warps of 32 x 48: fm 2, fn 3) fit tap-major convs only, whose B rows
+ * are k-fast and whose C is m-fast (the staging and epilogue walks need only 16 | bn) */
 static int
-t48(const Gemm *g)
+t48_fits(const Gemm *g)
 {
-	const char *e = getenv("SEGC_MMA_T48");
-	return g->kind == G_CONV && g->tapk && g->b_kfast && !g->c_nfast && (!e || atoi(e) != 0);
+	return g->kind == G_CONV && g->tapk && g->b_kfast && !g->c_nfast;
+}
+
+/* a tile-choice switch: $name's value (0 off, else on) where set, else dflt */
+static int
+tile_env(const char *name, int dflt)
+{
+	const char *e = getenv(name);
+	return e && *e ? atoi(e) != 0 : dflt;
 }
 
 /* The tiling of a GEMM.  $SEGC_MMA (read when segc compiles): 0 the main loop and tiles of
@@ -955,22 +961,24 @@ t48(const Gemm *g)
  * (32 < N <= 64) with 256 threads, warps of 64 x 32, when that still gives >= 264 tiles (two
  * per SM of an H100/H200) and K >= 256 (not for convT: K = Cin, and 242 registers); else 64 x
  * 64, 128 x 32 (N <= 32) or 128 x 16 (N <= 16, warps of 32 x 16) with 128 threads.  Tap-major
- * convs (t48) take 128 x 48 for 32 < N <= 48 (128 threads) and, where 128 x 128 would be
+ * convs (t48_fits) take 128 x 48 for 32 < N <= 48 (128 threads) and, where 128 x 128 would be
  * taken, 128 x 96 for 64 < N <= 96 (256 threads): no idle quarter of the tile (SegMamba's
- * widths 48 and 96), and 256 x 64's A tile row-major does not fit 48 KiB.  2: the
- * double-buffered loop with the tiles of 0 (for A/B runs).  $SEGC_MMA_TILE=BMxBN (64x64,
- * 128x32, 128x16, 128x128, 256x64; 128x48, 128x96 where t48) and $SEGC_MMA_BK=16|32 override
- * the choice; a choice that does not fit 48 KiB of shared memory or the register stage falls
- * back to 64 x 64, K step 32.  K step at tf32 16 for the 256-thread tiles and 128 x 48.
- * $SEGC_MMA_T64=1 (opt-in until a GPU times it): tap-major convs with 32 < N <= 64 take 128 x
- * 64 (256 threads, warps of 32 x 32) where 256 x 64 would be taken, so their A tile can be
- * row-major ($SEGC_MMA_TILE=128x64 forces it for any GEMM). */
+ * widths 48 and 96), and 256 x 64's A tile row-major does not fit 48 KiB ($SEGC_MMA_T48=0:
+ * not).  $SEGC_MMA_T64=1 (opt-in until a GPU times it): those with 32 < N <= 64 take 128 x 64
+ * (256 threads, warps of 32 x 32) where 256 x 64 would be taken, so their A tile can be
+ * row-major.  2: the double-buffered loop with the tiles of 0 (for A/B runs).
+ * $SEGC_MMA_TILE=BMxBN (64x64, 128x32, 128x16, 128x128, 256x64, 128x64; 128x48, 128x96 where
+ * they fit) and $SEGC_MMA_BK=16|32 override the choice; a choice that does not fit 48 KiB of
+ * shared memory or the register stage falls back to 64 x 64, K step 32.  K step at tf32 16
+ * for the 256-thread tiles and 128 x 48. */
 static void
 pick_tiling(const Gemm *g, int bf, Tiling *t)
 {
 	const char *mode = getenv("SEGC_MMA"), *te = getenv("SEGC_MMA_TILE");
-	const char *ke = getenv("SEGC_MMA_BK"), *t64e = getenv("SEGC_MMA_T64");
+	const char *ke = getenv("SEGC_MMA_BK");
 	int bm = 0, bn = 0, esz = bf ? 2 : 4;
+	int t48 = t48_fits(g) && tile_env("SEGC_MMA_T48", 1);
+	int t64 = t48_fits(g) && tile_env("SEGC_MMA_T64", 0);
 	int64_t many = 264;
 	if (mode && (atoi(mode) == 0 || atoi(mode) == 2)) {
 		int n32 = g->N <= 32, db = atoi(mode) == 2;
@@ -984,12 +992,11 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 			bm = 128, bn = 16;
 		else if (g->N <= 32)
 			bm = 128, bn = 32;
-		else if (g->N <= 48 && t48(g))
+		else if (g->N <= 48 && t48)
 			bm = 128, bn = 48;
-		else if (g->N > 64 && g->N <= 96 && t48(g) && mt * g->batch >= many)
+		else if (g->N > 64 && g->N <= 96 && t48 && mt * g->batch >= many)
 			bm = 128, bn = 96;
-		else if (g->N > 32 && g->N <= 64 && t48(g) && t64e && atoi(t64e) == 1 &&
-		         mt * g->batch >= many)
+		else if (g->N <= 64 && t64 && mt * g->batch >= many)
 			bm = 128, bn = 64;
 		else if (g->N <= 64)
 			bm = (g->M + 255) / 256 * g->batch >= many ? 256 : 64, bn = 64;
@@ -1008,9 +1015,9 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 		*t = (Tiling){256, 128, 64, bf ? 32 : 16, 2, 2, 1, 64};
 	else if (bm == 128 && bn == 32)
 		*t = (Tiling){128, 128, 32, 32, 2, 2, 1, 32};
-	else if (bm == 128 && bn == 48 && t48(g))
+	else if (bm == 128 && bn == 48 && t48_fits(g))
 		*t = (Tiling){128, 128, 48, bf ? 32 : 16, 2, 3, 1, 48};
-	else if (bm == 128 && bn == 96 && t48(g))
+	else if (bm == 128 && bn == 96 && t48_fits(g))
 		*t = (Tiling){256, 128, 96, bf ? 32 : 16, 2, 3, 1, 48};
 	else if (bm == 128 && bn == 16)
 		*t = (Tiling){128, 128, 16, 32, 2, 1, 1, 16};
