@@ -816,6 +816,19 @@ rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int devi
 	snprintf(msg, sizeof msg, "%s: cuCtxPushCurrent", what);
 	if ((r = c->d.CtxPushCurrent(c->ctx)) != 0)
 		return drv_err(c, r, msg, err, errlen);
+	/* the kernels access inputs and outputs 16 bytes at a time (vectors, tensor-core tiles) */
+	for (int i = 0; device && i < m->ninputs + m->noutputs; i++) {
+		const void *p = i < m->ninputs ? inputs[i] : outputs[i - m->ninputs];
+		const segc_tensor_info *t =
+		    i < m->ninputs ? &m->inputs[i] : &m->outputs[i - m->ninputs];
+		if ((uintptr_t)p % 16) {
+			st = rt_errf(SEGC_ERR_INVALID_ARGUMENT, err, errlen,
+			             "run_device: %s '%.40s' at %p: expected a 16-byte aligned "
+			             "device pointer (cuMemAlloc's are 256-byte aligned)",
+			             i < m->ninputs ? "input" : "output", t->name, p);
+			goto out;
+		}
+	}
 	if (device && (st = check_device_ranges(c, inputs, err, errlen)) != SEGC_OK)
 		goto out;
 	for (int i = 0; i < m->ninputs + m->noutputs; i++) {

@@ -127,8 +127,9 @@ typedef struct {
 	/* "cpu", or the GPU a CUDA engine runs on: "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)". */
 	const char *(*device)(const segc_engine_t *e);
 	/* run with inputs and outputs in device memory (CUdeviceptr values cast to pointers) of
-	 * the engine's GPU, in the engine's stream, which is blocking (it orders with the legacy
-	 * default stream); returns when the outputs are written.  CPU engines:
+	 * the engine's GPU, 16-byte aligned (else SEGC_ERR_INVALID_ARGUMENT), in the engine's
+	 * stream, which is blocking (it orders with the legacy default stream); returns when the
+	 * outputs are written.  CPU engines:
 	 * SEGC_ERR_UNSUPPORTED.  (run takes host pointers and copies through device buffers.) */
 	segc_status (*run_device)(segc_engine_t *e, const void *const *inputs,
 	                          void *const *outputs);

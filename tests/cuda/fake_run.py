@@ -168,6 +168,9 @@ class Child:
         self.run_device("run_device A again", ia, oa)
         self.expect("run_device A, B, A", instantiate=1, graph_launch=6, launch=0,
                     setparams=lambda n: n >= 3)
+        self.refused("run_device at a pointer off 16 bytes",
+                      lambda: self.e.run_device([b[0] + 4 for b in ia], [b[0] for b in oa]),
+                      1, "16-byte aligned")
         self.run("run after run_device")
         updates = self.stats()["setparams"]
         self.load(self.weights)  # the fake never reuses an address: weights move
