@@ -56,6 +56,10 @@ int cg_compile_threads(void);
  * (printed to o->emit_cuda if set), compiled by NVRTC, with the manifest and the launch
  * schedule (codegen/emit_cuda.c, docs/cuda.md).  0, or -1 after diagnostics. */
 int cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
+/* The host object of a CUDA engine at obj_path (codegen/cuda_host.c): the manifest, the launch
+ * schedule, the kernel table and the cubin.  0, or -1 after diagnostics. */
+int cg_cuda_host_object(const Program *p, const char *manifest, const char *sched,
+                        const void *cubin, size_t ncubin, const char *obj_path, Diag *d);
 /* Value ranges of one generated CUDA function's integer variables (codegen/cuda_range.c):
  * where a 64-bit division or remainder by a constant has a dividend in [0, 2^32), emit_cuda.c
  * divides in 32 bits.  A range with lo > hi is unknown. */

@@ -1,7 +1,8 @@
 /* codegen/cuda_prelude.c -- the device helpers at the top of every generated CUDA source
- * (codegen/emit_cuda.c): min/max/abs, and for programs with block-mapped kernels the
- * tensor-core, cp.async and vector-load helpers.  tests/cuda/emu_shim.h defines SEGC_EMU and
- * its own host versions of the latter, with the same meaning. */
+ * (codegen/emit_cuda.c): min/max/abs, the 16-byte loads and stores of cuda_vec_fn, and for
+ * programs with block-mapped kernels the tensor-core, cp.async and vector-load helpers.
+ * tests/cuda/emu_shim.h defines SEGC_EMU and its own host versions of them, with the same
+ * meaning. */
 #include "cg.h"
 
 /* the device helpers every source starts with; min/max mirror emit_llvm.c's selects */
@@ -16,6 +17,17 @@ const char cg_cuda_prelude[] =
     "static __device__ __forceinline__ float segc_rsqrt(float a) { return 1.0f / sqrtf(a); }\n"
     "#define SEGC_AL128(x) (((x) + 127) / 128 * 128)\n"
     "#define SEGC_MAX(a, b) ((a) > (b) ? (a) : (b))\n"
+    /* cuda_vec_fn's f32 vectors: V (4 or 8) elements by 16-byte accesses */
+    "#ifndef SEGC_EMU\n"
+    "template <int V, int LDG> static __device__ __forceinline__ void segc_vld(const float *s, "
+    "float *o)\n"
+    "{\n#pragma unroll\n\tfor (int i = 0; i < V; i += 4) {\n"
+    "\t\tfloat4 x = LDG ? __ldg((const float4 *)(s + i)) : *(const float4 *)(s + i);\n"
+    "\t\to[i] = x.x, o[i + 1] = x.y, o[i + 2] = x.z, o[i + 3] = x.w;\n\t}\n}\n"
+    "template <int V> static __device__ __forceinline__ void segc_vst(float *d, const float *s)\n"
+    "{\n#pragma unroll\n\tfor (int i = 0; i < V; i += 4)\n"
+    "\t\t*(float4 *)(d + i) = make_float4(s[i], s[i + 1], s[i + 2], s[i + 3]);\n}\n"
+    "#endif\n"
     "\n";
 
 /* the tensor-core helpers (programs with K_mma*): warp-level nvcuda::wmma on 16x16 tiles of
@@ -130,10 +142,33 @@ const char cg_cuda_prelude_mma[] =
     "{ *(float4 *)d = make_float4(a, b, c, e); }\n"
     "static __device__ __forceinline__ __nv_bfloat16 segc_bf16_zero(void)\n"
     "{ return __ushort_as_bfloat16((unsigned short)0); }\n"
+    /* cuda_vec_fn's bf16 vectors: 8 elements by one 16-byte access, widened exactly */
+    "template <int V, int LDG> static __device__ __forceinline__ void "
+    "segc_vld(const __nv_bfloat16 *s, float *o)\n"
+    "{\n#pragma unroll\n\tfor (int i = 0; i < V; i += 8) {\n"
+    "\t\tuint4 x = LDG ? __ldg((const uint4 *)(s + i)) : *(const uint4 *)(s + i);\n"
+    "\t\tunsigned w[4] = {x.x, x.y, x.z, x.w};\n"
+    "#pragma unroll\n\t\tfor (int j = 0; j < 4; j++) {\n"
+    "\t\t\to[i + 2 * j] = __uint_as_float(w[j] << 16);\n"
+    "\t\t\to[i + 2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);\n\t\t}\n\t}\n}\n"
     "#endif\n"
     "/* an activation stored as bf16: a finite value beyond bf16's range saturates (rounded, "
     "it would be inf) */\n"
     "static __device__ __forceinline__ __nv_bfloat16 segc_f2bf(float v)\n"
     "{ return __float2bfloat16(isfinite(v) && fabsf(v) > 3.38953139e38f ? "
     "copysignf(3.38953139e38f, v) : v); }\n"
+    /* cuda_vec_fn's bf16 stores: each value as segc_f2bf stores it, 8 by one 16-byte store */
+    "template <int V> static __device__ __forceinline__ void segc_vst(__nv_bfloat16 *d, "
+    "const float *s)\n"
+    "{\n"
+    "#ifndef SEGC_EMU\n"
+    "#pragma unroll\n\tfor (int i = 0; i < V; i += 8)\n"
+    "\t\t*(uint4 *)(d + i) = make_uint4(segc_pk(segc_f2bf(s[i]), segc_f2bf(s[i + 1])), "
+    "segc_pk(segc_f2bf(s[i + 2]), segc_f2bf(s[i + 3])), segc_pk(segc_f2bf(s[i + 4]), "
+    "segc_f2bf(s[i + 5])), segc_pk(segc_f2bf(s[i + 6]), segc_f2bf(s[i + 7])));\n"
+    "#else\n"
+    "\tsegc_emu_vec_align(d, sizeof *d, V);\n"
+    "\tfor (int i = 0; i < V; i++)\n\t\td[i] = segc_f2bf(s[i]);\n"
+    "#endif\n"
+    "}\n"
     "\n";

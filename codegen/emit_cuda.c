@@ -13,59 +13,22 @@
  * Variables are function-scope locals (the allocas of emit_llvm.c).  NVRTC (codegen/nvrtc.c)
  * compiles the source to a cubin for the target's sm_XX; the host object holds the manifest
  * (target cuda:sm_XX), the cubin and the launch schedule, a text that runtime/cuda.c
- * interprets (format in docs/cuda.md).
- * Mirror image of emit_llvm.c: same helpers, same order, same suffixes (STYLE.md 3.9).
- * One LLVMContextRef per call, created and disposed in cuda_host_object (STYLE.md 3.7). */
-#include "cg.h"
+ * interprets (format in docs/cuda.md; the object: cuda_host.c).
+ * Mirror image of emit_llvm.c: same helpers, same order, same suffixes (STYLE.md 3.9). */
+#include "emit_cuda.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <llvm-c/Core.h>
-#include <llvm-c/Target.h>
-#include <llvm-c/TargetMachine.h>
-
 enum { BLOCK = 128, MAXGRID = 1 << 21, LANE_STMTS = 48 };
 
-typedef struct {
-	char *s;
-	size_t len, cap;
-} Text;
-
-typedef struct {
-	const Program *p;
-	const Kernel *k;
-	Diag *d;
-	const char *arch; /* "sm_90" */
-	Text src;         /* the CUDA C source */
-	Text sched;       /* the launch schedule */
-	int indent;
-	uint8_t *ldg; /* per Kernel.bufs: read through the read-only cache */
-	int mma;           /* the tensor-core prelude (and bf16) is emitted */
-	int nlaunches;
-	int inblock; /* emitting the body of a block-mapped (LOOP_BLOCK) kernel */
-	int shfl_ok; /* emitting a let's or an assign's value in a block-mapped kernel */
-	/* lanes (SEGC_CUDA_ILP, ilp_lanes): each thread runs `lanes` iterations of a parallel
-	 * loop in lock step, statement by statement; a variable with lanevar set is an array
-	 * indexed [u], every statement runs for the lanes whose guard array g<guard>[u] holds */
-	int lanes;
-	uint8_t *lanevar;
-	int guard, nguards;
-	CudaRanges rng; /* the function's integer ranges (cuda_range.c): 32-bit divisions */
-	/* block-mapped functions: per variable, 1 where it holds bf16 bits as they are
-	 * (cr_raw_vars) */
-	uint8_t *raw;
-	int rawload; /* emitting a raw variable's load: no conversion to f32 */
-} CudaEmit;
-
-static int cuda_node(CudaEmit *e, const KNode *n);
 
 /* ---- small helpers ---- */
 
-static void
-tput(Text *t, const char *fmt, ...)
+void
+cuda_tput(Text *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -87,10 +50,8 @@ tput(Text *t, const char *fmt, ...)
 	t->len += (size_t)n;
 }
 
-#define out(e, ...) tput(&(e)->src, __VA_ARGS__)
-
-static void
-line(CudaEmit *e)
+void
+cuda_line(CudaEmit *e)
 {
 	for (int i = 0; i < e->indent; i++)
 		out(e, "\t");
@@ -142,8 +103,8 @@ elemsize(int dtype)
 }
 
 /* variable names: v<id>_<name>, the name reduced to [A-Za-z0-9_] */
-static void
-varname(CudaEmit *e, int var)
+void
+cuda_varname(CudaEmit *e, int var)
 {
 	const char *s = e->k->varnames && e->k->varnames[var] ? e->k->varnames[var] : "";
 	out(e, "v%d_", var);
@@ -153,17 +114,19 @@ varname(CudaEmit *e, int var)
 		out(e, "%c", ok ? c : '_');
 	}
 	if (e->lanes && e->lanevar[var])
-		out(e, "[u]");
+		out(e, e->lane0 ? "[0]" : "[u]");
 }
 
 /* lanes: the head of a statement that runs for every lane its guard holds */
-static void
-lane_head(CudaEmit *e)
+void
+cuda_lane_head(CudaEmit *e)
 {
-	line(e);
+	cuda_line(e);
 	out(e, "#pragma unroll\n");
-	line(e);
-	out(e, "for (int u = 0; u < %d; u++) if (g%d[u]) ", e->lanes, e->guard);
+	cuda_line(e);
+	out(e, "for (int u = 0; u < %d; u++) ", e->lanes);
+	if (e->guard >= 0)
+		out(e, "if (g%d[u]) ", e->guard);
 }
 
 /* an f32 immediate: rounded to float like LLVMConstReal, non-finite values by their bits */
@@ -216,38 +179,38 @@ cuda_loop(CudaEmit *e, const KNode *n)
 		return cg_unsupported(e->d, e->k, "cuda", "block/thread loops inside a kernel");
 	SEGC_ASSERT(n->ival >= 1);
 	const char *vt = ctype(e->k->vartypes[n->var]);
-	line(e);
+	cuda_line(e);
 	out(e, "{\n");
 	e->indent++;
-	line(e);
+	cuda_line(e);
 	out(e, "const %s hi%d = ", vt, n->var);
 	if (cuda_node(e, n->b) < 0)
 		return -1;
 	out(e, ";\n");
 	if (n->ann == LOOP_UNROLL) {
-		line(e);
+		cuda_line(e);
 		out(e, "#pragma unroll\n");
 	}
-	line(e);
+	cuda_line(e);
 	out(e, "for (");
-	varname(e, n->var);
+	cuda_varname(e, n->var);
 	out(e, " = ");
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, "; ");
-	varname(e, n->var);
+	cuda_varname(e, n->var);
 	out(e, " < hi%d; ", n->var);
-	varname(e, n->var);
+	cuda_varname(e, n->var);
 	out(e, " += %lld) {\n", (long long)n->ival);
 	cr_set(&e->rng, n->var, cr_loop(&e->rng, n));
 	e->indent++;
 	if (cuda_node(e, n->body) < 0)
 		return -1;
 	e->indent--;
-	line(e);
+	cuda_line(e);
 	out(e, "}\n");
 	e->indent--;
-	line(e);
+	cuda_line(e);
 	out(e, "}\n");
 	return 0;
 }
@@ -259,19 +222,19 @@ cuda_if_lanes(CudaEmit *e, const KNode *n)
 {
 	int outer = e->guard, t = ++e->nguards;
 	++e->nguards;
-	line(e);
+	cuda_line(e);
 	out(e, "{\n");
 	e->indent++;
-	line(e);
+	cuda_line(e);
 	out(e, "bool g%d[%d], g%d[%d];\n", t, e->lanes, t + 1, e->lanes);
-	lane_head(e);
+	cuda_lane_head(e);
 	out(e, "{ g%d[u] = (", t);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, "); g%d[u] = !g%d[u]; }\n", t + 1, t);
-	line(e);
+	cuda_line(e);
 	out(e, "#pragma unroll\n");
-	line(e);
+	cuda_line(e);
 	out(e, "for (int u = 0; u < %d; u++) if (!g%d[u]) g%d[u] = g%d[u] = false;\n", e->lanes,
 	    outer, t, t + 1);
 	e->guard = t;
@@ -282,7 +245,7 @@ cuda_if_lanes(CudaEmit *e, const KNode *n)
 		return -1;
 	e->guard = outer;
 	e->indent--;
-	line(e);
+	cuda_line(e);
 	out(e, "}\n");
 	return 0;
 }
@@ -292,7 +255,7 @@ cuda_if(CudaEmit *e, const KNode *n)
 {
 	if (e->lanes)
 		return cuda_if_lanes(e, n);
-	line(e);
+	cuda_line(e);
 	out(e, "if (");
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -302,14 +265,14 @@ cuda_if(CudaEmit *e, const KNode *n)
 		return -1;
 	e->indent--;
 	if (n->c) {
-		line(e);
+		cuda_line(e);
 		out(e, "} else {\n");
 		e->indent++;
 		if (cuda_node(e, n->c) < 0)
 			return -1;
 		e->indent--;
 	}
-	line(e);
+	cuda_line(e);
 	out(e, "}\n");
 	return 0;
 }
@@ -318,13 +281,13 @@ static int
 cuda_let(CudaEmit *e, const KNode *n)
 {
 	int indent = e->indent;
-	if (e->lanes) { /* the statement after the lane loop's head, on its line */
-		lane_head(e);
+	if (e->lanes && !e->lane0) { /* the statement after the lane loop's head, on its line */
+		cuda_lane_head(e);
 		e->indent = 0;
 	}
-	line(e);
+	cuda_line(e);
 	e->indent = indent;
-	varname(e, n->var);
+	cuda_varname(e, n->var);
 	out(e, " = ");
 	if (e->raw && e->raw[n->var]) { /* raw_vars: 0 or a bf16 load, as bf16 */
 		if (n->a->kind == K_const) {
@@ -355,9 +318,9 @@ cuda_store(CudaEmit *e, const KNode *n)
 	const KBuf *kb = &e->k->bufs[n->buf];
 	SEGC_ASSERT(n->a->type == KT_I32 || n->a->type == KT_I64);
 	if (e->lanes)
-		lane_head(e);
+		cuda_lane_head(e);
 	else
-		line(e);
+		cuda_line(e);
 	out(e, "b%d[", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -380,7 +343,7 @@ cuda_barrier(CudaEmit *e, const KNode *n)
 	 * Elsewhere one thread runs a whole iteration in order, as one CPU task does: nothing to
 	 * wait for (a __syncthreads() would hang threads whose grid-stride loop ended early) */
 	(void)n;
-	line(e);
+	cuda_line(e);
 	out(e, e->inblock ? "__syncthreads();\n" : "/* barrier */\n");
 	return 0;
 }
@@ -404,7 +367,7 @@ cuda_mma_zero(CudaEmit *e, const KNode *n)
 {
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
-	line(e);
+	cuda_line(e);
 	out(e, "segc_mma_zero(segc_acc[%lld]);\n", (long long)n->ival);
 	return 0;
 }
@@ -427,7 +390,7 @@ cuda_mma(CudaEmit *e, const KNode *n)
 	int bf = e->p->precision == KP_BF16;
 	if (mma_check2(e, n) < 0)
 		return -1;
-	line(e);
+	cuda_line(e);
 	out(e, "segc_mma_%s(segc_acc[%lld], b%d + (", bf ? "bf16" : "tf32", (long long)n->ival,
 	    n->buf);
 	if (cuda_node(e, n->a) < 0)
@@ -446,7 +409,7 @@ cuda_mma_store(CudaEmit *e, const KNode *n)
 		return -1;
 	if (e->k->bufs[n->buf].dtype != DT_F32)
 		return cg_unsupported(e->d, e->k, "cuda", "mma_store to a tile that is not f32");
-	line(e);
+	cuda_line(e);
 	out(e, "segc_mma_store(b%d + (", n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -467,7 +430,7 @@ cuda_cp_async(CudaEmit *e, const KNode *n)
 	    (bytes != 4 && bytes != 8 && bytes != 16))
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "cp_async other than 4, 8 or 16 bytes from global to shared");
-	line(e);
+	cuda_line(e);
 	out(e, "segc_cp_async<%lld>(b%d + (", (long long)n->ival, n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -503,7 +466,7 @@ cuda_vload(CudaEmit *e, const KNode *n)
 		return cg_unsupported(e->d, e->k, "cuda", "vload outside a block-mapped kernel");
 	if (s->shared || s->dtype != DT_F32 || n->ival != 4)
 		return cg_unsupported(e->d, e->k, "cuda", "vload other than 4 f32 from global");
-	line(e);
+	cuda_line(e);
 	out(e, "segc_vload4<%d>(b%d + (", e->ldg[n->buf] ? 1 : 0, n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -516,7 +479,7 @@ cuda_vload(CudaEmit *e, const KNode *n)
 	}
 	for (int i = 0; i < 4; i++) {
 		out(e, ", ");
-		varname(e, n->var + i);
+		cuda_varname(e, n->var + i);
 	}
 	out(e, ");\n");
 	return 0;
@@ -534,14 +497,14 @@ cuda_vstore(CudaEmit *e, const KNode *n)
 	    n->ival * elemsize(d->dtype) != 16)
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "vstore other than 16 bytes to a shared f32 or bf16 tile");
-	line(e);
+	cuda_line(e);
 	out(e, "segc_vst%lld(b%d + (", (long long)n->ival, n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, ")");
 	for (int i = 0; i < n->ival; i++) {
 		out(e, ", ");
-		varname(e, n->var + i);
+		cuda_varname(e, n->var + i);
 	}
 	out(e, ");\n");
 	return 0;
@@ -571,7 +534,7 @@ cuda_cp_wait(CudaEmit *e, const KNode *n)
 	(void)n;
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "cp_wait outside a block-mapped kernel");
-	line(e);
+	cuda_line(e);
 	out(e, "segc_cp_wait();\n");
 	return 0;
 }
@@ -627,25 +590,25 @@ cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
 		}
 	}
 	if (rc == 0) {
-		line(e);
+		cuda_line(e);
 		out(e, "{\n");
 		e->indent++;
 		for (int side = 0; side < 2; side++)
 			for (int j = 0; j < nops[side]; j++) {
-				line(e);
+				cuda_line(e);
 				out(e, "segc_frag_%s_t segc_f%c%d;\n",
 				    side ? "b" : arow[j] ? "ar" : "a", "ab"[side], j);
-				line(e);
+				cuda_line(e);
 				out(e, "segc_load_frag(segc_f%c%d, %s);\n", "ab"[side], j,
 				    ops[side][j]);
 			}
 		for (uint32_t i = 0; i < cnt; i++) {
-			line(e);
+			cuda_line(e);
 			out(e, "segc_mma_ab(segc_acc[%lld], segc_fa%d, segc_fb%d);\n",
 			    (long long)kids[i]->ival, use[i][0], use[i][1]);
 		}
 		e->indent--;
-		line(e);
+		cuda_line(e);
 		out(e, "}\n");
 	}
 	for (int side = 0; side < 2; side++)
@@ -673,7 +636,7 @@ cuda_const(CudaEmit *e, const KNode *n)
 static int
 cuda_var(CudaEmit *e, const KNode *n)
 {
-	varname(e, n->var);
+	cuda_varname(e, n->var);
 	return 0;
 }
 
@@ -877,7 +840,7 @@ cuda_cast(CudaEmit *e, const KNode *n)
 }
 
 /* the one dispatch over every kind (STYLE.md 3.9); expressions append their text */
-static int
+int
 cuda_node(CudaEmit *e, const KNode *n)
 {
 	switch ((KKind)n->kind) {
@@ -986,7 +949,7 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 		if (!used[v])
 			continue;
 		out(e, "\t%s ", e->raw && e->raw[v] ? "__nv_bfloat16" : ctype(k->vartypes[v]));
-		varname(e, (int)v);
+		cuda_varname(e, (int)v);
 		out(e, lanes > 1 && e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
 	}
 	/* the function's ranges start here: its loop's variable (and a block's thread's) */
@@ -1022,8 +985,8 @@ shared_pool(CudaEmit *e)
 	const char **off = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *off);
 	int64_t *goff = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *goff);
 	int64_t end = 0, gpu = 0;
-	tput(&at, "0");
-	tput(&size, "0");
+	cuda_tput(&at, "0");
+	cuda_tput(&size, "0");
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t b = 0; b < k->nbufs; b++) {
 			const KBuf *kb = &k->bufs[b];
@@ -1042,13 +1005,13 @@ shared_pool(CudaEmit *e)
 				    arena_printf(e->p->arena, "SEGC_AL128(%s + sizeof(%s) * %lld)",
 				                 at.s, type, (long long)kb->numel);
 				at.len = 0;
-				tput(&at, "%s", next);
+				cuda_tput(&at, "%s", next);
 			}
 			gpu = g0 + bytes > gpu ? g0 + bytes : gpu;
 			char *sz = arena_printf(e->p->arena, "SEGC_MAX(%s, %s + sizeof(%s) * %lld)",
 			                        size.s, off[b], type, (long long)kb->numel);
 			size.len = 0;
-			tput(&size, "%s", sz);
+			cuda_tput(&size, "%s", sz);
 		}
 	out(e, "\tSEGC_SHARED __align__(128) unsigned char segc_smem[%s];\n", size.s);
 	for (uint32_t b = 0; b < k->nbufs; b++)
@@ -1061,11 +1024,11 @@ shared_pool(CudaEmit *e)
 }
 
 /* "var = (T)(lo) + (T)t * step;" of top-level loop n, at the current position */
-static int
-loop_start(CudaEmit *e, const KNode *n)
+int
+cuda_loop_start(CudaEmit *e, const KNode *n)
 {
 	const char *vt = ctype(e->k->vartypes[n->var]);
-	varname(e, n->var);
+	cuda_varname(e, n->var);
 	out(e, " = (%s)(", vt);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
@@ -1107,10 +1070,10 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	if (nacc)
 		out(e, "\tsegc_acc_t segc_acc[%d];\n", nacc);
 	out(e, "\tfor (long long t = blockIdx.x; t < n; t += gridDim.x) {\n\t\t");
-	if (loop_start(e, n) < 0)
+	if (cuda_loop_start(e, n) < 0)
 		return -1;
 	out(e, "\t\t");
-	varname(e, th->var);
+	cuda_varname(e, th->var);
 	out(e, " = (%s)threadIdx.x;\n", ctype(k->vartypes[th->var]));
 	e->indent = 2;
 	e->inblock = 1;
@@ -1146,7 +1109,7 @@ task_lanes(CudaEmit *e, const KNode *n, int lanes)
 	e->guard = e->nguards = 0;
 	out(e, "#pragma unroll\n\t\tfor (int u = 0; u < %d; u++) {\n"
 	       "\t\t\tconst long long t = t0 + u * G;\n\t\t\tg0[u] = t < n;\n\t\t\t", lanes);
-	if (loop_start(e, n) < 0)
+	if (cuda_loop_start(e, n) < 0)
 		return -1;
 	out(e, "\t\t}\n");
 	e->indent = 2;
@@ -1231,9 +1194,10 @@ ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 	return lanes_fit(n->body, scalar, 0, &budget) ? u : 1;
 }
 
-/* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step */
+/* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step; in
+ * vectors where cv->width (vec_fn), else in lanes (task_lanes) */
 static int
-task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
+task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes, const CudaVec *cv)
 {
 	const Kernel *k = e->k;
 	out(e, "extern \"C\" __global__ void __launch_bounds__(%d)\n%s_t%d(", BLOCK, k->name, i);
@@ -1241,12 +1205,17 @@ task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
 	out(e, "\n{\n");
 	uint8_t *scalar = arena_zalloc(e->p->arena, k->nvars + 1);
 	int budget = LANE_STMTS;
-	if (lanes > 1)
+	if (cv->width)
+		for (uint32_t v = 0; v < k->nvars; v++)
+			scalar[v] = (cv->var[v] & CV_UNI) != 0;
+	else if (lanes > 1)
 		lanes_fit(n->body, scalar, 0, &budget);
 	e->lanevar = arena_zalloc(e->p->arena, k->nvars + 1);
 	for (uint32_t v = 0; v < k->nvars; v++)
 		e->lanevar[v] = lanes > 1 && !scalar[v];
 	declare_vars(e, n, lanes);
+	if (cv->width)
+		return cuda_vec_fn(e, n, cv);
 	if (lanes > 1)
 		return task_lanes(e, n, lanes);
 	if (parallel)
@@ -1257,7 +1226,7 @@ task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes)
 		out(e, "\tif (blockIdx.x != 0 || threadIdx.x != 0)\n\t\treturn;\n"
 		       "\tfor (long long t = 0; t < n; t++) {\n");
 	out(e, "\t\t");
-	if (loop_start(e, n) < 0)
+	if (cuda_loop_start(e, n) < 0)
 		return -1;
 	e->indent = 2;
 	if (cuda_node(e, n->body) < 0)
@@ -1312,7 +1281,7 @@ emit_module(CudaEmit *e)
 	if (mma) /* block-mapped kernels: shared tiles, barriers, tensor cores; bf16 */
 		out(e, "#define SEGC_KF %d\n%s", p->precision == KP_BF16 ? 16 : 8,
 		    cg_cuda_prelude_mma);
-	tput(&e->sched, "segc-cuda 1\narch %s\n", e->arch);
+	cuda_tput(&e->sched, "segc-cuda 1\narch %s\n", e->arch);
 	/* kernels with the same signature (kir_signature + read-only choices) share the
 	 * __global__ functions of the first one, as emit_llvm.c shares task functions */
 	const char **sigs = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *sigs);
@@ -1323,8 +1292,11 @@ emit_module(CudaEmit *e)
 			return -1;
 		e->ldg = arena_zalloc(p->arena, k->nbufs + 1);
 		char *ro = arena_zalloc(p->arena, k->nbufs + 2);
+		/* (upper case: not 16-byte aligned, so no vectors: cv_plan) */
 		for (uint32_t b = 0; b < k->nbufs; b++)
 			ro[b] = k->bufs[b].shared ? 's' : overlaps_written(k, b) ? 'w' : 'r';
+		for (uint32_t b = 0; b < k->nbufs; b++)
+			ro[b] -= k->bufs[b].offset % 16 ? 'a' - 'A' : 0;
 		sigs[ki] = kir_signature(p, k, ro);
 		const char *fname = k->name;
 		for (uint32_t j = 0; j < ki; j++)
@@ -1344,9 +1316,14 @@ emit_module(CudaEmit *e)
 			if (blk && block_threads(e, n, &T) < 0)
 				return -1;
 			int lanes = blk ? 1 : ilp_lanes(e, n, cnt);
+			const char *m = getenv("SEGC_CUDA_ILP_MIN");
+			CudaVec cv = {0};
+			if (par && cnt >= (m ? atoll(m) : 1 << 16) &&
+			    cv_plan(p->arena, k, n, cnt, &cv))
+				lanes = cv.width;
 			if (fname == k->name &&
 			    (blk ? block_fn(e, n, (int)i, T)
-			         : task_fn(e, n, (int)i, par, lanes)) < 0)
+			         : task_fn(e, n, (int)i, par, lanes, &cv)) < 0)
 				return -1;
 			if (cnt == 0)
 				continue;
@@ -1364,18 +1341,18 @@ emit_module(CudaEmit *e)
 			uint32_t nparam = 0;
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				nparam += !k->bufs[b].shared;
-			tput(&e->sched, "%s %s_t%u %lld %lld %lld %u",
+			cuda_tput(&e->sched, "%s %s_t%u %lld %lld %lld %u",
 			     ki + p->npack < p->nkernels ? "launch" : "pack", fname, i,
 			     (long long)cnt, (long long)grid, (long long)block, nparam);
 			for (uint32_t b = 0; b < k->nbufs; b++)
 				if (!k->bufs[b].shared)
-					tput(&e->sched, " %u:%lld", k->bufs[b].slot,
+					cuda_tput(&e->sched, " %u:%lld", k->bufs[b].slot,
 					     (long long)k->bufs[b].offset);
-			tput(&e->sched, "\n");
+			cuda_tput(&e->sched, "\n");
 			e->nlaunches++;
 		}
 	}
-	tput(&e->sched, "end\n");
+	cuda_tput(&e->sched, "end\n");
 	return 0;
 }
 
@@ -1388,78 +1365,6 @@ cuda_manifest(CudaEmit *e, const char *target)
 	SEGC_ASSERT(at != NULL);
 	return arena_printf(e->p->arena, "%.*s\ntarget %s\n%s", (int)(at - m), m, target,
 	                    at + strlen("\ntarget cpu\n"));
-}
-
-static LLVMValueRef
-global(LLVMModuleRef mod, LLVMValueRef init, const char *name)
-{
-	LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(init), name);
-	LLVMSetInitializer(g, init);
-	LLVMSetGlobalConstant(g, 1);
-	LLVMSetVisibility(g, LLVMHiddenVisibility);
-	LLVMSetAlignment(g, 16);
-	return g;
-}
-
-/* the host object: segc_gen_manifest, segc_gen_cuda_{schedule,cubin,cubin_size} and a
- * segc_gen_run that the runtime never calls for a CUDA engine (it answers 1) */
-static int
-cuda_host_object(CudaEmit *e, const char *manifest, const void *cubin, size_t ncubin,
-                 const char *obj_path)
-{
-	LLVMInitializeNativeTarget();
-	LLVMInitializeNativeAsmPrinter();
-	LLVMContextRef cx = LLVMContextCreate();
-	LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("engine", cx);
-	LLVMBuilderRef b = LLVMCreateBuilderInContext(cx);
-	LLVMTypeRef t_i8 = LLVMInt8TypeInContext(cx), t_i32 = LLVMInt32TypeInContext(cx);
-	LLVMTypeRef t_ptr = LLVMPointerType(t_i8, 0);
-	int rc = -1;
-
-	global(mod, LLVMConstStringInContext(cx, manifest, (unsigned)strlen(manifest), 0),
-	       "segc_gen_manifest");
-	global(mod, LLVMConstStringInContext(cx, e->sched.s, (unsigned)e->sched.len, 0),
-	       "segc_gen_cuda_schedule");
-	const char *kinfo = cg_kernel_table(e->p);
-	global(mod, LLVMConstStringInContext(cx, kinfo, (unsigned)strlen(kinfo), 0),
-	       "segc_gen_kinfo");
-	global(mod, LLVMConstStringInContext(cx, cubin, (unsigned)ncubin, 1),
-	       "segc_gen_cuda_cubin");
-	global(mod, LLVMConstInt(LLVMInt64TypeInContext(cx), ncubin, 0),
-	       "segc_gen_cuda_cubin_size");
-	LLVMTypeRef rargs[2] = {LLVMPointerType(t_ptr, 0), t_ptr};
-	LLVMValueRef run =
-	    LLVMAddFunction(mod, "segc_gen_run", LLVMFunctionType(t_i32, rargs, 2, 0));
-	LLVMSetVisibility(run, LLVMHiddenVisibility);
-	LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cx, run, "entry"));
-	LLVMBuildRet(b, LLVMConstInt(t_i32, 1, 0));
-
-	char *triple = LLVMGetDefaultTargetTriple(), *err = NULL;
-	LLVMTargetRef target;
-	if (LLVMGetTargetFromTriple(triple, &target, &err)) {
-		diag_error(e->d, loc_none, "LLVM has no target for %s: %s", triple, err);
-		LLVMDisposeMessage(err);
-	} else {
-		LLVMTargetMachineRef tm =
-		    LLVMCreateTargetMachine(target, triple, "generic", "", LLVMCodeGenLevelNone,
-		                            LLVMRelocPIC, LLVMCodeModelDefault);
-		char path[4096];
-		snprintf(path, sizeof path, "%s", obj_path);
-		LLVMSetTarget(mod, triple);
-		if (LLVMTargetMachineEmitToFile(tm, mod, path, LLVMObjectFile, &err)) {
-			diag_error(e->d, loc_none, "%s: cannot write object file: %s", obj_path,
-			           err);
-			LLVMDisposeMessage(err);
-		} else {
-			rc = 0;
-		}
-		LLVMDisposeTargetMachine(tm);
-	}
-	LLVMDisposeMessage(triple);
-	LLVMDisposeBuilder(b);
-	LLVMDisposeModule(mod);
-	LLVMContextDispose(cx);
-	return rc;
 }
 
 int
@@ -1490,7 +1395,8 @@ cg_emit_cuda(const Program *p, const CgOptions *o, const char *obj_path, Diag *d
 		size_t ncubin = 0;
 		if (cg_nvrtc_compile(e.src.s, p->kernels ? p->kernels[0].name : "engine", e.arch,
 		                     &cubin, &ncubin, d) == 0) {
-			rc = cuda_host_object(&e, manifest, cubin, ncubin, obj_path);
+			rc = cg_cuda_host_object(p, manifest, e.sched.s, cubin, ncubin, obj_path,
+			                          d);
 			free(cubin);
 		}
 	}

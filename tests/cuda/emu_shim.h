@@ -490,6 +490,44 @@ segc_vst4(float *d, float a, float b, float c, float e)
 	d[0] = a, d[1] = b, d[2] = c, d[3] = e;
 }
 
+/* ---- the vectors of vec_fn (docs/cuda.md "Vectors"): V elements at an element offset that
+ * is a multiple of V, checked (on the GPU: 16-byte accesses); bf16 stores: cuda_prelude.c ---- */
+static inline void
+segc_emu_vec_align(const void *d, size_t esz, int n)
+{
+	if (((uintptr_t)d / esz) % (size_t)n) {
+		fprintf(stderr, "emu_shim: vector of %d at %p: not aligned to it\n", n, d);
+		abort();
+	}
+}
+
+template <int V, int LDG>
+static inline void
+segc_vld(const float *s, float *o)
+{
+	segc_emu_vec_align(s, sizeof *s, V);
+	for (int i = 0; i < V; i++)
+		o[i] = s[i];
+}
+
+template <int V, int LDG>
+static inline void
+segc_vld(const __nv_bfloat16 *s, float *o)
+{
+	segc_emu_vec_align(s, sizeof *s, V);
+	for (int i = 0; i < V; i++)
+		o[i] = __bfloat162float(s[i]);
+}
+
+template <int V>
+static inline void
+segc_vst(float *d, const float *s)
+{
+	segc_emu_vec_align(d, sizeof *d, V);
+	for (int i = 0; i < V; i++)
+		d[i] = s[i];
+}
+
 static unsigned
 segc_emu_ncp_pending(unsigned t)
 {

@@ -254,14 +254,19 @@ esac
 # the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
 # exact at bf16 under six tilings (split-K among them), its tap-major cases at tf32 (f32
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
-# column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases
+# column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
+# model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
+# 8-wide bf16 loads and stores of the normalize passes)
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for args in "--precision tf32 --exact --cases --tilings --halo" \
 		"--precision tf32 --ops --models" \
 		"--precision bf16 --cases --models --halo" \
 		"--precision bf16 --exact --arow" "--precision tf32 --exact --arow --only tap-major"; do
+		min=65536
+		case $args in *--models*) min=1 ;; esac
 		# shellcheck disable=SC2086
-		SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args >"$tmp/mma.out" 2>&1
+		SEGC_CUDA_ILP_MIN=$min SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args \
+			>"$tmp/mma.out" 2>&1
 		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"
 	done
 	SEGC_MMA_AROW=0 SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py --precision bf16 --exact \
@@ -272,6 +277,8 @@ fi
 # ops through the CUDA C emulation: by default one case group per template family, sm_90
 # only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores), with the 32-bit
 # divisions (SEGC_CUDA_DIV32=1, off by default: every other CUDA stage runs the default form)
+# and the vectors (codegen/cuda_vec.c) on every loop that takes them, however short
+# (SEGC_CUDA_ILP_MIN=1; by default loops of 2^16 iterations and more)
 emu_sets="tests/ops/test_ops.py:conv3d,conv_transpose3d,instance_norm,group_norm,softmax,linear,matmul,max_pool3d,avg_pool3d,upsample,concat,permute,gelu,add
 tests/ops/test_ops_mamba.py:selective_scan,causal_conv1d,token_prune,token_unpool
 tests/ops/test_ops_gpured.py
@@ -288,7 +295,8 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		only=
 		grep -q -- "--engine-only" "$t" && only=--engine-only
 		case $set in *:*) only="$only --only ${set#*:}" ;; esac
-		SEGC_CUDA_DIV32=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py SEGC_CUDA_ALSO=$also \
+		SEGC_CUDA_DIV32=1 SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py \
+			SEGC_CUDA_ALSO=$also \
 			$PY "$t" $only >"$tmp/ops.out" 2>&1
 		tally "$tmp/ops.out" "ops $(basename "$t")" "$(basename "$t")"
 	done
@@ -302,10 +310,10 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 		tally "$tmp/ops.out" "ops reductions (SEGC_GPU_RED_BLOCK=$rb)" "test_ops_gpured.py $rb"
 	done
 	# the memory-bound families with 4 lanes per thread (SEGC_CUDA_ILP; every loop that
-	# fits, however short; the default, 2 in elementwise kernels, is the same code with 2:
-	# which kernels take it is tests/unit/test_emit_cuda.c's), against PyTorch as above
+	# fits, however short, the vectors off; the default, 2 in elementwise kernels, is the same
+	# code with 2: which kernels take it is tests/unit/test_emit_cuda.c's), against PyTorch
 	for ilp in 4; do
-		SEGC_CUDA_ILP=$([ $ilp = 4 ] && echo 4) SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC \
+		SEGC_CUDA_VEC=0 SEGC_CUDA_ILP=$([ $ilp = 4 ] && echo 4) SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC \
 			SEGC=$(pwd)/tests/cuda/segc_cuda.py $PY tests/ops/test_ops.py --engine-only \
 			--only instance_norm,group_norm,upsample >"$tmp/ops.out" 2>&1
 		tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=$ilp)" "test_ops.py lanes $ilp"

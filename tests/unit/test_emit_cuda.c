@@ -217,6 +217,36 @@ prog_vstore(int xdt, int tdt, int mixed)
 }
 
 /* run cg_emit_cuda; the --emit=cuda text into *src (malloc'd) */
+/* A streaming loop for the vectors (codegen/cuda_vec.c): p in [0, cnt), c = p / S,
+ * out[p] = x[ix] * scale[c] with x and out of dtype dt, out at byte offset off, and ix by form:
+ * 0 p; 1 c * S + p % S (the same, recomposed); 2 p / 2 (a gather); 3 p * 1 + S */
+static Program *
+prog_vec(int dt, int64_t S, int64_t cnt, int64_t off, int form)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0_sub", loc_none);
+	int x = addbuf(p, k, 1, 0, dt, cnt + S, 0);
+	int sc = addbuf(p, k, 2, 0, DT_F32, cnt / S + 1, 0);
+	int o = addbuf(p, k, 3, off, dt, cnt, 1);
+	int pv = kir_var(p, k, KT_I64, "p"), cv = kir_var(p, k, KT_I64, "c");
+	int xv = kir_var(p, k, KT_F32, "x");
+	KNode *l = kir_loop(p, pv, kir_i64(p, 0), kir_i64(p, cnt), 1, LOOP_PARALLEL);
+	kir_append(p, k->body, l);
+	KNode *pr = kir_ref(p, k, pv), *ix = pr;
+	kir_append(p, l->body, kir_let(p, k, cv, kir_bin(p, KB_DIV, pr, kir_i64(p, S))));
+	if (form == 1)
+		ix = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, cv), kir_i64(p, S)),
+		             kir_bin(p, KB_REM, pr, kir_i64(p, S)));
+	else if (form == 2)
+		ix = kir_bin(p, KB_DIV, pr, kir_i64(p, 2));
+	else if (form == 3)
+		ix = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, pr, kir_i64(p, 1)), kir_i64(p, S));
+	kir_append(p, l->body, kir_let(p, k, xv, kir_load(p, k, x, ix)));
+	KNode *v = kir_bin(p, KB_MUL, kir_ref(p, k, xv), kir_load(p, k, sc, kir_ref(p, k, cv)));
+	kir_append(p, l->body, kir_store(p, o, pr, v));
+	return p;
+}
+
 static int
 emit(Program *p, const char *target, char **src, Diag *d, const char *obj)
 {
@@ -320,6 +350,7 @@ main(void)
 	          {"k3_add", NULL, "8", 0, 2},       {"k3_moments", NULL, "8", 1, 0},
 	          {"k3_add", "1", "8", 1, 0}};
 	setenv("SEGC_CUDA_ILP_MIN", "1", 1);
+	setenv("SEGC_CUDA_VEC", "0", 1); /* (the vectors below) */
 	for (size_t i = 0; i < sizeof lc / sizeof lc[0]; i++) {
 		if (lc[i].ilp)
 			setenv("SEGC_CUDA_ILP", lc[i].ilp, 1);
@@ -348,6 +379,51 @@ main(void)
 	}
 	unsetenv("SEGC_CUDA_ILP");
 	unsetenv("SEGC_CUDA_ILP16");
+	unsetenv("SEGC_CUDA_VEC");
+
+	/* vectors (codegen/cuda_vec.c): width 8 for bf16 (16-byte loads and stores), 4 for f32,
+	 * the per-channel scale loaded once from lane 0's c; none for a gather, a count or a
+	 * channel size the width does not divide (bf16 at 12: 8 does not divide it and bf16 takes
+	 * no 4-wide vectors), a misaligned buffer, a strided index or SEGC_CUDA_VEC=0.
+	 * width: expected, 0 none */
+	static const struct {
+		int dt;
+		int64_t S, cnt, off;
+		int form, width;
+		const char *env;
+	} vc[] = {{DT_BF16, 64, 512, 0, 0, 8, NULL}, {DT_F32, 64, 512, 0, 0, 4, NULL},
+	          {DT_BF16, 64, 512, 0, 1, 8, NULL}, {DT_F32, 12, 96, 0, 1, 4, NULL},
+	          {DT_BF16, 12, 96, 0, 0, 0, NULL},  {DT_F32, 64, 512, 0, 2, 0, NULL},
+	          {DT_BF16, 64, 500, 0, 0, 0, NULL}, {DT_F32, 64, 512, 8, 0, 0, NULL},
+	          {DT_F32, 64, 512, 0, 3, 4, NULL},  {DT_F32, 6, 96, 0, 3, 0, NULL},
+	          {DT_BF16, 64, 512, 0, 0, 0, "0"}};
+	for (size_t i = 0; i < sizeof vc / sizeof vc[0]; i++) {
+		if (vc[i].env)
+			setenv("SEGC_CUDA_VEC", vc[i].env, 1);
+		else
+			unsetenv("SEGC_CUDA_VEC");
+		p = prog_vec(vc[i].dt, vc[i].S, vc[i].cnt, vc[i].off, vc[i].form);
+		emit(p, "cuda:sm_90", &src, &d, obj);
+		int got = strstr(src, "t0 < n / 8;") ? 8 : strstr(src, "t0 < n / 4;") ? 4 : 0;
+		char want[160];
+		CHECK(got == vc[i].width, "vectors %zu: width %d, expected %d:\n%s", i, got,
+		      vc[i].width, src);
+		if (got && vc[i].form == 0) {
+			snprintf(want, sizeof want, "segc_vld<%d, 1>(b0 + (v0_p[0]), v2_x);", got);
+			CHECK(strstr(src, want), "vectors %zu: no %s:\n%s", i, want, src);
+			snprintf(want, sizeof want, "segc_vst<%d>(b2 + (v0_p[0]), vs);", got);
+			CHECK(strstr(src, want), "vectors %zu: no %s:\n%s", i, want, src);
+			snprintf(want, sizeof want, "v1_c = (v0_p[0] / %lldLL);", (long long)vc[i].S);
+			CHECK(strstr(src, want) && strstr(src, "\tlong long v1_c;\n"),
+			      "vectors %zu: c not uniform:\n%s", i, src);
+			snprintf(want, sizeof want, "launch k0_sub_t0 %lld 1 128 3 1:0 2:0 3:0\n",
+			         (long long)vc[i].cnt);
+			CHECK(strstr(src, want), "vectors %zu: schedule:\n%s", i, src);
+		}
+		free(src);
+		freeprog(p);
+	}
+	unsetenv("SEGC_CUDA_VEC");
 	unsetenv("SEGC_CUDA_ILP_MIN");
 
 	p = prog_elt(LOOP_SERIAL);
