@@ -167,7 +167,7 @@ const char cg_cuda_prelude_mma[] =
     "segc_pk(segc_f2bf(s[i + 2]), segc_f2bf(s[i + 3])), segc_pk(segc_f2bf(s[i + 4]), "
     "segc_f2bf(s[i + 5])), segc_pk(segc_f2bf(s[i + 6]), segc_f2bf(s[i + 7])));\n"
     "#else\n"
-    "\tsegc_emu_vec_align(d, sizeof *d, V);\n"
+    "\tsegc_emu_vec_align(d, sizeof *d, 8);\n"
     "\tfor (int i = 0; i < V; i++)\n\t\td[i] = segc_f2bf(s[i]);\n"
     "#endif\n"
     "}\n"

@@ -15,27 +15,32 @@
  *     constant c that V divides);
  *   - anything else (CV_ANY).
  * A sequence divided by a constant c that V divides is uniform: b and c are multiples of V, so
- * (b + u) / c == b / c for u < V.  A let of a load at a sequence index of a 16-byte aligned f32
- * or bf16 buffer becomes one or two 16-byte loads, a store at a sequence index one or two
- * 16-byte stores, a load at a uniform index one load per thread.  Iterations of a parallel
- * loop are independent, so running V of them statement by statement is the loop's meaning.
+ * (b + u) / c == b / c for u < V.  A load at a sequence index of a 16-byte aligned f32 or bf16
+ * buffer becomes one or two 16-byte loads (into the let's variable where it is a let's whole
+ * value, else into a temporary before the statement: a slice's copy), a store at a sequence
+ * index one or two 16-byte stores, a load at a uniform index one load per thread.  Iterations
+ * of a parallel loop are independent, so running V of them statement by statement is the
+ * loop's meaning.
  *
  * The plan takes only what gains: a body of lets and stores (no branches, inner loops or
  * assignments), every load of a varying value and every store a vector access (a gather or
- * a scatter would spread one warp's access over V times the lines), and a trip count that V
- * divides.  V is 8 where a vector access is bf16 (16 bytes), else 4. */
+ * a scatter would spread one warp's access over V times the lines; a load under a condition
+ * is not hoisted, so it refuses the plan too), and a trip count that V divides.  V is 8 where
+ * a vector access is bf16 (16 bytes), else 4. */
 #include "emit_cuda.h"
 
 #include <stdlib.h>
 
 /* what cv_plan's walk needs */
 typedef struct {
+	Arena *a;
 	CudaVec *cv;
 	const Kernel *k;
 	int64_t V;
-	int nvec;    /* vector accesses */
-	int bf16;    /* a vector access is to a bf16 buffer */
-	int refused; /* a statement or an access the plan does not take */
+	uint32_t stmt; /* the statement walked */
+	int nvec;      /* vector accesses */
+	int bf16;      /* a vector access is to a bf16 buffer */
+	int refused;   /* a statement or an access the plan does not take */
 } Plan;
 
 static int
@@ -44,9 +49,30 @@ uniform(int c)
 	return (c & CV_UNI) != 0;
 }
 
-/* the class of integer or float expression n (classes of the variables it reads so far) */
+/* buffer b can be accessed 16 bytes at a time: f32 or bf16 in global memory, 16-byte aligned
+ * at its offset (slot bases are: the arena and weights 64 bytes, caller pointers checked) */
 static int
-cls(Plan *pl, const KNode *n)
+vec_buf(const Kernel *k, int b)
+{
+	const KBuf *kb = &k->bufs[b];
+	return !kb->shared && (kb->dtype == DT_F32 || kb->dtype == DT_BF16) && kb->offset % 16 == 0;
+}
+
+/* a vector access to buffer b */
+static void
+count_vec(Plan *pl, int b)
+{
+	pl->nvec++;
+	pl->bf16 |= pl->k->bufs[b].dtype == DT_BF16;
+}
+
+/* The class of integer or float expression n (classes of the variables it reads so far).  A
+ * load at a sequence index of a vector buffer is hoisted (CudaVec.hoist: a 16-byte load before
+ * the statement); one under a condition (a select's branch, the right side of && or ||) is
+ * not, as it might read out of bounds where the condition is false: guarded.  Any other load
+ * at a varying index (a gather) refuses the plan. */
+static int
+cls(Plan *pl, const KNode *n, int guarded)
 {
 	int64_t V = pl->V, c = 0;
 	switch ((KKind)n->kind) {
@@ -57,11 +83,22 @@ cls(Plan *pl, const KNode *n)
 	case K_var:
 		return pl->cv->var[n->var];
 	case K_load: {
-		int i = cls(pl, n->a);
-		return uniform(i) ? CV_UNI : CV_ANY;
+		int i = cls(pl, n->a, guarded);
+		if (uniform(i))
+			return CV_UNI;
+		if (i == CV_SEQ && vec_buf(pl->k, n->buf) && !guarded) {
+			CudaVec *cv = pl->cv;
+			*ARENA_PUSH(pl->a, cv->hoist, cv->nhoist, cv->caphoist) = n;
+			*ARENA_PUSH(pl->a, cv->hstmt, cv->nhstmt, cv->caphstmt) = pl->stmt;
+			count_vec(pl, n->buf);
+			return CV_ANY;
+		}
+		pl->refused = 1;
+		return CV_ANY;
 	}
 	case K_binop: {
-		int a = cls(pl, n->a), b = cls(pl, n->b);
+		int cond = n->op == KB_AND || n->op == KB_OR;
+		int a = cls(pl, n->a, guarded), b = cls(pl, n->b, guarded || cond);
 		int isc = kir_const_i64(n->b, &c);
 		if (uniform(a) && uniform(b)) {
 			switch ((KBinOp)n->op) {
@@ -94,74 +131,50 @@ cls(Plan *pl, const KNode *n)
 		}
 	}
 	case K_unop:
-		return uniform(cls(pl, n->a)) ? CV_UNI : CV_ANY;
+		return uniform(cls(pl, n->a, guarded)) ? CV_UNI : CV_ANY;
 	case K_select: {
-		int u = uniform(cls(pl, n->a)) && uniform(cls(pl, n->b)) && uniform(cls(pl, n->c));
-		return u ? CV_UNI : CV_ANY;
+		int a = cls(pl, n->a, guarded), b = cls(pl, n->b, 1), c3 = cls(pl, n->c, 1);
+		return uniform(a) && uniform(b) && uniform(c3) ? CV_UNI : CV_ANY;
 	}
-	case K_cast: /* (widening a sequence keeps it one) */
-		if (cls(pl, n->a) == CV_SEQ && n->type == KT_I64)
+	case K_cast: { /* (widening a sequence keeps it one) */
+		int a = cls(pl, n->a, guarded);
+		if (a == CV_SEQ && n->type == KT_I64)
 			return CV_SEQ;
-		return uniform(cls(pl, n->a)) ? CV_UNI : CV_ANY;
+		return uniform(a) ? CV_UNI : CV_ANY;
+	}
 	default:
 		pl->refused = 1;
 		return CV_ANY;
 	}
 }
 
-/* buffer b can be accessed 16 bytes at a time: f32 or bf16 in global memory, 16-byte aligned
- * at its offset (slot bases are: the arena and weights 64 bytes, caller pointers checked) */
-static int
-vec_buf(const Kernel *k, int b)
-{
-	const KBuf *kb = &k->bufs[b];
-	return !kb->shared && (kb->dtype == DT_F32 || kb->dtype == DT_BF16) && kb->offset % 16 == 0;
-}
-
-/* every load under n (not a let's whole value) at a varying index refuses the plan */
-static void
-no_gather(Plan *pl, const KNode *n)
-{
-	if (!n)
-		return;
-	if (n->kind == K_load && !uniform(cls(pl, n->a)))
-		pl->refused = 1;
-	no_gather(pl, n->a);
-	no_gather(pl, n->b);
-	no_gather(pl, n->c);
-}
-
+/* a let whose whole value is a hoisted load loads straight into its variable (def 2) */
 static void
 stmt(Plan *pl, const KNode *s)
 {
+	CudaVec *cv = pl->cv;
 	switch ((KKind)s->kind) {
-	case K_let:
-		if (pl->cv->def[s->var]) { /* defined twice */
+	case K_let: {
+		if (cv->def[s->var]) { /* defined twice */
 			pl->refused = 1;
 			return;
 		}
-		pl->cv->def[s->var] = 1;
-		if (s->a->kind == K_load && cls(pl, s->a->a) == CV_SEQ &&
-		    vec_buf(pl->k, s->a->buf)) {
-			pl->cv->var[s->var] = CV_ANY;
-			pl->cv->def[s->var] = 2;
-			pl->nvec++;
-			pl->bf16 |= pl->k->bufs[s->a->buf].dtype == DT_BF16;
-			no_gather(pl, s->a->a);
-			return;
+		uint32_t nh = cv->nhoist;
+		cv->var[s->var] = (uint8_t)cls(pl, s->a, 0);
+		cv->def[s->var] = 1;
+		if (cv->nhoist == nh + 1 && cv->hoist[nh] == s->a) {
+			cv->nhoist = cv->nhstmt = nh;
+			cv->def[s->var] = 2;
 		}
-		pl->cv->var[s->var] = (uint8_t)cls(pl, s->a);
-		no_gather(pl, s->a);
 		return;
+	}
 	case K_store:
-		if (cls(pl, s->a) != CV_SEQ || !vec_buf(pl->k, s->buf)) {
+		if (cls(pl, s->a, 0) != CV_SEQ || !vec_buf(pl->k, s->buf)) {
 			pl->refused = 1;
 			return;
 		}
-		pl->nvec++;
-		pl->bf16 |= pl->k->bufs[s->buf].dtype == DT_BF16;
-		no_gather(pl, s->a);
-		no_gather(pl, s->b);
+		count_vec(pl, s->buf);
+		cls(pl, s->b, 0);
 		return;
 	default:
 		pl->refused = 1;
@@ -170,18 +183,19 @@ stmt(Plan *pl, const KNode *s)
 
 /* the plan for width V; 1 when the loop takes it */
 static int
-plan(CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int64_t V)
+plan(Arena *a, CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int64_t V)
 {
 	int64_t lo;
-	Plan pl = {.cv = cv, .k = k, .V = V};
+	Plan pl = {.a = a, .cv = cv, .k = k, .V = V};
 	if (top->ann != LOOP_PARALLEL || top->ival != 1 || !kir_const_i64(top->a, &lo) || lo < 0 ||
 	    lo % V || cnt % V || top->body->kind != K_block)
 		return 0;
 	for (uint32_t v = 0; v < k->nvars; v++)
 		cv->var[v] = CV_ANY, cv->def[v] = 0;
 	cv->var[top->var] = CV_SEQ;
-	for (uint32_t i = 0; i < top->body->nkids && !pl.refused; i++)
-		stmt(&pl, top->body->kids[i]);
+	cv->nhoist = cv->nhstmt = 0;
+	for (pl.stmt = 0; pl.stmt < top->body->nkids && !pl.refused; pl.stmt++)
+		stmt(&pl, top->body->kids[pl.stmt]);
 	if (pl.refused || pl.nvec == 0 || (V == 4 && pl.bf16))
 		return 0;
 	cv->width = (int)V;
@@ -198,10 +212,10 @@ cv_plan(Arena *a, const Kernel *k, const KNode *top, int64_t cnt, CudaVec *cv)
 	cv->var = arena_zalloc(a, k->nvars + 1);
 	cv->def = arena_zalloc(a, k->nvars + 1);
 	/* 8 where a vector access is bf16 (16 bytes); an f32-only loop at 4 */
-	if (plan(cv, k, top, cnt, 8) == 2)
+	if (plan(a, cv, k, top, cnt, 8) == 2)
 		return 8;
 	cv->width = 0;
-	return plan(cv, k, top, cnt, 4) ? 4 : 0;
+	return plan(a, cv, k, top, cnt, 4) ? 4 : 0;
 }
 
 /* buffer b at iteration p0's index expression idx (lane 0's variables) */
@@ -235,9 +249,23 @@ cuda_vec_fn(CudaEmit *e, const KNode *n, const CudaVec *cv)
 		return -1;
 	out(e, "\t\t}\n");
 	e->indent = 2;
+	e->vec = cv;
 	for (uint32_t i = 0; i < n->body->nkids; i++) {
 		const KNode *s = n->body->kids[i];
 		int rc = 0;
+		for (uint32_t j = 0; j < cv->nhoist && rc == 0; j++) {
+			const KNode *l = cv->hoist[j];
+			if (cv->hstmt[j] != i)
+				continue;
+			cuda_line(e);
+			out(e, "float vl%u[%d];\n", j, V);
+			cuda_line(e);
+			out(e, "segc_vld<%d, %d>(", V, e->ldg[l->buf]);
+			rc = lane0_addr(e, l->buf, l->a);
+			out(e, ", vl%u);\n", j);
+		}
+		if (rc < 0)
+			return -1;
 		if (s->kind == K_let && cv->def[s->var] == 2) {
 			cuda_line(e);
 			out(e, "segc_vld<%d, %d>(", V, e->ldg[s->a->buf]);
@@ -273,6 +301,7 @@ cuda_vec_fn(CudaEmit *e, const KNode *n, const CudaVec *cv)
 			return -1;
 	}
 	e->lanes = 0;
+	e->vec = NULL;
 	out(e, "\t}\n}\n\n");
 	return 0;
 }

@@ -648,6 +648,11 @@ cuda_load(CudaEmit *e, const KNode *n)
 	SEGC_ASSERT(n->a->type == KT_I32 || n->a->type == KT_I64);
 	SEGC_ASSERT(!raw || kb->dtype == DT_BF16);
 	e->rawload = 0;
+	for (uint32_t j = 0; e->vec && j < e->vec->nhoist; j++)
+		if (e->vec->hoist[j] == n) { /* loaded before the statement (cuda_vec_fn) */
+			out(e, "vl%u[u]", j);
+			return 0;
+		}
 	out(e, kb->dtype == DT_U8                 ? "((int)"
 	       : kb->dtype == DT_BF16 && !raw ? "__bfloat162float("
 	                                      : "(");

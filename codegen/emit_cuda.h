@@ -29,6 +29,7 @@ typedef struct {
 	uint8_t *lanevar;
 	int guard, nguards; /* guard -1: every lane (cuda_vec_fn) */
 	int lane0; /* cuda_vec_fn: a uniform value from lane 0's variables ([0], no lane loop) */
+	const struct CudaVec *vec; /* cuda_vec_fn: its plan (hoisted loads print vl<j>[u]) */
 	CudaRanges rng; /* the function's integer ranges (cuda_range.c): 32-bit divisions */
 	/* block-mapped functions: per variable, 1 where it holds bf16 bits as they are
 	 * (cr_raw_vars) */
@@ -53,10 +54,15 @@ int cuda_node(CudaEmit *e, const KNode *n);     /* a statement or an expression 
  * indices as 16-byte loads, its stores as 16-byte stores.  cv_plan returns the width, or 0
  * where the loop does not take the plan ($SEGC_CUDA_VEC=0: never); cuda_vec_fn emits it. */
 enum { CV_ANY = 0, CV_SEQ = 1, CV_UNI = 2, CV_NN = 4, CV_MV = 8 };
-typedef struct {
+typedef struct CudaVec {
 	int width;
 	uint8_t *var; /* per variable: its class (CV_ANY: varying, CV_UNI bit: uniform) */
 	uint8_t *def; /* per variable: 0 not defined, 1 defined, 2 by a 16-byte load */
+	/* the other loads at sequence indices: 16-byte loads into vl<j>[V] before statement
+	 * hstmt[j] of the loop's body */
+	const KNode **hoist;
+	uint32_t *hstmt;
+	uint32_t nhoist, caphoist, nhstmt, caphstmt;
 } CudaVec;
 int cv_plan(Arena *a, const Kernel *k, const KNode *top, int64_t cnt, CudaVec *cv);
 int cuda_vec_fn(CudaEmit *e, const KNode *n, const CudaVec *cv);

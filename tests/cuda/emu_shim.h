@@ -490,8 +490,9 @@ segc_vst4(float *d, float a, float b, float c, float e)
 	d[0] = a, d[1] = b, d[2] = c, d[3] = e;
 }
 
-/* ---- the vectors of vec_fn (docs/cuda.md "Vectors"): V elements at an element offset that
- * is a multiple of V, checked (on the GPU: 16-byte accesses); bf16 stores: cuda_prelude.c ---- */
+/* ---- the vectors of cuda_vec_fn (docs/cuda.md "Vectors"): V elements by 16-byte accesses on
+ * the GPU, so the element offset a multiple of 4 (f32) or 8 (bf16), checked in elements as
+ * the exact emulation's bf16 is 4 bytes; bf16 stores: cuda_prelude.c ---- */
 static inline void
 segc_emu_vec_align(const void *d, size_t esz, int n)
 {
@@ -505,7 +506,7 @@ template <int V, int LDG>
 static inline void
 segc_vld(const float *s, float *o)
 {
-	segc_emu_vec_align(s, sizeof *s, V);
+	segc_emu_vec_align(s, sizeof *s, 4);
 	for (int i = 0; i < V; i++)
 		o[i] = s[i];
 }
@@ -514,7 +515,7 @@ template <int V, int LDG>
 static inline void
 segc_vld(const __nv_bfloat16 *s, float *o)
 {
-	segc_emu_vec_align(s, sizeof *s, V);
+	segc_emu_vec_align(s, sizeof *s, 8);
 	for (int i = 0; i < V; i++)
 		o[i] = __bfloat162float(s[i]);
 }
@@ -523,7 +524,7 @@ template <int V>
 static inline void
 segc_vst(float *d, const float *s)
 {
-	segc_emu_vec_align(d, sizeof *d, V);
+	segc_emu_vec_align(d, sizeof *d, 4);
 	for (int i = 0; i < V; i++)
 		d[i] = s[i];
 }

@@ -219,7 +219,8 @@ prog_vstore(int xdt, int tdt, int mixed)
 /* run cg_emit_cuda; the --emit=cuda text into *src (malloc'd) */
 /* A streaming loop for the vectors (codegen/cuda_vec.c): p in [0, cnt), c = p / S,
  * out[p] = x[ix] * scale[c] with x and out of dtype dt, out at byte offset off, and ix by form:
- * 0 p; 1 c * S + p % S (the same, recomposed); 2 p / 2 (a gather); 3 p * 1 + S */
+ * 0 p; 1 c * S + p % S (the same, recomposed); 2 p / 2 (a gather); 3 p * 1 + S; and with x[p]
+ * not a let's value: 4 in the store's value, 5 under a select (c > 0 ? x[p] : 0) */
 static Program *
 prog_vec(int dt, int64_t S, int64_t cnt, int64_t off, int form)
 {
@@ -241,8 +242,14 @@ prog_vec(int dt, int64_t S, int64_t cnt, int64_t off, int form)
 		ix = kir_bin(p, KB_DIV, pr, kir_i64(p, 2));
 	else if (form == 3)
 		ix = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, pr, kir_i64(p, 1)), kir_i64(p, S));
-	kir_append(p, l->body, kir_let(p, k, xv, kir_load(p, k, x, ix)));
-	KNode *v = kir_bin(p, KB_MUL, kir_ref(p, k, xv), kir_load(p, k, sc, kir_ref(p, k, cv)));
+	KNode *xl = kir_load(p, k, x, ix);
+	if (form == 5)
+		xl = kir_select(p, kir_bin(p, KB_GT, kir_ref(p, k, cv), kir_i64(p, 0)), xl,
+		                kir_f32(p, 0));
+	if (form < 4)
+		kir_append(p, l->body, kir_let(p, k, xv, xl));
+	KNode *v = kir_bin(p, KB_MUL, form < 4 ? kir_ref(p, k, xv) : xl,
+	                   kir_load(p, k, sc, kir_ref(p, k, cv)));
 	kir_append(p, l->body, kir_store(p, o, pr, v));
 	return p;
 }
@@ -382,9 +389,10 @@ main(void)
 	unsetenv("SEGC_CUDA_VEC");
 
 	/* vectors (codegen/cuda_vec.c): width 8 for bf16 (16-byte loads and stores), 4 for f32,
-	 * the per-channel scale loaded once from lane 0's c; none for a gather, a count or a
-	 * channel size the width does not divide (bf16 at 12: 8 does not divide it and bf16 takes
-	 * no 4-wide vectors), a misaligned buffer, a strided index or SEGC_CUDA_VEC=0.
+	 * the per-channel scale loaded once from lane 0's c, a load inside the store's value
+	 * hoisted; none for a gather, a count or a channel size the width does not divide (bf16 at
+	 * 12: 8 does not divide it and bf16 takes no 4-wide vectors), a misaligned buffer, an
+	 * index off by a non-multiple of V, a load under a select or SEGC_CUDA_VEC=0.
 	 * width: expected, 0 none */
 	static const struct {
 		int dt;
@@ -396,7 +404,8 @@ main(void)
 	          {DT_BF16, 12, 96, 0, 0, 0, NULL},  {DT_F32, 64, 512, 0, 2, 0, NULL},
 	          {DT_BF16, 64, 500, 0, 0, 0, NULL}, {DT_F32, 64, 512, 8, 0, 0, NULL},
 	          {DT_F32, 64, 512, 0, 3, 4, NULL},  {DT_F32, 6, 96, 0, 3, 0, NULL},
-	          {DT_BF16, 64, 512, 0, 0, 0, "0"}};
+	          {DT_BF16, 64, 512, 0, 0, 0, "0"},  {DT_BF16, 64, 512, 0, 4, 8, NULL},
+	          {DT_F32, 64, 512, 0, 5, 0, NULL}};
 	for (size_t i = 0; i < sizeof vc / sizeof vc[0]; i++) {
 		if (vc[i].env)
 			setenv("SEGC_CUDA_VEC", vc[i].env, 1);
@@ -420,6 +429,11 @@ main(void)
 			         (long long)vc[i].cnt);
 			CHECK(strstr(src, want), "vectors %zu: schedule:\n%s", i, src);
 		}
+		if (got && vc[i].form == 4) /* the load before the statement, a temporary */
+			CHECK(strstr(src, "float vl0[8];") &&
+			          strstr(src, "segc_vld<8, 1>(b0 + (v0_p[0]), vl0);") &&
+			          strstr(src, "vs[u] = (vl0[u] * (__ldg(&b1[v1_c])));"),
+			      "vectors %zu: hoisted load:\n%s", i, src);
 		free(src);
 		freeprog(p);
 	}
