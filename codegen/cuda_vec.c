@@ -26,7 +26,9 @@
  * assignments), every load of a varying value and every store a vector access (a gather or
  * a scatter would spread one warp's access over V times the lines; a load under a condition
  * is not hoisted, so it refuses the plan too), and a trip count that V divides.  V is 8 where
- * a vector access is bf16 (16 bytes), else 4. */
+ * a vector access is bf16 (16 bytes), else 4.  $SEGC_CUDA_VEC=2 (opt-in, for an A/B) takes
+ * loops with gathers too, each gather a load per lane (a trilinear upsample: its coordinates
+ * but the innermost and their weights computed once per V outputs). */
 #include "emit_cuda.h"
 
 #include <stdlib.h>
@@ -40,6 +42,7 @@ typedef struct {
 	uint32_t stmt; /* the statement walked */
 	int nvec;      /* vector accesses */
 	int bf16;      /* a vector access is to a bf16 buffer */
+	int gather;    /* $SEGC_CUDA_VEC=2: gathers load per lane instead of refusing the plan */
 	int refused;   /* a statement or an access the plan does not take */
 } Plan;
 
@@ -93,7 +96,7 @@ cls(Plan *pl, const KNode *n, int guarded)
 			count_vec(pl, n->buf);
 			return CV_ANY;
 		}
-		pl->refused = 1;
+		pl->refused |= !pl->gather;
 		return CV_ANY;
 	}
 	case K_binop: {
@@ -183,10 +186,10 @@ stmt(Plan *pl, const KNode *s)
 
 /* the plan for width V; 1 when the loop takes it */
 static int
-plan(Arena *a, CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int64_t V)
+plan(Arena *a, CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int64_t V, int gather)
 {
 	int64_t lo;
-	Plan pl = {.a = a, .cv = cv, .k = k, .V = V};
+	Plan pl = {.a = a, .cv = cv, .k = k, .V = V, .gather = gather};
 	if (top->ann != LOOP_PARALLEL || top->ival != 1 || !kir_const_i64(top->a, &lo) || lo < 0 ||
 	    lo % V || cnt % V || top->body->kind != K_block)
 		return 0;
@@ -206,16 +209,17 @@ int
 cv_plan(Arena *a, const Kernel *k, const KNode *top, int64_t cnt, CudaVec *cv)
 {
 	const char *s = getenv("SEGC_CUDA_VEC");
+	int gather = s && atoi(s) == 2;
 	cv->width = 0;
 	if (s && atoi(s) == 0 && s[0] == '0')
 		return 0;
 	cv->var = arena_zalloc(a, k->nvars + 1);
 	cv->def = arena_zalloc(a, k->nvars + 1);
 	/* 8 where a vector access is bf16 (16 bytes); an f32-only loop at 4 */
-	if (plan(a, cv, k, top, cnt, 8) == 2)
+	if (plan(a, cv, k, top, cnt, 8, gather) == 2)
 		return 8;
 	cv->width = 0;
-	return plan(a, cv, k, top, cnt, 4) ? 4 : 0;
+	return plan(a, cv, k, top, cnt, 4, gather) ? 4 : 0;
 }
 
 /* buffer b at iteration p0's index expression idx (lane 0's variables) */

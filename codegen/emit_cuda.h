@@ -52,7 +52,8 @@ int cuda_node(CudaEmit *e, const KNode *n);     /* a statement or an expression 
  * docs/cuda.md "Vectors"): a thread runs `width` consecutive iterations (8 where a vector
  * access is bf16, else 4), its lets of uniform values once, its lets of loads at contiguous
  * indices as 16-byte loads, its stores as 16-byte stores.  cv_plan returns the width, or 0
- * where the loop does not take the plan ($SEGC_CUDA_VEC=0: never); cuda_vec_fn emits it. */
+ * where the loop does not take the plan ($SEGC_CUDA_VEC=0: never; 2: gathers too, per lane);
+ * cuda_vec_fn emits it. */
 enum { CV_ANY = 0, CV_SEQ = 1, CV_UNI = 2, CV_NN = 4, CV_MV = 8 };
 typedef struct CudaVec {
 	int width;

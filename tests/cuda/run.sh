@@ -318,6 +318,12 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 			--only instance_norm,group_norm,upsample >"$tmp/ops.out" 2>&1
 		tally "$tmp/ops.out" "ops lanes (SEGC_CUDA_ILP=$ilp)" "test_ops.py lanes $ilp"
 	done
+	# the vectors with gathers per lane (SEGC_CUDA_VEC=2, opt-in): the upsample, permute, pad
+	# and slice cases
+	SEGC_CUDA_VEC=2 SEGC_CUDA_ILP_MIN=1 SEGC_REAL=$SEGC SEGC=$(pwd)/tests/cuda/segc_cuda.py \
+		$PY tests/ops/test_ops.py --engine-only --only upsample,permute,pad,slice \
+		>"$tmp/ops.out" 2>&1
+	tally "$tmp/ops.out" "ops vectors with gathers (SEGC_CUDA_VEC=2)" "test_ops.py vec 2"
 fi
 # the load prologue cases (tests/ops/test_fusion_prologue.py), fp32 and bf16 (tolerances 1e-4,
 # 2e-2; the tensor-core prologues at tf32: test_mma.py's own cases, exact): the cases the

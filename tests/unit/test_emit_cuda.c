@@ -392,7 +392,8 @@ main(void)
 	 * the per-channel scale loaded once from lane 0's c, a load inside the store's value
 	 * hoisted; none for a gather, a count or a channel size the width does not divide (bf16 at
 	 * 12: 8 does not divide it and bf16 takes no 4-wide vectors), a misaligned buffer, an
-	 * index off by a non-multiple of V, a load under a select or SEGC_CUDA_VEC=0.
+	 * index off by a non-multiple of V, a load under a select or SEGC_CUDA_VEC=0; with
+	 * SEGC_CUDA_VEC=2 the gather and the select's load per lane.
 	 * width: expected, 0 none */
 	static const struct {
 		int dt;
@@ -405,7 +406,8 @@ main(void)
 	          {DT_BF16, 64, 500, 0, 0, 0, NULL}, {DT_F32, 64, 512, 8, 0, 0, NULL},
 	          {DT_F32, 64, 512, 0, 3, 4, NULL},  {DT_F32, 6, 96, 0, 3, 0, NULL},
 	          {DT_BF16, 64, 512, 0, 0, 0, "0"},  {DT_BF16, 64, 512, 0, 4, 8, NULL},
-	          {DT_F32, 64, 512, 0, 5, 0, NULL}};
+	          {DT_F32, 64, 512, 0, 5, 0, NULL},  {DT_F32, 64, 512, 0, 2, 4, "2"},
+	          {DT_F32, 64, 512, 0, 5, 4, "2"}};
 	for (size_t i = 0; i < sizeof vc / sizeof vc[0]; i++) {
 		if (vc[i].env)
 			setenv("SEGC_CUDA_VEC", vc[i].env, 1);
@@ -429,6 +431,9 @@ main(void)
 			         (long long)vc[i].cnt);
 			CHECK(strstr(src, want), "vectors %zu: schedule:\n%s", i, src);
 		}
+		if (got && vc[i].form == 2) /* per lane */
+			CHECK(strstr(src, "v2_x[u] = (__ldg(&b0[(v0_p[u] / 2LL)]));"),
+			      "vectors %zu: gather per lane:\n%s", i, src);
 		if (got && vc[i].form == 4) /* the load before the statement, a temporary */
 			CHECK(strstr(src, "float vl0[8];") &&
 			          strstr(src, "segc_vld<8, 1>(b0 + (v0_p[0]), vl0);") &&
