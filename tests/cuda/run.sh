@@ -256,22 +256,31 @@ esac
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
 # model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
-# 8-wide bf16 loads and stores of the normalize passes)
+# 8-wide bf16 loads and stores of the normalize passes).  They run in the background, beside
+# the op sets below (each side mostly one thread: two cores), and are tallied after them.
+# One run per line: the environment, then test_mma.py's arguments
+mma_runs="SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --cases --tilings --halo
+SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models
+SEGC_CUDA_ILP_MIN=1 --precision bf16 --cases --models --halo
+SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
+SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
+SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major"
+mma_pid=
 if [ "${CUDA_OPS:-1}" != 0 ]; then
-	for args in "--precision tf32 --exact --cases --tilings --halo" \
-		"--precision tf32 --ops --models" \
-		"--precision bf16 --cases --models --halo" \
-		"--precision bf16 --exact --arow" "--precision tf32 --exact --arow --only tap-major"; do
-		min=65536
-		case $args in *--models*) min=1 ;; esac
-		# shellcheck disable=SC2086
-		SEGC_CUDA_ILP_MIN=$min SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py $args \
-			>"$tmp/mma.out" 2>&1
-		tally "$tmp/mma.out" "mma $args" "test_mma.py $args"
-	done
-	SEGC_MMA_AROW=0 SEGC_REAL=$SEGC $PY tests/cuda/test_mma.py --precision bf16 --exact \
-		--cases --only tap-major >"$tmp/mma.out" 2>&1
-	tally "$tmp/mma.out" "mma arow0" "SEGC_MMA_AROW=0 test_mma.py --precision bf16 --exact"
+	(
+		i=0
+		while IFS= read -r run; do
+			i=$((i + 1))
+			t0=$(date +%s)
+			# shellcheck disable=SC2086
+			env ${run%% --*} SEGC_REAL="$SEGC" $PY tests/cuda/test_mma.py --${run#* --} \
+				>"$tmp/mma.$i.out" 2>&1
+			echo $(($(date +%s) - t0)) >"$tmp/mma.$i.s"
+		done <<EOF
+$mma_runs
+EOF
+	) &
+	mma_pid=$!
 fi
 
 # ops through the CUDA C emulation: by default one case group per template family, sm_90
@@ -344,6 +353,19 @@ fi
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	SEGC_REAL=$SEGC $PY tests/cuda/test_conv_cl.py --suite >"$tmp/cl.out" 2>&1
 	tally "$tmp/cl.out" "conv3d_ndhwc" "test_conv_cl.py"
+fi
+# the tensor-core runs started above
+if [ -n "$mma_pid" ]; then
+	wait "$mma_pid"
+	i=0
+	while IFS= read -r run; do
+		i=$((i + 1))
+		t_last=$(($(date +%s) - $(cat "$tmp/mma.$i.s" 2>/dev/null || echo 0)))
+		tally "$tmp/mma.$i.out" "mma $run" "test_mma.py $run"
+	done <<EOF
+$mma_runs
+EOF
+	t_last=$(date +%s)
 fi
 # small model cases, through the same emulation
 if [ "${CUDA_OPS:-1}" != 0 ] && [ -f tests/models/test_models.py ]; then
