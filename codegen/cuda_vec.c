@@ -184,7 +184,7 @@ stmt(Plan *pl, const KNode *s)
 	}
 }
 
-/* the plan for width V; 1 when the loop takes it */
+/* the plan for width V: 0, or 1 when the loop takes it (2 where a vector access is bf16) */
 static int
 plan(Arena *a, CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int64_t V, int gather)
 {
@@ -196,6 +196,7 @@ plan(Arena *a, CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int6
 	for (uint32_t v = 0; v < k->nvars; v++)
 		cv->var[v] = CV_ANY, cv->def[v] = 0;
 	cv->var[top->var] = CV_SEQ;
+	cv->def[top->var] = 1;
 	cv->nhoist = cv->nhstmt = 0;
 	for (pl.stmt = 0; pl.stmt < top->body->nkids && !pl.refused; pl.stmt++)
 		stmt(&pl, top->body->kids[pl.stmt]);
