@@ -32,6 +32,7 @@
 #include "emit_cuda.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* what cv_plan's walk needs */
 typedef struct {
@@ -212,7 +213,7 @@ cv_plan(Arena *a, const Kernel *k, const KNode *top, int64_t cnt, CudaVec *cv)
 	const char *s = getenv("SEGC_CUDA_VEC");
 	int gather = s && atoi(s) == 2;
 	cv->width = 0;
-	if (s && atoi(s) == 0 && s[0] == '0')
+	if (s && !strcmp(s, "0"))
 		return 0;
 	cv->var = arena_zalloc(a, k->nvars + 1);
 	cv->def = arena_zalloc(a, k->nvars + 1);

@@ -1177,10 +1177,17 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
  * (upsample), and 4 lanes gain less than 2.  An elementwise kernel that writes only 16-bit
  * buffers (bf16 activations) moves half the bytes per load: it gets $SEGC_CUDA_ILP16 lanes
  * (default 4; at 2 the bf16 passes reached 38-52% of HBM bandwidth). */
+static int64_t
+ilp_min(void)
+{
+	const char *m = getenv("SEGC_CUDA_ILP_MIN");
+	return m ? atoll(m) : 1 << 16;
+}
+
 static int
 ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 {
-	const char *s = getenv("SEGC_CUDA_ILP"), *m = getenv("SEGC_CUDA_ILP_MIN");
+	const char *s = getenv("SEGC_CUDA_ILP");
 	const char *s16 = getenv("SEGC_CUDA_ILP16");
 	int u = s ? atoi(s) : 0; /* an unreadable value, like none: the class rule */
 	if (u < 1 || u > 8) {
@@ -1192,7 +1199,7 @@ ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 		if (narrow)
 			u = u16 >= 1 && u16 <= 8 ? u16 : 4;
 	}
-	if (u < 2 || n->ann != LOOP_PARALLEL || cnt < (m ? atoll(m) : 1 << 16))
+	if (u < 2 || n->ann != LOOP_PARALLEL || cnt < ilp_min())
 		return 1;
 	uint8_t *scalar = arena_zalloc(e->p->arena, e->k->nvars + 1);
 	int budget = LANE_STMTS;
@@ -1200,7 +1207,7 @@ ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 }
 
 /* __global__ <kernel>_t<i>: iterations [0, n) of top-level loop n, var = lo + t*step; in
- * vectors where cv->width (vec_fn), else in lanes (task_lanes) */
+ * vectors where cv->width (cuda_vec_fn), else in lanes (task_lanes) */
 static int
 task_fn(CudaEmit *e, const KNode *n, int i, int parallel, int lanes, const CudaVec *cv)
 {
@@ -1320,12 +1327,11 @@ emit_module(CudaEmit *e)
 			int par = n->ann == LOOP_PARALLEL, blk = n->ann == LOOP_BLOCK;
 			if (blk && block_threads(e, n, &T) < 0)
 				return -1;
-			int lanes = blk ? 1 : ilp_lanes(e, n, cnt);
-			const char *m = getenv("SEGC_CUDA_ILP_MIN");
+			/* vectors (cuda_vec.c) for the loops that take them, else lanes */
 			CudaVec cv = {0};
-			if (par && cnt >= (m ? atoll(m) : 1 << 16) &&
-			    cv_plan(p->arena, k, n, cnt, &cv))
-				lanes = cv.width;
+			int lanes = par && cnt >= ilp_min() && cv_plan(p->arena, k, n, cnt, &cv)
+			                ? cv.width
+			                : blk ? 1 : ilp_lanes(e, n, cnt);
 			if (fname == k->name &&
 			    (blk ? block_fn(e, n, (int)i, T)
 			         : task_fn(e, n, (int)i, par, lanes, &cv)) < 0)

@@ -443,14 +443,14 @@ segc_vload4(const float *s, bool p, float &x, float &y, float &z, float &w)
 	w = p ? s[3] : 0.f;
 }
 
-/* ---- the 16-byte vector stores to shared tiles (K_vstore) and bf16 pass-through variables:
- * the element offset a multiple of 4 (f32) / 8 (bf16), checked as on the GPU (16 bytes), also
- * where SEGC_EMU_EXACT's bf16 is 4 bytes ---- */
+/* ---- the 16-byte vector stores to shared tiles (K_vstore), bf16 pass-through variables and
+ * cuda_vec_fn's global vectors: the element offset a multiple of 4 (f32) / 8 (bf16), checked
+ * as on the GPU (16 bytes), also where SEGC_EMU_EXACT's bf16 is 4 bytes ---- */
 static inline void
-segc_emu_vst_align(const void *d, size_t esz, int n)
+segc_emu_vec_align(const void *d, size_t esz, int n)
 {
 	if (((uintptr_t)d / esz) % (size_t)n) {
-		fprintf(stderr, "emu_shim: vst%d to %p: not 16-byte aligned\n", n, d);
+		fprintf(stderr, "emu_shim: vector of %d at %p: not 16-byte aligned\n", n, d);
 		abort();
 	}
 }
@@ -477,7 +477,7 @@ template <typename T>
 static inline void
 segc_vst8(__nv_bfloat16 *d, T a, T b, T c, T e, T f, T g, T h, T i)
 {
-	segc_emu_vst_align(d, sizeof *d, 8);
+	segc_emu_vec_align(d, sizeof *d, 8);
 	d[0] = segc_emu_bf(a), d[1] = segc_emu_bf(b), d[2] = segc_emu_bf(c);
 	d[3] = segc_emu_bf(e), d[4] = segc_emu_bf(f), d[5] = segc_emu_bf(g);
 	d[6] = segc_emu_bf(h), d[7] = segc_emu_bf(i);
@@ -486,22 +486,12 @@ segc_vst8(__nv_bfloat16 *d, T a, T b, T c, T e, T f, T g, T h, T i)
 static inline void
 segc_vst4(float *d, float a, float b, float c, float e)
 {
-	segc_emu_vst_align(d, sizeof *d, 4);
+	segc_emu_vec_align(d, sizeof *d, 4);
 	d[0] = a, d[1] = b, d[2] = c, d[3] = e;
 }
 
-/* ---- the vectors of cuda_vec_fn (docs/cuda.md "Vectors"): V elements by 16-byte accesses on
- * the GPU, so the element offset a multiple of 4 (f32) or 8 (bf16), checked in elements as
- * the exact emulation's bf16 is 4 bytes; bf16 stores: cuda_prelude.c ---- */
-static inline void
-segc_emu_vec_align(const void *d, size_t esz, int n)
-{
-	if (((uintptr_t)d / esz) % (size_t)n) {
-		fprintf(stderr, "emu_shim: vector of %d at %p: not aligned to it\n", n, d);
-		abort();
-	}
-}
-
+/* ---- the vectors of cuda_vec_fn (docs/cuda.md "Vectors"), checked by segc_emu_vec_align
+ * above; bf16 stores: cuda_prelude.c ---- */
 template <int V, int LDG>
 static inline void
 segc_vld(const float *s, float *o)
