@@ -165,10 +165,11 @@ cr_u32(const CudaRanges *r, const KNode *n)
 
 /* bf16 pass-through variables (cr_raw_vars): an f32 variable whose every definition is the
  * constant +0 or a load of a bf16 buffer and whose every use is a vstore into a bf16 tile (the
- * tensor-core gather of bf16 activations) is declared __nv_bfloat16 and keeps the bits as
- * they are: no conversion to f32 and back, and two of them fill one 32-bit register of a
- * packed store by bit moves.  A vstore whose variables are not all raw makes none
- * of them raw (segc_vst8 takes one type). */
+ * tensor-core gather of bf16 activations; a bf16 vload's variables count as such loads) is
+ * declared __nv_bfloat16 and keeps the bits as they are: no conversion to f32 and back, and
+ * two of them fill one 32-bit register of a packed store by bit moves.  A vstore or vload
+ * whose variables are not all raw makes none of them raw (segc_vst8 and segc_vload8 take one
+ * type). */
 typedef struct {
 	const Kernel *k;
 	uint8_t *bad, *used;
@@ -186,20 +187,24 @@ raw_scan(const KNode *n, int var, void *ctx)
 		                 (a->kind == K_load && r->k->bufs[a->buf].dtype == DT_BF16));
 	else if (n->kind == K_vstore && r->k->bufs[n->buf].dtype == DT_BF16)
 		r->used[var] = 1;
-	else /* a read (K_var), a vload's definition, a vstore to an f32 tile */
+	else if (n->kind == K_vload && r->k->bufs[n->buf].dtype == DT_BF16)
+		; /* a definition by a bf16 vector load: the bits as they are */
+	else /* a read (K_var), an f32 vload's definition, a vstore to an f32 tile */
 		r->bad[var] = 1;
 }
 
-/* 1 when some vstore under n mixes raw and other variables (marking them all bad) */
+/* 1 when some vstore or vload under n mixes raw and other variables (marking them all bad:
+ * the helpers take one type) */
 static int
 raw_mixed(const KNode *n, uint8_t *bad)
 {
 	int changed = 0, any = 0;
 	if (!n)
 		return 0;
-	for (int i = 0; n->kind == K_vstore && i < n->ival; i++)
+	int vec = n->kind == K_vstore || n->kind == K_vload;
+	for (int i = 0; vec && i < n->ival; i++)
 		any |= bad[n->var + i];
-	for (int i = 0; n->kind == K_vstore && any && i < n->ival; i++)
+	for (int i = 0; vec && any && i < n->ival; i++)
 		if (!bad[n->var + i])
 			bad[n->var + i] = 1, changed = 1;
 	changed |= raw_mixed(n->a, bad) | raw_mixed(n->b, bad) | raw_mixed(n->c, bad) |

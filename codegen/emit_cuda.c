@@ -456,18 +456,21 @@ cuda_cp_async(CudaEmit *e, const KNode *n)
 	return 0;
 }
 
-/* segc_vload4<ldg>(&src[a], pred, v0, v1, v2, v3): one 16-byte load (none when pred is false:
- * zeros) into four f32 variables */
+/* segc_vload4<ldg>(&src[a], pred, v0, v1, v2, v3) (f32) / segc_vload8<ldg>(.., v0..v7) (bf16,
+ * into f32 variables or raw_vars as they are): one 16-byte load (none when pred is false:
+ * zeros) */
 static int
 cuda_vload(CudaEmit *e, const KNode *n)
 {
 	const KBuf *s = &e->k->bufs[n->buf];
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "vload outside a block-mapped kernel");
-	if (s->shared || s->dtype != DT_F32 || n->ival != 4)
-		return cg_unsupported(e->d, e->k, "cuda", "vload other than 4 f32 from global");
+	if (s->shared || n->ival * elemsize(s->dtype) != 16 ||
+	    (s->dtype != DT_F32 && s->dtype != DT_BF16))
+		return cg_unsupported(e->d, e->k, "cuda",
+		                      "vload other than 16 bytes of f32 or bf16 from global");
 	cuda_line(e);
-	out(e, "segc_vload4<%d>(b%d + (", e->ldg[n->buf] ? 1 : 0, n->buf);
+	out(e, "segc_vload%d<%d>(b%d + (", (int)n->ival, e->ldg[n->buf] ? 1 : 0, n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, "), ");
@@ -477,7 +480,7 @@ cuda_vload(CudaEmit *e, const KNode *n)
 	} else {
 		out(e, "true");
 	}
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < n->ival; i++) {
 		out(e, ", ");
 		cuda_varname(e, n->var + i);
 	}

@@ -255,7 +255,7 @@ kir_cp_wait(Program *p)
 KNode *
 kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred)
 {
-	SEGC_ASSERT(n == 4);
+	SEGC_ASSERT(n == 4 || n == 8);
 	KNode *v = node(p, K_vload, KT_VOID);
 	v->var = var;
 	v->ival = n;

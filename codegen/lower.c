@@ -107,6 +107,30 @@ ix_mul(Lower *L, KNode *a, int64_t c)
 }
 
 KNode *
+i32_c(Lower *L, int64_t c)
+{
+	return kir_cast(L->p, KT_I32, ix_c(L, c));
+}
+
+KNode *
+i32_of(Lower *L, KNode *a)
+{
+	return kir_cast(L->p, KT_I32, a);
+}
+
+KNode *
+i32_add(Lower *L, KNode *a, KNode *b)
+{
+	return kir_bin(L->p, KB_ADD, a, b);
+}
+
+KNode *
+i32_mul(Lower *L, KNode *a, int64_t c)
+{
+	return kir_bin(L->p, KB_MUL, a, i32_c(L, c));
+}
+
+KNode *
 lw_inrange(Lower *L, KNode *i, int64_t n)
 {
 	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, i, ix_c(L, 0)),

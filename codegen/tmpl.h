@@ -50,6 +50,12 @@ KNode *ix_c(Lower *L, int64_t c);                     /* i64 constant */
 KNode *ix_add(Lower *L, KNode *a, KNode *b);          /* i64 a + b, constants folded */
 KNode *ix_mul(Lower *L, KNode *a, int64_t c);         /* i64 a * c, constants folded */
 KNode *lw_inrange(Lower *L, KNode *i, int64_t n);     /* 0 <= i < n (i64 i) */
+/* i32 arithmetic (offsets the GPU computes in 32 bits), not folded: constant c, a cast to
+ * i32, a + b, a * c */
+KNode *i32_c(Lower *L, int64_t c);
+KNode *i32_of(Lower *L, KNode *a);
+KNode *i32_add(Lower *L, KNode *a, KNode *b);
+KNode *i32_mul(Lower *L, KNode *a, int64_t c);
 KNode *lw_clampi(Lower *L, KNode *i, int64_t n);      /* i clamped to [0, n) */
 KNode *lw_let(Lower *L, KNode *block, const char *name, KNode *init);  /* a var ref bound to init */
 KNode *lw_simple(Lower *L, KNode *block, KNode *e);   /* e, let-bound unless a var or constant */
@@ -192,5 +198,26 @@ void tmpl_tile_stats(Lower *L, const TileStats *ts, KNode *block, KNode *th, int
 /* the last loop: the partials merged into mom's outputs; sets L->stats_done */
 int tmpl_tile_stats_merge(Lower *L, const TileStats *ts);
 int tmpl_gpu_scan(Lower *L);      /* tmpl_gpu_scan.c: selective scan, causal conv1d */
+
+/* tmpl_gpu_mma_row.c: the row gather of tmpl_gpu_mma's tap-major convs (its header comment).
+ * The caller sets cv; mma_row_fits fills the K step and the jobs (0: the form does not
+ * apply); mma_row_prep the thread's per-tile terms (once per tile, after m0); mma_row_load a
+ * K step's windows into registers, mma_row_store them into the A tile half at ao. */
+enum { MMA_ROW_JOBS = 4 };
+typedef struct {
+	Conv cv;
+	int xb, as;                   /* x's KBuf, the shared A tile */
+	int64_t G, bk, CQ, ngroups;   /* (r, cq) groups a K step, the K step, Ci / 16, groups */
+	int64_t bm, nt, bn, jobs, lda; /* the tile; windows per thread and step */
+	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
+	int win[MMA_ROW_JOBS];        /* each job's kw + 7 consecutive variables */
+} MmaRow;
+int mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn);
+/* k of the row form for (ci, tap) (i64): the tap-major copy of w follows it */
+KNode *mma_row_wt(Lower *L, const MmaRow *r, KNode *ci, KNode *tap);
+void mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
+                  int64_t lda, int as);
+void mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase);
+void mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao);
 
 #endif

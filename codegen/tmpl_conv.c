@@ -427,13 +427,6 @@ typedef struct {
 	KNode *n, *od, *co0, *grp;
 } Mk;
 
-/* an i32 constant */
-static KNode *
-c32(Lower *L, int64_t v)
-{
-	return kir_cast(L->p, KT_I32, ix_c(L, v));
-}
-
 /* the reduction of one block of positions p0 + [0, VL) of the row at out index row */
 static void
 mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, KNode **bias)
@@ -449,11 +442,12 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 	ow = lw_let(L, b, "p32", kir_cast(L->p, KT_I32, p));
 	KNode *odv = NULL;
 	if (m->vol)
-		odv = lw_let(L, b, "od", kir_bin(L->p, KB_DIV, ow, c32(L, cv->OH * cv->OW)));
+		odv = lw_let(L, b, "od", kir_bin(L->p, KB_DIV, ow, i32_c(L, cv->OH * cv->OW)));
 	if (m->plane) {
-		ohv = kir_bin(L->p, KB_DIV, ow, c32(L, cv->OW));
-		ohv = lw_let(L, b, "oh", m->vol ? kir_bin(L->p, KB_REM, ohv, c32(L, cv->OH)) : ohv);
-		ow = lw_let(L, b, "ow", kir_bin(L->p, KB_REM, ow, c32(L, cv->OW)));
+		ohv = kir_bin(L->p, KB_DIV, ow, i32_c(L, cv->OW));
+		ohv = lw_let(L, b, "oh",
+		             m->vol ? kir_bin(L->p, KB_REM, ohv, i32_c(L, cv->OH)) : ohv);
+		ow = lw_let(L, b, "ow", kir_bin(L->p, KB_REM, ow, i32_c(L, cv->OW)));
 	}
 	KNode *valid = NULL, *ohf = NULL, *ohl = NULL;
 	int64_t lim = m->plane || m->pw ? m->rowlen : cv->OW;
@@ -465,7 +459,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 	}
 	if (lim % m->VL)
 		valid = lw_let(L, b, "valid",
-		               kir_bin(L->p, KB_LT, kir_cast(L->p, KT_I32, p), c32(L, lim)));
+		               kir_bin(L->p, KB_LT, kir_cast(L->p, KT_I32, p), i32_c(L, lim)));
 	for (int64_t j = 0; j < m->cob; j++) {
 		acc[j] = kir_var(L->p, L->k, KT_F32, "acc");
 		kir_append(L->p, b, kir_let(L->p, L->k, acc[j], bias[j]));
@@ -489,8 +483,8 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 		id = lw_let(L, tb, "dd", ix_add(L, ix_mul(L, kd, cv->dl[0]), ix_c(L, -cv->p[0])));
 		KNode *idv = kir_bin(L->p, KB_ADD, odv, kir_cast(L->p, KT_I32, id));
 		dcond = lw_let(L, tb, "dok",
-		               kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, idv, c32(L, 0)),
-		                       kir_bin(L->p, KB_LT, idv, c32(L, cv->D))));
+		               kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, idv, i32_c(L, 0)),
+		                       kir_bin(L->p, KB_LT, idv, i32_c(L, cv->D))));
 	} else {
 		dl = lw_loop(L, cl->body, "kd", ix_c(L, 0), ix_c(L, cv->k[0]), LOOP_SERIAL, &kd);
 		id = lw_let(L, dl->body, "id",
@@ -523,8 +517,8 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 			KNode *dh = lw_let(L, tb, "dh",
 			                   ix_add(L, ix_mul(L, kh, cv->dl[1]), ix_c(L, -cv->p[1])));
 			KNode *ih = kir_bin(L->p, KB_ADD, ohv, kir_cast(L->p, KT_I32, dh));
-			hcond = kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, ih, c32(L, 0)),
-			                kir_bin(L->p, KB_LT, ih, c32(L, cv->H)));
+			hcond = kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, ih, i32_c(L, 0)),
+			                kir_bin(L->p, KB_LT, ih, i32_c(L, cv->H)));
 			hcond = lw_let(L, tb, "hok", hcond);
 			xr = lw_let(L, tb, "xh", ix_add(L, xr, ix_mul(L, dh, cv->W)));
 			wr = lw_let(L, tb, "wh", ix_add(L, wr, ix_mul(L, kh, KW * m->ts)));
@@ -566,9 +560,9 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 			int64_t whi = floordiv(cv->W - 1 - ow_, cv->s[2]) + 1;
 			KNode *cond = dcond ? band(L, valid, dcond) : valid;
 			if (wlo > 0)
-				cond = band(L, cond, kir_bin(L->p, KB_GE, ow, c32(L, wlo)));
+				cond = band(L, cond, kir_bin(L->p, KB_GE, ow, i32_c(L, wlo)));
 			if (whi < cv->OW)
-				cond = band(L, cond, kir_bin(L->p, KB_LT, ow, c32(L, whi)));
+				cond = band(L, cond, kir_bin(L->p, KB_LT, ow, i32_c(L, whi)));
 			int64_t off = ow_;
 			if (wlo >= whi ||
 			    (m->plane && !hcond && (oh_ + cv->OH <= 0 || oh_ >= cv->H)))
@@ -579,10 +573,10 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 				int64_t hlo = oh_ >= 0 ? 0 : -oh_, hhi = cv->H - oh_;
 				if (hlo > 0)
 					cond =
-					    band(L, cond, kir_bin(L->p, KB_GE, ohv, c32(L, hlo)));
+					    band(L, cond, kir_bin(L->p, KB_GE, ohv, i32_c(L, hlo)));
 				if (hhi < cv->OH)
 					cond =
-					    band(L, cond, kir_bin(L->p, KB_LT, ohv, c32(L, hhi)));
+					    band(L, cond, kir_bin(L->p, KB_LT, ohv, i32_c(L, hhi)));
 				off += oh_ * cv->W;
 			} else if (ihb) {
 				off += kh_ * cv->dl[1] * cv->W;

@@ -36,7 +36,9 @@
  * for the whole tile, so the m half of the im2col gather and of the output coordinate is
  * computed once per tile; the k half: with Cin % 16 == 0, K is ordered tap-major (k = tap*Cin
  * + ci) so each half K step has one tap, checked and located once per half (stage_load_tap_a,
- * B from a tap-major copy of w made by a first parallel loop);
+ * B from a tap-major copy of w made by a first parallel loop), or, with bf16 activations and
+ * rows of 8-voxel octets, each thread an octet: one 16-byte load per channel and row of taps
+ * (the row gather, tmpl_gpu_mma_row.c, K ordered by rows of taps);
  * otherwise from a tap table in shared memory (k_table).  A conv whose x has a load prologue
  * (lw_has_prologue: instance norm + activation fused into it) applies it to every in-bounds
  * element it gathers; padding stays 0.
@@ -243,12 +245,6 @@ split(Lower *L, KNode *block, KNode *i, const int64_t *dims, int nd, KNode **out
 	}
 }
 
-static KNode *
-c32(Lower *L, int64_t c)
-{
-	return kir_cast(L->p, KT_I32, ix_c(L, c));
-}
-
 /* split() in 32-bit arithmetic (i < 2^31: the K index), the parts widened to i64; the GPU
  * divides 32-bit integers by constants with one multiply-high, 64-bit ones with many */
 static void
@@ -257,7 +253,7 @@ split32(Lower *L, KNode *block, KNode *i, const int64_t *dims, int nd, KNode **o
 	int64_t stride = 1;
 	KNode *i32 = lw_let(L, block, "k32", kir_cast(L->p, KT_I32, i));
 	for (int d = nd - 1; d >= 0; d--) {
-		KNode *q = stride == 1 ? i32 : kir_bin(L->p, KB_DIV, i32, c32(L, stride));
+		KNode *q = stride == 1 ? i32 : kir_bin(L->p, KB_DIV, i32, i32_c(L, stride));
 		if (dims[d] == 1 && d > 0)
 			out[d] = ix_c(L, 0);
 		else if (d == 0)
@@ -265,7 +261,7 @@ split32(Lower *L, KNode *block, KNode *i, const int64_t *dims, int nd, KNode **o
 		else
 			out[d] = lw_let(
 			    L, block, "i",
-			    kir_cast(L->p, KT_I64, kir_bin(L->p, KB_REM, q, c32(L, dims[d]))));
+			    kir_cast(L->p, KT_I64, kir_bin(L->p, KB_REM, q, i32_c(L, dims[d]))));
 		stride *= dims[d];
 	}
 }
@@ -351,8 +347,8 @@ a_load(Lower *L, const Gemm *g, KNode *block, const APrep *a, KNode *k, KNode *k
 			KNode *d = kir_load(L->p, L->k, g->kt, ix_add(L, k4, ix_c(L, i + 1)));
 			KNode *pos = lw_let(L, block, "ip", kir_bin(L->p, KB_ADD, a->pos[i], d));
 			ok = land(L, ok,
-			          kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, pos, c32(L, 0)),
-			                  kir_bin(L->p, KB_LT, pos, c32(L, in[i]))));
+			          kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, pos, i32_c(L, 0)),
+			                  kir_bin(L->p, KB_LT, pos, i32_c(L, in[i]))));
 		}
 		idx = ix_add(L, a->base, kir_cast(L->p, KT_I64, kir_load(L->p, L->k, g->kt, k4)));
 	} else if (g->kind == G_CONVT) {
@@ -365,7 +361,7 @@ a_load(Lower *L, const Gemm *g, KNode *block, const APrep *a, KNode *k, KNode *k
 		KNode *iff = kir_if(L->p, ok);
 		int64_t kvol = g->k[0] * g->k[1] * g->k[2];
 		KNode *ci = kir_cast(
-		    L->p, KT_I64, kir_bin(L->p, KB_DIV, kir_cast(L->p, KT_I32, k), c32(L, kvol)));
+		    L->p, KT_I64, kir_bin(L->p, KB_DIV, kir_cast(L->p, KT_I32, k), i32_c(L, kvol)));
 		kir_append(L->p, block, iff);
 		kir_append(L->p, iff->body,
 		           kir_assign(L->p, valv, lw_prologue(L, iff->body, a->nb, ci, ld)));
@@ -506,6 +502,7 @@ typedef struct {
 	 * are one run of `run` k (from qa*run) of its m, stored by 16-byte vstores */
 	int arow;
 	int64_t run;
+	const MmaRow *row; /* the row gather (tmpl_gpu_mma_row.c) fills A, or NULL */
 } Stage;
 
 /* tile coordinates of a thread's j-th A element: (mm, kk) */
@@ -536,18 +533,6 @@ b_elem(Lower *L, const Stage *st, int j, KNode **kk, KNode **nn)
 	}
 }
 
-static KNode *
-add32(Lower *L, KNode *a, KNode *b)
-{
-	return kir_bin(L->p, KB_ADD, a, b);
-}
-
-static KNode *
-mul32(Lower *L, KNode *a, int64_t c)
-{
-	return kir_bin(L->p, KB_MUL, a, c32(L, c));
-}
-
 /* tap-major conv (g->tapk): k = tap*Ci + ci, and Ci % 16 == 0, so each half (16 k) of a K
  * step has one tap.  Per half h: the thread's validity (its m, the tap inside x, k < K) and
  * the x offset of (m, tap, ci0) once (in i32 where x allows: g->x32); then A element j (kk =
@@ -574,23 +559,23 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 			kh = ix_add(L, kh, ix_mul(L, st->qa, st->run));
 		kh = lw_let(L, block, "kh", kh);
 		KNode *k32 = lw_let(L, block, "kh32", kir_cast(p, KT_I32, kh));
-		KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, c32(L, g->Ci)));
-		KNode *ci0 = kir_bin(p, KB_REM, k32, c32(L, g->Ci));
+		KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, i32_c(L, g->Ci)));
+		KNode *ci0 = kir_bin(p, KB_REM, k32, i32_c(L, g->Ci));
 		split32(L, block, tap, tk, 3, to);
 		KNode *v = kir_bin(p, KB_AND, st->mok, bin(L, KB_LT, kh, g->K));
 		ciq[h] = lw_let(L, block, "ciq",
-		                st->arow ? ci0 : add32(L, ci0, kir_cast(p, KT_I32, st->qa)));
+		                st->arow ? ci0 : i32_add(L, ci0, kir_cast(p, KT_I32, st->qa)));
 		KNode *off =
-		    g->x32 ? add32(L, st->ap.base32, mul32(L, ciq[h], dhw))
+		    g->x32 ? i32_add(L, st->ap.base32, i32_mul(L, ciq[h], dhw))
 		           : ix_add(L, st->ap.base, ix_mul(L, kir_cast(p, KT_I64, ciq[h]), dhw));
 		for (int i = 0; i < 3; i++) {
 			KNode *d = lw_simple(L, block, ix_mul(L, to[i], g->dl[i]));
 			KNode *d32 = kir_cast(p, KT_I32, d);
-			KNode *pos = lw_let(L, block, "ip", add32(L, st->ap.pos[i], d32));
+			KNode *pos = lw_let(L, block, "ip", i32_add(L, st->ap.pos[i], d32));
 			v = kir_bin(p, KB_AND, v,
-			            kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, c32(L, 0)),
-			                    kir_bin(p, KB_LT, pos, c32(L, in[i]))));
-			off = g->x32 ? add32(L, off, mul32(L, d32, sp[i]))
+			            kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, i32_c(L, 0)),
+			                    kir_bin(p, KB_LT, pos, i32_c(L, in[i]))));
+			off = g->x32 ? i32_add(L, off, i32_mul(L, d32, sp[i]))
 			             : ix_add(L, off, ix_mul(L, d, sp[i]));
 		}
 		ok[h] = lw_let(L, block, "hok", v);
@@ -601,7 +586,7 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 		/* kk = cj + qa, qa < nt/bm, which divides 16 (arow: kk = qa*run + j) */
 		int64_t cj = st->arow ? j : j * (st->t.nt / st->t.bm);
 		int h = (int)(cj / 16);
-		KNode *idx = g->x32 ? add32(L, base[h], c32(L, (cj % 16) * dhw))
+		KNode *idx = g->x32 ? i32_add(L, base[h], i32_c(L, (cj % 16) * dhw))
 		                    : ix_add(L, base[h], ix_c(L, (cj % 16) * dhw));
 		if (st->acp) { /* straight into the tile: 4 bytes, zero where !ok */
 			KNode *mm, *kk;
@@ -617,7 +602,8 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 		if (g->pro)
 			ld =
 			    lw_prologue(L, iff->body, st->ap.nb,
-			                kir_cast(p, KT_I64, add32(L, ciq[h], c32(L, cj % 16))), ld);
+			                kir_cast(p, KT_I64, i32_add(L, ciq[h], i32_c(L, cj % 16))),
+			                ld);
 		kir_append(p, iff->body, kir_assign(p, st->ra[j], ld));
 	}
 }
@@ -637,7 +623,9 @@ stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *slot, K
 		cl_stage_load(L, st, block, kbase, ao, bo);
 		return;
 	}
-	if (g->tapk)
+	if (st->row)
+		mma_row_load(L, st->row, block, kbase);
+	else if (g->tapk)
 		stage_load_tap_a(L, st, block, kbase, ao);
 	for (int j = 0; !g->tapk && j < st->t.bm * st->t.bk / st->t.nt; j++) {
 		APrep ap = st->ap;
@@ -673,6 +661,8 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 {
 	Program *p = L->p;
 	KNode *mm, *kk, *nn;
+	if (st->row)
+		mma_row_store(L, st->row, block, ao);
 	if (st->arow) { /* the thread's run: 16 bytes at a time (8 bf16 or 4 f32) */
 		int64_t vn = p->precision == KP_BF16 ? 8 : 4;
 		KNode *row = ix_add(L, ao, ix_add(L, ix_mul(L, st->fa, st->lda),
@@ -683,7 +673,8 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 			                                st->ra[q], (int)vn));
 		}
 	}
-	for (int j = 0; !st->acp && !st->arow && j < st->t.bm * st->t.bk / st->t.nt; j++) {
+	for (int j = 0; !st->acp && !st->arow && !st->row && j < st->t.bm * st->t.bk / st->t.nt;
+	     j++) {
 		a_elem(L, st, j, &mm, &kk);
 		kir_append(p, block,
 		           kir_store(p, st->as,
@@ -714,18 +705,25 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 /* B of the K step at kbase by asynchronous copies (st->bcp): the tap-major weights wt[n*K + k]
  * are contiguous along k, and K % 16 == 0, so a step's B is bn rows of bk/ce chunks of ce
  * elements (16 bytes); thread th copies chunk k = (th % (bk/ce))*ce of rows th/(bk/ce) +
- * r*nt/(bk/ce) into the tile half at bo; zero past N and K (nothing read there) */
+ * r*(nt/(bk/ce)) into the tile half at bo (where bk/ce does not divide nt, the threads past
+ * the last whole row copy nothing: the row gather's K step of 48); zero past N and K (nothing
+ * read there) */
 static void
 stage_cp_b(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *bo, int ce)
 {
 	Program *p = L->p;
 	const Gemm *g = st->g;
-	int64_t cpr = st->t.bk / ce, total = st->t.bn * cpr, nt = st->t.nt;
+	int64_t cpr = st->t.bk / ce, nt = st->t.nt, rpr = nt / cpr;
+	if (nt % cpr) {
+		KNode *iff = kir_if(p, bin(L, KB_LT, st->cpn, rpr));
+		kir_append(p, block, iff);
+		block = iff->body;
+	}
 	KNode *k = lw_let(L, block, "k", ix_add(L, kbase, st->cpk));
-	for (int64_t r = 0; r * nt < total; r++) {
+	for (int64_t r = 0; r * rpr < st->t.bn; r++) {
 		KNode *blk = block;
-		KNode *nn = ix_add(L, st->cpn, ix_c(L, r * (nt / cpr)));
-		if ((r + 1) * nt > total) { /* the last round: rows past the tile */
+		KNode *nn = ix_add(L, st->cpn, ix_c(L, r * rpr));
+		if ((r + 1) * rpr > st->t.bn) { /* the last round: rows past the tile */
 			KNode *iff = kir_if(p, bin(L, KB_LT, nn, st->t.bn));
 			kir_append(p, block, iff);
 			blk = iff->body;
@@ -764,7 +762,7 @@ cl_voxel_table(Lower *L, const Stage *st, KNode *block)
 		off = ix_add(L, ix_mul(L, off, in[i]), pi);
 		KNode *v = kir_cast(p, KT_I32, pi);
 		if (i == 0)
-			v = kir_select(p, nok, v, c32(L, -((int64_t)1 << 30)));
+			v = kir_select(p, nok, v, i32_c(L, -((int64_t)1 << 30)));
 		kir_append(p, b, kir_store(p, g->vt, ix_add(L, t4, ix_c(L, i + 1)), v));
 	}
 	kir_append(p, b, kir_store(p, g->vt, t4, kir_cast(p, KT_I32, ix_mul(L, off, g->Ci))));
@@ -822,13 +820,13 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 	KNode *k = lw_let(L, block, "k", ix_add(L, kbase, st->bkq));
 	KNode *kok = lw_let(L, block, "kok", bin(L, KB_LT, k, g->K));
 	KNode *k32 = lw_let(L, block, "k32", kir_cast(p, KT_I32, k));
-	KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, c32(L, g->Ci)));
-	KNode *toff = kir_bin(p, KB_REM, k32, c32(L, g->Ci)), *to[3], *d[3];
+	KNode *tap = lw_let(L, block, "tap", kir_bin(p, KB_DIV, k32, i32_c(L, g->Ci)));
+	KNode *toff = kir_bin(p, KB_REM, k32, i32_c(L, g->Ci)), *to[3], *d[3];
 	split32(L, block, tap, tk, 3, to);
 	for (int i = 0; i < 3; i++)
 		d[i] = lw_let(L, block, "d", kir_cast(p, KT_I32, ix_mul(L, to[i], g->dl[i])));
-	KNode *sp = add32(L, mul32(L, add32(L, mul32(L, d[0], g->H), d[1]), g->W), d[2]);
-	toff = lw_let(L, block, "toff", add32(L, mul32(L, sp, g->Ci), toff));
+	KNode *sp = i32_add(L, i32_mul(L, i32_add(L, i32_mul(L, d[0], g->H), d[1]), g->W), d[2]);
+	toff = lw_let(L, block, "toff", i32_add(L, i32_mul(L, sp, g->Ci), toff));
 	for (int64_t r = 0; r < rows; r++) {
 		KNode *nn = ix_add(L, st->bnn, ix_c(L, r * (nt / cpr)));
 		KNode *e4 = lw_let(L, block, "e4", ix_mul(L, nn, 4)), *ok = kok;
@@ -836,14 +834,15 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 			KNode *v = st->vrow[0][0]
 			               ? st->vrow[r][i + 1]
 			               : kir_load(p, L->k, g->vt, ix_add(L, e4, ix_c(L, i + 1)));
-			KNode *pos = lw_let(L, block, "ip", add32(L, v, d[i]));
+			KNode *pos = lw_let(L, block, "ip", i32_add(L, v, d[i]));
 			ok = kir_bin(p, KB_AND, ok,
-			             kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, c32(L, 0)),
-			                     kir_bin(p, KB_LT, pos, c32(L, in[i]))));
+			             kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, i32_c(L, 0)),
+			                     kir_bin(p, KB_LT, pos, i32_c(L, in[i]))));
 		}
 		ok = lw_let(L, block, "ok", ok);
 		KNode *src =
-		    add32(L, st->vrow[0][0] ? st->vrow[r][0] : kir_load(p, L->k, g->vt, e4), toff);
+		    i32_add(L, st->vrow[0][0] ? st->vrow[r][0] : kir_load(p, L->k, g->vt, e4),
+		            toff);
 		if (g->xce) {
 			KNode *dst = ix_add(L, bo, ix_add(L, st->bkq, ix_mul(L, nn, st->ldb)));
 			kir_append(p, block, kir_cp_async(p, st->bs, dst, xb, src, (int)ce, ok));
@@ -1117,6 +1116,19 @@ tmpl_gpu_mma(Lower *L)
 	} else {
 		pick_tiling(&g, bf, &t);
 	}
+	/* the row gather where it applies (tmpl_gpu_mma_row.c; $SEGC_MMA_XROW=0: not): its K
+	 * step, 64- or 128-row tiles (256 x 64 becomes 128 x 64), B by cp.async */
+	MmaRow row = {0};
+	int xrow = 0;
+	if (g.kind == G_CONV && g.tapk && t.dbuf && cpm >= 1) {
+		Tiling rt = t.bm == 256 ? (Tiling){256, 128, 64, 32, 2, 2, 1, 64} : t;
+		lw_conv_shape(L, &row.cv);
+		if (mma_row_fits(L, &row, rt.bm, rt.nt, rt.bn)) {
+			rt.bk = (int)row.bk;
+			xrow = tiling_smem(&rt, 2, 0, 0) <= 48 * 1024;
+			t = xrow ? rt : t;
+		}
+	}
 	g.bk = t.bk;
 	int bcp = cl ? g.xce != 0 : t.dbuf && g.tapk && cpm >= 1;
 	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro;
@@ -1127,7 +1139,7 @@ tmpl_gpu_mma(Lower *L)
 	 * fragments load row-major.  H100, 128^3 bf16: 6-13% less GPU time per graph, 20-23% less
 	 * in the full-resolution convs.  $SEGC_MMA_AROW=0: the column-major tile (A/B) */
 	const char *are = getenv("SEGC_MMA_AROW");
-	int arow = g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
+	int arow = !xrow && g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
 	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= 48 * 1024 && (!are || atoi(are) != 0);
 	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8, ldc = bm + 8;
 	int64_t wrows = bm / (16 * t.fm);
@@ -1174,7 +1186,8 @@ tmpl_gpu_mma(Lower *L)
 		g.wt = lw_scratch(L, bcp ? tdt : DT_F32, g.N * g.K, "wt");
 		KNode *pb = lw_nest(L, dims, 3, 0, ix);
 		KNode *nk = ix_mul(L, ix[0], g.K);
-		KNode *ti = ix_add(L, nk, ix_add(L, ix_mul(L, ix[2], g.Ci), ix[1]));
+		KNode *ti = ix_add(L, nk, xrow ? mma_row_wt(L, &row, ix[1], ix[2])
+		                               : ix_add(L, ix_mul(L, ix[2], g.Ci), ix[1]));
 		KNode *wi = ix_add(L, nk, ix_add(L, ix_mul(L, ix[1], kvol), ix[2]));
 		kir_append(p, pb, kir_store(p, g.wt, ti, kir_load(p, k, lw_buf(L, g.w), wi)));
 	}
@@ -1226,12 +1239,15 @@ tmpl_gpu_mma(Lower *L)
 	                         : lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
 	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
 	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
-	if (!g.a_kfast) { /* m = m0 + th % bm for the whole tile: its gather terms too */
+	if (xrow) { /* the thread's octet of m for the whole tile, its windows' registers */
+		mma_row_prep(L, &row, body, th, m0, g.M, lda, as);
+		st.row = &row;
+	} else if (!g.a_kfast) { /* m = m0 + th % bm for the whole tile: its gather terms too */
 		KNode *m = lw_let(L, body, "m", ix_add(L, m0, st.fa));
 		st.mok = lw_let(L, body, "mok", bin(L, KB_LT, m, g.M));
 		a_prep(L, &g, body, m, &st.ap);
 	}
-	for (int j = 0; !acp && j < bm * bk / nt; j++)
+	for (int j = 0; !acp && !xrow && j < bm * bk / nt; j++)
 		st.ra[j] = kir_var(p, k, KT_F32, "ra");
 	st.acp = acp;
 	st.arow = arow;

@@ -443,6 +443,34 @@ segc_vload4(const float *s, bool p, float &x, float &y, float &z, float &w)
 	w = p ? s[3] : 0.f;
 }
 
+/* ---- the 16-byte vector load of 8 bf16 (K_vload): into raw bf16 variables or f32 ones
+ * (widened), the address a multiple of 8 elements (checked; 16 bytes on the GPU) ---- */
+static inline void
+segc_emu_from_bf(__nv_bfloat16 &d, const __nv_bfloat16 *s, bool p)
+{
+	d = p ? *s : __float2bfloat16(0.0f);
+}
+
+static inline void
+segc_emu_from_bf(float &d, const __nv_bfloat16 *s, bool p)
+{
+	d = p ? __bfloat162float(*s) : 0.0f;
+}
+
+static inline void segc_emu_vec_align(const void *d, size_t esz, int n);
+
+template <int LDG, typename T>
+static inline void
+segc_vload8(const __nv_bfloat16 *s, bool p, T &a, T &b, T &c, T &d, T &e, T &f, T &g, T &h)
+{
+	if (p)
+		segc_emu_vec_align(s, sizeof *s, 8);
+	segc_emu_from_bf(a, s, p), segc_emu_from_bf(b, s + 1, p), segc_emu_from_bf(c, s + 2, p);
+	segc_emu_from_bf(d, s + 3, p), segc_emu_from_bf(e, s + 4, p);
+	segc_emu_from_bf(f, s + 5, p), segc_emu_from_bf(g, s + 6, p);
+	segc_emu_from_bf(h, s + 7, p);
+}
+
 /* ---- the 16-byte vector stores to shared tiles (K_vstore), bf16 pass-through variables and
  * cuda_vec_fn's global vectors: the element offset a multiple of 4 (f32) / 8 (bf16), checked
  * as on the GPU (16 bytes), also where SEGC_EMU_EXACT's bf16 is 4 bytes ---- */

@@ -8,7 +8,9 @@ bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
   ops/<file>/<i>/    every case of tests/ops/test_ops*.py and tests/cuda/test_conv_cl.py, and
                      tests/cuda/test_mma.py's halo-tile conv cases (tf32 and bf16 engines
                      compiled with SEGC_MMA_HALO=1; ops/test_mma_halo) and its tap-major
-                     conv cases with the column-major A tile (SEGC_MMA_AROW=0; ops/test_mma_arow0):
+                     conv cases with the column-major A tile (SEGC_MMA_AROW=0; ops/test_mma_arow0)
+                     and its row-gather cases (relu -> conv on bf16 activations;
+                     ops/test_mma_xrow):
                      engine.so (--target cuda:$ARCH),
                      w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json; for
                      conv3d(_ndhwc), conv_transpose3d, linear, matmul also engine.tf32.so and
@@ -134,16 +136,21 @@ def op_sets():
     """(name, module, cases, env for the tf32/bf16 engines): every tests/ops/test_ops*.py, the
     channels-last conv cases (tests/cuda/test_conv_cl.py: its tensor-core forms with the
     16-byte copies, vector loads and split-K), test_mma.py's halo-tile conv cases
-    (SEGC_MMA_HALO=1) and its tap-major conv cases with the column-major A tile (SEGC_MMA_AROW=0,
-    the form the default row-major one replaced)"""
+    (SEGC_MMA_HALO=1), its tap-major conv cases with the column-major A tile (SEGC_MMA_AROW=0,
+    the form the default row-major one replaced) and its row-gather cases (the default form
+    where a conv reads a bf16 activation)"""
     paths = sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py")))
-    for path in paths + [os.path.join(HERE, "test_conv_cl.py"), "halo", "arow0"]:
-        fname = "test_mma_" + path if path in ("halo", "arow0") else \
+    for path in paths + [os.path.join(HERE, "test_conv_cl.py"), "halo", "arow0", "xrow"]:
+        fname = "test_mma_" + path if path in ("halo", "arow0", "xrow") else \
             os.path.splitext(os.path.basename(path))[0]
         try:
             if path == "halo":
                 mod = load_module(os.path.join(HERE, "test_mma.py"))
                 yield fname, mod, [c for c, _ in mod.halo_cases()], {"SEGC_MMA_HALO": "1"}
+                continue
+            if path == "xrow":
+                mod = load_module(os.path.join(HERE, "test_mma.py"))
+                yield fname, mod, [c for c, _ in mod.xrow_cases()], {}
                 continue
             if path == "arow0":
                 mod = load_module(os.path.join(HERE, "test_mma.py"))

@@ -264,7 +264,8 @@ SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models
 SEGC_CUDA_ILP_MIN=1 --precision bf16 --cases --models --halo
 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
 SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
-SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major"
+SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major
+SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow"
 mma_pid=
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	(

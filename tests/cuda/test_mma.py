@@ -85,6 +85,32 @@ def conv(rng, label, ci, co, k, s, p, d, g, b, n, sp, mma, chain=False):
     return c, mma
 
 
+def rowconv(rng, label, ci, co, k, p, n, sp, want, s=1, d=1, chain=False):
+    """x -> relu -> conv3d (+ leaky ReLU + the relu's output with chain): at bf16 the relu's
+    output is a bf16 activation in memory, what the row gather (SEGC_MMA_XROW=1) reads; want:
+    whether it applies"""
+    m = nn.Conv3d(ci, co, k, stride=s, padding=p, dilation=d, bias=True)
+    w = T.state("op", m, rng)
+    x = T.randn(rng, (n, ci) + sp)
+    attrs = {"cout": co, "kernel": k, "stride": s, "pad": p, "dilation": d, "groups": 1,
+             "bias": True}
+    body = [{"name": "act", "op": "relu", "in": ["x"]},
+            {"name": "op", "op": "conv3d", "in": ["act"], "attrs": attrs}]
+    with torch.no_grad():
+        a = torch.relu(T.t(x))
+        ref = m(a)
+        if chain:
+            ref = torch.nn.functional.leaky_relu(ref, 0.01) + a
+            body += [{"name": "lr", "op": "leaky_relu", "in": ["op"], "attrs": {"slope": 0.01}},
+                     {"name": "out", "op": "add", "in": ["lr", "act"]}]
+    c = T.Case("conv3d", label, [("x", x)], body, [body[-1]["name"]], w, [ref.numpy()])
+    kk = (k,) * 3 if isinstance(k, int) else k
+    c.K = ci * int(np.prod(kk))
+    c.tapk = ci % 16 == 0
+    c.xrow = want
+    return c, True
+
+
 def convt(rng, label, ci, co, k, b, sp, mma, n=1):
     m = nn.ConvTranspose3d(ci, co, k, stride=k, bias=b)
     w = T.state("op", m, rng)
@@ -238,6 +264,41 @@ def own_cases():
     ]
 
 
+def xrow_cases():
+    """the row gather (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1) on a bf16 activation:
+    kernels 3 (one window edge each side), (1,3,3), (3,3,1) and 1 (K steps of two (kd, kh, channel
+    chunk) groups, an odd number of groups: the last step half empty), 5 (two edges a side);
+    Ci 16, 32 (two channel chunks), 48; ragged M tiles (W 8: an octet per row), batch 2;
+    stride 2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles);
+    the 256 x 64 tile as 128 x 64 (256 threads), 128 x 96; split-K; a fused epilogue; and
+    where it does not apply (W % 8 != 0, stride 2 along W)"""
+    rng = np.random.default_rng(13)
+    torch.manual_seed(13)
+    return [
+        rowconv(rng, "xrow k3 Ci=16 Co=16 b2", 16, 16, 3, 1, 2, (4, 6, 16), True),
+        rowconv(rng, "xrow k3 Ci=48 ragged M W=8", 48, 24, 3, 1, 1, (5, 3, 8), True),
+        rowconv(rng, "xrow k3 Ci=32 Co=40 s(2,2,1)", 32, 40, 3, 1, 1, (6, 5, 16), True,
+                s=(2, 2, 1)),
+        rowconv(rng, "xrow k3 d(2,2,1) Co=70", 16, 70, 3, (2, 2, 1), 1, (5, 6, 16), True,
+                d=(2, 2, 1)),
+        rowconv(rng, "xrow k(3,3,1) Ci=16 (odd groups)", 16, 24, (3, 3, 1), (1, 1, 0), 1,
+                (4, 5, 16), True),
+        rowconv(rng, "xrow 1x1 Ci=48", 48, 16, 1, 0, 1, (3, 4, 16), True),
+        rowconv(rng, "xrow k(1,3,3) Ci=16", 16, 16, (1, 3, 3), (0, 1, 1), 1, (4, 5, 16), True),
+        rowconv(rng, "xrow k5 p2 Ci=16 Co=8", 16, 8, 5, 2, 1, (4, 5, 16), True),
+        rowconv(rng, "xrow k3 +lrelu+residual", 16, 16, 3, 1, 1, (4, 6, 16), True,
+                chain=True),
+        with_env(rowconv(rng, "xrow k3 256x64 -> 128x64", 16, 40, 3, 1, 1, (4, 4, 32), True),
+                 SEGC_MMA_TILE="256x64"),
+        with_env(rowconv(rng, "xrow k3 128x96 Co=72", 32, 72, 3, 1, 1, (3, 4, 16), True),
+                 SEGC_MMA_TILE="128x96"),
+        with_env(rowconv(rng, "xrow k3 split-K 3", 32, 16, 3, 1, 1, (4, 4, 16), True),
+                 SEGC_MMA_SPLITK="3"),
+        rowconv(rng, "xrow not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False),
+        rowconv(rng, "xrow not: stride 2 along W", 16, 16, 3, 1, 1, (4, 6, 16), False, s=2),
+    ]
+
+
 def with_env(cm, **env):
     """a (case, mma) pair compiled with extra environment variables"""
     cm[0].env = env
@@ -316,7 +377,18 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
-            if used and not halo:
+            xr = getattr(c, "xrow", None)
+            xrow = False
+            if used and xr is not None and os.environ.get("SEGC_MMA_XROW") == "1":
+                # the row gather taken exactly where it applies (its 16-byte bf16 loads),
+                # into the column-major A tile
+                xrow = "segc_vload8<" in open(src).read()
+                if xrow != xr or (xrow and "segc_frag_ar_t segc_fa" in open(src).read()):
+                    ok = False
+                    msg += ", row gather %s" % ("taken" if xrow else "not taken")
+                elif xrow:
+                    msg += ", row gather"
+            if used and not halo and not xrow:
                 # the row-major A tile (the default; SEGC_MMA_AROW=0: never): tap-major convs
                 # whose A goes through registers (bf16, a prologue, or tf32 without cp.async:
                 # the single-buffered loop)
@@ -397,10 +469,12 @@ def main():
                     help="the tensor-core cases under SEGC_MMA_AROW=1 (AROW tilings)")
     ap.add_argument("--halo", action="store_true",
                     help="the halo-tile form's cases, under SEGC_MMA_HALO=1")
+    ap.add_argument("--xrow", action="store_true",
+                    help="the row gather's cases, under SEGC_MMA_XROW=1 (bf16)")
     ap.add_argument("--only", action="append", default=[],
                     help="run only the cases whose label holds this (repeatable)")
     a = ap.parse_args()
-    if not (a.cases or a.ops or a.models or a.halo or a.arow):
+    if not (a.cases or a.ops or a.models or a.halo or a.arow or a.xrow):
         a.cases = True
     tol = 1e-4 if a.exact else TOLS[a.precision]
     os.environ["SEGC"] = os.path.join(HERE, "segc_cuda.py")
@@ -422,6 +496,8 @@ def main():
     runs = [({}, todo)] if todo else []
     if a.halo:
         runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
+    if a.xrow:
+        runs.append(({"SEGC_MMA_XROW": "1"}, xrow_cases()))
     if a.arow:  # the tap-major cases (and a column-major one) under each AROW tiling
         cs = [(c, mma) for c, mma in own_cases()
               if mma and (getattr(c, "tapk", False) or c.label.startswith("conv k3 p1"))]

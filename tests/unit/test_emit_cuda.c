@@ -5,7 +5,8 @@
  * buffers, the math calls and the launch schedule; block-mapped kernels (shared tiles,
  * __syncthreads, the tensor-core helpers, the SEGC_BLOCK_RUN wrapper, their schedule line);
  * warp shuffles (segc_shfl_xor as a let's value), row-major A tiles (segc_frag_ar_t), vector
- * stores to shared tiles and bf16 pass-through variables (segc_vst8/4, raw bf16); that a
+ * stores to shared tiles and bf16 pass-through variables (segc_vst8/4, raw bf16), 16-byte bf16
+ * vector loads (segc_vload8, raw or widened); that a
  * LOOP_BLOCK loop without a thread loop, mma at fp32 or outside a block-mapped kernel, a
  * shuffle inside an expression or in a grid-stride kernel, and bad targets are refused with a
  * diagnostic; and, where NVRTC loads, that the host object is written (else that the error
@@ -177,8 +178,11 @@ prog_shfl(int form)
  * tile T at th*8 by one vstore, barrier, out[blk*256 + th] = T[th].  xdt: x's dtype (bf16:
  * the r's are bf16 pass-through variables); tdt: the tile's; mixed: r0 is also read by an
  * add (then none of the vstore's variables is pass-through). */
+/* 32 threads stage vn elements each of x (dtype xdt; 0 past 400) into the shared tile (tdt) by
+ * one vstore, then each stores one tile element (+ its first register where mixed); vl: the
+ * registers come from one bf16 vload (predicated: the block's first half) instead */
 static Program *
-prog_vstore(int xdt, int tdt, int mixed)
+prog_vstore(int xdt, int tdt, int mixed, int vl)
 {
 	Program *p = newprog();
 	Kernel *k = kir_kernel(p, "k0_conv3d", loc_none);
@@ -197,7 +201,10 @@ prog_vstore(int xdt, int tdt, int mixed)
 	kir_append(p, bl->body, tl);
 	KNode *g = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, bv), kir_i64(p, 256)),
 	                   kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 8)));
-	for (int i = 0; i < vn; i++) {
+	if (vl)
+		kir_append(p, tl->body, kir_vload(p, r0, vn, x, g,
+		                                  kir_bin(p, KB_LT, g, kir_i64(p, 256))));
+	for (int i = 0; !vl && i < vn; i++) {
 		KNode *gi = kir_bin(p, KB_ADD, g, kir_i64(p, i));
 		kir_append(p, tl->body, kir_let(p, k, r0 + i, kir_f32(p, 0)));
 		KNode *iff = kir_if(p, kir_bin(p, KB_LT, gi, kir_i64(p, 400)));
@@ -595,7 +602,7 @@ main(void)
 	}
 
 	/* vector stores to shared tiles; bf16 pass-through variables (codegen/cuda_range.c) */
-	p = prog_vstore(DT_BF16, DT_BF16, 0);
+	p = prog_vstore(DT_BF16, DT_BF16, 0, 0);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(strstr(src, "\t__nv_bfloat16 v2_r;") && strstr(src, "\t__nv_bfloat16 v9_r;") &&
 	          strstr(src, "v2_r = segc_bf16_zero();") &&
@@ -614,7 +621,7 @@ main(void)
 	free(src);
 	freeprog(p);
 	for (int form = 0; form < 2; form++) { /* x f32; r0 read elsewhere: rounded pairs */
-		p = form ? prog_vstore(DT_BF16, DT_BF16, 1) : prog_vstore(DT_F32, DT_BF16, 0);
+		p = form ? prog_vstore(DT_BF16, DT_BF16, 1, 0) : prog_vstore(DT_F32, DT_BF16, 0, 0);
 		rc = emit(p, "cuda:sm_80", &src, &d, obj);
 		CHECK(strstr(src, "\tfloat v2_r;") && strstr(src, "\tfloat v9_r;") &&
 		          strstr(src, "v2_r = 0.0f;") && strstr(src, "segc_vst8(b2") &&
@@ -624,7 +631,23 @@ main(void)
 		free(src);
 		freeprog(p);
 	}
-	p = prog_vstore(DT_F32, DT_F32, 0);
+	/* a bf16 vload's registers: raw where every use is a bf16 vstore (the row gather), else
+	 * f32 (widened); the same helper either way */
+	for (int mixed = 0; mixed < 2; mixed++) {
+		p = prog_vstore(DT_BF16, DT_BF16, mixed, 1);
+		rc = emit(p, "cuda:sm_90", &src, &d, obj);
+		CHECK(strstr(src, mixed ? "\tfloat v2_r;" : "\t__nv_bfloat16 v2_r;") &&
+		          strstr(src, "segc_vload8<1>(b0 + (((v0_blk * 256LL) + (v1_th * 8LL))), "
+		                      "(((v0_blk * 256LL) + (v1_th * 8LL)) < 256LL), v2_r, v3_r, v4_r, "
+		                      "v5_r, v6_r, v7_r, v8_r, v9_r);") &&
+		          strstr(src, "segc_vst8(b2"),
+		      "bf16 vload (mixed %d):\n%s", mixed, src);
+		CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "vload %d: %s", mixed,
+		      d.first);
+		free(src);
+		freeprog(p);
+	}
+	p = prog_vstore(DT_F32, DT_F32, 0, 0);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(strstr(src, "segc_vst4(b2 + ((v1_th * 8LL)), v2_r, v3_r, v4_r, v5_r);"),
 	      "f32 vstore:\n%s", src);
