@@ -4,9 +4,9 @@
  * The implicit GEMM's A[m, k] = x[b, ci, id, ih, iw]: for 8 consecutive output voxels m (one
  * octet of an output row: OW % 8 == 0, stride and dilation 1 along W, OW == W) and one channel
  * and (kd, kh) row of taps, the kw taps read the window x[ow0 - p .. ow0 + 8 + q) of one input
- * row (p + q = kw - 1): one 16-byte load of x[ow0 .. ow0 + 8) (bf16 activations, 16-byte
- * aligned rows) and p + q single loads at its edges give all kw * 8 A elements, where the
- * element gather loads each one.  K is ordered k = ((r*CQ + cq)*KW + kw)*16 + c (r = kd*KH +
+ * row (p + q = (kw - 1)*dw, tap w at offset w*dw): one 16-byte load of x[ow0 .. ow0 + 8)
+ * (bf16 activations, 16-byte aligned rows) and p + q single loads at its edges give all kw * 8
+ * A elements, where the element gather loads each one.  K is ordered k = ((r*CQ + cq)*KW + kw)*16 + c (r = kd*KH +
  * kh, ci = 16*cq + c; the tap-major copy of w, mma_row_wt, follows it), a K step is G such
  * (r, cq) groups (bk = 16*KW*G; G = 2 for 1x1x1 convs, else 1), and a thread's jobs in a step
  * are (octet, channel) windows whose kw shifted 8-element runs are 16-byte stores into the
@@ -34,10 +34,10 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 		return 0;
 	int xb = lw_buf(L, cv->x);
 	const KBuf *xk = &L->k->bufs[xb];
-	int64_t kw = cv->k[2], pw = cv->p[2];
+	int64_t kw = cv->k[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
 	if (cv->groups != 1 || cv->Ci % 16 || xk->dtype != DT_BF16 || xk->shared ||
-	    xk->offset % 16 || cv->s[2] != 1 || cv->dl[2] != 1 || 2 * pw != kw - 1 ||
-	    cv->OW != cv->W || cv->W % 8 || kw > 9 || (bm != 64 && bm != 128) ||
+	    xk->offset % 16 || cv->s[2] != 1 || 2 * pw != span || pw > 8 || span - pw > 8 ||
+	    cv->OW != cv->W || cv->W % 8 || (bm != 64 && bm != 128) ||
 	    (nt != 128 && nt != 256) || 16 % (nt / (bm / 8)) ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
@@ -92,7 +92,7 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 	r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->W - 8)));
 	/* where the thread's runs go in a tile half: column kk = cth + .., rows 8*oc .. +8 */
 	r->sto = lw_let(L, block, "sto", ix_add(L, ix_mul(L, cth, lda), ix_mul(L, o, 8)));
-	int64_t win = cv->k[2] + 7;
+	int64_t win = 8 + (cv->k[2] - 1) * cv->dl[2];
 	for (int j = 0; j < r->jobs; j++)
 		for (int64_t i = 0; i < win; i++) {
 			int v = kir_var(p, L->k, KT_F32, "xw");
@@ -136,7 +136,7 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
 	int64_t dhw = cv->D * cv->H * cv->W, per = r->nt / (r->bm / 8);
-	int64_t kw = cv->k[2], pw = cv->p[2], qw = kw - 1 - pw;
+	int64_t pw = cv->p[2], qw = (cv->k[2] - 1) * cv->dl[2] - pw;
 	KNode *ok[2] = {0}, *off[2] = {0};
 	KNode *s = lw_let(L, block, "xs",
 	                  i32_of(L, kir_bin(p, KB_DIV, kbase, ix_c(L, r->bk / r->G))));
@@ -162,13 +162,13 @@ void
 mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 {
 	Program *p = L->p;
-	int64_t kw = r->cv.k[2], per = r->nt / (r->bm / 8);
+	int64_t kw = r->cv.k[2], dw = r->cv.dl[2], per = r->nt / (r->bm / 8);
 	KNode *base = ix_add(L, ao, r->sto);
 	for (int j = 0; j < r->jobs; j++) {
 		int64_t g = j * per / 16, cc = j * per % 16;
 		for (int64_t w = 0; w < kw; w++) { /* A[8*oc + i, (g*kw + w)*16 + cc + cth] */
 			KNode *at = ix_add(L, base, ix_c(L, ((g * kw + w) * 16 + cc) * r->lda));
-			kir_append(p, block, kir_vstore(p, r->as, at, r->win[j] + (int)w, 8));
+			kir_append(p, block, kir_vstore(p, r->as, at, r->win[j] + (int)(w * dw), 8));
 		}
 	}
 }

@@ -267,7 +267,8 @@ def own_cases():
 def xrow_cases():
     """the row gather (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1) on a bf16 activation:
     kernels 3 (one window edge each side), (1,3,3), (3,3,1) and 1 (K steps of two (kd, kh, channel
-    chunk) groups, an odd number of groups: the last step half empty), 5 (two edges a side);
+    chunk) groups, an odd number of groups: the last step half empty), 5 (two edges a side; in
+    64 x 64 tiles where 128 x 32 does not fit), 3 dilated 2 (taps 2 apart in the window);
     Ci 16, 32 (two channel chunks), 48; ragged M tiles (W 8: an octet per row), batch 2;
     stride 2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles);
     the 256 x 64 tile as 128 x 64 (256 threads), 128 x 96; split-K; a fused epilogue; and
@@ -286,6 +287,9 @@ def xrow_cases():
         rowconv(rng, "xrow 1x1 Ci=48", 48, 16, 1, 0, 1, (3, 4, 16), True),
         rowconv(rng, "xrow k(1,3,3) Ci=16", 16, 16, (1, 3, 3), (0, 1, 1), 1, (4, 5, 16), True),
         rowconv(rng, "xrow k5 p2 Ci=16 Co=8", 16, 8, 5, 2, 1, (4, 5, 16), True),
+        rowconv(rng, "xrow k5 Co=24 (64x64: 128x32 too big)", 16, 24, 5, 2, 1, (4, 5, 16), True),
+        rowconv(rng, "xrow k3 d2 p2 Ci=32 (taps 2 apart)", 32, 16, 3, 2, 1, (5, 6, 16), True,
+                d=2),
         rowconv(rng, "xrow k3 +lrelu+residual", 16, 16, 3, 1, 1, (4, 6, 16), True,
                 chain=True),
         with_env(rowconv(rng, "xrow k3 256x64 -> 128x64", 16, 40, 3, 1, 1, (4, 4, 32), True),
