@@ -188,7 +188,8 @@ raw_scan(const KNode *n, int var, void *ctx)
 	else if (n->kind == K_vstore && r->k->bufs[n->buf].dtype == DT_BF16)
 		r->used[var] = 1;
 	else if (n->kind == K_vload && r->k->bufs[n->buf].dtype == DT_BF16)
-		; /* a definition by a bf16 vector load: the bits as they are */
+		r->used[var] = 1; /* the bits as they are (also where nothing reads them: a
+		                   * strided row gather's other elements) */
 	else /* a read (K_var), an f32 vload's definition, a vstore to an f32 tile */
 		r->bad[var] = 1;
 }
@@ -203,10 +204,10 @@ raw_mixed(const KNode *n, uint8_t *bad)
 		return 0;
 	int vec = n->kind == K_vstore || n->kind == K_vload;
 	for (int i = 0; vec && i < n->ival; i++)
-		any |= bad[n->var + i];
+		any |= bad[kir_vec_var(n, i)];
 	for (int i = 0; vec && any && i < n->ival; i++)
-		if (!bad[n->var + i])
-			bad[n->var + i] = 1, changed = 1;
+		if (!bad[kir_vec_var(n, i)])
+			bad[kir_vec_var(n, i)] = 1, changed = 1;
 	changed |= raw_mixed(n->a, bad) | raw_mixed(n->b, bad) | raw_mixed(n->c, bad) |
 	           raw_mixed(n->body, bad);
 	for (uint32_t i = 0; i < n->nkids; i++)

@@ -507,7 +507,7 @@ cuda_vstore(CudaEmit *e, const KNode *n)
 	out(e, ")");
 	for (int i = 0; i < n->ival; i++) {
 		out(e, ", ");
-		cuda_varname(e, n->var + i);
+		cuda_varname(e, kir_vec_var(n, i));
 	}
 	out(e, ");\n");
 	return 0;

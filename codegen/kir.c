@@ -266,10 +266,11 @@ kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred)
 }
 
 KNode *
-kir_vstore(Program *p, int buf, KNode *idx, int var, int n)
+kir_vstore(Program *p, int buf, KNode *idx, int var, int n, int vs)
 {
-	SEGC_ASSERT(n == 4 || n == 8);
+	SEGC_ASSERT((n == 4 || n == 8) && vs >= 1 && vs < 256);
 	KNode *v = node(p, K_vstore, KT_VOID);
+	v->op = (uint8_t)vs;
 	v->var = var;
 	v->ival = n;
 	v->buf = buf;
@@ -527,7 +528,10 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 	case K_vstore:
 		fprintf(f, "vstore%lld b%d[", (long long)n->ival, n->buf);
 		pexpr(k, n->a, f);
-		fprintf(f, "] = %s%d..\n", k->varnames[n->var], n->var);
+		if (n->op > 1)
+			fprintf(f, "] = %s%d.. step %d\n", k->varnames[n->var], n->var, n->op);
+		else
+			fprintf(f, "] = %s%d..\n", k->varnames[n->var], n->var);
 		return;
 	case K_cp_async:
 		fprintf(f, "cp_async%lld b%d[", (long long)n->ival, n->buf);
@@ -661,7 +665,7 @@ kir_each_var(const KNode *n, KVarFn fn, void *ctx)
 	if (n->kind == K_loop || n->kind == K_let || n->kind == K_assign || n->kind == K_var)
 		fn(n, n->var, ctx);
 	for (int i = 0; (n->kind == K_vload || n->kind == K_vstore) && i < n->ival; i++)
-		fn(n, n->var + i, ctx);
+		fn(n, kir_vec_var(n, i), ctx);
 	kir_each_var(n->a, fn, ctx);
 	kir_each_var(n->b, fn, ctx);
 	kir_each_var(n->c, fn, ctx);

@@ -172,11 +172,18 @@ KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
 /* the asynchronous copies (kir.def): cp_async (pred NULL: always), cp_wait */
 KNode *kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred);
 KNode *kir_cp_wait(Program *p);
-/* the vector load (kir.def): vars var .. var+n-1 = buf[idx .. idx+n) (n = 4), 0 where !pred */
+/* the vector load (kir.def): vars var .. var+n-1 = buf[idx .. idx+n) (n = 4, 8 bf16), 0 where
+ * !pred */
 KNode *kir_vload(Program *p, int var, int n, int buf, KNode *idx, KNode *pred);
-/* the vector store (kir.def): shared buf[idx .. idx+n) = vars var .. var+n-1 (n * the element
- * size = 16 bytes) */
-KNode *kir_vstore(Program *p, int buf, KNode *idx, int var, int n);
+/* the vector store (kir.def): shared buf[idx .. idx+n) = vars var + i*vs, i < n (n * the
+ * element size = 16 bytes; vs >= 1, the variables' id stride) */
+KNode *kir_vstore(Program *p, int buf, KNode *idx, int var, int n, int vs);
+/* variable i of a vload or vstore */
+static inline int
+kir_vec_var(const KNode *n, int64_t i)
+{
+	return n->var + (int)i * (n->kind == K_vstore && n->op > 1 ? n->op : 1);
+}
 
 /* Call fn for every buffer reference under n, in tree order: the node, a pointer to the index
  * (fn may change it), and 1 for a store (K_store; the shared destinations of K_mma_store and

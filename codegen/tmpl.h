@@ -209,8 +209,9 @@ typedef struct {
 	int xb, as;                   /* x's KBuf, the shared A tile */
 	int64_t G, bk, CQ, ngroups;   /* (r, cq) groups a K step, the K step, Ci / 16, groups */
 	int64_t bm, nt, bn, jobs, lda; /* the tile; windows per thread and step */
+	int64_t sw, pw, qw;           /* stride along W; the window's left and right edges */
 	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
-	int win[MMA_ROW_JOBS];        /* each job's 8 + (kw - 1)*dw consecutive variables */
+	int win[MMA_ROW_JOBS];        /* each job's pw + 8*sw + qw consecutive variables */
 } MmaRow;
 int mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn);
 /* k of the row form for (ci, tap) (i64): the tap-major copy of w follows it */

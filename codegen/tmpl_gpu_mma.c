@@ -670,7 +670,7 @@ stage_store(Lower *L, const Stage *st, KNode *block, KNode *ao, KNode *bo)
 		for (int64_t q = 0; q < st->run; q += vn) {
 			SEGC_ASSERT(st->ra[q + vn - 1] == st->ra[q] + vn - 1);
 			kir_append(p, block, kir_vstore(p, st->as, ix_add(L, row, ix_c(L, q)),
-			                                st->ra[q], (int)vn));
+			                                st->ra[q], (int)vn, 1));
 		}
 	}
 	for (int j = 0; !st->acp && !st->arow && !st->row && j < st->t.bm * st->t.bk / st->t.nt;
@@ -1125,7 +1125,7 @@ tmpl_gpu_mma(Lower *L)
 		Tiling rt = t.bm == 256 ? (Tiling){256, 128, 64, 32, 2, 2, 1, 64} : t;
 		lw_conv_shape(L, &row.cv);
 		for (int i = 0; i < 2 && !xrow; i++) {
-			if (i) /* (a fallback: the row gather loads a tenth of what the other does) */
+			if (i) /* (the row gather loads a tenth of what the other does) */
 				rt = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 			if (mma_row_fits(L, &row, rt.bm, rt.nt, rt.bn)) {
 				rt.bk = (int)row.bk;

@@ -2,16 +2,17 @@
  * $SEGC_MMA_XROW=0 off; docs/cuda.md "Tensor cores: row gathers").
  *
  * The implicit GEMM's A[m, k] = x[b, ci, id, ih, iw]: for 8 consecutive output voxels m (one
- * octet of an output row: OW % 8 == 0, stride and dilation 1 along W, OW == W) and one channel
- * and (kd, kh) row of taps, the kw taps read the window x[ow0 - p .. ow0 + 8 + q) of one input
- * row (p + q = (kw - 1)*dw, tap w at offset w*dw): one 16-byte load of x[ow0 .. ow0 + 8)
- * (bf16 activations, 16-byte aligned rows) and p + q single loads at its edges give all kw * 8
- * A elements, where the element gather loads each one.  K is ordered k = ((r*CQ + cq)*KW + kw)*16 + c (r = kd*KH +
- * kh, ci = 16*cq + c; the tap-major copy of w, mma_row_wt, follows it), a K step is G such
- * (r, cq) groups (bk = 16*KW*G; G = 2 for 1x1x1 convs, else 1), and a thread's jobs in a step
- * are (octet, channel) windows whose kw shifted 8-element runs are 16-byte stores into the
- * column-major A tile (As[kk*lda + mm]).  Requires: bf16 precision and a bf16 x, no load
- * prologue, Ci % 16 == 0, x's offsets in i32, tiles of 64 or 128 rows. */
+ * octet of an output row: OW % 8 == 0) and one channel and (kd, kh) row of taps, the kw taps
+ * read one window of an input row: with stride sw (1 or 2; sw*OW == W) and dilation dw along W,
+ * tap w of voxel ow0 + j reads x[sw*ow0 - p + w*dw + sw*j].  sw 16-byte loads of x[sw*ow0 .. +
+ * 8*sw) (bf16 activations, 16-byte aligned rows) and p + q single loads at its edges (window
+ * slots [0, p) and [p + 8*sw, p + 8*sw + q)) give all kw * 8 A elements, where the element
+ * gather loads each one; tap w's run is slots w*dw + sw*j.  K is ordered k = ((r*CQ + cq)*KW +
+ * kw)*16 + c (r = kd*KH + kh, ci = 16*cq + c; the tap-major copy of w, mma_row_wt, follows it),
+ * a K step is G such (r, cq) groups (bk = 16*KW*G; G = 2 for 1x1x1 convs, else 1), and a
+ * thread's jobs in a step are (octet, channel) windows whose kw shifted 8-element runs are
+ * 16-byte stores into the column-major A tile (As[kk*lda + mm]).  Requires: bf16 precision and
+ * a bf16 x, no load prologue, Ci % 16 == 0, x's offsets in i32, tiles of 64 or 128 rows. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -34,14 +35,16 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 		return 0;
 	int xb = lw_buf(L, cv->x);
 	const KBuf *xk = &L->k->bufs[xb];
-	int64_t kw = cv->k[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
+	int64_t kw = cv->k[2], sw = cv->s[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
+	int64_t qw = span - pw - sw + 1; /* the right edge: the last tap's last element's slot */
 	if (cv->groups != 1 || cv->Ci % 16 || xk->dtype != DT_BF16 || xk->shared ||
-	    xk->offset % 16 || cv->s[2] != 1 || 2 * pw != span || pw > 8 || span - pw > 8 ||
-	    cv->OW != cv->W || cv->W % 8 || (bm != 64 && bm != 128) ||
+	    xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 || qw > 8 ||
+	    cv->OW % 8 || (bm != 64 && bm != 128) ||
 	    (nt != 128 && nt != 256) || 16 % (nt / (bm / 8)) ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
 	r->xb = xb;
+	r->sw = sw, r->pw = pw, r->qw = qw > 0 ? qw : 0;
 	r->G = kw == 1 ? 2 : 1;
 	r->bk = 16 * kw * r->G;
 	r->CQ = cv->Ci / 16;
@@ -87,12 +90,12 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 	/* x of (b, cth, p0, p1, ow0): the thread's first channel; a job's adds 16*cq + its own */
 	KNode *xo = i32_add(L, i32_mul(L, b, cv->Ci * dhw), i32_mul(L, i32_of(L, cth), dhw));
 	xo = i32_add(L, xo, i32_add(L, i32_mul(L, r->p0, hw), i32_mul(L, r->p1, cv->W)));
-	r->xrb = lw_let(L, block, "xrb", i32_add(L, xo, ow0));
+	r->xrb = lw_let(L, block, "xrb", i32_add(L, xo, i32_mul(L, ow0, r->sw)));
 	r->lok = lw_let(L, block, "lok", kir_bin(p, KB_GT, ow0, i32_c(L, 0)));
-	r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->W - 8)));
+	r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->OW - 8)));
 	/* where the thread's runs go in a tile half: column kk = cth + .., rows 8*oc .. +8 */
 	r->sto = lw_let(L, block, "sto", ix_add(L, ix_mul(L, cth, lda), ix_mul(L, o, 8)));
-	int64_t win = 8 + (cv->k[2] - 1) * cv->dl[2];
+	int64_t win = r->pw + 8 * r->sw + r->qw;
 	for (int j = 0; j < r->jobs; j++)
 		for (int64_t i = 0; i < win; i++) {
 			int v = kir_var(p, L->k, KT_F32, "xw");
@@ -136,7 +139,7 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
 	int64_t dhw = cv->D * cv->H * cv->W, per = r->nt / (r->bm / 8);
-	int64_t pw = cv->p[2], qw = (cv->k[2] - 1) * cv->dl[2] - pw;
+	int64_t pw = r->pw, qw = r->qw, v8 = 8 * r->sw;
 	KNode *ok[2] = {0}, *off[2] = {0};
 	KNode *s = lw_let(L, block, "xs",
 	                  i32_of(L, kir_bin(p, KB_DIV, kbase, ix_c(L, r->bk / r->G))));
@@ -145,9 +148,13 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 		if (!ok[g])
 			group_terms(L, r, block, i32_add(L, s, i32_c(L, g)), &ok[g], &off[g]);
 		KNode *at = lw_let(L, block, "xa", i32_add(L, off[g], i32_c(L, cc * dhw)));
-		kir_append(p, block, kir_vload(p, r->win[j] + (int)pw, 8, r->xb, at, ok[g]));
+		for (int64_t v = 0; v < v8; v += 8) {
+			KNode *av = v ? i32_add(L, at, i32_c(L, v)) : at;
+			kir_append(p, block,
+			           kir_vload(p, r->win[j] + (int)(pw + v), 8, r->xb, av, ok[g]));
+		}
 		for (int64_t i = 0; i < pw + qw; i++) { /* the edges: 0 past the row */
-			int64_t e = i < pw ? i : 8 + i; /* its slot; x at at + e - pw */
+			int64_t e = i < pw ? i : v8 + i; /* its slot; x at at + e - pw */
 			int v = r->win[j] + (int)e;
 			kir_append(p, block, kir_let(p, L->k, v, kir_f32(p, 0)));
 			KNode *iff = kir_if(p, kir_bin(p, KB_AND, ok[g], i < pw ? r->lok : r->rok));
@@ -168,7 +175,8 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 		int64_t g = j * per / 16, cc = j * per % 16;
 		for (int64_t w = 0; w < kw; w++) { /* A[8*oc + i, (g*kw + w)*16 + cc + cth] */
 			KNode *at = ix_add(L, base, ix_c(L, ((g * kw + w) * 16 + cc) * r->lda));
-			kir_append(p, block, kir_vstore(p, r->as, at, r->win[j] + (int)(w * dw), 8));
+			kir_append(p, block, kir_vstore(p, r->as, at, r->win[j] + (int)(w * dw), 8,
+			                                (int)r->sw));
 		}
 	}
 }

@@ -271,8 +271,9 @@ def xrow_cases():
     64 x 64 tiles where 128 x 32 does not fit), 3 dilated 2 (taps 2 apart in the window);
     Ci 16, 32 (two channel chunks), 48; ragged M tiles (W 8: an octet per row), batch 2;
     stride 2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles);
-    the 256 x 64 tile as 128 x 64 (256 threads), 128 x 96; split-K; a fused epilogue; and
-    where it does not apply (W % 8 != 0, stride 2 along W)"""
+    the 256 x 64 tile as 128 x 64 (256 threads), 128 x 96; split-K; a fused epilogue; stride 2
+    along W (k3 and 1x1: two 16-byte loads a window, runs of every other slot); and where it
+    does not apply (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3)"""
     rng = np.random.default_rng(13)
     torch.manual_seed(13)
     return [
@@ -299,7 +300,11 @@ def xrow_cases():
         with_env(rowconv(rng, "xrow k3 split-K 3", 32, 16, 3, 1, 1, (4, 4, 16), True),
                  SEGC_MMA_SPLITK="3"),
         rowconv(rng, "xrow not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False),
-        rowconv(rng, "xrow not: stride 2 along W", 16, 16, 3, 1, 1, (4, 6, 16), False, s=2),
+        rowconv(rng, "xrow k3 s2 Ci=16 Co=32 (two loads a window)", 16, 32, 3, 1, 1, (4, 6, 16),
+                True, s=2),
+        rowconv(rng, "xrow 1x1 s2 Ci=32 b2", 32, 16, 1, 0, 2, (4, 4, 32), True, s=2),
+        rowconv(rng, "xrow not: stride 2, OW=12", 16, 16, 3, 1, 1, (4, 6, 24), False, s=2),
+        rowconv(rng, "xrow not: stride 3 along W", 16, 16, 3, 1, 1, (6, 6, 48), False, s=3),
     ]
 
 

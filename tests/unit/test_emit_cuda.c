@@ -212,7 +212,7 @@ prog_vstore(int xdt, int tdt, int mixed, int vl)
 		kir_append(p, iff->body, kir_assign(p, r0 + i, kir_load(p, k, x, gi)));
 	}
 	KNode *th8 = kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 8));
-	kir_append(p, tl->body, kir_vstore(p, ts, th8, r0, vn));
+	kir_append(p, tl->body, kir_vstore(p, ts, th8, r0, vn, 1));
 	kir_append(p, tl->body, kir_barrier(p));
 	KNode *v = kir_load(p, k, ts, kir_ref(p, k, tv));
 	if (mixed)
