@@ -1022,6 +1022,9 @@ shared_pool(CudaEmit *e)
 			cuda_tput(&size, "%s", sz);
 		}
 	out(e, "\tSEGC_SHARED __align__(128) unsigned char segc_smem[%s];\n", size.s);
+	/* the emulation starts each block with the pool holding NaNs (bytes 0xff), as a GPU's
+	 * shared memory holds what it held: a read before a write shows */
+	out(e, "#ifdef SEGC_EMU\n\tsegc_emu_poison(segc_smem, sizeof segc_smem);\n#endif\n");
 	for (uint32_t b = 0; b < k->nbufs; b++)
 		if (k->bufs[b].shared)
 			out(e, "\t%s *const b%u = (%s *)(segc_smem + %s);\n",

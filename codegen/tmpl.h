@@ -207,17 +207,21 @@ enum { MMA_ROW_JOBS = 4 };
 typedef struct {
 	Conv cv;
 	int xb, as;                   /* x's KBuf, the shared A tile */
-	int64_t G, bk, CQ, ngroups;   /* (r, cq) groups a K step, the K step, Ci / 16, groups */
+	int64_t G, bk, CQ, ngroups;   /* (r, cq) groups a K step, the K step, Ci / gc, groups */
 	int64_t bm, nt, bn, jobs, lda; /* the tile; windows per thread and step */
 	int64_t sw, pw, qw;           /* stride along W; the window's left and right edges */
+	int64_t gc, KP, vn, act;      /* channels and k a group; x's elements a vector load;
+	                               * act: the threads with a window (0: all) */
+	KNode *tg, *actv;             /* the thread's group offset in a job (or NULL); th < act */
 	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
 	int win[MMA_ROW_JOBS];        /* each job's pw + 8*sw + qw consecutive variables */
 } MmaRow;
 int mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn);
-/* k of the row form for (ci, tap) (i64): the tap-major copy of w follows it */
-KNode *mma_row_wt(Lower *L, const MmaRow *r, KNode *ci, KNode *tap);
+/* the first loop: wt[n, k] = w in the form's K order (k = group*KP + tap*gc + c), 0 in a
+ * group's padding; N rows */
+void mma_row_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N);
 void mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
-                  int64_t lda, int as);
+                  int64_t lda, int as, int64_t atile);
 void mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase);
 void mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao);
 

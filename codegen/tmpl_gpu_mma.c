@@ -1121,7 +1121,7 @@ tmpl_gpu_mma(Lower *L)
 	 * does not fit 48 KiB, 64 x 64: the 5x5x5 convs), B by cp.async */
 	MmaRow row = {0};
 	int xrow = 0;
-	if (g.kind == G_CONV && g.tapk && t.dbuf && cpm >= 1) {
+	if (g.kind == G_CONV && !g.pro && t.dbuf && cpm >= 1) {
 		Tiling rt = t.bm == 256 ? (Tiling){256, 128, 64, 32, 2, 2, 1, 64} : t;
 		lw_conv_shape(L, &row.cv);
 		for (int i = 0; i < 2 && !xrow; i++) {
@@ -1133,6 +1133,8 @@ tmpl_gpu_mma(Lower *L)
 			}
 		}
 		t = xrow ? rt : t;
+		if (xrow) /* K in the form's order (a small Cin's groups padded to 16 k) */
+			g.tapk = 1, g.K = row.ngroups * row.KP;
 	}
 	g.bk = t.bk;
 	int bcp = cl ? g.xce != 0 : t.dbuf && g.tapk && cpm >= 1;
@@ -1185,14 +1187,16 @@ tmpl_gpu_mma(Lower *L)
 		 * last barrier, and read only in the K loop) */
 		g.vt = kir_shared(p, k, DT_I32, bn * 4, 0, "Vt");
 	}
-	if (g.tapk) { /* wt[n, tap, ci] = w[n, ci, tap]: one flat parallel loop before the GEMM */
+	if (g.tapk) /* wt: one flat parallel loop before the GEMM */
+		g.wt = lw_scratch(L, bcp ? tdt : DT_F32, g.N * g.K, "wt");
+	if (g.tapk && xrow) {
+		mma_row_wt(L, &row, g.wt, lw_buf(L, g.w), g.N);
+	} else if (g.tapk) { /* wt[n, tap, ci] = w[n, ci, tap] */
 		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {g.N, g.Ci, kvol};
 		KNode *ix[3];
-		g.wt = lw_scratch(L, bcp ? tdt : DT_F32, g.N * g.K, "wt");
 		KNode *pb = lw_nest(L, dims, 3, 0, ix);
 		KNode *nk = ix_mul(L, ix[0], g.K);
-		KNode *ti = ix_add(L, nk, xrow ? mma_row_wt(L, &row, ix[1], ix[2])
-		                               : ix_add(L, ix_mul(L, ix[2], g.Ci), ix[1]));
+		KNode *ti = ix_add(L, nk, ix_add(L, ix_mul(L, ix[2], g.Ci), ix[1]));
 		KNode *wi = ix_add(L, nk, ix_add(L, ix_mul(L, ix[1], kvol), ix[2]));
 		kir_append(p, pb, kir_store(p, g.wt, ti, kir_load(p, k, lw_buf(L, g.w), wi)));
 	}
@@ -1245,7 +1249,7 @@ tmpl_gpu_mma(Lower *L)
 	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
 	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
 	if (xrow) { /* the thread's octet of m for the whole tile, its windows' registers */
-		mma_row_prep(L, &row, body, th, m0, g.M, lda, as);
+		mma_row_prep(L, &row, body, th, m0, g.M, lda, as, atile);
 		st.row = &row;
 	} else if (!g.a_kfast) { /* m = m0 + th % bm for the whole tile: its gather terms too */
 		KNode *m = lw_let(L, body, "m", ix_add(L, m0, st.fa));

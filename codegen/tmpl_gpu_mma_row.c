@@ -4,15 +4,17 @@
  * The implicit GEMM's A[m, k] = x[b, ci, id, ih, iw]: for 8 consecutive output voxels m (one
  * octet of an output row: OW % 8 == 0) and one channel and (kd, kh) row of taps, the kw taps
  * read one window of an input row: with stride sw (1 or 2; sw*OW == W) and dilation dw along W,
- * tap w of voxel ow0 + j reads x[sw*ow0 - p + w*dw + sw*j].  sw 16-byte loads of x[sw*ow0 .. +
- * 8*sw) (bf16 activations, 16-byte aligned rows) and p + q single loads at its edges (window
- * slots [0, p) and [p + 8*sw, p + 8*sw + q)) give all kw * 8 A elements, where the element
- * gather loads each one; tap w's run is slots w*dw + sw*j.  K is ordered k = ((r*CQ + cq)*KW +
- * kw)*16 + c (r = kd*KH + kh, ci = 16*cq + c; the tap-major copy of w, mma_row_wt, follows it),
- * a K step is G such (r, cq) groups (bk = 16*KW*G; G = 2 for 1x1x1 convs, else 1), and a
- * thread's jobs in a step are (octet, channel) windows whose kw shifted 8-element runs are
- * 16-byte stores into the column-major A tile (As[kk*lda + mm]).  Requires: bf16 precision and
- * a bf16 x, no load prologue, Ci % 16 == 0, x's offsets in i32, tiles of 64 or 128 rows. */
+ * tap w of voxel ow0 + j reads x[sw*ow0 - p + w*dw + sw*j].  Vector loads of x[sw*ow0 .. +
+ * 8*sw) (16 bytes each: 8 bf16 or 4 f32; 16-byte aligned rows) and p + q single loads at its
+ * edges (window slots [0, p) and [p + 8*sw, p + 8*sw + q)) give all kw * 8 A elements, where
+ * the element gather loads each one; tap w's run is slots w*dw + sw*j.  K is ordered by groups:
+ * a group is one (kd, kh) row r of gc channels (gc = 16, or Ci where Ci < 16), k = (r*CQ +
+ * cq)*KP + w*gc + c (ci = gc*cq + c, KP = kw*gc rounded up to 16: padding 0 in B, zeroed in A
+ * per tile); the copy of w, mma_row_wt, follows it.  A K step is G groups (bk = KP*G >= 32),
+ * and a thread's jobs in a step are (octet, channel) windows whose kw runs are 16-byte stores
+ * into the column-major A tile (As[kk*lda + mm]).  Requires: bf16 precision, x bf16 or f32, no
+ * load prologue, Ci % 16 == 0 or Ci < 16 (at most a quarter of padding), x's offsets in i32,
+ * tiles of 64 or 128 rows. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -37,44 +39,100 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 	const KBuf *xk = &L->k->bufs[xb];
 	int64_t kw = cv->k[2], sw = cv->s[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
 	int64_t qw = span - pw - sw + 1; /* the right edge: the last tap's last element's slot */
-	if (cv->groups != 1 || cv->Ci % 16 || xk->dtype != DT_BF16 || xk->shared ||
-	    xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 || qw > 8 ||
-	    cv->OW % 8 || (bm != 64 && bm != 128) ||
-	    (nt != 128 && nt != 256) || 16 % (nt / (bm / 8)) ||
+	int64_t gc = cv->Ci % 16 ? cv->Ci : 16, kp = (kw * gc + 15) / 16 * 16, per = nt / (bm / 8);
+	if (cv->groups != 1 || gc > 16 || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
+	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
+	    qw > 8 || cv->OW % 8 || (bm != 64 && bm != 128) || (nt != 128 && nt != 256) ||
+	    16 % per || (per % gc && gc % per) || 4 * kw * gc < 3 * kp ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
 	r->xb = xb;
+	r->vn = xk->dtype == DT_BF16 ? 8 : 4;
 	r->sw = sw, r->pw = pw, r->qw = qw > 0 ? qw : 0;
-	r->G = kw == 1 ? 2 : 1;
-	r->bk = 16 * kw * r->G;
-	r->CQ = cv->Ci / 16;
+	r->gc = gc, r->KP = kp;
+	r->G = kp >= 32 ? 1 : 32 / kp; /* K steps of 32 or more */
+	r->bk = kp * r->G;
+	r->CQ = cv->Ci / gc;
 	r->ngroups = cv->k[0] * cv->k[1] * r->CQ;
 	r->bm = bm, r->nt = nt, r->bn = bn;
-	r->jobs = r->G * 16 * (bm / 8) / nt;
-	return r->jobs <= MMA_ROW_JOBS;
+	int64_t wins = r->G * gc * (bm / 8); /* windows a step */
+	r->jobs = wins >= nt ? wins / nt : 1;
+	r->act = wins < nt ? wins : 0;
+	return (wins >= nt ? wins % nt == 0 : nt % wins == 0) && r->jobs <= MMA_ROW_JOBS;
 }
 
-KNode *
-mma_row_wt(Lower *L, const MmaRow *r, KNode *ci, KNode *tap)
+void
+mma_row_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N)
 {
-	int64_t kw = r->cv.k[2];
-	KNode *rr = kir_bin(L->p, KB_DIV, tap, ix_c(L, kw));
-	KNode *w = kir_bin(L->p, KB_REM, tap, ix_c(L, kw));
-	KNode *k = ix_add(L, ix_mul(L, rr, r->CQ * kw * 16),
-	                  ix_mul(L, kir_bin(L->p, KB_DIV, ci, ix_c(L, 16)), kw * 16));
-	return ix_add(L, k, ix_add(L, ix_mul(L, w, 16), kir_bin(L->p, KB_REM, ci, ix_c(L, 16))));
+	Program *p = L->p;
+	const Conv *cv = &r->cv;
+	int64_t kw = cv->k[2], kvol = cv->k[0] * cv->k[1] * kw, real = kw * r->gc;
+	int64_t dims[3] = {N, r->ngroups, r->KP};
+	KNode *ix[3];
+	KNode *pb = lw_nest(L, dims, 3, 0, ix);
+	KNode *kk = real < r->KP ? kir_bin(p, KB_MIN, ix[2], ix_c(L, real - 1)) : ix[2];
+	KNode *rr = kir_bin(p, KB_DIV, ix[1], ix_c(L, r->CQ));
+	KNode *ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[1], ix_c(L, r->CQ)), r->gc),
+	                   kir_bin(p, KB_REM, kk, ix_c(L, r->gc)));
+	KNode *tap = ix_add(L, ix_mul(L, rr, kw), kir_bin(p, KB_DIV, kk, ix_c(L, r->gc)));
+	KNode *wi = ix_add(L, ix_mul(L, ix[0], cv->Ci * kvol), ix_add(L, ix_mul(L, ci, kvol), tap));
+	KNode *v = kir_load(p, L->k, wb, wi);
+	if (real < r->KP) /* the group's padding: 0 */
+		v = kir_select(p, kir_bin(p, KB_LT, ix[2], ix_c(L, real)), v, kir_f32(p, 0));
+	KNode *ti = ix_add(L, ix_mul(L, ix[0], r->ngroups * r->KP),
+	                   ix_add(L, ix_mul(L, ix[1], r->KP), ix[2]));
+	kir_append(p, pb, kir_store(p, wt, ti, v));
+}
+
+/* the group's padding columns [kw*gc, KP) of both tile halves (atile elements apart) = 0, by
+ * 16-byte stores spread over the threads: the K loop never writes them, and the C tile of
+ * the previous tile lay over them */
+static void
+zero_pad(Lower *L, const MmaRow *r, KNode *block, KNode *th, int64_t atile)
+{
+	Program *p = L->p;
+	int64_t real = r->cv.k[2] * r->gc, pc = r->KP - real, oct = r->bm / 8;
+	int64_t cols = r->G * pc, total = 2 * cols * oct;
+	int z = kir_var(p, L->k, KT_F32, "xz");
+	for (int i = 0; i < 8; i++) {
+		int v = i ? kir_var(p, L->k, KT_F32, "xz") : z;
+		SEGC_ASSERT(v == z + i);
+		kir_append(p, block, kir_let(p, L->k, v, kir_f32(p, 0)));
+	}
+	for (int64_t i = 0; i * r->nt < total; i++) {
+		KNode *e = lw_let(L, block, "ze", ix_add(L, th, ix_c(L, i * r->nt)));
+		KNode *iff = kir_if(p, kir_bin(p, KB_LT, e, ix_c(L, total)));
+		kir_append(p, block, iff);
+		KNode *b = iff->body;
+		KNode *rest = lw_let(L, b, "zr", kir_bin(p, KB_DIV, e, ix_c(L, oct)));
+		KNode *c = kir_bin(p, KB_REM, rest, ix_c(L, cols));
+		KNode *col = ix_add(L, ix_mul(L, kir_bin(p, KB_DIV, c, ix_c(L, pc)), r->KP),
+		                    ix_add(L, kir_bin(p, KB_REM, c, ix_c(L, pc)), ix_c(L, real)));
+		KNode *at = ix_add(L, ix_mul(L, kir_bin(p, KB_DIV, rest, ix_c(L, cols)), atile),
+		                   ix_add(L, ix_mul(L, col, r->lda),
+		                          ix_mul(L, kir_bin(p, KB_REM, e, ix_c(L, oct)), 8)));
+		kir_append(p, b, kir_vstore(p, r->as, at, z, 8, 1));
+	}
 }
 
 void
 mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M, int64_t lda,
-             int as)
+             int as, int64_t atile)
 {
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
-	int64_t hw = cv->H * cv->W, dhw = cv->D * hw, oct = r->bm / 8;
+	int64_t hw = cv->H * cv->W, dhw = cv->D * hw, oct = r->bm / 8, per = r->nt / oct;
 	r->lda = lda, r->as = as;
 	KNode *o = lw_let(L, block, "oc", kir_bin(p, KB_REM, th, ix_c(L, oct)));
 	KNode *cth = lw_let(L, block, "cth", kir_bin(p, KB_DIV, th, ix_c(L, oct)));
+	/* the thread's group (of a job's) and channel in it: cth / gc, cth % gc where a job's
+	 * per = nt / oct channel rows span groups (small Cin), else 0, cth */
+	KNode *tg = per > r->gc ? lw_let(L, block, "tg", kir_bin(p, KB_DIV, cth, ix_c(L, r->gc)))
+	                        : ix_c(L, 0);
+	KNode *tc = per > r->gc ? lw_let(L, block, "tc", kir_bin(p, KB_REM, cth, ix_c(L, r->gc)))
+	                        : cth;
+	r->tg = per > r->gc ? lw_let(L, block, "tg32", i32_of(L, tg)) : NULL;
+	r->actv = r->act ? lw_let(L, block, "xact", kir_bin(p, KB_LT, th, ix_c(L, r->act))) : NULL;
 	KNode *m8 = lw_let(L, block, "m8", ix_add(L, m0, ix_mul(L, o, 8)));
 	r->mok = lw_let(L, block, "mok", kir_bin(p, KB_LT, m8, ix_c(L, M)));
 	/* m8's output coordinate (batch, od, oh, ow0), in i32: M < 2^31 (x's elements are) */
@@ -87,14 +145,17 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 	KNode *b = kir_bin(p, KB_DIV, q, i32_c(L, cv->OD));
 	r->p0 = lw_let(L, block, "p0", i32_add(L, i32_mul(L, od, cv->s[0]), i32_c(L, -cv->p[0])));
 	r->p1 = lw_let(L, block, "p1", i32_add(L, i32_mul(L, oh, cv->s[1]), i32_c(L, -cv->p[1])));
-	/* x of (b, cth, p0, p1, ow0): the thread's first channel; a job's adds 16*cq + its own */
-	KNode *xo = i32_add(L, i32_mul(L, b, cv->Ci * dhw), i32_mul(L, i32_of(L, cth), dhw));
+	/* x of (b, tc, p0, p1, ow0): the thread's first channel; a job's adds gc*cq + its own */
+	KNode *xo = i32_add(L, i32_mul(L, b, cv->Ci * dhw), i32_mul(L, i32_of(L, tc), dhw));
 	xo = i32_add(L, xo, i32_add(L, i32_mul(L, r->p0, hw), i32_mul(L, r->p1, cv->W)));
 	r->xrb = lw_let(L, block, "xrb", i32_add(L, xo, i32_mul(L, ow0, r->sw)));
 	r->lok = lw_let(L, block, "lok", kir_bin(p, KB_GT, ow0, i32_c(L, 0)));
 	r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->OW - 8)));
-	/* where the thread's runs go in a tile half: column kk = cth + .., rows 8*oc .. +8 */
-	r->sto = lw_let(L, block, "sto", ix_add(L, ix_mul(L, cth, lda), ix_mul(L, o, 8)));
+	/* where the thread's runs go in a tile half: column tg*KP + tc + .., rows 8*oc .. +8 */
+	KNode *col = ix_add(L, ix_mul(L, tg, r->KP), tc);
+	r->sto = lw_let(L, block, "sto", ix_add(L, ix_mul(L, col, lda), ix_mul(L, o, 8)));
+	if (r->KP > cv->k[2] * r->gc)
+		zero_pad(L, r, block, th, atile);
 	int64_t win = r->pw + 8 * r->sw + r->qw;
 	for (int j = 0; j < r->jobs; j++)
 		for (int64_t i = 0; i < win; i++) {
@@ -105,15 +166,15 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 		}
 }
 
-/* group q of the K (its (r, cq) row of taps; once per step and group): *ok, whether the row
- * lies in x (and q < ngroups), *off, x at (b, 16*cq + cth, id, ih, ow0) */
+/* group q (+ the thread's tg) of the K (its (r, cq) row of taps; once per step and group):
+ * *ok, whether the row lies in x (and q < ngroups), *off, x at (b, gc*cq + tc, id, ih, ow0) */
 static void
 group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode **off)
 {
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
 	int64_t hw = cv->H * cv->W, dhw = cv->D * hw;
-	KNode *qg = lw_let(L, block, "xq", q);
+	KNode *qg = lw_let(L, block, "xq", r->tg ? i32_add(L, q, r->tg) : q);
 	KNode *rr = kir_bin(p, KB_DIV, qg, i32_c(L, r->CQ));
 	KNode *cq = kir_bin(p, KB_REM, qg, i32_c(L, r->CQ));
 	KNode *kd = lw_let(L, block, "xkd", kir_bin(p, KB_DIV, rr, i32_c(L, cv->k[1])));
@@ -124,34 +185,45 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 	                   kir_bin(p, KB_AND, in32(L, id, cv->D), in32(L, ih, cv->H)));
 	if (r->ngroups % r->G) /* A is 0 past K (B is: 0 * a NaN of x is not) */
 		v = kir_bin(p, KB_AND, v, kir_bin(p, KB_LT, qg, i32_c(L, r->ngroups)));
+	if (r->actv) /* threads past the step's windows load nothing */
+		v = kir_bin(p, KB_AND, v, r->actv);
 	*ok = lw_let(L, block, "xok", v);
-	KNode *o = i32_add(L, r->xrb, i32_mul(L, cq, 16 * dhw));
+	KNode *o = i32_add(L, r->xrb, i32_mul(L, cq, r->gc * dhw));
 	o = i32_add(L, o,
 	            i32_add(L, i32_mul(L, kd, cv->dl[0] * hw), i32_mul(L, kh, cv->dl[1] * cv->W)));
 	*off = lw_let(L, block, "xo", o);
 }
 
-/* job j: group g = j*per / 16 of the step, channel (j*per) % 16 + cth of the group's chunk
- * (per = nt / octets a tile, cth < per) */
+/* job j's group of the step, g = (j*per) / gc (+ tg), and channel in it, cc = (j*per) % gc
+ * (+ tc) (per = nt / octets a tile: the channel rows a job spans) */
+static void
+job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
+{
+	int64_t per = r->nt / (r->bm / 8);
+	*g = j * per / r->gc;
+	*cc = per > r->gc ? 0 : j * per % r->gc;
+	SEGC_ASSERT(*g < 2);
+}
+
 void
 mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 {
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
-	int64_t dhw = cv->D * cv->H * cv->W, per = r->nt / (r->bm / 8);
+	int64_t dhw = cv->D * cv->H * cv->W, g, cc;
 	int64_t pw = r->pw, qw = r->qw, v8 = 8 * r->sw;
 	KNode *ok[2] = {0}, *off[2] = {0};
 	KNode *s = lw_let(L, block, "xs",
 	                  i32_of(L, kir_bin(p, KB_DIV, kbase, ix_c(L, r->bk / r->G))));
 	for (int j = 0; j < r->jobs; j++) {
-		int64_t g = j * per / 16, cc = j * per % 16;
+		job(r, j, &g, &cc);
 		if (!ok[g])
 			group_terms(L, r, block, i32_add(L, s, i32_c(L, g)), &ok[g], &off[g]);
 		KNode *at = lw_let(L, block, "xa", i32_add(L, off[g], i32_c(L, cc * dhw)));
-		for (int64_t v = 0; v < v8; v += 8) {
+		for (int64_t v = 0; v < v8; v += r->vn) {
 			KNode *av = v ? i32_add(L, at, i32_c(L, v)) : at;
-			kir_append(p, block,
-			           kir_vload(p, r->win[j] + (int)(pw + v), 8, r->xb, av, ok[g]));
+			kir_append(p, block, kir_vload(p, r->win[j] + (int)(pw + v), (int)r->vn,
+			                               r->xb, av, ok[g]));
 		}
 		for (int64_t i = 0; i < pw + qw; i++) { /* the edges: 0 past the row */
 			int64_t e = i < pw ? i : v8 + i; /* its slot; x at at + e - pw */
@@ -169,12 +241,17 @@ void
 mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 {
 	Program *p = L->p;
-	int64_t kw = r->cv.k[2], dw = r->cv.dl[2], per = r->nt / (r->bm / 8);
+	int64_t kw = r->cv.k[2], dw = r->cv.dl[2], g, cc;
+	if (r->actv) { /* threads past the step's windows store nothing */
+		KNode *iff = kir_if(p, r->actv);
+		kir_append(p, block, iff);
+		block = iff->body;
+	}
 	KNode *base = ix_add(L, ao, r->sto);
 	for (int j = 0; j < r->jobs; j++) {
-		int64_t g = j * per / 16, cc = j * per % 16;
-		for (int64_t w = 0; w < kw; w++) { /* A[8*oc + i, (g*kw + w)*16 + cc + cth] */
-			KNode *at = ix_add(L, base, ix_c(L, ((g * kw + w) * 16 + cc) * r->lda));
+		job(r, j, &g, &cc);
+		for (int64_t w = 0; w < kw; w++) { /* A[8*oc + i, g*KP + w*gc + cc (+ thread's)] */
+			KNode *at = ix_add(L, base, ix_c(L, (g * r->KP + w * r->gc + cc) * r->lda));
 			kir_append(p, block, kir_vstore(p, r->as, at, r->win[j] + (int)(w * dw), 8,
 			                                (int)r->sw));
 		}

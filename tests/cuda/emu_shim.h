@@ -443,6 +443,16 @@ segc_vload4(const float *s, bool p, float &x, float &y, float &z, float &w)
 	w = p ? s[3] : 0.f;
 }
 
+/* ---- a block's shared pool at its start (emit_cuda.c): NaN bytes, written by thread 0 before
+ * any thread runs past its first barrier, so a tile element read before the block wrote it
+ * is a NaN here (on a GPU: whatever the memory held) ---- */
+static inline void
+segc_emu_poison(void *p, size_t n)
+{
+	if (threadIdx.x == 0)
+		memset(p, 0xff, n);
+}
+
 /* ---- the 16-byte vector load of 8 bf16 (K_vload): into raw bf16 variables or f32 ones
  * (widened), the address a multiple of 8 elements (checked; 16 bytes on the GPU) ---- */
 static inline void

@@ -217,24 +217,35 @@ done
 # the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
 # 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
 # 32, 48, 64, 96 (the Bs tile, two stages of bn rows of 40, says bn); SEGC_MMA_T48=0: 256 x 64
-# for 48, 128 x 128 for 96; SEGC_MMA_T64=1: 128 x 64 for 64, its A tile row-major
-t64=$(SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
+# for 48, 128 x 128 for 96; SEGC_MMA_T64=1: 128 x 64 for 64, its A tile row-major (all with
+# SEGC_MMA_XROW=0: the row gather's K step of 48 changes the tiles' shapes); with the row
+# gather (the default), C 48 takes 128 x 48 at K step 48 (As 2 x 48 rows of 136, Bs 2 x 48 of
+# 56) and C 96 with SEGC_MMA_T48=0 64 x 64 (As 2 x 48 of 72: 128 x 128 does not fit 48 KiB)
+t64=$(SEGC_MMA_XROW=0 SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
 	--precision=bf16 --emit=kernels 2>&1 | awk '/^kernel/ { k = $0 } /As shared/ && k ~ /body\/3/')
 case $t64 in
 *"[10240] ld 40 arow"*) ok "conv tile: Co 64 -> 128 x 64, A row-major (SEGC_MMA_T64=1)" ;;
 *) bad "conv tile: Co 64 with SEGC_MMA_T64=1: $t64, expected 128 x 64 row-major" ;;
 esac
-for want in "32 32" "48 48" "64 64" "96 96" "48 64 0" "96 128 0"; do
-	set -- $want
-	bs=$(SEGC_MMA_T48=${3:-1} $SEGC graphs/tiny.json -D in_ch=16 -D C=$1 -D size=48 \
-		--target cuda:sm_90 --precision=bf16 --emit=kernels 2>&1 |
-		awk '/^kernel/ { k = $0 } /Bs shared/ && k ~ /body\/3/ { print $5 }')
-	if [ "$bs" = "[$((2 * $2 * 40))]" ]; then
-		ok "conv tile: Co $1 -> N tile $2${3:+ (SEGC_MMA_T48=0)}"
-	else
-		bad "conv tile: Co $1: Bs $bs, expected N tile $2${3:+ (SEGC_MMA_T48=0)}"
-	fi
-done
+# C, SEGC_MMA_T48, SEGC_MMA_XROW, what the tiles must hold (Bs: 2 x bn rows of BK + 8)
+while read -r c t48 xrow want; do
+	tl=$(SEGC_MMA_XROW=$xrow SEGC_MMA_T48=$t48 $SEGC graphs/tiny.json -D in_ch=16 -D C=$c \
+		-D size=48 --target cuda:sm_90 --precision=bf16 --emit=kernels 2>&1 |
+		awk '/^kernel/ { k = $0 } /[AB]s shared/ && k ~ /body\/3/ { printf " %s %s", $3, $5 }')
+	case "$tl" in
+	*"$want"*) ok "conv tile: Co $c (SEGC_MMA_T48=$t48, SEGC_MMA_XROW=$xrow):$tl" ;;
+	*) bad "conv tile: Co $c (SEGC_MMA_T48=$t48, SEGC_MMA_XROW=$xrow):$tl, expected $want" ;;
+	esac
+done <<EOF
+32 1 0 Bs [2560]
+48 1 0 Bs [3840]
+64 1 0 Bs [5120]
+96 1 0 Bs [7680]
+48 0 0 Bs [5120]
+96 0 0 Bs [10240]
+48 1 1 As [13056] Bs [5376]
+96 0 1 As [6912] Bs [7168]
+EOF
 
 # an elementwise kernel's operands and result of the output's shape are indexed by the flat
 # loop variable, not by its coordinates flattened again (lw_index, Coord.flat): tiny's

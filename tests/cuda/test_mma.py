@@ -304,8 +304,26 @@ def xrow_cases():
                 True, s=2),
         rowconv(rng, "xrow 1x1 s2 Ci=32 b2", 32, 16, 1, 0, 2, (4, 4, 32), True, s=2),
         rowconv(rng, "xrow not: stride 2, OW=12", 16, 16, 3, 1, 1, (4, 6, 24), False, s=2),
+        # Cin < 16: a (kd, kh) row of all channels is a group (kw*Cin k padded to 16), f32 x
+        # (the network's input: 16-byte loads of 4) or bf16
+        xr(conv(rng, "xrow Cin=4 k3 f32 x b2", 4, 16, 3, 1, 1, 1, 1, True, 2, (4, 6, 16),
+                True)),
+        xr(conv(rng, "xrow Cin=8 k3 f32 x Co=24 (K step 32)", 8, 24, 3, 1, 1, 1, 1, False, 1,
+                (3, 5, 16), True)),
+        xr(conv(rng, "xrow Cin=4 k3 s2 f32 x", 4, 32, 3, 2, 1, 1, 1, True, 1, (4, 6, 32), True)),
+        rowconv(rng, "xrow Cin=4 bf16 x", 4, 16, 3, 1, 1, (8, 8, 16), True),
+        xr(conv(rng, "xrow Cin=4 Co=40 (64x64: half the threads gather)", 4, 40, 3, 1, 1, 1, 1,
+                True, 1, (3, 4, 16), True)),
+        xr(conv(rng, "xrow not: Cin=1 (3 of 16 k)", 1, 16, 3, 1, 1, 1, 1, True, 1, (4, 6, 16),
+                True), False),
         rowconv(rng, "xrow not: stride 3 along W", 16, 16, 3, 1, 1, (6, 6, 48), False, s=3),
     ]
+
+
+def xr(cm, want=True):
+    """a conv case of the row gather's: want, whether it applies"""
+    cm[0].xrow = want
+    return cm
 
 
 def with_env(cm, **env):
@@ -386,17 +404,19 @@ def run(c, mma, tol):
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
             else:
                 msg += ", %s" % ("tensor cores" if used else "SIMT form")
+            # the row gather (on by default; its 16-byte loads of x) into the column-major A
+            # tile; the xrow cases check that it is taken exactly where it applies
             xr = getattr(c, "xrow", None)
-            xrow = False
-            if used and xr is not None and os.environ.get("SEGC_MMA_XROW") == "1":
-                # the row gather taken exactly where it applies (its 16-byte bf16 loads),
-                # into the column-major A tile
-                xrow = "segc_vload8<" in open(src).read()
-                if xrow != xr or (xrow and "segc_frag_ar_t segc_fa" in open(src).read()):
-                    ok = False
-                    msg += ", row gather %s" % ("taken" if xrow else "not taken")
-                elif xrow:
-                    msg += ", row gather"
+            text = open(src).read() if used else ""
+            xrow = c.op == "conv3d" and re.search(r"segc_vload[48]<", text) is not None
+            if xrow and "segc_frag_ar_t segc_fa" in text:
+                ok = False
+                msg += ", row gather with a row-major A tile"
+            elif xr is not None and os.environ.get("SEGC_MMA_XROW") == "1" and xrow != xr:
+                ok = False
+                msg += ", row gather %s" % ("taken" if xrow else "not taken")
+            elif xrow:
+                msg += ", row gather"
             if used and not halo and not xrow:
                 # the row-major A tile (the default; SEGC_MMA_AROW=0: never): tap-major convs
                 # whose A goes through registers (bf16, a prologue, or tf32 without cp.async:
