@@ -1117,16 +1117,18 @@ tmpl_gpu_mma(Lower *L)
 		pick_tiling(&g, bf, &t);
 	}
 	/* the row gather where it applies (tmpl_gpu_mma_row.c; $SEGC_MMA_XROW=0: not): its K
-	 * step, 64- or 128-row tiles (256 x 64 becomes 128 x 64; a tile whose K step of 16*kw
-	 * does not fit 48 KiB, 64 x 64: the 5x5x5 convs), B by cp.async */
+	 * step, 64- or 128-row tiles (256 x 64 becomes 128 x 64; where the tile does not fit 48
+	 * KiB at a K step of KP: 128 x 64 of 256 threads (for 128 x 128), else 64 x 64 (the
+	 * 5x5x5 convs), as the row gather loads a tenth of what the other does), B by cp.async */
 	MmaRow row = {0};
 	int xrow = 0;
 	if (g.kind == G_CONV && !g.pro && t.dbuf && cpm >= 1) {
 		Tiling rt = t.bm == 256 ? (Tiling){256, 128, 64, 32, 2, 2, 1, 64} : t;
 		lw_conv_shape(L, &row.cv);
-		for (int i = 0; i < 2 && !xrow; i++) {
-			if (i) /* (the row gather loads a tenth of what the other does) */
-				rt = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
+		for (int i = 0; i < 3 && !xrow; i++) {
+			if (i)
+				rt = i == 1 ? (Tiling){256, 128, 64, 32, 2, 2, 1, 64}
+				            : (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 			if (mma_row_fits(L, &row, rt.bm, rt.nt, rt.bn)) {
 				rt.bk = (int)row.bk;
 				xrow = tiling_smem(&rt, 2, 0, 0) <= 48 * 1024;

@@ -220,7 +220,7 @@ done
 # for 48, 128 x 128 for 96; SEGC_MMA_T64=1: 128 x 64 for 64, its A tile row-major (all with
 # SEGC_MMA_XROW=0: the row gather's K step of 48 changes the tiles' shapes); with the row
 # gather (the default), C 48 takes 128 x 48 at K step 48 (As 2 x 48 rows of 136, Bs 2 x 48 of
-# 56) and C 96 with SEGC_MMA_T48=0 64 x 64 (As 2 x 48 of 72: 128 x 128 does not fit 48 KiB)
+# 56) and C 96 with SEGC_MMA_T48=0 128 x 64 of 256 threads (128 x 128 does not fit 48 KiB)
 t64=$(SEGC_MMA_XROW=0 SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
 	--precision=bf16 --emit=kernels 2>&1 | awk '/^kernel/ { k = $0 } /As shared/ && k ~ /body\/3/')
 case $t64 in
@@ -244,7 +244,7 @@ done <<EOF
 48 0 0 Bs [5120]
 96 0 0 Bs [10240]
 48 1 1 As [13056] Bs [5376]
-96 0 1 As [6912] Bs [7168]
+96 0 1 As [13056] Bs [7168]
 EOF
 
 # an elementwise kernel's operands and result of the output's shape are indexed by the flat

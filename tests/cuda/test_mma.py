@@ -265,15 +265,18 @@ def own_cases():
 
 
 def xrow_cases():
-    """the row gather (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1) on a bf16 activation:
-    kernels 3 (one window edge each side), (1,3,3), (3,3,1) and 1 (K steps of two (kd, kh, channel
-    chunk) groups, an odd number of groups: the last step half empty), 5 (two edges a side; in
-    64 x 64 tiles where 128 x 32 does not fit), 3 dilated 2 (taps 2 apart in the window);
-    Ci 16, 32 (two channel chunks), 48; ragged M tiles (W 8: an octet per row), batch 2;
-    stride 2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles);
-    the 256 x 64 tile as 128 x 64 (256 threads), 128 x 96; split-K; a fused epilogue; stride 2
-    along W (k3 and 1x1: two 16-byte loads a window, runs of every other slot); and where it
-    does not apply (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3)"""
+    """the row gather (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1) on a bf16 activation
+    (relu -> conv) or the f32 input: kernels 3 (one window edge each side), (1,3,3), (3,3,1)
+    and 1 (K steps of two (kd, kh, channel chunk) groups, an odd number of groups: the last
+    step half empty), 5 (two edges a side; in 64 x 64 tiles where 128 x 32 does not fit), 3
+    dilated 2 (taps 2 apart in the window); Ci 16, 32 (two channel chunks), 48, and 4 and 8
+    (one group a (kd, kh) row of all channels, padded to 16 k; f32 x: 4-element loads; 64-row
+    tiles: half the threads gather); ragged M tiles (W 8: an octet per row), batch 2; stride
+    2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles); the
+    256 x 64 and 128 x 128 tiles as 128 x 64 (256 threads), 128 x 96; split-K; a fused
+    epilogue; stride 2 along W (k3 and 1x1: two 16-byte loads a window, runs of every other
+    slot); and where it does not apply (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3, Cin
+    1: 3 of 16 k)"""
     rng = np.random.default_rng(13)
     torch.manual_seed(13)
     return [
@@ -297,6 +300,8 @@ def xrow_cases():
                  SEGC_MMA_TILE="256x64"),
         with_env(rowconv(rng, "xrow k3 128x96 Co=72", 32, 72, 3, 1, 1, (3, 4, 16), True),
                  SEGC_MMA_TILE="128x96"),
+        with_env(rowconv(rng, "xrow k3 128x128 -> 128x64 Co=72", 32, 72, 3, 1, 1, (3, 4, 16),
+                         True), SEGC_MMA_TILE="128x128"),
         with_env(rowconv(rng, "xrow k3 split-K 3", 32, 16, 3, 1, 1, (4, 4, 16), True),
                  SEGC_MMA_SPLITK="3"),
         rowconv(rng, "xrow not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False),
