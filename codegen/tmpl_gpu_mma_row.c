@@ -13,8 +13,9 @@
  * per tile); the copy of w, mma_row_wt, follows it.  A K step is G groups (bk = KP*G >= 32),
  * and a thread's jobs in a step are (octet, channel) windows whose kw runs are 16-byte stores
  * into the column-major A tile (As[kk*lda + mm]).  Requires: bf16 precision, x bf16 or f32, no
- * load prologue, Ci % 16 == 0 or Ci < 16 (at most a quarter of padding), x's offsets in i32,
- * tiles of 64 or 128 rows. */
+ * load prologue, Ci % 16 == 0 or Ci < 16 (at most a quarter of padding, but for Ci 1 and 2:
+ * the first convs, whose MMAs are few and gather is all), x's offsets in i32, tiles of 64 or
+ * 128 rows. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -43,7 +44,7 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 	if (cv->groups != 1 || gc > 16 || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
 	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
 	    qw > 8 || cv->OW % 8 || (bm != 64 && bm != 128) || (nt != 128 && nt != 256) ||
-	    16 % per || (per % gc && gc % per) || 4 * kw * gc < 3 * kp ||
+	    16 % per || (per % gc && gc % per) || (gc > 2 && 4 * kw * gc < 3 * kp) ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
 	r->xb = xb;

@@ -275,8 +275,8 @@ def xrow_cases():
     2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles); the
     256 x 64 and 128 x 128 tiles as 128 x 64 (256 threads), 128 x 96; split-K; a fused
     epilogue; stride 2 along W (k3 and 1x1: two 16-byte loads a window, runs of every other
-    slot); and where it does not apply (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3, Cin
-    1: 3 of 16 k)"""
+    slot); Cin 1 (3 or 7 of a group's 16 k: a stem, k7 stride 2); and where it does not apply
+    (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3, Cin 3)"""
     rng = np.random.default_rng(13)
     torch.manual_seed(13)
     return [
@@ -319,8 +319,11 @@ def xrow_cases():
         rowconv(rng, "xrow Cin=4 bf16 x", 4, 16, 3, 1, 1, (8, 8, 16), True),
         xr(conv(rng, "xrow Cin=4 Co=40 (64x64: half the threads gather)", 4, 40, 3, 1, 1, 1, 1,
                 True, 1, (3, 4, 16), True)),
-        xr(conv(rng, "xrow not: Cin=1 (3 of 16 k)", 1, 16, 3, 1, 1, 1, 1, True, 1, (4, 6, 16),
-                True), False),
+        xr(conv(rng, "xrow Cin=1 k3 (3 of 16 k)", 1, 16, 3, 1, 1, 1, 1, True, 1, (4, 6, 16),
+                True)),
+        xr(conv(rng, "xrow Cin=1 k7 s2 p3 (a stem)", 1, 16, 7, 2, 3, 1, 1, True, 1, (6, 8, 32),
+                True)),
+        xr(conv(rng, "xrow not: Cin=3", 3, 16, 3, 1, 1, 1, 1, True, 1, (4, 6, 16), True), False),
         rowconv(rng, "xrow not: stride 3 along W", 16, 16, 3, 1, 1, (6, 6, 48), False, s=3),
     ]
 
