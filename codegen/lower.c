@@ -131,6 +131,13 @@ i32_mul(Lower *L, KNode *a, int64_t c)
 }
 
 KNode *
+i32_in(Lower *L, KNode *a, int64_t n)
+{
+	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, a, i32_c(L, 0)),
+	               kir_bin(L->p, KB_LT, a, i32_c(L, n)));
+}
+
+KNode *
 lw_inrange(Lower *L, KNode *i, int64_t n)
 {
 	return kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, i, ix_c(L, 0)),

@@ -51,11 +51,12 @@ KNode *ix_add(Lower *L, KNode *a, KNode *b);          /* i64 a + b, constants fo
 KNode *ix_mul(Lower *L, KNode *a, int64_t c);         /* i64 a * c, constants folded */
 KNode *lw_inrange(Lower *L, KNode *i, int64_t n);     /* 0 <= i < n (i64 i) */
 /* i32 arithmetic (offsets the GPU computes in 32 bits), not folded: constant c, a cast to
- * i32, a + b, a * c */
+ * i32, a + b, a * c, 0 <= a < n */
 KNode *i32_c(Lower *L, int64_t c);
 KNode *i32_of(Lower *L, KNode *a);
 KNode *i32_add(Lower *L, KNode *a, KNode *b);
 KNode *i32_mul(Lower *L, KNode *a, int64_t c);
+KNode *i32_in(Lower *L, KNode *a, int64_t n);
 KNode *lw_clampi(Lower *L, KNode *i, int64_t n);      /* i clamped to [0, n) */
 KNode *lw_let(Lower *L, KNode *block, const char *name, KNode *init);  /* a var ref bound to init */
 KNode *lw_simple(Lower *L, KNode *block, KNode *e);   /* e, let-bound unless a var or constant */

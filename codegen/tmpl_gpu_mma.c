@@ -346,9 +346,7 @@ a_load(Lower *L, const Gemm *g, KNode *block, const APrep *a, KNode *k, KNode *k
 		for (int i = 0; i < 3; i++) {
 			KNode *d = kir_load(L->p, L->k, g->kt, ix_add(L, k4, ix_c(L, i + 1)));
 			KNode *pos = lw_let(L, block, "ip", kir_bin(L->p, KB_ADD, a->pos[i], d));
-			ok = land(L, ok,
-			          kir_bin(L->p, KB_AND, kir_bin(L->p, KB_GE, pos, i32_c(L, 0)),
-			                  kir_bin(L->p, KB_LT, pos, i32_c(L, in[i]))));
+			ok = land(L, ok, i32_in(L, pos, in[i]));
 		}
 		idx = ix_add(L, a->base, kir_cast(L->p, KT_I64, kir_load(L->p, L->k, g->kt, k4)));
 	} else if (g->kind == G_CONVT) {
@@ -572,9 +570,7 @@ stage_load_tap_a(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *a
 			KNode *d = lw_simple(L, block, ix_mul(L, to[i], g->dl[i]));
 			KNode *d32 = kir_cast(p, KT_I32, d);
 			KNode *pos = lw_let(L, block, "ip", i32_add(L, st->ap.pos[i], d32));
-			v = kir_bin(p, KB_AND, v,
-			            kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, i32_c(L, 0)),
-			                    kir_bin(p, KB_LT, pos, i32_c(L, in[i]))));
+			v = kir_bin(p, KB_AND, v, i32_in(L, pos, in[i]));
 			off = g->x32 ? i32_add(L, off, i32_mul(L, d32, sp[i]))
 			             : ix_add(L, off, ix_mul(L, d, sp[i]));
 		}
@@ -835,9 +831,7 @@ cl_stage_load(Lower *L, const Stage *st, KNode *block, KNode *kbase, KNode *ao, 
 			               ? st->vrow[r][i + 1]
 			               : kir_load(p, L->k, g->vt, ix_add(L, e4, ix_c(L, i + 1)));
 			KNode *pos = lw_let(L, block, "ip", i32_add(L, v, d[i]));
-			ok = kir_bin(p, KB_AND, ok,
-			             kir_bin(p, KB_AND, kir_bin(p, KB_GE, pos, i32_c(L, 0)),
-			                     kir_bin(p, KB_LT, pos, i32_c(L, in[i]))));
+			ok = kir_bin(p, KB_AND, ok, i32_in(L, pos, in[i]));
 		}
 		ok = lw_let(L, block, "ok", ok);
 		KNode *src =
@@ -1243,11 +1237,15 @@ tmpl_gpu_mma(Lower *L)
 	 * after the MMAs, one barrier); a conv's tap table is written ahead into two slots */
 	Stage st = {&g, t,    th,   aoff, boff, m0,   n0,  lda, ldb, as,
 	            bs, NULL, NULL, NULL, NULL, NULL, {0}, {0}, {0}};
-	st.fa = lw_let(L, body, "fa", bin(L, KB_REM, th, g.a_kfast ? bk : bm));
-	/* (row-major A with nt == bm: 0, so that the gather's K terms, kh = kbase + qa*run + ..,
-	 * stay warp-uniform, in uniform registers: 96 -> 110 registers otherwise) */
-	st.qa = arow && nt == bm ? ix_c(L, 0)
-	                         : lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
+	/* (row-major A with nt == bm: qa 0, so that the gather's K terms, kh = kbase + qa*run + ..,
+	 * stay warp-uniform, in uniform registers: 96 -> 110 registers otherwise; the row
+	 * gather: neither) */
+	if (!xrow) {
+		st.fa = lw_let(L, body, "fa", bin(L, KB_REM, th, g.a_kfast ? bk : bm));
+		st.qa = arow && nt == bm
+		            ? ix_c(L, 0)
+		            : lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
+	}
 	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
 	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
 	if (xrow) { /* the thread's octet of m for the whole tile, its windows' registers */

@@ -20,15 +20,6 @@
 
 #include <stdlib.h>
 
-/* 0 <= a < n, a i32 */
-static KNode *
-in32(Lower *L, KNode *a, int64_t n)
-{
-	Program *p = L->p;
-	return kir_bin(p, KB_AND, kir_bin(p, KB_GE, a, i32_c(L, 0)),
-	               kir_bin(p, KB_LT, a, i32_c(L, n)));
-}
-
 int
 mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 {
@@ -150,8 +141,10 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 	KNode *xo = i32_add(L, i32_mul(L, b, cv->Ci * dhw), i32_mul(L, i32_of(L, tc), dhw));
 	xo = i32_add(L, xo, i32_add(L, i32_mul(L, r->p0, hw), i32_mul(L, r->p1, cv->W)));
 	r->xrb = lw_let(L, block, "xrb", i32_add(L, xo, i32_mul(L, ow0, r->sw)));
-	r->lok = lw_let(L, block, "lok", kir_bin(p, KB_GT, ow0, i32_c(L, 0)));
-	r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->OW - 8)));
+	if (r->pw) /* the window's left and right edges lie in x */
+		r->lok = lw_let(L, block, "lok", kir_bin(p, KB_GT, ow0, i32_c(L, 0)));
+	if (r->qw)
+		r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->OW - 8)));
 	/* where the thread's runs go in a tile half: column tg*KP + tc + .., rows 8*oc .. +8 */
 	KNode *col = ix_add(L, ix_mul(L, tg, r->KP), tc);
 	r->sto = lw_let(L, block, "sto", ix_add(L, ix_mul(L, col, lda), ix_mul(L, o, 8)));
@@ -183,7 +176,7 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 	KNode *id = i32_add(L, r->p0, i32_mul(L, kd, cv->dl[0]));
 	KNode *ih = i32_add(L, r->p1, i32_mul(L, kh, cv->dl[1]));
 	KNode *v = kir_bin(p, KB_AND, r->mok,
-	                   kir_bin(p, KB_AND, in32(L, id, cv->D), in32(L, ih, cv->H)));
+	                   kir_bin(p, KB_AND, i32_in(L, id, cv->D), i32_in(L, ih, cv->H)));
 	if (r->ngroups % r->G) /* A is 0 past K (B is: 0 * a NaN of x is not) */
 		v = kir_bin(p, KB_AND, v, kir_bin(p, KB_LT, qg, i32_c(L, r->ngroups)));
 	if (r->actv) /* threads past the step's windows load nothing */

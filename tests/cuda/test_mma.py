@@ -433,7 +433,7 @@ def run(c, mma, tol):
                     os.environ["SEGC_PRECISION"] == "bf16" or pro or
                     os.environ.get("SEGC_MMA") == "0") and \
                     os.environ.get("SEGC_MMA_AROW") != "0"
-                got = re.search(r"segc_vst[48]\(b", open(src).read()) is not None
+                got = re.search(r"segc_vst[48]\(b", text) is not None
                 if got != want:
                     ok = False
                 msg += ", A row-major" if got else ""
