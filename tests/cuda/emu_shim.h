@@ -8,7 +8,8 @@
  * Block-mapped kernels (docs/cuda.md: shared tiles, __syncthreads, tensor-core MMA) need all
  * threads of a block at once: their __global__ wraps the body in SEGC_BLOCK_RUN(T, body,
  * args).  Here, the call for thread 0 of a block runs the block's T threads as cooperative
- * fibers (ucontext) that switch at __syncthreads(), round robin, so every thread reaches a
+ * fibers (ucontext) that switch at __syncthreads(), round robin (in thread order and in
+ * reverse order by turns: a race shows whichever thread writes), so every thread reaches a
  * barrier before any passes it; the calls for the other threads return at once.  A barrier
  * not reached by every thread (divergence: a hang or undefined on a GPU) aborts.  Shared
  * arrays are statics (one block runs at a time).  The warp-level MMA helpers compute the
@@ -127,9 +128,13 @@ segc_emu_block(unsigned T, F f)
 		segc_emu_done[i] = 0;
 		segc_emu_shn[i] = 0;
 	}
-	for (unsigned left = T; left;) {
-		/* one round: every live thread runs to its next barrier or to its end */
-		for (unsigned i = 0; i < T; i++) {
+	for (unsigned left = T, round = 0; left; round++) {
+		/* one round: every live thread runs to its next barrier or to its end, in thread
+		 * order and in reverse order by turns, so a shared-memory race (a read of what
+		 * another thread writes before the same barrier) reads the stale value whichever
+		 * thread writes: a K loop's phases recur, so both orders meet each race */
+		for (unsigned j = 0; j < T; j++) {
+			unsigned i = round & 1 ? T - 1 - j : j;
 			if (segc_emu_done[i])
 				continue;
 			segc_emu_cur = i;
