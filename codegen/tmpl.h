@@ -213,6 +213,7 @@ typedef struct {
 	int64_t sw, pw, qw;           /* stride along W; the window's left and right edges */
 	int64_t gc, KP, vn, act;      /* channels and k a group; x's elements a vector load;
 	                               * act: the threads with a window (0: all) */
+	int64_t tv;                   /* the tile's elements a 16-byte store: 8 bf16, 4 f32 */
 	KNode *tg, *actv;             /* the thread's group offset in a job (or NULL); th < act */
 	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
 	int win[MMA_ROW_JOBS];        /* each job's pw + 8*sw + qw consecutive variables */

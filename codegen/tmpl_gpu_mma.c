@@ -1125,16 +1125,16 @@ tmpl_gpu_mma(Lower *L)
 				            : (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 			if (mma_row_fits(L, &row, rt.bm, rt.nt, rt.bn)) {
 				rt.bk = (int)row.bk;
-				xrow = tiling_smem(&rt, 2, 0, 0) <= 48 * 1024;
+				xrow = tiling_smem(&rt, bf ? 2 : 4, 0, 0) <= 48 * 1024;
 			}
 		}
 		t = xrow ? rt : t;
-		if (xrow) /* K in the form's order (a small Cin's groups padded to 16 k) */
+		if (xrow) /* K in the form's order (a small Cin's groups padded to kf k) */
 			g.tapk = 1, g.K = row.ngroups * row.KP;
 	}
 	g.bk = t.bk;
 	int bcp = cl ? g.xce != 0 : t.dbuf && g.tapk && cpm >= 1;
-	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro;
+	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro && !xrow;
 	int64_t bm = t.bm, bn = t.bn, bk = t.bk, nt = t.nt, nbuf = t.dbuf ? 2 : 1;
 	/* A row-major where a tap-major conv's A goes through registers: each thread's run of k
 	 * of its m is contiguous in the tile, stored 16 bytes at a time instead of an element at

@@ -8,14 +8,15 @@
  * 8*sw) (16 bytes each: 8 bf16 or 4 f32; 16-byte aligned rows) and p + q single loads at its
  * edges (window slots [0, p) and [p + 8*sw, p + 8*sw + q)) give all kw * 8 A elements, where
  * the element gather loads each one; tap w's run is slots w*dw + sw*j.  K is ordered by groups:
- * a group is one (kd, kh) row r of gc channels (gc = 16, or Ci where Ci < 16), k = (r*CQ +
- * cq)*KP + w*gc + c (ci = gc*cq + c, KP = kw*gc rounded up to 16: padding 0 in B, zeroed in A
- * per tile); the copy of w, mma_row_wt, follows it.  A K step is G groups (bk = KP*G >= 32),
- * and a thread's jobs in a step are (octet, channel) windows whose kw runs are 16-byte stores
- * into the column-major A tile (As[kk*lda + mm]).  Requires: bf16 precision, x bf16 or f32, no
- * load prologue, Ci % 16 == 0 or Ci < 16 (at most a quarter of padding, but for Ci 1 and 2:
- * the first convs, whose MMAs are few and gather is all), x's offsets in i32, tiles of 64 or
- * 128 rows. */
+ * a group is one (kd, kh) row r of gc channels (gc = kf, the MMA's k: 16 at bf16, 8 at tf32;
+ * or Ci where Ci < kf), k = (r*CQ + cq)*KP + w*gc + c (ci = gc*cq + c, KP = kw*gc rounded up
+ * to kf: padding 0 in B, zeroed in A per tile); the copy of w, mma_row_wt, follows it.  A K
+ * step is G groups (bk = KP*G >= 2*kf: 32 at bf16, 16 at tf32, whose f32 tiles take twice the
+ * bytes), and a thread's jobs in a step are (octet, channel) windows whose kw runs are 16-byte
+ * stores into the column-major A tile (As[kk*lda + mm]; a run of 8 f32: two).  Requires: bf16
+ * or tf32 precision, x bf16 or f32, no load prologue, Ci % kf == 0 or Ci < kf (at most a
+ * quarter of padding, but for Ci 1 and 2: the first convs, whose MMAs are few and gather is
+ * all), x's offsets in i32, tiles of 64 or 128 rows. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -25,14 +26,17 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 {
 	const Conv *cv = &r->cv;
 	const char *e = getenv("SEGC_MMA_XROW");
-	if ((e && *e && atoi(e) == 0) || L->p->precision != KP_BF16 || lw_has_prologue(L))
+	int bf = L->p->precision == KP_BF16;
+	if ((e && *e && atoi(e) == 0) || (!bf && L->p->precision != KP_TF32) ||
+	    lw_has_prologue(L))
 		return 0;
 	int xb = lw_buf(L, cv->x);
 	const KBuf *xk = &L->k->bufs[xb];
 	int64_t kw = cv->k[2], sw = cv->s[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
 	int64_t qw = span - pw - sw + 1; /* the right edge: the last tap's last element's slot */
-	int64_t gc = cv->Ci % 16 ? cv->Ci : 16, kp = (kw * gc + 15) / 16 * 16, per = nt / (bm / 8);
-	if (cv->groups != 1 || gc > 16 || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
+	int64_t kf = bf ? 16 : 8, gc = cv->Ci % kf ? cv->Ci : kf;
+	int64_t kp = (kw * gc + kf - 1) / kf * kf, per = nt / (bm / 8);
+	if (cv->groups != 1 || gc > kf || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
 	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
 	    qw > 8 || cv->OW % 8 || (bm != 64 && bm != 128) || (nt != 128 && nt != 256) ||
 	    16 % per || (per % gc && gc % per) || (gc > 2 && 4 * kw * gc < 3 * kp) ||
@@ -42,7 +46,8 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 	r->vn = xk->dtype == DT_BF16 ? 8 : 4;
 	r->sw = sw, r->pw = pw, r->qw = qw > 0 ? qw : 0;
 	r->gc = gc, r->KP = kp;
-	r->G = kp >= 32 ? 1 : 32 / kp; /* K steps of 32 or more */
+	r->tv = bf ? 8 : 4;
+	r->G = kp >= 2 * kf ? 1 : 2 * kf / kp; /* K steps of 2*kf or more */
 	r->bk = kp * r->G;
 	r->CQ = cv->Ci / gc;
 	r->ngroups = cv->k[0] * cv->k[1] * r->CQ;
@@ -103,7 +108,9 @@ zero_pad(Lower *L, const MmaRow *r, KNode *block, KNode *th, int64_t atile)
 		KNode *at = ix_add(L, ix_mul(L, kir_bin(p, KB_DIV, rest, ix_c(L, cols)), atile),
 		                   ix_add(L, ix_mul(L, col, r->lda),
 		                          ix_mul(L, kir_bin(p, KB_REM, e, ix_c(L, oct)), 8)));
-		kir_append(p, b, kir_vstore(p, r->as, at, z, 8, 1));
+		for (int64_t i = 0; i < 8; i += r->tv)
+			kir_append(p, b, kir_vstore(p, r->as, ix_add(L, at, ix_c(L, i)), z + (int)i,
+			                            (int)r->tv, 1));
 	}
 }
 
@@ -245,9 +252,13 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 	for (int j = 0; j < r->jobs; j++) {
 		job(r, j, &g, &cc);
 		for (int64_t w = 0; w < kw; w++) { /* A[8*oc + i, g*KP + w*gc + cc (+ thread's)] */
-			KNode *at = ix_add(L, base, ix_c(L, (g * r->KP + w * r->gc + cc) * r->lda));
-			kir_append(p, block, kir_vstore(p, r->as, at, r->win[j] + (int)(w * dw), 8,
-			                                (int)r->sw));
+			int64_t at = (g * r->KP + w * r->gc + cc) * r->lda;
+			for (int64_t i = 0; i < 8; i += r->tv) { /* slots w*dw + sw*(i ..) */
+				int v = r->win[j] + (int)(w * dw + r->sw * i);
+				KNode *a = ix_add(L, base, ix_c(L, at + i));
+				kir_append(p, block,
+				           kir_vstore(p, r->as, a, v, (int)r->tv, (int)r->sw));
+			}
 		}
 	}
 }

@@ -220,31 +220,35 @@ done
 # for 48, 128 x 128 for 96; SEGC_MMA_T64=1: 128 x 64 for 64, its A tile row-major (all with
 # SEGC_MMA_XROW=0: the row gather's K step of 48 changes the tiles' shapes); with the row
 # gather (the default), C 48 takes 128 x 48 at K step 48 (As 2 x 48 rows of 136, Bs 2 x 48 of
-# 56) and C 96 with SEGC_MMA_T48=0 128 x 64 of 256 threads (128 x 128 does not fit 48 KiB)
+# 56) and C 96 with SEGC_MMA_T48=0 128 x 64 of 256 threads (128 x 128 does not fit 48 KiB);
+# at tf32, C 32 takes 128 x 32 at K step 24 and C 96 128 x 64 (128 x 96 does not fit)
 t64=$(SEGC_MMA_XROW=0 SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
 	--precision=bf16 --emit=kernels 2>&1 | awk '/^kernel/ { k = $0 } /As shared/ && k ~ /body\/3/')
 case $t64 in
 *"[10240] ld 40 arow"*) ok "conv tile: Co 64 -> 128 x 64, A row-major (SEGC_MMA_T64=1)" ;;
 *) bad "conv tile: Co 64 with SEGC_MMA_T64=1: $t64, expected 128 x 64 row-major" ;;
 esac
-# C, SEGC_MMA_T48, SEGC_MMA_XROW, what the tiles must hold (Bs: 2 x bn rows of BK + 8)
-while read -r c t48 xrow want; do
+# C, SEGC_MMA_T48, SEGC_MMA_XROW, the precision, what the tiles must hold (Bs: 2 x bn rows of
+# BK + 8; at tf32 the row gather's K step is 24: 8 channels x 3 taps, 128 x 24 f32 A tiles)
+while read -r c t48 xrow prec want; do
 	tl=$(SEGC_MMA_XROW=$xrow SEGC_MMA_T48=$t48 $SEGC graphs/tiny.json -D in_ch=16 -D C=$c \
-		-D size=48 --target cuda:sm_90 --precision=bf16 --emit=kernels 2>&1 |
+		-D size=48 --target cuda:sm_90 --precision=$prec --emit=kernels 2>&1 |
 		awk '/^kernel/ { k = $0 } /[AB]s shared/ && k ~ /body\/3/ { printf " %s %s", $3, $5 }')
 	case "$tl" in
-	*"$want"*) ok "conv tile: Co $c (SEGC_MMA_T48=$t48, SEGC_MMA_XROW=$xrow):$tl" ;;
-	*) bad "conv tile: Co $c (SEGC_MMA_T48=$t48, SEGC_MMA_XROW=$xrow):$tl, expected $want" ;;
+	*"$want"*) ok "conv tile: Co $c $prec (SEGC_MMA_T48=$t48, SEGC_MMA_XROW=$xrow):$tl" ;;
+	*) bad "conv tile: Co $c $prec (SEGC_MMA_T48=$t48, SEGC_MMA_XROW=$xrow):$tl, expected $want" ;;
 	esac
 done <<EOF
-32 1 0 Bs [2560]
-48 1 0 Bs [3840]
-64 1 0 Bs [5120]
-96 1 0 Bs [7680]
-48 0 0 Bs [5120]
-96 0 0 Bs [10240]
-48 1 1 As [13056] Bs [5376]
-96 0 1 As [13056] Bs [7168]
+32 1 0 bf16 Bs [2560]
+48 1 0 bf16 Bs [3840]
+64 1 0 bf16 Bs [5120]
+96 1 0 bf16 Bs [7680]
+48 0 0 bf16 Bs [5120]
+96 0 0 bf16 Bs [10240]
+48 1 1 bf16 As [13056] Bs [5376]
+96 0 1 bf16 As [13056] Bs [7168]
+32 1 1 tf32 As [6528] Bs [2048]
+96 1 1 tf32 As [6528] Bs [4096]
 EOF
 
 # an elementwise kernel's operands and result of the output's shape are indexed by the flat
@@ -276,7 +280,8 @@ SEGC_CUDA_ILP_MIN=1 --precision bf16 --cases --models --halo
 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
 SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
 SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major
-SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow"
+SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow
+SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --xrow"
 mma_pid=
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	(

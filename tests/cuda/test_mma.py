@@ -20,10 +20,11 @@ tiles), with split-K off and forced to 3 (which must split exactly the conv and 
 with more than one K step).  --arow runs the tap-major conv cases with the row-major A tile
 (SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
 are) under six tilings (AROW: every case with the default, half of them under each other),
-checking that the form is taken exactly where it applies.
+checking that the form is taken exactly where it applies.  --xrow runs the row gather's cases
+(codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1; bf16, or tf32 with or without --exact).
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
-                           [--tilings] [--halo] [--arow] [--only SUBSTR]...
+                           [--tilings] [--halo] [--arow] [--xrow] [--only SUBSTR]...
 
 Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
 """
@@ -266,7 +267,7 @@ def own_cases():
 
 def xrow_cases():
     """the row gather (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1) on a bf16 activation
-    (relu -> conv) or the f32 input: kernels 3 (one window edge each side), (1,3,3), (3,3,1)
+    (relu -> conv; at tf32 an f32 one, groups of 8 channels) or the f32 input: kernels 3 (one window edge each side), (1,3,3), (3,3,1)
     and 1 (K steps of two (kd, kh, channel chunk) groups, an odd number of groups: the last
     step half empty), 5 (two edges a side; in 64 x 64 tiles where 128 x 32 does not fit), 3
     dilated 2 (taps 2 apart in the window); Ci 16, 32 (two channel chunks), 48, and 4 and 8
