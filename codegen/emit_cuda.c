@@ -981,47 +981,90 @@ block_threads(CudaEmit *e, const KNode *n, int64_t *T)
 	return 0;
 }
 
-/* the shared buffers of a kernel where one is stored over others (KBuf.over) as one byte pool:
- * the others in order, each 128-byte aligned; an overlay at the offset of its buffer.  The
- * offsets are written as expressions of sizeof (the host emulation's bf16 may be wider).
- * Returns the pool's size on the GPU. */
+/* the bytes of kernel k's shared buffers on the GPU: laid out as shared_pool does where one
+ * lies over others (KBuf.over) or where they take more than 48 KiB, else their sum (*pool: 1
+ * where they go in a pool) */
 static int64_t
-shared_pool(CudaEmit *e)
+pool_bytes(const Kernel *k, int *pool)
 {
-	const Kernel *k = e->k;
-	Text at = {0}, size = {0};
-	const char **off = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *off);
-	int64_t *goff = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *goff);
-	int64_t end = 0, gpu = 0;
-	cuda_tput(&at, "0");
-	cuda_tput(&size, "0");
+	int64_t end = 0, gpu = 0, sum = 0;
+	int64_t *goff = calloc(k->nbufs + 1, sizeof *goff);
+	SEGC_ASSERT(goff != NULL);
+	*pool = 0;
+	for (uint32_t b = 0; b < k->nbufs; b++)
+		if (k->bufs[b].shared) {
+			*pool |= k->bufs[b].over != 0;
+			sum += k->bufs[b].numel * elemsize(k->bufs[b].dtype);
+		}
+	*pool |= sum > 48 * 1024;
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t b = 0; b < k->nbufs; b++) {
 			const KBuf *kb = &k->bufs[b];
 			int64_t bytes = kb->numel * elemsize(kb->dtype), g0 = end;
 			if (!kb->shared || (pass == 0) != !kb->over)
 				continue;
+			if (kb->over)
+				g0 = goff[kb->over - 1];
+			else
+				goff[b] = g0, end = (end + bytes + 127) / 128 * 128;
+			gpu = g0 + bytes > gpu ? g0 + bytes : gpu;
+		}
+	free(goff);
+	return *pool ? gpu : sum;
+}
+
+/* the dynamic shared memory of kernel k's block-mapped launches: its pool's bytes where they
+ * pass 48 KiB (cg_gpu_smem allows up to the architecture's limit), else 0 */
+static int64_t
+dyn_smem(const Kernel *k)
+{
+	int pool;
+	int64_t bytes = pool_bytes(k, &pool);
+	return bytes > 48 * 1024 ? bytes : 0;
+}
+
+/* the shared buffers of a kernel where one is stored over others (KBuf.over), or where they
+ * take more than 48 KiB, as one byte pool: the others in order, each 128-byte aligned; an
+ * overlay at the offset of its buffer.  The offsets are written as expressions of sizeof (the
+ * host emulation's bf16 may be wider).  dyn: the pool is dynamic shared memory. */
+static void
+shared_pool(CudaEmit *e, int64_t dyn)
+{
+	const Kernel *k = e->k;
+	Text at = {0}, size = {0};
+	const char **off = arena_zalloc(e->p->arena, (k->nbufs + 1) * sizeof *off);
+	cuda_tput(&at, "0");
+	cuda_tput(&size, "0");
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t b = 0; b < k->nbufs; b++) {
+			const KBuf *kb = &k->bufs[b];
+			if (!kb->shared || (pass == 0) != !kb->over)
+				continue;
 			const char *type = elemtype(kb->dtype);
 			if (kb->over) {
 				off[b] = off[kb->over - 1];
-				g0 = goff[kb->over - 1];
 			} else {
 				off[b] = arena_strdup(e->p->arena, at.s);
-				goff[b] = g0;
-				end = (end + bytes + 127) / 128 * 128;
 				char *next =
 				    arena_printf(e->p->arena, "SEGC_AL128(%s + sizeof(%s) * %lld)",
 				                 at.s, type, (long long)kb->numel);
 				at.len = 0;
 				cuda_tput(&at, "%s", next);
 			}
-			gpu = g0 + bytes > gpu ? g0 + bytes : gpu;
 			char *sz = arena_printf(e->p->arena, "SEGC_MAX(%s, %s + sizeof(%s) * %lld)",
 			                        size.s, off[b], type, (long long)kb->numel);
 			size.len = 0;
 			cuda_tput(&size, "%s", sz);
 		}
-	out(e, "\tSEGC_SHARED __align__(128) unsigned char segc_smem[%s];\n", size.s);
+	if (dyn) /* over 48 KiB: dynamic shared memory (the launch passes its bytes, the runtime
+	          * raises the function's limit); the emulation keeps a static pool */
+		out(e, "#ifdef SEGC_EMU\n"
+		       "\tSEGC_SHARED __align__(128) unsigned char segc_smem[%s];\n"
+		       "#else\n\textern __shared__ __align__(128) unsigned char segc_dsmem[];\n"
+		       "\tunsigned char *const segc_smem = segc_dsmem;\n#endif\n",
+		    size.s);
+	else
+		out(e, "\tSEGC_SHARED __align__(128) unsigned char segc_smem[%s];\n", size.s);
 	/* the emulation starts each block with the pool holding NaNs (bytes 0xff), as a GPU's
 	 * shared memory holds what it held: a read before a write shows */
 	out(e, "#ifdef SEGC_EMU\n\tsegc_emu_poison(segc_smem, sizeof segc_smem);\n#endif\n");
@@ -1031,7 +1074,6 @@ shared_pool(CudaEmit *e)
 			    elemtype(k->bufs[b].dtype), b, elemtype(k->bufs[b].dtype), off[b]);
 	free(at.s);
 	free(size.s);
-	return gpu;
 }
 
 /* "var = (T)(lo) + (T)t * step;" of top-level loop n, at the current position */
@@ -1057,24 +1099,25 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 {
 	const Kernel *k = e->k;
 	const KNode *th = n->body->kids[0];
-	int64_t shbytes = 0;
+	int pool;
+	int64_t shbytes = pool_bytes(k, &pool), lim = cg_gpu_smem(e->p);
+	if (shbytes > lim)
+		return cg_unsupported(e->d, k, "cuda",
+		                      arena_printf(e->p->arena,
+		                                   "%lld bytes of shared tiles, over the %lld "
+		                                   "allowed ($SEGC_CUDA_SMEM)",
+		                                   (long long)shbytes, (long long)lim));
 	out(e, "static __device__ void\n%s_t%d_body(", k->name, i);
 	params(e);
 	out(e, "\n{\n");
-	int pool = 0;
-	for (uint32_t b = 0; b < k->nbufs; b++)
-		pool |= k->bufs[b].shared && k->bufs[b].over;
 	for (uint32_t b = 0; !pool && b < k->nbufs; b++) {
 		if (!k->bufs[b].shared)
 			continue;
 		out(e, "\tSEGC_SHARED __align__(32) %s b%u[%lld];\n", elemtype(k->bufs[b].dtype), b,
 		    (long long)k->bufs[b].numel);
-		shbytes += k->bufs[b].numel * elemsize(k->bufs[b].dtype);
 	}
 	if (pool)
-		shbytes = shared_pool(e);
-	if (shbytes > 48 * 1024)
-		return cg_unsupported(e->d, k, "cuda", "more than 48 KiB of shared tiles");
+		shared_pool(e, dyn_smem(k));
 	e->raw = cr_raw_vars(e->p->arena, k, n);
 	declare_vars(e, n, 1);
 	int nacc = kir_count_acc(n);
@@ -1365,6 +1408,9 @@ emit_module(CudaEmit *e)
 				if (!k->bufs[b].shared)
 					cuda_tput(&e->sched, " %u:%lld", k->bufs[b].slot,
 					     (long long)k->bufs[b].offset);
+			int64_t dyn = blk ? dyn_smem(k) : 0; /* (the same for fname's kernel) */
+			if (dyn)
+				cuda_tput(&e->sched, " smem=%lld", (long long)dyn);
 			cuda_tput(&e->sched, "\n");
 			e->nlaunches++;
 		}

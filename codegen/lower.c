@@ -7,6 +7,7 @@
  * and stores the group's outputs.  See docs/codegen.md. */
 #include "tmpl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- buffers ---- */
@@ -754,4 +755,12 @@ cg_target(Program *p, const char *target, const char *precision)
 	else
 		return -1;
 	return 0;
+}
+
+int64_t
+cg_gpu_smem(const Program *p)
+{
+	const char *e = getenv("SEGC_CUDA_SMEM");
+	int64_t max = p->gpu >= 90 ? 227 * 1024 : 163 * 1024, v = e && *e ? atoll(e) : 0;
+	return v > 48 * 1024 ? (v < max ? v : max) : 48 * 1024;
 }

@@ -80,6 +80,7 @@ typedef struct {
 	int vt;     /* shared i32 voxel table of the tile's n: x offset, 3 positions */
 	int xce;    /* x gathered by cp.async of xce (4: 16 bytes, 1) elements; 0: registers */
 	int xv;     /* bf16: x gathered into registers by 16-byte loads of xv (4) elements; 0: 1 */
+	int64_t smem; /* the shared memory a block may use (cg_gpu_smem: 48 KiB by default) */
 } Gemm;
 
 /* conv3d_ndhwc: the k run a thread gathers of x per row, by one copy or vector load (1: by
@@ -928,7 +929,7 @@ pick_tiling_cl(const Gemm *g, int bf, Tiling *t)
 	if (ke && (atoi(ke) == 16 || atoi(ke) == 32))
 		t->bk = atoi(ke);
 	if (t->bm * t->bk / t->nt > MAXA || (!g->xce && t->bn * t->bk / t->nt > MAXB) ||
-	    tiling_smem(t, bf ? 2 : 4, 0, 0) + t->bn * 16 > 48 * 1024)
+	    tiling_smem(t, bf ? 2 : 4, 0, 0) + t->bn * 16 > g->smem)
 		*t = (Tiling){128, 64, 64, 16, 2, 2, 1, 64};
 }
 
@@ -1025,7 +1026,7 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
 	if (ke && (atoi(ke) == 16 || atoi(ke) == 32))
 		t->bk = atoi(ke);
 	if (t->bm * t->bk / t->nt > MAXA || t->bn * t->bk / t->nt > MAXB ||
-	    tiling_smem(t, esz, g->kind == G_CONV && !g->tapk, 0) > 48 * 1024)
+	    tiling_smem(t, esz, g->kind == G_CONV && !g->tapk, 0) > g->smem)
 		*t = (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 }
 
@@ -1086,6 +1087,7 @@ tmpl_gpu_mma(Lower *L)
 
 	if (p->precision == KP_FP32 || !gemm_setup(L, &g))
 		return 1;
+	g.smem = cg_gpu_smem(p);
 	if (g.kind != G_CONV && lw_has_prologue(L))
 		return 1; /* only the conv gather applies it: the SIMT form does */
 	/* cp.async ($SEGC_MMA_CPASYNC: 0 none, 1 B only, 2 (default) A too): in double-
@@ -1111,9 +1113,10 @@ tmpl_gpu_mma(Lower *L)
 		pick_tiling(&g, bf, &t);
 	}
 	/* the row gather where it applies (tmpl_gpu_mma_row.c; $SEGC_MMA_XROW=0: not): its K
-	 * step, 64- or 128-row tiles (256 x 64 becomes 128 x 64; where the tile does not fit 48
-	 * KiB at a K step of KP: 128 x 64 of 256 threads (for 128 x 128), else 64 x 64 (the
-	 * 5x5x5 convs), as the row gather loads a tenth of what the other does), B by cp.async */
+	 * step, 64- or 128-row tiles (256 x 64 becomes 128 x 64; where the tile does not fit the
+	 * shared memory allowed (48 KiB unless $SEGC_CUDA_SMEM) at a K step of KP: 128 x 64 of
+	 * 256 threads (for 128 x 128), else 64 x 64 (the 5x5x5 convs), as the row gather loads a
+	 * tenth of what the other does), B by cp.async */
 	MmaRow row = {0};
 	int xrow = 0;
 	if (g.kind == G_CONV && !g.pro && t.dbuf && cpm >= 1) {
@@ -1125,7 +1128,7 @@ tmpl_gpu_mma(Lower *L)
 				            : (Tiling){128, 64, 64, 32, 2, 2, 1, 64};
 			if (mma_row_fits(L, &row, rt.bm, rt.nt, rt.bn)) {
 				rt.bk = (int)row.bk;
-				xrow = tiling_smem(&rt, bf ? 2 : 4, 0, 0) <= 48 * 1024;
+				xrow = tiling_smem(&rt, bf ? 2 : 4, 0, 0) <= g.smem;
 			}
 		}
 		t = xrow ? rt : t;
@@ -1143,7 +1146,7 @@ tmpl_gpu_mma(Lower *L)
 	 * in the full-resolution convs.  $SEGC_MMA_AROW=0: the column-major tile (A/B) */
 	const char *are = getenv("SEGC_MMA_AROW");
 	int arow = !xrow && g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
-	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= 48 * 1024 && (!are || atoi(are) != 0);
+	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= g.smem && (!are || atoi(are) != 0);
 	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8, ldc = bm + 8;
 	int64_t wrows = bm / (16 * t.fm);
 	int64_t atile = arow ? bm * lda : bk * lda; /* elements of one A tile */

@@ -48,6 +48,9 @@ typedef struct {
 } KernelNode;
 
 enum { ATTR_CC_MAJOR = 75, ATTR_CC_MINOR = 76, MIN_ALLOC = 256 };
+/* CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN; CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_
+ * SIZE_BYTES */
+enum { ATTR_SMEM_OPTIN = 97, FATTR_MAX_DYN_SMEM = 8 };
 
 /* generated code (codegen/emit_cuda.c); absent (NULL) in CPU engines */
 extern const char segc_gen_cuda_schedule[] __attribute__((weak, visibility("hidden")));
@@ -68,6 +71,7 @@ typedef struct {
 	CUresult (*ModuleLoadData)(CUmodule *, const void *);
 	CUresult (*ModuleUnload)(CUmodule);
 	CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+	CUresult (*FuncSetAttribute)(CUfunction, int, int);
 	CUresult (*MemAlloc)(CUdeviceptr *, size_t);
 	CUresult (*MemFree)(CUdeviceptr);
 	CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
@@ -95,6 +99,7 @@ typedef struct {
 	char *name;
 	long long n;
 	unsigned grid, block;
+	unsigned smem; /* dynamic shared memory bytes ("smem=" field; 0: none) */
 	int nbufs;
 	uint32_t *slots;
 	int64_t *offsets;
@@ -212,6 +217,7 @@ load_driver(Driver *d, char *err, size_t errlen)
 	SYM(ModuleLoadData, "cuModuleLoadData");
 	SYM(ModuleUnload, "cuModuleUnload");
 	SYM(ModuleGetFunction, "cuModuleGetFunction");
+	SYM(FuncSetAttribute, "cuFuncSetAttribute");
 	SYM(MemAlloc, "cuMemAlloc_v2");
 	SYM(MemFree, "cuMemFree_v2");
 	SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
@@ -244,8 +250,8 @@ have_graphs(const Driver *d)
 	       d->GraphDestroy;
 }
 
-/* ---- the schedule: "segc-cuda 1" / "arch sm_XX" / "launch NAME n grid block nbufs s:o.."
- * ... / "pack NAME ..." ... (the same fields) / "end" ---- */
+/* ---- the schedule: "segc-cuda 1" / "arch sm_XX" / "launch NAME n grid block nbufs s:o..
+ * [smem=BYTES]" ... / "pack NAME ..." ... (the same fields) / "end" ---- */
 
 /* the lines starting with key ("launch " or "pack ") from *pp into *ls, *nl */
 static segc_status
@@ -302,6 +308,15 @@ parse_launches(RtCuda *c, const char **pp, int *lineno, const char *key, Launch 
 			l->slots[b] = slot;
 			l->offsets[b] = off;
 			l->params[b] = &l->ptrs[b];
+		}
+		unsigned smem;
+		if (sscanf(p, " smem=%u%n", &smem, &used) == 1) {
+			if (smem > (1u << 20))
+				return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+				               "open: CUDA launch schedule line %d: bad smem",
+				               *lineno);
+			l->smem = smem;
+			p += used;
 		}
 		if (*p != '\n')
 			return rt_errf(SEGC_ERR_FORMAT, err, errlen,
@@ -364,6 +379,30 @@ tensor_bytes(const segc_tensor_info *t)
 	return n < 0 ? 0 : (uint64_t)n * (uint64_t)rt_dtype_size(t->dtype);
 }
 
+/* a kernel of more than 48 KiB of shared memory (SEGC_CUDA_SMEM at compile time): the GPU
+ * must allow it per block, and the function's limit is raised to it */
+static segc_status
+dyn_smem(RtCuda *c, const Launch *l, char *err, size_t errlen)
+{
+	int optin = 0;
+	CUresult r = c->d.DeviceGetAttribute(&optin, ATTR_SMEM_OPTIN, c->dev);
+	if (r != 0)
+		return drv_err(c, r, "open: cuDeviceGetAttribute (shared memory per block)", err,
+		               errlen);
+	if ((unsigned)optin < l->smem)
+		return rt_errf(SEGC_ERR_UNSUPPORTED, err, errlen,
+		               "open: kernel %s needs %u bytes of shared memory per block, the GPU "
+		               "allows %d (compile with a lower SEGC_CUDA_SMEM)",
+		               l->name, l->smem, optin);
+	if ((r = c->d.FuncSetAttribute(l->fn, FATTR_MAX_DYN_SMEM, (int)l->smem)) != 0) {
+		char msg[320];
+		snprintf(msg, sizeof msg, "open: cuFuncSetAttribute(%s, %u bytes of shared memory)",
+		         l->name, l->smem);
+		return drv_err(c, r, msg, err, errlen);
+	}
+	return SEGC_OK;
+}
+
 /* everything of open after the driver is loaded; the context is current */
 static segc_status
 open_device(RtCuda *c, char *err, size_t errlen)
@@ -387,6 +426,8 @@ open_device(RtCuda *c, char *err, size_t errlen)
 			snprintf(msg, sizeof msg, "open: cuModuleGetFunction(%s)", l->name);
 			return drv_err(c, r, msg, err, errlen);
 		}
+		if (l->smem > 48 * 1024 && (st = dyn_smem(c, l, err, errlen)) != SEGC_OK)
+			return st;
 	}
 	if ((st = device_alloc(c, &c->arena, m->arena, "arena", err, errlen)) != SEGC_OK)
 		return st;
@@ -549,7 +590,7 @@ graph_drop(RtCuda *c)
 static KernelNode
 kernel_node(const Launch *l)
 {
-	KernelNode k = {l->fn, l->grid, 1, 1, l->block, 1, 1, 0, l->params, NULL};
+	KernelNode k = {l->fn, l->grid, 1, 1, l->block, 1, 1, l->smem, l->params, NULL};
 	return k;
 }
 
@@ -636,8 +677,8 @@ launch_all(RtCuda *c, const char *what, char *err, size_t errlen)
 {
 	for (int i = 0; i < c->nlaunches; i++) {
 		Launch *l = &c->launches[i];
-		CUresult r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, 0, c->stream,
-		                               l->params, NULL);
+		CUresult r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, l->smem,
+		                               c->stream, l->params, NULL);
 		if (r != 0) {
 			char msg[320];
 			snprintf(msg, sizeof msg, "%s: launching %s", what, l->name);
@@ -701,8 +742,8 @@ prepack(RtCuda *c, char *err, size_t errlen)
 		Launch *l = &c->packs[i];
 		for (int b = 0; b < l->nbufs; b++)
 			l->ptrs[b] = c->dslots[l->slots[b]] + (CUdeviceptr)l->offsets[b];
-		r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, 0, c->stream, l->params,
-		                      NULL);
+		r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, l->smem, c->stream,
+		                      l->params, NULL);
 		if (r != 0) {
 			char msg[320];
 			snprintf(msg, sizeof msg, "load_weights: launching %s", l->name);

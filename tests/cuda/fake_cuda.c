@@ -8,8 +8,10 @@
  * ($SEGC_FAKE_CUDA_SCHED, the ENGINE.emu.txt) gives each kernel's parameter count, and every
  * kernel run is checked against its schedule line (the "launch" lines in a cycle, the "pack"
  * lines of the prepack kernels in theirs): same kernel, grid, block and trip count `n`
- * (read through the kernel parameter array as a real driver does), every buffer pointer inside
- * one live allocation at the time the kernel runs.  A mismatch fails with
+ * (read through the kernel parameter array as a real driver does), the dynamic shared memory
+ * of its "smem=" field (0 without; over 48 KiB only after cuFuncSetAttribute raised the
+ * function's limit to it, within the device's $SEGC_FAKE_CUDA_SMEM_OPTIN, default 232448 as
+ * an H100), every buffer pointer inside one live allocation at the time the kernel runs.  A mismatch fails with
  * CUDA_ERROR_ILLEGAL_ADDRESS and a line on stderr.  Each kernel runs the real grid: every block
  * and thread, in reverse order.
  *
@@ -45,13 +47,30 @@ typedef struct {
 	void (*fn)(void);
 	char name[256];
 	int nbufs;
+	int maxdyn; /* cuFuncSetAttribute's MAX_DYNAMIC_SHARED_SIZE_BYTES (default 48 KiB) */
 } Func;
 
 typedef struct {
 	char name[256];
 	long long n, grid, block;
 	int nbufs;
+	unsigned smem; /* the "smem=" field */
 } Line;
+
+/* the optional " smem=BYTES" after a schedule line's buffers */
+static unsigned
+line_smem(const char *buf)
+{
+	const char *s = strstr(buf, " smem=");
+	return s ? (unsigned)strtoul(s + 6, NULL, 10) : 0;
+}
+
+static int
+smem_optin(void)
+{
+	const char *e = getenv("SEGC_FAKE_CUDA_SMEM_OPTIN");
+	return e && *e ? atoi(e) : 232448;
+}
 
 static struct {
 	void *emu;
@@ -117,6 +136,7 @@ cuInit(unsigned flags)
 		return fail("bad SEGC_FAKE_CUDA_FAIL: ", fl);
 	while (fgets(buf, sizeof buf, f)) {
 		Line l;
+		l.smem = line_smem(buf);
 		if (sscanf(buf, "launch %255s %lld %lld %lld %d", l.name, &l.n, &l.grid, &l.block,
 		           &l.nbufs) == 5) {
 			F.lines = realloc(F.lines, (size_t)(F.nlines + 1) * sizeof *F.lines);
@@ -149,7 +169,7 @@ int
 cuDeviceGetAttribute(int *v, int attr, int d)
 {
 	(void)d;
-	*v = attr == 75 ? 9 : 0; /* compute capability 9.0 */
+	*v = attr == 75 ? 9 : attr == 97 ? smem_optin() : 0; /* compute capability 9.0 */
 	return 0;
 }
 
@@ -213,6 +233,7 @@ cuModuleGetFunction(void **out, void *mod, const char *name)
 	*(void **)&fn->fn = dlsym(F.emu, name);
 	snprintf(fn->name, sizeof fn->name, "%s", name);
 	fn->nbufs = -1;
+	fn->maxdyn = 48 * 1024;
 	for (int i = 0; i < F.nlines + F.npacks; i++) {
 		const Line *l = i < F.nlines ? &F.lines[i] : &F.packs[i - F.nlines];
 		if (!strcmp(l->name, name))
@@ -223,6 +244,19 @@ cuModuleGetFunction(void **out, void *mod, const char *name)
 		return fail("no kernel ", name);
 	}
 	*out = fn; /* leaked: a test process */
+	return 0;
+}
+
+/* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8) only, within the device's opt-in */
+int
+cuFuncSetAttribute(void *f, int attr, int v)
+{
+	Func *fn = f;
+	if (F.lost)
+		return F.lost;
+	if (attr != 8 || v < 0 || v > smem_optin())
+		return INVALID_VALUE;
+	fn->maxdyn = v;
 	return 0;
 }
 
@@ -342,7 +376,7 @@ cuStreamSynchronize(void *s)
 /* run kernel fn <<<gx, bx>>> with the argument values a[0..nbufs-1] and trip count n, after
  * checking them against the next schedule line */
 static int
-run_kernel(const Func *fn, unsigned gx, unsigned bx, uint64_t *a, long long n)
+run_kernel(const Func *fn, unsigned gx, unsigned bx, unsigned shmem, uint64_t *a, long long n)
 {
 	int pack = F.npacks > 0 && strstr(fn->name, "_pack_t") != NULL; /* prepack kernels */
 	const Line *l = pack ? &F.packs[F.pnext] : &F.lines[F.next];
@@ -358,6 +392,14 @@ run_kernel(const Func *fn, unsigned gx, unsigned bx, uint64_t *a, long long n)
 		         fn->name, gx, bx, l->name, l->grid, l->block);
 		return fail(msg, NULL);
 	}
+	if (shmem != l->smem) {
+		snprintf(msg, sizeof msg, "launch of %s with %u bytes of dynamic shared memory "
+		         "where the schedule says %u", fn->name, shmem, l->smem);
+		return fail(msg, NULL);
+	}
+	if ((int)shmem > fn->maxdyn) /* a real driver: CUDA_ERROR_INVALID_VALUE */
+		return fail("dynamic shared memory over the function's limit (no "
+		            "cuFuncSetAttribute): ", fn->name);
 	for (int b = 0; b < fn->nbufs; b++)
 		if (!room(a[b]))
 			return fail("a buffer parameter outside device memory: ", fn->name);
@@ -404,7 +446,7 @@ cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsi
 	const Func *fn = f;
 	uint64_t a[MAXARGS];
 	long long n;
-	(void)shmem, (void)s;
+	(void)s;
 	if (F.lost)
 		return F.lost;
 	F.stats[ST_LAUNCH]++;
@@ -412,7 +454,7 @@ cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsi
 		return fail("a launch that is not <<<(g,1,1), (b,1,1)>>> with kernelParams: ",
 		            fn->name);
 	read_params(fn, params, a, &n);
-	return run_kernel(fn, gx, bx, a, n);
+	return run_kernel(fn, gx, bx, shmem, a, n);
 }
 
 #ifndef FAKE_NO_GRAPHS
@@ -426,7 +468,7 @@ typedef struct {
 
 typedef struct Node {
 	const Func *fn;
-	unsigned gx, bx;
+	unsigned gx, bx, shmem;
 	uint64_t a[MAXARGS];
 	long long n;
 	int index; /* in its graph */
@@ -447,12 +489,13 @@ static int
 node_fill(Node *nd, const KernelNode *k)
 {
 	if (!k->func || k->gy != 1 || k->gz != 1 || k->by != 1 || k->bz != 1 || k->extra ||
-	    !k->params || k->shmem)
+	    !k->params)
 		return fail("a kernel node that is not <<<(g,1,1), (b,1,1)>>> with kernelParams",
 		            NULL);
 	nd->fn = k->func;
 	nd->gx = k->gx;
 	nd->bx = k->bx;
+	nd->shmem = k->shmem;
 	read_params(nd->fn, k->params, nd->a, &nd->n);
 	return 0;
 }
@@ -534,8 +577,8 @@ cuGraphLaunch(void *exec, void *s)
 	for (int i = 0; i < x->n; i++) {
 		uint64_t a[MAXARGS];
 		memcpy(a, x->nodes[i].a, sizeof a);
-		if ((rc = run_kernel(x->nodes[i].fn, x->nodes[i].gx, x->nodes[i].bx, a,
-		                     x->nodes[i].n)) != 0)
+		if ((rc = run_kernel(x->nodes[i].fn, x->nodes[i].gx, x->nodes[i].bx,
+		                     x->nodes[i].shmem, a, x->nodes[i].n)) != 0)
 			return rc;
 	}
 	return 0;

@@ -25,6 +25,10 @@ have done.  The scenarios, one child each:
   strictold  SEGC_CUDA_GRAPHS=2 and the driver without graph symbols: open refuses with
              SEGC_ERR_UNSUPPORTED
   real       the --real mode below (its child, SEGC_CUDA_GRAPHS=2), on the fake driver
+  smemcap    (engines with dynamic shared memory, "smem=" launches: SEGC_CUDA_SMEM) a GPU of
+             40000 bytes of shared memory a block: open refuses with SEGC_ERR_UNSUPPORTED
+             naming the bytes; every other scenario checks that each such launch passes its
+             bytes and that cuFuncSetAttribute raised the function's limit first
 
   fake_run.py GRAPH.json [-D k=v ...]    (one case; prints "ok ..." or "FAIL ...", exit 1)
 
@@ -458,6 +462,9 @@ def child(scenario, engine, weights, inp, ref):
     elif scenario == "strictold":
         c.refused("open, SEGC_CUDA_GRAPHS=2, no graph symbols", c.open, 7,
                   "SEGC_CUDA_GRAPHS=2", "lacks the CUDA graph")
+    elif scenario == "smemcap":
+        c.refused("open on a GPU of 40000 bytes of shared memory a block", c.open, 7,
+                  "bytes of shared memory per block, the GPU allows 40000", "SEGC_CUDA_SMEM")
     else:
         c.open()
         getattr(c, scenario)()
@@ -473,7 +480,8 @@ def scenario_env(name, j, npack):
            "badenv": {"SEGC_CUDA_GRAPHS": "yes"},
            "strict": {"SEGC_CUDA_GRAPHS": "2", "SEGC_FAKE_CUDA_FAIL": "instantiate"},
            "strictold": {"SEGC_CUDA_GRAPHS": "2"},
-           "real": {"SEGC_CUDA_GRAPHS": "2", "SEGC_REAL_RUNS": "2"}}[name]
+           "real": {"SEGC_CUDA_GRAPHS": "2", "SEGC_REAL_RUNS": "2"},
+           "smemcap": {"SEGC_FAKE_CUDA_SMEM_OPTIN": "40000"}}[name]
     lib = j("lib-old") if name in ("olddriver", "strictold") else j("lib")
     return dict(env, LD_LIBRARY_PATH=lib + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
 
@@ -519,7 +527,8 @@ def main(argv):
                          ("ref.npy", "ref.npy")):
             os.symlink(j(src), j("real", dst))
         failed = []
-        for name in SCENARIOS:
+        dyn = any(" smem=" in line for line in sched)
+        for name in SCENARIOS + (["smemcap"] if dyn else []):
             # MALLOC_PERTURB_: freed heap memory is overwritten, so a parameter read from
             # freed memory (the bug of issue #6: n behind a realloc'd array) is never right
             # by luck
@@ -542,7 +551,9 @@ def main(argv):
         print("ok   %s: runtime/cuda.c on the fake driver, %d launches + %d prepack: graph "
               "replay, run_device parameter updates, weights reloaded (other weights: packed "
               "again), SEGC_CUDA_GRAPHS=0/2, no-graph driver, instantiate failure, sticky "
-              "error; outputs match the CPU engine at 1e-4" % (label, launches, npack))
+              "error%s; outputs match the CPU engine at 1e-4"
+              % (label, launches, npack,
+                 ", dynamic shared memory (a GPU with too little refused)" if dyn else ""))
         return 0
     finally:
         subprocess.call(["rm", "-rf", tmp])

@@ -274,7 +274,8 @@ def xrow_cases():
     (one group a (kd, kh) row of all channels, padded to 16 k; f32 x: 4-element loads; 64-row
     tiles: half the threads gather); ragged M tiles (W 8: an octet per row), batch 2; stride
     2 and dilation 2 in D and H; N 16, 24, 40 (128 x 48), 70 (64 x 64, two N tiles); the
-    256 x 64 and 128 x 128 tiles as 128 x 64 (256 threads), 128 x 96; split-K; a fused
+    256 x 64 and 128 x 128 tiles as 128 x 64 (256 threads), 128 x 96, 128 x 128 in dynamic
+    shared memory (SEGC_CUDA_SMEM=65536: 54 or 58 KiB); split-K; a fused
     epilogue; stride 2 along W (k3 and 1x1: two 16-byte loads a window, runs of every other
     slot); Cin 1 (3 or 7 of a group's 16 k: a stem, k7 stride 2); and where it does not apply
     (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3, Cin 3)"""
@@ -305,6 +306,9 @@ def xrow_cases():
                          True), SEGC_MMA_TILE="128x128"),
         with_env(rowconv(rng, "xrow k3 split-K 3", 32, 16, 3, 1, 1, (4, 4, 16), True),
                  SEGC_MMA_SPLITK="3"),
+        dsmem(with_env(rowconv(rng, "xrow k3 128x128 in dynamic shared memory", 32, 72, 3, 1,
+                               1, (3, 4, 16), True),
+                       SEGC_MMA_TILE="128x128", SEGC_CUDA_SMEM="65536")),
         rowconv(rng, "xrow not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False),
         rowconv(rng, "xrow k3 s2 Ci=16 Co=32 (two loads a window)", 16, 32, 3, 1, 1, (4, 6, 16),
                 True, s=2),
@@ -332,6 +336,12 @@ def xrow_cases():
 def xr(cm, want=True):
     """a conv case of the row gather's: want, whether it applies"""
     cm[0].xrow = want
+    return cm
+
+
+def dsmem(cm):
+    """a case whose kernel must take dynamic shared memory (over 48 KiB: SEGC_CUDA_SMEM)"""
+    cm[0].dsmem = True
     return cm
 
 
@@ -426,6 +436,13 @@ def run(c, mma, tol):
                 msg += ", row gather %s" % ("taken" if xrow else "not taken")
             elif xrow:
                 msg += ", row gather"
+            if getattr(c, "dsmem", False):  # the pool as dynamic shared memory, its bytes
+                sched = open(os.path.join(d, "engine.so.emu.txt")).read()
+                if "extern __shared__" not in text or " smem=" not in sched:
+                    ok = False
+                    msg += ", no dynamic shared memory"
+                else:
+                    msg += ", dynamic shared memory"
             if used and not halo and not xrow:
                 # the row-major A tile (the default; SEGC_MMA_AROW=0: never): tap-major convs
                 # whose A goes through registers (bf16, a prologue, or tf32 without cp.async:
