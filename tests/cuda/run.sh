@@ -277,16 +277,18 @@ esac
 # at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
 # models at 2e-3 and 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
 # size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
-# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c) exact at tf32 and rounded at bf16;
+# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c; opt-in, measured slower) rounded at
+# bf16 (exact at tf32 by hand: test_mma.py --precision tf32 --exact --halo);
 # the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
 # exact at bf16 under six tilings (split-K among them), its tap-major cases at tf32 (f32
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
+# row gather (the default where it applies) rounded at bf16 and exact at tf32; the
 # model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
 # 8-wide bf16 loads and stores of the normalize passes).  They run in the background, beside
 # the op sets below (each side mostly one thread: two cores), and are tallied after them.
 # One run per line: the environment, then test_mma.py's arguments
-mma_runs="SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --cases --tilings --halo
+mma_runs="SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --cases --tilings
 SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models
 SEGC_CUDA_ILP_MIN=1 --precision bf16 --cases --models --halo
 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
