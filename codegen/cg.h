@@ -41,8 +41,11 @@ void cg_print_kernels(const Program *p, FILE *f);
 /* Program.gpu and Program.precision for a target ("cpu", "cuda:sm_90") and a precision
  * ("fp32", "tf32", "bf16"; NULL: fp32); 0, or -1 if either is not one of those. */
 int cg_target(Program *p, const char *target, const char *precision);
-/* The shared memory a block-mapped CUDA kernel may use, in bytes: 48 KiB (a launch needs no
- * attribute), or $SEGC_CUDA_SMEM (opt-in; at most the architecture's 163 KiB (sm_80) or 227
+/* A block's static shared memory on NVIDIA GPUs: past it, dynamic shared memory (an attribute
+ * raised at open, the bytes passed at every launch) */
+enum { CG_SMEM_STATIC = 48 * 1024 };
+/* The shared memory a block-mapped CUDA kernel may use, in bytes: CG_SMEM_STATIC, or
+ * $SEGC_CUDA_SMEM (opt-in; at most the architecture's 163 KiB (sm_80) or 227
  * KiB (sm_90); the pool then is dynamic shared memory, docs/cuda.md). */
 int64_t cg_gpu_smem(const Program *p);
 /* Emit an object file at obj_path for the CPU.  0, or -1 after diagnostics. */

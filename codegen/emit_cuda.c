@@ -996,7 +996,7 @@ pool_bytes(const Kernel *k, int *pool)
 			*pool |= k->bufs[b].over != 0;
 			sum += k->bufs[b].numel * elemsize(k->bufs[b].dtype);
 		}
-	*pool |= sum > 48 * 1024;
+	*pool |= sum > CG_SMEM_STATIC;
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t b = 0; b < k->nbufs; b++) {
 			const KBuf *kb = &k->bufs[b];
@@ -1020,7 +1020,7 @@ dyn_smem(const Kernel *k)
 {
 	int pool;
 	int64_t bytes = pool_bytes(k, &pool);
-	return bytes > 48 * 1024 ? bytes : 0;
+	return bytes > CG_SMEM_STATIC ? bytes : 0;
 }
 
 /* the shared buffers of a kernel where one is stored over others (KBuf.over), or where they
@@ -1117,7 +1117,7 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 		    (long long)k->bufs[b].numel);
 	}
 	if (pool)
-		shared_pool(e, dyn_smem(k));
+		shared_pool(e, shbytes > CG_SMEM_STATIC ? shbytes : 0);
 	e->raw = cr_raw_vars(e->p->arena, k, n);
 	declare_vars(e, n, 1);
 	int nacc = kir_count_acc(n);

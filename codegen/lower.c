@@ -762,5 +762,5 @@ cg_gpu_smem(const Program *p)
 {
 	const char *e = getenv("SEGC_CUDA_SMEM");
 	int64_t max = p->gpu >= 90 ? 227 * 1024 : 163 * 1024, v = e && *e ? atoll(e) : 0;
-	return v > 48 * 1024 ? (v < max ? v : max) : 48 * 1024;
+	return v > CG_SMEM_STATIC ? (v < max ? v : max) : CG_SMEM_STATIC;
 }

@@ -51,6 +51,7 @@ enum { ATTR_CC_MAJOR = 75, ATTR_CC_MINOR = 76, MIN_ALLOC = 256 };
 /* CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN; CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_
  * SIZE_BYTES */
 enum { ATTR_SMEM_OPTIN = 97, FATTR_MAX_DYN_SMEM = 8 };
+enum { SMEM_STATIC = 48 * 1024 }; /* past it, a launch needs the function's limit raised */
 
 /* generated code (codegen/emit_cuda.c); absent (NULL) in CPU engines */
 extern const char segc_gen_cuda_schedule[] __attribute__((weak, visibility("hidden")));
@@ -426,7 +427,7 @@ open_device(RtCuda *c, char *err, size_t errlen)
 			snprintf(msg, sizeof msg, "open: cuModuleGetFunction(%s)", l->name);
 			return drv_err(c, r, msg, err, errlen);
 		}
-		if (l->smem > 48 * 1024 && (st = dyn_smem(c, l, err, errlen)) != SEGC_OK)
+		if (l->smem > SMEM_STATIC && (st = dyn_smem(c, l, err, errlen)) != SEGC_OK)
 			return st;
 	}
 	if ((st = device_alloc(c, &c->arena, m->arena, "arena", err, errlen)) != SEGC_OK)
