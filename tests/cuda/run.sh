@@ -57,20 +57,76 @@ tally() {
 
 # compile "$tmp/$1" for arch $2 with the flags after: $1.so, $1.cu (--emit=cuda), $1.err and
 # $1.rc (segc's status), in the background, on one thread (no --split-compile); CI has two
-# cores: callers start two and wait
+# cores: callers start two and wait_bg (not `wait`: the tensor-core runs below are in the
+# background too)
+cpids=
 compile_bg() {
 	(o=$1 a=$2
 	shift 2
 	SEGC_COMPILE_THREADS=1 "$SEGC" "$@" --target cuda:"$a" --emit=cuda -o "$tmp/$o.so" \
 		>"$tmp/$o.cu" 2>"$tmp/$o.err"
 	echo $? >"$tmp/$o.rc") &
+	cpids="$cpids $!"
 }
+wait_bg() {
+	# shellcheck disable=SC2086
+	wait $cpids
+	cpids=
+}
+
+# tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
+# with tf32/bf16 rounding): its own GEMM cases exact at tf32 (indexing at 1e-4) and rounded
+# at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
+# models at 2e-3 and 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
+# size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
+# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c; opt-in, measured slower) rounded at
+# bf16 (exact at tf32 by hand: test_mma.py --precision tf32 --exact --halo);
+# the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
+# exact at bf16 under six tilings (split-K among them), its tap-major cases at tf32 (f32
+# tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
+# column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
+# row gather (the default where it applies) rounded at bf16 and exact at tf32; the
+# model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
+# 8-wide bf16 loads and stores of the normalize passes).  They start in the background, beside
+# every part below (mostly one thread each: two cores); the foreground takes what is left of
+# them after its op sets, and they are tallied at the end.
+# One run per line: the environment, then test_mma.py's arguments
+mma_runs="SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --cases --tilings
+SEGC_CUDA_ILP_MIN=1 --precision bf16 --cases --models --halo
+SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
+SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
+SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --xrow
+SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow
+SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major
+SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models"
+# run the runs not yet claimed (mkdir claims one: the background worker and, once the op sets
+# are done, the foreground share the queue; longest first)
+mma_work() {
+	i=0
+	while IFS= read -r run; do
+		i=$((i + 1))
+		mkdir "$tmp/claim.$i" 2>/dev/null || continue
+		t0=$(date +%s)
+		# shellcheck disable=SC2086
+		env ${run%% --*} SEGC_REAL="$SEGC" $PY tests/cuda/test_mma.py --${run#* --} \
+			>"$tmp/mma.$i.out" 2>&1
+		echo $(($(date +%s) - t0)) >"$tmp/mma.$i.s"
+	done <<EOF
+$mma_runs
+EOF
+}
+mma_pid=
+if [ "${CUDA_OPS:-1}" != 0 ]; then
+	mma_work &
+	mma_pid=$!
+fi
+
 
 for g in graphs/*.json; do
 	name=$(basename "$g" .json)
 	compile_bg "$name.sm_80" sm_80 "$g"
 	compile_bg "$name.sm_90" sm_90 "$g"
-	wait
+	wait_bg
 	cp "$tmp/$name.sm_90.so" "$tmp/$name.so" 2>/dev/null
 	for arch in sm_80 sm_90; do
 		if [ "$(cat "$tmp/$name.$arch.rc")" != 0 ]; then
@@ -169,7 +225,7 @@ for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicu
 	name=$(basename "$g" .json)
 	compile_bg "$name.tf32" sm_90 "$g" --precision=tf32
 	compile_bg "$name.bf16" sm_80 "$g" --precision=bf16
-	wait
+	wait_bg
 	for pa in tf32:sm_90 bf16:sm_80; do
 		prec=${pa%%:*}
 		arch=${pa#*:}
@@ -205,7 +261,7 @@ done
 export SEGC_MMA_HALO=1
 compile_bg unet3d.halo.tf32 sm_90 graphs/unet3d.json --precision=tf32
 compile_bg unet3d.halo.bf16 sm_80 graphs/unet3d.json --precision=bf16
-wait
+wait_bg
 unset SEGC_MMA_HALO
 for pa in tf32:sm_90 bf16:sm_80; do
 	prec=${pa%%:*}
@@ -272,48 +328,6 @@ case $kl in
 *) bad "elementwise kernel k1_sub: no flat index: $(echo "$kl" | grep -E 'b[05]\[' | head -n 2)" ;;
 esac
 
-# tensor cores through the emulation (tests/cuda/test_mma.py: block threads as fibers, the MMAs
-# with tf32/bf16 rounding): its own GEMM cases exact at tf32 (indexing at 1e-4) and rounded
-# at bf16, the conv3d, conv_transpose3d, linear, matmul op cases at 2e-3 (tf32) and the tiny
-# models at 2e-3 and 2e-2 (bf16) of max|ref|; the exact cases under the forced tilings (SEGC_MMA=0/1/2, each tile
-# size, split-K off and forced; a seventh of the cases per tiling, rotating); the halo-tile
-# conv's cases (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c; opt-in, measured slower) rounded at
-# bf16 (exact at tf32 by hand: test_mma.py --precision tf32 --exact --halo);
-# the row-major A tile (the default; 16-byte vstores, bf16 activations packed as they are)
-# exact at bf16 under six tilings (split-K among them), its tap-major cases at tf32 (f32
-# tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
-# column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
-# row gather (the default where it applies) rounded at bf16 and exact at tf32; the
-# model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
-# 8-wide bf16 loads and stores of the normalize passes).  They run in the background, beside
-# the op sets below (each side mostly one thread: two cores), and are tallied after them.
-# One run per line: the environment, then test_mma.py's arguments
-mma_runs="SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --cases --tilings
-SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models
-SEGC_CUDA_ILP_MIN=1 --precision bf16 --cases --models --halo
-SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
-SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
-SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major
-SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow
-SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --xrow"
-mma_pid=
-if [ "${CUDA_OPS:-1}" != 0 ]; then
-	(
-		i=0
-		while IFS= read -r run; do
-			i=$((i + 1))
-			t0=$(date +%s)
-			# shellcheck disable=SC2086
-			env ${run%% --*} SEGC_REAL="$SEGC" $PY tests/cuda/test_mma.py --${run#* --} \
-				>"$tmp/mma.$i.out" 2>&1
-			echo $(($(date +%s) - t0)) >"$tmp/mma.$i.s"
-		done <<EOF
-$mma_runs
-EOF
-	) &
-	mma_pid=$!
-fi
-
 # ops through the CUDA C emulation: by default one case group per template family, sm_90
 # only (the whole set, both archs: CUDA_OPS=all; about 10 minutes on 2 cores), with the 32-bit
 # divisions (SEGC_CUDA_DIV32=1, off by default: every other CUDA stage runs the default form)
@@ -328,6 +342,7 @@ if [ "${CUDA_OPS:-1}" = all ]; then
 	emu_sets="$(ls tests/ops/test_ops*.py) tests/ops/test_fusion_prologue.py"
 	also=sm_80
 fi
+t_last=$(date +%s)
 if [ "${CUDA_OPS:-1}" != 0 ]; then
 	for set in $emu_sets; do
 		t=${set%%:*}
@@ -385,8 +400,9 @@ if [ "${CUDA_OPS:-1}" != 0 ]; then
 	SEGC_REAL=$SEGC $PY tests/cuda/test_conv_cl.py --suite >"$tmp/cl.out" 2>&1
 	tally "$tmp/cl.out" "conv3d_ndhwc" "test_conv_cl.py"
 fi
-# the tensor-core runs started above
+# the tensor-core runs started above: the foreground runs those not yet started
 if [ -n "$mma_pid" ]; then
+	(mma_work)
 	wait "$mma_pid"
 	i=0
 	while IFS= read -r run; do
