@@ -26,17 +26,25 @@
  * channels past Ci are zeros in the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and
  * OW % TW == 0, Co >= 8, f32 tensors, tf32 or bf16, within 48 KiB of
  * shared memory; a load prologue (a fused normalize + activation on x) is applied to every
- * in-bounds element staged.  Returns 1 otherwise (tmpl_gpu_mma.c's form follows). */
+ * in-bounds element staged.  Returns 1 otherwise (tmpl_gpu_mma.c's form follows).
+ * $SEGC_HALO_RB = 2 or 4 (row blocks, rows_setup): tiles of 4R rows of 16 voxels, a warp's R
+ * rows of one column sharing the A fragment of each halo row among the kh taps. */
 #include "tmpl.h"
 
 #include <stdlib.h>
 
-enum { HM = 128, HT = 128, TWMAX = 64, SMEM = 48 * 1024 };
+enum { HM = 128, HT = 128, TWMAX = 64, SMEM = 48 * 1024, NFMAX = 4, ACCMAX = 8 };
+
+/* halo columns per thread: ceil((128 + 4) / 16); B copies per stage: up to 3 x 64 x 2 (row
+ * blocks: 5 x 64 x 2), 128 a round */
+enum { MAXCOLS = 9, MAXROUNDS = 5 };
 
 typedef struct {
 	Conv cv;
 	int64_t CI, cpu;    /* channels per chunk; per staging unit (bf16: a pair) */
 	int64_t TW, TH;     /* output tile: TH rows of TW voxels */
+	int64_t hm, nf;     /* voxels per block (64 nf), 16-voxel fragments per warp */
+	int rows;           /* row blocks: a warp's nf fragments are nf rows of one column */
 	int64_t HD, HH, HW; /* halo extents in voxels */
 	int64_t nty, ntx;   /* tiles along OH, OW */
 	int64_t bn, fn, tb; /* N tile, accumulators per warp along N, taps per B stage */
@@ -66,7 +74,66 @@ smem_bytes(const Halo *h, int64_t es)
 	int64_t hb = (h->HD * h->HH * h->HW * h->CI * es + al - 1) / al * al;
 	int64_t bb = (2 * h->tb * h->bn * h->ldb * es + al - 1) / al * al;
 	int64_t cb = h->bn * h->ldc * 4;
-	return 128 + (hb + bb > cb ? hb + bb : cb); /* the tap table, then the rest */
+	if (h->rows && h->tb * h->bn * (h->CI / h->ce) > (int64_t)MAXROUNDS * HT)
+		return SMEM + 1; /* (more B copies a stage than tile_b's rounds) */
+	int64_t tt = (h->ntap * 4 + al - 1) / al * al;
+	return tt + (hb + bb > cb ? hb + bb : cb); /* the tap table, then the rest */
+}
+
+/* the row form: rows narrowed (to 16 at the least) until the halo fits with one tap per B
+ * stage (5^3 kernels: 5 x 12 x 20 voxels at TW = 16); then 3 taps per stage where they fit */
+static int
+row_setup(Halo *h, int es)
+{
+	const Conv *cv = &h->cv;
+	h->ldc = HM + 8;
+	for (;; h->TW /= 2) {
+		h->TH = HM / h->TW;
+		h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
+		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
+		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
+		h->tb = 1;
+		if (smem_bytes(h, es) <= SMEM)
+			break;
+		if (h->TW == 16)
+			return 0;
+	}
+	h->tb = h->ntap % 3 == 0 ? 3 : 1;
+	if (smem_bytes(h, es) > SMEM)
+		h->tb = 1;
+	return 1;
+}
+
+/* $SEGC_HALO_RB = R (2 or 4; opt-in): row blocks.  A warp owns R rows of 16 voxels of one
+ * column (tiles of 4R rows of 16: 64 R voxels a block, each thread 64 R / 128 in the epilogue)
+ * and the taps go in the order (kd, kw, kh), a B stage the kh taps of one (kd, kw), so the A
+ * fragment of halo row j serves output row j - kh dh for every kh: R + (kh - 1) dh fragment
+ * loads for R kh MMAs a column tile (3^3, R = 4: 6 for 12, where the row form loads 12), and
+ * each B fragment R MMAs.  R halves while the accumulators pass ACCMAX or the shared memory
+ * 48 KiB; 0 without it (h: the row form) */
+static int
+rows_setup(Halo *h, int es)
+{
+	const Conv *cv = &h->cv;
+	const char *e = getenv("SEGC_HALO_RB");
+	int64_t r = e && *e ? atoll(e) : 0;
+	if (r != 2 && r != NFMAX)
+		return 0;
+	h->rows = 1;
+	h->TW = 16;
+	h->tb = cv->k[1];
+	h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
+	h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
+	for (; r >= 2; r /= 2) {
+		h->nf = r;
+		h->hm = 64 * r;
+		h->TH = h->hm / h->TW;
+		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
+		h->ldc = h->hm + 8;
+		if (r * h->fn <= ACCMAX && smem_bytes(h, es) <= SMEM)
+			return 1;
+	}
+	return 0;
 }
 
 static int
@@ -106,24 +173,13 @@ setup(Lower *L, Halo *h)
 	h->ntap = cv->k[0] * cv->k[1] * cv->k[2];
 	h->nch = (cv->Ci + h->CI - 1) / h->CI; /* the last chunk zero past Ci */
 	h->ldb = h->CI + 8;
-	h->ldc = HM + 8;
 	h->ce = 16 / es;
-	/* rows narrowed (to 16 at the least) until the halo fits with one tap per B stage (5^3
-	 * kernels: 5 x 12 x 20 voxels at TW = 16); then 3 taps per stage where they fit */
-	for (;; h->TW /= 2) {
-		h->TH = HM / h->TW;
-		h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
-		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
-		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
-		h->tb = 1;
-		if (smem_bytes(h, es) <= SMEM)
-			break;
-		if (h->TW == 16)
+	int64_t tw = h->TW;
+	if (!rows_setup(h, es)) {
+		h->rows = 0, h->hm = HM, h->nf = 2, h->TW = tw;
+		if (!row_setup(h, es))
 			return 0;
 	}
-	h->tb = h->ntap % 3 == 0 ? 3 : 1;
-	if (smem_bytes(h, es) > SMEM)
-		h->tb = 1;
 	h->nty = (cv->OH + h->TH - 1) / h->TH;
 	h->ntx = cv->OW / h->TW;
 	/* 32-bit-safe sizes are not needed (i64 offsets); x's batch element must be addressable */
@@ -135,7 +191,21 @@ setup(Lower *L, Halo *h)
 	return 1;
 }
 
-/* loop 1: wh[((n*nch + c)*ntap + tap)*CI + ci] = w[n, c*CI + ci, tap] (0 past Ci) */
+/* the conv's tap (kd k1 + kh) k2 + kw of the form's tap t: t itself, or with row blocks t =
+ * (kd k2 + kw) k1 + kh (a B stage is the k1 taps of one (kd, kw)) */
+static KNode *
+conv_tap(Lower *L, const Halo *h, KNode *t)
+{
+	const Conv *cv = &h->cv;
+	if (!h->rows)
+		return t;
+	KNode *kh = bin(L, KB_REM, t, ix_c(L, cv->k[1]));
+	KNode *kd = bin(L, KB_DIV, t, ix_c(L, cv->k[1] * cv->k[2]));
+	KNode *kw = bin(L, KB_REM, bin(L, KB_DIV, t, ix_c(L, cv->k[1])), ix_c(L, cv->k[2]));
+	return ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, kd, cv->k[1]), kh), cv->k[2]), kw);
+}
+
+/* loop 1: wh[((n*nch + c)*ntap + t)*CI + ci] = w[n, c*CI + ci, conv_tap(t)] (0 past Ci) */
 static void
 weight_copy(Lower *L, Halo *h)
 {
@@ -150,7 +220,8 @@ weight_copy(Lower *L, Halo *h)
 	           h->CI),
 	    ix[3]);
 	KNode *ci = ix_add(L, ix_mul(L, ix[1], h->CI), ix[3]);
-	KNode *wi = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[0], h->cv.Ci), ci), h->ntap), ix[2]);
+	KNode *wi = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, ix[0], h->cv.Ci), ci), h->ntap),
+	                   conv_tap(L, h, ix[2]));
 	KNode *v = kir_load(L->p, L->k, lw_buf(L, h->cv.w), wi);
 	if (h->cv.Ci % h->CI) {
 		int vv = kir_var(L->p, L->k, KT_F32, "wv");
@@ -164,9 +235,6 @@ weight_copy(Lower *L, Halo *h)
 }
 
 /* the block's tile origin and its thread's fixed terms */
-/* halo columns per thread: ceil((128 + 4) / 16); B copies per stage: up to 3 x 64 x 2, 128 a
- * round */
-enum { MAXCOLS = 9, MAXROUNDS = 3 };
 typedef struct {
 	KNode *th, *b, *oz, *oy0, *ox0, *n0;
 	KNode *q, *hx0;      /* staging: channel lane, first halo column */
@@ -319,7 +387,7 @@ stage_b(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c, KNode *t
 	}
 }
 
-/* once per tile: tt[tap] = the halo offset (voxels) of tap (kd, kh, kw), by threads < ntap
+/* once per tile: tt[t] = the halo offset (voxels) of the form's tap t, by threads < ntap
  * (read after the chunk loop's first barrier) */
 static void
 tile_taps(Lower *L, const Halo *h, Tile *t, KNode *block)
@@ -328,14 +396,14 @@ tile_taps(Lower *L, const Halo *h, Tile *t, KNode *block)
 	const Conv *cv = &h->cv;
 	KNode *iff = kir_if(p, lt(L, t->th, h->ntap));
 	kir_append(p, block, iff);
-	KNode *b = iff->body, *tap = t->th;
+	KNode *b = iff->body, *tap = lw_let(L, iff->body, "tap", conv_tap(L, h, t->th));
 	KNode *kd = ix_mul(L, bin(L, KB_DIV, tap, ix_c(L, cv->k[1] * cv->k[2])), cv->dl[0]);
 	KNode *kh =
 	    ix_mul(L, bin(L, KB_REM, bin(L, KB_DIV, tap, ix_c(L, cv->k[2])), ix_c(L, cv->k[1])),
 	           cv->dl[1]);
 	KNode *kw = ix_mul(L, bin(L, KB_REM, tap, ix_c(L, cv->k[2])), cv->dl[2]);
 	KNode *to = ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, kd, h->HH), kh), h->HW), kw);
-	kir_append(p, b, kir_store(p, h->tt, tap, kir_cast(p, KT_I32, to)));
+	kir_append(p, b, kir_store(p, h->tt, t->th, kir_cast(p, KT_I32, to)));
 }
 
 /* the warp's MMAs for tap tap (B at bo): fragment i of the warp's 32 voxels (row base rb[i])
@@ -352,6 +420,35 @@ step(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *const *rb, KNo
 			           kir_mma(p, (int)(i * h->fn + j), h->hs, ao, h->bs,
 			                   ix_add(L, bo, ix_c(L, 16 * j * h->ldb))));
 	}
+}
+
+/* with row blocks: the warp's MMAs for the k1 taps of stage s (B at bo; rb0 its first row's
+ * base).  The A fragment of halo row j is loaded once (one offset, cuda_mma_run) for the
+ * output rows j - kh dh it serves, each B fragment once for the warp's nf rows */
+static void
+step_rows(Lower *L, const Halo *h, KNode *block, KNode *rb0, KNode *s, KNode *bo)
+{
+	Program *p = L->p;
+	const Conv *cv = &h->cv;
+	int64_t k1 = cv->k[1], dh = cv->dl[1], nj = h->nf + (k1 - 1) * dh;
+	KNode *tap0 = ix_mul(L, s, k1);
+	KNode *to = lw_let(L, block, "to", kir_cast(p, KT_I64, kir_load(p, L->k, h->tt, tap0)));
+	KNode *ao[NFMAX + 8];
+	SEGC_ASSERT(nj <= NFMAX + 8);
+	for (int64_t j = 0; j < nj; j++)
+		ao[j] = lw_let(L, block, "ao",
+		               ix_mul(L, ix_add(L, ix_add(L, rb0, to), ix_c(L, j * h->HW)), h->CI));
+	for (int64_t j = 0; j < nj; j++)
+		for (int64_t kh = 0; kh < k1; kh++) {
+			int64_t r = j - kh * dh;
+			if (r < 0 || r >= h->nf)
+				continue;
+			for (int64_t jn = 0; jn < h->fn; jn++) {
+				KNode *b = ix_add(L, bo, ix_c(L, (kh * h->bn + 16 * jn) * h->ldb));
+				kir_append(p, block, kir_mma(p, (int)(r * h->fn + jn), h->hs,
+				                             ao[j], h->bs, b));
+			}
+		}
 }
 
 int
@@ -378,16 +475,17 @@ tmpl_gpu_halo(Lower *L)
 	TileStats sts = {0};
 	int64_t ntiles = cv->OD * h.nty * h.ntx;
 	int stat =
-	    lw_stats(L) && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && ntiles >= 32;
+	    lw_stats(L) && h.hm == HM && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 &&
+	    ntiles >= 32;
 	if (stat)
 		tmpl_tile_stats_setup(L, &sts, ntiles, HM, cv->Co, cv->N);
 	KNode *blk, *th, *c;
 	KNode *tl = lw_block_loop(L, "blk", tm * tn, HT, &blk, &th);
-	/* blocks per SM asked: 4 (<= 128 registers), 3 for 48- and 64-column tiles (6 and 8
-	 * accumulators: 162 registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0:
+	/* blocks per SM asked: 4 (<= 128 registers), 3 from 6 accumulators a warp (48- and
+	 * 64-column tiles: 162 registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0:
 	 * no request) */
 	const char *mbe = getenv("SEGC_HALO_MINB");
-	tl->op = (uint8_t)(mbe && *mbe ? atoi(mbe) : h.fn >= 3 ? 3 : 4);
+	tl->op = (uint8_t)(mbe && *mbe ? atoi(mbe) : h.nf * h.fn >= 6 ? 3 : 4);
 	KNode *body = tl->body;
 	Tile t = {0};
 	t.th = th;
@@ -405,16 +503,17 @@ tmpl_gpu_halo(Lower *L)
 	tile_cols(L, &h, &t, body);
 	tile_b(L, &h, &t, body);
 	tile_taps(L, &h, &t, body);
-	/* the warp's two fragments: voxels w*32 + 16i .. +15 of the tile, row tr, column tw */
+	/* the warp's nf fragments: voxels 16 (w nf + i) .. +15 of the tile, row tr, column tw
+	 * (row blocks: rows w nf + i of column 0) */
 	KNode *warp = lw_let(L, body, "warp", bin(L, KB_DIV, th, ix_c(L, 32)));
-	KNode *rb[2];
-	for (int i = 0; i < 2; i++) {
-		KNode *m = ix_add(L, ix_mul(L, warp, 32), ix_c(L, 16 * i));
+	KNode *rb[NFMAX];
+	for (int i = 0; i < (h.rows ? 1 : h.nf); i++) {
+		KNode *m = ix_mul(L, ix_add(L, ix_mul(L, warp, h.nf), ix_c(L, i)), 16);
 		KNode *tr = bin(L, KB_DIV, m, ix_c(L, h.TW)),
 		      *tw = bin(L, KB_REM, m, ix_c(L, h.TW));
 		rb[i] = lw_let(L, body, "rb", ix_add(L, ix_mul(L, tr, h.HW), tw));
 	}
-	for (int i = 0; i < 2 * h.fn; i++)
+	for (int i = 0; i < h.nf * h.fn; i++)
 		kir_append(p, body, kir_mma_zero(p, i));
 
 	/* the chunks */
@@ -438,28 +537,38 @@ tmpl_gpu_halo(Lower *L)
 		        kir_bin(p, KB_SUB, ix_c(L, 1), cur));
 	}
 	KNode *bo = lw_let(L, sb, "bo", ix_mul(L, cur, h.tb * h.bn * h.ldb));
-	for (int64_t u = 0; u < h.tb; u++)
+	if (h.rows)
+		step_rows(L, &h, sb, rb[0], s, bo);
+	for (int64_t u = 0; u < h.tb && !h.rows; u++)
 		step(L, &h, &t, sb, rb, ix_add(L, ix_mul(L, s, h.tb), ix_c(L, u)),
 		     ix_add(L, bo, ix_c(L, u * h.bn * h.ldb)));
 	kir_append(p, sb, kir_cp_wait(p));
 	kir_append(p, sb, kir_barrier(p));
 
-	/* the accumulators -> Cs (over the halo) -> the epilogue, one voxel per thread */
-	for (int i = 0; i < 2; i++)
+	/* the accumulators -> Cs (over the halo) -> the epilogue, one voxel per thread (row
+	 * blocks of 4: two, vx and vx + 128) */
+	for (int i = 0; i < h.nf; i++)
 		for (int j = 0; j < h.fn; j++) {
-			KNode *co = ix_add(L, ix_add(L, ix_mul(L, warp, 32), ix_c(L, 16 * i)),
-			                   ix_c(L, 16 * j * h.ldc));
+			KNode *co = ix_add(L, ix_mul(L, warp, 16 * h.nf),
+			                   ix_c(L, 16 * i + 16 * j * h.ldc));
 			kir_append(p, body, kir_mma_store(p, (int)(i * h.fn + j), h.cs, co));
 		}
 	kir_append(p, body, kir_barrier(p));
-	KNode *oy = lw_let(L, body, "oy", ix_add(L, t.oy0, bin(L, KB_DIV, th, ix_c(L, h.TW))));
-	KNode *ox = lw_let(L, body, "ox", ix_add(L, t.ox0, bin(L, KB_REM, th, ix_c(L, h.TW))));
+	KNode *eb = body, *vx = th;
+	if (h.hm > HT) {
+		KNode *u;
+		KNode *ul = lw_loop(L, body, "u", ix_c(L, 0), ix_c(L, h.hm / HT), LOOP_SERIAL, &u);
+		eb = ul->body;
+		vx = lw_let(L, eb, "vx", ix_add(L, th, ix_mul(L, u, HT)));
+	}
+	KNode *oy = lw_let(L, eb, "oy", ix_add(L, t.oy0, bin(L, KB_DIV, vx, ix_c(L, h.TW))));
+	KNode *ox = lw_let(L, eb, "ox", ix_add(L, t.ox0, bin(L, KB_REM, vx, ix_c(L, h.TW))));
 	KNode *j;
-	KNode *jl = lw_loop(L, body, "j", ix_c(L, 0), ix_c(L, h.bn), LOOP_SERIAL, &j);
+	KNode *jl = lw_loop(L, eb, "j", ix_c(L, 0), ix_c(L, h.bn), LOOP_SERIAL, &j);
 	KNode *n = lw_let(L, jl->body, "n", ix_add(L, t.n0, j));
 	KNode *iff = kir_if(p, bin(L, KB_AND, lt(L, n, cv->Co), lt(L, oy, cv->OH)));
 	kir_append(p, jl->body, iff);
-	KNode *v = kir_load(p, k, h.cs, ix_add(L, th, ix_mul(L, j, h.ldc)));
+	KNode *v = kir_load(p, k, h.cs, ix_add(L, vx, ix_mul(L, j, h.ldc)));
 	if (cv->b)
 		v = bin(L, KB_ADD, v, kir_load(p, k, lw_buf(L, cv->b), n));
 	KNode *idx[5] = {t.b, n, t.oz, oy, ox};

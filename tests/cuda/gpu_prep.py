@@ -190,8 +190,13 @@ def prep_ops(only, max_ops):
             meta = {"op": c.op, "label": c.label, "inputs": [k for k, _ in c.inputs],
                     "outputs": list(c.outputs), "error": err}
             if c.op in PREC_OPS and err is None:
-                saved = {k: os.environ.get(k) for k in penv}
-                os.environ.update(penv)
+                # the set's environment, with the case's own (test_mma.py: SEGC_HALO_TW,
+                # SEGC_HALO_RB, the prologues' SEGC_PROLOGUE=1)
+                cenv = dict(penv, **getattr(c, "env", {}))
+                if getattr(c, "prologue", False):
+                    cenv["SEGC_PROLOGUE"] = "1"
+                saved = {k: os.environ.get(k) for k in cenv}
+                os.environ.update(cenv)
                 meta["precisions"] = {
                     p: compile_engine(os.path.join(d, "graph.json"),
                                       os.path.join(d, "engine.%s.so" % p), (), p)

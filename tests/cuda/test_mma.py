@@ -351,6 +351,14 @@ def with_env(cm, **env):
     return cm
 
 
+def rows(cm, r, want=True):
+    """a halo case compiled with SEGC_HALO_RB=r (row blocks); want: whether they are taken
+    (an A fragment of a later halo row serves output row 0)"""
+    cm[0].env = {"SEGC_HALO_RB": str(r)}
+    cm[0].rows = want
+    return cm
+
+
 def halo_cases():
     """the halo-tile form (codegen/tmpl_gpu_halo.c, SEGC_MMA_HALO=1): tile widths 16, 32, 64
     and 128 (SEGC_HALO_TW=128; by default OW = 128 takes two rows of 64), ragged output rows
@@ -358,7 +366,10 @@ def halo_cases():
     chunks and ragged ones (Ci 4, 20), kernels 3, (1,3,3), 1 and 5 (rows narrowed to fit),
     a 3 dilated 2, with and without padding, batch 2, a fused epilogue, load prologues (one
     with a ragged channel chunk and batch 2: the per-channel operands of channels past Ci
-    clamped, their elements 0), conv statistics from the tiles"""
+    clamped, their elements 0), conv statistics from the tiles; with row blocks
+    (SEGC_HALO_RB=4 and 2: ragged rows, statistics from the tiles at 2 and by loops at 4,
+    Co 48 and 70 (4 narrowed to 2), (1,3,3), dilated, a prologue, an epilogue, OW 128, and
+    a 5^3 that does not fit and takes the row form)"""
     rng = np.random.default_rng(11)
     torch.manual_seed(11)
     return [
@@ -392,6 +403,24 @@ def halo_cases():
              (2, 2, 16), "halo"),
         conv(rng, "halo k5 p2 Ci=16 Co=24", 16, 24, 5, 1, 2, 1, 1, True, 1, (3, 9, 32), "halo"),
         conv(rng, "halo k3 d2 p2 Ci=32", 32, 16, 3, 1, 2, 2, 1, True, 1, (3, 5, 16), "halo"),
+        rows(conv(rng, "halo rows4 ragged OH b2", 16, 16, 3, 1, 1, 1, 1, True, 2, (2, 9, 16),
+                  "halo"), 4),
+        rows((stats(rng, "halo rows2 stats Co=24 b2 chain", 16, 24, 2, (4, 32, 32), True,
+                    chain=True)[0], "halo"), 2),
+        rows((stats(rng, "halo rows4 stats by loops", 8, 16, 1, (2, 32, 32), False)[0],
+              "halo"), 4),
+        rows(conv(rng, "halo rows4 Ci=48 Co=48 (2 rows)", 48, 48, 3, 1, 1, 1, 1, True, 1,
+                  (2, 4, 16), "halo"), 4),
+        rows(conv(rng, "halo rows4 k(1,3,3) Co=70", 16, 70, (1, 3, 3), 1, (0, 1, 1), 1, 1,
+                  True, 1, (2, 6, 32), "halo"), 4),
+        rows(conv(rng, "halo rows4 k3 d2 p2", 32, 16, 3, 1, 2, 2, 1, True, 1, (3, 9, 16),
+                  "halo"), 4),
+        rows(conv(rng, "halo rows4 k5 (the row form)", 16, 24, 5, 1, 2, 1, 1, True, 1,
+                  (3, 9, 32), "halo"), 4, False),
+        rows((prologue(rng, "halo rows4 prologue Ci=20 b2", 20, 16, 3, 1, 1, 2, (2, 3, 32))[0],
+              "halo"), 4),
+        rows(conv(rng, "halo rows4 +lrelu+residual OW128", 16, 16, 3, 1, 1, 1, 1, True, 1,
+                  (2, 5, 128), "halo", chain=True), 4),
     ]
 
 
@@ -417,6 +446,14 @@ def run(c, mma, tol):
                     ok = False
                     msg += ", halo form not taken"
                 msg += ", halo form" if halo else ""
+                rw = getattr(c, "rows", None)
+                got = re.search(r"segc_mma_ab\(segc_acc\[0\], segc_fa[1-9],",
+                                open(src).read()) is not None
+                if rw is not None and got != rw:
+                    ok = False
+                    msg += ", row blocks %s" % ("taken" if got else "not taken")
+                elif got:
+                    msg += ", row blocks"
                 used = mma = True
             if used != mma:
                 ok = False
