@@ -475,10 +475,9 @@ tmpl_gpu_halo(Lower *L)
 	TileStats sts = {0};
 	int64_t ntiles = cv->OD * h.nty * h.ntx;
 	int stat =
-	    lw_stats(L) && h.hm == HM && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 &&
-	    ntiles >= 32;
+	    lw_stats(L) && cv->OH % h.TH == 0 && HT % h.bn == 0 && HT / h.bn <= 32 && ntiles >= 32;
 	if (stat)
-		tmpl_tile_stats_setup(L, &sts, ntiles, HM, cv->Co, cv->N);
+		tmpl_tile_stats_setup(L, &sts, ntiles, h.hm, cv->Co, cv->N);
 	KNode *blk, *th, *c;
 	KNode *tl = lw_block_loop(L, "blk", tm * tn, HT, &blk, &th);
 	/* blocks per SM asked: 4 (<= 128 registers), 3 from 6 accumulators a warp (48- and
@@ -578,7 +577,7 @@ tmpl_gpu_halo(Lower *L)
 	if (rc < 0 || !stat)
 		return rc;
 	/* the result over its accumulator (a block's next tile starts with a barrier) */
-	KNode *ci = ix_add(L, th, ix_mul(L, j, h.ldc));
+	KNode *ci = ix_add(L, vx, ix_mul(L, j, h.ldc));
 	kir_append(p, iff->body, kir_store(p, h.cs, ci, L->out_val));
 	tmpl_tile_stats(L, &sts, body, th, HT, h.bn, mb, t.n0, h.cs, h.ldc);
 	return tmpl_tile_stats_merge(L, &sts);

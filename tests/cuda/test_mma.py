@@ -367,7 +367,7 @@ def halo_cases():
     a 3 dilated 2, with and without padding, batch 2, a fused epilogue, load prologues (one
     with a ragged channel chunk and batch 2: the per-channel operands of channels past Ci
     clamped, their elements 0), conv statistics from the tiles; with row blocks
-    (SEGC_HALO_RB=4 and 2: ragged rows, statistics from the tiles at 2 and by loops at 4,
+    (SEGC_HALO_RB=4 and 2: ragged rows, statistics from the tiles (256 voxels at 4),
     Co 48 and 70 (4 narrowed to 2), (1,3,3), dilated, a prologue, an epilogue, OW 128, and
     a 5^3 that does not fit and takes the row form)"""
     rng = np.random.default_rng(11)
@@ -407,8 +407,8 @@ def halo_cases():
                   "halo"), 4),
         rows((stats(rng, "halo rows2 stats Co=24 b2 chain", 16, 24, 2, (4, 32, 32), True,
                     chain=True)[0], "halo"), 2),
-        rows((stats(rng, "halo rows4 stats by loops", 8, 16, 1, (2, 32, 32), False)[0],
-              "halo"), 4),
+        rows((stats(rng, "halo rows4 stats group norm", 8, 16, 1, (4, 64, 32), True,
+                    groups=2)[0], "halo"), 4),
         rows(conv(rng, "halo rows4 Ci=48 Co=48 (2 rows)", 48, 48, 3, 1, 1, 1, 1, True, 1,
                   (2, 4, 16), "halo"), 4),
         rows(conv(rng, "halo rows4 k(1,3,3) Co=70", 16, 70, (1, 3, 3), 1, (0, 1, 1), 1, 1,
