@@ -45,6 +45,7 @@ typedef struct {
 	int64_t TW, TH;     /* output tile: TH rows of TW voxels */
 	int64_t hm, nf;     /* voxels per block (64 nf), 16-voxel fragments per warp */
 	int rows;           /* row blocks: a warp's nf fragments are nf rows of one column */
+	int64_t rp;         /* row blocks without a prologue: halo rows a staging pass */
 	int64_t HD, HH, HW; /* halo extents in voxels */
 	int64_t nty, ntx;   /* tiles along OH, OW */
 	int64_t bn, fn, tb; /* N tile, accumulators per warp along N, taps per B stage */
@@ -188,6 +189,8 @@ setup(Lower *L, Halo *h)
 	h->tdt = bf ? DT_BF16 : DT_F32;
 	const char *cpe = getenv("SEGC_MMA_CPASYNC"); /* (0 or 1: the halo through registers) */
 	h->acp = !bf && !h->pro && (!cpe || !*cpe || atoi(cpe) >= 2);
+	/* (row blocks: 16-byte vectors of ce channels, HW x CI / ce of them a halo row) */
+	h->rp = h->rows && !h->pro ? HT / (h->HW * (h->CI / h->ce)) : 0;
 	return 1;
 }
 
@@ -244,6 +247,9 @@ typedef struct {
 	 * offset of tap 0 of chunk 0, the destination offset in a half, the row's n < Co, the
 	 * round's copy within the stage (NULL: every thread's is) */
 	KNode *bsrc[MAXROUNDS], *bdst[MAXROUNDS], *bok[MAXROUNDS], *bin[MAXROUNDS];
+	/* row blocks' staging (tile_units): the thread's first row, column's x offset (of
+	 * batch b, channel 0), column in x, halo offset of its vector */
+	KNode *urow, *ux, *uok, *udst;
 } Tile;
 
 static int64_t
@@ -337,6 +343,85 @@ stage_halo(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 		if (h->pro)
 			lw_prologue_unhoist(L);
 	}
+}
+
+/* row blocks without a prologue, once per tile: thread th < rp U (U = HW CI / ce units of a
+ * halo row: its columns, then each column's second vector) stages unit th % U of halo rows
+ * th / U, + rp, ...: its column's bounds and x offset once */
+static void
+tile_units(Lower *L, const Halo *h, Tile *t, KNode *block)
+{
+	const Conv *cv = &h->cv;
+	int64_t gpv = h->CI / h->ce, dhw = cv->D * cv->H * cv->W;
+	KNode *u = lw_let(L, block, "un", bin(L, KB_REM, t->th, ix_c(L, h->HW * gpv)));
+	t->urow = lw_let(L, block, "ur", bin(L, KB_DIV, t->th, ix_c(L, h->HW * gpv)));
+	KNode *col = lw_let(L, block, "ucol", bin(L, KB_REM, u, ix_c(L, h->HW)));
+	KNode *g = lw_let(L, block, "ug", bin(L, KB_DIV, u, ix_c(L, h->HW)));
+	KNode *ix = lw_let(L, block, "uix", ix_add(L, ix_add(L, t->ox0, col), ix_c(L, -cv->p[2])));
+	t->uok = lw_let(L, block, "uok", lw_inrange(L, ix, cv->W));
+	t->ux = lw_let(L, block, "ux",
+	               ix_add(L, ix_mul(L, t->b, cv->Ci * dhw),
+	                      ix_add(L, ix, ix_mul(L, g, h->ce * dhw))));
+	t->udst = lw_let(L, block, "udst", ix_add(L, ix_mul(L, col, h->CI), ix_mul(L, g, h->ce)));
+}
+
+/* row blocks without a prologue: the halo of chunk c by units (tile_units): per row, ce
+ * channel loads of one voxel (a warp's loads: 16 columns of two channel planes) and one
+ * 16-byte store (tf32: 4-byte cp.async copies instead), 0 outside x and past Ci */
+static void
+stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
+{
+	Program *p = L->p;
+	const Conv *cv = &h->cv;
+	int64_t dhw = cv->D * cv->H * cv->W, nr = h->HD * h->HH, gpv = h->CI / h->ce;
+	int xb = lw_buf(L, h->x), ragged = cv->Ci % h->CI != 0;
+	KNode *act = kir_if(p, lt(L, t->th, h->rp * h->HW * gpv));
+	kir_append(p, block, act);
+	KNode *cb = lw_let(L, act->body, "uc", ix_add(L, t->ux, ix_mul(L, c, h->CI * dhw)));
+	KNode *i;
+	KNode *rl = lw_loop(L, act->body, "ui", ix_c(L, 0), ix_c(L, (nr + h->rp - 1) / h->rp),
+	                    LOOP_SERIAL, &i);
+	KNode *r = lw_let(L, rl->body, "uq", ix_add(L, t->urow, ix_mul(L, i, h->rp)));
+	KNode *in = kir_if(p, lt(L, r, nr));
+	kir_append(p, rl->body, in);
+	KNode *b = in->body;
+	KNode *iz = ix_add(L, ix_add(L, t->oz, bin(L, KB_DIV, r, ix_c(L, h->HH))),
+	                   ix_c(L, -cv->p[0]));
+	KNode *iy = ix_add(L, ix_add(L, t->oy0, bin(L, KB_REM, r, ix_c(L, h->HH))),
+	                   ix_c(L, -cv->p[1]));
+	iz = lw_let(L, b, "uz", iz);
+	iy = lw_let(L, b, "uy", iy);
+	KNode *ok = lw_let(L, b, "uk",
+	                   bin(L, KB_AND, t->uok,
+	                       bin(L, KB_AND, lw_inrange(L, iz, cv->D), lw_inrange(L, iy, cv->H))));
+	KNode *ro = lw_let(L, b, "uo", ix_add(L, cb, ix_add(L, ix_mul(L, iz, cv->H * cv->W),
+	                                                    ix_mul(L, iy, cv->W))));
+	KNode *dst = lw_let(L, b, "ud", ix_add(L, ix_mul(L, r, h->HW * h->CI), t->udst));
+	int v0 = -1;
+	for (int64_t j = 0; j < h->ce; j++) {
+		KNode *okj = ok;
+		if (ragged) /* channel c CI + (unit's vector) ce + j < Ci */
+			okj = bin(L, KB_AND, ok,
+			          lt(L, ix_add(L, ix_add(L, ix_mul(L, c, h->CI),
+			                                 bin(L, KB_REM, t->udst, ix_c(L, h->CI))),
+			                       ix_c(L, j)),
+			             cv->Ci));
+		KNode *src = ix_add(L, ro, ix_c(L, j * dhw));
+		if (h->acp) {
+			KNode *d = ix_add(L, dst, ix_c(L, j));
+			kir_append(p, b, kir_cp_async(p, h->hs, d, xb, src, 1, okj));
+			continue;
+		}
+		int v = kir_var(p, L->k, KT_F32, "uv");
+		SEGC_ASSERT(v0 < 0 || v == v0 + j);
+		v0 = v0 < 0 ? v : v0;
+		kir_append(p, b, kir_let(p, L->k, v, kir_f32(p, 0)));
+		KNode *iff = kir_if(p, okj);
+		kir_append(p, b, iff);
+		kir_append(p, iff->body, kir_assign(p, v, kir_load(p, L->k, xb, src)));
+	}
+	if (!h->acp)
+		kir_append(p, b, kir_vstore(p, h->hs, dst, v0, (int)h->ce, 1));
 }
 
 /* once per tile: the thread's B copies of a stage (tile_b) */
@@ -499,7 +584,10 @@ tmpl_gpu_halo(Lower *L)
 	t.n0 = lw_let(L, body, "n0", ix_mul(L, nb, h.bn));
 	t.q = lw_let(L, body, "q", bin(L, KB_REM, th, ix_c(L, 8)));
 	t.hx0 = lw_let(L, body, "hx0", bin(L, KB_DIV, th, ix_c(L, 8)));
-	tile_cols(L, &h, &t, body);
+	if (h.rp)
+		tile_units(L, &h, &t, body);
+	else
+		tile_cols(L, &h, &t, body);
 	tile_b(L, &h, &t, body);
 	tile_taps(L, &h, &t, body);
 	/* the warp's nf fragments: voxels 16 (w nf + i) .. +15 of the tile, row tr, column tw
@@ -519,7 +607,10 @@ tmpl_gpu_halo(Lower *L)
 	KNode *cl = lw_loop(L, body, "c", ix_c(L, 0), ix_c(L, h.nch), LOOP_SERIAL, &c);
 	KNode *cb = cl->body;
 	kir_append(p, cb, kir_barrier(p)); /* the last chunk's (tile's) reads of Hs, Bs, Cs */
-	stage_halo(L, &h, &t, cb, c);
+	if (h.rp)
+		stage_units(L, &h, &t, cb, c);
+	else
+		stage_halo(L, &h, &t, cb, c);
 	stage_b(L, &h, &t, cb, c, ix_c(L, 0), ix_c(L, 0));
 	kir_append(p, cb, kir_cp_wait(p));
 	kir_append(p, cb, kir_barrier(p));

@@ -351,10 +351,10 @@ def with_env(cm, **env):
     return cm
 
 
-def rows(cm, r, want=True):
-    """a halo case compiled with SEGC_HALO_RB=r (row blocks); want: whether they are taken
-    (an A fragment of a later halo row serves output row 0)"""
-    cm[0].env = {"SEGC_HALO_RB": str(r)}
+def rows(cm, r, want=True, **env):
+    """a halo case compiled with SEGC_HALO_RB=r (row blocks) and env; want: whether they are
+    taken (an A fragment of a later halo row serves output row 0)"""
+    cm[0].env = dict(env, SEGC_HALO_RB=str(r))
     cm[0].rows = want
     return cm
 
@@ -367,7 +367,8 @@ def halo_cases():
     a 3 dilated 2, with and without padding, batch 2, a fused epilogue, load prologues (one
     with a ragged channel chunk and batch 2: the per-channel operands of channels past Ci
     clamped, their elements 0), conv statistics from the tiles; with row blocks
-    (SEGC_HALO_RB=4 and 2: ragged rows, statistics from the tiles (256 voxels at 4),
+    (SEGC_HALO_RB=4 and 2: ragged rows and channel chunks, statistics from the tiles (256
+    voxels at 4), the halo staged by 16-byte vectors, at tf32 by cp.async or registers,
     Co 48 and 70 (4 narrowed to 2), (1,3,3), dilated, a prologue, an epilogue, OW 128, and
     a 5^3 that does not fit and takes the row form)"""
     rng = np.random.default_rng(11)
@@ -405,6 +406,10 @@ def halo_cases():
         conv(rng, "halo k3 d2 p2 Ci=32", 32, 16, 3, 1, 2, 2, 1, True, 1, (3, 5, 16), "halo"),
         rows(conv(rng, "halo rows4 ragged OH b2", 16, 16, 3, 1, 1, 1, 1, True, 2, (2, 9, 16),
                   "halo"), 4),
+        rows(conv(rng, "halo rows4 Ci=20 (a ragged second chunk)", 20, 8, 3, 1, 1, 1, 1, False,
+                  1, (2, 5, 16), "halo"), 4),
+        rows(conv(rng, "halo rows2 Ci=4 b2 (tf32 through registers)", 4, 16, 3, 1, 1, 1, 1,
+                  True, 2, (2, 3, 32), "halo"), 2, SEGC_MMA_CPASYNC="0"),
         rows((stats(rng, "halo rows2 stats Co=24 b2 chain", 16, 24, 2, (4, 32, 32), True,
                     chain=True)[0], "halo"), 2),
         rows((stats(rng, "halo rows4 stats group norm", 8, 16, 1, (4, 64, 32), True,
