@@ -257,12 +257,14 @@ for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicu
 	done
 done
 # the halo-tile convs (SEGC_MMA_HALO=1, codegen/tmpl_gpu_halo.c): unet3d both ways, the cubin
-# checked, row-major A fragments in the source
+# checked, row-major A fragments in the source; at bf16 with row blocks (SEGC_HALO_RB=4: a
+# warp's MMA of output row 0 with the A fragment of a later halo row)
 export SEGC_MMA_HALO=1
 compile_bg unet3d.halo.tf32 sm_90 graphs/unet3d.json --precision=tf32
+export SEGC_HALO_RB=4
 compile_bg unet3d.halo.bf16 sm_80 graphs/unet3d.json --precision=bf16
 wait_bg
-unset SEGC_MMA_HALO
+unset SEGC_MMA_HALO SEGC_HALO_RB
 for pa in tf32:sm_90 bf16:sm_80; do
 	prec=${pa%%:*}
 	arch=${pa#*:}
@@ -275,11 +277,16 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	# shellcheck disable=SC2086
 	msg=$($PY tests/cuda/cubin.py "$tmp/$o.so" $arch $kernels) || { bad "$msg"; continue; }
 	nh=$(grep -c "segc_frag_ar_t segc_fa0" "$tmp/$o.cu")
+	nr=$(grep -c "segc_acc\[0\], segc_fa[1-9]" "$tmp/$o.cu")
 	if [ "$nh" -eq 0 ]; then
 		bad "unet3d halo $prec $arch: no halo-tile conv"
 		continue
 	fi
-	ok "unet3d halo $prec $arch: $nh halo-tile tap steps, cubin ok"
+	if [ "$prec" = bf16 ] && [ "$nr" -eq 0 ]; then
+		bad "unet3d halo $prec $arch: no row blocks (SEGC_HALO_RB=4)"
+		continue
+	fi
+	ok "unet3d halo $prec $arch: $nh halo-tile tap steps ($nr with row blocks), cubin ok"
 done
 
 # the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
