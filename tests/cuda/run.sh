@@ -288,6 +288,15 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	fi
 	ok "unet3d halo $prec $arch: $nh halo-tile tap steps ($nr with row blocks), cubin ok"
 done
+# bench/ptx_loops.py (static counts through nvcc's PTX) on the row blocks: R = 4 rows of a
+# 16-column tile load 6 A and 3 B fragments for 12 MMAs
+if [ -x "$CUDA/bin/nvcc" ] && [ -f "$tmp/unet3d.halo.bf16.cu" ]; then
+	pl=$($PY bench/ptx_loops.py "$tmp/unet3d.halo.bf16.cu" 'k[0-9]*_conv3d_t0$' 2>&1)
+	case $pl in
+	*"mma 12 frag 9 "*"0.75 fragment loads an MMA"*) ok "ptx_loops: row blocks at 0.75 fragment loads an MMA" ;;
+	*) bad "ptx_loops: no loop of 12 MMAs and 9 fragment loads: $(echo "$pl" | head -n 4 | tr '\n' ' ')" ;;
+	esac
+fi
 
 # the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
 # 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
