@@ -149,7 +149,9 @@ setup(Lower *L, Halo *h)
 	    !lw_all_f32(L))
 		return 0;
 	lw_conv_shape(L, cv);
-	if (cv->groups != 1 || cv->Co < 8)
+	/* ($SEGC_HALO_MAXCO = N: only convs of at most N output channels, the narrow ones) */
+	const char *mco = getenv("SEGC_HALO_MAXCO");
+	if (cv->groups != 1 || cv->Co < 8 || (mco && *mco && cv->Co > atoll(mco)))
 		return 0;
 	for (int i = 0; i < 3; i++) /* the halo reaches (k - 1)*dilation <= 4 past the tile */
 		if (cv->s[i] != 1 || cv->dl[i] < 1 || (cv->k[i] - 1) * cv->dl[i] > 4)

@@ -288,6 +288,15 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	fi
 	ok "unet3d halo $prec $arch: $nh halo-tile tap steps ($nr with row blocks), cubin ok"
 done
+# SEGC_HALO_MAXCO=N keeps convs of more than N output channels off the halo form: tiny's two
+# 16-channel convs at 64^3 take it, with N = 8 neither, with N = 16 both
+nh=
+for m in "" 8 16; do
+	nh="$nh $(SEGC_MMA_HALO=1 SEGC_HALO_MAXCO=$m $SEGC graphs/tiny.json -D in_ch=16 -D C=16 \
+		-D size=64 --target cuda:sm_90 --precision=bf16 --emit=kernels 2>&1 | grep -c 'Hs shared')"
+done
+if [ "$nh" = " 2 0 2" ]; then ok "SEGC_HALO_MAXCO: halo-tile convs$nh"; else
+	bad "SEGC_HALO_MAXCO unset, 8, 16: halo-tile convs$nh, expected 2 0 2"; fi
 # bench/ptx_loops.py (static counts through nvcc's PTX) on the row blocks: R = 4 rows of a
 # 16-column tile load 6 A and 3 B fragments for 12 MMAs
 if [ -x "$CUDA/bin/nvcc" ] && [ -f "$tmp/unet3d.halo.bf16.cu" ]; then
