@@ -24,7 +24,7 @@
  * Takes stride 1, groups 1, (kernel - 1) x dilation <= 4 per axis (3^3, 5^3, 3^3 dilated 2;
  * rows narrowed until the halo fits), any Ci (the last chunk's
  * channels past Ci are zeros in the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and
- * OW % TW == 0, Co >= 8, f32 tensors, tf32 or bf16, within 48 KiB of
+ * OW % TW == 0 (row blocks: any OW % 16 == 0), Co >= 8, f32 tensors, tf32 or bf16, within 48 KiB of
  * shared memory; a load prologue (a fused normalize + activation on x) is applied to every
  * in-bounds element staged.  Returns 1 otherwise (tmpl_gpu_mma.c's form follows).
  * $SEGC_HALO_RB = 2 or 4 (row blocks, rows_setup): tiles of 4R rows of 16 voxels, a warp's R
@@ -166,7 +166,7 @@ setup(Lower *L, Halo *h)
 	if (twmax != 16 && twmax != 32 && twmax != 64 && twmax != 128)
 		twmax = TWMAX;
 	h->TW = cv->OW < twmax ? cv->OW : twmax;
-	if (cv->OW % 16 || HM % h->TW || cv->OW % h->TW)
+	if (cv->OW % 16)
 		return 0;
 	/* the fewest N tiles of <= 64 columns (each stages the halo again), then the narrowest
 	 * multiple of 16 (Co 48: one tile of 48, not 64 with 16 idle; Co 96: two of 48) */
@@ -178,9 +178,9 @@ setup(Lower *L, Halo *h)
 	h->ldb = h->CI + 8;
 	h->ce = 16 / es;
 	int64_t tw = h->TW;
-	if (!rows_setup(h, es)) {
+	if (!rows_setup(h, es)) { /* (row blocks: columns of 16, any OW % 16 == 0) */
 		h->rows = 0, h->hm = HM, h->nf = 2, h->TW = tw;
-		if (!row_setup(h, es))
+		if (HM % h->TW || cv->OW % h->TW || !row_setup(h, es))
 			return 0;
 	}
 	h->nty = (cv->OH + h->TH - 1) / h->TH;
