@@ -22,18 +22,20 @@
  *           conv statistics, leaves the results there for tmpl_tile_stats)
  *   loop 3  (conv statistics from the tiles only) tmpl_tile_stats_merge
  * Takes stride 1, groups 1, (kernel - 1) x dilation <= 4 per axis (3^3, 5^3, 3^3 dilated 2;
- * rows narrowed until the halo fits), any Ci (the last chunk's
- * channels past Ci are zeros in the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and
- * OW % TW == 0 (row blocks: any OW % 16 == 0), Co >= 8, f32 tensors, tf32 or bf16, within 48 KiB of
- * shared memory; a load prologue (a fused normalize + activation on x) is applied to every
- * in-bounds element staged.  Returns 1 otherwise (tmpl_gpu_mma.c's form follows).
+ * rows narrowed until the halo fits), any Ci (the last chunk's channels past Ci are zeros in
+ * the halo and in wh), OW % 16 == 0 with 128 % TW == 0 and OW % TW == 0 (row blocks: any
+ * OW % 16 == 0), Co >= 8, f32 tensors, tf32 or bf16, within the block's shared memory (48
+ * KiB; $SEGC_CUDA_SMEM: more, dynamic); a load prologue (a fused normalize + activation on
+ * x) is applied to every in-bounds element staged.  Returns 1 otherwise (tmpl_gpu_mma.c's
+ * form follows).
  * $SEGC_HALO_RB = 2 or 4 (row blocks, rows_setup): tiles of 4R rows of 16 voxels, a warp's R
  * rows of one column sharing the A fragment of each halo row among the kh taps. */
+#include "cg.h"
 #include "tmpl.h"
 
 #include <stdlib.h>
 
-enum { HM = 128, HT = 128, TWMAX = 64, SMEM = 48 * 1024, NFMAX = 4, ACCMAX = 8 };
+enum { HM = 128, HT = 128, TWMAX = 64, NFMAX = 4, ACCMAX = 8 };
 
 /* halo columns per thread: ceil((128 + 4) / 16); B copies per stage: up to 3 x 64 x 2 (row
  * blocks: 5 x 64 x 2), 128 a round */
@@ -46,6 +48,7 @@ typedef struct {
 	int64_t hm, nf;     /* voxels per block (64 nf), 16-voxel fragments per warp */
 	int rows;           /* row blocks: a warp's nf fragments are nf rows of one column */
 	int64_t rp;         /* row blocks without a prologue: halo rows a staging pass */
+	int64_t smax;       /* shared memory a block may use (cg_gpu_smem: 48 KiB by default) */
 	int64_t HD, HH, HW; /* halo extents in voxels */
 	int64_t nty, ntx;   /* tiles along OH, OW */
 	int64_t bn, fn, tb; /* N tile, accumulators per warp along N, taps per B stage */
@@ -76,7 +79,7 @@ smem_bytes(const Halo *h, int64_t es)
 	int64_t bb = (2 * h->tb * h->bn * h->ldb * es + al - 1) / al * al;
 	int64_t cb = h->bn * h->ldc * 4;
 	if (h->rows && h->tb * h->bn * (h->CI / h->ce) > (int64_t)MAXROUNDS * HT)
-		return SMEM + 1; /* (more B copies a stage than tile_b's rounds) */
+		return h->smax + 1; /* (more B copies a stage than tile_b's rounds) */
 	int64_t tt = (h->ntap * 4 + al - 1) / al * al;
 	return tt + (hb + bb > cb ? hb + bb : cb); /* the tap table, then the rest */
 }
@@ -94,13 +97,13 @@ row_setup(Halo *h, int es)
 		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
 		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
 		h->tb = 1;
-		if (smem_bytes(h, es) <= SMEM)
+		if (smem_bytes(h, es) <= h->smax)
 			break;
 		if (h->TW == 16)
 			return 0;
 	}
 	h->tb = h->ntap % 3 == 0 ? 3 : 1;
-	if (smem_bytes(h, es) > SMEM)
+	if (smem_bytes(h, es) > h->smax)
 		h->tb = 1;
 	return 1;
 }
@@ -111,7 +114,7 @@ row_setup(Halo *h, int es)
  * fragment of halo row j serves output row j - kh dh for every kh: R + (kh - 1) dh fragment
  * loads for R kh MMAs a column tile (3^3, R = 4: 6 for 12, where the row form loads 12), and
  * each B fragment R MMAs.  R halves while the accumulators pass ACCMAX or the shared memory
- * 48 KiB; 0 without it (h: the row form) */
+ * the block's limit; 0 without it (h: the row form) */
 static int
 rows_setup(Halo *h, int es)
 {
@@ -131,7 +134,7 @@ rows_setup(Halo *h, int es)
 		h->TH = h->hm / h->TW;
 		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
 		h->ldc = h->hm + 8;
-		if (r * h->fn <= ACCMAX && smem_bytes(h, es) <= SMEM)
+		if (r * h->fn <= ACCMAX && smem_bytes(h, es) <= h->smax)
 			return 1;
 	}
 	return 0;
@@ -177,6 +180,7 @@ setup(Lower *L, Halo *h)
 	h->nch = (cv->Ci + h->CI - 1) / h->CI; /* the last chunk zero past Ci */
 	h->ldb = h->CI + 8;
 	h->ce = 16 / es;
+	h->smax = cg_gpu_smem(L->p);
 	int64_t tw = h->TW;
 	if (!rows_setup(h, es)) { /* (row blocks: columns of 16, any OW % 16 == 0) */
 		h->rows = 0, h->hm = HM, h->nf = 2, h->TW = tw;

@@ -422,6 +422,8 @@ def halo_cases():
                   "halo"), 4),
         rows(conv(rng, "halo rows4 k5 (the row form)", 16, 24, 5, 1, 2, 1, 1, True, 1,
                   (3, 9, 32), "halo"), 4, False),
+        rows(dsmem(conv(rng, "halo rows4 k5 Co=48 (2 rows) in dynamic shared memory", 16, 48,
+                        5, 1, 2, 1, 1, True, 1, (2, 8, 16), "halo")), 4, SEGC_CUDA_SMEM="100000"),
         rows((prologue(rng, "halo rows4 prologue Ci=20 b2", 20, 16, 3, 1, 1, 2, (2, 3, 32))[0],
               "halo"), 4),
         rows(conv(rng, "halo rows4 +lrelu+residual OW128", 16, 16, 3, 1, 1, 1, 1, True, 1,
