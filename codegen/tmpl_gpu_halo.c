@@ -47,7 +47,7 @@ typedef struct {
 	int64_t TW, TH;     /* output tile: TH rows of TW voxels */
 	int64_t hm, nf;     /* voxels per block (64 nf), 16-voxel fragments per warp */
 	int rows;           /* row blocks: a warp's nf fragments are nf rows of one column */
-	int64_t rp;         /* row blocks without a prologue: halo rows a staging pass */
+	int64_t rp;         /* row blocks: halo rows a staging pass (stage_units) */
 	int64_t smax;       /* shared memory a block may use (cg_gpu_smem: 48 KiB by default) */
 	int64_t HD, HH, HW; /* halo extents in voxels */
 	int64_t nty, ntx;   /* tiles along OH, OW */
@@ -195,8 +195,8 @@ setup(Lower *L, Halo *h)
 	h->tdt = bf ? DT_BF16 : DT_F32;
 	const char *cpe = getenv("SEGC_MMA_CPASYNC"); /* (0 or 1: the halo through registers) */
 	h->acp = !bf && !h->pro && (!cpe || !*cpe || atoi(cpe) >= 2);
-	/* (row blocks: 16-byte vectors of ce channels, HW x CI / ce of them a halo row) */
-	h->rp = h->rows && !h->pro ? HT / (h->HW * (h->CI / h->ce)) : 0;
+	/* (row blocks: staged by 16-byte vectors of ce channels, HW x CI / ce of them a row) */
+	h->rp = h->rows ? HT / (h->HW * (h->CI / h->ce)) : 0;
 	return 1;
 }
 
@@ -351,7 +351,7 @@ stage_halo(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 	}
 }
 
-/* row blocks without a prologue, once per tile: thread th < rp U (U = HW CI / ce units of a
+/* row blocks, once per tile: thread th < rp U (U = HW CI / ce units of a
  * halo row: its columns, then each column's second vector) stages unit th % U of halo rows
  * th / U, + rp, ...: its column's bounds and x offset once */
 static void
@@ -371,9 +371,30 @@ tile_units(Lower *L, const Halo *h, Tile *t, KNode *block)
 	t->udst = lw_let(L, block, "udst", ix_add(L, ix_mul(L, col, h->CI), ix_mul(L, g, h->ce)));
 }
 
-/* row blocks without a prologue: the halo of chunk c by units (tile_units): per row, ce
- * channel loads of one voxel (a warp's loads: 16 columns of two channel planes) and one
- * 16-byte store (tf32: 4-byte cp.async copies instead), 0 outside x and past Ci */
+/* one channel's hoisted prologue operands (lw_prologue_hoist), kept while others are hoisted */
+typedef struct {
+	KNode **ops, *c, *s, *t;
+	uint32_t naff;
+} Hoist;
+
+static void
+hoist_save(const Lower *L, Hoist *o)
+{
+	o->ops = L->pro_ops, o->naff = L->pro_naff, o->c = L->pro_c, o->s = L->pro_s;
+	o->t = L->pro_t;
+}
+
+static void
+hoist_load(Lower *L, const Hoist *o)
+{
+	L->pro_ops = o->ops, L->pro_naff = o->naff, L->pro_c = o->c, L->pro_s = o->s;
+	L->pro_t = o->t;
+}
+
+/* row blocks: the halo of chunk c by units (tile_units): per row, ce channel loads of one
+ * voxel (a warp's loads: 16 columns of two channel planes) through the load prologue, if
+ * any (its operands hoisted per channel once a chunk), and one 16-byte store (tf32 without
+ * a prologue: 4-byte cp.async copies instead), 0 outside x and past Ci */
 static void
 stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 {
@@ -384,6 +405,20 @@ stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 	KNode *act = kir_if(p, lt(L, t->th, h->rp * h->HW * gpv));
 	kir_append(p, block, act);
 	KNode *cb = lw_let(L, act->body, "uc", ix_add(L, t->ux, ix_mul(L, c, h->CI * dhw)));
+	/* a load prologue: each of the ce channels' operands hoisted once a chunk (a channel
+	 * past Ci: clamped, its elements 0) */
+	Hoist ho[8];
+	KNode *ch[8];
+	SEGC_ASSERT(h->ce <= 8);
+	for (int64_t j = 0; j < h->ce && h->pro; j++) {
+		ch[j] = lw_let(L, act->body, "uch",
+		               ix_add(L, ix_add(L, ix_mul(L, c, h->CI),
+		                                bin(L, KB_REM, t->udst, ix_c(L, h->CI))),
+		                      ix_c(L, j)));
+		lw_prologue_hoist(L, act->body, t->b,
+		                  ragged ? kir_bin(p, KB_MIN, ch[j], ix_c(L, cv->Ci - 1)) : ch[j]);
+		hoist_save(L, &ho[j]);
+	}
 	KNode *i;
 	KNode *rl = lw_loop(L, act->body, "ui", ix_c(L, 0), ix_c(L, (nr + h->rp - 1) / h->rp),
 	                    LOOP_SERIAL, &i);
@@ -403,7 +438,12 @@ stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 	KNode *ro = lw_let(L, b, "uo", ix_add(L, cb, ix_add(L, ix_mul(L, iz, cv->H * cv->W),
 	                                                    ix_mul(L, iy, cv->W))));
 	KNode *dst = lw_let(L, b, "ud", ix_add(L, ix_mul(L, r, h->HW * h->CI), t->udst));
-	int v0 = -1;
+	int v0 = -1; /* the vector's ce variables, consecutive (kir_vstore) */
+	for (int64_t j = 0; j < h->ce && !h->acp; j++) {
+		int v = kir_var(p, L->k, KT_F32, "uv");
+		SEGC_ASSERT(v0 < 0 || v == v0 + j);
+		v0 = v0 < 0 ? v : v0;
+	}
 	for (int64_t j = 0; j < h->ce; j++) {
 		KNode *okj = ok;
 		if (ragged) /* channel c CI + (unit's vector) ce + j < Ci */
@@ -418,14 +458,19 @@ stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 			kir_append(p, b, kir_cp_async(p, h->hs, d, xb, src, 1, okj));
 			continue;
 		}
-		int v = kir_var(p, L->k, KT_F32, "uv");
-		SEGC_ASSERT(v0 < 0 || v == v0 + j);
-		v0 = v0 < 0 ? v : v0;
+		int v = v0 + (int)j;
 		kir_append(p, b, kir_let(p, L->k, v, kir_f32(p, 0)));
 		KNode *iff = kir_if(p, okj);
 		kir_append(p, b, iff);
-		kir_append(p, iff->body, kir_assign(p, v, kir_load(p, L->k, xb, src)));
+		KNode *x = kir_load(p, L->k, xb, src);
+		if (h->pro) {
+			hoist_load(L, &ho[j]);
+			x = lw_prologue(L, iff->body, t->b, ch[j], x);
+		}
+		kir_append(p, iff->body, kir_assign(p, v, x));
 	}
+	if (h->pro)
+		lw_prologue_unhoist(L);
 	if (!h->acp)
 		kir_append(p, b, kir_vstore(p, h->hs, dst, v0, (int)h->ce, 1));
 }

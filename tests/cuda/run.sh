@@ -277,7 +277,9 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	# shellcheck disable=SC2086
 	msg=$($PY tests/cuda/cubin.py "$tmp/$o.so" $arch $kernels) || { bad "$msg"; continue; }
 	nh=$(grep -c "segc_frag_ar_t segc_fa0" "$tmp/$o.cu")
-	nr=$(grep -c "segc_acc\[0\], segc_fa[1-9]" "$tmp/$o.cu")
+	# (in runs of row-major A fragments: test_mma.py's row_blocks)
+	nr=$(awk '/segc_frag_ar_t / { ar = 1 } /segc_frag_a_t / { ar = 0 }
+		ar && /segc_mma_ab\(segc_acc\[0\], segc_fa[1-9],/ { n++ } END { print n + 0 }' "$tmp/$o.cu")
 	if [ "$nh" -eq 0 ]; then
 		bad "unet3d halo $prec $arch: no halo-tile conv"
 		continue

@@ -359,6 +359,21 @@ def rows(cm, r, want=True, **env):
     return cm
 
 
+def row_blocks(text):
+    """MMAs of accumulator 0 (a warp's output row 0) with an A fragment other than the run's
+    first, in the runs of row-major (halo) A fragments: the row blocks (elsewhere a warp's
+    accumulator 0 takes A fragment 0 only)"""
+    n, ar = 0, False
+    for line in text.splitlines():
+        if "segc_frag_ar_t " in line:
+            ar = True
+        elif "segc_frag_a_t " in line:
+            ar = False
+        elif ar and re.search(r"segc_mma_ab\(segc_acc\[0\], segc_fa[1-9],", line):
+            n += 1
+    return n
+
+
 def halo_cases():
     """the halo-tile form (codegen/tmpl_gpu_halo.c, SEGC_MMA_HALO=1): tile widths 16, 32, 64
     and 128 (SEGC_HALO_TW=128; by default OW = 128 takes two rows of 64), ragged output rows
@@ -426,6 +441,8 @@ def halo_cases():
                         5, 1, 2, 1, 1, True, 1, (2, 8, 16), "halo")), 4, SEGC_CUDA_SMEM="100000"),
         rows((prologue(rng, "halo rows4 prologue Ci=20 b2", 20, 16, 3, 1, 1, 2, (2, 3, 32))[0],
               "halo"), 4),
+        rows((prologue(rng, "halo rows2 prologue k3 p1 Co=24", 16, 24, 3, 1, 1, 1,
+                       (3, 4, 16))[0], "halo"), 2),
         rows(conv(rng, "halo rows4 +lrelu+residual OW128", 16, 16, 3, 1, 1, 1, 1, True, 1,
                   (2, 5, 128), "halo", chain=True), 4),
     ]
@@ -454,14 +471,13 @@ def run(c, mma, tol):
                     msg += ", halo form not taken"
                 msg += ", halo form" if halo else ""
                 rw = getattr(c, "rows", None)
-                got = re.search(r"segc_mma_ab\(segc_acc\[0\], segc_fa[1-9],",
-                                open(src).read()) is not None
+                got = halo and row_blocks(open(src).read()) > 0
                 if rw is not None and got != rw:
                     ok = False
                     msg += ", row blocks %s" % ("taken" if got else "not taken")
                 elif got:
                     msg += ", row blocks"
-                used = mma = True
+                used, mma = halo, True
             if used != mma:
                 ok = False
                 msg += ", tensor-core form %s" % ("taken" if used else "not taken")
