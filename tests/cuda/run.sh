@@ -179,21 +179,25 @@ if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: cl
 # schedule gives, the full grid run); SEGC_EMU_EXACT: the emulated MMAs do not round; and
 # tiny at tf32 whose two 16-channel convs are forced into 128 x 96 tiles of the row gather,
 # 50,688 bytes of shared memory: with SEGC_CUDA_SMEM=65536 dynamic shared memory (the launches
-# and graph nodes pass the bytes, open raises the function's limit, a GPU with less is refused)
+# and graph nodes pass the bytes, open raises the function's limit, a GPU with less is refused);
+# and tiny at tf32 through the halo-tile convs with row blocks (their weight copies prepack
+# launches; the graph scenario)
 for case in "graphs/tiny.json" "graphs/segresnet.json -D size=8,8,8" \
 	"tf32 graphs/tiny.json -D C=16 -D size=8" "grid graphs/tiny.json -D C=4 -D size=12" \
-	"smem graphs/tiny.json -D in_ch=16 -D C=16 -D size=8"; do
-	prec=fp32 ilp=1 grid= smem= tile= only=
+	"smem graphs/tiny.json -D in_ch=16 -D C=16 -D size=8" \
+	"halo graphs/tiny.json -D in_ch=16 -D C=16 -D size=16"; do
+	prec=fp32 ilp=1 grid= smem= tile= only= halo= rb=
 	case $case in tf32\ *) prec=tf32 ilp=4 case=${case#tf32 } ;; esac
 	# (its 256-thread tiles are slow to emulate: the scenarios of launches and graph nodes)
 	case $case in smem\ *) prec=tf32 smem=65536 tile=128x96 only="graphs nographs smemcap"
 		case=${case#smem } ;; esac
+	case $case in halo\ *) prec=tf32 halo=1 rb=4 only=graphs case=${case#halo } ;; esac
 	# (SEGC_CUDA_GRID=3: three blocks stride over every elementwise loop)
 	case $case in grid\ *) grid=3 case=${case#grid } ;; esac
 	# shellcheck disable=SC2086
 	SEGC_PRECISION=$prec SEGC_EMU_EXACT=1 SEGC_CUDA_ILP=$ilp SEGC_CUDA_ILP_MIN=1 \
 		SEGC_CUDA_GRID=$grid SEGC_CUDA_SMEM=$smem SEGC_MMA_TILE=$tile SEGC_FAKE_ONLY=$only \
-		SEGC=$SEGC \
+		SEGC_MMA_HALO=$halo SEGC_HALO_RB=$rb SEGC=$SEGC \
 		$PY tests/cuda/fake_run.py $case >"$tmp/fake.out" 2>&1
 	msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
 	case $smem/$msg in
