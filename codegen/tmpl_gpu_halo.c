@@ -114,7 +114,8 @@ row_setup(Halo *h, int es)
  * fragment of halo row j serves output row j - kh dh for every kh: R + (kh - 1) dh fragment
  * loads for R kh MMAs a column tile (3^3, R = 4: 6 for 12, where the row form loads 12), and
  * each B fragment R MMAs.  R halves while the accumulators pass ACCMAX or the shared memory
- * the block's limit; 0 without it (h: the row form) */
+ * the block's limit; 0 without it (h: the row form).  A B stage holds 3 or 2 such groups
+ * where they fit */
 static int
 rows_setup(Halo *h, int es)
 {
@@ -135,9 +136,18 @@ rows_setup(Halo *h, int es)
 		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
 		h->ldc = h->hm + 8;
 		if (r * h->fn <= ACCMAX && smem_bytes(h, es) <= h->smax)
+			break;
+	}
+	if (r < 2)
+		return 0;
+	/* B stages of 3 or 2 (kd, kw) groups where they fit: a third or half of the barriers */
+	for (int64_t g = 3; g >= 2; g--) {
+		h->tb = g * cv->k[1];
+		if ((cv->k[0] * cv->k[2]) % g == 0 && smem_bytes(h, es) <= h->smax)
 			return 1;
 	}
-	return 0;
+	h->tb = cv->k[1];
+	return 1;
 }
 
 static int
@@ -678,8 +688,9 @@ tmpl_gpu_halo(Lower *L)
 		        kir_bin(p, KB_SUB, ix_c(L, 1), cur));
 	}
 	KNode *bo = lw_let(L, sb, "bo", ix_mul(L, cur, h.tb * h.bn * h.ldb));
-	if (h.rows)
-		step_rows(L, &h, sb, rb[0], s, bo);
+	for (int64_t u = 0; h.rows && u < h.tb / cv->k[1]; u++)
+		step_rows(L, &h, sb, rb[0], ix_add(L, ix_mul(L, s, h.tb / cv->k[1]), ix_c(L, u)),
+		          ix_add(L, bo, ix_c(L, u * cv->k[1] * h.bn * h.ldb)));
 	for (int64_t u = 0; u < h.tb && !h.rows; u++)
 		step(L, &h, &t, sb, rb, ix_add(L, ix_mul(L, s, h.tb), ix_c(L, u)),
 		     ix_add(L, bo, ix_c(L, u * h.bn * h.ldb)));
