@@ -304,12 +304,13 @@ done
 if [ "$nh" = " 2 0 2" ]; then ok "SEGC_HALO_MAXCO: halo-tile convs$nh"; else
 	bad "SEGC_HALO_MAXCO unset, 8, 16: halo-tile convs$nh, expected 2 0 2"; fi
 # bench/ptx_loops.py (static counts through nvcc's PTX) on the row blocks: R = 4 rows of a
-# 16-column tile load 6 A and 3 B fragments for 12 MMAs
+# 16-column tile load 6 A and 3 B fragments for 12 MMAs a (kd, kw) group, a stage of three
+# groups 27 for 36
 if [ -x "$CUDA/bin/nvcc" ] && [ -f "$tmp/unet3d.halo.bf16.cu" ]; then
 	pl=$($PY bench/ptx_loops.py "$tmp/unet3d.halo.bf16.cu" 'k[0-9]*_conv3d_t0$' 2>&1)
 	case $pl in
-	*"mma 12 frag 9 "*"0.75 fragment loads an MMA"*) ok "ptx_loops: row blocks at 0.75 fragment loads an MMA" ;;
-	*) bad "ptx_loops: no loop of 12 MMAs and 9 fragment loads: $(echo "$pl" | head -n 4 | tr '\n' ' ')" ;;
+	*"mma 36 frag 27 "*"0.75 fragment loads an MMA"*) ok "ptx_loops: row blocks at 0.75 fragment loads an MMA" ;;
+	*) bad "ptx_loops: no loop of 36 MMAs and 27 fragment loads: $(echo "$pl" | head -n 4 | tr '\n' ' ')" ;;
 	esac
 fi
 
