@@ -1013,14 +1013,20 @@ pool_bytes(const Kernel *k, int *pool)
 	return *pool ? gpu : sum;
 }
 
-/* the dynamic shared memory of kernel k's block-mapped launches: its pool's bytes where they
- * pass 48 KiB (cg_gpu_smem allows up to the architecture's limit), else 0 */
+/* the dynamic shared memory of a block-mapped kernel whose pool takes `bytes`: those bytes
+ * where they pass 48 KiB (cg_gpu_smem allows up to the architecture's limit), else 0 */
+static int64_t
+dyn_bytes(int64_t bytes)
+{
+	return bytes > CG_SMEM_STATIC ? bytes : 0;
+}
+
+/* the dynamic shared memory of kernel k's block-mapped launches */
 static int64_t
 dyn_smem(const Kernel *k)
 {
 	int pool;
-	int64_t bytes = pool_bytes(k, &pool);
-	return bytes > CG_SMEM_STATIC ? bytes : 0;
+	return dyn_bytes(pool_bytes(k, &pool));
 }
 
 /* the shared buffers of a kernel where one is stored over others (KBuf.over), or where they
@@ -1117,7 +1123,7 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 		    (long long)k->bufs[b].numel);
 	}
 	if (pool)
-		shared_pool(e, shbytes > CG_SMEM_STATIC ? shbytes : 0);
+		shared_pool(e, dyn_bytes(shbytes));
 	e->raw = cr_raw_vars(e->p->arena, k, n);
 	declare_vars(e, n, 1);
 	int nacc = kir_count_acc(n);

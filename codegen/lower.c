@@ -512,6 +512,20 @@ lw_prologue_unhoist(Lower *L)
 	L->pro_naff = 0;
 }
 
+void
+lw_prologue_keep(const Lower *L, LwHoist *h)
+{
+	h->ops = L->pro_ops, h->naff = L->pro_naff;
+	h->c = L->pro_c, h->s = L->pro_s, h->t = L->pro_t;
+}
+
+void
+lw_prologue_use(Lower *L, const LwHoist *h)
+{
+	L->pro_ops = h->ops, L->pro_naff = h->naff;
+	L->pro_c = h->c, L->pro_s = h->s, L->pro_t = h->t;
+}
+
 KNode *
 lw_prologue(Lower *L, KNode *block, KNode *nidx, KNode *cidx, KNode *val)
 {

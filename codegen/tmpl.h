@@ -108,6 +108,14 @@ KNode *lw_prologue(Lower *L, KNode *block, KNode *nidx, KNode *cidx, KNode *val)
  * is) is folded there into (x - c) * s + t: two operations per element. */
 void lw_prologue_hoist(Lower *L, KNode *block, KNode *nidx, KNode *cidx);
 void lw_prologue_unhoist(Lower *L);
+/* One channel's hoisted operands, kept while another's are hoisted: keep takes the current
+ * hoist into h, use makes h's current again (a thread staging several channels at once) */
+typedef struct {
+	KNode **ops, *c, *s, *t;
+	uint32_t naff;
+} LwHoist;
+void lw_prologue_keep(const Lower *L, LwHoist *h);
+void lw_prologue_use(Lower *L, const LwHoist *h);
 /* A kernel-private scratch buffer of numel elements (docs/codegen.md): slot-0 bytes after
  * the planned arena, valid only while this kernel runs; returns its buffer index. */
 int lw_scratch(Lower *L, int dtype, int64_t numel, const char *name);

@@ -71,17 +71,28 @@ lt(Lower *L, KNode *a, int64_t c)
 	return kir_bin(L->p, KB_LT, a, ix_c(L, c));
 }
 
-static int64_t
-smem_bytes(const Halo *h, int64_t es)
+/* whether the tiles of h fit the block's shared memory, and a stage's B copies tile_b's
+ * rounds */
+static int
+fits(const Halo *h, int64_t es)
 {
 	int64_t al = 128;
 	int64_t hb = (h->HD * h->HH * h->HW * h->CI * es + al - 1) / al * al;
 	int64_t bb = (2 * h->tb * h->bn * h->ldb * es + al - 1) / al * al;
 	int64_t cb = h->bn * h->ldc * 4;
-	if (h->rows && h->tb * h->bn * (h->CI / h->ce) > (int64_t)MAXROUNDS * HT)
-		return h->smax + 1; /* (more B copies a stage than tile_b's rounds) */
-	int64_t tt = (h->ntap * 4 + al - 1) / al * al;
-	return tt + (hb + bb > cb ? hb + bb : cb); /* the tap table, then the rest */
+	int64_t tt = (h->ntap * 4 + al - 1) / al * al; /* the tap table, then the rest */
+	return tt + (hb + bb > cb ? hb + bb : cb) <= h->smax &&
+	       h->tb * h->bn * (h->CI / h->ce) <= (int64_t)MAXROUNDS * HT;
+}
+
+/* the halo's extents for the output tile TH x TW */
+static void
+extents(Halo *h)
+{
+	const Conv *cv = &h->cv;
+	h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
+	h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
+	h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
 }
 
 /* the row form: rows narrowed (to 16 at the least) until the halo fits with one tap per B
@@ -89,33 +100,30 @@ smem_bytes(const Halo *h, int64_t es)
 static int
 row_setup(Halo *h, int es)
 {
-	const Conv *cv = &h->cv;
 	h->ldc = HM + 8;
 	for (;; h->TW /= 2) {
 		h->TH = HM / h->TW;
-		h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
-		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
-		h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
+		extents(h);
 		h->tb = 1;
-		if (smem_bytes(h, es) <= h->smax)
+		if (fits(h, es))
 			break;
 		if (h->TW == 16)
 			return 0;
 	}
 	h->tb = h->ntap % 3 == 0 ? 3 : 1;
-	if (smem_bytes(h, es) > h->smax)
+	if (!fits(h, es))
 		h->tb = 1;
 	return 1;
 }
 
 /* $SEGC_HALO_RB = R (2 or 4; opt-in): row blocks.  A warp owns R rows of 16 voxels of one
  * column (tiles of 4R rows of 16: 64 R voxels a block, each thread 64 R / 128 in the epilogue)
- * and the taps go in the order (kd, kw, kh), a B stage the kh taps of one (kd, kw), so the A
+ * and the taps go in the order (kd, kw, kh), a B stage the kh taps of (kd, kw) groups, so the A
  * fragment of halo row j serves output row j - kh dh for every kh: R + (kh - 1) dh fragment
  * loads for R kh MMAs a column tile (3^3, R = 4: 6 for 12, where the row form loads 12), and
  * each B fragment R MMAs.  R halves while the accumulators pass ACCMAX or the shared memory
- * the block's limit; 0 without it (h: the row form).  A B stage holds 3 or 2 such groups
- * where they fit */
+ * the block's limit; 0 without it (h: the row form).  A B stage holds 3 or 2 groups where
+ * they fit, else one */
 static int
 rows_setup(Halo *h, int es)
 {
@@ -127,15 +135,13 @@ rows_setup(Halo *h, int es)
 	h->rows = 1;
 	h->TW = 16;
 	h->tb = cv->k[1];
-	h->HD = (cv->k[0] - 1) * cv->dl[0] + 1;
-	h->HW = h->TW + (cv->k[2] - 1) * cv->dl[2];
 	for (; r >= 2; r /= 2) {
 		h->nf = r;
 		h->hm = 64 * r;
 		h->TH = h->hm / h->TW;
-		h->HH = h->TH + (cv->k[1] - 1) * cv->dl[1];
+		extents(h);
 		h->ldc = h->hm + 8;
-		if (r * h->fn <= ACCMAX && smem_bytes(h, es) <= h->smax)
+		if (r * h->fn <= ACCMAX && fits(h, es))
 			break;
 	}
 	if (r < 2)
@@ -143,7 +149,7 @@ rows_setup(Halo *h, int es)
 	/* B stages of 3 or 2 (kd, kw) groups where they fit: a third or half of the barriers */
 	for (int64_t g = 3; g >= 2; g--) {
 		h->tb = g * cv->k[1];
-		if ((cv->k[0] * cv->k[2]) % g == 0 && smem_bytes(h, es) <= h->smax)
+		if ((cv->k[0] * cv->k[2]) % g == 0 && fits(h, es))
 			return 1;
 	}
 	h->tb = cv->k[1];
@@ -264,8 +270,9 @@ typedef struct {
 	 * round's copy within the stage (NULL: every thread's is) */
 	KNode *bsrc[MAXROUNDS], *bdst[MAXROUNDS], *bok[MAXROUNDS], *bin[MAXROUNDS];
 	/* row blocks' staging (tile_units): the thread's first row, column's x offset (of
-	 * batch b, channel 0), column in x, halo offset of its vector */
-	KNode *urow, *ux, *uok, *udst;
+	 * batch b, the vector's first channel), column in x, halo offset of its vector, the
+	 * vector's first channel in a chunk */
+	KNode *urow, *ux, *uok, *udst, *uc0;
 } Tile;
 
 static int64_t
@@ -372,33 +379,14 @@ tile_units(Lower *L, const Halo *h, Tile *t, KNode *block)
 	KNode *u = lw_let(L, block, "un", bin(L, KB_REM, t->th, ix_c(L, h->HW * gpv)));
 	t->urow = lw_let(L, block, "ur", bin(L, KB_DIV, t->th, ix_c(L, h->HW * gpv)));
 	KNode *col = lw_let(L, block, "ucol", bin(L, KB_REM, u, ix_c(L, h->HW)));
-	KNode *g = lw_let(L, block, "ug", bin(L, KB_DIV, u, ix_c(L, h->HW)));
+	KNode *g = bin(L, KB_DIV, u, ix_c(L, h->HW));
+	t->uc0 = lw_let(L, block, "uc0", ix_mul(L, g, h->ce));
 	KNode *ix = lw_let(L, block, "uix", ix_add(L, ix_add(L, t->ox0, col), ix_c(L, -cv->p[2])));
 	t->uok = lw_let(L, block, "uok", lw_inrange(L, ix, cv->W));
 	t->ux = lw_let(L, block, "ux",
 	               ix_add(L, ix_mul(L, t->b, cv->Ci * dhw),
-	                      ix_add(L, ix, ix_mul(L, g, h->ce * dhw))));
-	t->udst = lw_let(L, block, "udst", ix_add(L, ix_mul(L, col, h->CI), ix_mul(L, g, h->ce)));
-}
-
-/* one channel's hoisted prologue operands (lw_prologue_hoist), kept while others are hoisted */
-typedef struct {
-	KNode **ops, *c, *s, *t;
-	uint32_t naff;
-} Hoist;
-
-static void
-hoist_save(const Lower *L, Hoist *o)
-{
-	o->ops = L->pro_ops, o->naff = L->pro_naff, o->c = L->pro_c, o->s = L->pro_s;
-	o->t = L->pro_t;
-}
-
-static void
-hoist_load(Lower *L, const Hoist *o)
-{
-	L->pro_ops = o->ops, L->pro_naff = o->naff, L->pro_c = o->c, L->pro_s = o->s;
-	L->pro_t = o->t;
+	                      ix_add(L, ix, ix_mul(L, t->uc0, dhw))));
+	t->udst = lw_let(L, block, "udst", ix_add(L, ix_mul(L, col, h->CI), t->uc0));
 }
 
 /* row blocks: the halo of chunk c by units (tile_units): per row, ce channel loads of one
@@ -415,19 +403,16 @@ stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 	KNode *act = kir_if(p, lt(L, t->th, h->rp * h->HW * gpv));
 	kir_append(p, block, act);
 	KNode *cb = lw_let(L, act->body, "uc", ix_add(L, t->ux, ix_mul(L, c, h->CI * dhw)));
-	/* a load prologue: each of the ce channels' operands hoisted once a chunk (a channel
-	 * past Ci: clamped, its elements 0) */
-	Hoist ho[8];
-	KNode *ch[8];
+	/* the unit's first channel; with a load prologue each of its ce channels' operands
+	 * hoisted once a chunk (a channel past Ci: clamped, its elements 0) */
+	KNode *ch0 = lw_let(L, act->body, "uch", ix_add(L, ix_mul(L, c, h->CI), t->uc0));
+	LwHoist ho[8];
 	SEGC_ASSERT(h->ce <= 8);
 	for (int64_t j = 0; j < h->ce && h->pro; j++) {
-		ch[j] = lw_let(L, act->body, "uch",
-		               ix_add(L, ix_add(L, ix_mul(L, c, h->CI),
-		                                bin(L, KB_REM, t->udst, ix_c(L, h->CI))),
-		                      ix_c(L, j)));
+		KNode *ch = ix_add(L, ch0, ix_c(L, j));
 		lw_prologue_hoist(L, act->body, t->b,
-		                  ragged ? kir_bin(p, KB_MIN, ch[j], ix_c(L, cv->Ci - 1)) : ch[j]);
-		hoist_save(L, &ho[j]);
+		                  ragged ? kir_bin(p, KB_MIN, ch, ix_c(L, cv->Ci - 1)) : ch);
+		lw_prologue_keep(L, &ho[j]);
 	}
 	KNode *i;
 	KNode *rl = lw_loop(L, act->body, "ui", ix_c(L, 0), ix_c(L, (nr + h->rp - 1) / h->rp),
@@ -456,12 +441,8 @@ stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 	}
 	for (int64_t j = 0; j < h->ce; j++) {
 		KNode *okj = ok;
-		if (ragged) /* channel c CI + (unit's vector) ce + j < Ci */
-			okj = bin(L, KB_AND, ok,
-			          lt(L, ix_add(L, ix_add(L, ix_mul(L, c, h->CI),
-			                                 bin(L, KB_REM, t->udst, ix_c(L, h->CI))),
-			                       ix_c(L, j)),
-			             cv->Ci));
+		if (ragged) /* channel ch0 + j < Ci */
+			okj = bin(L, KB_AND, ok, lt(L, ix_add(L, ch0, ix_c(L, j)), cv->Ci));
 		KNode *src = ix_add(L, ro, ix_c(L, j * dhw));
 		if (h->acp) {
 			KNode *d = ix_add(L, dst, ix_c(L, j));
@@ -474,8 +455,8 @@ stage_units(Lower *L, const Halo *h, const Tile *t, KNode *block, KNode *c)
 		kir_append(p, b, iff);
 		KNode *x = kir_load(p, L->k, xb, src);
 		if (h->pro) {
-			hoist_load(L, &ho[j]);
-			x = lw_prologue(L, iff->body, t->b, ch[j], x);
+			lw_prologue_use(L, &ho[j]);
+			x = lw_prologue(L, iff->body, t->b, ix_add(L, ch0, ix_c(L, j)), x);
 		}
 		kir_append(p, iff->body, kir_assign(p, v, x));
 	}
