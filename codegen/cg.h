@@ -48,6 +48,19 @@ enum { CG_SMEM_STATIC = 48 * 1024 };
  * $SEGC_CUDA_SMEM (opt-in; at most the architecture's 163 KiB (sm_80) or 227
  * KiB (sm_90); the pool then is dynamic shared memory, docs/cuda.md). */
 int64_t cg_gpu_smem(const Program *p);
+/* Schedule knobs (codegen/knob.c, docs/tune.md): $NAME, or the current kernel's tuning entry's
+ * value for NAME where it sets one */
+const char *cg_knob(const char *name);
+/* make e the current kernel's entry (NULL: none) on this thread; returns the one before */
+const TuneEntry *cg_knob_enter(const TuneEntry *e);
+/* 1 if name is a per-kernel knob for target ("cpu", "cuda:sm_90"; NULL: any target) */
+int cg_knob_known(const char *name, const char *target);
+/* the i-th per-kernel knob (NULL past the last), its target ("cpu", "cuda") and what it chooses */
+const char *cg_knob_name(int i, const char **target, const char **what);
+/* 16 hex digits that differ between two kernels only if their code may differ: their kernel IR
+ * and the knobs the emitters read for them (segc --emit=keys; segc tune measures a variant of
+ * a kernel only where its fingerprint is not the base's) */
+const char *cg_kernel_fingerprint(const Program *p, const Kernel *k);
 /* Emit an object file at obj_path for the CPU.  0, or -1 after diagnostics. */
 int cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
 /* Link obj with the runtime archive into a shared library at out_path (written to a temporary

@@ -52,7 +52,7 @@ count_def(const KNode *n, int var, void *ctx)
 void
 cr_begin(CudaRanges *r, Arena *a, const Kernel *k, const KNode *top)
 {
-	const char *on = getenv("SEGC_CUDA_DIV32"); /* unset: every range unknown */
+	const char *on = cg_knob("SEGC_CUDA_DIV32"); /* unset: every range unknown */
 	r->var = NULL;
 	if (!on || atoi(on) != 1)
 		return;
@@ -219,7 +219,7 @@ uint8_t *
 cr_raw_vars(Arena *a, const Kernel *k, const KNode *top)
 {
 	RawScan r = {k, arena_zalloc(a, k->nvars + 1), arena_zalloc(a, k->nvars + 1)};
-	const char *env = getenv("SEGC_CUDA_RAWBF16"); /* 0: off (A/B) */
+	const char *env = cg_knob("SEGC_CUDA_RAWBF16"); /* 0: off (A/B) */
 	if (env && strcmp(env, "0") == 0)
 		return r.used; /* none */
 	kir_each_var(top, raw_scan, &r);

@@ -210,7 +210,7 @@ plan(Arena *a, CudaVec *cv, const Kernel *k, const KNode *top, int64_t cnt, int6
 int
 cv_plan(Arena *a, const Kernel *k, const KNode *top, int64_t cnt, CudaVec *cv)
 {
-	const char *s = getenv("SEGC_CUDA_VEC");
+	const char *s = cg_knob("SEGC_CUDA_VEC");
 	int gather = s && atoi(s) == 2;
 	cv->width = 0;
 	if (s && !strcmp(s, "0"))

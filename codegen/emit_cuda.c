@@ -1235,15 +1235,15 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
 static int64_t
 ilp_min(void)
 {
-	const char *m = getenv("SEGC_CUDA_ILP_MIN");
+	const char *m = cg_knob("SEGC_CUDA_ILP_MIN");
 	return m ? atoll(m) : 1 << 16;
 }
 
 static int
 ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 {
-	const char *s = getenv("SEGC_CUDA_ILP");
-	const char *s16 = getenv("SEGC_CUDA_ILP16");
+	const char *s = cg_knob("SEGC_CUDA_ILP");
+	const char *s16 = cg_knob("SEGC_CUDA_ILP16");
 	int u = s ? atoi(s) : 0; /* an unreadable value, like none: the class rule */
 	if (u < 1 || u > 8) {
 		u = strcmp(cg_kernel_class(e->k->name), "elementwise") ? 1 : 2;
@@ -1329,6 +1329,8 @@ check_kernel(CudaEmit *e, const Kernel *k)
 	return 0;
 }
 
+static int emit_kernels(CudaEmit *e, const char **sigs);
+
 /* the whole program: one __global__ per top-level loop, one schedule line per launch */
 static int
 emit_module(CudaEmit *e)
@@ -1352,9 +1354,21 @@ emit_module(CudaEmit *e)
 	/* kernels with the same signature (kir_signature + read-only choices) share the
 	 * __global__ functions of the first one, as emit_llvm.c shares task functions */
 	const char **sigs = arena_zalloc(p->arena, (p->nkernels + 1) * sizeof *sigs);
+	const TuneEntry *was = cg_knob_enter(NULL);
+	int rc = emit_kernels(e, sigs);
+	cg_knob_enter(was);
+	return rc;
+}
+
+/* every kernel's functions and schedule lines, under its tuning entry's knobs */
+static int
+emit_kernels(CudaEmit *e, const char **sigs)
+{
+	const Program *p = e->p;
 	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
 		const Kernel *k = &p->kernels[ki];
 		e->k = k;
+		cg_knob_enter(k->tune);
 		if (check_kernel(e, k) < 0)
 			return -1;
 		e->ldg = arena_zalloc(p->arena, k->nbufs + 1);
@@ -1399,7 +1413,7 @@ emit_module(CudaEmit *e)
 				block = T, grid = cnt;
 			/* $SEGC_CUDA_GRID=G (A/B): at most G blocks for an elementwise kernel's
 			 * grid-stride loops (fewer, longer-lived blocks) */
-			const char *ge = getenv("SEGC_CUDA_GRID");
+			const char *ge = cg_knob("SEGC_CUDA_GRID");
 			int64_t gmax = ge && atoll(ge) > 0 ? atoll(ge) : MAXGRID;
 			if (par && grid > gmax && !strcmp(cg_kernel_class(k->name), "elementwise"))
 				grid = gmax;
@@ -1417,6 +1431,8 @@ emit_module(CudaEmit *e)
 			int64_t dyn = blk ? dyn_smem(k) : 0; /* (the same for fname's kernel) */
 			if (dyn)
 				cuda_tput(&e->sched, " smem=%lld", (long long)dyn);
+			if (ki + p->npack < p->nkernels) /* the kernel table's index (profiles) */
+				cuda_tput(&e->sched, " k=%u", ki);
 			cuda_tput(&e->sched, "\n");
 			e->nlaunches++;
 		}

@@ -934,9 +934,13 @@ emit_tasks(LlvmEmit *e, const int *rep, const int *owner, int index)
 		e->k = k;
 		e->bases = arena_zalloc(p->arena, (k->nbufs + 1) * sizeof *e->bases);
 		e->vars = arena_zalloc(p->arena, (k->nvars + 1) * sizeof *e->vars);
+		const TuneEntry *was = cg_knob_enter(k->tune);
 		for (uint32_t i = 0; i < k->body->nkids; i++)
-			if (!task_fn(e, k->body->kids[i], (int)i))
+			if (!task_fn(e, k->body->kids[i], (int)i)) {
+				cg_knob_enter(was);
 				return -1;
+			}
+		cg_knob_enter(was);
 	}
 	return 0;
 }

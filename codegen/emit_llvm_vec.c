@@ -689,7 +689,7 @@ llvm_widen(LlvmEmit *e, const KNode *n)
 	if (!kir_const_i64(n->a, &lo) || !kir_const_i64(n->b, &hi) || n->ival != 1)
 		return 1;
 	/* a power of two: other widths legalise badly (48 lanes ran 10x slower than 32) */
-	if (hi - lo < 4 || hi - lo > 64 || ((hi - lo) & (hi - lo - 1)) || getenv("SEGC_NO_WIDEN"))
+	if (hi - lo < 4 || hi - lo > 64 || ((hi - lo) & (hi - lo - 1)) || cg_knob("SEGC_NO_WIDEN"))
 		return 1;
 	uint32_t nv = e->k->nvars;
 	Widen W = {0};

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "ir.h"
+#include "tune.h"
 
 typedef enum {
 #define K(name) K_##name,
@@ -97,6 +98,10 @@ typedef struct {
 	 * kernel reads, whose memory the runtime may release once it has run */
 	const int32_t *release;
 	uint32_t nrelease;
+	/* tuning (ir/tune.h, codegen/knob.c): the group's key and the table's entry for it, whose
+	 * knobs apply while this kernel is lowered and emitted (NULL: none) */
+	const char *key;
+	const TuneEntry *tune;
 } Kernel;
 
 /* What codegen produces for one module: the kernels in execution order and the manifest. */
@@ -120,6 +125,8 @@ typedef struct {
 	uint32_t npack;
 	uint32_t packslot;
 	int64_t packed_bytes;
+	/* set before cg_lower: a tuning table (segc --tune), or NULL */
+	const TuneTable *tune;
 } Program;
 
 typedef enum { KP_FP32, KP_TF32, KP_BF16 } KPrecision;

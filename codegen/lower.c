@@ -725,6 +725,9 @@ cg_lower(const Module *m, Program *p, Diag *d)
 		Lower L = { p, k, m, g, &m->nodes[g->root], d };
 
 		k->group = (int)gi;
+		k->key = ir_group_key(m, g, p->arena);
+		k->tune = tune_find(p->tune, k->key);
+		const TuneEntry *was = cg_knob_enter(k->tune);
 		for (uint32_t i = 0; i < g->nnodes + g->npro + (g->stats != 0); i++) {
 			NodeId id = i < g->nnodes                ? g->nodes[i]
 			            : i < g->nnodes + g->npro ? g->pro[i - g->nnodes]
@@ -735,6 +738,7 @@ cg_lower(const Module *m, Program *p, Diag *d)
 		}
 		if (lower_root(&L) < 0)
 			rc = -1;
+		cg_knob_enter(was);
 		if (diag_full(d))
 			break;
 	}
@@ -774,7 +778,7 @@ cg_target(Program *p, const char *target, const char *precision)
 int64_t
 cg_gpu_smem(const Program *p)
 {
-	const char *e = getenv("SEGC_CUDA_SMEM");
+	const char *e = cg_knob("SEGC_CUDA_SMEM");
 	int64_t max = p->gpu >= 90 ? 227 * 1024 : 163 * 1024, v = e && *e ? atoll(e) : 0;
 	return v > CG_SMEM_STATIC ? (v < max ? v : max) : CG_SMEM_STATIC;
 }

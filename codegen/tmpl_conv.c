@@ -524,7 +524,7 @@ mk_block(Lower *L, const Mk *m, KNode *block, KNode *row, KNode *p0, KNode *oh, 
 			wr = lw_let(L, tb, "wh", ix_add(L, wr, ix_mul(L, kh, KW * m->ts)));
 			nkh = 1;
 		}
-	} else if (KH * KW <= MK_TAPS && !getenv("SEGC_CONV_KHLOOP")) {
+	} else if (KH * KW <= MK_TAPS && !cg_knob("SEGC_CONV_KHLOOP")) {
 		/* row form, small kernels: kh unrolled too (oh is uniform: each kh's validity is
 		 * a branch, not a mask), so one body holds up to 9 taps */
 		ihb = lw_let(L, tb, "ihb", ix_add(L, ix_mul(L, oh, cv->s[1]), ix_c(L, -cv->p[1])));
@@ -813,7 +813,7 @@ pro_expensive(const KNode *e)
 static int
 pro_prepass_wanted(Lower *L, int xb)
 {
-	if (!getenv("SEGC_PRO_PERLOAD"))
+	if (!cg_knob("SEGC_PRO_PERLOAD"))
 		return 1;
 	KNode *scratch = kir_block(L->p); /* the chain on a dummy x, never emitted */
 	KNode *v =
@@ -862,7 +862,7 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	 * border taps save); measured slower than the plane form with rows of 32 */
 	int64_t R = cv->OW;
 	m.cl = !pw && !m.vol && cv->cog % 16 == 0 && cv->cig >= 16 && R >= 8 && R <= 16 &&
-	       cv->k[2] <= 64 && !getenv("SEGC_CONV_NOCL");
+	       cv->k[2] <= 64 && !cg_knob("SEGC_CONV_NOCL");
 	if (m.cl)
 		m.plane = 0;
 	m.cv = cv;
@@ -874,7 +874,7 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	/* rows of >= 32: blocks of 16 x 16 channels with packed weights (the 16 weights of a
 	 * tap in one cache line) measured 2-10% faster than 32 x 8 */
 	int pk = m.plane && !m.vol && cv->OW >= 32 && divisor_le(cv->cog, 16) >= 8 &&
-	         !getenv("SEGC_CONV_NOPACK");
+	         !cg_knob("SEGC_CONV_NOPACK");
 	if (pk)
 		m.VL = 16, nv = 1;
 	m.cob = m.cl ? 16 : divisor_le(cv->cog, MK_ACC / nv);
@@ -906,7 +906,7 @@ conv_mk(Lower *L, const Conv *cv0, ValueId accv)
 	KNode *body = lw_nest(L, dims, 4, 0, idx);
 	m.n = idx[0], m.od = idx[1];
 	m.co0 = lw_let(L, body, "co0", ix_mul(L, idx[3], m.cob));
-	if (m.cl && par * m.cob * R * 4 <= MK_CLTILE && !getenv("SEGC_CONV_NOTILE")) {
+	if (m.cl && par * m.cob * R * 4 <= MK_CLTILE && !cg_knob("SEGC_CONV_NOTILE")) {
 		/* one tile per parallel iteration: the sums of a row are stored as [R][COB]
 		 * (contiguous vector stores) and the epilogue reads them transposed (gathers from
 		 * L1), instead of scattering each accumulator across the COB channel planes
@@ -1033,14 +1033,14 @@ tmpl_conv(Lower *L)
 	lw_conv_shape(L, &cv);
 	touch_inputs(L);
 	accv = acc_value(L);
-	if (getenv("SEGC_CONV_SCALAR")) /* A/B and tests: the scalar form */
+	if (cg_knob("SEGC_CONV_SCALAR")) /* A/B and tests: the scalar form */
 		return conv_scalar(L, &cv, 0);
 	if (!L->p->gpu) { /* Winograd F(2x2x2, 3x3x3) where it applies */
 		int rc = tmpl_conv_wino(L, &cv, accv);
 		if (rc != 1)
 			return rc;
 	}
-	if (accv && !lw_out_aliases_input(L) && !getenv("SEGC_CONV_OLD"))
+	if (accv && !lw_out_aliases_input(L) && !cg_knob("SEGC_CONV_OLD"))
 		return conv_mk(L, &cv, accv);
 	if (accv && !lw_out_aliases_input(L) && cv.k[2] <= 16)
 		return conv_blocked(L, &cv, accv);
@@ -1330,7 +1330,7 @@ tmpl_conv_transpose(Lower *L)
 	if (convt_phase_ok(L, &cv)) {
 		ValueId accv = acc_value(L);
 		/* few input channels: the scattered stores would cost more than the phase form's */
-		int mk = accv && cv.cig >= TCONV_MKCIG && !getenv("SEGC_CONV_OLD");
+		int mk = accv && cv.cig >= TCONV_MKCIG && !cg_knob("SEGC_CONV_OLD");
 		int rc = mk ? convt_mk(L, &cv, accv) : 1;
 		return rc != 1 ? rc : convt_phase(L, &cv, accv);
 	}

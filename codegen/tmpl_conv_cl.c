@@ -357,7 +357,7 @@ cl_block(Lower *L, const Cl *c, const ClBlk *bk, KNode *block)
 static int64_t
 row_block(const Conv *cv)
 {
-	const char *e = getenv("SEGC_CONVCL_R");
+	const char *e = cg_knob("SEGC_CONVCL_R");
 	int64_t R = e ? atoll(e) : 8;
 	R = R < 1 ? 1 : R > CL_MAXR ? CL_MAXR : R;
 	return cv->OW <= CL_MAXR ? cv->OW : R;
@@ -393,9 +393,10 @@ tmpl_conv_ndhwc(Lower *L)
 	 * stay in L2 (every (n, od, oh) reads them; partial sums in scratch between chunks);
 	 * else the weights are packed by a first loop. */
 	int plane = cv->OH > 1 && cv->OW <= CL_MAXR / 2 && cv->OH * cv->OW <= CL_PLANE &&
-	            !getenv("SEGC_CONVCL_NOPLANE");
+	            !cg_knob("SEGC_CONVCL_NOPLANE");
 	int64_t vol = cv->N * cv->OD * cv->OH * cv->OW;
-	int local = c.nbt >= CL_LOCALPAR && vol <= CL_LOCALVOL && !getenv("SEGC_CONVCL_GLOBALPACK");
+	int local = c.nbt >= CL_LOCALPAR && vol <= CL_LOCALVOL &&
+	            !cg_knob("SEGC_CONVCL_GLOBALPACK");
 	int64_t CC = CL_CHUNK / (c.K3 * CL_LANES * 4), nch = 1;
 	CC = CC < 1 ? 1 : CC;
 	if (local && c.cigl > CC)
@@ -468,7 +469,7 @@ tmpl_conv_ndhwc(Lower *L)
 	for (int64_t b = 0; b < nblk; b++)
 		if ((b + 1) * R <= cv->OW && ((b + 1) * R - 1) * sw + reach <= cv->W - 1)
 			bhi = b;
-	if (getenv("SEGC_CONVCL_NOLOOP")) /* A/B: every block unrolled */
+	if (cg_knob("SEGC_CONVCL_NOLOOP")) /* A/B: every block unrolled */
 		bhi = -1;
 	for (int64_t b = 0; b < nblk; b++) {
 		if (b == blo && blo <= bhi) {

@@ -293,7 +293,7 @@ enum { CW_MINTILES = 24, CW_UPERTILE = 256 << 10, CW_MAXU = 16 << 20 };
 static int
 cw_applies(Lower *L, const Conv *cv)
 {
-	const char *e = getenv("SEGC_WINOGRAD");
+	const char *e = cg_knob("SEGC_WINOGRAD");
 	if ((e && !strcmp(e, "0")) || L->p->gpu || L->root->op != OP_conv3d_ndhwc)
 		return 0;
 	for (int a = 0; a < 3; a++)
@@ -314,7 +314,7 @@ cw_applies(Lower *L, const Conv *cv)
 static int64_t
 cw_env(const char *name, int64_t dflt)
 {
-	const char *e = getenv(name);
+	const char *e = cg_knob(name);
 	int64_t v = e ? atoll(e) : 0;
 	return v > 0 ? v : dflt;
 }

@@ -366,7 +366,7 @@ enum { WN_MINWORK = 1 << 19, WN_MINCH4 = 8192, WN_MAXU = 16 << 20 };
 static int
 wn_applies(Lower *L, const Conv *cv, ValueId accv)
 {
-	const char *e = getenv("SEGC_WINOGRAD");
+	const char *e = cg_knob("SEGC_WINOGRAD");
 	if ((e && !strcmp(e, "0")) || L->p->gpu || L->root->op != OP_conv3d)
 		return 0;
 	int force = e && !strcmp(e, "1");

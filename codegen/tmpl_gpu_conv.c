@@ -59,7 +59,7 @@ typedef Conv GConv;
 static int64_t
 fill_target(void)
 {
-	const char *s = getenv("SEGC_GPU_FILL");
+	const char *s = cg_knob("SEGC_GPU_FILL");
 	return s && *s ? strtoll(s, NULL, 10) : FILL;
 }
 
@@ -344,7 +344,7 @@ gpu_conv3d(Lower *L, const GConv *cv)
 	 * (simt_stats): whole warps of one (n, od, channel block, oh tile), >= 32 partials per
 	 * (batch, channel); else ($SEGC_SIMT_STATS=0 too) the moments' own loops after the conv */
 	int64_t T = cv->N * cv->OD * CB * oht * cv->OW, G = cv->OD * oht * (cv->OW / LANES);
-	const char *sse = getenv("SEGC_SIMT_STATS");
+	const char *sse = cg_knob("SEGC_SIMT_STATS");
 	int st = lw_stats(L) && ns == 1 && inner && cv->cog % c.cob == 0 && cv->OH % ph == 0 &&
 	         cv->OW % LANES == 0 && T % STATS_T == 0 && G >= 32 && !(sse && atoi(sse) == 0);
 	TileStats ts = {0};

@@ -128,7 +128,7 @@ static int
 rows_setup(Halo *h, int es)
 {
 	const Conv *cv = &h->cv;
-	const char *e = getenv("SEGC_HALO_RB");
+	const char *e = cg_knob("SEGC_HALO_RB");
 	int64_t r = e && *e ? atoll(e) : 0;
 	if (r != 2 && r != NFMAX)
 		return 0;
@@ -161,7 +161,7 @@ setup(Lower *L, Halo *h)
 {
 	Conv *cv = &h->cv;
 	const Node *n = L->root;
-	const char *he = getenv("SEGC_MMA_HALO");
+	const char *he = cg_knob("SEGC_MMA_HALO");
 	int bf = L->p->precision == KP_BF16, es = bf ? 2 : 4;
 
 	if (!he || atoi(he) != 1 || n->op != OP_conv3d || L->p->precision == KP_FP32 ||
@@ -169,7 +169,7 @@ setup(Lower *L, Halo *h)
 		return 0;
 	lw_conv_shape(L, cv);
 	/* ($SEGC_HALO_MAXCO = N: only convs of at most N output channels, the narrow ones) */
-	const char *mco = getenv("SEGC_HALO_MAXCO");
+	const char *mco = cg_knob("SEGC_HALO_MAXCO");
 	if (cv->groups != 1 || cv->Co < 8 || (mco && *mco && cv->Co > atoll(mco)))
 		return 0;
 	for (int i = 0; i < 3; i++) /* the halo reaches (k - 1)*dilation <= 4 past the tile */
@@ -180,7 +180,7 @@ setup(Lower *L, Halo *h)
 	/* rows of at most TWMAX voxels ($SEGC_HALO_TW: 16, 32, 64 or 128): at OW = 128, two rows of
 	 * 64 stage 4 x 66 halo voxels per kd where one row of 128 stages 3 x 130 (99 against 146
 	 * per output voxel, 60 against 81 staging rounds per thread) in 25 KiB instead of 37 */
-	const char *twe = getenv("SEGC_HALO_TW");
+	const char *twe = cg_knob("SEGC_HALO_TW");
 	int64_t twmax = twe && *twe ? atoll(twe) : TWMAX;
 	if (twmax != 16 && twmax != 32 && twmax != 64 && twmax != 128)
 		twmax = TWMAX;
@@ -209,7 +209,7 @@ setup(Lower *L, Halo *h)
 	h->pro = lw_has_prologue(L);
 	h->x = h->pro ? lw_prologue_src(L) : n->in[0];
 	h->tdt = bf ? DT_BF16 : DT_F32;
-	const char *cpe = getenv("SEGC_MMA_CPASYNC"); /* (0 or 1: the halo through registers) */
+	const char *cpe = cg_knob("SEGC_MMA_CPASYNC"); /* (0 or 1: the halo through registers) */
 	h->acp = !bf && !h->pro && (!cpe || !*cpe || atoi(cpe) >= 2);
 	/* (row blocks: staged by 16-byte vectors of ce channels, HW x CI / ce of them a row) */
 	h->rp = h->rows ? HT / (h->HW * (h->CI / h->ce)) : 0;
@@ -610,7 +610,7 @@ tmpl_gpu_halo(Lower *L)
 	/* blocks per SM asked: 4 (<= 128 registers), 3 from 6 accumulators a warp (48- and
 	 * 64-column tiles: 162 registers unbounded, spills at 128); $SEGC_HALO_MINB overrides (0:
 	 * no request) */
-	const char *mbe = getenv("SEGC_HALO_MINB");
+	const char *mbe = cg_knob("SEGC_HALO_MINB");
 	tl->op = (uint8_t)(mbe && *mbe ? atoi(mbe) : h.nf * h.fn >= 6 ? 3 : 4);
 	KNode *body = tl->body;
 	Tile t = {0};

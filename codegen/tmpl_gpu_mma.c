@@ -916,7 +916,7 @@ tiling_smem(const Tiling *t, int esz, int ktable, int arow)
 static void
 pick_tiling_cl(const Gemm *g, int bf, Tiling *t)
 {
-	const char *te = getenv("SEGC_MMA_TILE"), *ke = getenv("SEGC_MMA_BK");
+	const char *te = cg_knob("SEGC_MMA_TILE"), *ke = cg_knob("SEGC_MMA_BK");
 	int64_t tiles = (g->M + 127) / 128 * ((g->N + 63) / 64);
 	int bm = g->M <= 16 ? 16 : g->M <= 32 ? 32 : g->M <= 64 || tiles < 264 ? 64 : 128, sm, sn;
 	if (te && sscanf(te, "%dx%d", &sm, &sn) == 2 &&
@@ -945,7 +945,7 @@ t48_fits(const Gemm *g)
 static int
 tile_env(const char *name, int dflt)
 {
-	const char *e = getenv(name);
+	const char *e = cg_knob(name);
 	return e && *e ? atoi(e) != 0 : dflt;
 }
 
@@ -968,8 +968,8 @@ tile_env(const char *name, int dflt)
 static void
 pick_tiling(const Gemm *g, int bf, Tiling *t)
 {
-	const char *mode = getenv("SEGC_MMA"), *te = getenv("SEGC_MMA_TILE");
-	const char *ke = getenv("SEGC_MMA_BK");
+	const char *mode = cg_knob("SEGC_MMA"), *te = cg_knob("SEGC_MMA_TILE");
+	const char *ke = cg_knob("SEGC_MMA_BK");
 	int bm = 0, bn = 0, esz = bf ? 2 : 4;
 	int t48 = t48_fits(g) && tile_env("SEGC_MMA_T48", 1);
 	int t64 = t48_fits(g) && tile_env("SEGC_MMA_T64", 0);
@@ -1039,7 +1039,7 @@ static void
 pick_splits(const Program *p, const Gemm *g, const Tiling *t, int64_t tiles, int nosplit,
             int64_t *s, int64_t *kchunk)
 {
-	const char *se = getenv("SEGC_MMA_SPLITK");
+	const char *se = cg_knob("SEGC_MMA_SPLITK");
 	se = se && *se ? se : NULL;
 	int64_t sms = p->gpu >= 90 ? 132 : 108, steps = (g->K + t->bk - 1) / t->bk;
 	int64_t want = se ? atoll(se) : tiles * 2 <= sms && !nosplit ? sms / tiles : 1;
@@ -1095,7 +1095,7 @@ tmpl_gpu_mma(Lower *L)
 	 * prologue (bf16 tiles and prologues need the values in registers).  conv3d_ndhwc:
 	 * 1: A (wt, the tile's dtype), 2: and B (x) at tf32, 16 bytes where Ci % 4 == 0 and x
 	 * lies 16-byte aligned in the arena (a caller's device pointer may not be), else 4 */
-	const char *cpe = getenv("SEGC_MMA_CPASYNC");
+	const char *cpe = cg_knob("SEGC_MMA_CPASYNC");
 	int cpm = cpe ? atoi(cpe) : 2, ce = bf ? 8 : 4, cl = g.kind == G_CONVCL;
 	if (cl) {
 		int xbi = lw_buf(L, g.x); /* (may grow k->bufs) */
@@ -1106,7 +1106,7 @@ tmpl_gpu_mma(Lower *L)
 		/* bf16 (the tile's elements rounded from x's f32): x by 16-byte vector loads into
 		 * registers where the copies would be 16 bytes ($SEGC_MMA_XVEC=0: element by
 		 * element) */
-		const char *xve = getenv("SEGC_MMA_XVEC");
+		const char *xve = cg_knob("SEGC_MMA_XVEC");
 		g.xv = bf && al && (!xve || atoi(xve) != 0) ? 4 : 0;
 		pick_tiling_cl(&g, bf, &t);
 	} else {
@@ -1144,7 +1144,7 @@ tmpl_gpu_mma(Lower *L)
 	 * a time (half the shared-store wavefronts; bf16 activations packed as they are); the
 	 * fragments load row-major.  H100, 128^3 bf16: 6-13% less GPU time per graph, 20-23% less
 	 * in the full-resolution convs.  $SEGC_MMA_AROW=0: the column-major tile (A/B) */
-	const char *are = getenv("SEGC_MMA_AROW");
+	const char *are = cg_knob("SEGC_MMA_AROW");
 	int arow = !xrow && g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
 	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= g.smem && (!are || atoi(are) != 0);
 	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8, ldc = bm + 8;
@@ -1203,7 +1203,7 @@ tmpl_gpu_mma(Lower *L)
 	KNode *tl = lw_block_loop(L, "blk", nmb * nnb * g.batch * ksp, nt, &blk, &th);
 	/* 256 threads: ask for 2 blocks per SM (<= 128 registers; without, 164..251 and one
 	 * block); $SEGC_MMA_MINB overrides (0: no request) */
-	const char *mbe = getenv("SEGC_MMA_MINB");
+	const char *mbe = cg_knob("SEGC_MMA_MINB");
 	tl->op = (uint8_t)(mbe ? atoi(mbe) : nt == 256 ? 2 : 0);
 	KNode *body = tl->body;
 	KNode *kbeg = ix_c(L, 0), *kend = ix_c(L, g.K), *sk = NULL;
@@ -1283,7 +1283,7 @@ tmpl_gpu_mma(Lower *L)
 		/* $SEGC_MMA_CLVROWS=1: with few rows per thread (16-byte copies: 4), their entries
 		 * in registers for the tile, not read per step (32 x 128 tf32: 128 registers, 80
 		 * without; which is faster is for a GPU to say) */
-		const char *vre = getenv("SEGC_MMA_CLVROWS");
+		const char *vre = cg_knob("SEGC_MMA_CLVROWS");
 		int64_t cpr = bk / xc, rows = vre && atoi(vre) == 1 ? bn * cpr / nt : CL_VROWS + 1;
 		for (int64_t r = 0; rows <= CL_VROWS && r < rows; r++)
 			for (int q = 0; q < 4; q++) {

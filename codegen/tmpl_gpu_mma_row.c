@@ -25,7 +25,7 @@ int
 mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 {
 	const Conv *cv = &r->cv;
-	const char *e = getenv("SEGC_MMA_XROW");
+	const char *e = cg_knob("SEGC_MMA_XROW");
 	int bf = L->p->precision == KP_BF16;
 	if ((e && *e && atoi(e) == 0) || (!bf && L->p->precision != KP_TF32) ||
 	    lw_has_prologue(L))

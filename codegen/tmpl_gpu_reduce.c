@@ -500,12 +500,12 @@ tmpl_gpu_reduce(Lower *L)
 		return 1;
 	/* $SEGC_GPU_RED_THREADS, $SEGC_GPU_RED_GROUP (read when segc compiles; A/B runs): the
 	 * loop-1 iterations aimed at, the partials per loop-2 iteration */
-	const char *te = getenv("SEGC_GPU_RED_THREADS"), *ge = getenv("SEGC_GPU_RED_GROUP");
+	const char *te = cg_knob("SEGC_GPU_RED_THREADS"), *ge = cg_knob("SEGC_GPU_RED_GROUP");
 	int64_t threads = te && atoll(te) >= 1024 ? atoll(te) : RED_THREADS;
 	r.group = ge && atoll(ge) >= 2 && atoll(ge) <= 4096 ? atoll(ge) : RED_GROUP;
 	/* $SEGC_GPU_RED_BLOCK: threads per block of the block-mapped form (a power of two, 32 ..
 	 * 1024; 0: the grid-stride form everywhere) */
-	const char *be = getenv("SEGC_GPU_RED_BLOCK");
+	const char *be = cg_knob("SEGC_GPU_RED_BLOCK");
 	int64_t bt = be && *be ? atoll(be) : RED_BLOCK;
 	if (bt != 0 && (bt < WARP || bt > 1024 || (bt & (bt - 1))))
 		bt = RED_BLOCK;

@@ -296,7 +296,7 @@ gemm_accbuf(Lower *L, Gemm *g)
 	g->accb = -1;
 	if (L->g->nnodes == 1)
 		return;
-	accv = lw_out_aliases_input(L) || getenv("SEGC_LINEAR_SCRATCH") ? 0 : acc_value(L);
+	accv = lw_out_aliases_input(L) || cg_knob("SEGC_LINEAR_SCRATCH") ? 0 : acc_value(L);
 	if (accv && type_numel(lw_type(L, accv)) == g->rows * g->O)
 		g->accb = lw_outbuf(L, accv);
 	else
@@ -433,13 +433,13 @@ tmpl_matmul(Lower *L)
 		/* 1..3 outputs of long rows: vector dot products beat 4-lane blocks (O = 1,
 		 * I = 128: 3x) */
 		int dot = rows < LIN_MINROWS || (O <= 3 && I >= 48);
-		if (L->p->gpu || dot || getenv("SEGC_LINEAR_DOT"))
+		if (L->p->gpu || dot || cg_knob("SEGC_LINEAR_DOT"))
 			return lin(L);
 		return lin_gemm(L);
 	}
 	if (lw_type(L, L->root->in[0])->rank < 2 || lw_type(L, L->root->in[1])->rank < 2)
 		return lw_fail(L, "matmul of a rank-1 operand is not supported");
-	if (L->p->gpu || getenv("SEGC_MATMUL_ROW"))
+	if (L->p->gpu || cg_knob("SEGC_MATMUL_ROW"))
 		return mm(L);
 	return mm_gemm(L);
 }

@@ -35,7 +35,7 @@ static int64_t
 red_lanes(Lower *L, const Type *it, const uint8_t *red, int nloops)
 {
 	int64_t w = it->dims[it->rank - 1];
-	if (L->p->gpu || red[it->rank - 1] || !nloops || getenv("SEGC_REDUCE_NOLANES"))
+	if (L->p->gpu || red[it->rank - 1] || !nloops || cg_knob("SEGC_REDUCE_NOLANES"))
 		return 0;
 	for (int64_t v = 32; v >= 4; v /= 2)
 		if (w % v == 0)

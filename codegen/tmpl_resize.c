@@ -83,7 +83,7 @@ resize_rows(Lower *L, const float *scale, int align)
 	KNode *idx[5], *ohi, *wi, *ow;
 	Coord c;
 
-	if (L->p->gpu || getenv("SEGC_RESIZE_GATHER") || par * IW * 4 > RESIZE_SCRATCH_MAX)
+	if (L->p->gpu || cg_knob("SEGC_RESIZE_GATHER") || par * IW * 4 > RESIZE_SCRATCH_MAX)
 		return 1;
 	int tb = lw_scratch(L, DT_F32, par * IW, "row");
 	int xb = lw_buf(L, r->in[0]);
@@ -146,7 +146,7 @@ up2_gpu(Lower *L, int align)
 {
 	const Node *r = L->root;
 	const Type *it = lw_type(L, r->in[0]), *ot = lw_type(L, r->out[0]);
-	const char *env = getenv("SEGC_GPU_UP2");
+	const char *env = cg_knob("SEGC_GPU_UP2");
 	KNode *idx[5], *nb[3][3], *od[5];
 	Coord c;
 

@@ -100,7 +100,7 @@ walk(Lower *L, KNode *block, const ScanOrder *o, KNode **tok)
 static int64_t
 scan_lanes(Lower *L, int64_t c)
 {
-	if (L->p->gpu || getenv("SEGC_SCAN_SCALAR"))
+	if (L->p->gpu || cg_knob("SEGC_SCAN_SCALAR"))
 		return 0;
 	for (int64_t v = 16; v >= 4; v /= 2)
 		if (c % v == 0)

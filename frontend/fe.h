@@ -109,6 +109,11 @@ typedef struct {
 /* load.c */
 char *fe_ptr(Arena *a, const char *base, const char *key); /* base + "/" + escaped key */
 char *fe_ptri(Arena *a, const char *base, int i);
+/* a regular file of at most 256 MiB, NUL-terminated (malloc'd), or NULL with errno set */
+char *fe_read_file(const char *path, size_t *len);
+/* text -> a cJSON tree (numbers written as floats marked FE_JSON_FLOAT), or NULL after one
+ * diagnostic: a syntax error as file:line:col, a duplicate key as its pointer */
+cJSON *fe_json_parse(Arena *a, Diag *d, const char *text, size_t len, const char *file);
 const char *fe_json_describe(Arena *a, const cJSON *j); /* string "3x3", float 2.5 */
 Loc fe_loc(FeCtx *fx, const char *file, const char *ptr, const char *via);
 /* j must be an object whose keys are all in known[] (NULL-terminated) */

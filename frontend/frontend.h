@@ -7,6 +7,7 @@
 #ifndef SEGC_FRONTEND_H
 #define SEGC_FRONTEND_H
 #include "ir.h"
+#include "tune.h"
 
 typedef struct {
 	const char *name;
@@ -23,5 +24,14 @@ typedef struct {
 Module *fe_load(const char *path, const FeOptions *o, Diag *d);
 /* Same, from text in memory (for tests and fuzzing); path is used in messages only. */
 Module *fe_load_text(const char *text, size_t len, const char *path, const FeOptions *o, Diag *d);
+
+/* A tuning table (ir/tune.h; the segc-tune/1 format: docs/tune.md) read into t, its strings in
+ * a.  known(name, target) tells which knobs an entry may set for the file's target (NULL: any
+ * name).  0, or -1 after one diagnostic: the file and a JSON pointer, what was expected. */
+typedef int (*FeKnobCheck)(const char *name, const char *target);
+int fe_tune_load(const char *path, Arena *a, FeKnobCheck known, TuneTable *t, Diag *d);
+/* Same, from text in memory (tests and fuzzing); path is used in messages only. */
+int fe_tune_load_text(const char *text, size_t len, const char *path, Arena *a,
+                      FeKnobCheck known, TuneTable *t, Diag *d);
 
 #endif

@@ -186,9 +186,10 @@ dup_key(Arena *a, const cJSON *j, const char *ptr, const char **key)
 	return NULL;
 }
 
-/* Parse text into a tree, or NULL after one diagnostic.  The caller deletes the tree. */
-static cJSON *
-parse_json(FeCtx *fx, const char *text, size_t len, const char *file)
+/* Parse text into a tree, or NULL after one diagnostic (messages' pointers in a).  The caller
+ * deletes the tree. */
+cJSON *
+fe_json_parse(Arena *a, Diag *d, const char *text, size_t len, const char *file)
 {
 	const char *end = NULL;
 	Loc at = {file, NULL, NULL};
@@ -237,37 +238,47 @@ parse_json(FeCtx *fx, const char *text, size_t len, const char *file)
 				col++;
 			}
 		}
-		at.ptr = arena_printf(fx->m->arena, "%d:%d", line, col);
+		at.ptr = arena_printf(a, "%d:%d", line, col);
 		if (end == nul)
-			diag_error(fx->d, at, "invalid JSON: a NUL byte, expected text");
+			diag_error(d, at, "invalid JSON: a NUL byte, expected text");
 		else if (end >= text + len)
 			diag_error(
-			    fx->d, at,
+			    d, at,
 			    "invalid JSON: unexpected end of file, expected a complete value");
 		else if ((unsigned char)*end < 32 || (unsigned char)*end > 126)
-			diag_error(fx->d, at, "invalid JSON: unexpected byte 0x%02x",
+			diag_error(d, at, "invalid JSON: unexpected byte 0x%02x",
 			           (unsigned char)*end);
 		else
-			diag_error(fx->d, at, "invalid JSON: unexpected '%c'", *end);
+			diag_error(d, at, "invalid JSON: unexpected '%c'", *end);
 		return NULL;
 	}
 	const char *p = text;
 	mark_floats(j, &p, text + len);
-	const char *key = NULL, *dp = dup_key(fx->a, j, "", &key);
+	const char *key = NULL, *dp = dup_key(a, j, "", &key);
 	if (dp) {
-		at.ptr = arena_strdup(fx->m->arena, dp);
-		diag_error(fx->d, at, "duplicate key \"%.60s\", expected each key once", key);
+		at.ptr = arena_strdup(a, dp);
+		diag_error(d, at, "duplicate key \"%.60s\", expected each key once", key);
 		cJSON_Delete(j);
 		return NULL;
 	}
+	return j;
+}
+
+/* fe_json_parse, the tree owned by the load (FeCtx.trees) */
+static cJSON *
+parse_json(FeCtx *fx, const char *text, size_t len, const char *file)
+{
+	cJSON *j = fe_json_parse(fx->m->arena, fx->d, text, len, file);
+	if (!j)
+		return NULL;
 	*ARENA_PUSH(fx->a, fx->trees, fx->ntrees, fx->captrees) = j;
 	return j;
 }
 
 /* ---- includes ---- */
 
-static char *
-read_file(const char *path, size_t *len)
+char *
+fe_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	struct stat st;
@@ -319,13 +330,13 @@ load_includes(FeCtx *fx, const cJSON *inc, const char *file, const char *dir, co
 		size_t len = 0;
 		if (name[0] == '/') {
 			path = arena_strdup(ma, name);
-			text = read_file(path, &len);
+			text = fe_read_file(path, &len);
 		} else {
 			path = arena_printf(ma, "%s/%s", fx->lib_dir, name);
-			text = read_file(path, &len);
+			text = fe_read_file(path, &len);
 			if (!text) {
 				path = arena_printf(ma, "%s/%s", dir, name);
-				text = read_file(path, &len);
+				text = fe_read_file(path, &len);
 			}
 		}
 		if (!text)
@@ -543,7 +554,7 @@ Module *
 fe_load(const char *path, const FeOptions *o, Diag *d)
 {
 	size_t len = 0;
-	char *text = read_file(path, &len);
+	char *text = fe_read_file(path, &len);
 	if (!text) {
 		Loc at = {path, NULL, NULL};
 		diag_error(d, at, "cannot read the graph: %s", strerror(errno ? errno : EINVAL));

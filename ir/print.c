@@ -10,8 +10,10 @@
  * Values are renumbered in definition order (%1, %2, ...), live nodes only, attributes in
  * schema order (absent optional ones omitted), floats in the shortest form that reads back
  * exactly.  print(parse(text)) == text for every printed module.  Fusion groups and the
- * memory plan, when present, follow as comments (which the parser skips). */
+ * memory plan, when present, follow as comments (which the parser skips).  ir_group_key: a
+ * kernel's key for tuning tables (tune.h). */
 #include "ir.h"
+#include "tune.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -152,6 +154,52 @@ put_node(const Module *m, FILE *f, const Node *n, const uint32_t *disp, unsigned
 			fprintf(f, " (%s)", n->loc.via);
 	}
 	fputc('\n', f);
+}
+
+/* ---- kernel keys (tune.h) ---- */
+
+const char *
+ir_group_key(const Module *m, const Group *g, Arena *a)
+{
+	const Node *n = &m->nodes[g->root];
+	const OpInfo *oi = &optab[n->op];
+	char b[160], *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return "?";
+	fprintf(f, "%s(", oi->name);
+	for (int j = 0; j < n->nin; j++)
+		fprintf(f, "%s%s", j ? "," : "",
+		        n->in[j] ? type_str(&m->values[n->in[j]].type, b, sizeof b) : "_");
+	fputs(")->", f);
+	for (int j = 0; j < n->nout; j++)
+		fprintf(f, "%s%s", j ? "," : "", type_str(&m->values[n->out[j]].type, b, sizeof b));
+	int first = 1;
+	for (int j = 0; j < oi->nattrs; j++) {
+		if (!n->attrs[j].present)
+			continue;
+		fprintf(f, "%s%s=", first ? "{" : " ", oi->schema[j].key);
+		put_attr(f, &n->attrs[j]);
+		first = 0;
+	}
+	if (!first)
+		fputc('}', f);
+	for (uint32_t i = 0; i < g->npro; i++)
+		fprintf(f, " <%s", optab[m->nodes[g->pro[i]].op].name);
+	for (uint32_t i = 0; i < g->nnodes; i++)
+		if (g->nodes[i] != g->root)
+			fprintf(f, " +%s", optab[m->nodes[g->nodes[i]].op].name);
+	if (g->stats)
+		fputs(" +stats", f);
+	fclose(f);
+	for (char *c = buf; c && *c; c++) /* one line */
+		if (*c == '\n' || *c == '\t')
+			*c = ' ';
+	const char *key = arena_strdup(a, buf ? buf : "?");
+	free(buf);
+	return key;
 }
 
 static const char *

@@ -15,15 +15,20 @@
  * Device memory: the arena, one staging buffer per input and output (host-pointer runs),
  * all weights in one buffer laid out like the host buffer engine.c fills, and the packed slot,
  * which the schedule's "pack" launches fill from the weights once per load_weights.  A sticky
- * driver error (a kernel fault) marks the engine lost: every later call says so.  No global state:
+ * driver error (a kernel fault) marks the engine lost: every later call says so.  With
+ * $SEGC_PROFILE the launches are plain, each between two CUDA events, and the kernels' GPU
+ * times go to the profile (runtime/profile.c; the launch lines' "k=" field names the kernel).
+ * No global state:
  * the library handle and every function pointer live on the RtCuda.  libcuda is never
  * dlclosed (unloading the driver under a live process is not supported by NVIDIA). */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rt_cuda.h"
+#include "rt_prof.h"
 #include "rt_util.h"
 
 typedef int CUresult; /* CUDA_SUCCESS = 0 */
@@ -36,6 +41,7 @@ typedef struct CUstream_st *CUstream;
 typedef struct CUgraph_st *CUgraph;
 typedef struct CUgraphNode_st *CUgraphNode;
 typedef struct CUgraphExec_st *CUgraphExec;
+typedef struct CUevent_st *CUevent;
 
 /* CUDA_KERNEL_NODE_PARAMS (the v1 layout of cuGraphAddKernelNode, CUDA >= 10) */
 typedef struct {
@@ -93,6 +99,11 @@ typedef struct {
 	CUresult (*GraphExecKernelNodeSetParams)(CUgraphExec, CUgraphNode, const KernelNode *);
 	CUresult (*GraphExecDestroy)(CUgraphExec);
 	CUresult (*GraphDestroy)(CUgraph);
+	/* optional: events (SEGC_PROFILE; NULL: the profile syncs around each kernel) */
+	CUresult (*EventCreate)(CUevent *, unsigned);
+	CUresult (*EventRecord)(CUevent, CUstream);
+	CUresult (*EventElapsedTime)(float *, CUevent, CUevent);
+	CUresult (*EventDestroy)(CUevent);
 } Driver;
 
 typedef struct {
@@ -107,6 +118,7 @@ typedef struct {
 	CUdeviceptr *ptrs; /* nbufs device pointers, then n is passed from &n */
 	void **params;     /* nbufs + 1: &ptrs[0..nbufs-1], &n (set once parsing is done) */
 	CUgraphNode node;  /* its kernel node in the graph (NULL: no graph) */
+	int k;             /* its kernel's index in the kernel table ("k=" field; -1: none) */
 } Launch;
 
 struct RtCuda {
@@ -136,6 +148,9 @@ struct RtCuda {
 	CUgraph graph;
 	CUgraphExec exec;
 	CUresult lost; /* a sticky error: the context is unusable (0: none) */
+	RtProf *prof;   /* $SEGC_PROFILE: kernel times (NULL: none) */
+	CUevent *ev;    /* nlaunches + 1 events around the launches (profile), or NULL */
+	double *evsecs; /* the profile without events: each launch's seconds, synchronised */
 	void *hostcopy; /* run_device: the ranged inputs copied back for their check */
 	uint64_t hostcopy_bytes;
 	char name[256];
@@ -239,6 +254,12 @@ load_driver(Driver *d, char *err, size_t errlen)
 	*(void **)&d->GraphExecKernelNodeSetParams = dlsym(d->so, "cuGraphExecKernelNodeSetParams");
 	*(void **)&d->GraphExecDestroy = dlsym(d->so, "cuGraphExecDestroy");
 	*(void **)&d->GraphDestroy = dlsym(d->so, "cuGraphDestroy");
+	*(void **)&d->EventCreate = dlsym(d->so, "cuEventCreate");
+	*(void **)&d->EventRecord = dlsym(d->so, "cuEventRecord");
+	*(void **)&d->EventElapsedTime = dlsym(d->so, "cuEventElapsedTime_v2");
+	if (!d->EventElapsedTime)
+		*(void **)&d->EventElapsedTime = dlsym(d->so, "cuEventElapsedTime");
+	*(void **)&d->EventDestroy = dlsym(d->so, "cuEventDestroy_v2");
 	return SEGC_OK;
 }
 
@@ -317,6 +338,16 @@ parse_launches(RtCuda *c, const char **pp, int *lineno, const char *key, Launch 
 				               "open: CUDA launch schedule line %d: bad smem",
 				               *lineno);
 			l->smem = smem;
+			p += used;
+		}
+		int k;
+		l->k = -1;
+		if (sscanf(p, " k=%d%n", &k, &used) == 1) {
+			if (k < 0 || k > (1 << 24))
+				return rt_errf(SEGC_ERR_FORMAT, err, errlen,
+				               "open: CUDA launch schedule line %d: bad k",
+				               *lineno);
+			l->k = k;
 			p += used;
 		}
 		if (*p != '\n')
@@ -482,6 +513,8 @@ check_arch(RtCuda *c, int ordinal, char *err, size_t errlen)
 	return SEGC_OK;
 }
 
+static segc_status prof_open(RtCuda *c, char *err, size_t errlen);
+
 segc_status
 rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
 {
@@ -563,6 +596,8 @@ rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
 		goto fail;
 	}
 	st = open_device(c, err, errlen);
+	if (st == SEGC_OK)
+		st = prof_open(c, err, errlen);
 	c->d.CtxPopCurrent(&dummy);
 	if (st != SEGC_OK)
 		goto fail;
@@ -571,6 +606,53 @@ rt_cuda_open(RtCuda **out, const RtManifest *m, char *err, size_t errlen)
 fail:
 	rt_cuda_close(c);
 	return st;
+}
+
+/* ---- the profile ($SEGC_PROFILE): plain launches between events ---- */
+
+static segc_status
+prof_open(RtCuda *c, char *err, size_t errlen)
+{
+	CUresult r;
+	if (!(c->prof = rt_prof_new_timed()))
+		return SEGC_OK;
+	c->graphs = c->strict = 0; /* one record per kernel */
+	if (!c->d.EventCreate || !c->d.EventRecord || !c->d.EventElapsedTime ||
+	    !c->d.EventDestroy) {
+		c->evsecs = calloc((size_t)c->nlaunches + 1, sizeof *c->evsecs);
+		return c->evsecs ? SEGC_OK
+		                 : rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	}
+	c->ev = calloc((size_t)c->nlaunches + 1, sizeof *c->ev);
+	if (!c->ev)
+		return rt_errf(SEGC_ERR_NO_MEMORY, err, errlen, "open: out of memory");
+	for (int i = 0; i <= c->nlaunches; i++)
+		if ((r = c->d.EventCreate(&c->ev[i], 0)) != 0)
+			return drv_err(c, r, "open: cuEventCreate (SEGC_PROFILE)", err, errlen);
+	return SEGC_OK;
+}
+
+static double
+wall(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* after a run's synchronisation: each kernel's time into the profile */
+static segc_status
+prof_run(RtCuda *c, char *err, size_t errlen)
+{
+	for (int i = 0; c->prof && i < c->nlaunches; i++) {
+		float ms = 0;
+		CUresult r = c->ev ? c->d.EventElapsedTime(&ms, c->ev[i], c->ev[i + 1]) : 0;
+		if (r != 0)
+			return drv_err(c, r, "run: cuEventElapsedTime (SEGC_PROFILE)", err, errlen);
+		rt_prof_add(c->prof, c->launches[i].k, c->ev ? 1e-3 * ms : c->evsecs[i]);
+	}
+	rt_prof_run_end(c->prof);
+	return SEGC_OK;
 }
 
 /* ---- launches: parameters, the graph, plain launches; the context is current ---- */
@@ -678,8 +760,19 @@ launch_all(RtCuda *c, const char *what, char *err, size_t errlen)
 {
 	for (int i = 0; i < c->nlaunches; i++) {
 		Launch *l = &c->launches[i];
-		CUresult r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, l->smem,
-		                               c->stream, l->params, NULL);
+		double t0 = 0;
+		CUresult r = 0;
+		if (c->ev)
+			r = c->d.EventRecord(c->ev[i], c->stream);
+		else if (c->evsecs && (r = c->d.StreamSynchronize(c->stream)) == 0)
+			t0 = wall();
+		if (r == 0)
+			r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, l->smem,
+			                      c->stream, l->params, NULL);
+		if (r == 0 && c->evsecs && (r = c->d.StreamSynchronize(c->stream)) == 0)
+			c->evsecs[i] = wall() - t0;
+		if (r == 0 && c->ev && i == c->nlaunches - 1)
+			r = c->d.EventRecord(c->ev[i + 1], c->stream);
 		if (r != 0) {
 			char msg[320];
 			snprintf(msg, sizeof msg, "%s: launching %s", what, l->name);
@@ -908,6 +1001,8 @@ rt_cuda_run(RtCuda *c, const void *const *inputs, void *const *outputs, int devi
 	snprintf(msg, sizeof msg, "%s: cuStreamSynchronize (a kernel or a copy failed)", what);
 	if ((r = c->d.StreamSynchronize(c->stream)) != 0)
 		st = drv_err(c, r, msg, err, errlen);
+	else if (c->prof)
+		st = prof_run(c, err, errlen);
 out:
 	/* after a failure, wait for what was enqueued: nothing may touch the caller's buffers
 	 * once run returns */
@@ -952,6 +1047,9 @@ rt_cuda_close(RtCuda *c)
 		if (c->packed)
 			c->d.MemFree(c->packed);
 		graph_drop(c);
+		for (int i = 0; c->ev && i <= c->nlaunches; i++)
+			if (c->ev[i])
+				c->d.EventDestroy(c->ev[i]);
 		if (c->stream)
 			c->d.StreamDestroy(c->stream);
 		if (c->mod)
@@ -976,5 +1074,8 @@ rt_cuda_close(RtCuda *c)
 	free(c->bound);
 	free(c->moved);
 	free(c->hostcopy);
+	rt_prof_free(c->prof);
+	free(c->ev);
+	free(c->evsecs);
 	free(c);
 }

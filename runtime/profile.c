@@ -3,7 +3,8 @@
  * Kernel k's time is the caller thread's wall clock from mark(k) to the next mark: the whole
  * parallel loop, workers included.  With more than one run the first (warm-up) run is left
  * out.  flops come from the IR cost rules; bytes count every buffer of a kernel once (a lower
- * bound of its memory traffic). */
+ * bound of its memory traffic).  CUDA engines time their kernels with events and add them
+ * (rt_prof_add, runtime/cuda.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,15 +41,16 @@ now(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-RtProf *
-rt_prof_new(void)
+/* a profile of the kernel table segc_gen_kinfo, or NULL (SEGC_PROFILE unset or "0", no table) */
+static RtProf *
+prof_new(void)
 {
 	const char *env = getenv("SEGC_PROFILE");
 	const char *s, *nl;
 	RtProf *pr;
 	int n = 0;
 
-	if (!env || !*env || !strcmp(env, "0") || !&segc_gen_prof_hook || !segc_gen_kinfo)
+	if (!env || !*env || !strcmp(env, "0") || !segc_gen_kinfo)
 		return NULL;
 	for (s = segc_gen_kinfo; *s; s++)
 		n += *s == '\n';
@@ -70,8 +72,40 @@ rt_prof_new(void)
 	pr->cur = -1;
 	if (strcmp(env, "1") != 0)
 		snprintf(pr->path, sizeof pr->path, "%s", env);
-	segc_gen_prof_hook = rt_prof_mark;
 	return pr;
+}
+
+RtProf *
+rt_prof_new(void)
+{
+	RtProf *pr = &segc_gen_prof_hook ? prof_new() : NULL;
+	if (pr)
+		segc_gen_prof_hook = rt_prof_mark;
+	return pr;
+}
+
+RtProf *
+rt_prof_new_timed(void)
+{
+	return prof_new();
+}
+
+void
+rt_prof_add(RtProf *pr, int k, double secs)
+{
+	if (!pr || k < 0 || k >= pr->n)
+		return;
+	if (pr->runs == 0)
+		pr->k[k].first += secs;
+	else
+		pr->k[k].rest += secs;
+}
+
+void
+rt_prof_run_end(RtProf *pr)
+{
+	if (pr)
+		pr->runs++;
 }
 
 void
@@ -174,7 +208,7 @@ rt_prof_free(RtProf *pr)
 
 	if (!pr)
 		return;
-	if (&segc_gen_prof_hook)
+	if (&segc_gen_prof_hook && segc_gen_prof_hook == rt_prof_mark)
 		segc_gen_prof_hook = NULL;
 	f = pr->path[0] ? fopen(pr->path, "w") : stderr;
 	if (!f)

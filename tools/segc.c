@@ -57,7 +57,7 @@ typedef struct {
 	const char *out_names[MAXIO], *out_paths[MAXIO];
 	int nout;
 	int json, no_fuse, opt, verify_each, time_passes, threads, repeat, seed, quiet;
-	const char *target, *input_out, *precision, *layout, *prepack;
+	const char *target, *input_out, *precision, *layout, *prepack, *tune;
 } Args;
 
 static const char *help_compile =
@@ -69,6 +69,8 @@ static const char *help_compile =
     "                        (with --emit and no -o nothing is written)\n"
     "  --target=cpu|cuda:sm_90|cuda:sm_80  what to compile for (default cpu; cuda: docs/cuda.md)\n"
     "  --emit=cuda           print the CUDA C source, launch schedule and manifest (cuda)\n"
+    "  --emit=keys           print each kernel's name, code fingerprint and tuning key\n"
+    "  --tune=FILE           per-kernel knobs from a segc-tune/1 file (segc tune writes one)\n"
     "  --precision=fp32|tf32|bf16  cuda: conv/matmul inputs rounded to tf32/bf16 on tensor cores\n"
     "  --dump-after=PASS|all print the IR after a pass to stderr (passes: see --list-passes)\n"
     "  --list-passes         print the pipeline\n"
@@ -80,7 +82,7 @@ static const char *help_compile =
     "  -O0 .. -O3            LLVM optimisation level (default -O3)\n"
     "  --verify-each         verify the IR after every pass\n"
     "  --time-passes         print each pass's time\n"
-    "other commands: segc info | run | interp | synth  (segc COMMAND --help)\n";
+    "other commands: segc info | run | interp | synth | tune  (segc COMMAND --help)\n";
 
 static const char *help_info =
     "usage: segc info GRAPH.json [-D NAME=VALUE]... [--json]\n"
@@ -194,10 +196,14 @@ parse_args(int argc, char **argv, int first, Args *a, const char *help)
 			a->out = v;
 		} else if ((v = optval(argc, argv, &i, "--emit"))) {
 			if (strcmp(v, "ir") && strcmp(v, "kernels") && strcmp(v, "llvm") &&
-			    strcmp(v, "cuda"))
+			    strcmp(v, "cuda") && strcmp(v, "keys"))
 				tool_usage("segc",
-				           "--emit expects ir, kernels, llvm or cuda, got '%s'", v);
+				           "--emit expects ir, kernels, llvm, cuda or keys, "
+				           "got '%s'",
+				           v);
 			a->emit = v;
+		} else if ((v = optval(argc, argv, &i, "--tune"))) {
+			a->tune = v;
 		} else if ((v = optval(argc, argv, &i, "--dump-after"))) {
 			a->dump_after = v;
 		} else if ((v = optval(argc, argv, &i, "--weights"))) {
@@ -308,6 +314,28 @@ run_pipeline(Module *m, const Args *a, Diag *d)
 	}
 }
 
+/* the tuning table at path (fe_tune_load), for this target and precision; 0, or -1 after a
+ * diagnostic */
+static int
+load_tune(const char *path, const char *target, const char *precision, Arena *a, TuneTable *t,
+          Diag *d)
+{
+	if (fe_tune_load(path, a, cg_knob_known, t, d) < 0)
+		return -1;
+	const char *prec = precision ? precision : "fp32";
+	if (strcmp(t->target, target)) {
+		Loc l = {path, "/target", NULL};
+		return diag_error(d, l, "a table for %s, expected one for --target %s", t->target,
+		                  target);
+	}
+	if (strcmp(t->precision, prec)) {
+		Loc l = {path, "/precision", NULL};
+		return diag_error(d, l, "a table for %s, expected one for --precision %s",
+		                  t->precision, prec);
+	}
+	return 0;
+}
+
 static int
 cmd_compile(int argc, char **argv)
 {
@@ -348,7 +376,25 @@ cmd_compile(int argc, char **argv)
 	p.prepack = !pk || !strcmp(pk, "on") ? PREPACK_ON
 	            : !strcmp(pk, "lean")    ? PREPACK_LEAN
 	                                     : PREPACK_OFF;
+	TuneTable tune;
+	if (a.tune) {
+		if (load_tune(a.tune, co.target, co.precision, p.arena, &tune, &d) < 0) {
+			arena_free(p.arena);
+			ir_module_free(m);
+			return 1;
+		}
+		p.tune = &tune;
+	}
 	int rc = cg_lower(m, &p, &d);
+	if (rc == 0 && a.emit && !strcmp(a.emit, "keys"))
+		for (uint32_t i = 0; i + p.npack < p.nkernels; i++)
+			printf("%s\t%s\t%s\n", p.kernels[i].name,
+			       cg_kernel_fingerprint(&p, &p.kernels[i]), p.kernels[i].key);
+	if (rc == 0 && !a.out && a.emit && !strcmp(a.emit, "keys")) {
+		arena_free(p.arena);
+		ir_module_free(m);
+		return 0;
+	}
 	char obj[PATH_MAX] = "";
 	if (rc == 0) {
 		snprintf(obj, sizeof obj, "%s/segc-%d-XXXXXX",
@@ -1053,6 +1099,8 @@ main(int argc, char **argv)
 		return cmd_interp(argc, argv);
 	if (!strcmp(argv[1], "synth"))
 		return cmd_synth(argc, argv);
+	if (!strcmp(argv[1], "tune"))
+		return cmd_tune(argc, argv);
 	if (!strcmp(argv[1], "compile"))
 		return cmd_compile(argc - 1, argv + 1);
 	return cmd_compile(argc, argv);

@@ -24,4 +24,7 @@ typedef struct {
 void tool_engine_open(ToolEngine *t, const char *path, int threads);
 void tool_engine_close(ToolEngine *t);             /* closes, joins threads, unloads */
 
+/* segc tune (tools/tune.c) */
+int cmd_tune(int argc, char **argv);
+
 #endif

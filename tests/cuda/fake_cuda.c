@@ -4,7 +4,8 @@
  *
  * "Device memory" is host memory (cuMemAlloc = malloc, every allocation tracked); the cubin is
  * ignored and the kernels come from the emulation library that tests/cuda/segc_cuda.py builds
- * from the same generated CUDA C ($SEGC_FAKE_CUDA_EMU, an ENGINE.emu.so).  The launch schedule
+ * from the same generated CUDA C ($SEGC_FAKE_CUDA_EMU, an ENGINE.emu.so; unset: the engine's
+ * own, found at cuModuleLoadData from where the cubin lives).  The launch schedule
  * ($SEGC_FAKE_CUDA_SCHED, the ENGINE.emu.txt) gives each kernel's parameter count, and every
  * kernel run is checked against its schedule line (the "launch" lines in a cycle, the "pack"
  * lines of the prepack kernels in theirs): same kernel, grid, block and trip count `n`
@@ -19,16 +20,20 @@
  * runtime that changes its pointer arrays afterwards without cuGraphExecKernelNodeSetParams
  * runs stale pointers), an instantiated graph is a snapshot, each node must depend on exactly
  * the node added before it (the runtime's chain; nodes run in that order at cuGraphLaunch).
- * Built with -DFAKE_NO_GRAPHS the library lacks every cuGraph* symbol (an old driver).
+ * Events (cuEventRecord: the host clock, kernels having run at their launch) for SEGC_PROFILE.
+ * Built with -DFAKE_NO_GRAPHS the library lacks every cuGraph* and cuEvent* symbol (an old
+ * driver).
  * Test hooks: segc_fake_cuda_stats() (counters, below); $SEGC_FAKE_CUDA_FAIL = "instantiate"
  * (cuGraphInstantiateWithFlags fails, not sticky) or "kernel:K" (the K-th kernel run, from 1,
  * faults: reported, as on a GPU, by the next synchronisation, and sticky: every call after it
  * fails the same way). */
+#define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { ILLEGAL_ADDRESS = 700, INVALID_VALUE = 1, MAXARGS = 64, MAXALLOC = 4096 };
 
@@ -40,6 +45,7 @@ enum {
 	ST_INSTANTIATE,  /* graphs instantiated */
 	ST_SETPARAMS,    /* cuGraphExecKernelNodeSetParams calls */
 	ST_NODES,        /* kernel nodes added */
+	ST_EVENTS,       /* events recorded */
 	ST_COUNT
 };
 
@@ -112,28 +118,22 @@ fail(const char *msg, const char *arg)
 	return ILLEGAL_ADDRESS;
 }
 
-int
-cuInit(unsigned flags)
+/* the emulation library and the schedule (F.emu, F.lines, F.packs); 0, or an error */
+static int
+load_emu(const char *emu, const char *sched)
 {
-	const char *sched = getenv("SEGC_FAKE_CUDA_SCHED");
 	char buf[1 << 16];
 	FILE *f;
-	(void)flags;
-	if (F.emu)
-		return 0;
-	if (!getenv("SEGC_FAKE_CUDA_EMU") || !sched || !(f = fopen(sched, "r")))
-		return fail("set SEGC_FAKE_CUDA_EMU and SEGC_FAKE_CUDA_SCHED", NULL);
-	F.emu = dlopen(getenv("SEGC_FAKE_CUDA_EMU"), RTLD_NOW | RTLD_LOCAL);
+	if (!emu || !sched || !(f = fopen(sched, "r")))
+		return fail("no launch schedule: set SEGC_FAKE_CUDA_EMU and SEGC_FAKE_CUDA_SCHED, or "
+		            "keep ENGINE.so.emu.so and .emu.txt next to the engine: ",
+		            sched ? sched : "");
+	F.emu = dlopen(emu, RTLD_NOW | RTLD_LOCAL);
 	if (!F.emu) {
 		fclose(f);
 		return fail("cannot open the emulation library: ", dlerror());
 	}
 	*(void **)&F.set = dlsym(F.emu, "segc_emu_set");
-	const char *fl = getenv("SEGC_FAKE_CUDA_FAIL");
-	if (fl && !strcmp(fl, "instantiate"))
-		F.fail_instantiate = 1;
-	else if (fl && *fl && sscanf(fl, "kernel:%lld", &F.fail_kernel) != 1)
-		return fail("bad SEGC_FAKE_CUDA_FAIL: ", fl);
 	while (fgets(buf, sizeof buf, f)) {
 		Line l;
 		l.smem = line_smem(buf);
@@ -149,6 +149,21 @@ cuInit(unsigned flags)
 	}
 	fclose(f);
 	return F.set && F.nlines > 0 ? 0 : fail("no launches in the schedule", NULL);
+}
+
+int
+cuInit(unsigned flags)
+{
+	(void)flags;
+	const char *fl = getenv("SEGC_FAKE_CUDA_FAIL");
+	if (fl && !strcmp(fl, "instantiate"))
+		F.fail_instantiate = 1;
+	else if (fl && *fl && sscanf(fl, "kernel:%lld", &F.fail_kernel) != 1)
+		return fail("bad SEGC_FAKE_CUDA_FAIL: ", fl);
+	/* without the variables: at cuModuleLoadData, from the engine's path */
+	if (F.emu || !getenv("SEGC_FAKE_CUDA_EMU"))
+		return 0;
+	return load_emu(getenv("SEGC_FAKE_CUDA_EMU"), getenv("SEGC_FAKE_CUDA_SCHED"));
 }
 
 int
@@ -213,9 +228,17 @@ cuCtxPopCurrent_v2(void **ctx)
 int
 cuModuleLoadData(void **mod, const void *image)
 {
-	(void)image;
+	Dl_info info;
 	*mod = &F;
-	return 0;
+	if (F.emu)
+		return 0;
+	/* the cubin lives in the engine: ENGINE.so.emu.so and ENGINE.so.emu.txt beside it */
+	if (!dladdr(image, &info) || !info.dli_fname)
+		return fail("cannot tell which engine holds the cubin", NULL);
+	char emu[4096], sched[4096];
+	snprintf(emu, sizeof emu, "%s.emu.so", info.dli_fname);
+	snprintf(sched, sizeof sched, "%s.emu.txt", info.dli_fname);
+	return load_emu(emu, sched);
 }
 
 int
@@ -372,6 +395,48 @@ cuStreamSynchronize(void *s)
 	}
 	return F.lost;
 }
+
+#ifndef FAKE_NO_GRAPHS
+/* events: kernels run when launched, so an event's time is the host clock when recorded */
+typedef struct {
+	double t;
+} Event;
+
+int
+cuEventCreate(void **e, unsigned flags)
+{
+	(void)flags;
+	*e = calloc(1, sizeof(Event));
+	return *e ? 0 : 2; /* CUDA_ERROR_OUT_OF_MEMORY */
+}
+
+int
+cuEventRecord(void *e, void *stream)
+{
+	struct timespec ts;
+	(void)stream;
+	if (F.lost)
+		return F.lost;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	((Event *)e)->t = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+	F.stats[ST_EVENTS]++;
+	return 0;
+}
+
+int
+cuEventElapsedTime_v2(float *ms, void *a, void *b)
+{
+	*ms = (float)(1e3 * (((Event *)b)->t - ((Event *)a)->t));
+	return F.lost;
+}
+
+int
+cuEventDestroy_v2(void *e)
+{
+	free(e);
+	return 0;
+}
+#endif
 
 /* run kernel fn <<<gx, bx>>> with the argument values a[0..nbufs-1] and trip count n, after
  * checking them against the next schedule line */

@@ -24,6 +24,9 @@ have done.  The scenarios, one child each:
              with SEGC_ERR_DEVICE (no silent fallback)
   strictold  SEGC_CUDA_GRAPHS=2 and the driver without graph symbols: open refuses with
              SEGC_ERR_UNSUPPORTED
+  profile    SEGC_PROFILE=FILE: run x3, plain launches between events (no graph), and at close
+             a report in FILE naming every launched kernel (the "k=" fields) with its time
+  profileold the same on the driver without events (and graphs): synchronised launches
   real       the --real mode below (its child, SEGC_CUDA_GRAPHS=2), on the fake driver
   smemcap    (engines with dynamic shared memory, "smem=" launches: SEGC_CUDA_SMEM) a GPU of
              40000 bytes of shared memory a block: open refuses with SEGC_ERR_UNSUPPORTED
@@ -60,9 +63,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, HERE)
 
-STATS = ["launch", "graph_launch", "kernels", "instantiate", "setparams", "nodes"]
+STATS = ["launch", "graph_launch", "kernels", "instantiate", "setparams", "nodes", "events"]
 SCENARIOS = ["graphs", "nographs", "olddriver", "instfail", "sticky", "badenv", "strict",
-             "strictold", "real"]
+             "strictold", "profile", "profileold", "real"]
 
 
 class Child:
@@ -214,6 +217,34 @@ class Child:
         self.run("run 2")
         self.expect("instantiate fails", instantiate=0, graph_launch=0, nodes=L, launch=2 * L,
                     kernels=2 * L)
+
+    def profile(self, events=True):
+        L = self.nlaunch
+        for i in range(3):
+            self.run("run %d (SEGC_PROFILE)" % (i + 1))
+        self.expect("SEGC_PROFILE", graph_launch=0, instantiate=0, launch=3 * L,
+                    events=3 * (L + 1) if events else 0)
+        self.e.close()
+        sched = open(os.environ["SEGC_FAKE_CUDA_SCHED"]).read().splitlines()
+        ks = {int(f[2:]) for l in sched if l.startswith("launch ") for f in l.split()
+              if f.startswith("k=")}
+        if len(ks) == 0:
+            raise AssertionError("no launch line has a k= field")
+        text = open(os.environ["SEGC_PROFILE"]).read().splitlines()
+        if not text or "2 runs (after 1 warm-up)" not in text[0]:
+            raise AssertionError("SEGC_PROFILE report: %r" % (text[:1],))
+        rows = [l.split() for l in text[2:] if l and not l.startswith(("per class", "..."))]
+        rows = rows[:[i for i, r in enumerate(rows) if r[0] == "per"][0]] \
+            if any(r[0] == "per" for r in rows) else rows
+        timed = [r for r in rows if float(r[2]) > 0]
+        if len(timed) < len(ks):
+            raise AssertionError("SEGC_PROFILE report: %d kernels timed, %d launched" %
+                                 (len(timed), len(ks)))
+
+    def profileold(self):
+        if hasattr(self.drv, "cuEventRecord"):
+            raise AssertionError("the old-driver fake has cuEventRecord")
+        self.profile(events=False)
 
     def sticky(self):
         ins, outs = self.devset()
@@ -469,7 +500,8 @@ def child(scenario, engine, weights, inp, ref):
     else:
         c.open()
         getattr(c, scenario)()
-        c.e.close()
+        if not scenario.startswith("profile"):
+            c.e.close()
     return 0
 
 
@@ -482,8 +514,10 @@ def scenario_env(name, j, npack):
            "strict": {"SEGC_CUDA_GRAPHS": "2", "SEGC_FAKE_CUDA_FAIL": "instantiate"},
            "strictold": {"SEGC_CUDA_GRAPHS": "2"},
            "real": {"SEGC_CUDA_GRAPHS": "2", "SEGC_REAL_RUNS": "2"},
-           "smemcap": {"SEGC_FAKE_CUDA_SMEM_OPTIN": "40000"}}[name]
-    lib = j("lib-old") if name in ("olddriver", "strictold") else j("lib")
+           "smemcap": {"SEGC_FAKE_CUDA_SMEM_OPTIN": "40000"},
+           "profile": {"SEGC_PROFILE": j("profile.txt")},
+           "profileold": {"SEGC_PROFILE": j("profileold.txt")}}[name]
+    lib = j("lib-old") if name in ("olddriver", "strictold", "profileold") else j("lib")
     return dict(env, LD_LIBRARY_PATH=lib + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
 
 
@@ -554,7 +588,8 @@ def main(argv):
             return 1
         what = ("graph replay, run_device parameter updates, weights reloaded (other weights: "
                 "packed again), SEGC_CUDA_GRAPHS=0/2, no-graph driver, instantiate failure, "
-                "sticky error" if not only else "scenarios " + " ".join(only))
+                "sticky error, SEGC_PROFILE with and without events" if not only else
+                "scenarios " + " ".join(only))
         print("ok   %s: runtime/cuda.c on the fake driver, %d launches + %d prepack: %s%s; "
               "outputs match the CPU engine at 1e-4"
               % (label, launches, npack, what,

@@ -341,7 +341,7 @@ main(void)
 	CHECK(strstr(src, "__ldg(&b0[v0_i])"), "read-only load:\n%s", src);
 	CHECK(strstr(src, "expf("), "expf");
 	CHECK(strstr(src, "segc_min("), "min");
-	CHECK(strstr(src, "launch k0_t0 100 1 128 2 1:0 2:64\n"), "schedule:\n%s", src);
+	CHECK(strstr(src, "launch k0_t0 100 1 128 2 1:0 2:64 k=0\n"), "schedule:\n%s", src);
 	CHECK(strstr(src, "target cuda:sm_90\n"), "manifest target");
 	if (rc == 0)
 		printf("NVRTC compiled the program for sm_90\n");
@@ -434,7 +434,7 @@ main(void)
 			snprintf(want, sizeof want, "v1_c = (v0_p[0] / %lldLL);", (long long)vc[i].S);
 			CHECK(strstr(src, want) && strstr(src, "\tlong long v1_c;\n"),
 			      "vectors %zu: c not uniform:\n%s", i, src);
-			snprintf(want, sizeof want, "launch k0_sub_t0 %lld 1 128 3 1:0 2:0 3:0\n",
+			snprintf(want, sizeof want, "launch k0_sub_t0 %lld 1 128 3 1:0 2:0 3:0 k=0\n",
 			         (long long)vc[i].cnt);
 			CHECK(strstr(src, want), "vectors %zu: schedule:\n%s", i, src);
 		}
@@ -483,7 +483,7 @@ main(void)
 	CHECK(strstr(src, "segc_mma_store(b4 + (0LL), segc_acc[0], 24);"), "mma_store");
 	CHECK(strstr(src, "#define SEGC_KF 8\n"), "tf32 fragments");
 	CHECK(strstr(src, "SEGC_BLOCK_RUN(64, k0_t0_body, (b0, b1, n));"), "wrapper:\n%s", src);
-	CHECK(strstr(src, "launch k0_t0 4 4 64 2 1:0 2:0\n"), "block schedule:\n%s", src);
+	CHECK(strstr(src, "launch k0_t0 4 4 64 2 1:0 2:0 k=0\n"), "block schedule:\n%s", src);
 	if (rc == 0)
 		printf("NVRTC compiled the tensor-core program for sm_90\n");
 	else

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""bench/tune_measure.py -- `segc tune --stage measure` where the segc binary does not run.
+
+    python3 bench/tune_measure.py [--repeat N] [--pack OUT.tar.xz] [--budget S] DIR ...
+
+Each DIR is a folder of `segc tune --stage build` (plan, v0.so ... vK.so, w.safetensors,
+x.npy).  Every variant's engine is opened through the engine ABI (tests/cuda/segc_api.py; a GPU
+machine needs only numpy and the driver), its weights loaded, and run N times (default 5: the
+first is the warm-up the profile leaves out) with SEGC_PROFILE=DIR/vK.prof, which the runtime
+writes when the engine closes (CUDA engines: each kernel between two CUDA events); DIR/vK.err
+gets its output's max |a - b| / max |b| against v0's, or "failed: ...".  Those are the files
+`segc tune --stage choose --dir DIR -o TUNE.json` reads.  --pack writes every DIR's .prof and
+.err files (and plan) into one archive, the one file a lent GPU machine sends back; --budget S
+stops starting variants after S seconds (the ones not run are "failed: no time").
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "cuda"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+
+
+def variants(d):
+    """the variant specs of DIR/plan, in order"""
+    with open(os.path.join(d, "plan")) as f:
+        lines = f.read().splitlines()
+    if not lines or lines[0] != "segc-tune-plan 1":
+        raise SystemExit("%s/plan: not a plan of segc tune --stage build" % d)
+    return [l[len("variant "):] for l in lines if l.startswith("variant ")]
+
+
+def max_rel(a, b):
+    import numpy as np
+    if a.shape != b.shape:
+        return float("inf")
+    den = float(np.max(np.abs(b))) if b.size else 0.0
+    num = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+    if np.isnan(a).any() != np.isnan(b).any():
+        return float("inf")
+    return num / den if den > 0 else num
+
+
+def measure_dir(d, repeat, deadline):
+    import common
+    import segc_api
+    x = common.read_npy(os.path.join(d, "x.npy"))
+    base = None
+    for k, spec in enumerate(variants(d)):
+        prof, errp = (os.path.join(d, "v%d.%s" % (k, e)) for e in ("prof", "err"))
+        if os.path.exists(prof):
+            os.unlink(prof)
+        t0 = time.time()
+        if time.time() > deadline:
+            msg = "failed: no time"
+        else:
+            os.environ["SEGC_PROFILE"] = prof  # read when the engine opens
+            try:
+                e = segc_api.Engine(os.path.join(d, "v%d.so" % k))
+                try:
+                    e.load_weights(os.path.join(d, "w.safetensors"))
+                    for _ in range(repeat):
+                        y = e.run([x])
+                finally:
+                    e.close()  # writes the profile
+                if base is None:
+                    base = y
+                err = max(max_rel(a, b) for a, b in zip(y, base))
+                msg = "%.6e" % err
+            except Exception as ex:  # noqa: BLE001 -- reported in vK.err, the next goes on
+                msg = "failed: %s" % str(ex).strip().splitlines()[0][:300]
+            finally:
+                os.environ.pop("SEGC_PROFILE", None)
+        with open(errp, "w") as f:
+            f.write(msg + "\n")
+        print("%s v%d (%s): %s, %.1f s" % (d, k, spec, msg, time.time() - t0), flush=True)
+        if k == 0 and base is None:
+            print("%s: the base variant failed; its other variants are not run" % d)
+            return
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--pack", help="archive of the results (.tar.xz)")
+    ap.add_argument("--budget", type=float, default=1e9, help="seconds")
+    a = ap.parse_args(argv)
+    deadline = time.time() + a.budget
+    for d in a.dirs:
+        try:
+            measure_dir(d, max(a.repeat, 2), deadline)
+        except Exception as ex:  # noqa: BLE001 -- one folder's failure, the next goes on
+            print("%s: %s" % (d, ex))
+    if a.pack:
+        files = []
+        for d in a.dirs:
+            for name in sorted(os.listdir(d)):
+                if name == "plan" or name.endswith((".prof", ".err")):
+                    files.append(os.path.join(d, name))
+        subprocess.check_call(["tar", "-cJf", a.pack] + files)
+        print("packed %d files into %s" % (len(files), a.pack))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
