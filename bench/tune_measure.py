@@ -4,7 +4,9 @@
     python3 bench/tune_measure.py [--repeat N] [--pack OUT.tar.xz] [--budget S] DIR ...
 
 Each DIR is a folder of `segc tune --stage build` (plan, v0.so ... vK.so, w.safetensors,
-x.npy).  Every variant's engine is opened through the engine ABI (tests/cuda/segc_api.py; a GPU
+x.npy; without the last two -- too large to carry at 128^3 -- random weights, uniform within
+1/sqrt(fan_in) as bench/gpu_profile.py makes them, and a normal random input, seeded, the same
+for every variant).  Every variant's engine is opened through the engine ABI (tests/cuda/segc_api.py; a GPU
 machine needs only numpy and the driver), its weights loaded, and run N times (default 5: the
 first is the warm-up the profile leaves out) with SEGC_PROFILE=DIR/vK.prof, which the runtime
 writes when the engine closes (CUDA engines: each kernel between two CUDA events); DIR/vK.err
@@ -23,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cuda"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, HERE)
 
 
 def variants(d):
@@ -45,10 +48,30 @@ def max_rel(a, b):
     return num / den if den > 0 else num
 
 
-def measure_dir(d, repeat, deadline):
+def inputs(d):
+    """(weights: a path or safetensors bytes, x) of DIR: its files, else random ones"""
+    import numpy as np
     import common
     import segc_api
-    x = common.read_npy(os.path.join(d, "x.npy"))
+    wp, xp = os.path.join(d, "w.safetensors"), os.path.join(d, "x.npy")
+    if os.path.exists(wp) and os.path.exists(xp):
+        return wp, common.read_npy(xp)
+    import gpu_profile
+    e = segc_api.Engine(os.path.join(d, "v0.so"))
+    try:
+        rng = np.random.default_rng(0)
+        w = gpu_profile.random_weights(e, rng)
+        (_, dt, shape), = e.inputs[:1]
+        x = rng.standard_normal(shape).astype(np.float32) if np.dtype(dt) == np.float32 \
+            else np.zeros(shape, dtype=dt)
+    finally:
+        e.close()
+    return w, x
+
+
+def measure_dir(d, repeat, deadline):
+    import segc_api
+    w, x = inputs(d)
     base = None
     for k, spec in enumerate(variants(d)):
         prof, errp = (os.path.join(d, "v%d.%s" % (k, e)) for e in ("prof", "err"))
@@ -62,7 +85,7 @@ def measure_dir(d, repeat, deadline):
             try:
                 e = segc_api.Engine(os.path.join(d, "v%d.so" % k))
                 try:
-                    e.load_weights(os.path.join(d, "w.safetensors"))
+                    e.load_weights(w)
                     for _ in range(repeat):
                         y = e.run([x])
                 finally:
@@ -90,6 +113,7 @@ def main(argv):
     ap.add_argument("--pack", help="archive of the results (.tar.xz)")
     ap.add_argument("--budget", type=float, default=1e9, help="seconds")
     a = ap.parse_args(argv)
+    a.dirs = [os.path.normpath(d) for d in a.dirs]
     deadline = time.time() + a.budget
     for d in a.dirs:
         try:

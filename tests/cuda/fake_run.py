@@ -43,6 +43,13 @@ against numpy) and refuse -1 and 2 with SEGC_ERR_INVALID_ARGUMENT naming the ele
 any kernel runs (the fake's kernel counter does not move), the engine still usable after.
 Env: SEGC (the real segc, default build/segc).
 
+`fake_run.py --tune` runs `segc tune` for cuda:sm_90 tf32 on the fake driver (each engine's
+emulation found beside it; the variants compiled through tests/cuda/segc_cuda.py, named by
+$SEGC_TUNE_COMPILE): every variant's kernels timed between events (SEGC_PROFILE through
+runtime/cuda.c), outputs compared, the file written with every kernel key of the graph, a
+variant's knobs only where its code differs from base's (the fingerprints of --emit=keys), and
+the tuned engine compiled and run.
+
 On a GPU machine (no segc needed; numpy), the same checks on the real driver for
 prepared model cases (tests/cuda/gpu_prep.py: build/gpu-cases/models/<name>/ with engine.so,
 w.safetensors, x.npy, ref.npy), one child per mode SEGC_CUDA_GRAPHS=2 (graphs or an error),
@@ -484,6 +491,65 @@ def ranges(segc):
         subprocess.call(["rm", "-rf", tmp])
 
 
+def tune(segc):
+    """segc tune on the fake driver (the --tune mode above)"""
+    import json
+    tmp = tempfile.mkdtemp(prefix="segc-fake-tune-")
+    j = lambda *p: os.path.join(tmp, *p)
+    try:
+        build_fakes(j, old=False)
+        cuda_lib = os.environ.get("LD_LIBRARY_PATH", "")
+        with open(j("cc.sh"), "w") as f:  # compiles see no fake driver (NVRTC would load it)
+            f.write("#!/bin/sh\nLD_LIBRARY_PATH='%s' exec %s %s \"$@\"\n" % (
+                cuda_lib, sys.executable, os.path.join(HERE, "segc_cuda.py")))
+        os.chmod(j("cc.sh"), 0o755)
+        g = os.path.join(ROOT, "graphs", "tiny.json")
+        defs = ["-D", "in_ch=16", "-D", "C=16", "-D", "size=16"]
+        target = ["--target", "cuda:sm_90", "--precision", "tf32"]
+        variants = ["base", "SEGC_MMA_HALO=1,SEGC_HALO_RB=4", "SEGC_CUDA_VEC=0"]
+        env = dict(os.environ, LD_LIBRARY_PATH=j("lib") + ":" + cuda_lib,
+                   SEGC_TUNE_COMPILE=j("cc.sh"), SEGC_REAL=segc, SEGC_EMU_EXACT="1")
+        for k in ("SEGC_FAKE_CUDA_EMU", "SEGC_FAKE_CUDA_SCHED", "SEGC_PRECISION"):
+            env.pop(k, None)
+        p = subprocess.run([segc, "tune", g, "-o", j("tune.json"), "--dir", j("d"),
+                            "--repeat", "2", "--min-gain", "0"] + defs + target +
+                           sum((["--variant", v] for v in variants), []),
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        if p.returncode != 0 or p.stdout.count("output agrees with base's") != 2:
+            print("FAIL segc tune on the fake driver: %s" % p.stdout[-1500:])
+            return 1
+        ks = [l.split("\t") for l in subprocess.check_output(
+            [segc, g, "--emit=keys"] + defs + target, universal_newlines=True).splitlines()]
+        t = json.load(open(j("tune.json")))
+        got = sorted(e["key"] for e in t["kernels"])
+        if got != sorted(set(k[2] for k in ks)):
+            print("FAIL segc tune on the fake driver: keys %s" % got)
+            return 1
+        fps = [dict((l.split("\t")[2], l.split("\t")[1])
+                    for l in open(j("d", "v%d.keys" % v)).read().splitlines())
+               for v in range(len(variants))]
+        for e in t["kernels"]:
+            v = variants.index(e["variant"])
+            if v and fps[v][e["key"]] == fps[0][e["key"]]:
+                print("FAIL segc tune on the fake driver: %s won %s with base's code" %
+                      (e["variant"], e["kernel"]))
+                return 1
+        rows = [l for l in open(j("d", "v0.prof")).read().splitlines()[2:]
+                if l.startswith("k") and float(l.split()[2]) > 0]
+        if len(rows) < 3 or t["target"] != "cuda:sm_90" or t["precision"] != "tf32":
+            print("FAIL segc tune on the fake driver: profile rows %s, header %s" %
+                  (rows, t["target"]))
+            return 1
+        wins = ["%s: %s" % (e["kernel"], e["variant"]) for e in t["kernels"] if e["knobs"]]
+        print("ok   segc tune on the fake driver (cuda:sm_90 tf32, tiny 16^3, %d variants): "
+              "kernels timed by events, %d keys, winners %s; tuned engine run" %
+              (len(variants), len(got), ", ".join(wins) or "none"))
+        return 0
+    finally:
+        subprocess.call(["rm", "-rf", tmp])
+
+
 def child(scenario, engine, weights, inp, ref):
     c = Child(engine, weights, inp, ref)
     if scenario == "badenv":
@@ -538,6 +604,8 @@ def main(argv):
     segc = segc if os.path.isabs(segc) else os.path.join(ROOT, segc)
     if argv and argv[0] == "--ranges":
         return ranges(segc)
+    if argv and argv[0] == "--tune":
+        return tune(segc)
     graph, extra = argv[0], argv[1:]
     label = " ".join([os.path.basename(graph)] + extra)
     tmp = tempfile.mkdtemp(prefix="segc-fake-")

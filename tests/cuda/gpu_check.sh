@@ -7,6 +7,9 @@
 #   3. gpu-profile (PROFILE=1, the default on a GPU): bench/gpu_profile.py, per-kernel
 #      GPU time and roofline share of the fp32 and bf16 bench engines of unet3d, basicunet,
 #      segresnet and segmamba_v2; 100 s                                  ($OUT/gpu-profile.txt)
+#      or, with TUNE=1, in its place: bench/tune_measure.py on the folders of
+#      tests/cuda/tune_prep.sh (carried as build/gpu-tune.tar.xz), every variant's kernels
+#      timed by CUDA events, PROFILE_S s                 ($OUT/tune.tar.xz, $OUT/tune.txt)
 #   4. bench-gpu: bench/bench_gpu.py, segc vs PyTorch eager and torch.compile at 128^3, with
 #      the time left (~140 s after a full test and profile; more when they end early)
 #                                 ($OUT/bench-gpu.txt, $OUT/bench-gpu.json, $OUT/bench-gpu.md)
@@ -19,6 +22,7 @@
 # SKIP_TEST=1 (the benchmark gets all the time), PROFILE=0 (no profile: the benchmark gets its
 # time), PROFILE_ENGINES="build/gpu-ab/*/*.so" and PROFILE_S=S (profile these engines in S s
 # instead: an A/B run from tests/cuda/ab_prep.sh, carried as build/gpu-ab.tar.xz), BENCH_ARGS (more bench_gpu.py options, e.g. "--only unet3d --only segmamba"),
+# TUNE=1 (the tuning measurements in the profile's place and time),
 # DEVICE=cpu and CASES=DIR: the dry run without a GPU.
 cd "$(dirname "$0")/../.." || exit 2
 OUT=${OUT:-$(pwd)/build/gpu-out}
@@ -67,6 +71,18 @@ if [ -z "$SKIP_TEST" ]; then
 fi
 # gpu-profile: the fp32 and bf16 bench engines (or PROFILE_ENGINES), PROF_S - 5 s; its report is
 # written as it goes
+if [ "$PROFILE" = 1 ] && [ -n "$TUNE" ]; then
+	tn=build/gpu-tune
+	if [ -f "$tn.tar.xz" ]; then
+		rm -rf "$tn"
+		timeout 60 tar -xJf "$tn.tar.xz" || echo "unpacking $tn.tar.xz failed"
+	fi
+	timeout -k 5 $((PROF_S - 5)) $PY bench/tune_measure.py --budget $((PROF_S - 25)) \
+		--pack "$OUT/tune.tar.xz" $tn/*/ >"$OUT/tune.txt" 2>&1
+	echo "tune_measure exit $?" >>"$OUT/tune.txt"
+	tail -n 5 "$OUT/tune.txt"
+	PROFILE=0
+fi
 if [ "$PROFILE" = 1 ] && [ -n "$PROFILE_ENGINES" ]; then
 	ab=build/gpu-ab
 	if [ -f "$ab.tar.xz" ]; then

@@ -217,6 +217,13 @@ case $msg in
 "ok "*) ok "fake driver: ${msg#ok   }" ;;
 *) bad "fake driver: ranges: ${msg:-$(tail -n 3 "$tmp/fake.out" | tr '\n' ' ')}" ;;
 esac
+# segc tune for a CUDA target on the fake driver: per-kernel event times, the tuning file
+SEGC=$SEGC $PY tests/cuda/fake_run.py --tune >"$tmp/fake.out" 2>&1
+msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
+case $msg in
+"ok "*) ok "${msg#ok   }" ;;
+*) bad "fake driver: tune: ${msg:-$(tail -n 3 "$tmp/fake.out" | tr '\n' ' ')}" ;;
+esac
 
 # tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through NVRTC
 # and the cubin check; the tensor-core kernels must be there, and at bf16 the bf16 activations

@@ -5,6 +5,7 @@
 # graph's path is written FILE and its folder DIR (included files live in DIR/lib/).
 # A case NAME.graph (one line: the path of a graph such as graphs/segmamba.json) runs that
 # graph instead, with NAME.graph.args; FILE then stands for that path (the graphs' "checks").
+# Tuning files: tests/diag/tune/NAME.json (below).
 # UPDATE=1 rewrites the .err files from the current output (review the diff).
 cd "$(dirname "$0")/../.." || exit 2
 SEGC=${SEGC:-build/segc}
@@ -25,6 +26,27 @@ for c in $dir/*.json $dir/*.graph; do
 	if [ -n "$UPDATE" ]; then
 		printf '%s\n' "$got" >"$name.err"
 	fi
+	want=$(head -n 1 "$name.err" 2>/dev/null)
+	if [ "$rc" -eq 1 ] && [ "$got" = "$want" ]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL $c (exit $rc)"
+		echo "  want: $want"
+		echo "  got:  $got"
+	fi
+done
+# tuning files (docs/tune.md): tests/diag/tune/NAME.json must make
+#   $SEGC graphs/tiny.json --emit=keys --tune NAME.json
+# exit 1 with the first stderr line in NAME.err (the tuning file's path written FILE)
+for c in $dir/tune/*.json; do
+	[ -f "$c" ] || continue
+	name=${c%.json}
+	got=$("$SEGC" graphs/tiny.json --emit=keys --tune "$c" 2>&1 >/dev/null | head -n 1 |
+		sed "s#$c#FILE#g")
+	"$SEGC" graphs/tiny.json --emit=keys --tune "$c" >/dev/null 2>&1
+	rc=$?
+	[ -n "$UPDATE" ] && printf '%s\n' "$got" >"$name.err"
 	want=$(head -n 1 "$name.err" 2>/dev/null)
 	if [ "$rc" -eq 1 ] && [ "$got" = "$want" ]; then
 		pass=$((pass + 1))
