@@ -170,6 +170,8 @@ def one_graph(args):
     meta = {m["name"]: m for m in json.load(open(os.path.join(args.cases, "bench", "meta.json")))}
     m = meta[args.graph]
     r = {"name": m["name"], "graph": m["graph"], "params": m["over"]}
+    if m.get("tune"):  # engines compiled with tuning files (tests/cuda/gpu_prep.py)
+        r["notes"] = ["tuned %s: %s" % (p, f) for p, f in sorted(m["tune"].items())]
     if args.compile_only and os.path.exists(args.partial):      # pass 1's results
         r = json.load(open(args.partial))
     if dev.name == "cpu":

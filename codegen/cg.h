@@ -58,9 +58,13 @@ int cg_knob_known(const char *name, const char *target);
 /* the i-th per-kernel knob (NULL past the last), its target ("cpu", "cuda") and what it chooses */
 const char *cg_knob_name(int i, const char **target, const char **what);
 /* 16 hex digits that differ between two kernels only if their code may differ: their kernel IR
- * and the knobs the emitters read for them (segc --emit=keys; segc tune measures a variant of
- * a kernel only where its fingerprint is not the base's) */
+ * and, before a CUDA emitter filled Program.code_fp, the knobs the emitters read for them,
+ * after it the code it wrote (segc --emit=keys; segc tune measures a variant of a kernel only
+ * where its fingerprint is not the base's) */
 const char *cg_kernel_fingerprint(const Program *p, const Kernel *k);
+/* h extended by the n bytes at s (FNV-1a; sched: skipping a launch schedule's " slot:offset"
+ * fields), for Program.code_fp */
+uint64_t cg_code_hash(uint64_t h, const char *s, size_t n, int sched);
 /* Emit an object file at obj_path for the CPU.  0, or -1 after diagnostics. */
 int cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);
 /* Link obj with the runtime archive into a shared library at out_path (written to a temporary

@@ -1371,6 +1371,8 @@ emit_kernels(CudaEmit *e, const char **sigs)
 		cg_knob_enter(k->tune);
 		if (check_kernel(e, k) < 0)
 			return -1;
+		size_t src0 = e->src.len, sched0 = e->sched.len;
+		int share = -1;
 		e->ldg = arena_zalloc(p->arena, k->nbufs + 1);
 		char *ro = arena_zalloc(p->arena, k->nbufs + 2);
 		/* (upper case: not 16-byte aligned, so no vectors: cv_plan) */
@@ -1383,6 +1385,7 @@ emit_kernels(CudaEmit *e, const char **sigs)
 		for (uint32_t j = 0; j < ki; j++)
 			if (!strcmp(sigs[j], sigs[ki])) {
 				fname = p->kernels[j].name;
+				share = (int)j;
 				break;
 			}
 		for (uint32_t i = 0; i < k->body->nkids; i++) {
@@ -1436,6 +1439,11 @@ emit_kernels(CudaEmit *e, const char **sigs)
 			cuda_tput(&e->sched, "\n");
 			e->nlaunches++;
 		}
+		if (p->code_fp) /* its functions (or those it shares) and launch shapes */
+			p->code_fp[ki] = cg_code_hash(
+			    cg_code_hash(share >= 0 ? p->code_fp[share] : 0, e->src.s + src0,
+			                 e->src.len - src0, 0),
+			    e->sched.s + sched0, e->sched.len - sched0, 1);
 	}
 	cuda_tput(&e->sched, "end\n");
 	return 0;

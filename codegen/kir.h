@@ -127,6 +127,9 @@ typedef struct {
 	int64_t packed_bytes;
 	/* set before cg_lower: a tuning table (segc --tune), or NULL */
 	const TuneTable *tune;
+	/* set before emitting, or NULL: per kernel, a hash of the code the CUDA emitter wrote for
+	 * it (its functions and launch shapes: segc --emit=keys with -o, docs/tune.md) */
+	uint64_t *code_fp;
 } Program;
 
 typedef enum { KP_FP32, KP_TF32, KP_BF16 } KPrecision;

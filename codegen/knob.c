@@ -129,17 +129,40 @@ cg_kernel_fingerprint(const Program *p, const Kernel *k)
 {
 	char extra[512];
 	size_t n = 0;
+	uint64_t c = p->code_fp ? p->code_fp[k - p->kernels] : 0;
 	const TuneEntry *was = cg_knob_enter(k->tune);
 	extra[0] = 0;
-	for (int i = 0; emit_knobs[i]; i++) {
+	for (int i = 0; !c && emit_knobs[i]; i++) { /* (the code's hash covers them) */
 		const char *v = cg_knob(emit_knobs[i]);
 		if (v && n < sizeof extra)
 			n += (size_t)snprintf(extra + n, sizeof extra - n, "%s=%.40s;",
 			                      emit_knobs[i], v);
 	}
 	cg_knob_enter(was);
-	uint64_t h = 1469598103934665603ull;
-	for (const char *c = kir_signature(p, k, extra); *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	uint64_t h = cg_code_hash(0, "", 0, 0);
+	const char *sig = kir_signature(p, k, extra);
+	h = cg_code_hash(h, sig, strlen(sig), 0);
+	if (c) /* the kernel IR's half and the emitted code's */
+		h = (h & 0xffffffff00000000ull) | ((c ^ (c >> 32)) & 0xffffffffull);
 	return arena_printf(p->arena, "%016llx", (unsigned long long)h);
+}
+
+uint64_t
+cg_code_hash(uint64_t h, const char *s, size_t n, int sched)
+{
+	h ^= 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++) {
+		/* (a launch line's " slot:offset" buffers: where, not what) */
+		if (sched && s[i] == ' ' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9') {
+			size_t w = i + 1, colon = 0;
+			while (w < n && s[w] != ' ' && s[w] != '\n')
+				colon |= s[w++] == ':';
+			if (colon) {
+				i = w - 1;
+				continue;
+			}
+		}
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	}
+	return h;
 }

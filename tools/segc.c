@@ -314,6 +314,16 @@ run_pipeline(Module *m, const Args *a, Diag *d)
 	}
 }
 
+/* --emit=keys: "name\tfingerprint\tkey" per kernel of the run; the fingerprint covers the
+ * kernel IR and the emitters' knobs, and, once a CUDA emitter ran, the code it wrote */
+static void
+print_keys(const Program *p)
+{
+	for (uint32_t i = 0; i + p->npack < p->nkernels; i++)
+		printf("%s\t%s\t%s\n", p->kernels[i].name, cg_kernel_fingerprint(p, &p->kernels[i]),
+		       p->kernels[i].key);
+}
+
 /* the tuning table at path (fe_tune_load), for this target and precision; 0, or -1 after a
  * diagnostic */
 static int
@@ -386,15 +396,15 @@ cmd_compile(int argc, char **argv)
 		p.tune = &tune;
 	}
 	int rc = cg_lower(m, &p, &d);
-	if (rc == 0 && a.emit && !strcmp(a.emit, "keys"))
-		for (uint32_t i = 0; i + p.npack < p.nkernels; i++)
-			printf("%s\t%s\t%s\n", p.kernels[i].name,
-			       cg_kernel_fingerprint(&p, &p.kernels[i]), p.kernels[i].key);
-	if (rc == 0 && !a.out && a.emit && !strcmp(a.emit, "keys")) {
+	int keys = a.emit && !strcmp(a.emit, "keys");
+	if (rc == 0 && keys && !a.out) {
+		print_keys(&p);
 		arena_free(p.arena);
 		ir_module_free(m);
 		return 0;
 	}
+	if (rc == 0 && keys) /* (CUDA: the emitted code's hashes join the fingerprints) */
+		p.code_fp = arena_zalloc(p.arena, (p.nkernels + 1) * sizeof *p.code_fp);
 	char obj[PATH_MAX] = "";
 	if (rc == 0) {
 		snprintf(obj, sizeof obj, "%s/segc-%d-XXXXXX",
@@ -411,6 +421,8 @@ cmd_compile(int argc, char **argv)
 		                                    : cg_emit_cuda(&p, &co, obj, &d);
 	if (rc == 0 && a.out)
 		rc = cg_link(obj, &co, a.out, &d);
+	if (rc == 0 && keys)
+		print_keys(&p);
 	if (obj[0])
 		unlink(obj);
 	if (rc == 0 && a.out && !a.quiet && !a.emit)

@@ -529,6 +529,14 @@ def tune(segc):
         fps = [dict((l.split("\t")[2], l.split("\t")[1])
                     for l in open(j("d", "v%d.keys" % v)).read().splitlines())
                for v in range(len(variants))]
+        # (the halo variant changes the convs' code, never the elementwise kernels')
+        names = dict((l.split("\t")[2], l.split("\t")[0])
+                     for l in open(j("d", "v0.keys")).read().splitlines())
+        moved = sorted(names[k] for k in fps[0] if fps[1][k] != fps[0][k])
+        if not moved or any("conv3d" not in n for n in moved):
+            print("FAIL segc tune on the fake driver: the halo variant's fingerprints moved "
+                  "for %s" % moved)
+            return 1
         for e in t["kernels"]:
             v = variants.index(e["variant"])
             if v and fps[v][e["key"]] == fps[0][e["key"]]:

@@ -19,7 +19,8 @@ bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
   models/<name>/     every case of tests/models/test_models.py: engine.so, weights, x.npy,
                      ref.npy (the PyTorch oracle in float64), meta.json (module, params, seed)
   bench/<name>.so    bench/bench_gpu.py's graphs at 128^3 (--bench-size), and
-  bench/<name>.<p>.so  in tf32 and bf16 where segc builds them; meta.json
+  bench/<name>.<p>.so  in tf32 and bf16 where segc builds them (with --tune
+                       bench/tune/<name>-<p>.json where that file is: docs/tune.md); meta.json
 
 and packs it into build/gpu-cases.tar.xz (one xz stream: the engines share the runtime, so
 the archive stays small enough to carry).  When segc refuses a precision for a tiny graph
@@ -252,11 +253,18 @@ def prep_bench(size):
                                       if isinstance(v, (list, tuple)) else v)]
         m = {"name": name, "graph": graph, "module": refmod, "over": over, "size": size,
              "precisions": {}}
+        m["tune"] = {}
         for prec in ("fp32",) + PRECISIONS:
             t0 = time.time()
             eng = os.path.join(d, name + (".so" if prec == "fp32" else ".%s.so" % prec))
-            err = compile_engine(os.path.join(ROOT, graph), eng, defs, prec, lanes=False)
+            # a tuning file measured on a GPU (docs/tune.md) for this graph and precision
+            tf = os.path.join(ROOT, "bench", "tune", "%s-%s.json" % (name, prec))
+            tune = ["--tune", tf] if (size == 128 and target() == "cuda:sm_90" and
+                                      os.path.exists(tf)) else []
+            err = compile_engine(os.path.join(ROOT, graph), eng, defs + tune, prec, lanes=False)
             m["precisions"][prec] = err
+            if tune:
+                m["tune"][prec] = os.path.relpath(tf, ROOT)
             print("bench %s %s: %s (%.1fs)" % (name, prec, err or "ok", time.time() - t0))
             sys.stdout.flush()
         m["error"] = m["precisions"]["fp32"]
