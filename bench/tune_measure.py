@@ -80,6 +80,8 @@ def measure_dir(d, repeat, deadline):
         t0 = time.time()
         if time.time() > deadline:
             msg = "failed: no time"
+        elif not os.path.exists(os.path.join(d, "v%d.so" % k)):
+            msg = "failed: not built (v%d.log)" % k
         else:
             os.environ["SEGC_PROFILE"] = prof  # read when the engine opens
             try:

@@ -55,18 +55,23 @@ static const char *help_tune =
 
 static const char *const cpu_variants[] = {
     "base", "SEGC_WINOGRAD=0", "SEGC_WINOGRAD=1", "SEGC_CONV_NOCL=1", "SEGC_CONV_KHLOOP=1", NULL};
-static const char *const cuda_variants[] = {"base",
-                                            "SEGC_MMA_XROW=0",
-                                            "SEGC_MMA_T64=1",
-                                            "SEGC_MMA_SPLITK=1",
-                                            "SEGC_CUDA_SMEM=100000",
-                                            "SEGC_MMA_HALO=1",
-                                            "SEGC_MMA_HALO=1,SEGC_HALO_RB=4",
-                                            "SEGC_MMA_HALO=1,SEGC_HALO_RB=2",
-                                            "SEGC_MMA_HALO=1,SEGC_HALO_RB=4,SEGC_CUDA_SMEM=100000",
-                                            "SEGC_CUDA_VEC=2",
-                                            "SEGC_CUDA_GRID=4224",
-                                            NULL};
+static const char *const cuda_variants[] = {
+    "base",
+    "SEGC_MMA_XROW=0",
+    "SEGC_MMA_T64=1",
+    "SEGC_MMA_SPLITK=1",
+    "SEGC_CUDA_SMEM=100000",
+    "SEGC_MMA_HALO=1",
+    "SEGC_MMA_HALO=1,SEGC_HALO_RB=4",
+    "SEGC_MMA_HALO=1,SEGC_HALO_RB=2",
+    "SEGC_MMA_HALO=1,SEGC_HALO_RB=4,SEGC_CUDA_SMEM=100000",
+    "SEGC_CUDA_VEC=2",
+    "SEGC_CUDA_GRID=4224",
+    "SEGC_MMA_TILE=64x64",
+    "SEGC_MMA_TILE=128x64",
+    "SEGC_MMA_TILE=128x128",
+    NULL,
+};
 
 typedef struct {
 	const char *graph, *out, *target, *precision, *dir, *stage;
@@ -373,9 +378,14 @@ build(const TuneArgs *a, const char *dir)
 		const char *log = path_in(dir, "v%d.log", v);
 		int rc = compile(a, path_in(dir, "v%d.so", v), a->variants[v], NULL,
 		                 path_in(dir, "v%d.keys", v), log);
-		if (rc != 0)
-			tool_die("tune: compiling variant %s failed: %s", a->variants[v],
-			         first_line(log));
+		if (rc != 0 && v == 0)
+			tool_die("tune: compiling the graph failed: %s", first_line(log));
+		if (rc != 0) { /* (measure and choose leave it out) */
+			unlink(path_in(dir, "v%d.so", v));
+			fprintf(stderr, "segc tune: variant %d (%s) left out: %s\n", v,
+			        a->variants[v], first_line(log));
+			continue;
+		}
 		fprintf(stderr, "segc tune: built variant %d (%s) in %.1f s\n", v, a->variants[v],
 		        tool_now() - t0);
 	}
@@ -675,14 +685,19 @@ measure(const TuneArgs *a, const char *dir)
 		tool_die("tune: segc synth failed: %s", first_line(path_in(dir, "synth.log", 0)));
 	for (int v = 0; v < a->nvariants; v++) {
 		const char *prof = path_in(dir, "v%d.prof", v), *log = path_in(dir, "v%d.run", v);
+		const char *eng = path_in(dir, "v%d.so", v);
 		unlink(prof);
-		int rc = run_profiled(a, path_in(dir, "v%d.so", v), prof,
-		                      path_in(dir, "y%d.npy", v), log, dir);
+		int built = access(eng, R_OK) == 0;
+		int rc = 1;
+		if (built)
+			rc = run_profiled(a, eng, prof, path_in(dir, "y%d.npy", v), log, dir);
 		FILE *f = fopen(path_in(dir, "v%d.err", v), "w");
 		if (!f)
 			tool_die("tune: cannot write %s: %s", path_in(dir, "v%d.err", v),
 			         strerror(errno));
-		if (rc != 0)
+		if (!built)
+			fprintf(f, "failed: not built (%s)\n", path_in(dir, "v%d.log", v));
+		else if (rc != 0)
 			fprintf(f, "failed: %s\n", first_line(log));
 		else
 			fprintf(f, "%.6e\n",
