@@ -107,27 +107,13 @@ cases_wanted(int argc, char **argv)
 static const char *
 val(int argc, char **argv, int *i, const char *flag)
 {
-	size_t l = strlen(flag);
-	if (!strncmp(argv[*i], flag, l) && argv[*i][l] == '=')
-		return argv[*i] + l + 1;
-	if (!strcmp(argv[*i], flag)) {
-		if (*i + 1 >= argc)
-			tool_usage("segc run", "%s needs a value", flag);
-		return argv[++*i];
-	}
-	return NULL;
+	return tool_optval("segc run", argc, argv, i, flag);
 }
 
 static double
 num(const char *flag, const char *v, double lo, double hi)
 {
-	char *end;
-	errno = 0;
-	double x = strtod(v, &end);
-	if (errno || *end || end == v || !(x >= lo && x <= hi))
-		tool_usage("segc run", "%s expects a number in [%g, %g], got '%s'", flag, lo, hi,
-		           v);
-	return x;
+	return tool_num("segc run", flag, v, lo, hi);
 }
 
 static int

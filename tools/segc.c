@@ -142,15 +142,7 @@ add_io(const char *arg, const char **names, const char **paths, int *n, const ch
 static const char *
 optval(int argc, char **argv, int *i, const char *flag)
 {
-	size_t l = strlen(flag);
-	if (!strncmp(argv[*i], flag, l) && argv[*i][l] == '=')
-		return argv[*i] + l + 1;
-	if (!strcmp(argv[*i], flag)) {
-		if (*i + 1 >= argc)
-			tool_usage("segc", "%s needs a value", flag);
-		return argv[++*i];
-	}
-	return NULL;
+	return tool_optval("segc", argc, argv, i, flag);
 }
 
 static int
@@ -461,20 +453,6 @@ mod_index(ModStat *ms, int *n, const char *path, Arena *ar)
 	return (*n)++;
 }
 
-static void
-json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
 
 static void
 print_dims(FILE *f, const Type *t, int json)
@@ -534,7 +512,7 @@ cmd_info(int argc, char **argv)
 	FILE *f = stdout;
 	if (a.json) {
 		fprintf(f, "{\n  \"graph\": ");
-		json_str(f, m->name);
+		tool_json_str(f, m->name);
 		fprintf(f,
 		        ",\n  \"params\": %lld,\n  \"macs\": %.0f,\n  \"gmacs\": %.6f,\n  "
 		        "\"gflops\": %.6f,\n",
@@ -551,15 +529,15 @@ cmd_info(int argc, char **argv)
 		fprintf(f, "  \"kernels\": %u,\n  \"graph_params\": {", m->ngroups);
 		for (uint32_t i = 0; i < m->nparams; i++) {
 			fprintf(f, i ? ", " : "");
-			json_str(f, m->params[i].name);
+			tool_json_str(f, m->params[i].name);
 			fputs(": ", f);
-			json_str(f, m->params[i].value);
+			tool_json_str(f, m->params[i].value);
 		}
 		fprintf(f, "},\n  \"inputs\": [");
 		for (uint32_t i = 0; i < m->ninputs; i++) {
 			const Value *v = &m->values[m->inputs[i]];
 			fprintf(f, "%s{\"name\": ", i ? ", " : "");
-			json_str(f, v->name);
+			tool_json_str(f, v->name);
 			fprintf(f, ", \"dtype\": \"%s\", \"shape\": ", dtype_name(v->type.dtype));
 			print_dims(f, &v->type, 1);
 			fputc('}', f);
@@ -568,7 +546,7 @@ cmd_info(int argc, char **argv)
 		for (uint32_t i = 0; i < m->noutputs; i++) {
 			const Value *v = &m->values[m->outputs[i]];
 			fprintf(f, "%s{\"name\": ", i ? ", " : "");
-			json_str(f, m->output_names[i]);
+			tool_json_str(f, m->output_names[i]);
 			fprintf(f, ", \"dtype\": \"%s\", \"shape\": ", dtype_name(v->type.dtype));
 			print_dims(f, &v->type, 1);
 			fputc('}', f);
@@ -576,7 +554,7 @@ cmd_info(int argc, char **argv)
 		fprintf(f, "],\n  \"modules\": [");
 		for (int i = 0; i < nms; i++) {
 			fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-			json_str(f, ms[i].name);
+			tool_json_str(f, ms[i].name);
 			fprintf(f, ", \"params\": %lld, \"macs\": %.0f, \"gflops\": %.6f}",
 			        (long long)ms[i].params, ms[i].macs, 2 * ms[i].macs / 1e9);
 		}
@@ -588,7 +566,7 @@ cmd_info(int argc, char **argv)
 				continue;
 			const Value *v = &m->values[n->out[0]];
 			fprintf(f, "%s\n    {\"name\": ", first ? "" : ",");
-			json_str(f, v->name);
+			tool_json_str(f, v->name);
 			fprintf(f, ", \"dtype\": \"%s\", \"shape\": ", dtype_name(v->type.dtype));
 			print_dims(f, &v->type, 1);
 			fputc('}', f);

@@ -84,3 +84,43 @@ tool_engine_close(ToolEngine *t)
 		dlclose(t->so);
 	memset(t, 0, sizeof *t);
 }
+
+const char *
+tool_optval(const char *cmd, int argc, char **argv, int *i, const char *flag)
+{
+	size_t l = strlen(flag);
+	if (!strncmp(argv[*i], flag, l) && argv[*i][l] == '=')
+		return argv[*i] + l + 1;
+	if (!strcmp(argv[*i], flag)) {
+		if (*i + 1 >= argc)
+			tool_usage(cmd, "%s needs a value", flag);
+		return argv[++*i];
+	}
+	return NULL;
+}
+
+double
+tool_num(const char *cmd, const char *flag, const char *v, double lo, double hi)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (errno || *end || end == v || !(x >= lo && x <= hi))
+		tool_usage(cmd, "%s expects a number in [%g, %g], got '%s'", flag, lo, hi, v);
+	return x;
+}
+
+void
+tool_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}

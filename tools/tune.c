@@ -168,27 +168,13 @@ first_line(const char *path)
 static const char *
 val(int argc, char **argv, int *i, const char *flag)
 {
-	size_t l = strlen(flag);
-	if (!strncmp(argv[*i], flag, l) && argv[*i][l] == '=')
-		return argv[*i] + l + 1;
-	if (!strcmp(argv[*i], flag)) {
-		if (*i + 1 >= argc)
-			tool_usage("segc tune", "%s needs a value", flag);
-		return argv[++*i];
-	}
-	return NULL;
+	return tool_optval("segc tune", argc, argv, i, flag);
 }
 
 static double
 num(const char *flag, const char *v, double lo, double hi)
 {
-	char *end;
-	errno = 0;
-	double x = strtod(v, &end);
-	if (errno || *end || end == v || !(x >= lo && x <= hi))
-		tool_usage("segc tune", "%s expects a number in [%g, %g], got '%s'", flag, lo, hi,
-		           v);
-	return x;
+	return tool_num("segc tune", flag, v, lo, hi);
 }
 
 /* a variant: "base" or NAME=V[,NAME=V]... of per-kernel knobs for target */
@@ -566,19 +552,6 @@ run_profiled(const TuneArgs *a, const char *engine, const char *prof, const char
 	return child(self, argv, "base", env, NULL, log);
 }
 
-static void
-json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++)
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	fputc('"', f);
-}
 
 /* the variant's knobs as a JSON object */
 static void
@@ -594,9 +567,9 @@ json_knobs(FILE *f, const char *spec)
 			continue;
 		*eq = 0;
 		fputs(first ? "" : ", ", f);
-		json_str(f, s);
+		tool_json_str(f, s);
 		fputs(": ", f);
-		json_str(f, eq + 1);
+		tool_json_str(f, eq + 1);
 		first = 0;
 	}
 	fputc('}', f);
@@ -619,7 +592,7 @@ choose(const TuneArgs *a, Variant *vs, int nv)
 	size_t nn = (size_t)snprintf(note, sizeof note, "segc tune %s", a->graph ? a->graph : "");
 	for (int i = 0; i < a->ndefs && nn < sizeof note; i++)
 		nn += (size_t)snprintf(note + nn, sizeof note - nn, " -D %s", a->defs[i]);
-	json_str(f, note);
+	tool_json_str(f, note);
 	fputs(",\n  \"kernels\": [", f);
 	const Variant *b = &vs[0];
 	double pred = 0;
@@ -653,11 +626,11 @@ choose(const TuneArgs *a, Variant *vs, int nv)
 		fprintf(stderr, "%-22s %10.3f %10.3f  %s\n", b->k[i].name, base, t[best],
 		        vs[best].spec);
 		fputs(nent++ ? ",\n    {\"key\": " : "\n    {\"key\": ", f);
-		json_str(f, b->k[i].key);
+		tool_json_str(f, b->k[i].key);
 		fputs(", \"kernel\": ", f);
-		json_str(f, b->k[i].name);
+		tool_json_str(f, b->k[i].name);
 		fputs(", \"variant\": ", f);
-		json_str(f, vs[best].spec);
+		tool_json_str(f, vs[best].spec);
 		fprintf(f, ", \"ms\": %.4f, \"base_ms\": %.4f, \"knobs\": ", t[best], base);
 		json_knobs(f, vs[best].spec);
 		fputc('}', f);

@@ -12,39 +12,14 @@ SEGC=${SEGC:-build/segc}
 dir=tests/diag
 pass=0
 fail=0
-for c in $dir/*.json $dir/*.graph; do
-	[ -f "$c" ] || continue
-	name=${c%.*}
-	f=$c
-	[ "${c%.graph}" != "$c" ] && f=$(head -n 1 "$c")
-	args=
-	[ -f "$c.args" ] && args=$(cat "$c.args")
-	# shellcheck disable=SC2086
-	got=$("$SEGC" --emit=ir $args "$f" 2>&1 >/dev/null | head -n 1 | sed "s#$f#FILE#g; s#$dir#DIR#g")
-	"$SEGC" --emit=ir $args "$f" >/dev/null 2>&1
-	rc=$?
-	if [ -n "$UPDATE" ]; then
-		printf '%s\n' "$got" >"$name.err"
-	fi
-	want=$(head -n 1 "$name.err" 2>/dev/null)
-	if [ "$rc" -eq 1 ] && [ "$got" = "$want" ]; then
-		pass=$((pass + 1))
-	else
-		fail=$((fail + 1))
-		echo "FAIL $c (exit $rc)"
-		echo "  want: $want"
-		echo "  got:  $got"
-	fi
-done
-# tuning files (docs/tune.md): tests/diag/tune/NAME.json must make
-#   $SEGC graphs/tiny.json --emit=keys --tune NAME.json
-# exit 1 with the first stderr line in NAME.err (the tuning file's path written FILE)
-for c in $dir/tune/*.json; do
-	[ -f "$c" ] || continue
-	name=${c%.json}
-	got=$("$SEGC" graphs/tiny.json --emit=keys --tune "$c" 2>&1 >/dev/null | head -n 1 |
-		sed "s#$c#FILE#g")
-	"$SEGC" graphs/tiny.json --emit=keys --tune "$c" >/dev/null 2>&1
+
+# case C (its expected line in NAME.err): `$SEGC ARGS...` must exit 1 with that line first on
+# stderr, where F (a path) is written FILE and the folder tests/diag DIR
+check() {
+	c=$1 name=$2 f=$3
+	shift 3
+	got=$("$SEGC" "$@" 2>&1 >/dev/null | head -n 1 | sed "s#$f#FILE#g; s#$dir#DIR#g")
+	"$SEGC" "$@" >/dev/null 2>&1
 	rc=$?
 	[ -n "$UPDATE" ] && printf '%s\n' "$got" >"$name.err"
 	want=$(head -n 1 "$name.err" 2>/dev/null)
@@ -56,6 +31,22 @@ for c in $dir/tune/*.json; do
 		echo "  want: $want"
 		echo "  got:  $got"
 	fi
+}
+
+for c in $dir/*.json $dir/*.graph; do
+	[ -f "$c" ] || continue
+	f=$c
+	[ "${c%.graph}" != "$c" ] && f=$(head -n 1 "$c")
+	args=
+	[ -f "$c.args" ] && args=$(cat "$c.args")
+	# shellcheck disable=SC2086
+	check "$c" "${c%.*}" "$f" --emit=ir $args "$f"
+done
+# tuning files (docs/tune.md): tests/diag/tune/NAME.json must make
+#   $SEGC graphs/tiny.json --emit=keys --tune NAME.json
+# exit 1 with the first stderr line in NAME.err (the tuning file's path written FILE)
+for c in $dir/tune/*.json; do
+	[ -f "$c" ] && check "$c" "${c%.json}" "$c" graphs/tiny.json --emit=keys --tune "$c"
 done
 echo "diag: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
