@@ -66,6 +66,17 @@ def bench_list(s=128):
     ]
 
 
+def defs_line(name, s=128):
+    """'GRAPH -D k=v ...' of bench_list's graph name at size s (the shell scripts' compiles),
+    or '' where there is none"""
+    for n, graph, _, over in bench_list(s):
+        if n == name:
+            return " ".join([graph] + ["-D %s=%s" % (k, ",".join(map(str, v))
+                                                     if isinstance(v, (list, tuple)) else v)
+                                       for k, v in over.items()])
+    return ""
+
+
 # ---- one graph, in its own process ----
 
 class Dev:

@@ -26,11 +26,8 @@ for v in $VARIANTS; do
 	case $rest in *:*) precs=$(echo "${rest#*:}" | tr '+' ' ') ;; esac
 	mkdir -p "$OUT/$name"
 	for g in $GRAPHS; do
-		defs=$(/usr/bin/python3 -c "
-import sys; sys.path.insert(0, 'bench'); import bench_gpu
-for n, graph, _, over in bench_gpu.bench_list($SIZE):
-    if n == '$g':
-        print(graph, ' '.join('-D %s=%s' % (k, ','.join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in over.items()))")
+		defs=$(/usr/bin/python3 -c "import sys; sys.path.insert(0, 'bench'); import bench_gpu
+print(bench_gpu.defs_line('$g', $SIZE))")
 		[ -n "$defs" ] || { echo "ab_prep: no bench graph $g"; exit 2; }
 		for p in $precs; do
 			suf=$([ "$p" = fp32 ] && echo .so || echo ".$p.so")

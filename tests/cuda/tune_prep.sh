@@ -20,11 +20,8 @@ mkdir -p "$OUT"
 vargs=""
 for v in $VARIANTS; do vargs="$vargs --variant $v"; done
 for g in $GRAPHS; do
-	defs=$(/usr/bin/python3 -c "
-import sys; sys.path.insert(0, 'bench'); import bench_gpu
-for n, graph, _, over in bench_gpu.bench_list($SIZE):
-    if n == '$g':
-        print(graph, ' '.join('-D %s=%s' % (k, ','.join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in over.items()))")
+	defs=$(/usr/bin/python3 -c "import sys; sys.path.insert(0, 'bench'); import bench_gpu
+print(bench_gpu.defs_line('$g', $SIZE))")
 	[ -n "$defs" ] || { echo "tune_prep: no bench graph $g"; exit 2; }
 	for p in $PRECS; do
 		d=$OUT/$g-$p
