@@ -1,19 +1,22 @@
 #!/usr/bin/python3
 """bench/tune_measure.py -- `segc tune --stage measure` where the segc binary does not run.
 
-    python3 bench/tune_measure.py [--repeat N] [--pack OUT.tar.xz] [--budget S] DIR ...
+    python3 bench/tune_measure.py [--repeat N] [--rounds R] [--pack OUT.tar.xz] [--budget S]
+                                  DIR ...
 
-Each DIR is a folder of `segc tune --stage build` (plan, v0.so ... vK.so, w.safetensors,
-x.npy; without the last two -- too large to carry at 128^3 -- random weights, uniform within
+Each DIR is a folder of `segc tune --stage build` (plan, v0.so ... vK.so, w.safetensors, x.npy;
+without the last two -- too large to carry at 128^3 -- random weights, uniform within
 1/sqrt(fan_in) as bench/gpu_profile.py makes them, and a normal random input, seeded, the same
-for every variant).  Every variant's engine is opened through the engine ABI (tests/cuda/segc_api.py; a GPU
-machine needs only numpy and the driver), its weights loaded, and run N times (default 5: the
-first is the warm-up the profile leaves out) with SEGC_PROFILE=DIR/vK.prof, which the runtime
-writes when the engine closes (CUDA engines: each kernel between two CUDA events); DIR/vK.err
-gets its output's max |a - b| / max |b| against v0's, or "failed: ...".  Those are the files
-`segc tune --stage choose --dir DIR -o TUNE.json` reads.  --pack writes every DIR's .prof and
-.err files (and plan) into one archive, the one file a lent GPU machine sends back; --budget S
-stops starting variants after S seconds (the ones not run are "failed: no time").
+for every variant). Every variant's engine is opened through the engine ABI
+(tests/cuda/segc_api.py; a GPU machine needs only numpy and the driver), its weights loaded, and
+run N times (default 5: the first is the warm-up the profile leaves out) with
+SEGC_PROFILE=DIR/vK.prof, which the runtime writes when the engine closes (CUDA engines: each
+kernel between two CUDA events), the variants in turn, R rounds (default 2: DIR/vK.prof,
+vK.prof.1; segc tune keeps each kernel's fastest round); DIR/vK.err gets its output's max |a -
+b| / max |b| against v0's, or "failed: ...". Those are the files `segc tune --stage choose --dir
+DIR -o TUNE.json` reads. --pack writes every DIR's .prof and .err files (and plan) into one
+archive, the one file a lent GPU machine sends back; --budget S stops starting variants after S
+seconds (the ones not run are "failed: no time").
 """
 import argparse
 import os
@@ -69,49 +72,67 @@ def inputs(d):
     return w, x
 
 
-def measure_dir(d, repeat, deadline):
+def run_variant(d, k, w, x, repeat, prof):
+    """engine vK.so of DIR: weights w, input x, repeat runs with SEGC_PROFILE=prof; its
+    outputs"""
     import segc_api
+    os.environ["SEGC_PROFILE"] = prof  # read when the engine opens
+    try:
+        e = segc_api.Engine(os.path.join(d, "v%d.so" % k))
+        try:
+            e.load_weights(w)
+            for _ in range(repeat):
+                y = e.run([x])
+        finally:
+            e.close()  # writes the profile
+    finally:
+        os.environ.pop("SEGC_PROFILE", None)
+    return y
+
+
+def measure_dir(d, repeat, rounds, deadline):
+    """the variants in turn, round after round (segc tune's measure): vK.prof, vK.prof.1, ...
+    and vK.err from the first round"""
     w, x = inputs(d)
-    base = None
-    for k, spec in enumerate(variants(d)):
-        prof, errp = (os.path.join(d, "v%d.%s" % (k, e)) for e in ("prof", "err"))
-        if os.path.exists(prof):
-            os.unlink(prof)
-        t0 = time.time()
-        if time.time() > deadline:
-            msg = "failed: no time"
-        elif not os.path.exists(os.path.join(d, "v%d.so" % k)):
-            msg = "failed: not built (v%d.log)" % k
-        else:
-            os.environ["SEGC_PROFILE"] = prof  # read when the engine opens
-            try:
-                e = segc_api.Engine(os.path.join(d, "v%d.so" % k))
+    specs = variants(d)
+    for k in range(len(specs)):
+        for name in os.listdir(d):
+            if name == "v%d.prof" % k or name.startswith("v%d.prof." % k):
+                os.unlink(os.path.join(d, name))
+    base, ok = None, [True] * len(specs)
+    for r in range(rounds):
+        for k, spec in enumerate(specs):
+            prof = os.path.join(d, "v%d.prof" % k + (".%d" % r if r else ""))
+            t0 = time.time()
+            if not ok[k]:
+                continue
+            if time.time() > deadline:
+                msg = "failed: no time"
+            elif not os.path.exists(os.path.join(d, "v%d.so" % k)):
+                msg = "failed: not built (v%d.log)" % k
+            else:
                 try:
-                    e.load_weights(w)
-                    for _ in range(repeat):
-                        y = e.run([x])
-                finally:
-                    e.close()  # writes the profile
-                if base is None:
-                    base = y
-                err = max(max_rel(a, b) for a, b in zip(y, base))
-                msg = "%.6e" % err
-            except Exception as ex:  # noqa: BLE001 -- reported in vK.err, the next goes on
-                msg = "failed: %s" % str(ex).strip().splitlines()[0][:300]
-            finally:
-                os.environ.pop("SEGC_PROFILE", None)
-        with open(errp, "w") as f:
-            f.write(msg + "\n")
-        print("%s v%d (%s): %s, %.1f s" % (d, k, spec, msg, time.time() - t0), flush=True)
-        if k == 0 and base is None:
-            print("%s: the base variant failed; its other variants are not run" % d)
-            return
+                    y = run_variant(d, k, w, x, repeat, prof)
+                    base = y if base is None else base
+                    msg = "%.6e" % max(max_rel(a, b) for a, b in zip(y, base))
+                except Exception as ex:  # noqa: BLE001 -- reported in vK.err, the next goes on
+                    msg = "failed: %s" % str(ex).strip().splitlines()[0][:300]
+            if r == 0:
+                with open(os.path.join(d, "v%d.err" % k), "w") as f:
+                    f.write(msg + "\n")
+                print("%s v%d (%s): %s, %.1f s" % (d, k, spec, msg, time.time() - t0),
+                      flush=True)
+            ok[k] = not msg.startswith("failed")
+            if k == 0 and base is None:
+                print("%s: the base variant failed; its other variants are not run" % d)
+                return
 
 
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--pack", help="archive of the results (.tar.xz)")
     ap.add_argument("--budget", type=float, default=1e9, help="seconds")
     a = ap.parse_args(argv)
@@ -119,14 +140,14 @@ def main(argv):
     deadline = time.time() + a.budget
     for d in a.dirs:
         try:
-            measure_dir(d, max(a.repeat, 2), deadline)
+            measure_dir(d, max(a.repeat, 2), max(a.rounds, 1), deadline)
         except Exception as ex:  # noqa: BLE001 -- one folder's failure, the next goes on
             print("%s: %s" % (d, ex))
     if a.pack:
         files = []
         for d in a.dirs:
             for name in sorted(os.listdir(d)):
-                if name == "plan" or name.endswith((".prof", ".err")):
+                if name == "plan" or name.endswith(".err") or ".prof" in name:
                     files.append(os.path.join(d, name))
         subprocess.check_call(["tar", "-cJf", a.pack] + files)
         print("packed %d files into %s" % (len(files), a.pack))
