@@ -60,7 +60,7 @@ static const char *const cpu_variants[] = {
 static const char *const cuda_variants[] = {
     "base",
     "SEGC_MMA_XROW=0",
-    "SEGC_MMA_T64=1",
+    "SEGC_MMA_XROW=0,SEGC_MMA_T64=1",
     "SEGC_MMA_SPLITK=1",
     "SEGC_CUDA_SMEM=100000",
     "SEGC_MMA_HALO=1",
