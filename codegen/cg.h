@@ -55,6 +55,9 @@ const char *cg_knob(const char *name);
 const TuneEntry *cg_knob_enter(const TuneEntry *e);
 /* 1 if name is a per-kernel knob for target ("cpu", "cuda:sm_90"; NULL: any target) */
 int cg_knob_known(const char *name, const char *target);
+/* NULL if a tuning file for target may set knob name (value NULL) or set it to value, else what
+ * it expects ("an integer in [0, 4]"; a per-thread buffer) */
+const char *cg_knob_check(const char *name, const char *value, const char *target);
 /* the i-th per-kernel knob (NULL past the last), its target ("cpu", "cuda") and what it chooses */
 const char *cg_knob_name(int i, const char **target, const char **what);
 /* 16 hex digits that differ between two kernels only if their code may differ: their kernel IR

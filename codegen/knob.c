@@ -8,6 +8,7 @@
  * Only the knobs of the table below act per kernel: the graph-wide switches (SEGC_LAYOUT,
  * SEGC_PROLOGUE, SEGC_NORM_STATS, SEGC_ACT_BF16, SEGC_PREPACK) change what the passes
  * fuse and plan, so kernels and their keys, and stay in the environment. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,63 +16,67 @@
 
 #include "cg.h"
 
-/* name, targets ("cpu", "cuda" or "any"), what it chooses (docs/cli.md has the values) */
+/* name, target ("cpu" or "cuda"), the values a tuning file may give (an integer in [lo, hi];
+ * hi < 0: a tile "MxN", M and N multiples of 16 up to 256; lo = hi = 1: a switch that acts by
+ * being set, whatever its value) and what it chooses (docs/cli.md, docs/tune.md) */
 static const struct {
-	const char *name, *target, *what;
+	const char *name, *target;
+	long long lo, hi;
+	const char *what;
 } knobs[] = {
-    {"SEGC_MMA", "cuda", "tensor-core main loop (0 off, 1, 2)"},
-    {"SEGC_MMA_TILE", "cuda", "tensor-core tile MxN"},
-    {"SEGC_MMA_BK", "cuda", "tensor-core K step"},
-    {"SEGC_MMA_CPASYNC", "cuda", "cp.async staging"},
-    {"SEGC_MMA_MINB", "cuda", "blocks per SM the tiles aim for"},
-    {"SEGC_MMA_SPLITK", "cuda", "split-K (1: off)"},
-    {"SEGC_MMA_XVEC", "cuda", "bf16 channels-last x by vectors"},
-    {"SEGC_MMA_AROW", "cuda", "row-major A tile"},
-    {"SEGC_MMA_XROW", "cuda", "row gathers"},
-    {"SEGC_MMA_T48", "cuda", "48-column conv tiles"},
-    {"SEGC_MMA_T64", "cuda", "128 x 64 conv tiles"},
-    {"SEGC_MMA_CLVROWS", "cuda", "channels-last vector rows"},
-    {"SEGC_MMA_HALO", "cuda", "halo-tile convs"},
-    {"SEGC_HALO_RB", "cuda", "halo row blocks (2, 4)"},
-    {"SEGC_HALO_TW", "cuda", "halo row width"},
-    {"SEGC_HALO_MINB", "cuda", "halo blocks per SM"},
-    {"SEGC_HALO_MAXCO", "cuda", "halo form up to this many output channels"},
-    {"SEGC_CUDA_SMEM", "cuda", "shared memory per block (dynamic past 48 KiB)"},
-    {"SEGC_CUDA_VEC", "cuda", "16-byte vectors in streaming loops"},
-    {"SEGC_CUDA_ILP", "cuda", "lanes per thread"},
-    {"SEGC_CUDA_ILP16", "cuda", "lanes per thread, 16-bit outputs"},
-    {"SEGC_CUDA_ILP_MIN", "cuda", "trip count below which no vectors"},
-    {"SEGC_CUDA_GRID", "cuda", "most blocks of an elementwise grid"},
-    {"SEGC_CUDA_DIV32", "cuda", "32-bit divisions"},
-    {"SEGC_CUDA_RAWBF16", "cuda", "bf16 loads passed through unconverted"},
-    {"SEGC_GPU_FILL", "cuda", "SIMT conv occupancy target"},
-    {"SEGC_SIMT_STATS", "cuda", "conv statistics in the SIMT conv"},
-    {"SEGC_GPU_UP2", "cuda", "x2 trilinear upsample form"},
-    {"SEGC_GPU_RED_THREADS", "cuda", "reduction threads"},
-    {"SEGC_GPU_RED_GROUP", "cuda", "reduction group"},
-    {"SEGC_GPU_RED_BLOCK", "cuda", "reduction block"},
-    {"SEGC_WINOGRAD", "cpu", "Winograd convs (0 off, 1 forced)"},
-    {"SEGC_CONV_KHLOOP", "cpu", "conv kh loop"},
-    {"SEGC_PRO_PERLOAD", "cpu", "prologue per load"},
-    {"SEGC_CONV_NOCL", "cpu", "no channel-blocked conv"},
-    {"SEGC_CONV_NOPACK", "cpu", "no packed conv weights"},
-    {"SEGC_CONV_NOTILE", "cpu", "no conv tiles"},
-    {"SEGC_CONV_SCALAR", "cpu", "scalar conv"},
-    {"SEGC_CONV_OLD", "cpu", "the first conv form"},
-    {"SEGC_CONVCL_R", "cpu", "channels-last conv rows"},
-    {"SEGC_CONVCL_NOPLANE", "cpu", "channels-last conv without planes"},
-    {"SEGC_CONVCL_GLOBALPACK", "cpu", "channels-last conv packing"},
-    {"SEGC_CONVCL_NOLOOP", "cpu", "channels-last conv fully unrolled"},
-    {"SEGC_CLWINO_T", "cpu", "channels-last Winograd tiles per block"},
-    {"SEGC_CLWINO_CW", "cpu", "channels-last Winograd GEMM lanes"},
-    {"SEGC_CLWINO_PAR", "cpu", "channels-last Winograd iterations"},
-    {"SEGC_LINEAR_DOT", "cpu", "linear as dot products"},
-    {"SEGC_MATMUL_ROW", "cpu", "matmul by rows"},
-    {"SEGC_LINEAR_SCRATCH", "cpu", "linear through scratch"},
-    {"SEGC_REDUCE_NOLANES", "cpu", "reductions without lanes"},
-    {"SEGC_RESIZE_GATHER", "cpu", "resize as gathers"},
-    {"SEGC_SCAN_SCALAR", "cpu", "scalar scan"},
-    {"SEGC_NO_WIDEN", "cpu", "no outer-loop vectors"},
+    {"SEGC_MMA", "cuda", 0, 2, "tensor-core main loop (0 the first, 1, 2)"},
+    {"SEGC_MMA_TILE", "cuda", 0, -1, "tensor-core tile MxN"},
+    {"SEGC_MMA_BK", "cuda", 16, 32, "tensor-core K step (16, 32)"},
+    {"SEGC_MMA_CPASYNC", "cuda", 0, 2, "cp.async staging"},
+    {"SEGC_MMA_MINB", "cuda", 0, 8, "blocks per SM the tiles aim for"},
+    {"SEGC_MMA_SPLITK", "cuda", 1, 64, "split-K (1: off)"},
+    {"SEGC_MMA_XVEC", "cuda", 0, 1, "bf16 channels-last x by vectors"},
+    {"SEGC_MMA_AROW", "cuda", 0, 1, "row-major A tile"},
+    {"SEGC_MMA_XROW", "cuda", 0, 1, "row gathers"},
+    {"SEGC_MMA_T48", "cuda", 0, 1, "48-column conv tiles"},
+    {"SEGC_MMA_T64", "cuda", 0, 1, "128 x 64 conv tiles"},
+    {"SEGC_MMA_CLVROWS", "cuda", 0, 1, "channels-last vector rows"},
+    {"SEGC_MMA_HALO", "cuda", 0, 1, "halo-tile convs"},
+    {"SEGC_HALO_RB", "cuda", 0, 4, "halo row blocks (2, 4)"},
+    {"SEGC_HALO_TW", "cuda", 16, 128, "halo row width (16, 32, 64, 128)"},
+    {"SEGC_HALO_MINB", "cuda", 0, 8, "halo blocks per SM"},
+    {"SEGC_HALO_MAXCO", "cuda", 0, 1 << 16, "halo form up to this many output channels"},
+    {"SEGC_CUDA_SMEM", "cuda", 0, 232448, "shared memory per block (dynamic past 48 KiB)"},
+    {"SEGC_CUDA_VEC", "cuda", 0, 2, "16-byte vectors in streaming loops"},
+    {"SEGC_CUDA_ILP", "cuda", 1, 8, "lanes per thread"},
+    {"SEGC_CUDA_ILP16", "cuda", 1, 8, "lanes per thread, 16-bit outputs"},
+    {"SEGC_CUDA_ILP_MIN", "cuda", 0, 1LL << 40, "trip count below which no lanes"},
+    {"SEGC_CUDA_GRID", "cuda", 1, 1 << 21, "most blocks of an elementwise grid"},
+    {"SEGC_CUDA_DIV32", "cuda", 0, 1, "32-bit divisions"},
+    {"SEGC_CUDA_RAWBF16", "cuda", 0, 1, "bf16 loads passed through unconverted"},
+    {"SEGC_GPU_FILL", "cuda", 1024, 1 << 24, "SIMT conv threads wanted per launch"},
+    {"SEGC_SIMT_STATS", "cuda", 0, 1, "conv statistics in the SIMT conv"},
+    {"SEGC_GPU_UP2", "cuda", 0, 1, "x2 trilinear upsample form"},
+    {"SEGC_GPU_RED_THREADS", "cuda", 1024, 1 << 24, "reduction threads"},
+    {"SEGC_GPU_RED_GROUP", "cuda", 2, 4096, "reduction group"},
+    {"SEGC_GPU_RED_BLOCK", "cuda", 0, 1024, "reduction block"},
+    {"SEGC_WINOGRAD", "cpu", 0, 1, "Winograd convs (0 off, 1 forced)"},
+    {"SEGC_CONV_KHLOOP", "cpu", 1, 1, "conv kh loop"},
+    {"SEGC_PRO_PERLOAD", "cpu", 1, 1, "prologue per load"},
+    {"SEGC_CONV_NOCL", "cpu", 1, 1, "no channel-blocked conv"},
+    {"SEGC_CONV_NOPACK", "cpu", 1, 1, "no packed conv weights"},
+    {"SEGC_CONV_NOTILE", "cpu", 1, 1, "no conv tiles"},
+    {"SEGC_CONV_SCALAR", "cpu", 1, 1, "scalar conv"},
+    {"SEGC_CONV_OLD", "cpu", 1, 1, "the first conv form"},
+    {"SEGC_CONVCL_R", "cpu", 1, 64, "channels-last conv rows"},
+    {"SEGC_CONVCL_NOPLANE", "cpu", 1, 1, "channels-last conv without planes"},
+    {"SEGC_CONVCL_GLOBALPACK", "cpu", 1, 1, "channels-last conv packing"},
+    {"SEGC_CONVCL_NOLOOP", "cpu", 1, 1, "channels-last conv fully unrolled"},
+    {"SEGC_CLWINO_T", "cpu", 1, 32, "channels-last Winograd tiles per block"},
+    {"SEGC_CLWINO_CW", "cpu", 16, 32, "channels-last Winograd GEMM lanes (16, 32)"},
+    {"SEGC_CLWINO_PAR", "cpu", 1, 64, "channels-last Winograd iterations"},
+    {"SEGC_LINEAR_DOT", "cpu", 1, 1, "linear as dot products"},
+    {"SEGC_MATMUL_ROW", "cpu", 1, 1, "matmul by rows"},
+    {"SEGC_LINEAR_SCRATCH", "cpu", 1, 1, "linear through scratch"},
+    {"SEGC_REDUCE_NOLANES", "cpu", 1, 1, "reductions without lanes"},
+    {"SEGC_RESIZE_GATHER", "cpu", 1, 1, "resize as gathers"},
+    {"SEGC_SCAN_SCALAR", "cpu", 1, 1, "scalar scan"},
+    {"SEGC_NO_WIDEN", "cpu", 1, 1, "no outer-loop vectors"},
 };
 
 static _Thread_local const TuneEntry *cur;
@@ -94,14 +99,59 @@ cg_knob_enter(const TuneEntry *e)
 	return was;
 }
 
+/* the table's index of name, or -1 */
+static int
+find(const char *name)
+{
+	for (int i = 0; i < (int)(sizeof knobs / sizeof *knobs); i++)
+		if (!strcmp(knobs[i].name, name))
+			return i;
+	return -1;
+}
+
 int
 cg_knob_known(const char *name, const char *target)
 {
-	for (size_t i = 0; i < sizeof knobs / sizeof *knobs; i++)
-		if (!strcmp(knobs[i].name, name))
-			return !target || !strcmp(knobs[i].target, "any") ||
-			       !strncmp(knobs[i].target, target, strlen(knobs[i].target));
-	return 0;
+	int i = find(name);
+	return i >= 0 && (!target || !strncmp(knobs[i].target, target, strlen(knobs[i].target)));
+}
+
+/* a decimal integer, all of s */
+static int
+integer(const char *s, long long *v)
+{
+	char *end;
+	errno = 0;
+	*v = strtoll(s, &end, 10);
+	return *s && !*end && !errno;
+}
+
+const char *
+cg_knob_check(const char *name, const char *value, const char *target)
+{
+	static _Thread_local char why[160];
+	int i = find(name);
+	long long v, m, n;
+	char x;
+	if (i < 0 || !cg_knob_known(name, target)) {
+		snprintf(why, sizeof why, "one of the per-kernel knobs for %s docs/tune.md lists",
+		         target ? target : "a target");
+		return why;
+	}
+	if (!value)
+		return NULL;
+	if (knobs[i].hi < 0) {
+		if (sscanf(value, "%lld%c%lld", &m, &x, &n) == 3 && x == 'x' && m >= 16 &&
+		    m <= 256 && n >= 16 && n <= 256 && m % 16 == 0 && n % 16 == 0)
+			return NULL;
+		return "a tile MxN, M and N multiples of 16 up to 256 (\"128x64\")";
+	}
+	if (integer(value, &v) && v >= knobs[i].lo && v <= knobs[i].hi)
+		return NULL;
+	if (knobs[i].lo == 1 && knobs[i].hi == 1)
+		return "\"1\" (a switch that acts by being set)";
+	snprintf(why, sizeof why, "an integer in [%lld, %lld]", knobs[i].lo, knobs[i].hi);
+	return why;
 }
 
 const char *

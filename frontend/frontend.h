@@ -26,12 +26,13 @@ Module *fe_load(const char *path, const FeOptions *o, Diag *d);
 Module *fe_load_text(const char *text, size_t len, const char *path, const FeOptions *o, Diag *d);
 
 /* A tuning table (ir/tune.h; the segc-tune/1 format: docs/tune.md) read into t, its strings in
- * a.  known(name, target) tells which knobs an entry may set for the file's target (NULL: any
- * name).  0, or -1 after one diagnostic: the file and a JSON pointer, what was expected. */
-typedef int (*FeKnobCheck)(const char *name, const char *target);
-int fe_tune_load(const char *path, Arena *a, FeKnobCheck known, TuneTable *t, Diag *d);
+ * a.  check(name, value, target): NULL when an entry for the file's target may set knob name
+ * (value NULL) or set it to value, else what is expected (check NULL: anything goes).  0, or -1
+ * after one diagnostic: the file and a JSON pointer, what was expected. */
+typedef const char *(*FeKnobCheck)(const char *name, const char *value, const char *target);
+int fe_tune_load(const char *path, Arena *a, FeKnobCheck check, TuneTable *t, Diag *d);
 /* Same, from text in memory (tests and fuzzing); path is used in messages only. */
 int fe_tune_load_text(const char *text, size_t len, const char *path, Arena *a,
-                      FeKnobCheck known, TuneTable *t, Diag *d);
+                      FeKnobCheck check, TuneTable *t, Diag *d);
 
 #endif

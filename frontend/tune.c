@@ -73,7 +73,7 @@ unknown_member(const cJSON *j, const char *const *ok)
 }
 
 static int
-entry(TuneCtx *c, const cJSON *j, const char *ptr, const char *target, FeKnobCheck known,
+entry(TuneCtx *c, const cJSON *j, const char *ptr, const char *target, FeKnobCheck check,
       TuneEntry *e)
 {
 	static const char *const members[] = {"key",     "knobs", "kernel",  "graph",
@@ -133,7 +133,7 @@ entry(TuneCtx *c, const cJSON *j, const char *ptr, const char *target, FeKnobChe
 	int i = 0;
 	for (m = knobs->child; m; m = m->next, i++) {
 		const char *mp = fe_ptr(c->a, np, m->string);
-		if (known && !known(m->string, target))
+		if (check && check(m->string, NULL, target))
 			return err_at(c, mp,
 			              arena_printf(c->a,
 			                           "\"%.60s\" is not a per-kernel knob for %s, "
@@ -145,6 +145,11 @@ entry(TuneCtx *c, const cJSON *j, const char *ptr, const char *target, FeKnobChe
 			                           "%s, expected a knob value: a string of 1 to %d "
 			                           "letters, digits or _.,:+-, such as \"1\"",
 			                           fe_json_describe(c->a, m), TUNE_MAX_VALUE));
+		const char *want = check ? check(m->string, m->valuestring, target) : NULL;
+		if (want)
+			return err_at(c, mp,
+			              arena_printf(c->a, "%s, expected %s",
+			                           fe_json_describe(c->a, m), want));
 		k[i].name = arena_strdup(c->a, m->string);
 		k[i].value = arena_strdup(c->a, m->valuestring);
 	}
@@ -154,7 +159,7 @@ entry(TuneCtx *c, const cJSON *j, const char *ptr, const char *target, FeKnobChe
 }
 
 static int
-table(TuneCtx *c, const cJSON *j, FeKnobCheck known, TuneTable *t)
+table(TuneCtx *c, const cJSON *j, FeKnobCheck check, TuneTable *t)
 {
 	static const char *const members[] = {"format", "target",  "precision", "device",
 	                                      "note",   "kernels", NULL};
@@ -215,7 +220,7 @@ table(TuneCtx *c, const cJSON *j, FeKnobCheck known, TuneTable *t)
 	int i = 0;
 	for (m = ks->child; m; m = m->next, i++) {
 		const char *ptr = fe_ptri(c->a, "/kernels", i);
-		if (entry(c, m, ptr, t->target, known, &e[i]) < 0)
+		if (entry(c, m, ptr, t->target, check, &e[i]) < 0)
 			return -1;
 		for (int k = 0; k < i; k++)
 			if (!strcmp(e[k].key, e[i].key))
@@ -232,7 +237,7 @@ table(TuneCtx *c, const cJSON *j, FeKnobCheck known, TuneTable *t)
 }
 
 int
-fe_tune_load_text(const char *text, size_t len, const char *path, Arena *a, FeKnobCheck known,
+fe_tune_load_text(const char *text, size_t len, const char *path, Arena *a, FeKnobCheck check,
                   TuneTable *t, Diag *d)
 {
 	TuneCtx c = {a, d, path};
@@ -240,7 +245,7 @@ fe_tune_load_text(const char *text, size_t len, const char *path, Arena *a, FeKn
 	cJSON *j = fe_json_parse(a, d, text, len, path);
 	if (!j)
 		return -1;
-	int rc = table(&c, j, known, t);
+	int rc = table(&c, j, check, t);
 	cJSON_Delete(j);
 	if (rc < 0)
 		memset(t, 0, sizeof *t);
@@ -248,7 +253,7 @@ fe_tune_load_text(const char *text, size_t len, const char *path, Arena *a, FeKn
 }
 
 int
-fe_tune_load(const char *path, Arena *a, FeKnobCheck known, TuneTable *t, Diag *d)
+fe_tune_load(const char *path, Arena *a, FeKnobCheck check, TuneTable *t, Diag *d)
 {
 	size_t len = 0;
 	char *text = fe_read_file(path, &len);
@@ -259,7 +264,7 @@ fe_tune_load(const char *path, Arena *a, FeKnobCheck known, TuneTable *t, Diag *
 		                  "cannot read the tuning file: %s, expected a segc-tune/1 file",
 		                  strerror(errno));
 	}
-	int rc = fe_tune_load_text(text, len, path, a, known, t, d);
+	int rc = fe_tune_load_text(text, len, path, a, check, t, d);
 	free(text);
 	return rc;
 }

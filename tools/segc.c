@@ -322,7 +322,7 @@ static int
 load_tune(const char *path, const char *target, const char *precision, Arena *a, TuneTable *t,
           Diag *d)
 {
-	if (fe_tune_load(path, a, cg_knob_known, t, d) < 0)
+	if (fe_tune_load(path, a, cg_knob_check, t, d) < 0)
 		return -1;
 	const char *prec = precision ? precision : "fp32";
 	if (strcmp(t->target, target)) {

@@ -196,11 +196,13 @@ check_variant(const char *spec, const char *target)
 			           "--variant expects base or NAME=V[,NAME=V]..., got '%s'", spec);
 		*eq = 0;
 		if (!cg_knob_known(s, target))
-			tool_usage(
-			    "segc tune",
-			    "--variant: %s is not a per-kernel knob for %s (docs/tune.md lists "
-			    "them)",
-			    s, target);
+			tool_usage("segc tune",
+			           "--variant: %s is not a per-kernel knob for %s (docs/tune.md "
+			           "lists them)",
+			           s, target);
+		const char *want = cg_knob_check(s, eq + 1, target);
+		if (want)
+			tool_usage("segc tune", "--variant: %s=%s, expected %s", s, eq + 1, want);
 	}
 }
 

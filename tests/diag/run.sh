@@ -43,10 +43,14 @@ for c in $dir/*.json $dir/*.graph; do
 	check "$c" "${c%.*}" "$f" --emit=ir $args "$f"
 done
 # tuning files (docs/tune.md): tests/diag/tune/NAME.json must make
-#   $SEGC graphs/tiny.json --emit=keys --tune NAME.json
+#   $SEGC graphs/tiny.json --emit=keys --tune NAME.json [ARGS from NAME.json.args]
 # exit 1 with the first stderr line in NAME.err (the tuning file's path written FILE)
 for c in $dir/tune/*.json; do
-	[ -f "$c" ] && check "$c" "${c%.json}" "$c" graphs/tiny.json --emit=keys --tune "$c"
+	[ -f "$c" ] || continue
+	args=
+	[ -f "$c.args" ] && args=$(cat "$c.args")
+	# shellcheck disable=SC2086
+	check "$c" "${c%.json}" "$c" graphs/tiny.json --emit=keys --tune "$c" $args
 done
 echo "diag: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -16,8 +16,9 @@ gate) and an elementwise tail, compared with PyTorch (F.conv3d, relu, sigmoid) w
              engine compiled with it matches PyTorch; --min-gain 0.9: every entry keeps base
   staged     --stage build, bench/tune_measure.py (the engine ABI from Python), --stage choose:
              the same keys; --stage measure then choose on the same folder agree in form
-  usage      refusals: a graph-wide knob in --variant, a first variant other than base,
-             --stage choose without --dir, a missing tuning file (exit 1, one line)
+  usage      refusals: a graph-wide knob in --variant, a value out of a knob's range, a first
+             variant other than base, --stage choose without --dir, a missing tuning file
+             (exit 1, one line)
 Prints one line per case and ends with `N passed, M failed`; exit 1 on a failure.
 """
 import json
@@ -252,6 +253,8 @@ def case_usage(d, ref_gp):
          2, "SEGC_LAYOUT is not a per-kernel knob for cpu"),
         (["tune", gp, "-o", "x.json", "--variant", "SEGC_WINOGRAD=0"], 2,
          "the first --variant must be base"),
+        (["tune", gp, "-o", "x.json", "--variant", "base", "--variant", "SEGC_WINOGRAD=5"], 2,
+         "SEGC_WINOGRAD=5, expected an integer in [0, 1]"),
         (["tune", "--stage", "choose", "-o", "x.json"], 2, "--stage choose needs --dir"),
         (["tune", gp, "-o", "x.json", "--variant", "base", "--variant", "SEGC_MMA_HALO=1"],
          2, "SEGC_MMA_HALO is not a per-kernel knob for cpu"),
