@@ -52,13 +52,19 @@ def max_rel(a, b):
 
 
 def inputs(d):
-    """(weights: a path or safetensors bytes, x) of DIR: its files, else random ones"""
-    import numpy as np
-    import common
-    import segc_api
+    """DIR/w.safetensors and DIR/x.npy, made where missing: random weights and input, seeded
+    (in a child process: the engine it opens to read the weights' shapes is closed with it)"""
     wp, xp = os.path.join(d, "w.safetensors"), os.path.join(d, "x.npy")
     if os.path.exists(wp) and os.path.exists(xp):
-        return wp, common.read_npy(xp)
+        return
+    code = ("import sys; sys.argv = ['', %r]; import tune_measure as t; t.make_inputs(%r)"
+            % (d, d))
+    subprocess.check_call([sys.executable, "-c", code], cwd=HERE)
+
+
+def make_inputs(d):
+    import numpy as np
+    import segc_api
     import gpu_profile
     e = segc_api.Engine(os.path.join(d, "v0.so"))
     try:
@@ -69,18 +75,24 @@ def inputs(d):
             else np.zeros(shape, dtype=dt)
     finally:
         e.close()
-    return w, x
+    with open(os.path.join(d, "w.safetensors.tmp"), "wb") as f:
+        f.write(w)
+    os.replace(os.path.join(d, "w.safetensors.tmp"), os.path.join(d, "w.safetensors"))
+    np.save(os.path.join(d, "x.tmp.npy"), x)
+    os.replace(os.path.join(d, "x.tmp.npy"), os.path.join(d, "x.npy"))
 
 
-def run_variant(d, k, w, x, repeat, prof):
-    """engine vK.so of DIR: weights w, input x, repeat runs with SEGC_PROFILE=prof; its
+def run_variant(d, k, repeat, prof):
+    """engine vK.so of DIR: its weights and input, repeat runs with SEGC_PROFILE=prof; its
     outputs"""
+    import common
     import segc_api
+    x = common.read_npy(os.path.join(d, "x.npy"))
     os.environ["SEGC_PROFILE"] = prof  # read when the engine opens
     try:
         e = segc_api.Engine(os.path.join(d, "v%d.so" % k))
         try:
-            e.load_weights(w)
+            e.load_weights(os.path.join(d, "w.safetensors"))
             for _ in range(repeat):
                 y = e.run([x])
         finally:
@@ -90,45 +102,68 @@ def run_variant(d, k, w, x, repeat, prof):
     return y
 
 
+def child(d, r, k0, repeat, deadline):
+    """round r of DIR from variant k0 on, in this process; after a variant that failed (a GPU
+    fault makes the process's context unusable) it writes DIR/.next and exits 4"""
+    import numpy as np
+    specs = variants(d)
+    for k in range(k0, len(specs)):
+        prof = os.path.join(d, "v%d.prof" % k + (".%d" % r if r else ""))
+        errp = os.path.join(d, "v%d.err" % k)
+        if r and (not os.path.exists(errp) or open(errp).read().startswith("failed")):
+            continue
+        t0 = time.time()
+        if time.time() > deadline:
+            msg = "failed: no time"
+        elif not os.path.exists(os.path.join(d, "v%d.so" % k)):
+            msg = "failed: not built (v%d.log)" % k
+        else:
+            try:
+                y = run_variant(d, k, repeat, prof)
+                if k == 0 and r == 0:
+                    np.savez(os.path.join(d, "y0.npz"), *y)
+                base = np.load(os.path.join(d, "y0.npz"))
+                msg = "%.6e" % max(max_rel(a, base["arr_%d" % i]) for i, a in enumerate(y))
+            except Exception as ex:  # noqa: BLE001 -- reported in vK.err
+                msg = "failed: %s" % (str(ex).strip().splitlines() or ["?"])[0][:300]
+        if r == 0:
+            with open(errp, "w") as f:
+                f.write(msg + "\n")
+            print("%s v%d (%s): %s, %.1f s" % (d, k, specs[k], msg, time.time() - t0),
+                  flush=True)
+        if msg.startswith("failed") and k + 1 < len(specs) and msg != "failed: no time":
+            with open(os.path.join(d, ".next"), "w") as f:
+                f.write("%d\n" % (k + 1))
+            return 4
+    return 0
+
+
 def measure_dir(d, repeat, rounds, deadline):
     """the variants in turn, round after round (segc tune's measure): vK.prof, vK.prof.1, ...
-    and vK.err from the first round"""
-    w, x = inputs(d)
+    and vK.err from the first round; a child process per round, a new one after a failure"""
+    inputs(d)
     specs = variants(d)
     for k in range(len(specs)):
         for name in os.listdir(d):
             if name == "v%d.prof" % k or name.startswith("v%d.prof." % k):
                 os.unlink(os.path.join(d, name))
-    base, ok = None, [True] * len(specs)
     for r in range(rounds):
-        for k, spec in enumerate(specs):
-            prof = os.path.join(d, "v%d.prof" % k + (".%d" % r if r else ""))
-            t0 = time.time()
-            if not ok[k]:
-                continue
-            if time.time() > deadline:
-                msg = "failed: no time"
-            elif not os.path.exists(os.path.join(d, "v%d.so" % k)):
-                msg = "failed: not built (v%d.log)" % k
-            else:
-                try:
-                    y = run_variant(d, k, w, x, repeat, prof)
-                    base = y if base is None else base
-                    msg = "%.6e" % max(max_rel(a, b) for a, b in zip(y, base))
-                except Exception as ex:  # noqa: BLE001 -- reported in vK.err, the next goes on
-                    msg = "failed: %s" % str(ex).strip().splitlines()[0][:300]
-            if r == 0:
-                with open(os.path.join(d, "v%d.err" % k), "w") as f:
-                    f.write(msg + "\n")
-                print("%s v%d (%s): %s, %.1f s" % (d, k, spec, msg, time.time() - t0),
-                      flush=True)
-            ok[k] = not msg.startswith("failed")
-            if k == 0 and base is None:
-                print("%s: the base variant failed; its other variants are not run" % d)
-                return
+        k = 0
+        while k < len(specs):
+            rc = subprocess.call([sys.executable, os.path.abspath(__file__), "--child", d,
+                                  str(r), str(k), str(repeat), repr(deadline)])
+            if rc != 4:
+                break
+            k = int(open(os.path.join(d, ".next")).read())
+        errp = os.path.join(d, "v0.err")
+        if not os.path.exists(errp) or open(errp).read().startswith("failed"):
+            print("%s: the base variant failed; its other variants are not measured" % d)
+            return
 
 
 def main(argv):
+    if argv[:1] == ["--child"]:
+        return child(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5]))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dirs", nargs="+")
     ap.add_argument("--repeat", type=int, default=5)
@@ -140,7 +175,7 @@ def main(argv):
     deadline = time.time() + a.budget
     for d in a.dirs:
         try:
-            measure_dir(d, max(a.repeat, 2), max(a.rounds, 1), deadline)
+            measure_dir(os.path.abspath(d), max(a.repeat, 2), max(a.rounds, 1), deadline)
         except Exception as ex:  # noqa: BLE001 -- one folder's failure, the next goes on
             print("%s: %s" % (d, ex))
     if a.pack:

@@ -5,7 +5,8 @@
  * "Device memory" is host memory (cuMemAlloc = malloc, every allocation tracked); the cubin is
  * ignored and the kernels come from the emulation library that tests/cuda/segc_cuda.py builds
  * from the same generated CUDA C ($SEGC_FAKE_CUDA_EMU, an ENGINE.emu.so; unset: the engine's
- * own, found at cuModuleLoadData from where the cubin lives).  The launch schedule
+ * own, found at cuModuleLoadData from where the cubin lives, so that one process may open
+ * several engines, each module with its own emulation and schedule).  The launch schedule
  * ($SEGC_FAKE_CUDA_SCHED, the ENGINE.emu.txt) gives each kernel's parameter count, and every
  * kernel run is checked against its schedule line (the "launch" lines in a cycle, the "pack"
  * lines of the prepack kernels in theirs): same kernel, grid, block and trip count `n`
@@ -51,6 +52,7 @@ enum {
 
 typedef struct {
 	void (*fn)(void);
+	const void *mod; /* its Mod */
 	char name[256];
 	int nbufs;
 	int maxdyn; /* cuFuncSetAttribute's MAX_DYNAMIC_SHARED_SIZE_BYTES (default 48 KiB) */
@@ -78,13 +80,21 @@ smem_optin(void)
 	return e && *e ? atoi(e) : 232448;
 }
 
-static struct {
+/* a loaded module: one engine's emulation library and schedule */
+typedef struct {
 	void *emu;
 	void (*set)(unsigned, unsigned, unsigned, unsigned);
 	Line *lines;
 	int nlines, next;
 	Line *packs; /* the schedule's "pack" lines (load_weights), their own cycle */
 	int npacks, pnext;
+} Mod;
+
+enum { MAXMOD = 64 };
+
+static struct {
+	Mod mods[MAXMOD]; /* one per cuModuleLoadData (engines of one process) */
+	int nmods;
 	struct {
 		char *p;
 		size_t n;
@@ -118,9 +128,9 @@ fail(const char *msg, const char *arg)
 	return ILLEGAL_ADDRESS;
 }
 
-/* the emulation library and the schedule (F.emu, F.lines, F.packs); 0, or an error */
+/* the emulation library and the schedule into m; 0, or an error */
 static int
-load_emu(const char *emu, const char *sched)
+load_emu(Mod *m, const char *emu, const char *sched)
 {
 	char buf[1 << 16];
 	FILE *f;
@@ -128,27 +138,27 @@ load_emu(const char *emu, const char *sched)
 		return fail("no launch schedule: set SEGC_FAKE_CUDA_EMU and SEGC_FAKE_CUDA_SCHED, or "
 		            "keep ENGINE.so.emu.so and .emu.txt next to the engine: ",
 		            sched ? sched : "");
-	F.emu = dlopen(emu, RTLD_NOW | RTLD_LOCAL);
-	if (!F.emu) {
+	m->emu = dlopen(emu, RTLD_NOW | RTLD_LOCAL);
+	if (!m->emu) {
 		fclose(f);
 		return fail("cannot open the emulation library: ", dlerror());
 	}
-	*(void **)&F.set = dlsym(F.emu, "segc_emu_set");
+	*(void **)&m->set = dlsym(m->emu, "segc_emu_set");
 	while (fgets(buf, sizeof buf, f)) {
 		Line l;
 		l.smem = line_smem(buf);
 		if (sscanf(buf, "launch %255s %lld %lld %lld %d", l.name, &l.n, &l.grid, &l.block,
 		           &l.nbufs) == 5) {
-			F.lines = realloc(F.lines, (size_t)(F.nlines + 1) * sizeof *F.lines);
-			F.lines[F.nlines++] = l;
+			m->lines = realloc(m->lines, (size_t)(m->nlines + 1) * sizeof *m->lines);
+			m->lines[m->nlines++] = l;
 		} else if (sscanf(buf, "pack %255s %lld %lld %lld %d", l.name, &l.n, &l.grid,
 		                  &l.block, &l.nbufs) == 5) {
-			F.packs = realloc(F.packs, (size_t)(F.npacks + 1) * sizeof *F.packs);
-			F.packs[F.npacks++] = l;
+			m->packs = realloc(m->packs, (size_t)(m->npacks + 1) * sizeof *m->packs);
+			m->packs[m->npacks++] = l;
 		}
 	}
 	fclose(f);
-	return F.set && F.nlines > 0 ? 0 : fail("no launches in the schedule", NULL);
+	return m->set && m->nlines > 0 ? 0 : fail("no launches in the schedule", NULL);
 }
 
 int
@@ -160,10 +170,7 @@ cuInit(unsigned flags)
 		F.fail_instantiate = 1;
 	else if (fl && *fl && sscanf(fl, "kernel:%lld", &F.fail_kernel) != 1)
 		return fail("bad SEGC_FAKE_CUDA_FAIL: ", fl);
-	/* without the variables: at cuModuleLoadData, from the engine's path */
-	if (F.emu || !getenv("SEGC_FAKE_CUDA_EMU"))
-		return 0;
-	return load_emu(getenv("SEGC_FAKE_CUDA_EMU"), getenv("SEGC_FAKE_CUDA_SCHED"));
+	return 0; /* the emulation: at cuModuleLoadData */
 }
 
 int
@@ -229,16 +236,27 @@ int
 cuModuleLoadData(void **mod, const void *image)
 {
 	Dl_info info;
-	*mod = &F;
-	if (F.emu)
-		return 0;
-	/* the cubin lives in the engine: ENGINE.so.emu.so and ENGINE.so.emu.txt beside it */
-	if (!dladdr(image, &info) || !info.dli_fname)
-		return fail("cannot tell which engine holds the cubin", NULL);
 	char emu[4096], sched[4096];
-	snprintf(emu, sizeof emu, "%s.emu.so", info.dli_fname);
-	snprintf(sched, sizeof sched, "%s.emu.txt", info.dli_fname);
-	return load_emu(emu, sched);
+	if (F.nmods >= MAXMOD)
+		return fail("too many modules", NULL);
+	Mod *m = &F.mods[F.nmods];
+	memset(m, 0, sizeof *m);
+	*mod = m;
+	/* $SEGC_FAKE_CUDA_EMU and _SCHED, else ENGINE.so.emu.so and .emu.txt beside the engine
+	 * whose cubin this is */
+	if (getenv("SEGC_FAKE_CUDA_EMU")) {
+		snprintf(emu, sizeof emu, "%s", getenv("SEGC_FAKE_CUDA_EMU"));
+		snprintf(sched, sizeof sched, "%s",
+		         getenv("SEGC_FAKE_CUDA_SCHED") ? getenv("SEGC_FAKE_CUDA_SCHED") : "");
+	} else if (!dladdr(image, &info) || !info.dli_fname) {
+		return fail("cannot tell which engine holds the cubin", NULL);
+	} else {
+		snprintf(emu, sizeof emu, "%s.emu.so", info.dli_fname);
+		snprintf(sched, sizeof sched, "%s.emu.txt", info.dli_fname);
+	}
+	int rc = load_emu(m, emu, sched);
+	F.nmods += rc == 0;
+	return rc;
 }
 
 int
@@ -252,13 +270,14 @@ int
 cuModuleGetFunction(void **out, void *mod, const char *name)
 {
 	Func *fn = calloc(1, sizeof *fn);
-	(void)mod;
-	*(void **)&fn->fn = dlsym(F.emu, name);
+	Mod *m = mod;
+	*(void **)&fn->fn = dlsym(m->emu, name);
+	fn->mod = m;
 	snprintf(fn->name, sizeof fn->name, "%s", name);
 	fn->nbufs = -1;
 	fn->maxdyn = 48 * 1024;
-	for (int i = 0; i < F.nlines + F.npacks; i++) {
-		const Line *l = i < F.nlines ? &F.lines[i] : &F.packs[i - F.nlines];
+	for (int i = 0; i < m->nlines + m->npacks; i++) {
+		const Line *l = i < m->nlines ? &m->lines[i] : &m->packs[i - m->nlines];
 		if (!strcmp(l->name, name))
 			fn->nbufs = l->nbufs;
 	}
@@ -443,13 +462,14 @@ cuEventDestroy_v2(void *e)
 static int
 run_kernel(const Func *fn, unsigned gx, unsigned bx, unsigned shmem, uint64_t *a, long long n)
 {
-	int pack = F.npacks > 0 && strstr(fn->name, "_pack_t") != NULL; /* prepack kernels */
-	const Line *l = pack ? &F.packs[F.pnext] : &F.lines[F.next];
+	Mod *m = (Mod *)fn->mod;
+	int pack = m->npacks > 0 && strstr(fn->name, "_pack_t") != NULL; /* prepack kernels */
+	const Line *l = pack ? &m->packs[m->pnext] : &m->lines[m->next];
 	char msg[1024];
 	if (pack)
-		F.pnext = (F.pnext + 1) % F.npacks;
+		m->pnext = (m->pnext + 1) % m->npacks;
 	else
-		F.next = (F.next + 1) % F.nlines;
+		m->next = (m->next + 1) % m->nlines;
 	if (strcmp(fn->name, l->name) || gx != l->grid || bx != l->block) {
 		snprintf(msg, sizeof msg,
 		         "launch of %s <<<%u, %u>>> where the schedule says %s "
@@ -480,7 +500,7 @@ run_kernel(const Func *fn, unsigned gx, unsigned bx, unsigned shmem, uint64_t *a
 	a[fn->nbufs] = (uint64_t)n;
 	for (unsigned bi = gx; bi-- > 0;)
 		for (unsigned ti = bx; ti-- > 0;) {
-			F.set(bi, ti, gx, bx);
+			m->set(bi, ti, gx, bx);
 			((Kfn)(void (*)(void))fn->fn)(
 			    a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10],
 			    a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19], a[20],

@@ -48,7 +48,8 @@ emulation found beside it; the variants compiled through tests/cuda/segc_cuda.py
 $SEGC_TUNE_COMPILE): every variant's kernels timed between events (SEGC_PROFILE through
 runtime/cuda.c), outputs compared, the file written with every kernel key of the graph, a
 variant's knobs only where its code differs from base's (the fingerprints of --emit=keys), and
-the tuned engine compiled and run.
+the tuned engine compiled and run; then bench/tune_measure.py measures the same folder (what a
+GPU machine without segc runs: several engines in one process) and `--stage choose` reads it.
 
 On a GPU machine (no segc needed; numpy), the same checks on the real driver for
 prepared model cases (tests/cuda/gpu_prep.py: build/gpu-cases/models/<name>/ with engine.so,
@@ -549,9 +550,25 @@ def tune(segc):
             print("FAIL segc tune on the fake driver: profile rows %s, header %s" %
                   (rows, t["target"]))
             return 1
+        # the same folder measured by bench/tune_measure.py (several engines in one process,
+        # each module with its own emulation), then chosen again
+        q = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "tune_measure.py"),
+                            j("d"), "--repeat", "2", "--pack", j("r.tar.xz")], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           universal_newlines=True)
+        c = subprocess.run([segc, "tune", "--stage", "choose", "--dir", j("d"), "-o",
+                            j("t2.json")], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, universal_newlines=True)
+        if q.returncode != 0 or c.returncode != 0 or q.stdout.count("e-0") + \
+                q.stdout.count("e+00") != len(variants) or sorted(
+                    e["key"] for e in json.load(open(j("t2.json")))["kernels"]) != got:
+            print("FAIL tune_measure.py on the fake driver: %s %s" % (q.stdout[-800:],
+                                                                     c.stdout[-400:]))
+            return 1
         wins = ["%s: %s" % (e["kernel"], e["variant"]) for e in t["kernels"] if e["knobs"]]
         print("ok   segc tune on the fake driver (cuda:sm_90 tf32, tiny 16^3, %d variants): "
-              "kernels timed by events, %d keys, winners %s; tuned engine run" %
+              "kernels timed by events, %d keys, winners %s; tuned engine run; "
+              "bench/tune_measure.py on the same engines, chosen again" %
               (len(variants), len(got), ", ".join(wins) or "none"))
         return 0
     finally:

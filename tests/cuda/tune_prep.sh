@@ -35,5 +35,5 @@ print(bench_gpu.defs_line('$g', $SIZE))")
 	done
 done
 tar -cJf "$OUT.tar.xz" "$OUT"
-echo "tune_prep: $(ls "$OUT"/*/v*.so | wc -l) engines in $(ls -d "$OUT"/*/ | wc -l) folders," \
+echo "tune_prep: $(ls "$OUT"/*/v*.so | grep -c "/v[0-9]*\.so$") engines in $(ls -d "$OUT"/*/ | wc -l) folders," \
 	"$OUT.tar.xz $(du -k "$OUT.tar.xz" | cut -f1) KiB"
