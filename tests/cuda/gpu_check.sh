@@ -9,7 +9,8 @@
 #      segresnet and segmamba_v2; 100 s                                  ($OUT/gpu-profile.txt)
 #      or, with TUNE=1, in its place: bench/tune_measure.py on the folders of
 #      tests/cuda/tune_prep.sh (carried as build/gpu-tune.tar.xz), every variant's kernels
-#      timed by CUDA events, PROFILE_S s                 ($OUT/tune.tar.xz, $OUT/tune.txt)
+#      timed by CUDA events, bf16 folders first, PROFILE_S s
+#                                                        ($OUT/tune.tar.xz, $OUT/tune.txt)
 #   4. bench-gpu: bench/bench_gpu.py, segc vs PyTorch eager and torch.compile at 128^3, with
 #      the time left (~140 s after a full test and profile; more when they end early)
 #                                 ($OUT/bench-gpu.txt, $OUT/bench-gpu.json, $OUT/bench-gpu.md)
@@ -78,7 +79,8 @@ if [ "$PROFILE" = 1 ] && [ -n "$TUNE" ]; then
 		timeout 60 tar -xJf "$tn.tar.xz" || echo "unpacking $tn.tar.xz failed"
 	fi
 	timeout -k 5 $((PROF_S - 5)) $PY bench/tune_measure.py --budget $((PROF_S - 25)) \
-		--pack "$OUT/tune.tar.xz" $tn/*/ >"$OUT/tune.txt" 2>&1
+		--pack "$OUT/tune.tar.xz" $(ls -d $tn/*-bf16/ $tn/*-tf32/ $tn/*-fp32/ 2>/dev/null) \
+		>"$OUT/tune.txt" 2>&1
 	echo "tune_measure exit $?" >>"$OUT/tune.txt"
 	tail -n 5 "$OUT/tune.txt"
 	PROFILE=0
