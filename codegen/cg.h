@@ -53,8 +53,6 @@ int64_t cg_gpu_smem(const Program *p);
 const char *cg_knob(const char *name);
 /* make e the current kernel's entry (NULL: none) on this thread; returns the one before */
 const TuneEntry *cg_knob_enter(const TuneEntry *e);
-/* 1 if name is a per-kernel knob for target ("cpu", "cuda:sm_90"; NULL: any target) */
-int cg_knob_known(const char *name, const char *target);
 /* NULL if a tuning file for target may set knob name (value NULL) or set it to value, else what
  * it expects ("an integer in [0, 4]"; a per-thread buffer) */
 const char *cg_knob_check(const char *name, const char *value, const char *target);
@@ -65,8 +63,9 @@ const char *cg_knob_name(int i, const char **target, const char **what);
  * after it the code it wrote (segc --emit=keys; segc tune measures a variant of a kernel only
  * where its fingerprint is not the base's) */
 const char *cg_kernel_fingerprint(const Program *p, const Kernel *k);
-/* h extended by the n bytes at s (FNV-1a; sched: skipping a launch schedule's " slot:offset"
- * fields), for Program.code_fp */
+/* h extended by the n bytes at s (FNV-1a, starting from CG_HASH_INIT; sched: skipping a launch
+ * schedule's " slot:offset" fields): kernel signatures, fingerprints, Program.code_fp */
+#define CG_HASH_INIT 1469598103934665603ull
 uint64_t cg_code_hash(uint64_t h, const char *s, size_t n, int sched);
 /* Emit an object file at obj_path for the CPU.  0, or -1 after diagnostics. */
 int cg_emit_llvm(const Program *p, const CgOptions *o, const char *obj_path, Diag *d);

@@ -1439,11 +1439,12 @@ emit_kernels(CudaEmit *e, const char **sigs)
 			cuda_tput(&e->sched, "\n");
 			e->nlaunches++;
 		}
-		if (p->code_fp) /* its functions (or those it shares) and launch shapes */
-			p->code_fp[ki] = cg_code_hash(
-			    cg_code_hash(share >= 0 ? p->code_fp[share] : 0, e->src.s + src0,
-			                 e->src.len - src0, 0),
-			    e->sched.s + sched0, e->sched.len - sched0, 1);
+		if (p->code_fp) { /* its functions (or those it shares) and launch shapes */
+			uint64_t h = share >= 0 ? p->code_fp[share] : CG_HASH_INIT;
+			h = cg_code_hash(h, e->src.s + src0, e->src.len - src0, 0);
+			h = cg_code_hash(h, e->sched.s + sched0, e->sched.len - sched0, 1);
+			p->code_fp[ki] = h;
+		}
 	}
 	cuda_tput(&e->sched, "end\n");
 	return 0;

@@ -1199,15 +1199,6 @@ make_machines(LlvmEmit *parts, int nparts, const CgOptions *o, Diag *d)
 	return 0;
 }
 
-static uint64_t
-fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 /* How many modules: cg_compile_threads(), at most one per distinct kernel. */
 static int
 count_parts(int ndistinct)
@@ -1243,7 +1234,7 @@ plan_parts(const Program *p, int *rep, int *owner, int *nparts)
 	for (uint32_t ki = 0; ki < p->nkernels; ki++) {
 		const Kernel *k = &p->kernels[ki];
 		sigs[ki] = kir_signature(p, k, alias_sig(p, k));
-		hash[ki] = fnv1a(sigs[ki]);
+		hash[ki] = cg_code_hash(CG_HASH_INIT, sigs[ki], strlen(sigs[ki]), 0);
 		rep[ki] = (int)ki;
 		for (uint32_t j = 0; j < ki; j++)
 			if (rep[j] == (int)j && hash[j] == hash[ki] && !strcmp(sigs[j], sigs[ki])) {

@@ -109,8 +109,9 @@ find(const char *name)
 	return -1;
 }
 
-int
-cg_knob_known(const char *name, const char *target)
+/* 1 if name is a per-kernel knob for target ("cpu", "cuda:sm_90"; NULL: any target) */
+static int
+knob_known(const char *name, const char *target)
 {
 	int i = find(name);
 	return i >= 0 && (!target || !strncmp(knobs[i].target, target, strlen(knobs[i].target)));
@@ -133,7 +134,7 @@ cg_knob_check(const char *name, const char *value, const char *target)
 	int i = find(name);
 	long long v, m, n;
 	char x;
-	if (i < 0 || !cg_knob_known(name, target)) {
+	if (i < 0 || !knob_known(name, target)) {
 		snprintf(why, sizeof why, "one of the per-kernel knobs for %s docs/tune.md lists",
 		         target ? target : "a target");
 		return why;
@@ -189,9 +190,8 @@ cg_kernel_fingerprint(const Program *p, const Kernel *k)
 			                      emit_knobs[i], v);
 	}
 	cg_knob_enter(was);
-	uint64_t h = cg_code_hash(0, "", 0, 0);
 	const char *sig = kir_signature(p, k, extra);
-	h = cg_code_hash(h, sig, strlen(sig), 0);
+	uint64_t h = cg_code_hash(CG_HASH_INIT, sig, strlen(sig), 0);
 	if (c) /* the kernel IR's half and the emitted code's */
 		h = (h & 0xffffffff00000000ull) | ((c ^ (c >> 32)) & 0xffffffffull);
 	return arena_printf(p->arena, "%016llx", (unsigned long long)h);
@@ -200,7 +200,6 @@ cg_kernel_fingerprint(const Program *p, const Kernel *k)
 uint64_t
 cg_code_hash(uint64_t h, const char *s, size_t n, int sched)
 {
-	h ^= 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++) {
 		/* (a launch line's " slot:offset" buffers: where, not what) */
 		if (sched && s[i] == ' ' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9') {

@@ -17,6 +17,7 @@
  * GPU lent for minutes: build here, measure there -- with bench/tune_measure.py where the
  * segc binary does not run --, choose here). */
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -100,6 +101,34 @@ typedef struct {
 
 static char self[PATH_MAX];
 
+/* a variant's knobs: "base" (none) or NAME=V[,NAME=V]..., split */
+typedef struct {
+	char buf[1024];
+	const char *name[32], *value[32];
+	int n;
+} Spec;
+
+/* 0, or -1 when spec is neither base nor NAME=V[,NAME=V]... (at most 32, 1023 characters) */
+static int
+spec_split(const char *spec, Spec *sp)
+{
+	sp->n = 0;
+	if (!strcmp(spec, "base"))
+		return 0;
+	if (strlen(spec) >= sizeof sp->buf)
+		return -1;
+	snprintf(sp->buf, sizeof sp->buf, "%s", spec);
+	for (char *s = strtok(sp->buf, ","); s; s = strtok(NULL, ",")) {
+		char *eq = strchr(s, '=');
+		if (!eq || eq == s || !eq[1] || sp->n == 32)
+			return -1;
+		*eq = 0;
+		sp->name[sp->n] = s;
+		sp->value[sp->n++] = eq + 1;
+	}
+	return sp->n > 0 ? 0 : -1;
+}
+
 /* ---- children ---- */
 
 /* run segc with argv (argv[0] ignored) under variant spec's knobs (every other per-kernel
@@ -118,22 +147,15 @@ child(const char *prog, char *const *argv, const char *spec, const char *extra, 
 		const char *name;
 		for (int i = 0; (name = cg_knob_name(i, NULL, NULL)); i++)
 			unsetenv(name);
-		char buf[1024];
-		snprintf(buf, sizeof buf, "%s", spec && strcmp(spec, "base") ? spec : "");
-		for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
-			char *eq = strchr(s, '=');
-			if (eq) {
-				*eq = 0;
-				setenv(s, eq + 1, 1);
-			}
-		}
-		if (extra) {
-			snprintf(buf, sizeof buf, "%s", extra);
-			char *eq = strchr(buf, '=');
-			if (eq) {
-				*eq = 0;
-				setenv(buf, eq + 1, 1);
-			}
+		Spec sp;
+		if (spec_split(spec, &sp) == 0) /* (checked when the variant was read) */
+			for (int i = 0; i < sp.n; i++)
+				setenv(sp.name[i], sp.value[i], 1);
+		const char *eq = extra ? strchr(extra, '=') : NULL;
+		if (eq) {
+			char nm[64];
+			snprintf(nm, sizeof nm, "%.*s", (int)(eq - extra), extra);
+			setenv(nm, eq + 1, 1);
 		}
 		if (out && !freopen(out, "w", stdout))
 			_exit(126);
@@ -183,26 +205,22 @@ num(const char *flag, const char *v, double lo, double hi)
 static void
 check_variant(const char *spec, const char *target)
 {
-	char buf[1024];
-	if (!strcmp(spec, "base"))
-		return;
-	if (strlen(spec) >= sizeof buf)
-		tool_usage("segc tune", "--variant '%.40s...' is too long", spec);
-	snprintf(buf, sizeof buf, "%s", spec);
-	for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
-		char *eq = strchr(s, '=');
-		if (!eq || eq == s || !eq[1])
-			tool_usage("segc tune",
-			           "--variant expects base or NAME=V[,NAME=V]..., got '%s'", spec);
-		*eq = 0;
-		if (!cg_knob_known(s, target))
+	Spec sp;
+	if (spec_split(spec, &sp) < 0)
+		tool_usage("segc tune",
+		           "--variant expects base or NAME=V[,NAME=V]... (at most 32 knobs, 1023 "
+		           "characters), got '%.60s'",
+		           spec);
+	for (int i = 0; i < sp.n; i++) {
+		if (cg_knob_check(sp.name[i], NULL, target))
 			tool_usage("segc tune",
 			           "--variant: %s is not a per-kernel knob for %s (docs/tune.md "
 			           "lists them)",
-			           s, target);
-		const char *want = cg_knob_check(s, eq + 1, target);
+			           sp.name[i], target);
+		const char *want = cg_knob_check(sp.name[i], sp.value[i], target);
 		if (want)
-			tool_usage("segc tune", "--variant: %s=%s, expected %s", s, eq + 1, want);
+			tool_usage("segc tune", "--variant: %s=%s, expected %s", sp.name[i],
+			           sp.value[i], want);
 	}
 }
 
@@ -602,20 +620,13 @@ run_profiled(const TuneArgs *a, const char *engine, const char *prof, const char
 static void
 json_knobs(FILE *f, const char *spec)
 {
-	char buf[1024];
-	int first = 1;
-	snprintf(buf, sizeof buf, "%s", strcmp(spec, "base") ? spec : "");
+	Spec sp;
 	fputc('{', f);
-	for (char *s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
-		char *eq = strchr(s, '=');
-		if (!eq)
-			continue;
-		*eq = 0;
-		fputs(first ? "" : ", ", f);
-		tool_json_str(f, s);
+	for (int i = 0; spec_split(spec, &sp) == 0 && i < sp.n; i++) {
+		fputs(i ? ", " : "", f);
+		tool_json_str(f, sp.name[i]);
 		fputs(": ", f);
-		tool_json_str(f, eq + 1);
-		first = 0;
+		tool_json_str(f, sp.value[i]);
 	}
 	fputc('}', f);
 }
@@ -808,6 +819,14 @@ check_tuned(const TuneArgs *a, const char *dir)
 		         e, a->tol);
 }
 
+static int
+remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	remove(path);
+	return 0;
+}
+
 int
 cmd_tune(int argc, char **argv)
 {
@@ -851,15 +870,7 @@ cmd_tune(int argc, char **argv)
 		free(vs[v].k);
 	}
 	paths_free();
-	if (tmpdir[0]) { /* the temporary folder's files, then the folder */
-		char *argv2[] = {"rm", "-rf", tmpdir, NULL};
-		pid_t pid = fork();
-		if (pid == 0) {
-			execvp("rm", argv2);
-			_exit(127);
-		}
-		if (pid > 0)
-			waitpid(pid, NULL, 0);
-	}
+	if (tmpdir[0]) /* the temporary folder's files, then the folder */
+		nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }
