@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rt_cuda.h"
 #include "rt_prof.h"
@@ -632,14 +631,6 @@ prof_open(RtCuda *c, char *err, size_t errlen)
 	return SEGC_OK;
 }
 
-static double
-wall(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* after a run's synchronisation: each kernel's time into the profile */
 static segc_status
 prof_run(RtCuda *c, char *err, size_t errlen)
@@ -765,12 +756,12 @@ launch_all(RtCuda *c, const char *what, char *err, size_t errlen)
 		if (c->ev)
 			r = c->d.EventRecord(c->ev[i], c->stream);
 		else if (c->evsecs && (r = c->d.StreamSynchronize(c->stream)) == 0)
-			t0 = wall();
+			t0 = rt_now();
 		if (r == 0)
 			r = c->d.LaunchKernel(l->fn, l->grid, 1, 1, l->block, 1, 1, l->smem,
 			                      c->stream, l->params, NULL);
 		if (r == 0 && c->evsecs && (r = c->d.StreamSynchronize(c->stream)) == 0)
-			c->evsecs[i] = wall() - t0;
+			c->evsecs[i] = rt_now() - t0;
 		if (r == 0 && c->ev && i == c->nlaunches - 1)
 			r = c->d.EventRecord(c->ev[i + 1], c->stream);
 		if (r != 0) {

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "rt_pool.h"
 #include "rt_prof.h"
+#include "rt_util.h"
 
 /* from the generated object; weak because CUDA engines carry neither */
 extern void (*segc_gen_prof_hook)(void *, int32_t) __attribute__((weak, visibility("hidden")));
@@ -32,14 +32,6 @@ struct RtProf {
 	double t;       /* time of the last mark */
 	char path[512]; /* "" : stderr */
 };
-
-static double
-now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* a profile of the kernel table segc_gen_kinfo, or NULL (SEGC_PROFILE unset or "0", no table) */
 static RtProf *
@@ -116,7 +108,7 @@ rt_prof_mark(void *pool, int32_t k)
 
 	if (!pr)
 		return;
-	t = now();
+	t = rt_now();
 	if (pr->cur >= 0 && pr->cur < pr->n) {
 		if (pr->runs == 0)
 			pr->k[pr->cur].first += t - pr->t;
@@ -129,7 +121,7 @@ rt_prof_mark(void *pool, int32_t k)
 	} else {
 		pr->cur = k;
 	}
-	pr->t = now();
+	pr->t = rt_now();
 }
 
 static int

@@ -14,6 +14,9 @@
 /* Format a one-line message into err (if err != NULL and errlen > 0); returns st. */
 segc_status rt_errf(segc_status st, char *err, size_t errlen, const char *fmt, ...) RT_PRINTF(4, 5);
 
+/* Monotonic seconds (profiles). */
+double rt_now(void);
+
 /* The text of errno value en (thread-safe). */
 const char *rt_strerror(int en, char *buf, size_t len);
 
