@@ -443,12 +443,15 @@ read_plan(TuneArgs *a, const char *dir)
 			snprintf(t, sizeof t, "%.63s", line + 7);
 		else if (!strncmp(line, "precision ", 10))
 			snprintf(p, sizeof p, "%.15s", line + 10);
-		else if (!strncmp(line, "graph ", 6) && !a->graph)
-			snprintf(graph, sizeof graph, "%.1023s", line + 6), a->graph = graph;
-		else if (!strncmp(line, "define ", 7) && a->ndefs < MAXDEFS && a->graph == graph)
-			snprintf(defs[a->ndefs], sizeof defs[0], "%.255s", line + 7),
-			    a->defs[a->ndefs] = defs[a->ndefs], a->ndefs++;
-		else if (!strncmp(line, "variant ", 8) && a->nvariants < MAXVAR) {
+		else if (!strncmp(line, "graph ", 6) && !a->graph) {
+			snprintf(graph, sizeof graph, "%.1023s", line + 6);
+			a->graph = graph;
+		} else if (!strncmp(line, "define ", 7) && a->ndefs < MAXDEFS &&
+		           a->graph == graph) {
+			snprintf(defs[a->ndefs], sizeof defs[0], "%.255s", line + 7);
+			a->defs[a->ndefs] = defs[a->ndefs];
+			a->ndefs++;
+		} else if (!strncmp(line, "variant ", 8) && a->nvariants < MAXVAR) {
 			snprintf(specs[a->nvariants], sizeof specs[0], "%.1023s", line + 8);
 			check_variant(specs[a->nvariants], t);
 			a->variants[a->nvariants] = specs[a->nvariants];
@@ -463,7 +466,7 @@ read_plan(TuneArgs *a, const char *dir)
 	a->precision = strdup(p);
 }
 
-/* "name\tkey" lines (segc --emit=keys) into v */
+/* "name\tfingerprint\tkey" lines (segc --emit=keys) into v */
 static void
 read_keys(Variant *v, const char *path)
 {
@@ -779,19 +782,21 @@ load(const TuneArgs *a, const char *dir, Variant *vs)
 	}
 }
 
-/* ms per run in kernels of engine (keys file keys), profiled; output to y; dies on failure */
+/* ms per run in the kernels of engine, profiled (the report's first line: "segc profile: N
+ * kernels, R runs ..., T ms per run"); output to y; dies on failure */
 static double
-timed(const TuneArgs *a, const char *dir, const char *engine, const char *keys, const char *y)
+timed(const TuneArgs *a, const char *dir, const char *engine, const char *y)
 {
-	Variant t = {"", NULL, 0, 0, 0};
 	const char *prof = path_in(dir, "check.prof", 0), *log = path_in(dir, "check.log", 0);
-	read_keys(&t, keys);
-	if (run_profiled(a, engine, prof, y, log, dir) != 0 || read_profile(&t, prof) < 0)
+	const char *at = NULL;
+	double ms = -1;
+	if (run_profiled(a, engine, prof, y, log, dir) == 0)
+		at = strrchr(first_line(prof), ',');
+	if (at)
+		sscanf(at, ", %lf ms per run", &ms);
+	if (!(ms >= 0))
 		tool_die("tune: running %s failed: %s", engine, first_line(log));
-	for (int i = 0; i < t.nk; i++)
-		free(t.k[i].name), free(t.k[i].fp), free(t.k[i].key);
-	free(t.k);
-	return t.total;
+	return ms;
 }
 
 /* the tuned engine compiled with a->out, timed against base in turns (the fastest of two runs
@@ -800,14 +805,12 @@ static void
 check_tuned(const TuneArgs *a, const char *dir)
 {
 	const char *eng = path_in(dir, "tuned.so", 0), *log = path_in(dir, "tuned.log", 0);
-	const char *tk = path_in(dir, "tuned.keys", 0), *bk = path_in(dir, "v%d.keys", 0);
-	if (compile(a, eng, "base", a->out, tk, log) != 0)
+	if (compile(a, eng, "base", a->out, path_in(dir, "tuned.keys", 0), log) != 0)
 		tool_die("tune: compiling with %s failed: %s", a->out, first_line(log));
 	double t = INFINITY, b = INFINITY;
 	for (int r = 0; r < 2; r++) {
-		t = fmin(t, timed(a, dir, eng, tk, path_in(dir, "tuned.npy", 0)));
-		b = fmin(b,
-		         timed(a, dir, path_in(dir, "v%d.so", 0), bk, path_in(dir, "y%d.npy", 0)));
+		t = fmin(t, timed(a, dir, eng, path_in(dir, "tuned.npy", 0)));
+		b = fmin(b, timed(a, dir, path_in(dir, "v%d.so", 0), path_in(dir, "y%d.npy", 0)));
 	}
 	double e = out_err(path_in(dir, "tuned.npy", 0), path_in(dir, "y%d.npy", 0));
 	fprintf(stderr,
