@@ -57,9 +57,7 @@ def inputs(d):
     wp, xp = os.path.join(d, "w.safetensors"), os.path.join(d, "x.npy")
     if os.path.exists(wp) and os.path.exists(xp):
         return
-    code = ("import sys; sys.argv = ['', %r]; import tune_measure as t; t.make_inputs(%r)"
-            % (d, d))
-    subprocess.check_call([sys.executable, "-c", code], cwd=HERE)
+    subprocess.check_call([sys.executable, os.path.abspath(__file__), "--inputs", d])
 
 
 def make_inputs(d):
@@ -162,6 +160,8 @@ def measure_dir(d, repeat, rounds, deadline):
 
 
 def main(argv):
+    if argv[:1] == ["--inputs"]:
+        return make_inputs(argv[1])
     if argv[:1] == ["--child"]:
         return child(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), float(argv[5]))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
