@@ -164,12 +164,13 @@ cr_u32(const CudaRanges *r, const KNode *n)
 }
 
 /* bf16 pass-through variables (cr_raw_vars): an f32 variable whose every definition is the
- * constant +0 or a load of a bf16 buffer and whose every use is a vstore into a bf16 tile (the
- * tensor-core gather of bf16 activations; a bf16 vload's variables count as such loads) is
+ * constant +0 or a load of a bf16 buffer and whose every use is a vstore into a bf16 tile or a
+ * K_mmar (the tensor-core gather of bf16 activations; a bf16 vload's variables count as such
+ * loads) is
  * declared __nv_bfloat16 and keeps the bits as they are: no conversion to f32 and back, and
  * two of them fill one 32-bit register of a packed store by bit moves.  A vstore or vload
  * whose variables are not all raw makes none of them raw (segc_vst8 and segc_vload8 take one
- * type). */
+ * type); so does a K_mmar pair (segc_pk2). */
 typedef struct {
 	const Kernel *k;
 	uint8_t *bad, *used;
@@ -190,6 +191,8 @@ raw_scan(const KNode *n, int var, void *ctx)
 	else if (n->kind == K_vload && r->k->bufs[n->buf].dtype == DT_BF16)
 		r->used[var] = 1; /* the bits as they are (also where nothing reads them: a
 		                   * strided row gather's other elements) */
+	else if (n->kind == K_mmar) /* packed as they are (segc_pk2) */
+		r->used[var] = 1;
 	else /* a read (K_var), an f32 vload's definition, a vstore to an f32 tile */
 		r->bad[var] = 1;
 }
@@ -208,6 +211,11 @@ raw_mixed(const KNode *n, uint8_t *bad)
 	for (int i = 0; vec && any && i < n->ival; i++)
 		if (!bad[kir_vec_var(n, i)])
 			bad[kir_vec_var(n, i)] = 1, changed = 1;
+	for (int i = 0; n->kind == K_mmar && i < 16; i += 2) { /* each pair of one type */
+		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);
+		if (bad[a] != bad[b])
+			bad[a] = bad[b] = 1, changed = 1;
+	}
 	changed |= raw_mixed(n->a, bad) | raw_mixed(n->b, bad) | raw_mixed(n->c, bad) |
 	           raw_mixed(n->body, bad);
 	for (uint32_t i = 0; i < n->nkids; i++)

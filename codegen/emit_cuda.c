@@ -96,8 +96,8 @@ elemtype(int dtype)
 	}
 }
 
-static unsigned
-elemsize(int dtype)
+unsigned
+cuda_elemsize(int dtype)
 {
 	return dtype == DT_U8 ? 1 : dtype == DT_I64 ? 8 : dtype == DT_BF16 ? 2 : 4;
 }
@@ -149,7 +149,6 @@ fconst(CudaEmit *e, double v)
 
 /* ---- one helper per KKind, in the order of kir.def ---- */
 
-static int cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt);
 
 static int
 cuda_block(CudaEmit *e, const KNode *n)
@@ -348,82 +347,13 @@ cuda_barrier(CudaEmit *e, const KNode *n)
 	return 0;
 }
 
-static int
-mma_check(CudaEmit *e, const KNode *n, int buf)
-{
-	const KBuf *kb = &e->k->bufs[buf];
-	if (!e->inblock)
-		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
-	/* (wmma: ld a multiple of 16 bytes: 8 bf16, 4 f32) */
-	if (!kb->shared || kb->ld <= 0 || kb->ld * elemsize(kb->dtype) % 16)
-		return cg_unsupported(e->d, e->k, "cuda",
-		                      "mma on a buffer that is not a shared tile");
-	(void)n;
-	return 0;
-}
-
-static int
-cuda_mma_zero(CudaEmit *e, const KNode *n)
-{
-	if (!e->inblock)
-		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
-	cuda_line(e);
-	out(e, "segc_mma_zero(segc_acc[%lld]);\n", (long long)n->ival);
-	return 0;
-}
-
-static int
-mma_check2(CudaEmit *e, const KNode *n)
-{
-	int dt = e->p->precision == KP_BF16 ? DT_BF16 : DT_F32;
-	if (mma_check(e, n, n->buf) < 0 || mma_check(e, n, n->var) < 0)
-		return -1;
-	if (e->p->precision == KP_FP32 || e->k->bufs[n->buf].dtype != dt ||
-	    e->k->bufs[n->var].dtype != dt)
-		return cg_unsupported(e->d, e->k, "cuda", "mma tiles of the wrong precision");
-	return 0;
-}
-
-static int
-cuda_mma(CudaEmit *e, const KNode *n)
-{
-	int bf = e->p->precision == KP_BF16;
-	if (mma_check2(e, n) < 0)
-		return -1;
-	cuda_line(e);
-	out(e, "segc_mma_%s(segc_acc[%lld], b%d + (", bf ? "bf16" : "tf32", (long long)n->ival,
-	    n->buf);
-	if (cuda_node(e, n->a) < 0)
-		return -1;
-	out(e, "), %d, b%d + (", e->k->bufs[n->buf].ld, n->var);
-	if (cuda_node(e, n->b) < 0)
-		return -1;
-	out(e, "), %d);\n", e->k->bufs[n->var].ld);
-	return 0;
-}
-
-static int
-cuda_mma_store(CudaEmit *e, const KNode *n)
-{
-	if (mma_check(e, n, n->buf) < 0)
-		return -1;
-	if (e->k->bufs[n->buf].dtype != DT_F32)
-		return cg_unsupported(e->d, e->k, "cuda", "mma_store to a tile that is not f32");
-	cuda_line(e);
-	out(e, "segc_mma_store(b%d + (", n->buf);
-	if (cuda_node(e, n->a) < 0)
-		return -1;
-	out(e, "), segc_acc[%lld], %d);\n", (long long)n->ival, e->k->bufs[n->buf].ld);
-	return 0;
-}
-
 /* segc_cp_async<n>(&dst[a], pred ? &src[b] : src, pred): the source is not read when the
  * predicate is false (zero fill), but its address stays a valid one */
 static int
 cuda_cp_async(CudaEmit *e, const KNode *n)
 {
 	const KBuf *d = &e->k->bufs[n->buf], *s = &e->k->bufs[n->var];
-	int64_t bytes = n->ival * (int64_t)elemsize(d->dtype);
+	int64_t bytes = n->ival * (int64_t)cuda_elemsize(d->dtype);
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "cp_async outside a block-mapped kernel");
 	if (!d->shared || s->shared || d->dtype != s->dtype ||
@@ -465,7 +395,7 @@ cuda_vload(CudaEmit *e, const KNode *n)
 	const KBuf *s = &e->k->bufs[n->buf];
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "vload outside a block-mapped kernel");
-	if (s->shared || n->ival * elemsize(s->dtype) != 16 ||
+	if (s->shared || n->ival * cuda_elemsize(s->dtype) != 16 ||
 	    (s->dtype != DT_F32 && s->dtype != DT_BF16))
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "vload other than 16 bytes of f32 or bf16 from global");
@@ -497,7 +427,7 @@ cuda_vstore(CudaEmit *e, const KNode *n)
 	if (!e->inblock || e->lanes)
 		return cg_unsupported(e->d, e->k, "cuda", "vstore outside a block-mapped kernel");
 	if (!d->shared || (d->dtype != DT_F32 && d->dtype != DT_BF16) ||
-	    n->ival * elemsize(d->dtype) != 16)
+	    n->ival * cuda_elemsize(d->dtype) != 16)
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "vstore other than 16 bytes to a shared f32 or bf16 tile");
 	cuda_line(e);
@@ -540,84 +470,6 @@ cuda_cp_wait(CudaEmit *e, const KNode *n)
 	cuda_line(e);
 	out(e, "segc_cp_wait();\n");
 	return 0;
-}
-
-/* consecutive K_mma statements (a warp's accumulators at one k sub-step): each distinct A and
- * B tile (the same buffer and the same emitted offset) is loaded into a fragment (and rounded
- * to tf32) once, all before the MMAs: per k sub-step a 2 x 2 warp tile rounds 2 + 2
- * fragments instead of 4 + 4.  (Loading each fragment at its first use instead: more
- * spills under ptxas 12.x on the 128 x 32 tiles.) */
-enum { MMA_RUN = 16 };
-
-static int
-cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
-{
-	char *ops[2][MMA_RUN];
-	int nops[2] = {0, 0}, use[MMA_RUN][2], arow[MMA_RUN] = {0}, rc = 0;
-	if (cnt > MMA_RUN) {
-		if (cuda_mma_run(e, kids, MMA_RUN) < 0)
-			return -1;
-		return cuda_mma_run(e, kids + MMA_RUN, cnt - MMA_RUN);
-	}
-	for (uint32_t i = 0; i < cnt && rc == 0; i++) {
-		const KNode *n = kids[i];
-		if (mma_check2(e, n) < 0) {
-			rc = -1;
-			break;
-		}
-		for (int side = 0; side < 2 && rc == 0; side++) {
-			int buf = side ? n->var : n->buf;
-			size_t at = e->src.len;
-			out(e, "b%d + (", buf);
-			if (cuda_node(e, side ? n->b : n->a) < 0) {
-				rc = -1;
-				break;
-			}
-			out(e, "), %d", e->k->bufs[buf].ld);
-			const char *txt = e->src.s + at;
-			int j = 0;
-			while (j < nops[side] && strcmp(ops[side][j], txt) != 0)
-				j++;
-			if (j == nops[side]) {
-				size_t len = strlen(txt) + 1;
-				if (!side) /* (A's fragment type) */
-					arow[j] = e->k->bufs[buf].arow;
-				ops[side][j] = malloc(len);
-				SEGC_ASSERT(ops[side][j] != NULL);
-				memcpy(ops[side][j], txt, len);
-				nops[side]++;
-			}
-			use[i][side] = j;
-			e->src.len = at;
-			e->src.s[at] = 0;
-		}
-	}
-	if (rc == 0) {
-		cuda_line(e);
-		out(e, "{\n");
-		e->indent++;
-		for (int side = 0; side < 2; side++)
-			for (int j = 0; j < nops[side]; j++) {
-				cuda_line(e);
-				out(e, "segc_frag_%s_t segc_f%c%d;\n",
-				    side ? "b" : arow[j] ? "ar" : "a", "ab"[side], j);
-				cuda_line(e);
-				out(e, "segc_load_frag(segc_f%c%d, %s);\n", "ab"[side], j,
-				    ops[side][j]);
-			}
-		for (uint32_t i = 0; i < cnt; i++) {
-			cuda_line(e);
-			out(e, "segc_mma_ab(segc_acc[%lld], segc_fa%d, segc_fb%d);\n",
-			    (long long)kids[i]->ival, use[i][0], use[i][1]);
-		}
-		e->indent--;
-		cuda_line(e);
-		out(e, "}\n");
-	}
-	for (int side = 0; side < 2; side++)
-		for (int j = 0; j < nops[side]; j++)
-			free(ops[side][j]);
-	return rc;
 }
 
 static int
@@ -872,6 +724,8 @@ cuda_node(CudaEmit *e, const KNode *n)
 		return cuda_mma(e, n);
 	case K_mma_store:
 		return cuda_mma_store(e, n);
+	case K_mmar:
+		return cuda_mmar(e, n);
 	case K_cp_async:
 		return cuda_cp_async(e, n);
 	case K_cp_wait:
@@ -916,8 +770,8 @@ overlaps_written(const Kernel *k, uint32_t i)
 		const KBuf *b = &k->bufs[j];
 		if (!b->written || b->slot != a->slot || b->shared)
 			continue;
-		int64_t a1 = a->offset + a->numel * (int64_t)elemsize(a->dtype);
-		int64_t b1 = b->offset + b->numel * (int64_t)elemsize(b->dtype);
+		int64_t a1 = a->offset + a->numel * (int64_t)cuda_elemsize(a->dtype);
+		int64_t b1 = b->offset + b->numel * (int64_t)cuda_elemsize(b->dtype);
 		if (a->offset < b1 && b->offset < a1)
 			return 1;
 	}
@@ -994,13 +848,13 @@ pool_bytes(const Kernel *k, int *pool)
 	for (uint32_t b = 0; b < k->nbufs; b++)
 		if (k->bufs[b].shared) {
 			*pool |= k->bufs[b].over != 0;
-			sum += k->bufs[b].numel * elemsize(k->bufs[b].dtype);
+			sum += k->bufs[b].numel * cuda_elemsize(k->bufs[b].dtype);
 		}
 	*pool |= sum > CG_SMEM_STATIC;
 	for (int pass = 0; pass < 2; pass++)
 		for (uint32_t b = 0; b < k->nbufs; b++) {
 			const KBuf *kb = &k->bufs[b];
-			int64_t bytes = kb->numel * elemsize(kb->dtype), g0 = end;
+			int64_t bytes = kb->numel * cuda_elemsize(kb->dtype), g0 = end;
 			if (!kb->shared || (pass == 0) != !kb->over)
 				continue;
 			if (kb->over)
@@ -1127,7 +981,10 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	e->raw = cr_raw_vars(e->p->arena, k, n);
 	declare_vars(e, n, 1);
 	int nacc = kir_count_acc(n);
-	if (nacc)
+	e->racc = kir_contains(n, K_mmar);
+	if (nacc && e->racc)
+		out(e, "\tfloat segc_racc[%d][8];\n", nacc);
+	else if (nacc)
 		out(e, "\tsegc_acc_t segc_acc[%d];\n", nacc);
 	out(e, "\tfor (long long t = blockIdx.x; t < n; t += gridDim.x) {\n\t\t");
 	if (cuda_loop_start(e, n) < 0)
@@ -1204,6 +1061,7 @@ lanes_fit(const KNode *n, uint8_t *scalar, int depth, int *budget)
 	case K_mma_zero:
 	case K_mma:
 	case K_mma_store:
+	case K_mmar:
 	case K_cp_async:
 	case K_cp_wait:
 	case K_vload:
@@ -1250,7 +1108,7 @@ ilp_lanes(CudaEmit *e, const KNode *n, int64_t cnt)
 		int narrow = u == 2, u16 = s16 ? atoi(s16) : 0; /* writes 16-bit buffers only */
 		for (uint32_t b = 0; narrow && b < e->k->nbufs; b++)
 			narrow = !e->k->bufs[b].written || e->k->bufs[b].shared ||
-			         elemsize(e->k->bufs[b].dtype) == 2;
+			         cuda_elemsize(e->k->bufs[b].dtype) == 2;
 		if (narrow)
 			u = u16 >= 1 && u16 <= 8 ? u16 : 4;
 	}

@@ -1,4 +1,4 @@
-/* codegen/emit_cuda.h -- what the CUDA emitter's files share (emit_cuda.c, cuda_vec.c).
+/* codegen/emit_cuda.h -- what the CUDA emitter's files share (emit_cuda.c, cuda_vec.c, cuda_mma.c).
  * Internal to codegen/: the emitter state, the text helpers and the statement emitter. */
 #ifndef SEGC_EMIT_CUDA_H
 #define SEGC_EMIT_CUDA_H
@@ -35,6 +35,7 @@ typedef struct {
 	 * (cr_raw_vars) */
 	uint8_t *raw;
 	int rawload; /* emitting a raw variable's load: no conversion to f32 */
+	int racc;    /* the block-mapped function's accumulators are K_mmar's (registers) */
 } CudaEmit;
 
 
@@ -46,6 +47,15 @@ void cuda_varname(CudaEmit *e, int var);        /* v<id>_<name>, [u] / [0] in la
 void cuda_lane_head(CudaEmit *e);               /* "for (int u ..) [if (g<guard>[u])] " */
 int cuda_loop_start(CudaEmit *e, const KNode *n); /* "var = lo + t * step;" of top loop n */
 int cuda_node(CudaEmit *e, const KNode *n);     /* a statement or an expression */
+unsigned cuda_elemsize(int dtype);
+
+/* ---- cuda_mma.c: the tensor-core statements (kir.def K_mma*, K_mmar) ---- */
+int cuda_mma_zero(CudaEmit *e, const KNode *n);
+int cuda_mma(CudaEmit *e, const KNode *n);
+int cuda_mma_store(CudaEmit *e, const KNode *n);
+int cuda_mmar(CudaEmit *e, const KNode *n);
+/* cnt consecutive K_mma statements, fragments loaded once */
+int cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt);
 
 /* ---- cuda_vec.c ---- */
 /* Contiguous vectors of top-level parallel loop top with cnt iterations (codegen/cuda_vec.c,

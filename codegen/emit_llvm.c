@@ -722,6 +722,7 @@ llvm_node(LlvmEmit *e, const KNode *n, LLVMValueRef *out)
 	case K_mma_zero:
 	case K_mma:
 	case K_mma_store:
+	case K_mmar:
 		return cg_unsupported(e->d, e->k, "cpu", "tensor-core (mma) statements");
 	case K_cp_async:
 	case K_cp_wait:

@@ -234,6 +234,19 @@ kir_mma_store(Program *p, int acc, int cbuf, KNode *coff)
 }
 
 KNode *
+kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar)
+{
+	KNode *n = node(p, K_mmar, KT_VOID);
+	SEGC_ASSERT(ps > 0 && ps < 256 && rs > 0 && rs < 256);
+	n->ival = acc;
+	n->var = avar;
+	n->op = (uint8_t)ps;
+	n->ann = (uint8_t)rs;
+	n->buf = bvar;
+	return n;
+}
+
+KNode *
 kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred)
 {
 	KNode *c = node(p, K_cp_async, KT_VOID);
@@ -517,7 +530,14 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 	case K_mma_store:
 		fprintf(f, "mma_store b%d[", n->buf);
 		pexpr(k, n->a, f);
-		fprintf(f, "] = acc%lld\n", (long long)n->ival);
+		fprintf(f, "] = acc%lld", (long long)n->ival);
+		if (n->op)
+			fprintf(f, " rows %d", n->op);
+		fputc('\n', f);
+		return;
+	case K_mmar:
+		fprintf(f, "mmar acc%lld += %s%d.. pairs %d rows %d * %s%d..\n", (long long)n->ival,
+		        k->varnames[n->var], n->var, n->op, n->ann, k->varnames[n->buf], n->buf);
 		return;
 	case K_vload:
 		fprintf(f, "vload%lld %s%d.. = b%d[", (long long)n->ival, k->varnames[n->var],
@@ -638,6 +658,7 @@ kir_each_buf(KNode *n, KBufFn fn, void *ctx)
 	case K_assign:
 	case K_barrier:
 	case K_mma_zero:
+	case K_mmar: /* (buf: B's first variable) */
 	case K_cp_wait:
 	case K_const:
 	case K_var:
@@ -666,6 +687,8 @@ kir_each_var(const KNode *n, KVarFn fn, void *ctx)
 		fn(n, n->var, ctx);
 	for (int i = 0; (n->kind == K_vload || n->kind == K_vstore) && i < n->ival; i++)
 		fn(n, kir_vec_var(n, i), ctx);
+	for (int i = 0; n->kind == K_mmar && i < 16; i++)
+		fn(n, kir_mmar_var(n, i), ctx);
 	kir_each_var(n->a, fn, ctx);
 	kir_each_var(n->b, fn, ctx);
 	kir_each_var(n->c, fn, ctx);
@@ -680,7 +703,8 @@ kir_count_acc(const KNode *n)
 	int m = 0, c;
 	if (!n)
 		return 0;
-	if (n->kind == K_mma_zero || n->kind == K_mma || n->kind == K_mma_store)
+	if (n->kind == K_mma_zero || n->kind == K_mma || n->kind == K_mma_store ||
+	    n->kind == K_mmar)
 		m = (int)n->ival + 1;
 	for (uint32_t i = 0; i < n->nkids; i++)
 		if ((c = kir_count_acc(n->kids[i])) > m)

@@ -179,6 +179,17 @@ int kir_shared_over(Program *p, Kernel *k, int dtype, int64_t numel, int ld, con
 KNode *kir_mma_zero(Program *p, int acc);
 KNode *kir_mma(Program *p, int acc, int abuf, KNode *aoff, int bbuf, KNode *boff);
 KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
+/* K_mmar (kir.def): acc += A (variables from avar: pair stride ps, row stride rs) * B
+ * (variables bvar .. bvar + 7) */
+KNode *kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar);
+/* variable e (< 16) of a K_mmar: A's e < 8, then B's */
+static inline int
+kir_mmar_var(const KNode *n, int e)
+{
+	if (e >= 8)
+		return n->buf + e - 8;
+	return n->var + (e & 1) * n->op + ((e >> 1) & 1) * n->ann + (e >> 2) * 2 * n->op;
+}
 /* the asynchronous copies (kir.def): cp_async (pred NULL: always), cp_wait */
 KNode *kir_cp_async(Program *p, int dst, KNode *doff, int src, KNode *soff, int n, KNode *pred);
 KNode *kir_cp_wait(Program *p);
@@ -202,7 +213,8 @@ typedef void (*KBufFn)(KNode *n, int32_t *buf, int store, void *ctx);
 void kir_each_buf(KNode *n, KBufFn fn, void *ctx);
 /* Call fn for every variable reference under n, in tree order: the node and the variable (a
  * loop, let or assign defines it, K_var reads it, K_vload defines its ival variables, K_vstore
- * reads its ival variables; K_mma's and K_cp_async's var is a buffer and is not visited). */
+ * reads its ival variables, K_mmar reads its 16 (kir_mmar_var); K_mma's and K_cp_async's var is
+ * a buffer and is not visited). */
 typedef void (*KVarFn)(const KNode *n, int var, void *ctx);
 void kir_each_var(const KNode *n, KVarFn fn, void *ctx);
 /* the highest tensor-core accumulator index (K_mma_zero, K_mma, K_mma_store) under n, plus one */

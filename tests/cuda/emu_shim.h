@@ -589,3 +589,87 @@ segc_shfl_xor(float v, int m)
 	__syncthreads();
 	return r;
 }
+
+/* ---- the register-fragment MMA (K_mmar: mma.sync m16n8k16 twice, bf16): the lanes' fragments
+ * exchanged like a shuffle's values (every thread of the block takes part), each lane's eight
+ * accumulators in mma.sync's layout (g = lane / 4, t = lane % 4: rows g, g + 8, columns 2t,
+ * 2t + 1, + 8) ---- */
+struct segc_emu_b2 {
+	float lo, hi;
+};
+
+static inline float
+segc_emu_bfv(float v)
+{
+	return __bfloat162float(__float2bfloat16(v));
+}
+
+static inline float
+segc_emu_bfv(__nv_bfloat16 v)
+{
+	return __bfloat162float(v);
+}
+
+template <typename T>
+static inline segc_emu_b2
+segc_pk2(T a, T b)
+{
+	segc_emu_b2 r = {segc_emu_bfv(a), segc_emu_bfv(b)};
+	return r;
+}
+
+static float segc_emu_mr[SEGC_EMU_MAXT][16];
+static unsigned segc_emu_mrn[SEGC_EMU_MAXT];
+
+static inline void
+segc_mmar(float (&c)[8], segc_emu_b2 a0, segc_emu_b2 a1, segc_emu_b2 a2, segc_emu_b2 a3,
+          segc_emu_b2 b0, segc_emu_b2 b1, segc_emu_b2 b2, segc_emu_b2 b3)
+{
+	unsigned t = segc_emu_cur, l = t & 31u, w = t - l;
+	const segc_emu_b2 in[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
+	if (!segc_emu_call || blockDim.x % 32) {
+		fprintf(stderr, "emu_shim: mmar outside a block of whole warps\n");
+		abort();
+	}
+	for (int i = 0; i < 8; i++)
+		segc_emu_mr[t][2 * i] = in[i].lo, segc_emu_mr[t][2 * i + 1] = in[i].hi;
+	segc_emu_mrn[t]++;
+	__syncthreads();
+	for (unsigned u = w; u < w + 32; u++)
+		if (segc_emu_mrn[u] != segc_emu_mrn[t]) {
+			fprintf(stderr, "emu_shim: divergent mmar: thread %u at %u, %u at %u\n", t,
+			        segc_emu_mrn[t], u, segc_emu_mrn[u]);
+			abort();
+		}
+	unsigned g = l >> 2, tt = l & 3u;
+	for (int i = 0; i < 8; i++) {
+		unsigned r = g + 8 * ((i >> 1) & 1), n = 8 * (i >> 2) + 2 * tt + (i & 1);
+		float s = c[i];
+		for (unsigned k = 0; k < 16; k++) {
+			/* A[r, k]: lane (r % 8)*4 + (k % 8)/2, register (r >= 8) + 2*(k >= 8); B[k, n]:
+			 * lane (n % 8)*4 + (k % 8)/2, register 4 + (k >= 8) + 2*(n >= 8) */
+			unsigned la = w + (r % 8) * 4 + (k % 8) / 2, lb = w + (n % 8) * 4 + (k % 8) / 2;
+			unsigned ra = (r >= 8) + 2 * (k >= 8), rb = 4 + (k >= 8) + 2 * (n >= 8);
+			s += segc_emu_mr[la][2 * ra + (k & 1)] * segc_emu_mr[lb][2 * rb + (k & 1)];
+		}
+		c[i] = s;
+	}
+	__syncthreads();
+}
+
+static inline void
+segc_mma_zero(float (&c)[8])
+{
+	for (int i = 0; i < 8; i++)
+		c[i] = 0.0f;
+}
+
+static inline void
+segc_mma_store(float *o, const float (&c)[8], int ld, int R)
+{
+	int l = (int)(threadIdx.x & 31u), g = l >> 2, t = l & 3;
+	for (int i = 0; i < 8; i++) {
+		int r = g + 8 * ((i >> 1) & 1), col = 8 * (i >> 2) + 2 * t + (i & 1);
+		o[(R < 0 ? r : (r & 7) * R + (r >> 3)) + col * ld] = c[i];
+	}
+}

@@ -134,6 +134,44 @@ prog_mma(int precision, int run, int cpn)
 	return p;
 }
 
+/* A register-fragment MMA (K_mmar): one block of 32 threads; A's eight values a lane holds
+ * are f32 variables loaded from x (pair stride 2, row stride 1), B's eight the next ones;
+ * acc 0 = A*B, stored with rows 8 into the shared C tile, barrier, out = C.  mix: a wmma
+ * K_mma after it (refused) */
+static Program *
+prog_mmar(int precision, int mix)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0", loc_none);
+	p->precision = precision;
+	int x = addbuf(p, k, 1, 0, DT_F32, 512, 0);
+	int o = addbuf(p, k, 2, 0, DT_F32, 512, 1);
+	int cs = kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
+	int tv = kir_var(p, k, KT_I64, "th"), bv = kir_var(p, k, KT_I64, "blk"), v0 = 0;
+	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 1), 1, LOOP_BLOCK);
+	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 32), 1, LOOP_THREAD);
+	kir_append(p, k->body, bl);
+	kir_append(p, bl->body, tl);
+	for (int i = 0; i < 16; i++) {
+		int v = kir_var(p, k, KT_F32, "f");
+		v0 = i ? v0 : v;
+		KNode *at = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 16)),
+		                    kir_i64(p, i));
+		kir_append(p, tl->body, kir_let(p, k, v, kir_load(p, k, x, at)));
+	}
+	kir_append(p, tl->body, kir_mma_zero(p, 0));
+	kir_append(p, tl->body, kir_mmar(p, 0, v0, 2, 1, v0 + 8));
+	if (mix)
+		kir_append(p, tl->body, kir_mma(p, 0, cs, kir_i64(p, 0), cs, kir_i64(p, 0)));
+	KNode *st = kir_mma_store(p, 0, cs, kir_i64(p, 0));
+	st->op = 8;
+	kir_append(p, tl->body, st);
+	kir_append(p, tl->body, kir_barrier(p));
+	kir_append(p, tl->body,
+	           kir_store(p, o, kir_ref(p, k, tv), kir_load(p, k, cs, kir_ref(p, k, tv))));
+	return p;
+}
+
 /* A block-mapped warp sum: 2 blocks of 32 threads, s = x[blk*32 + th]; s += shfl(s, m) for
  * m = 16 .. 1; thread 0 stores s.  form 1: the shuffle inside the add (refused); form 2: the
  * same in a grid-stride loop (refused) */
@@ -560,6 +598,33 @@ main(void)
 	CHECK(strstr(src, "segc_mma_bf16(segc_acc[0]"), "bf16 mma");
 	CHECK(strstr(src, "#define SEGC_KF 16\n"), "bf16 fragments");
 	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "bf16: %s", d.first);
+	free(src);
+	freeprog(p);
+
+	/* register-fragment MMAs: register accumulators, pairs packed, rows on the store */
+	p = prog_mmar(KP_BF16, 0);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "float segc_racc[1][8];") && !strstr(src, "segc_acc_t segc_acc"),
+	      "register accumulators:\n%s", src);
+	CHECK(strstr(src, "segc_mma_zero(segc_racc[0]);"), "mmar zero");
+	CHECK(strstr(src, "segc_mmar(segc_racc[0], segc_pk2(v2_f, v4_f), segc_pk2(v3_f, v5_f), "
+	                  "segc_pk2(v6_f, v8_f), segc_pk2(v7_f, v9_f), segc_pk2(v10_f, v11_f)"),
+	      "mmar:\n%s", src);
+	CHECK(strstr(src, "segc_mma_store(b2 + (0LL), segc_racc[0], 24, 8);"), "mmar store");
+	CHECK(strstr(src, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"), "mma.sync");
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "mmar: %s", d.first);
+	free(src);
+	freeprog(p);
+	p = prog_mmar(KP_TF32, 0);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(rc < 0 && strstr(d.first, "register-fragment MMAs other than bf16"), "tf32 mmar: %s",
+	      d.first);
+	free(src);
+	freeprog(p);
+	p = prog_mmar(KP_BF16, 1);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(rc < 0 && strstr(d.first, "wmma and register-fragment MMAs mixed"), "mixed: %s",
+	      d.first);
 	free(src);
 	freeprog(p);
 
