@@ -33,6 +33,7 @@ static const struct {
     {"SEGC_MMA_XVEC", "cuda", 0, 1, "bf16 channels-last x by vectors"},
     {"SEGC_MMA_AROW", "cuda", 0, 1, "row-major A tile"},
     {"SEGC_MMA_XROW", "cuda", 0, 1, "row gathers"},
+    {"SEGC_MMA_FRAG", "cuda", 0, 1, "register-fragment convs (mma.sync)"},
     {"SEGC_MMA_T48", "cuda", 0, 1, "48-column conv tiles"},
     {"SEGC_MMA_T64", "cuda", 0, 1, "128 x 64 conv tiles"},
     {"SEGC_MMA_CLVROWS", "cuda", 0, 1, "channels-last vector rows"},

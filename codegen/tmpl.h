@@ -225,6 +225,8 @@ typedef struct {
 	KNode *tg, *actv;             /* the thread's group offset in a job (or NULL); th < act */
 	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
 	int win[MMA_ROW_JOBS];        /* each job's pw + 8*sw + qw consecutive variables */
+	int frag;                     /* the register-fragment form (mma_frag_*) */
+	KNode *lane;                  /* frag: the thread's lane */
 } MmaRow;
 int mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn);
 /* the first loop: wt[n, k] = w in the form's K order (k = group*KP + tap*gc + c), 0 in a
@@ -234,5 +236,14 @@ void mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64
                   int64_t lda, int as, int64_t atile);
 void mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase);
 void mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao);
+/* The register-fragment form of the row gather (SEGC_MMA_FRAG=1; tmpl_gpu_mma_row.c): fits
+ * sets 256 x bn tiles of 128 threads (warps of 64 x bn, 4 x bn/16 accumulators, K step one
+ * group); wt (bf16) in fragment order, NJ 16-column tiles; prep the lane's octet and channels;
+ * step one group's windows, B fragments and K_mmar of the block's 16-column tiles j0.. */
+int mma_frag_fits(Lower *L, MmaRow *r, int64_t N);
+void mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ);
+void mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M);
+void mma_frag_step(Lower *L, const MmaRow *r, KNode *block, KNode *kbase, KNode *j0, int64_t NJ,
+                   int wt);
 
 #endif

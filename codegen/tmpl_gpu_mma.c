@@ -38,7 +38,9 @@
  * + ci) so each half K step has one tap, checked and located once per half (stage_load_tap_a,
  * B from a tap-major copy of w made by a first parallel loop), or, with bf16 activations and
  * rows of 8-voxel octets, each thread an octet: one 16-byte load per channel and row of taps
- * (the row gather, tmpl_gpu_mma_row.c, K ordered by rows of taps);
+ * (the row gather, tmpl_gpu_mma_row.c, K ordered by rows of taps; with $SEGC_MMA_FRAG=1 its
+ * register-fragment form: the windows straight into mma.sync, no A or B tile, 256 x 16|32
+ * tiles, the C tile's rows two a thread in the epilogue);
  * otherwise from a tap table in shared memory (k_table).  A conv whose x has a load prologue
  * (lw_has_prologue: instance norm + activation fused into it) applies it to every in-bounds
  * element it gathers; padding stays 0.
@@ -462,12 +464,22 @@ stats_fit(Lower *L, const Gemm *g, const Tiling *t)
 
 /* The elements e = r*nt + th (r in [0, total/nt)) of a tile walked fast dim first: f = e %
  * fast is th % fast for every r (fast divides nt), so it is a let in hoist; s = e / fast is
- * r*(nt/fast) + th/fast, a let in the returned loop body. */
+ * r*(nt/fast) + th/fast, a let in the returned loop body.  (nt dividing fast: f = th + (r %
+ * (fast/nt))*nt, s = r / (fast/nt), both in the body.) */
 static KNode *
 thread_elems(Lower *L, KNode *hoist, KNode *th, int64_t nt, int64_t total, int64_t fast, KNode **fi,
              KNode **si)
 {
 	KNode *r;
+	if (fast > nt) {
+		SEGC_ASSERT(fast % nt == 0 && total % fast == 0);
+		KNode *lp =
+		    lw_loop(L, hoist, "r", ix_c(L, 0), ix_c(L, total / nt), LOOP_SERIAL, &r);
+		*fi = lw_let(L, lp->body, "f",
+		             ix_add(L, th, ix_mul(L, bin(L, KB_REM, r, fast / nt), nt)));
+		*si = lw_let(L, lp->body, "s", bin(L, KB_DIV, r, fast / nt));
+		return lp->body;
+	}
 	SEGC_ASSERT(nt % fast == 0 && total % nt == 0);
 	*fi = lw_let(L, hoist, "f", bin(L, KB_REM, th, fast));
 	KNode *tq = lw_let(L, hoist, "tq", bin(L, KB_DIV, th, fast));
@@ -1135,6 +1147,20 @@ tmpl_gpu_mma(Lower *L)
 		if (xrow) /* K in the form's order (a small Cin's groups padded to kf k) */
 			g.tapk = 1, g.K = row.ngroups * row.KP;
 	}
+	/* the register-fragment form (tmpl_gpu_mma_row.c; opt-in, $SEGC_MMA_FRAG=1): 256 x 16 or
+	 * 256 x 32 tiles of 4 warps, A in registers, B from wt in fragment order (a bf16 copy in
+	 * global memory, as the cp.async forms': not with $SEGC_MMA_CPASYNC=0) */
+	MmaRow fr = {0};
+	int frag = 0;
+	if (g.kind == G_CONV && g.tapk && !g.pro && cpm >= 1) {
+		lw_conv_shape(L, &fr.cv);
+		frag = mma_frag_fits(L, &fr, g.N);
+	}
+	if (frag) {
+		xrow = 0;
+		t = (Tiling){128, 256, (int)fr.bn, (int)fr.bk, 4, (int)fr.bn / 16, 0, (int)fr.bn};
+		g.K = fr.ngroups * fr.KP;
+	}
 	g.bk = t.bk;
 	int bcp = cl ? g.xce != 0 : t.dbuf && g.tapk && cpm >= 1;
 	int acp = cl ? cpm >= 1 : bcp && cpm >= 2 && !bf && !g.pro && !xrow;
@@ -1145,7 +1171,7 @@ tmpl_gpu_mma(Lower *L)
 	 * fragments load row-major.  H100, 128^3 bf16: 6-13% less GPU time per graph, 20-23% less
 	 * in the full-resolution convs.  $SEGC_MMA_AROW=0: the column-major tile (A/B) */
 	const char *are = cg_knob("SEGC_MMA_AROW");
-	int arow = !xrow && g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
+	int arow = !xrow && !frag && g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
 	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= g.smem && (!are || atoi(are) != 0);
 	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8, ldc = bm + 8;
 	int64_t wrows = bm / (16 * t.fm);
@@ -1160,9 +1186,10 @@ tmpl_gpu_mma(Lower *L)
 	if (stat)
 		tmpl_tile_stats_setup(L, &sts, g.OD * g.OH * g.OW / bm, bm, g.N, g.Nb);
 	SEGC_ASSERT(wrows * (bn / (16 * t.fn)) * 32 == nt && bn % t.cc == 0);
-	int as = kir_shared(p, k, tdt, nbuf * atile, (int)lda, "As");
-	k->bufs[as].arow = (uint8_t)arow;
-	int bs = kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
+	int as = frag ? -1 : kir_shared(p, k, tdt, nbuf * atile, (int)lda, "As");
+	if (!frag)
+		k->bufs[as].arow = (uint8_t)arow;
+	int bs = frag ? -1 : kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
 	/* double-buffered: C (a chunk of cc columns) over the A and B tiles, after the K loop */
 	int cs = t.dbuf ? kir_shared_over(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs", as)
 	                : kir_shared(p, k, DT_F32, bn * ldc, (int)ldc, "Cs");
@@ -1186,9 +1213,13 @@ tmpl_gpu_mma(Lower *L)
 		 * last barrier, and read only in the K loop) */
 		g.vt = kir_shared(p, k, DT_I32, bn * 4, 0, "Vt");
 	}
-	if (g.tapk) /* wt: one flat parallel loop before the GEMM */
+	if (frag) /* wt in fragment order, bf16 */
+		g.wt = lw_scratch(L, DT_BF16, fr.ngroups * fr.KP * nnb * bn, "wt");
+	else if (g.tapk) /* wt: one flat parallel loop before the GEMM */
 		g.wt = lw_scratch(L, bcp ? tdt : DT_F32, g.N * g.K, "wt");
-	if (g.tapk && xrow) {
+	if (frag) {
+		mma_frag_wt(L, &fr, g.wt, lw_buf(L, g.w), g.N, nnb * bn / 16);
+	} else if (g.tapk && xrow) {
 		mma_row_wt(L, &row, g.wt, lw_buf(L, g.w), g.N);
 	} else if (g.tapk) { /* wt[n, tap, ci] = w[n, ci, tap] */
 		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {g.N, g.Ci, kvol};
@@ -1243,7 +1274,7 @@ tmpl_gpu_mma(Lower *L)
 	/* (row-major A with nt == bm: qa 0, so that the gather's K terms, kh = kbase + qa*run + ..,
 	 * stay warp-uniform, in uniform registers: 96 -> 110 registers otherwise; the row
 	 * gather: neither) */
-	if (!xrow) {
+	if (!xrow && !frag) {
 		st.fa = lw_let(L, body, "fa", bin(L, KB_REM, th, g.a_kfast ? bk : bm));
 		st.qa = arow && nt == bm
 		            ? ix_c(L, 0)
@@ -1254,17 +1285,19 @@ tmpl_gpu_mma(Lower *L)
 	if (xrow) { /* the thread's octet of m for the whole tile, its windows' registers */
 		mma_row_prep(L, &row, body, th, m0, g.M, lda, as, atile);
 		st.row = &row;
+	} else if (frag) {
+		mma_frag_prep(L, &fr, body, th, m0, g.M);
 	} else if (!g.a_kfast) { /* m = m0 + th % bm for the whole tile: its gather terms too */
 		KNode *m = lw_let(L, body, "m", ix_add(L, m0, st.fa));
 		st.mok = lw_let(L, body, "mok", bin(L, KB_LT, m, g.M));
 		a_prep(L, &g, body, m, &st.ap);
 	}
-	for (int j = 0; !acp && !xrow && j < bm * bk / nt; j++)
+	for (int j = 0; !acp && !xrow && !frag && j < bm * bk / nt; j++)
 		st.ra[j] = kir_var(p, k, KT_F32, "ra");
 	st.acp = acp;
 	st.arow = arow;
 	st.run = bm * bk / nt;
-	for (int j = 0; !bcp && j < bn * bk / nt; j++)
+	for (int j = 0; !bcp && !frag && j < bn * bk / nt; j++)
 		st.rb[j] = kir_var(p, k, KT_F32, "rb");
 	st.bcp = bcp;
 	if (bcp && !cl) {
@@ -1301,7 +1334,8 @@ tmpl_gpu_mma(Lower *L)
 			k_table(L, &g, body, th, ix_add(L, kbeg, ix_c(L, bk)), ix_c(L, bk * 4));
 		kir_append(p, body, kir_barrier(p));
 	}
-	stage_load(L, &st, body, kbeg, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
+	if (!frag)
+		stage_load(L, &st, body, kbeg, ix_c(L, 0), ix_c(L, 0), ix_c(L, 0));
 	if (t.dbuf) {
 		if (bcp && !cl)
 			stage_cp_b(L, &st, body, kbeg, ix_c(L, 0), ce);
@@ -1317,7 +1351,9 @@ tmpl_gpu_mma(Lower *L)
 	KNode *next = lw_let(L, kb, "kn", ix_add(L, k0, ix_c(L, bk))), *slot = ix_c(L, 0);
 	/* the step's parity counts from the split's first step (the halves, the table slots) */
 	KNode *k0r = ksp > 1 ? kir_bin(p, KB_SUB, k0, kbeg) : k0;
-	if (t.dbuf) {
+	if (frag) {
+		mma_frag_step(L, &fr, kb, k0, ix_mul(L, nb, bn / 16), nnb * bn / 16, g.wt);
+	} else if (t.dbuf) {
 		KNode *cur = lw_let(L, kb, "cur", bin(L, KB_REM, bin(L, KB_DIV, k0r, bk), 2));
 		KNode *oth = lw_let(L, kb, "oth", kir_bin(p, KB_SUB, ix_c(L, 1), cur));
 		if (ktab)
@@ -1354,7 +1390,9 @@ tmpl_gpu_mma(Lower *L)
 	int64_t nch = bn / t.cc;
 	KNode *wc = nch > 1 ? lw_let(L, body, "wc", bin(L, KB_DIV, wn, t.cc)) : NULL;
 	OPrep op;
-	if (!g.c_nfast) { /* m fixed per thread: its output coordinate once (split: none) */
+	int mvar = !g.c_nfast && bm > nt; /* (frag: two m a thread) */
+	/* m fixed per thread: its output coordinate once (split: none) */
+	if (!g.c_nfast && !mvar) {
 		mm = lw_let(L, body, "f", bin(L, KB_REM, th, bm));
 		m = lw_let(L, body, "m", ix_add(L, m0, mm));
 		if (ksp == 1)
@@ -1372,15 +1410,17 @@ tmpl_gpu_mma(Lower *L)
 	}
 	KNode *wnc = ix_add(L, wn, ix_mul(L, hc, -t.cc));
 	for (int i = 0; i < t.fm; i++)
-		for (int j = 0; j < t.fn; j++) {
-			KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, 16 * i)),
+		for (int j = 0; j < t.fn; j++) { /* (frag: rows 8 apart from voxel 2i) */
+			KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, frag ? 2 * i : 16 * i)),
 			                   ix_mul(L, ix_add(L, wnc, ix_c(L, 16 * j)), ldc));
-			kir_append(p, sto, kir_mma_store(p, i * t.fn + j, cs, co));
+			KNode *ms = kir_mma_store(p, i * t.fn + j, cs, co);
+			ms->op = frag ? 8 : 0;
+			kir_append(p, sto, ms);
 		}
 	kir_append(p, eb, kir_barrier(p));
 	sb = thread_elems(L, eb, th, nt, bm * t.cc, g.c_nfast ? t.cc : bm, &fi, &si);
-	if (g.c_nfast) {
-		mm = si, nn = fi;
+	if (g.c_nfast || mvar) {
+		mm = mvar ? fi : si, nn = mvar ? si : fi;
 		m = lw_let(L, sb, "m", ix_add(L, m0, mm));
 	} else {
 		nn = si;
@@ -1389,7 +1429,7 @@ tmpl_gpu_mma(Lower *L)
 	n = lw_let(L, sb, "n", ix_add(L, n0, nc));
 	iff = kir_if(p, kir_bin(p, KB_AND, bin(L, KB_LT, m, g.M), bin(L, KB_LT, n, g.N)));
 	kir_append(p, sb, iff);
-	if (g.c_nfast && ksp == 1)
+	if ((g.c_nfast || mvar) && ksp == 1)
 		o_prep(L, &g, iff->body, m, &op);
 	KNode *acc = kir_load(p, k, cs, ix_add(L, mm, ix_mul(L, nn, ldc)));
 	if (ksp > 1) { /* the partial tile (split_sum adds them) */
@@ -1409,7 +1449,7 @@ tmpl_gpu_mma(Lower *L)
 	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
 	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
 	 * and B tiles (and the next chunk over this one): a barrier */
-	if (t.dbuf)
+	if (t.dbuf || frag) /* (frag: no barrier in the K loop) */
 		kir_append(p, eb, kir_barrier(p));
 	if (stat)
 		return tmpl_tile_stats_merge(L, &sts);

@@ -16,30 +16,30 @@
  * stores into the column-major A tile (As[kk*lda + mm]; a run of 8 f32: two).  Requires: bf16
  * or tf32 precision, x bf16 or f32, no load prologue, Ci % kf == 0 or Ci < kf (at most a
  * quarter of padding, but for Ci 1 and 2: the first convs, whose MMAs are few and gather is
- * all), x's offsets in i32, tiles of 64 or 128 rows. */
+ * all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment form (mma_frag_*,
+ * $SEGC_MMA_FRAG=1, at the end) feeds the same windows to mma.sync without an A tile. */
 #include "tmpl.h"
 
 #include <stdlib.h>
 
-int
-mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
+/* what the row gather needs of the conv whatever the tile: its windows' shape and the group
+ * of channels (fills the form's K order); 0 where it does not apply */
+static int
+row_conv_fits(Lower *L, MmaRow *r)
 {
 	const Conv *cv = &r->cv;
-	const char *e = cg_knob("SEGC_MMA_XROW");
 	int bf = L->p->precision == KP_BF16;
-	if ((e && *e && atoi(e) == 0) || (!bf && L->p->precision != KP_TF32) ||
-	    lw_has_prologue(L))
+	if ((!bf && L->p->precision != KP_TF32) || lw_has_prologue(L))
 		return 0;
 	int xb = lw_buf(L, cv->x);
 	const KBuf *xk = &L->k->bufs[xb];
 	int64_t kw = cv->k[2], sw = cv->s[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
 	int64_t qw = span - pw - sw + 1; /* the right edge: the last tap's last element's slot */
 	int64_t kf = bf ? 16 : 8, gc = cv->Ci % kf ? cv->Ci : kf;
-	int64_t kp = (kw * gc + kf - 1) / kf * kf, per = nt / (bm / 8);
+	int64_t kp = (kw * gc + kf - 1) / kf * kf;
 	if (cv->groups != 1 || gc > kf || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
 	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
-	    qw > 8 || cv->OW % 8 || (bm != 64 && bm != 128) || (nt != 128 && nt != 256) ||
-	    16 % per || (per % gc && gc % per) || (gc > 2 && 4 * kw * gc < 3 * kp) ||
+	    qw > 8 || cv->OW % 8 || (gc > 2 && 4 * kw * gc < 3 * kp) ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
 	r->xb = xb;
@@ -51,8 +51,19 @@ mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
 	r->bk = kp * r->G;
 	r->CQ = cv->Ci / gc;
 	r->ngroups = cv->k[0] * cv->k[1] * r->CQ;
+	return 1;
+}
+
+int
+mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn)
+{
+	const char *e = cg_knob("SEGC_MMA_XROW");
+	int64_t per = nt / (bm / 8);
+	if ((e && *e && atoi(e) == 0) || (bm != 64 && bm != 128) || (nt != 128 && nt != 256) ||
+	    16 % per || !row_conv_fits(L, r) || (per % r->gc && r->gc % per))
+		return 0;
 	r->bm = bm, r->nt = nt, r->bn = bn;
-	int64_t wins = r->G * gc * (bm / 8); /* windows a step */
+	int64_t wins = r->G * r->gc * (bm / 8); /* windows a step */
 	r->jobs = wins >= nt ? wins / nt : 1;
 	r->act = wins < nt ? wins : 0;
 	return (wins >= nt ? wins % nt == 0 : nt % wins == 0) && r->jobs <= MMA_ROW_JOBS;
@@ -114,24 +125,14 @@ zero_pad(Lower *L, const MmaRow *r, KNode *block, KNode *th, int64_t atile)
 	}
 }
 
-void
-mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M, int64_t lda,
-             int as, int64_t atile)
+/* octet o of the tile (voxels m0 + 8*o ..) and the thread's first channel tc: whether it lies
+ * in M, its output coordinates, x at (b, tc, p0, p1, sw*ow0), the edges' predicates */
+static void
+octet_terms(Lower *L, MmaRow *r, KNode *block, KNode *o, KNode *tc, KNode *m0, int64_t M)
 {
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
-	int64_t hw = cv->H * cv->W, dhw = cv->D * hw, oct = r->bm / 8, per = r->nt / oct;
-	r->lda = lda, r->as = as;
-	KNode *o = lw_let(L, block, "oc", kir_bin(p, KB_REM, th, ix_c(L, oct)));
-	KNode *cth = lw_let(L, block, "cth", kir_bin(p, KB_DIV, th, ix_c(L, oct)));
-	/* the thread's group (of a job's) and channel in it: cth / gc, cth % gc where a job's
-	 * per = nt / oct channel rows span groups (small Cin), else 0, cth */
-	KNode *tg = per > r->gc ? lw_let(L, block, "tg", kir_bin(p, KB_DIV, cth, ix_c(L, r->gc)))
-	                        : ix_c(L, 0);
-	KNode *tc = per > r->gc ? lw_let(L, block, "tc", kir_bin(p, KB_REM, cth, ix_c(L, r->gc)))
-	                        : cth;
-	r->tg = per > r->gc ? lw_let(L, block, "tg32", i32_of(L, tg)) : NULL;
-	r->actv = r->act ? lw_let(L, block, "xact", kir_bin(p, KB_LT, th, ix_c(L, r->act))) : NULL;
+	int64_t hw = cv->H * cv->W, dhw = cv->D * hw;
 	KNode *m8 = lw_let(L, block, "m8", ix_add(L, m0, ix_mul(L, o, 8)));
 	r->mok = lw_let(L, block, "mok", kir_bin(p, KB_LT, m8, ix_c(L, M)));
 	/* m8's output coordinate (batch, od, oh, ow0), in i32: M < 2^31 (x's elements are) */
@@ -152,19 +153,47 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 		r->lok = lw_let(L, block, "lok", kir_bin(p, KB_GT, ow0, i32_c(L, 0)));
 	if (r->qw)
 		r->rok = lw_let(L, block, "rok", kir_bin(p, KB_LT, ow0, i32_c(L, cv->OW - 8)));
+}
+
+/* each job's window: pw + 8*sw + qw consecutive variables, the jobs' one after another */
+static void
+windows(Lower *L, MmaRow *r)
+{
+	int64_t win = r->pw + 8 * r->sw + r->qw;
+	for (int j = 0; j < r->jobs; j++)
+		for (int64_t i = 0; i < win; i++) {
+			int v = kir_var(L->p, L->k, KT_F32, "xw");
+			if (i == 0)
+				r->win[j] = v;
+			SEGC_ASSERT(v == r->win[j] + i);
+		}
+}
+
+void
+mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M, int64_t lda,
+             int as, int64_t atile)
+{
+	Program *p = L->p;
+	const Conv *cv = &r->cv;
+	int64_t oct = r->bm / 8, per = r->nt / oct;
+	r->lda = lda, r->as = as;
+	KNode *o = lw_let(L, block, "oc", kir_bin(p, KB_REM, th, ix_c(L, oct)));
+	KNode *cth = lw_let(L, block, "cth", kir_bin(p, KB_DIV, th, ix_c(L, oct)));
+	/* the thread's group (of a job's) and channel in it: cth / gc, cth % gc where a job's
+	 * per = nt / oct channel rows span groups (small Cin), else 0, cth */
+	KNode *tg = per > r->gc ? lw_let(L, block, "tg", kir_bin(p, KB_DIV, cth, ix_c(L, r->gc)))
+	                        : ix_c(L, 0);
+	KNode *tc = per > r->gc ? lw_let(L, block, "tc", kir_bin(p, KB_REM, cth, ix_c(L, r->gc)))
+	                        : cth;
+	r->tg = per > r->gc ? lw_let(L, block, "tg32", i32_of(L, tg)) : NULL;
+	r->actv = r->act ? lw_let(L, block, "xact", kir_bin(p, KB_LT, th, ix_c(L, r->act))) : NULL;
+	octet_terms(L, r, block, o, tc, m0, M);
 	/* where the thread's runs go in a tile half: column tg*KP + tc + .., rows 8*oc .. +8 */
 	KNode *col = ix_add(L, ix_mul(L, tg, r->KP), tc);
 	r->sto = lw_let(L, block, "sto", ix_add(L, ix_mul(L, col, lda), ix_mul(L, o, 8)));
 	if (r->KP > cv->k[2] * r->gc)
 		zero_pad(L, r, block, th, atile);
-	int64_t win = r->pw + 8 * r->sw + r->qw;
-	for (int j = 0; j < r->jobs; j++)
-		for (int64_t i = 0; i < win; i++) {
-			int v = kir_var(p, L->k, KT_F32, "xw");
-			if (i == 0)
-				r->win[j] = v;
-			SEGC_ASSERT(v == r->win[j] + i);
-		}
+	windows(L, r);
 }
 
 /* group q (+ the thread's tg) of the K (its (r, cq) row of taps; once per step and group):
@@ -200,9 +229,10 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 static void
 job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
 {
+	static const int64_t fc[MMA_ROW_JOBS] = {0, 1, 8, 9};
 	int64_t per = r->nt / (r->bm / 8);
-	*g = j * per / r->gc;
-	*cc = per > r->gc ? 0 : j * per % r->gc;
+	*g = r->frag ? 0 : j * per / r->gc;
+	*cc = r->frag ? fc[j] : per > r->gc ? 0 : j * per % r->gc;
 	SEGC_ASSERT(*g < 2);
 }
 
@@ -260,5 +290,106 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 				           kir_vstore(p, r->as, a, v, (int)r->tv, (int)r->sw));
 			}
 		}
+	}
+}
+
+/* ---- the register-fragment form ($SEGC_MMA_FRAG=1, opt-in) ----
+ * A lane (g = lane / 4, t = lane % 4) of warp wp holds the windows of octet 8*wp + g of the
+ * tile and channels 2t, 2t + 1, 2t + 8, 2t + 9 of the group: exactly the A elements mma.sync
+ * m16n8k16 wants of it when the 16 rows of MMA i (of 4) are voxels 2i (row g) and 2i + 1 (row
+ * g + 8) of the 8 octets and its 16 k the group's channels at one tap: A goes from x to the
+ * tensor cores in registers, no shared tile, no barrier in the K loop.  B comes by one 16-byte
+ * load per lane, tap and 16 columns from wt in fragment order.  The C tile's rows stay the
+ * voxels in order (K_mma_store rows 8). */
+
+int
+mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
+{
+	const char *e = cg_knob("SEGC_MMA_FRAG");
+	if (!e || atoi(e) != 1 || L->p->precision != KP_BF16 || !row_conv_fits(L, r) ||
+	    r->gc != 16)
+		return 0;
+	r->frag = 1;
+	r->bm = 256, r->nt = 128, r->bn = N <= 16 ? 16 : 32;
+	r->G = 1, r->bk = r->KP; /* one group (a (kd, kh) row of 16 channels) a step */
+	r->jobs = 4, r->act = 0;
+	return 1;
+}
+
+void
+mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
+{
+	Program *p = L->p;
+	const Conv *cv = &r->cv;
+	int64_t kw = cv->k[2], kvol = cv->k[0] * cv->k[1] * kw;
+	int64_t dims[5] = {r->ngroups, kw, NJ, 32, 8};
+	KNode *ix[5];
+	KNode *pb = lw_nest(L, dims, 5, 0, ix);
+	/* lane ix[3] (g, t), element ix[4]: k = 2t + (e & 1) + 8 ((e >> 1) & 1), n = 16 J + g +
+	 * 8 (e >> 2) */
+	KNode *e = ix[4], *t = kir_bin(p, KB_REM, ix[3], ix_c(L, 4));
+	KNode *c = ix_add(L, ix_mul(L, t, 2),
+	                  ix_add(L, kir_bin(p, KB_REM, e, ix_c(L, 2)),
+	                         ix_mul(L, kir_bin(p, KB_REM, kir_bin(p, KB_DIV, e, ix_c(L, 2)),
+	                                           ix_c(L, 2)),
+	                                8)));
+	KNode *n = ix_add(L, ix_add(L, ix_mul(L, ix[2], 16), kir_bin(p, KB_DIV, ix[3], ix_c(L, 4))),
+	                  ix_mul(L, kir_bin(p, KB_DIV, e, ix_c(L, 4)), 8));
+	KNode *nc = kir_bin(p, KB_MIN, n, ix_c(L, N - 1));
+	KNode *rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ));
+	KNode *ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), 16), c);
+	KNode *tap = ix_add(L, ix_mul(L, rr, kw), ix[1]);
+	KNode *wi = ix_add(L, ix_mul(L, nc, cv->Ci * kvol), ix_add(L, ix_mul(L, ci, kvol), tap));
+	KNode *v = kir_load(p, L->k, wb, wi);
+	if (NJ * 16 > N) /* columns past N: 0 */
+		v = kir_select(p, kir_bin(p, KB_LT, n, ix_c(L, N)), v, kir_f32(p, 0));
+	KNode *ti = ix_c(L, 0);
+	for (int i = 0; i < 5; i++)
+		ti = ix_add(L, ix_mul(L, ti, dims[i]), ix[i]);
+	kir_append(p, pb, kir_store(p, wt, ti, v));
+}
+
+void
+mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M)
+{
+	Program *p = L->p;
+	r->lane = lw_let(L, block, "lane", kir_bin(p, KB_REM, th, ix_c(L, 32)));
+	KNode *g = kir_bin(p, KB_DIV, r->lane, ix_c(L, 4));
+	KNode *wp = kir_bin(p, KB_DIV, th, ix_c(L, 32));
+	KNode *o = lw_let(L, block, "oc", ix_add(L, ix_mul(L, wp, 8), g));
+	KNode *tc = lw_let(L, block, "tc", ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), 2));
+	octet_terms(L, r, block, o, tc, m0, M);
+	windows(L, r);
+}
+
+void
+mma_frag_step(Lower *L, const MmaRow *r, KNode *block, KNode *kbase, KNode *j0, int64_t NJ,
+              int wt)
+{
+	Program *p = L->p;
+	const Conv *cv = &r->cv;
+	int64_t kw = cv->k[2], fn = r->bn / 16, wl = r->pw + 8 * r->sw + r->qw;
+	mma_row_load(L, r, block, kbase);
+	KNode *s = lw_let(L, block, "fs", kir_bin(p, KB_DIV, kbase, ix_c(L, r->KP)));
+	/* wt at (group s, tap 0, 16 columns j0, this lane) */
+	KNode *bo = ix_mul(L, ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, s, kw * NJ), j0), 32),
+	                             r->lane),
+	                   8);
+	bo = lw_let(L, block, "fb", bo);
+	for (int64_t w = 0; w < kw; w++) {
+		int bv[2];
+		for (int64_t j = 0; j < fn; j++) {
+			bv[j] = kir_var(p, L->k, KT_F32, "fb");
+			for (int i = 1; i < 8; i++)
+				SEGC_ASSERT(kir_var(p, L->k, KT_F32, "fb") == bv[j] + i);
+			KNode *at = ix_add(L, bo, ix_c(L, (w * NJ + j) * 256));
+			kir_append(p, block, kir_vload(p, bv[j], 8, wt, at, NULL));
+		}
+		for (int i = 0; i < 4; i++) /* rows g, g + 8 of MMA i: voxels 2i, 2i + 1 */
+			for (int64_t j = 0; j < fn; j++) {
+				int av = r->win[0] + (int)(w * cv->dl[2] + 2 * r->sw * i);
+				kir_append(p, block, kir_mmar(p, (int)(i * fn + j), av, (int)wl,
+				                              (int)r->sw, bv[j]));
+			}
 	}
 }

@@ -10,7 +10,8 @@ bench/bench_gpu.py, through tests/cuda/segc_api.py).  Writes build/gpu-cases/:
                      compiled with SEGC_MMA_HALO=1; ops/test_mma_halo) and its tap-major
                      conv cases with the column-major A tile (SEGC_MMA_AROW=0; ops/test_mma_arow0)
                      and its row-gather cases (relu -> conv on bf16 activations;
-                     ops/test_mma_xrow):
+                     ops/test_mma_xrow) and register-fragment cases (SEGC_MMA_FRAG=1;
+                     ops/test_mma_frag):
                      engine.so (--target cuda:$ARCH),
                      w.safetensors, in_<k>.npy, ref_<k>.npy (PyTorch, CPU), meta.json; for
                      conv3d(_ndhwc), conv_transpose3d, linear, matmul also engine.tf32.so and
@@ -138,11 +139,13 @@ def op_sets():
     channels-last conv cases (tests/cuda/test_conv_cl.py: its tensor-core forms with the
     16-byte copies, vector loads and split-K), test_mma.py's halo-tile conv cases
     (SEGC_MMA_HALO=1), its tap-major conv cases with the column-major A tile (SEGC_MMA_AROW=0,
-    the form the default row-major one replaced) and its row-gather cases (the default form
-    where a conv reads a bf16 activation)"""
+    the form the default row-major one replaced), its row-gather cases (the default form
+    where a conv reads a bf16 activation) and its register-fragment cases (SEGC_MMA_FRAG=1:
+    mma.sync on the documented fragment layout, which only a GPU checks)"""
     paths = sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py")))
-    for path in paths + [os.path.join(HERE, "test_conv_cl.py"), "halo", "arow0", "xrow"]:
-        fname = "test_mma_" + path if path in ("halo", "arow0", "xrow") else \
+    for path in paths + [os.path.join(HERE, "test_conv_cl.py"), "halo", "arow0", "xrow",
+                         "frag"]:
+        fname = "test_mma_" + path if path in ("halo", "arow0", "xrow", "frag") else \
             os.path.splitext(os.path.basename(path))[0]
         try:
             if path == "halo":
@@ -152,6 +155,10 @@ def op_sets():
             if path == "xrow":
                 mod = load_module(os.path.join(HERE, "test_mma.py"))
                 yield fname, mod, [c for c, _ in mod.xrow_cases()], {}
+                continue
+            if path == "frag":
+                mod = load_module(os.path.join(HERE, "test_mma.py"))
+                yield fname, mod, [c for c, _ in mod.frag_cases()], {"SEGC_MMA_FRAG": "1"}
                 continue
             if path == "arow0":
                 mod = load_module(os.path.join(HERE, "test_mma.py"))

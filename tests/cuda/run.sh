@@ -10,7 +10,8 @@
 #   4. tensor cores: the benchmark graphs with --precision tf32 (sm_90) and bf16 (sm_80) through
 #      NVRTC; tests/cuda/test_mma.py: the tensor-core GEMM kernels emulated (exact, and with the
 #      precision's rounding), with the gemm op cases and the tiny models at 2e-3 / 2e-2, and
-#      the halo-tile conv's cases;
+#      the halo-tile and register-fragment convs' cases (unet3d with the latter through NVRTC
+#      for both archs);
 #   5. op cases of tests/ops/test_*.py (and three small model cases): compiled for sm_90 and
 #      sm_80, the generated CUDA C run on the host (emulation, tests/cuda/segc_cuda.py) against
 #      PyTorch at 1e-4; with them the load prologue cases (tests/ops/test_fusion_prologue.py);
@@ -86,6 +87,7 @@ wait_bg() {
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
 # row gather (the default where it applies) rounded at bf16 and exact at tf32; the
+# register-fragment form (SEGC_MMA_FRAG=1, opt-in) rounded at bf16, its cases and unet3d; the
 # model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
 # 8-wide bf16 loads and stores of the normalize passes).  They start in the background, beside
 # every part below (mostly one thread each: two cores); the foreground takes what is left of
@@ -97,6 +99,7 @@ SEGC_CUDA_ILP_MIN=65536 --precision bf16 --exact --arow
 SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
 SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --xrow
 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow
+SEGC_MMA_FRAG=1 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --frag --models
 SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major
 SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models"
 # run the runs not yet claimed (mkdir claims one: the background worker and, once the op sets
@@ -300,6 +303,29 @@ for pa in tf32:sm_90 bf16:sm_80; do
 		continue
 	fi
 	ok "unet3d halo $prec $arch: $nh halo-tile tap steps ($nr with row blocks), cubin ok"
+done
+# the register-fragment convs (SEGC_MMA_FRAG=1: inline mma.sync PTX) through NVRTC and ptxas for
+# both archs, the cubin checked: unet3d at bf16 (its convs of 16 channels and more)
+export SEGC_MMA_FRAG=1
+compile_bg unet3d.frag.sm_80 sm_80 graphs/unet3d.json --precision=bf16
+compile_bg unet3d.frag.sm_90 sm_90 graphs/unet3d.json --precision=bf16
+wait_bg
+unset SEGC_MMA_FRAG
+for arch in sm_80 sm_90; do
+	o=unet3d.frag.$arch
+	if [ "$(cat "$tmp/$o.rc")" != 0 ]; then
+		bad "unet3d frag bf16 $arch: $(head -c 300 "$tmp/$o.err")"
+		continue
+	fi
+	kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$o.cu")
+	# shellcheck disable=SC2086
+	msg=$($PY tests/cuda/cubin.py "$tmp/$o.so" $arch $kernels) || { bad "$msg"; continue; }
+	nf=$(grep -c "float segc_racc" "$tmp/$o.cu")
+	if [ "$nf" -eq 0 ]; then
+		bad "unet3d frag bf16 $arch: no register-fragment conv"
+		continue
+	fi
+	ok "unet3d frag bf16 $arch: $nf register-fragment convs, cubin ok"
 done
 # SEGC_HALO_MAXCO=N keeps convs of more than N output channels off the halo form: tiny's two
 # 16-channel convs at 64^3 take it, with N = 8 neither, with N = 16 both

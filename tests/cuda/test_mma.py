@@ -12,8 +12,8 @@ tiles, strides, dilation, batches, a fused epilogue, batch broadcasting, load pr
 norm + leaky ReLU applied in the conv's A gather, tap-major and tap-table, compiled with
 SEGC_PROLOGUE=1 and checked to make fewer kernels than SEGC_PROLOGUE=0) or, for a grouped conv and a GEMM with M < 16, is not: the
 generated source must (not) call segc_mma_*.  --ops also runs the conv3d, conv_transpose3d,
-linear and matmul cases of tests/ops/test_ops.py; --models the tiny model cases of
-tests/models/test_models.py, at the precision's tolerance.  The tiling follows $SEGC_MMA /
+linear and matmul cases of tests/ops/test_ops.py; --models the tiny model cases (with --frag:
+unet3d) of tests/models/test_models.py, at the precision's tolerance.  The tiling follows $SEGC_MMA /
 $SEGC_MMA_TILE / $SEGC_MMA_BK / $SEGC_MMA_SPLITK (codegen/tmpl_gpu_mma.c); --tilings runs the own
 cases under each main loop and tile (the cases are too small for the default to pick the large
 tiles), with split-K off and forced to 3 (which must split exactly the conv and linear cases
@@ -21,10 +21,12 @@ with more than one K step).  --arow runs the tap-major conv cases with the row-m
 (SEGC_MMA_AROW=1: each thread's run of k stored by 16-byte vstores, bf16 activations as they
 are) under six tilings (AROW: every case with the default, half of them under each other),
 checking that the form is taken exactly where it applies.  --xrow runs the row gather's cases
-(codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1; bf16, or tf32 with or without --exact).
+(codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1; bf16, or tf32 with or without --exact); --frag
+the register-fragment form's (SEGC_MMA_FRAG=1, bf16 only: its bf16 copy of w in global memory
+does not fit the exact emulation's 4-byte bf16).
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
-                           [--tilings] [--halo] [--arow] [--xrow] [--only SUBSTR]...
+                           [--tilings] [--halo] [--arow] [--xrow] [--frag] [--only SUBSTR]...
 
 Env: SEGC_REAL (the segc binary; default build/segc).  Ends with "N passed, M failed".
 """
@@ -333,6 +335,53 @@ def xrow_cases():
     ]
 
 
+def frag_cases():
+    """the register-fragment form (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_FRAG=1: A from the
+    lanes' windows straight into mma.sync, B from a copy of w in fragment order) at bf16: Ci 16,
+    32, 48 (one, two, three channel groups), Co 16 (256 x 16 tiles), 8 and 24 (ragged
+    columns), 40 and 70 (two and three 32-column tiles); kernels 3, (3,3,1), (1,3,3), 1 and 5,
+    dilation 2 along W (taps 2 apart in the window), stride 2 along W (rows g + 8 two slots on),
+    strides and dilations in D and H; ragged M (W 8, 7 octets a row block), batch 2; a fused
+    epilogue, split-K, instance-norm statistics from the 256-row tiles, f32 x (the network's
+    input: windows rounded when packed); and where it does not apply (Cin 4: the row gather;
+    W 12)"""
+    rng = np.random.default_rng(17)
+    torch.manual_seed(17)
+    return [
+        fr(rowconv(rng, "frag k3 Ci=16 Co=16 b2", 16, 16, 3, 1, 2, (4, 6, 16), True)),
+        fr(rowconv(rng, "frag k3 Ci=48 Co=24 ragged M W=8", 48, 24, 3, 1, 1, (5, 7, 8), True)),
+        fr(rowconv(rng, "frag k3 Ci=32 Co=40 s(2,2,1)", 32, 40, 3, 1, 1, (6, 5, 16), True,
+                   s=(2, 2, 1))),
+        fr(rowconv(rng, "frag k3 d(2,2,1) Co=70", 16, 70, 3, (2, 2, 1), 1, (5, 6, 16), True,
+                   d=(2, 2, 1))),
+        fr(rowconv(rng, "frag k(3,3,1) Ci=16", 16, 24, (3, 3, 1), (1, 1, 0), 1, (4, 5, 16),
+                   True)),
+        fr(rowconv(rng, "frag 1x1 Ci=48 Co=16", 48, 16, 1, 0, 1, (3, 4, 32), True)),
+        fr(rowconv(rng, "frag k(1,3,3) Ci=16 Co=32", 16, 32, (1, 3, 3), (0, 1, 1), 1, (4, 5, 16),
+                   True)),
+        fr(rowconv(rng, "frag k5 p2 Ci=16 Co=8", 16, 8, 5, 2, 1, (4, 5, 16), True)),
+        fr(rowconv(rng, "frag k3 d2 p2 Ci=32 (taps 2 apart)", 32, 16, 3, 2, 1, (5, 6, 16), True,
+                   d=2)),
+        fr(rowconv(rng, "frag k3 s2 Ci=16 Co=32", 16, 32, 3, 1, 1, (4, 6, 32), True, s=2)),
+        fr(rowconv(rng, "frag k3 +lrelu+residual", 16, 16, 3, 1, 1, (4, 6, 16), True,
+                   chain=True)),
+        fr(with_env(rowconv(rng, "frag k3 split-K 3", 32, 16, 3, 1, 1, (4, 4, 16), True),
+                    SEGC_MMA_SPLITK="3")),
+        fr(stats(rng, "frag stats 256x16 f32 x", 16, 16, 1, (8, 16, 64), True)),
+        fr(stats(rng, "frag stats 256x32 N=24 chain", 16, 24, 1, (8, 16, 64), True,
+                 chain=True)),
+        fr(rowconv(rng, "frag not: Cin=4 (row gather)", 4, 16, 3, 1, 1, (8, 8, 16), True),
+           False),
+        fr(rowconv(rng, "frag not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False), False),
+    ]
+
+
+def fr(cm, want=True):
+    """a case of the register-fragment form's: want, whether it applies"""
+    cm[0].frag = want
+    return cm
+
+
 def xr(cm, want=True):
     """a conv case of the row gather's: want, whether it applies"""
     cm[0].xrow = want
@@ -496,6 +545,12 @@ def run(c, mma, tol):
                 msg += ", row gather %s" % ("taken" if xrow else "not taken")
             elif xrow:
                 msg += ", row gather"
+            fw, got = getattr(c, "frag", None), "segc_mmar(segc_racc" in text
+            if fw is not None and os.environ.get("SEGC_MMA_FRAG") == "1" and got != fw:
+                ok = False
+                msg += ", register fragments %s" % ("taken" if got else "not taken")
+            elif got:
+                msg += ", register fragments"
             if getattr(c, "dsmem", False):  # the pool as dynamic shared memory, its bytes
                 sched = open(os.path.join(d, "engine.so.emu.txt")).read()
                 if "extern __shared__" not in text or " smem=" not in sched:
@@ -586,10 +641,12 @@ def main():
                     help="the halo-tile form's cases, under SEGC_MMA_HALO=1")
     ap.add_argument("--xrow", action="store_true",
                     help="the row gather's cases, under SEGC_MMA_XROW=1 (bf16)")
+    ap.add_argument("--frag", action="store_true",
+                    help="the register-fragment form's cases, under SEGC_MMA_FRAG=1 (bf16)")
     ap.add_argument("--only", action="append", default=[],
                     help="run only the cases whose label holds this (repeatable)")
     a = ap.parse_args()
-    if not (a.cases or a.ops or a.models or a.halo or a.arow or a.xrow):
+    if not (a.cases or a.ops or a.models or a.halo or a.arow or a.xrow or a.frag):
         a.cases = True
     tol = 1e-4 if a.exact else TOLS[a.precision]
     os.environ["SEGC"] = os.path.join(HERE, "segc_cuda.py")
@@ -613,6 +670,8 @@ def main():
         runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
     if a.xrow:
         runs.append(({"SEGC_MMA_XROW": "1"}, xrow_cases()))
+    if a.frag:
+        runs.append(({"SEGC_MMA_FRAG": "1"}, frag_cases()))
     if a.arow:  # the tap-major cases (and a column-major one) under each AROW tiling
         cs = [(c, mma) for c, mma in own_cases()
               if mma and (getattr(c, "tapk", False) or c.label.startswith("conv k3 p1"))]
@@ -658,7 +717,10 @@ def main():
     if a.models:
         import test_models
         test_models.TOL = tol
-        sys.argv = ["test_models.py", "--only", "tiny", "--only", "tiny-odd"]
+        # (--frag: unet3d, whose convs of 16 channels and more take the form under
+        # SEGC_MMA_FRAG=1 in the environment)
+        names = ["unet3d"] if a.frag else ["tiny", "tiny-odd"]
+        sys.argv = ["test_models.py"] + [x for n in names for x in ("--only", n)]
         # every parallel loop with the lanes of a 128^3 engine's (at bf16: 4 in the
         # elementwise kernels that write bf16 activations)
         os.environ.setdefault("SEGC_CUDA_ILP_MIN", "1")
@@ -666,7 +728,7 @@ def main():
             rc = test_models.main()
         except SystemExit as e:
             rc = e.code
-        print("%s models tiny, tiny-odd %s" % ("ok  " if not rc else "FAIL", tag))
+        print("%s models %s %s" % ("ok  " if not rc else "FAIL", ", ".join(names), tag))
         npass += not rc
         nfail += bool(rc)
     print("%d passed, %d failed" % (npass, nfail))
