@@ -129,7 +129,9 @@ def child(d, r, k0, repeat, deadline):
                 f.write(msg + "\n")
             print("%s v%d (%s): %s, %.1f s" % (d, k, specs[k], msg, time.time() - t0),
                   flush=True)
-        if msg.startswith("failed") and k + 1 < len(specs) and msg != "failed: no time":
+        # (a variant not built -- left out by the build stage -- ran nothing: no new process)
+        if msg.startswith("failed") and k + 1 < len(specs) and msg != "failed: no time" and \
+                not msg.startswith("failed: not built"):
             with open(os.path.join(d, ".next"), "w") as f:
                 f.write("%d\n" % (k + 1))
             return 4

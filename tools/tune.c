@@ -73,6 +73,7 @@ static const char *const cuda_variants[] = {
     "SEGC_MMA_TILE=64x64",
     "SEGC_MMA_TILE=128x64",
     "SEGC_MMA_TILE=128x128",
+    "SEGC_MMA_FRAG=1",
     NULL,
 };
 
@@ -369,6 +370,7 @@ compile(const TuneArgs *a, const char *engine, const char *spec, const char *tun
 }
 
 static int synth(const char *dir);
+static int same_code(const char *dir, int v);
 
 static void
 build(const TuneArgs *a, const char *dir)
@@ -395,6 +397,12 @@ build(const TuneArgs *a, const char *dir)
 			unlink(path_in(dir, "v%d.so", v));
 			fprintf(stderr, "segc tune: variant %d (%s) left out: %s\n", v,
 			        a->variants[v], first_line(log));
+			continue;
+		}
+		if (v && same_code(dir, v)) { /* nothing to time (a bf16-only knob at tf32) */
+			unlink(path_in(dir, "v%d.so", v));
+			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is base's\n",
+			        v, a->variants[v]);
 			continue;
 		}
 		fprintf(stderr, "segc tune: built variant %d (%s) in %.1f s\n", v, a->variants[v],
@@ -492,6 +500,25 @@ read_keys(Variant *v, const char *path)
 	}
 	free(line);
 	fclose(f);
+}
+
+/* whether variant v's kernels have base's names and code fingerprints, in order */
+static int
+same_code(const char *dir, int v)
+{
+	Variant x = {0}, y = {0};
+	read_keys(&x, path_in(dir, "v%d.keys", 0));
+	read_keys(&y, path_in(dir, "v%d.keys", v));
+	int same = x.nk == y.nk;
+	for (int i = 0; same && i < x.nk; i++)
+		same = !strcmp(x.k[i].name, y.k[i].name) && !strcmp(x.k[i].fp, y.k[i].fp);
+	for (int i = 0; i < x.nk; i++)
+		free(x.k[i].name), free(x.k[i].fp), free(x.k[i].key);
+	for (int i = 0; i < y.nk; i++)
+		free(y.k[i].name), free(y.k[i].fp), free(y.k[i].key);
+	free(x.k);
+	free(y.k);
+	return same;
 }
 
 /* SEGC_PROFILE's file (runtime/profile.c): per-kernel ms per run into v; 0, or -1 */

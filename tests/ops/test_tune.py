@@ -15,7 +15,8 @@ gate) and an elementwise tail, compared with PyTorch (F.conv3d, relu, sigmoid) w
              at all): the file loads, has every key once, only knobs of the variants, and the
              engine compiled with it matches PyTorch; --min-gain 0.9: every entry keeps base
   staged     --stage build, bench/tune_measure.py (the engine ABI from Python), --stage choose:
-             the same keys; --stage measure then choose on the same folder agree in form
+             the same keys; --stage measure then choose on the same folder agree in form; a
+             variant whose code is base's is left out at build
   usage      refusals: a graph-wide knob in --variant, a value out of a knob's range, a first
              variant other than base, --stage choose without --dir, a missing tuning file
              (exit 1, one line)
@@ -243,7 +244,21 @@ def case_staged(d, ref_gp):
     tf2 = os.path.join(d, "staged2.json")
     segc("tune", "--stage", "choose", "--dir", td, "-o", tf2)
     check_file(tf2, ks, variants)
-    return "build, tune_measure.py, choose; measure, choose: %d variants" % len(variants)
+    # a variant whose code is base's everywhere (a scan knob in a graph without scans) is
+    # left out at build: nothing to time; measure and choose go on without it
+    td2 = os.path.join(d, "stages2")
+    p = segc("tune", gp, "--stage", "build", "--dir", td2, "--variant", "base", "--variant",
+             "SEGC_SCAN_SCALAR=1", "--variant", "SEGC_WINOGRAD=0")
+    if "variant 1 (SEGC_SCAN_SCALAR=1) left out: its code is base's" not in p.stderr or \
+            os.path.exists(os.path.join(td2, "v1.so")) or \
+            not os.path.exists(os.path.join(td2, "v2.so")):
+        raise AssertionError("build with a no-op variant: %s" % p.stderr[-600:])
+    segc("tune", "--stage", "measure", "--dir", td2, "--repeat", "2", "--threads", "2")
+    tf3 = os.path.join(d, "staged3.json")
+    segc("tune", "--stage", "choose", "--dir", td2, "-o", tf3)
+    check_file(tf3, ks, ["base", "SEGC_WINOGRAD=0"])
+    return "build, tune_measure.py, choose; measure, choose: %d variants; a no-op left out" % \
+        len(variants)
 
 
 def case_usage(d, ref_gp):
