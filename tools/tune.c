@@ -58,8 +58,12 @@ static const char *help_tune =
 
 static const char *const cpu_variants[] = {
     "base", "SEGC_WINOGRAD=0", "SEGC_WINOGRAD=1", "SEGC_CONV_NOCL=1", "SEGC_CONV_KHLOOP=1", NULL};
+/* (in the order a GPU measures them: the newest forms first, so that a session's deadline
+ * loses the older A/Bs) */
 static const char *const cuda_variants[] = {
     "base",
+    "SEGC_MMA_FRAG=1",
+    "SEGC_MMA_FRAG=1,SEGC_MMA_MINB=4",
     "SEGC_MMA_XROW=0",
     "SEGC_MMA_XROW=0,SEGC_MMA_T64=1",
     "SEGC_MMA_SPLITK=1",
@@ -73,7 +77,6 @@ static const char *const cuda_variants[] = {
     "SEGC_MMA_TILE=64x64",
     "SEGC_MMA_TILE=128x64",
     "SEGC_MMA_TILE=128x128",
-    "SEGC_MMA_FRAG=1",
     NULL,
 };
 
