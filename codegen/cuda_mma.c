@@ -67,7 +67,11 @@ cuda_mma(CudaEmit *e, const KNode *n)
 int
 cuda_mma_store(CudaEmit *e, const KNode *n)
 {
-	if (mma_check(e, n, n->buf) < 0)
+	/* (register accumulators are stored element by element: any ld) */
+	if (e->racc && (!e->inblock || !e->k->bufs[n->buf].shared || e->k->bufs[n->buf].ld <= 0))
+		return cg_unsupported(e->d, e->k, "cuda", "mma_store to a buffer that is not a "
+		                                          "shared tile");
+	if (!e->racc && mma_check(e, n, n->buf) < 0)
 		return -1;
 	if (e->k->bufs[n->buf].dtype != DT_F32)
 		return cg_unsupported(e->d, e->k, "cuda", "mma_store to a tile that is not f32");

@@ -1173,7 +1173,10 @@ tmpl_gpu_mma(Lower *L)
 	const char *are = cg_knob("SEGC_MMA_AROW");
 	int arow = !xrow && !frag && g.kind == G_CONV && g.tapk && !acp && bm * bk / nt >= 8 &&
 	           tiling_smem(&t, bf ? 2 : 4, 0, 1) <= g.smem && (!are || atoi(are) != 0);
-	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8, ldc = bm + 8;
+	/* (frag: the register accumulators' stores, a lane's rows 8 apart, hit 16 banks with ldc
+	 * odd, 4 with bm + 8) */
+	int64_t lda = arow ? arow_ld(&t, bf ? 2 : 4) : bm + 8, ldb = bk + 8;
+	int64_t ldc = frag ? bm + 1 : bm + 8;
 	int64_t wrows = bm / (16 * t.fm);
 	int64_t atile = arow ? bm * lda : bk * lda; /* elements of one A tile */
 	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn, ksp, kchunk;
@@ -1280,8 +1283,10 @@ tmpl_gpu_mma(Lower *L)
 		            ? ix_c(L, 0)
 		            : lw_let(L, body, "qa", bin(L, KB_DIV, th, g.a_kfast ? bk : bm));
 	}
-	st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
-	st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
+	if (!frag) {
+		st.fb = lw_let(L, body, "fb", bin(L, KB_REM, th, g.b_kfast ? bk : bn));
+		st.qb = lw_let(L, body, "qb", bin(L, KB_DIV, th, g.b_kfast ? bk : bn));
+	}
 	if (xrow) { /* the thread's octet of m for the whole tile, its windows' registers */
 		mma_row_prep(L, &row, body, th, m0, g.M, lda, as, atile);
 		st.row = &row;
