@@ -56,6 +56,18 @@ tally() {
 	t_last=$(date +%s)
 }
 
+# the compile of "$tmp/$1" (compile_bg) for arch $2 succeeded and its cubin holds every
+# scheduled kernel (sets $kernels); else a failure named $3, status 1
+compiled_ok() {
+	if [ "$(cat "$tmp/$1.rc")" != 0 ]; then
+		bad "$3: $(head -c 300 "$tmp/$1.err")"
+		return 1
+	fi
+	kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$1.cu")
+	# shellcheck disable=SC2086
+	msg=$($PY tests/cuda/cubin.py "$tmp/$1.so" $2 $kernels) || { bad "$msg"; return 1; }
+}
+
 # compile "$tmp/$1" for arch $2 with the flags after: $1.so, $1.cu (--emit=cuda), $1.err and
 # $1.rc (segc's status), in the background, on one thread (no --split-compile); CI has two
 # cores: callers start two and wait_bg (not `wait`: the tensor-core runs below are in the
@@ -243,13 +255,7 @@ for g in graphs/tiny.json graphs/unet3d.json graphs/segresnet.json graphs/basicu
 	for pa in tf32:sm_90 bf16:sm_80; do
 		prec=${pa%%:*}
 		arch=${pa#*:}
-		if [ "$(cat "$tmp/$name.$prec.rc")" != 0 ]; then
-			bad "$name $prec $arch: $(head -c 300 "$tmp/$name.$prec.err")"
-			continue
-		fi
-		kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$name.$prec.cu")
-		# shellcheck disable=SC2086
-		msg=$($PY tests/cuda/cubin.py "$tmp/$name.$prec.so" $arch $kernels) || { bad "$msg"; continue; }
+		compiled_ok "$name.$prec" $arch "$name $prec $arch" || continue
 		nblk=$(grep -c "SEGC_BLOCK_RUN([0-9]" "$tmp/$name.$prec.cu")
 		if grep -q "conv3d\|linear\|matmul" "$g" && [ "$nblk" -eq 0 ]; then
 			bad "$name $prec $arch: no tensor-core kernel"
@@ -283,13 +289,7 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	prec=${pa%%:*}
 	arch=${pa#*:}
 	o=unet3d.halo.$prec
-	if [ "$(cat "$tmp/$o.rc")" != 0 ]; then
-		bad "unet3d halo $prec $arch: $(head -c 300 "$tmp/$o.err")"
-		continue
-	fi
-	kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$o.cu")
-	# shellcheck disable=SC2086
-	msg=$($PY tests/cuda/cubin.py "$tmp/$o.so" $arch $kernels) || { bad "$msg"; continue; }
+	compiled_ok "$o" $arch "unet3d halo $prec $arch" || continue
 	nh=$(grep -c "segc_frag_ar_t segc_fa0" "$tmp/$o.cu")
 	# (in runs of row-major A fragments: test_mma.py's row_blocks)
 	nr=$(awk '/segc_frag_ar_t / { ar = 1 } /segc_frag_a_t / { ar = 0 }
@@ -313,13 +313,7 @@ wait_bg
 unset SEGC_MMA_FRAG
 for arch in sm_80 sm_90; do
 	o=unet3d.frag.$arch
-	if [ "$(cat "$tmp/$o.rc")" != 0 ]; then
-		bad "unet3d frag bf16 $arch: $(head -c 300 "$tmp/$o.err")"
-		continue
-	fi
-	kernels=$(sed -n 's/^\(launch\|pack\) \([^ ]*\) .*/\2/p' "$tmp/$o.cu")
-	# shellcheck disable=SC2086
-	msg=$($PY tests/cuda/cubin.py "$tmp/$o.so" $arch $kernels) || { bad "$msg"; continue; }
+	compiled_ok "$o" $arch "unet3d frag bf16 $arch" || continue
 	nf=$(grep -c "float segc_racc" "$tmp/$o.cu")
 	if [ "$nf" -eq 0 ]; then
 		bad "unet3d frag bf16 $arch: no register-fragment conv"

@@ -313,6 +313,18 @@ emit(Program *p, const char *target, char **src, Diag *d, const char *obj)
 	return rc;
 }
 
+/* p must be refused for cuda:sm_90 with a first diagnostic holding words; frees p */
+static void
+refused(Program *p, const char *words, const char *what)
+{
+	char *src;
+	Diag d;
+	int rc = emit(p, "cuda:sm_90", &src, &d, NULL);
+	CHECK(rc < 0 && strstr(d.first, words), "%s: %s", what, d.first);
+	free(src);
+	freeprog(p);
+}
+
 /* codegen/cuda_range.c: a parallel loop i in [0, 5000000) with lets q = i / 1000, r = i % 7,
  * big = i * 1000000 (overflows 32 bits), s = q - 10 (may be negative), and a variable
  * assigned twice: with SEGC_CUDA_DIV32=1, 32 bits exactly where the dividend lies in
@@ -615,18 +627,8 @@ main(void)
 	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "mmar: %s", d.first);
 	free(src);
 	freeprog(p);
-	p = prog_mmar(KP_TF32, 0);
-	rc = emit(p, "cuda:sm_90", &src, &d, obj);
-	CHECK(rc < 0 && strstr(d.first, "register-fragment MMAs other than bf16"), "tf32 mmar: %s",
-	      d.first);
-	free(src);
-	freeprog(p);
-	p = prog_mmar(KP_BF16, 1);
-	rc = emit(p, "cuda:sm_90", &src, &d, obj);
-	CHECK(rc < 0 && strstr(d.first, "wmma and register-fragment MMAs mixed"), "mixed: %s",
-	      d.first);
-	free(src);
-	freeprog(p);
+	refused(prog_mmar(KP_TF32, 0), "register-fragment MMAs other than bf16", "tf32 mmar");
+	refused(prog_mmar(KP_BF16, 1), "wmma and register-fragment MMAs mixed", "mixed");
 
 	p = prog_mma(KP_FP32, 0, 0); /* mma needs tf32 or bf16 */
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
