@@ -234,6 +234,15 @@ kir_mma_store(Program *p, int acc, int cbuf, KNode *coff)
 }
 
 KNode *
+kir_mma_store_rows(Program *p, int acc, int cbuf, KNode *coff, int rows)
+{
+	KNode *n = kir_mma_store(p, acc, cbuf, coff);
+	SEGC_ASSERT(rows > 0 && rows < 256);
+	n->op = (uint8_t)rows;
+	return n;
+}
+
+KNode *
 kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar)
 {
 	KNode *n = node(p, K_mmar, KT_VOID);

@@ -179,6 +179,8 @@ int kir_shared_over(Program *p, Kernel *k, int dtype, int64_t numel, int ld, con
 KNode *kir_mma_zero(Program *p, int acc);
 KNode *kir_mma(Program *p, int acc, int abuf, KNode *aoff, int bbuf, KNode *boff);
 KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
+/* the same for a register accumulator whose row m goes to coff + (m % 8)*rows + m / 8 */
+KNode *kir_mma_store_rows(Program *p, int acc, int cbuf, KNode *coff, int rows);
 /* K_mmar (kir.def): acc += A (variables from avar: pair stride ps, row stride rs) * B
  * (variables bvar .. bvar + 7) */
 KNode *kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar);

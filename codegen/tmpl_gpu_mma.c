@@ -1418,9 +1418,8 @@ tmpl_gpu_mma(Lower *L)
 		for (int j = 0; j < t.fn; j++) { /* (frag: rows 8 apart from voxel 2i) */
 			KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, frag ? 2 * i : 16 * i)),
 			                   ix_mul(L, ix_add(L, wnc, ix_c(L, 16 * j)), ldc));
-			KNode *ms = kir_mma_store(p, i * t.fn + j, cs, co);
-			ms->op = frag ? 8 : 0;
-			kir_append(p, sto, ms);
+			kir_append(p, sto, frag ? kir_mma_store_rows(p, i * t.fn + j, cs, co, 8)
+			                        : kir_mma_store(p, i * t.fn + j, cs, co));
 		}
 	kir_append(p, eb, kir_barrier(p));
 	sb = thread_elems(L, eb, th, nt, bm * t.cc, g.c_nfast ? t.cc : bm, &fi, &si);

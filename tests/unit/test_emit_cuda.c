@@ -163,9 +163,7 @@ prog_mmar(int precision, int mix)
 	kir_append(p, tl->body, kir_mmar(p, 0, v0, 2, 1, v0 + 8));
 	if (mix)
 		kir_append(p, tl->body, kir_mma(p, 0, cs, kir_i64(p, 0), cs, kir_i64(p, 0)));
-	KNode *st = kir_mma_store(p, 0, cs, kir_i64(p, 0));
-	st->op = 8;
-	kir_append(p, tl->body, st);
+	kir_append(p, tl->body, kir_mma_store_rows(p, 0, cs, kir_i64(p, 0), 8));
 	kir_append(p, tl->body, kir_barrier(p));
 	kir_append(p, tl->body,
 	           kir_store(p, o, kir_ref(p, k, tv), kir_load(p, k, cs, kir_ref(p, k, tv))));
