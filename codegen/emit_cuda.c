@@ -186,7 +186,10 @@ cuda_loop(CudaEmit *e, const KNode *n)
 	if (cuda_node(e, n->b) < 0)
 		return -1;
 	out(e, ";\n");
-	if (n->ann == LOOP_UNROLL) {
+	if (n->ann == LOOP_UNROLL && n->op) {
+		cuda_line(e);
+		out(e, "#pragma unroll %d\n", n->op);
+	} else if (n->ann == LOOP_UNROLL) {
 		cuda_line(e);
 		out(e, "#pragma unroll\n");
 	}

@@ -491,6 +491,8 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 			fprintf(f, " %s", annnames[n->ann]);
 		if (n->ann == LOOP_THREAD && n->op)
 			fprintf(f, " minblocks %d", n->op);
+		if (n->ann == LOOP_UNROLL && n->op)
+			fprintf(f, " by %d", n->op);
 		fputs(" {\n", f);
 		pstmt(k, n->body, f, depth + 1);
 		fprintf(f, "%*s}\n", 2 * depth, "");

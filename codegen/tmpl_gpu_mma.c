@@ -1351,6 +1351,11 @@ tmpl_gpu_mma(Lower *L)
 	}
 	int kv = kir_var(p, k, KT_I64, "k0");
 	KNode *kl = kir_loop(p, kv, kbeg, kend, bk, LOOP_SERIAL);
+	/* frag: $SEGC_MMA_FRAG_UNROLL=U (opt-in) unrolls the K loop U times, so that ptxas may
+	 * issue a group's loads during the MMAs of the one before (no barrier in the way) */
+	const char *fue = frag ? cg_knob("SEGC_MMA_FRAG_UNROLL") : NULL;
+	if (fue && atoi(fue) > 1 && atoi(fue) <= 8)
+		kl->ann = LOOP_UNROLL, kl->op = (uint8_t)atoi(fue);
 	kir_append(p, body, kl);
 	KNode *k0 = kir_ref(p, k, kv), *kb = kl->body;
 	KNode *next = lw_let(L, kb, "kn", ix_add(L, k0, ix_c(L, bk))), *slot = ix_c(L, 0);

@@ -64,6 +64,7 @@ static const char *const cuda_variants[] = {
     "base",
     "SEGC_MMA_FRAG=1",
     "SEGC_MMA_FRAG=1,SEGC_MMA_MINB=4",
+    "SEGC_MMA_FRAG=1,SEGC_MMA_FRAG_UNROLL=2",
     "SEGC_MMA_XROW=0",
     "SEGC_MMA_XROW=0,SEGC_MMA_T64=1",
     "SEGC_MMA_SPLITK=1",

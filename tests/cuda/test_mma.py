@@ -342,9 +342,10 @@ def frag_cases():
     columns), 40 and 70 (two and three 32-column tiles); kernels 3, (3,3,1), (1,3,3), 1 and 5,
     dilation 2 along W (taps 2 apart in the window), stride 2 along W (rows g + 8 two slots on),
     strides and dilations in D and H; ragged M (W 8, 7 octets a row block), batch 2; a fused
-    epilogue, split-K, instance-norm statistics from the 256-row tiles, f32 x (the network's
-    input: windows rounded when packed); and where it does not apply (Cin 4: the row gather;
-    W 12)"""
+    epilogue, split-K, the K loop unrolled 2 and 3 times (SEGC_MMA_FRAG_UNROLL: an odd number
+    of groups; with split-K, run-time bounds), instance-norm statistics from the 256-row tiles,
+    f32 x (the network's input: windows rounded when packed); and where it does not apply (Cin
+    4: the row gather; W 12)"""
     rng = np.random.default_rng(17)
     torch.manual_seed(17)
     return [
@@ -367,6 +368,10 @@ def frag_cases():
                    chain=True)),
         fr(with_env(rowconv(rng, "frag k3 split-K 3", 32, 16, 3, 1, 1, (4, 4, 16), True),
                     SEGC_MMA_SPLITK="3")),
+        fr(with_env(rowconv(rng, "frag k3 Ci=48 unrolled 2 (27 groups)", 48, 16, 3, 1, 1,
+                            (4, 5, 16), True), SEGC_MMA_FRAG_UNROLL="2")),
+        fr(with_env(rowconv(rng, "frag k3 unrolled 3, split-K 2", 32, 16, 3, 1, 1, (4, 4, 16),
+                            True), SEGC_MMA_FRAG_UNROLL="3", SEGC_MMA_SPLITK="2")),
         fr(stats(rng, "frag stats 256x16 f32 x", 16, 16, 1, (8, 16, 64), True)),
         fr(stats(rng, "frag stats 256x32 N=24 chain", 16, 24, 1, (8, 16, 64), True,
                  chain=True)),
@@ -551,6 +556,12 @@ def run(c, mma, tol):
                 msg += ", register fragments %s" % ("taken" if got else "not taken")
             elif got:
                 msg += ", register fragments"
+                fu = getattr(c, "env", {}).get("SEGC_MMA_FRAG_UNROLL")
+                if fu and "#pragma unroll %s\n" % fu not in text:
+                    ok = False
+                    msg += ", K loop not unrolled %s times" % fu
+                elif fu:
+                    msg += ", K loop unrolled %s times" % fu
             if getattr(c, "dsmem", False):  # the pool as dynamic shared memory, its bytes
                 sched = open(os.path.join(d, "engine.so.emu.txt")).read()
                 if "extern __shared__" not in text or " smem=" not in sched:
