@@ -1,5 +1,5 @@
 /* codegen/cuda_mma.c -- the tensor-core statements of the CUDA emitter (kir.def K_mma_zero,
- * K_mma, K_mma_store, K_mmar; docs/cuda.md "Kernels"): wmma fragments loaded from shared tiles
+ * K_mma, K_mma_store, K_mmar; docs/cuda.md "Pipeline"): wmma fragments loaded from shared tiles
  * (cuda_mma, cuda_mma_run) and the register-fragment MMA (cuda_mmar: mma.sync m16n8k16 on
  * values the lanes hold), whose kernels keep their accumulators as the lanes' registers
  * (CudaEmit.racc: float segc_racc[n][8], in mma.sync's accumulator layout). */
