@@ -1046,14 +1046,17 @@ pick_tiling(const Gemm *g, int bf, Tiling *t)
  * splits its K loop over *s blocks per tile, each *kchunk of K (whole K steps), whose partial
  * C tiles go to scratch; a second, parallel loop adds them, the bias and the epilogue
  * (tmpl_gpu_mma).  S = SMs / tiles (132 on sm_90, 108 on sm_80), at most 8 and at most one
- * split per 4 K steps; $SEGC_MMA_SPLITK forces S (1: none).  Not for matmul and convT. */
+ * split per 4 K steps; $SEGC_MMA_SPLITK forces S (1: none).  Not for matmul and convT.  The
+ * register-fragment tiles (4 warps, no shared tile, frag) aim at 4 blocks an SM: fewer tiles
+ * than 2 an SM split into S = 4 SMs / tiles. */
 static void
 pick_splits(const Program *p, const Gemm *g, const Tiling *t, int64_t tiles, int nosplit,
-            int64_t *s, int64_t *kchunk)
+            int frag, int64_t *s, int64_t *kchunk)
 {
 	const char *se = cg_knob("SEGC_MMA_SPLITK");
 	se = se && *se ? se : NULL;
-	int64_t sms = p->gpu >= 90 ? 132 : 108, steps = (g->K + t->bk - 1) / t->bk;
+	int64_t sms = (p->gpu >= 90 ? 132 : 108) * (frag ? 4 : 1);
+	int64_t steps = (g->K + t->bk - 1) / t->bk;
 	int64_t want = se ? atoll(se) : tiles * 2 <= sms && !nosplit ? sms / tiles : 1;
 	want = se ? want : want < steps / 4 ? want : steps / 4;
 	want = want < 8 ? want : 8;
@@ -1182,7 +1185,7 @@ tmpl_gpu_mma(Lower *L)
 	int64_t nmb = (g.M + bm - 1) / bm, nnb = (g.N + bn - 1) / bn, ksp, kchunk;
 	/* statistics from the tiles (Group.stats) where they fit: then no split-K unless forced */
 	int stat = stats_fit(L, &g, &t);
-	pick_splits(p, &g, &t, nmb * nnb * g.batch, stat, &ksp, &kchunk);
+	pick_splits(p, &g, &t, nmb * nnb * g.batch, stat, frag, &ksp, &kchunk);
 	int part = ksp > 1 ? lw_scratch(L, DT_F32, ksp * g.M * g.N, "kpart") : -1;
 	TileStats sts = {0};
 	stat = stat && ksp == 1;
