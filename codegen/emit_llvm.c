@@ -330,13 +330,14 @@ llvm_math(LlvmEmit *e, int op, LLVMValueRef a)
  * CPU) and bought nothing measurable (unet3d 75 vs 74 ms); constant-trip loops are still
  * fully unrolled where LLVM finds it worth it. */
 void
-llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name)
+llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name, unsigned count)
 {
 	static const char nounroll[] = "llvm.loop.unroll.disable";
 	static const char noruntime[] = "llvm.loop.unroll.runtime.disable";
 	LLVMMetadataRef prop[2] = {
 	    LLVMMDStringInContext2(e->cx, name ? name : "", name ? strlen(name) : 0),
-	    LLVMValueAsMetadata(LLVMConstInt(e->t_i1, 1, 0)),
+	    LLVMValueAsMetadata(count ? LLVMConstInt(LLVMInt32TypeInContext(e->cx), count, 0)
+	                              : LLVMConstInt(e->t_i1, 1, 0)),
 	};
 	LLVMMetadataRef nu = LLVMMDStringInContext2(e->cx, nounroll, sizeof nounroll - 1);
 	LLVMMetadataRef nr = LLVMMDStringInContext2(e->cx, noruntime, sizeof noruntime - 1);
@@ -382,11 +383,13 @@ loop_range(LlvmEmit *e, const KNode *n, LLVMValueRef lo, LLVMValueRef hi)
 	LLVMBuildStore(b, LLVMBuildNSWAdd(b, iv, step, ""), var);
 	LLVMValueRef br = LLVMBuildBr(b, head);
 	if (n->ann == LOOP_VECTOR)
-		llvm_loop_hint(e, br, "llvm.loop.vectorize.enable");
+		llvm_loop_hint(e, br, "llvm.loop.vectorize.enable", 0);
+	else if (n->ann == LOOP_UNROLL && n->op) /* (kir.h: the unroll count) */
+		llvm_loop_hint(e, br, "llvm.loop.unroll.count", n->op);
 	else if (n->ann == LOOP_UNROLL)
-		llvm_loop_hint(e, br, "llvm.loop.unroll.enable");
+		llvm_loop_hint(e, br, "llvm.loop.unroll.enable", 0);
 	else
-		llvm_loop_hint(e, br, NULL);
+		llvm_loop_hint(e, br, NULL, 0);
 	LLVMPositionBuilderAtEnd(b, exit);
 	return 0;
 }

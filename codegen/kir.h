@@ -43,7 +43,8 @@ typedef enum {
  * together (var = threadIdx.x), so it may hold K_barrier, shared buffers and K_mma*.  The
  * LOOP_THREAD loop's op, when not 0, asks for that many blocks per multiprocessor (CUDA
  * __launch_bounds__(T, op): registers capped to fit).  A LOOP_UNROLL loop's op, when not 0,
- * is the unroll count (CUDA `#pragma unroll op`; else full unrolling is asked). */
+ * is the unroll count (CUDA `#pragma unroll op`, LLVM llvm.loop.unroll.count; else unrolling
+ * is asked, full where the trip count allows). */
 typedef enum {
 	LOOP_SERIAL, LOOP_PARALLEL, LOOP_VECTOR, LOOP_UNROLL, LOOP_BLOCK, LOOP_THREAD
 } LoopAnn;

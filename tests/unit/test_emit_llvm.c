@@ -529,7 +529,8 @@ test_binops(void)
 	arena_free(p->arena), free(p);
 }
 
-/* ---- 5. nested loops, if/else, run-time trip counts, steps, i32 loop vars, u8 ---- */
+/* ---- 5. nested loops (one unrolled by a count), if/else, run-time trip counts, steps, i32
+ * loop vars, u8 ---- */
 
 static void
 test_control(void)
@@ -540,6 +541,7 @@ test_control(void)
 	int i, j = kir_var(p, k, KT_I64, "j");
 	KNode *l = toploop(p, k, 0, 4, 1, LOOP_PARALLEL, &i);
 	KNode *in = kir_loop(p, j, kir_i64(p, 0), kir_i64(p, 5), 1, LOOP_UNROLL);
+	in->op = 2; /* unrolled twice (llvm.loop.unroll.count): a remainder of one */
 	kir_append(p, l->body, in);
 	KNode *even = kir_bin(p, KB_EQ, kir_bin(p, KB_REM, kir_ref(p, k, j), kir_i64(p, 2)),
 	                      kir_i64(p, 0));
@@ -578,7 +580,15 @@ test_control(void)
 	kir_append(p, k2->body->kids[3]->body, kir_store(p, o32, kir_i64(p, 0), kir_cast(p, KT_I32,
 	                                                  kir_i64(p, 99))));
 	run_fn run;
-	void *h = build(p, "ctl", &run, NULL);
+	char *ir = NULL;
+	size_t irlen = 0;
+	FILE *irf = open_memstream(&ir, &irlen);
+	void *h = build(p, "ctl", &run, irf);
+	fclose(irf);
+	/* (at -O0 the IR keeps the loop's metadata; at -O3 the unroller has consumed it) */
+	CHECK(opt_level != 0 || (ir && strstr(ir, "!\"llvm.loop.unroll.count\", i32 2}")),
+	      "the unroll count is not in the IR");
+	free(ir);
 	if (!h)
 		return;
 	int64_t O[20], N[1] = { 8 };
