@@ -211,7 +211,8 @@ int tmpl_gpu_scan(Lower *L);      /* tmpl_gpu_scan.c: selective scan, causal con
 /* tmpl_gpu_mma_row.c: the row gather of tmpl_gpu_mma's tap-major convs (its header comment).
  * The caller sets cv; mma_row_fits fills the K step and the jobs (0: the form does not
  * apply); mma_row_prep the thread's per-tile terms (once per tile, after m0); mma_row_load a
- * K step's windows into registers, mma_row_store them into the A tile half at ao. */
+ * K step's windows into registers (returning the step's first group, an i32 let),
+ * mma_row_store them into the A tile half at ao. */
 enum { MMA_ROW_JOBS = 4 };
 typedef struct {
 	Conv cv;
@@ -234,7 +235,7 @@ int mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn);
 void mma_row_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N);
 void mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
                   int64_t lda, int as, int64_t atile);
-void mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase);
+KNode *mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase);
 void mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao);
 /* The register-fragment form of the row gather (SEGC_MMA_FRAG=1; tmpl_gpu_mma_row.c): fits
  * sets 256 x bn tiles of 128 threads (warps of 64 x bn, 4 x bn/16 accumulators, K step one

@@ -236,7 +236,7 @@ job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
 	SEGC_ASSERT(*g < 2);
 }
 
-void
+KNode *
 mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 {
 	Program *p = L->p;
@@ -266,6 +266,7 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 			kir_append(p, iff->body, kir_assign(p, v, ld));
 		}
 	}
+	return s;
 }
 
 void
@@ -369,8 +370,7 @@ mma_frag_step(Lower *L, const MmaRow *r, KNode *block, KNode *kbase, KNode *j0, 
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
 	int64_t kw = cv->k[2], fn = r->bn / 16, wl = r->pw + 8 * r->sw + r->qw;
-	mma_row_load(L, r, block, kbase);
-	KNode *s = lw_let(L, block, "fs", kir_bin(p, KB_DIV, kbase, ix_c(L, r->KP)));
+	KNode *s = kir_cast(p, KT_I64, mma_row_load(L, r, block, kbase)); /* (its group) */
 	/* wt at (group s, tap 0, 16 columns j0, this lane) */
 	KNode *bo = ix_mul(L, ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, s, kw * NJ), j0), 32),
 	                             r->lane),
