@@ -134,6 +134,17 @@ def lib_includes(body):
     return incs
 
 
+# test_mma.py's case sets (ops/test_mma_<name>): the cases taken from the module, and the
+# environment of their tf32/bf16 engines
+MMA_SETS = {
+    "halo": (lambda mod: [c for c, _ in mod.halo_cases()], {"SEGC_MMA_HALO": "1"}),
+    "arow0": (lambda mod: [c for c, mma in mod.own_cases() if mma and getattr(c, "tapk", False)],
+              {"SEGC_MMA_AROW": "0"}),
+    "xrow": (lambda mod: [c for c, _ in mod.xrow_cases()], {}),
+    "frag": (lambda mod: [c for c, _ in mod.frag_cases()], {"SEGC_MMA_FRAG": "1"}),
+}
+
+
 def op_sets():
     """(name, module, cases, env for the tf32/bf16 engines): every tests/ops/test_ops*.py, the
     channels-last conv cases (tests/cuda/test_conv_cl.py: its tensor-core forms with the
@@ -143,27 +154,14 @@ def op_sets():
     where a conv reads a bf16 activation) and its register-fragment cases (SEGC_MMA_FRAG=1:
     mma.sync on the documented fragment layout, which only a GPU checks)"""
     paths = sorted(glob.glob(os.path.join(ROOT, "tests", "ops", "test_ops*.py")))
-    for path in paths + [os.path.join(HERE, "test_conv_cl.py"), "halo", "arow0", "xrow",
-                         "frag"]:
-        fname = "test_mma_" + path if path in ("halo", "arow0", "xrow", "frag") else \
+    for path in paths + [os.path.join(HERE, "test_conv_cl.py")] + sorted(MMA_SETS):
+        fname = "test_mma_" + path if path in MMA_SETS else \
             os.path.splitext(os.path.basename(path))[0]
         try:
-            if path == "halo":
+            if path in MMA_SETS:
                 mod = load_module(os.path.join(HERE, "test_mma.py"))
-                yield fname, mod, [c for c, _ in mod.halo_cases()], {"SEGC_MMA_HALO": "1"}
-                continue
-            if path == "xrow":
-                mod = load_module(os.path.join(HERE, "test_mma.py"))
-                yield fname, mod, [c for c, _ in mod.xrow_cases()], {}
-                continue
-            if path == "frag":
-                mod = load_module(os.path.join(HERE, "test_mma.py"))
-                yield fname, mod, [c for c, _ in mod.frag_cases()], {"SEGC_MMA_FRAG": "1"}
-                continue
-            if path == "arow0":
-                mod = load_module(os.path.join(HERE, "test_mma.py"))
-                cs = [c for c, mma in mod.own_cases() if mma and getattr(c, "tapk", False)]
-                yield fname, mod, cs, {"SEGC_MMA_AROW": "0"}
+                pick, env = MMA_SETS[path]
+                yield fname, mod, pick(mod), env
                 continue
             mod = load_module(path)
             cases = mod.all_cases() if hasattr(mod, "all_cases") else mod.cases()
