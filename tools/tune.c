@@ -374,7 +374,9 @@ compile(const TuneArgs *a, const char *engine, const char *spec, const char *tun
 }
 
 static int synth(const char *dir);
-static int same_code(const char *dir, int v);
+static int same_code(const Variant *base, const char *dir, int v);
+static void read_keys(Variant *v, const char *path);
+static void free_keys(Variant *v);
 
 static void
 build(const TuneArgs *a, const char *dir)
@@ -390,6 +392,7 @@ build(const TuneArgs *a, const char *dir)
 	for (int v = 0; v < a->nvariants; v++)
 		fprintf(f, "variant %s\n", a->variants[v]);
 	fclose(f);
+	Variant base = {0}; /* (its keys, once built) */
 	for (int v = 0; v < a->nvariants; v++) {
 		double t0 = tool_now();
 		const char *log = path_in(dir, "v%d.log", v);
@@ -403,7 +406,9 @@ build(const TuneArgs *a, const char *dir)
 			        a->variants[v], first_line(log));
 			continue;
 		}
-		if (v && same_code(dir, v)) { /* nothing to time (a bf16-only knob at tf32) */
+		if (v == 0)
+			read_keys(&base, path_in(dir, "v%d.keys", 0));
+		else if (same_code(&base, dir, v)) { /* nothing to time (a bf16 knob at tf32) */
 			unlink(path_in(dir, "v%d.so", v));
 			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is base's\n",
 			        v, a->variants[v]);
@@ -412,6 +417,7 @@ build(const TuneArgs *a, const char *dir)
 		fprintf(stderr, "segc tune: built variant %d (%s) in %.1f s\n", v, a->variants[v],
 		        tool_now() - t0);
 	}
+	free_keys(&base);
 	/* (a CUDA engine opens only where a driver is: then the measure stage makes them) */
 	if (synth(dir) != 0)
 		fprintf(stderr,
@@ -506,23 +512,29 @@ read_keys(Variant *v, const char *path)
 	fclose(f);
 }
 
-/* whether variant v's kernels have base's names and code fingerprints, in order */
+/* whether variant v's kernels (DIR/vK.keys) have base's names and code fingerprints, in
+ * order */
 static int
-same_code(const char *dir, int v)
+same_code(const Variant *base, const char *dir, int v)
 {
-	Variant x = {0}, y = {0};
-	read_keys(&x, path_in(dir, "v%d.keys", 0));
+	Variant y = {0};
 	read_keys(&y, path_in(dir, "v%d.keys", v));
-	int same = x.nk == y.nk;
-	for (int i = 0; same && i < x.nk; i++)
-		same = !strcmp(x.k[i].name, y.k[i].name) && !strcmp(x.k[i].fp, y.k[i].fp);
-	for (int i = 0; i < x.nk; i++)
-		free(x.k[i].name), free(x.k[i].fp), free(x.k[i].key);
-	for (int i = 0; i < y.nk; i++)
-		free(y.k[i].name), free(y.k[i].fp), free(y.k[i].key);
-	free(x.k);
-	free(y.k);
+	int same = base->nk == y.nk;
+	for (int i = 0; same && i < y.nk; i++)
+		same = !strcmp(base->k[i].name, y.k[i].name) && !strcmp(base->k[i].fp, y.k[i].fp);
+	free_keys(&y);
 	return same;
+}
+
+/* what read_keys allocated */
+static void
+free_keys(Variant *v)
+{
+	for (int i = 0; i < v->nk; i++)
+		free(v->k[i].name), free(v->k[i].fp), free(v->k[i].key);
+	free(v->k);
+	v->k = NULL;
+	v->nk = 0;
 }
 
 /* SEGC_PROFILE's file (runtime/profile.c): per-kernel ms per run into v; 0, or -1 */
