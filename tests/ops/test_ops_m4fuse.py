@@ -224,17 +224,9 @@ def case_bridge(seed, cs, N, sizes):
     return g, w, {"t%d" % (i + 1): t.float().numpy() for i, t in enumerate(ts)}, ys
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--only")
-    ap.add_argument("--keep", action="store_true")
-    args = ap.parse_args()
-    rng = np.random.default_rng(7)
-    work = tempfile.mkdtemp(prefix="segc-ops-m4fuse-")
-    os.makedirs(os.path.join(work, "lib"))
-    for f in os.listdir(os.path.join(ROOT, "graphs", "lib")):
-        shutil.copy(os.path.join(ROOT, "graphs", "lib", f), os.path.join(work, "lib", f))
-    cases = [
+def case_list(rng):
+    """(label, maker): maker() -> (graph, weights, inputs, wanted outputs); rng drawn in order"""
+    return [
         ("select_by_index M=1", lambda: case_select(rng, 1, 2, (3, 4, 5), [0, 0])),
         ("select_by_index M=2 both routes", lambda: case_select(rng, 2, 3, (5, 3, 4, 7), [1, 0, 1])),
         ("select_by_index M=3 [N,1]-free rank 2", lambda: case_select(rng, 3, 4, (9,), [2, 0, 1, 2])),
@@ -248,6 +240,38 @@ def main():
         ("cs_bridge 5 scales", lambda: case_bridge(15, [4, 8, 12, 16, 24], 2,
                                                    [(16, 12, 8), (8, 6, 4), (4, 3, 2), (2, 2, 1), (1, 1, 1)])),
     ]
+
+
+def cases():
+    """The compiled cases as test_ops.Case objects, for tests/cuda/gpu_prep.py (`make test-gpu`):
+    each carries its own graph document (`doc`: i64 inputs, the blocks' include by absolute
+    path), which the common graph_json could not write."""
+    import test_ops as base  # Case; imported here, main() does not need it
+    rng = np.random.default_rng(7)
+    out = []
+    for name, make in case_list(rng):
+        g, w, ins, want = make()
+        g = dict(g, include=[os.path.join(ROOT, "graphs", "lib", f) for f in g["include"]])
+        inputs = [(i["name"], ins[i["name"]]) for i in g["inputs"]]
+        outs = [o if isinstance(o, str) else o["name"] for o in g["outputs"]]
+        wts = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in w.items()}
+        c = base.Case(name.split()[0], name, inputs, g["body"], outs, wts, want)
+        c.doc = g
+        out.append(c)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    rng = np.random.default_rng(7)
+    work = tempfile.mkdtemp(prefix="segc-ops-m4fuse-")
+    os.makedirs(os.path.join(work, "lib"))
+    for f in os.listdir(os.path.join(ROOT, "graphs", "lib")):
+        shutil.copy(os.path.join(ROOT, "graphs", "lib", f), os.path.join(work, "lib", f))
+    cases = case_list(rng)
     npass = nfail = 0
     try:
         for name, make in cases:
