@@ -1155,12 +1155,12 @@ tmpl_gpu_mma(Lower *L)
 	 * global memory, as the cp.async forms': not with $SEGC_MMA_CPASYNC=0) */
 	MmaRow fr = {0};
 	int frag = 0;
-	if (g.kind == G_CONV && g.tapk && !g.pro && cpm >= 1) {
+	if (g.kind == G_CONV && !g.pro && cpm >= 1) { /* (Ci % 16 == 0, or 1, 2, 4, 8) */
 		lw_conv_shape(L, &fr.cv);
 		frag = mma_frag_fits(L, &fr, g.N);
 	}
 	if (frag) {
-		xrow = 0;
+		xrow = 0, g.tapk = 1; /* (K in the form's order) */
 		t = (Tiling){128, 256, (int)fr.bn, (int)fr.bk, 4, (int)fr.bn / 16, 0, (int)fr.bn};
 		g.K = fr.ngroups * fr.KP;
 	}

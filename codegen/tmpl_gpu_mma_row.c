@@ -23,7 +23,8 @@
 #include <stdlib.h>
 
 /* what the row gather needs of the conv whatever the tile: its windows' shape and the group
- * of channels (fills the form's K order); 0 where it does not apply */
+ * of channels (fills the form's K order); 0 where it does not apply (r->frag set: the
+ * register-fragment form's, which pads a small Cin's groups by rows, not by k) */
 static int
 row_conv_fits(Lower *L, MmaRow *r)
 {
@@ -39,7 +40,7 @@ row_conv_fits(Lower *L, MmaRow *r)
 	int64_t kp = (kw * gc + kf - 1) / kf * kf;
 	if (cv->groups != 1 || gc > kf || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
 	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
-	    qw > 8 || cv->OW % 8 || (gc > 2 && 4 * kw * gc < 3 * kp) ||
+	    qw > 8 || cv->OW % 8 || (!r->frag && gc > 2 && 4 * kw * gc < 3 * kp) ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
 	r->xb = xb;
@@ -51,6 +52,7 @@ row_conv_fits(Lower *L, MmaRow *r)
 	r->bk = kp * r->G;
 	r->CQ = cv->Ci / gc;
 	r->ngroups = cv->k[0] * cv->k[1] * r->CQ;
+	r->rows = 1;
 	return 1;
 }
 
@@ -196,7 +198,8 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 	windows(L, r);
 }
 
-/* group q (+ the thread's tg) of the K (its (r, cq) row of taps; once per step and group):
+/* group q (+ the thread's tg) of the K (its (r, cq) row of taps; once per step and group;
+ * frag with gc < 16: q counts rows, the group's first and the job's row in it):
  * *ok, whether the row lies in x (and q < ngroups), *off, x at (b, gc*cq + tc, id, ih, ow0) */
 static void
 group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode **off)
@@ -213,8 +216,10 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 	KNode *ih = i32_add(L, r->p1, i32_mul(L, kh, cv->dl[1]));
 	KNode *v = kir_bin(p, KB_AND, r->mok,
 	                   kir_bin(p, KB_AND, i32_in(L, id, cv->D), i32_in(L, ih, cv->H)));
-	if (r->ngroups % r->G) /* A is 0 past K (B is: 0 * a NaN of x is not) */
-		v = kir_bin(p, KB_AND, v, kir_bin(p, KB_LT, qg, i32_c(L, r->ngroups)));
+	int64_t units = cv->k[0] * cv->k[1] * r->CQ; /* (r, cq) rows of taps */
+	if (r->ngroups % r->G || r->rows * r->ngroups > units) /* A is 0 past K (B is: 0 * a NaN
+	                                                        * of x is not) */
+		v = kir_bin(p, KB_AND, v, kir_bin(p, KB_LT, qg, i32_c(L, units)));
 	if (r->actv) /* threads past the step's windows load nothing */
 		v = kir_bin(p, KB_AND, v, r->actv);
 	*ok = lw_let(L, block, "xok", v);
@@ -225,15 +230,16 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 }
 
 /* job j's group of the step, g = (j*per) / gc (+ tg), and channel in it, cc = (j*per) % gc
- * (+ tc) (per = nt / octets a tile: the channel rows a job spans) */
+ * (+ tc) (per = nt / octets a tile: the channel rows a job spans); frag: the job's k in the
+ * group, f = 2t + {0, 1, 8, 9}[j], is row f / gc and channel f % gc, the lane's 2t in tg, tc */
 static void
 job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
 {
 	static const int64_t fc[MMA_ROW_JOBS] = {0, 1, 8, 9};
 	int64_t per = r->nt / (r->bm / 8);
-	*g = r->frag ? 0 : j * per / r->gc;
-	*cc = r->frag ? fc[j] : per > r->gc ? 0 : j * per % r->gc;
-	SEGC_ASSERT(*g < 2);
+	*g = r->frag ? fc[j] / r->gc : j * per / r->gc;
+	*cc = r->frag ? fc[j] % r->gc : per > r->gc ? 0 : j * per % r->gc;
+	SEGC_ASSERT(*g < (r->frag ? 16 : 2));
 }
 
 KNode *
@@ -243,13 +249,15 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 	const Conv *cv = &r->cv;
 	int64_t dhw = cv->D * cv->H * cv->W, g, cc;
 	int64_t pw = r->pw, qw = r->qw, v8 = 8 * r->sw;
-	KNode *ok[2] = {0}, *off[2] = {0};
+	KNode *ok[16] = {0}, *off[16] = {0};
 	KNode *s = lw_let(L, block, "xs",
 	                  i32_of(L, kir_bin(p, KB_DIV, kbase, ix_c(L, r->bk / r->G))));
 	for (int j = 0; j < r->jobs; j++) {
 		job(r, j, &g, &cc);
-		if (!ok[g])
-			group_terms(L, r, block, i32_add(L, s, i32_c(L, g)), &ok[g], &off[g]);
+		if (!ok[g]) /* (frag, gc < 16: s counts groups of r->rows rows) */
+			group_terms(L, r, block,
+			            i32_add(L, r->rows > 1 ? i32_mul(L, s, r->rows) : s, i32_c(L, g)),
+			            &ok[g], &off[g]);
 		KNode *at = lw_let(L, block, "xa", i32_add(L, off[g], i32_c(L, cc * dhw)));
 		for (int64_t v = 0; v < v8; v += r->vn) {
 			KNode *av = v ? i32_add(L, at, i32_c(L, v)) : at;
@@ -301,16 +309,27 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
  * g + 8) of the 8 octets and its 16 k the group's channels at one tap: A goes from x to the
  * tensor cores in registers, no shared tile, no barrier in the K loop.  B comes by one 16-byte
  * load per lane, tap and 16 columns from wt in fragment order.  The C tile's rows stay the
- * voxels in order (K_mma_store rows 8). */
+ * voxels in order (K_mma_store rows 8).  A small Cin (gc = Ci of 1, 2, 4 or 8) packs 16 / gc
+ * (kd, kh) rows into a group, k = row*gc + c: the job of k f = 2t + {0, 1, 8, 9}[j] is row
+ * f / gc, channel f % gc, so a lane still holds four windows of its own octet; rows past the
+ * kernel's are 0 in A and B (at most half of the group's MMAs: the first convs, Cin 1 .. 8). */
 
 int
 mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 {
 	const char *e = cg_knob("SEGC_MMA_FRAG");
-	if (!e || atoi(e) != 1 || L->p->precision != KP_BF16 || !row_conv_fits(L, r) ||
-	    r->gc != 16)
+	if (!e || atoi(e) != 1 || L->p->precision != KP_BF16)
 		return 0;
 	r->frag = 1;
+	int64_t nr = r->cv.k[0] * r->cv.k[1];
+	if (!row_conv_fits(L, r) || 16 % r->gc ||
+	    2 * nr < (16 / r->gc) * ((nr + 16 / r->gc - 1) / (16 / r->gc))) {
+		r->frag = 0;
+		return 0;
+	}
+	r->rows = 16 / r->gc; /* 1, or a small Cin's rows a group */
+	r->ngroups = r->rows > 1 ? (nr + r->rows - 1) / r->rows : r->ngroups;
+	r->KP = r->cv.k[2] * 16;
 	r->bm = 256, r->nt = 128, r->bn = N <= 16 ? 16 : 32;
 	r->G = 1, r->bk = r->KP; /* one group (a (kd, kh) row of 16 channels) a step */
 	r->jobs = 4, r->act = 0;
@@ -337,13 +356,24 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 	KNode *n = ix_add(L, ix_add(L, ix_mul(L, ix[2], 16), kir_bin(p, KB_DIV, ix[3], ix_c(L, 4))),
 	                  ix_mul(L, kir_bin(p, KB_DIV, e, ix_c(L, 4)), 8));
 	KNode *nc = kir_bin(p, KB_MIN, n, ix_c(L, N - 1));
-	KNode *rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ));
-	KNode *ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), 16), c);
+	KNode *rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ)), *ci, *rok = NULL;
+	if (r->rows > 1) { /* k c: row c / gc of the group's, channel c % gc */
+		int64_t nr = cv->k[0] * cv->k[1];
+		rr = ix_add(L, ix_mul(L, ix[0], r->rows), kir_bin(p, KB_DIV, c, ix_c(L, r->gc)));
+		if (r->rows * r->ngroups > nr) /* rows past the kernel's: 0 */
+			rok = kir_bin(p, KB_LT, rr, ix_c(L, nr)),
+			rr = kir_bin(p, KB_MIN, rr, ix_c(L, nr - 1));
+		ci = kir_bin(p, KB_REM, c, ix_c(L, r->gc));
+	} else {
+		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), 16), c);
+	}
 	KNode *tap = ix_add(L, ix_mul(L, rr, kw), ix[1]);
 	KNode *wi = ix_add(L, ix_mul(L, nc, cv->Ci * kvol), ix_add(L, ix_mul(L, ci, kvol), tap));
 	KNode *v = kir_load(p, L->k, wb, wi);
 	if (NJ * 16 > N) /* columns past N: 0 */
 		v = kir_select(p, kir_bin(p, KB_LT, n, ix_c(L, N)), v, kir_f32(p, 0));
+	if (rok)
+		v = kir_select(p, rok, v, kir_f32(p, 0));
 	KNode *ti = ix_c(L, 0);
 	for (int i = 0; i < 5; i++)
 		ti = ix_add(L, ix_mul(L, ti, dims[i]), ix[i]);
@@ -358,7 +388,14 @@ mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M
 	KNode *g = kir_bin(p, KB_DIV, r->lane, ix_c(L, 4));
 	KNode *wp = kir_bin(p, KB_DIV, th, ix_c(L, 32));
 	KNode *o = lw_let(L, block, "oc", ix_add(L, ix_mul(L, wp, 8), g));
-	KNode *tc = lw_let(L, block, "tc", ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), 2));
+	/* the lane's k 2t: channel 2t % gc, row 2t / gc of the group (0 where gc >= 8) */
+	KNode *t2 = ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), 2);
+	KNode *tc = r->gc <= 2 ? ix_c(L, 0)
+	                       : lw_let(L, block, "tc",
+	                                r->gc < 8 ? kir_bin(p, KB_REM, t2, ix_c(L, r->gc)) : t2);
+	r->tg = r->gc < 8 ? lw_let(L, block, "tg32", i32_of(L, kir_bin(p, KB_DIV, t2,
+	                                                               ix_c(L, r->gc))))
+	                  : NULL;
 	octet_terms(L, r, block, o, tc, m0, M);
 	windows(L, r);
 }

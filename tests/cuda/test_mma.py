@@ -344,8 +344,10 @@ def frag_cases():
     strides and dilations in D and H; ragged M (W 8, 7 octets a row block), batch 2; a fused
     epilogue, split-K, the K loop unrolled 2 and 3 times (SEGC_MMA_FRAG_UNROLL: an odd number
     of groups; with split-K, run-time bounds), instance-norm statistics from the 256-row tiles,
-    f32 x (the network's input: windows rounded when packed); and where it does not apply (Cin
-    4: the row gather; W 12)"""
+    f32 x (the network's input: windows rounded when packed); a small Cin (1, 2, 4, 8: 16 / Cin
+    (kd, kh) rows a group, rows past the kernel's 0), with stride 2 and dilation, f32 x and
+    statistics; and where it does not apply (Cin 24; Cin 2 with one row of taps, 8 a group;
+    W 12)"""
     rng = np.random.default_rng(17)
     torch.manual_seed(17)
     return [
@@ -375,8 +377,18 @@ def frag_cases():
         fr(stats(rng, "frag stats 256x16 f32 x", 16, 16, 1, (8, 16, 64), True)),
         fr(stats(rng, "frag stats 256x32 N=24 chain", 16, 24, 1, (8, 16, 64), True,
                  chain=True)),
-        fr(rowconv(rng, "frag not: Cin=4 (row gather)", 4, 16, 3, 1, 1, (8, 8, 16), True),
-           False),
+        fr(rowconv(rng, "frag Ci=4 Co=16 (4 rows a group)", 4, 16, 3, 1, 1, (8, 8, 16), True)),
+        fr(rowconv(rng, "frag Ci=8 Co=32 b2 (2 rows a group)", 8, 32, 3, 1, 2, (4, 6, 16), True)),
+        fr(rowconv(rng, "frag Ci=1 Co=16 (16 rows a group, 7 zero)", 1, 16, 3, 1, 1, (5, 6, 16),
+                   True)),
+        fr(rowconv(rng, "frag Ci=2 k5 p2 Co=24 (8 rows, 4 groups)", 2, 24, 5, 2, 1, (5, 6, 16),
+                   True)),
+        fr(rowconv(rng, "frag Ci=4 k3 s2 d(2,1,1) Co=40", 4, 40, 3, (2, 1, 1), 1, (6, 5, 32),
+                   True, s=2, d=(2, 1, 1))),
+        fr(stats(rng, "frag stats Ci=4 f32 x Co=32 (a first conv)", 4, 32, 1, (8, 16, 64), True)),
+        fr(rowconv(rng, "frag not: Cin=24", 24, 16, 3, 1, 1, (4, 5, 16), True), False),
+        fr((rowconv(rng, "frag not: Ci=2 k(1,1,3) (1 row of 8; SIMT)", 2, 16, (1, 1, 3),
+                    (0, 0, 1), 1, (4, 5, 16), True)[0], False), False),
         fr(rowconv(rng, "frag not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False), False),
     ]
 
