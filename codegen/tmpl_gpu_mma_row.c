@@ -254,10 +254,10 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 	                  i32_of(L, kir_bin(p, KB_DIV, kbase, ix_c(L, r->bk / r->G))));
 	for (int j = 0; j < r->jobs; j++) {
 		job(r, j, &g, &cc);
-		if (!ok[g]) /* (frag, gc < 16: s counts groups of r->rows rows) */
-			group_terms(L, r, block,
-			            i32_add(L, r->rows > 1 ? i32_mul(L, s, r->rows) : s, i32_c(L, g)),
-			            &ok[g], &off[g]);
+		if (!ok[g]) { /* (frag, gc < 16: s counts groups of r->rows rows) */
+			KNode *q = r->rows > 1 ? i32_mul(L, s, r->rows) : s;
+			group_terms(L, r, block, i32_add(L, q, i32_c(L, g)), &ok[g], &off[g]);
+		}
 		KNode *at = lw_let(L, block, "xa", i32_add(L, off[g], i32_c(L, cc * dhw)));
 		for (int64_t v = 0; v < v8; v += r->vn) {
 			KNode *av = v ? i32_add(L, at, i32_c(L, v)) : at;
