@@ -35,6 +35,7 @@ static const struct {
     {"SEGC_MMA_XROW", "cuda", 0, 1, "row gathers"},
     {"SEGC_MMA_FRAG", "cuda", 0, 1, "register-fragment convs (mma.sync)"},
     {"SEGC_MMA_FRAG_UNROLL", "cuda", 1, 8, "register-fragment K loop unrolled"},
+    {"SEGC_MMA_FRAG48", "cuda", 0, 1, "register-fragment 48-column tiles"},
     {"SEGC_MMA_T48", "cuda", 0, 1, "48-column conv tiles"},
     {"SEGC_MMA_T64", "cuda", 0, 1, "128 x 64 conv tiles"},
     {"SEGC_MMA_CLVROWS", "cuda", 0, 1, "channels-last vector rows"},

@@ -1161,7 +1161,9 @@ tmpl_gpu_mma(Lower *L)
 	}
 	if (frag) {
 		xrow = 0, g.tapk = 1; /* (K in the form's order) */
-		t = (Tiling){128, 256, (int)fr.bn, (int)fr.bk, 4, (int)fr.bn / 16, 0, (int)fr.bn};
+		/* (48 columns: the C tile 16 at a time, 256 x 48 f32 would not fit 48 KiB) */
+		t = (Tiling){128, 256, (int)fr.bn, (int)fr.bk, 4, (int)fr.bn / 16, 0,
+		             fr.bn == 48 ? 16 : (int)fr.bn};
 		g.K = fr.ngroups * fr.KP;
 	}
 	g.bk = t.bk;
@@ -1198,7 +1200,7 @@ tmpl_gpu_mma(Lower *L)
 	int bs = frag ? -1 : kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
 	/* double-buffered: C (a chunk of cc columns) over the A and B tiles, after the K loop */
 	int cs = t.dbuf ? kir_shared_over(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs", as)
-	                : kir_shared(p, k, DT_F32, bn * ldc, (int)ldc, "Cs");
+	                : kir_shared(p, k, DT_F32, (frag ? t.cc : bn) * ldc, (int)ldc, "Cs");
 
 	if (cl) { /* wt[k, m] = w[m, ci, tap] (k = tap*Ci + ci), 0 for m in [M, Mp): loop 1 */
 		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {kvol, g.Ci, nmb * bm};
@@ -1398,10 +1400,12 @@ tmpl_gpu_mma(Lower *L)
 		kir_append(p, kb, kir_barrier(p));
 	}
 
-	/* accumulators -> the shared C tile (cc columns at a time) -> epilogue per element */
-	KNode *fi, *si, *mm = NULL, *nn, *m = NULL, *n, *iff, *sb, *hc = ix_c(L, 0), *eb = body;
-	int64_t nch = bn / t.cc;
-	KNode *wc = nch > 1 ? lw_let(L, body, "wc", bin(L, KB_DIV, wn, t.cc)) : NULL;
+	/* accumulators -> the shared C tile (cc columns at a time) -> epilogue per element (frag:
+	 * every warp holds all bn columns, in registers: the chunks unrolled, each storing its
+	 * own accumulators) */
+	KNode *fi, *si, *mm = NULL, *nn, *m = NULL, *n, *iff, *sb;
+	int64_t nch = bn / t.cc, fch = frag ? nch : 1;
+	KNode *wc = nch > 1 && !frag ? lw_let(L, body, "wc", bin(L, KB_DIV, wn, t.cc)) : NULL;
 	OPrep op;
 	int mvar = !g.c_nfast && bm > nt; /* (frag: two m a thread) */
 	/* m fixed per thread: its output coordinate once (split: none) */
@@ -1411,58 +1415,63 @@ tmpl_gpu_mma(Lower *L)
 		if (ksp == 1)
 			o_prep(L, &g, body, m, &op);
 	}
-	if (nch > 1) {
-		KNode *cl = lw_loop(L, body, "hc", ix_c(L, 0), ix_c(L, nch), LOOP_SERIAL, &hc);
-		eb = cl->body;
-	}
-	KNode *sto = eb;
-	if (nch > 1) { /* the warps whose columns lie in chunk hc */
-		KNode *wi = kir_if(p, kir_bin(p, KB_EQ, wc, hc));
-		kir_append(p, eb, wi);
-		sto = wi->body;
-	}
-	KNode *wnc = ix_add(L, wn, ix_mul(L, hc, -t.cc));
-	for (int i = 0; i < t.fm; i++)
-		for (int j = 0; j < t.fn; j++) { /* (frag: rows 8 apart from voxel 2i) */
-			KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, frag ? 2 * i : 16 * i)),
-			                   ix_mul(L, ix_add(L, wnc, ix_c(L, 16 * j)), ldc));
-			kir_append(p, sto, frag ? kir_mma_store_rows(p, i * t.fn + j, cs, co, 8)
-			                        : kir_mma_store(p, i * t.fn + j, cs, co));
+	for (int64_t c = 0; c < fch; c++) {
+		KNode *hc = ix_c(L, c), *eb = body;
+		if (nch > 1 && !frag) {
+			KNode *cl = lw_loop(L, body, "hc", ix_c(L, 0), ix_c(L, nch), LOOP_SERIAL, &hc);
+			eb = cl->body;
 		}
-	kir_append(p, eb, kir_barrier(p));
-	sb = thread_elems(L, eb, th, nt, bm * t.cc, g.c_nfast ? t.cc : bm, &fi, &si);
-	if (g.c_nfast || mvar) {
-		mm = mvar ? fi : si, nn = mvar ? si : fi;
-		m = lw_let(L, sb, "m", ix_add(L, m0, mm));
-	} else {
-		nn = si;
-	}
-	KNode *nc = ix_add(L, nn, ix_mul(L, hc, t.cc)); /* the column in the C tile */
-	n = lw_let(L, sb, "n", ix_add(L, n0, nc));
-	iff = kir_if(p, kir_bin(p, KB_AND, bin(L, KB_LT, m, g.M), bin(L, KB_LT, n, g.N)));
-	kir_append(p, sb, iff);
-	if ((g.c_nfast || mvar) && ksp == 1)
-		o_prep(L, &g, iff->body, m, &op);
-	KNode *acc = kir_load(p, k, cs, ix_add(L, mm, ix_mul(L, nn, ldc)));
-	if (ksp > 1) { /* the partial tile (split_sum adds them) */
-		KNode *pi = g.c_nfast ? ix_add(L, ix_mul(L, m, g.N), n)
-		                      : ix_add(L, ix_mul(L, n, g.M), m);
-		kir_append(p, iff->body,
-		           kir_store(p, part, ix_add(L, ix_mul(L, sk, g.M * g.N), pi), acc));
-	} else if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0) {
-		return -1;
-	} else if (stat) { /* the result over its accumulator, for stats_tile */
-		kir_append(p, iff->body,
-		           kir_store(p, cs, ix_add(L, mm, ix_mul(L, nn, ldc)), L->out_val));
-	}
-	if (stat)
-		tmpl_tile_stats(L, &sts, eb, th, nt, t.cc, mb, ix_add(L, n0, ix_mul(L, hc, t.cc)),
-		                cs, ldc);
-	/* single-buffered: a block's next tile writes Cs only after its K loop's barriers, so
-	 * after every thread has finished this epilogue; double-buffered, Cs lies over the A
-	 * and B tiles (and the next chunk over this one): a barrier */
-	if (t.dbuf || frag) /* (frag: no barrier in the K loop) */
+		KNode *sto = eb;
+		if (nch > 1 && !frag) { /* the warps whose columns lie in chunk hc */
+			KNode *wi = kir_if(p, kir_bin(p, KB_EQ, wc, hc));
+			kir_append(p, eb, wi);
+			sto = wi->body;
+		}
+		KNode *wnc = ix_add(L, wn, ix_mul(L, hc, -t.cc));
+		for (int i = 0; i < t.fm; i++)
+			for (int j = 0; j < t.fn; j++) { /* (frag: rows 8 apart from voxel 2i) */
+				if (frag && 16 * j / t.cc != c) /* (frag: chunk c's accumulators) */
+					continue;
+				KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, frag ? 2 * i : 16 * i)),
+				                   ix_mul(L, ix_add(L, wnc, ix_c(L, 16 * j)), ldc));
+				kir_append(p, sto, frag ? kir_mma_store_rows(p, i * t.fn + j, cs, co, 8)
+				                        : kir_mma_store(p, i * t.fn + j, cs, co));
+			}
 		kir_append(p, eb, kir_barrier(p));
+		sb = thread_elems(L, eb, th, nt, bm * t.cc, g.c_nfast ? t.cc : bm, &fi, &si);
+		if (g.c_nfast || mvar) {
+			mm = mvar ? fi : si, nn = mvar ? si : fi;
+			m = lw_let(L, sb, "m", ix_add(L, m0, mm));
+		} else {
+			nn = si;
+		}
+		KNode *nc = ix_add(L, nn, ix_mul(L, hc, t.cc)); /* the column in the C tile */
+		n = lw_let(L, sb, "n", ix_add(L, n0, nc));
+		iff = kir_if(p, kir_bin(p, KB_AND, bin(L, KB_LT, m, g.M), bin(L, KB_LT, n, g.N)));
+		kir_append(p, sb, iff);
+		if ((g.c_nfast || mvar) && ksp == 1)
+			o_prep(L, &g, iff->body, m, &op);
+		KNode *acc = kir_load(p, k, cs, ix_add(L, mm, ix_mul(L, nn, ldc)));
+		if (ksp > 1) { /* the partial tile (split_sum adds them) */
+			KNode *pi = g.c_nfast ? ix_add(L, ix_mul(L, m, g.N), n)
+			                      : ix_add(L, ix_mul(L, n, g.M), m);
+			kir_append(p, iff->body,
+			           kir_store(p, part, ix_add(L, ix_mul(L, sk, g.M * g.N), pi), acc));
+		} else if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0) {
+			return -1;
+		} else if (stat) { /* the result over its accumulator, for stats_tile */
+			kir_append(p, iff->body,
+			           kir_store(p, cs, ix_add(L, mm, ix_mul(L, nn, ldc)), L->out_val));
+		}
+		if (stat)
+			tmpl_tile_stats(L, &sts, eb, th, nt, t.cc, mb,
+			                ix_add(L, n0, ix_mul(L, hc, t.cc)), cs, ldc);
+		/* single-buffered: a block's next tile writes Cs only after its K loop's barriers,
+		 * so after every thread has finished this epilogue; double-buffered, Cs lies over
+		 * the A and B tiles (and the next chunk over this one): a barrier */
+		if (t.dbuf || frag) /* (frag: no barrier in the K loop; the next chunk's stores) */
+			kir_append(p, eb, kir_barrier(p));
+	}
 	if (stat)
 		return tmpl_tile_stats_merge(L, &sts);
 	return ksp > 1 ? split_sum(L, &g, part, ksp) : 0;

@@ -330,7 +330,12 @@ mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 	r->rows = 16 / r->gc; /* 1, or a small Cin's rows a group */
 	r->ngroups = r->rows > 1 ? (nr + r->rows - 1) / r->rows : r->ngroups;
 	r->KP = r->cv.k[2] * 16;
-	r->bm = 256, r->nt = 128, r->bn = N <= 16 ? 16 : 32;
+	/* 16 columns, or 32, or 48 where 48-column tiles take no more columns than 32-column
+	 * ones (N in (32, 48], 80, 96, 144, ...: x read fewer times; $SEGC_MMA_FRAG48=0 not) */
+	const char *e48 = cg_knob("SEGC_MMA_FRAG48");
+	int64_t c32 = (N + 31) / 32 * 32, c48 = (N + 47) / 48 * 48;
+	r->bn = N <= 16 ? 16 : c48 <= c32 && (!e48 || atoi(e48) != 0) ? 48 : 32;
+	r->bm = 256, r->nt = 128;
 	r->G = 1, r->bk = r->KP; /* one group (a (kd, kh) row of 16 channels) a step */
 	r->jobs = 4, r->act = 0;
 	return 1;
@@ -414,7 +419,7 @@ mma_frag_step(Lower *L, const MmaRow *r, KNode *block, KNode *kbase, KNode *j0, 
 	                   8);
 	bo = lw_let(L, block, "fb", bo);
 	for (int64_t w = 0; w < kw; w++) {
-		int bv[2];
+		int bv[3];
 		for (int64_t j = 0; j < fn; j++) {
 			bv[j] = kir_var(p, L->k, KT_F32, "fb");
 			for (int i = 1; i < 8; i++)

@@ -65,6 +65,7 @@ static const char *const cuda_variants[] = {
     "SEGC_MMA_FRAG=1",
     "SEGC_MMA_FRAG=1,SEGC_MMA_MINB=4",
     "SEGC_MMA_FRAG=1,SEGC_MMA_FRAG_UNROLL=2",
+    "SEGC_MMA_FRAG=1,SEGC_MMA_FRAG48=0",
     "SEGC_MMA_XROW=0",
     "SEGC_MMA_XROW=0,SEGC_MMA_T64=1",
     "SEGC_MMA_SPLITK=1",
@@ -102,6 +103,7 @@ typedef struct {
 	int nk;
 	double total; /* ms per run, all kernels */
 	int ok;       /* measured, output within tol */
+	int idx;      /* build: its index among the variants */
 } Variant;
 
 static char self[PATH_MAX];
@@ -374,7 +376,7 @@ compile(const TuneArgs *a, const char *engine, const char *spec, const char *tun
 }
 
 static int synth(const char *dir);
-static int same_code(const Variant *base, const char *dir, int v);
+static int same_code(const Variant *kept, int nkept, const char *dir, int v);
 static void read_keys(Variant *v, const char *path);
 static void free_keys(Variant *v);
 
@@ -392,7 +394,8 @@ build(const TuneArgs *a, const char *dir)
 	for (int v = 0; v < a->nvariants; v++)
 		fprintf(f, "variant %s\n", a->variants[v]);
 	fclose(f);
-	Variant base = {0}; /* (its keys, once built) */
+	Variant kept[MAXVAR] = {{0}}; /* the keys of the variants built and kept, base first */
+	int nkept = 0, same;
 	for (int v = 0; v < a->nvariants; v++) {
 		double t0 = tool_now();
 		const char *log = path_in(dir, "v%d.log", v);
@@ -406,18 +409,21 @@ build(const TuneArgs *a, const char *dir)
 			        a->variants[v], first_line(log));
 			continue;
 		}
-		if (v == 0)
-			read_keys(&base, path_in(dir, "v%d.keys", 0));
-		else if (same_code(&base, dir, v)) { /* nothing to time (a bf16 knob at tf32) */
+		/* nothing new to time: a bf16 knob at tf32, a knob that acts on no kernel of
+		 * this graph next to another */
+		if (v > 0 && (same = same_code(kept, nkept, dir, v)) >= 0) {
 			unlink(path_in(dir, "v%d.so", v));
-			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is base's\n",
-			        v, a->variants[v]);
+			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is %s's\n", v,
+			        a->variants[v], a->variants[same]);
 			continue;
 		}
+		read_keys(&kept[nkept], path_in(dir, "v%d.keys", v));
+		kept[nkept++].idx = v;
 		fprintf(stderr, "segc tune: built variant %d (%s) in %.1f s\n", v, a->variants[v],
 		        tool_now() - t0);
 	}
-	free_keys(&base);
+	for (int i = 0; i < nkept; i++)
+		free_keys(&kept[i]);
 	/* (a CUDA engine opens only where a driver is: then the measure stage makes them) */
 	if (synth(dir) != 0)
 		fprintf(stderr,
@@ -512,18 +518,23 @@ read_keys(Variant *v, const char *path)
 	fclose(f);
 }
 
-/* whether variant v's kernels (DIR/vK.keys) have base's names and code fingerprints, in
- * order */
+/* the first of the kept variants whose kernels have variant v's (DIR/vK.keys) names and code
+ * fingerprints, in order: its index among the variants, or -1 */
 static int
-same_code(const Variant *base, const char *dir, int v)
+same_code(const Variant *kept, int nkept, const char *dir, int v)
 {
 	Variant y = {0};
+	int found = -1;
 	read_keys(&y, path_in(dir, "v%d.keys", v));
-	int same = base->nk == y.nk;
-	for (int i = 0; same && i < y.nk; i++)
-		same = !strcmp(base->k[i].name, y.k[i].name) && !strcmp(base->k[i].fp, y.k[i].fp);
+	for (int u = 0; u < nkept && found < 0; u++) {
+		int same = kept[u].nk == y.nk;
+		for (int i = 0; same && i < y.nk; i++)
+			same = !strcmp(kept[u].k[i].name, y.k[i].name) &&
+			       !strcmp(kept[u].k[i].fp, y.k[i].fp);
+		found = same ? kept[u].idx : -1;
+	}
 	free_keys(&y);
-	return same;
+	return found;
 }
 
 /* what read_keys allocated */

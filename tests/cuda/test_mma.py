@@ -346,8 +346,9 @@ def frag_cases():
     of groups; with split-K, run-time bounds), instance-norm statistics from the 256-row tiles,
     f32 x (the network's input: windows rounded when packed); a small Cin (1, 2, 4, 8: 16 / Cin
     (kd, kh) rows a group, rows past the kernel's 0), with stride 2 and dilation, f32 x and
-    statistics; and where it does not apply (Cin 24; Cin 2 with one row of taps, 8 a group;
-    W 12)"""
+    statistics; 48-column tiles (Co 48 with statistics in three C chunks and an epilogue, 96 in two
+    tiles, split-K; SEGC_MMA_FRAG48=0 and Co 64: 32-column ones); and where it does not apply (Cin
+    24; Cin 2 with one row of taps, 8 a group; W 12)"""
     rng = np.random.default_rng(17)
     torch.manual_seed(17)
     return [
@@ -386,11 +387,28 @@ def frag_cases():
         fr(rowconv(rng, "frag Ci=4 k3 s2 d(2,1,1) Co=40", 4, 40, 3, (2, 1, 1), 1, (6, 5, 32),
                    True, s=2, d=(2, 1, 1))),
         fr(stats(rng, "frag stats Ci=4 f32 x Co=32 (a first conv)", 4, 32, 1, (8, 16, 64), True)),
+        racc(fr(stats(rng, "frag stats Co=48 chain (256 x 48: three C chunks)", 16, 48, 1,
+                      (8, 16, 64), True, chain=True)), 12),
+        racc(fr(rowconv(rng, "frag Co=96 b2 (two 48-column tiles)", 16, 96, 3, 1, 2, (4, 5, 16),
+                        True)), 12),
+        racc(fr(with_env(rowconv(rng, "frag Co=48 split-K 2", 32, 48, 3, 1, 1, (4, 4, 16),
+                                 True), SEGC_MMA_SPLITK="2")), 12),
+        racc(fr(with_env(rowconv(rng, "frag Co=48 FRAG48=0 (two 32-column tiles)", 16, 48, 3,
+                                 1, 1, (4, 5, 16), True), SEGC_MMA_FRAG48="0")), 8),
+        racc(fr(rowconv(rng, "frag Co=64 (two 32-column tiles, not 48)", 16, 64, 3, 1, 1,
+                        (4, 5, 16), True)), 8),
         fr(rowconv(rng, "frag not: Cin=24", 24, 16, 3, 1, 1, (4, 5, 16), True), False),
         fr((rowconv(rng, "frag not: Ci=2 k(1,1,3) (1 row of 8; SIMT)", 2, 16, (1, 1, 3),
                     (0, 0, 1), 1, (4, 5, 16), True)[0], False), False),
         fr(rowconv(rng, "frag not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False), False),
     ]
+
+
+def racc(cm, n):
+    """a register-fragment case whose kernel must hold n accumulators of 16 x 16 a lane (4 x bn /
+    16: 4, 8 or 12 for 16-, 32- and 48-column tiles)"""
+    cm[0].racc = n
+    return cm
 
 
 def fr(cm, want=True):
@@ -574,6 +592,12 @@ def run(c, mma, tol):
                     msg += ", K loop not unrolled %s times" % fu
                 elif fu:
                     msg += ", K loop unrolled %s times" % fu
+                rn = getattr(c, "racc", None)
+                if rn and "float segc_racc[%d][8]" % rn not in text:
+                    ok = False
+                    msg += ", not %d accumulators" % rn
+                elif rn:
+                    msg += ", 256 x %d tiles" % (rn * 4)
             if getattr(c, "dsmem", False):  # the pool as dynamic shared memory, its bytes
                 sched = open(os.path.join(d, "engine.so.emu.txt")).read()
                 if "extern __shared__" not in text or " smem=" not in sched:

@@ -244,20 +244,25 @@ def case_staged(d, ref_gp):
     tf2 = os.path.join(d, "staged2.json")
     segc("tune", "--stage", "choose", "--dir", td, "-o", tf2)
     check_file(tf2, ks, variants)
-    # a variant whose code is base's everywhere (a scan knob in a graph without scans) is
-    # left out at build: nothing to time; measure and choose go on without it
+    # a variant whose code is base's everywhere (a scan knob in a graph without scans), or
+    # another kept variant's, is left out at build: nothing new to time; measure and choose
+    # go on without it
     td2 = os.path.join(d, "stages2")
     p = segc("tune", gp, "--stage", "build", "--dir", td2, "--variant", "base", "--variant",
-             "SEGC_SCAN_SCALAR=1", "--variant", "SEGC_WINOGRAD=0")
+             "SEGC_SCAN_SCALAR=1", "--variant", "SEGC_WINOGRAD=0", "--variant",
+             "SEGC_WINOGRAD=0,SEGC_SCAN_SCALAR=1")
     if "variant 1 (SEGC_SCAN_SCALAR=1) left out: its code is base's" not in p.stderr or \
+            "variant 3 (SEGC_WINOGRAD=0,SEGC_SCAN_SCALAR=1) left out: its code is " \
+            "SEGC_WINOGRAD=0's" not in p.stderr or \
             os.path.exists(os.path.join(td2, "v1.so")) or \
+            os.path.exists(os.path.join(td2, "v3.so")) or \
             not os.path.exists(os.path.join(td2, "v2.so")):
         raise AssertionError("build with a no-op variant: %s" % p.stderr[-600:])
     segc("tune", "--stage", "measure", "--dir", td2, "--repeat", "2", "--threads", "2")
     tf3 = os.path.join(d, "staged3.json")
     segc("tune", "--stage", "choose", "--dir", td2, "-o", tf3)
     check_file(tf3, ks, ["base", "SEGC_WINOGRAD=0"])
-    return "build, tune_measure.py, choose; measure, choose: %d variants; a no-op left out" % \
+    return "build, tune_measure.py, choose; measure, choose: %d variants; no-ops left out" % \
         len(variants)
 
 
