@@ -1418,7 +1418,8 @@ tmpl_gpu_mma(Lower *L)
 	for (int64_t c = 0; c < fch; c++) {
 		KNode *hc = ix_c(L, c), *eb = body;
 		if (nch > 1 && !frag) {
-			KNode *cl = lw_loop(L, body, "hc", ix_c(L, 0), ix_c(L, nch), LOOP_SERIAL, &hc);
+			KNode *cl =
+			    lw_loop(L, body, "hc", ix_c(L, 0), ix_c(L, nch), LOOP_SERIAL, &hc);
 			eb = cl->body;
 		}
 		KNode *sto = eb;
@@ -1434,8 +1435,9 @@ tmpl_gpu_mma(Lower *L)
 					continue;
 				KNode *co = ix_add(L, ix_add(L, wm, ix_c(L, frag ? 2 * i : 16 * i)),
 				                   ix_mul(L, ix_add(L, wnc, ix_c(L, 16 * j)), ldc));
-				kir_append(p, sto, frag ? kir_mma_store_rows(p, i * t.fn + j, cs, co, 8)
-				                        : kir_mma_store(p, i * t.fn + j, cs, co));
+				int a = i * t.fn + j;
+				kir_append(p, sto, frag ? kir_mma_store_rows(p, a, cs, co, 8)
+				                        : kir_mma_store(p, a, cs, co));
 			}
 		kir_append(p, eb, kir_barrier(p));
 		sb = thread_elems(L, eb, th, nt, bm * t.cc, g.c_nfast ? t.cc : bm, &fi, &si);
@@ -1455,8 +1457,8 @@ tmpl_gpu_mma(Lower *L)
 		if (ksp > 1) { /* the partial tile (split_sum adds them) */
 			KNode *pi = g.c_nfast ? ix_add(L, ix_mul(L, m, g.N), n)
 			                      : ix_add(L, ix_mul(L, n, g.M), m);
-			kir_append(p, iff->body,
-			           kir_store(p, part, ix_add(L, ix_mul(L, sk, g.M * g.N), pi), acc));
+			KNode *at = ix_add(L, ix_mul(L, sk, g.M * g.N), pi);
+			kir_append(p, iff->body, kir_store(p, part, at, acc));
 		} else if (emit_out(L, &g, iff->body, &op, n, bidx, acc) < 0) {
 			return -1;
 		} else if (stat) { /* the result over its accumulator, for stats_tile */

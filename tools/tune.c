@@ -413,8 +413,8 @@ build(const TuneArgs *a, const char *dir)
 		 * this graph next to another */
 		if (v > 0 && (same = same_code(kept, nkept, dir, v)) >= 0) {
 			unlink(path_in(dir, "v%d.so", v));
-			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is %s's\n", v,
-			        a->variants[v], a->variants[same]);
+			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is %s's\n",
+			        v, a->variants[v], a->variants[same]);
 			continue;
 		}
 		read_keys(&kept[nkept], path_in(dir, "v%d.keys", v));
