@@ -227,7 +227,8 @@ typedef struct {
 	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
 	int win[MMA_ROW_JOBS];        /* each job's pw + 8*sw + qw consecutive variables */
 	int frag;                     /* the register-fragment form (mma_frag_*) */
-	int64_t rows;                 /* (kd, kh) rows a group: frag with gc < 16, 16 / gc; 1 */
+	int64_t rows;                 /* frag: units ((kd, kh) row, gc channels) a group, 16 / gc;
+	                               * the row form: 1 */
 	KNode *lane;                  /* frag: the thread's lane */
 } MmaRow;
 int mma_row_fits(Lower *L, MmaRow *r, int64_t bm, int64_t nt, int64_t bn);

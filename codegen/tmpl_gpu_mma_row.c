@@ -37,6 +37,9 @@ row_conv_fits(Lower *L, MmaRow *r)
 	int64_t kw = cv->k[2], sw = cv->s[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
 	int64_t qw = span - pw - sw + 1; /* the right edge: the last tap's last element's slot */
 	int64_t kf = bf ? 16 : 8, gc = cv->Ci % kf ? cv->Ci : kf;
+	if (r->frag) /* (groups of 16 / gc units: the largest power of two <= 16 dividing Ci) */
+		for (gc = 16; cv->Ci % gc; gc /= 2)
+			;
 	int64_t kp = (kw * gc + kf - 1) / kf * kf;
 	if (cv->groups != 1 || gc > kf || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
 	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
@@ -309,10 +312,12 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
  * g + 8) of the 8 octets and its 16 k the group's channels at one tap: A goes from x to the
  * tensor cores in registers, no shared tile, no barrier in the K loop.  B comes by one 16-byte
  * load per lane, tap and 16 columns from wt in fragment order.  The C tile's rows stay the
- * voxels in order (K_mma_store rows 8).  A small Cin (gc = Ci of 1, 2, 4 or 8) packs 16 / gc
- * (kd, kh) rows into a group, k = row*gc + c: the job of k f = 2t + {0, 1, 8, 9}[j] is row
- * f / gc, channel f % gc, so a lane still holds four windows of its own octet; rows past the
- * kernel's are 0 in A and B (at most half of the group's MMAs: the first convs, Cin 1 .. 8). */
+ * voxels in order (K_mma_store rows 8).  A Cin that 16 does not divide (gc, the largest power
+ * of two dividing it: 1 .. 8) packs 16 / gc units -- a (kd, kh) row's gc channels, (r, cq) --
+ * into a group, k = unit*gc + c: the job of k f = 2t + {0, 1, 8, 9}[j] is unit f / gc,
+ * channel f % gc, so a lane still holds four windows of its own octet; units past the
+ * kernel's are 0 in A and B (at most half of the group's MMAs: the first convs, Cin 1 .. 8,
+ * and widths such as 24 or 40). */
 
 int
 mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
@@ -321,14 +326,19 @@ mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 	if (!e || atoi(e) != 1 || L->p->precision != KP_BF16)
 		return 0;
 	r->frag = 1;
-	int64_t nr = r->cv.k[0] * r->cv.k[1];
-	if (!row_conv_fits(L, r) || 16 % r->gc ||
-	    2 * nr < (16 / r->gc) * ((nr + 16 / r->gc - 1) / (16 / r->gc))) {
+	if (!row_conv_fits(L, r)) {
 		r->frag = 0;
 		return 0;
 	}
-	r->rows = 16 / r->gc; /* 1, or a small Cin's rows a group */
-	r->ngroups = r->rows > 1 ? (nr + r->rows - 1) / r->rows : r->ngroups;
+	/* units: (kd, kh) rows x channel groups of gc; 16 / gc of them a group (at most half of
+	 * them padding) */
+	int64_t units = r->cv.k[0] * r->cv.k[1] * r->CQ, per = 16 / r->gc;
+	r->rows = per;
+	r->ngroups = (units + per - 1) / per;
+	if (2 * units < per * r->ngroups) {
+		r->frag = 0;
+		return 0;
+	}
 	r->KP = r->cv.k[2] * 16;
 	/* 16 columns, or 32, or 48 where 48-column tiles take no more columns than 32-column
 	 * ones (N in (32, 48], 80, 96, 144, ...: x read fewer times; $SEGC_MMA_FRAG48=0 not) */
@@ -362,13 +372,16 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 	                  ix_mul(L, kir_bin(p, KB_DIV, e, ix_c(L, 4)), 8));
 	KNode *nc = kir_bin(p, KB_MIN, n, ix_c(L, N - 1));
 	KNode *rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ)), *ci, *rok = NULL;
-	if (r->rows > 1) { /* k c: row c / gc of the group's, channel c % gc */
-		int64_t nr = cv->k[0] * cv->k[1];
-		rr = ix_add(L, ix_mul(L, ix[0], r->rows), kir_bin(p, KB_DIV, c, ix_c(L, r->gc)));
-		if (r->rows * r->ngroups > nr) /* rows past the kernel's: 0 */
-			rok = kir_bin(p, KB_LT, rr, ix_c(L, nr)),
-			rr = kir_bin(p, KB_MIN, rr, ix_c(L, nr - 1));
-		ci = kir_bin(p, KB_REM, c, ix_c(L, r->gc));
+	if (r->rows > 1) { /* k c: unit c / gc of the group's ((r, cq) = its / CQ, % CQ), channel
+	                    * c % gc of its */
+		int64_t units = cv->k[0] * cv->k[1] * r->CQ;
+		KNode *u = ix_add(L, ix_mul(L, ix[0], r->rows), kir_bin(p, KB_DIV, c, ix_c(L, r->gc)));
+		if (r->rows * r->ngroups > units) /* units past the kernel's: 0 */
+			rok = kir_bin(p, KB_LT, u, ix_c(L, units)),
+			u = kir_bin(p, KB_MIN, u, ix_c(L, units - 1));
+		rr = kir_bin(p, KB_DIV, u, ix_c(L, r->CQ));
+		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, u, ix_c(L, r->CQ)), r->gc),
+		            kir_bin(p, KB_REM, c, ix_c(L, r->gc)));
 	} else {
 		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), 16), c);
 	}

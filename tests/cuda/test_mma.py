@@ -347,8 +347,9 @@ def frag_cases():
     f32 x (the network's input: windows rounded when packed); a small Cin (1, 2, 4, 8: 16 / Cin
     (kd, kh) rows a group, rows past the kernel's 0), with stride 2 and dilation, f32 x and
     statistics; 48-column tiles (Co 48 with statistics in three C chunks and an epilogue, 96 in two
-    tiles, split-K; SEGC_MMA_FRAG48=0 and Co 64: 32-column ones); and where it does not apply (Cin
-    24; Cin 2 with one row of taps, 8 a group; W 12)"""
+    tiles, split-K; SEGC_MMA_FRAG48=0 and Co 64: 32-column ones); Cin 24, 40, 12 and 3 (units
+    of 8, 4 and 1 channels of a (kd, kh) row); and where it does not apply (Cin 2 with one row
+    of taps, 8 a group; W 12)"""
     rng = np.random.default_rng(17)
     torch.manual_seed(17)
     return [
@@ -397,7 +398,14 @@ def frag_cases():
                                  1, 1, (4, 5, 16), True), SEGC_MMA_FRAG48="0")), 8),
         racc(fr(rowconv(rng, "frag Co=64 (two 32-column tiles, not 48)", 16, 64, 3, 1, 1,
                         (4, 5, 16), True)), 8),
-        fr(rowconv(rng, "frag not: Cin=24", 24, 16, 3, 1, 1, (4, 5, 16), True), False),
+        fr(rowconv(rng, "frag Ci=24 Co=24 (units of 8 channels, 2 a group)", 24, 24, 3, 1, 1,
+                   (4, 5, 16), True)),
+        racc(fr(rowconv(rng, "frag Ci=40 Co=40 b2 (segmamba_v2 C=40's width)", 40, 40, 3, 1, 2,
+                        (4, 4, 16), True)), 12),
+        fr(rowconv(rng, "frag Ci=12 k5 p2 Co=16 (units of 4)", 12, 16, 5, 2, 1, (5, 6, 16),
+                   True)),
+        fr(stats(rng, "frag stats Ci=3 f32 x (units of 1: 27 in 2 groups)", 3, 8, 1,
+                 (8, 16, 64), True)),
         fr((rowconv(rng, "frag not: Ci=2 k(1,1,3) (1 row of 8; SIMT)", 2, 16, (1, 1, 3),
                     (0, 0, 1), 1, (4, 5, 16), True)[0], False), False),
         fr(rowconv(rng, "frag not: W=12", 16, 16, 3, 1, 1, (4, 8, 12), False), False),
