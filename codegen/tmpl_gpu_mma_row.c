@@ -8,15 +8,16 @@
  * 8*sw) (16 bytes each: 8 bf16 or 4 f32; 16-byte aligned rows) and p + q single loads at its
  * edges (window slots [0, p) and [p + 8*sw, p + 8*sw + q)) give all kw * 8 A elements, where
  * the element gather loads each one; tap w's run is slots w*dw + sw*j.  K is ordered by groups:
- * a group is one (kd, kh) row r of gc channels (gc = kf, the MMA's k: 16 at bf16, 8 at tf32;
- * or Ci where Ci < kf), k = (r*CQ + cq)*KP + w*gc + c (ci = gc*cq + c, KP = kw*gc rounded up
+ * a group is one (kd, kh) row r of gc channels (gc the largest power of two dividing Ci, at
+ * most kf, the MMA's k: 16 at bf16, 8 at tf32), k = (r*CQ + cq)*KP + w*gc + c (ci = gc*cq +
+ * c, KP = kw*gc rounded up
  * to kf: padding 0 in B, zeroed in A per tile); the copy of w, mma_row_wt, follows it.  A K
  * step is G groups (bk = KP*G >= 2*kf: 32 at bf16, 16 at tf32, whose f32 tiles take twice the
  * bytes), and a thread's jobs in a step are (octet, channel) windows whose kw runs are 16-byte
  * stores into the column-major A tile (As[kk*lda + mm]; a run of 8 f32: two).  Requires: bf16
- * or tf32 precision, x bf16 or f32, no load prologue, Ci % kf == 0 or Ci < kf (at most a
- * quarter of padding, but for Ci 1 and 2: the first convs, whose MMAs are few and gather is
- * all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment form (mma_frag_*,
+ * or tf32 precision, x bf16 or f32, no load prologue, at most a quarter of a group's k
+ * padding (4, 8, or 12 channels at kw 3; but Ci 1 and 2: the first convs, whose MMAs are few
+ * and gather is all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment form (mma_frag_*,
  * $SEGC_MMA_FRAG=1, at the end) feeds the same windows to mma.sync without an A tile. */
 #include "tmpl.h"
 
@@ -36,14 +37,15 @@ row_conv_fits(Lower *L, MmaRow *r)
 	const KBuf *xk = &L->k->bufs[xb];
 	int64_t kw = cv->k[2], sw = cv->s[2], pw = cv->p[2], span = (kw - 1) * cv->dl[2];
 	int64_t qw = span - pw - sw + 1; /* the right edge: the last tap's last element's slot */
-	int64_t kf = bf ? 16 : 8, gc = cv->Ci % kf ? cv->Ci : kf;
-	if (r->frag) /* (groups of 16 / gc units: the largest power of two <= 16 dividing Ci) */
-		for (gc = 16; cv->Ci % gc; gc /= 2)
-			;
+	int64_t kf = bf ? 16 : 8, gc;
+	for (gc = kf; cv->Ci % gc; gc /= 2) /* the largest power of two <= kf dividing Ci */
+		;
 	int64_t kp = (kw * gc + kf - 1) / kf * kf;
-	if (cv->groups != 1 || gc > kf || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
+	/* (the row form: at most a quarter of a group's k padding, but for Ci 1 and 2) */
+	int pad = !r->frag && (gc > 2 || gc < cv->Ci) && 4 * kw * gc < 3 * kp;
+	if (cv->groups != 1 || (xk->dtype != DT_BF16 && xk->dtype != DT_F32) ||
 	    xk->shared || xk->offset % 16 || sw < 1 || sw > 2 || sw * cv->OW != cv->W || pw > 8 ||
-	    qw > 8 || cv->OW % 8 || (!r->frag && gc > 2 && 4 * kw * gc < 3 * kp) ||
+	    qw > 8 || cv->OW % 8 || pad ||
 	    type_numel(lw_type(L, cv->x)) >= ((int64_t)1 << 31) - 16)
 		return 0;
 	r->xb = xb;

@@ -279,12 +279,18 @@ def xrow_cases():
     256 x 64 and 128 x 128 tiles as 128 x 64 (256 threads), 128 x 96, 128 x 128 in dynamic
     shared memory (SEGC_CUDA_SMEM=65536: 54 or 58 KiB); split-K; a fused
     epilogue; stride 2 along W (k3 and 1x1: two 16-byte loads a window, runs of every other
-    slot); Cin 1 (3 or 7 of a group's 16 k: a stem, k7 stride 2); and where it does not apply
+    slot); Cin 1 (3 or 7 of a group's 16 k: a stem, k7 stride 2); Cin 40 and 24 at bf16, 12 at
+    tf32 (an odd multiple of half the MMA's k: groups of that many channels); and where it does
+    not apply
     (W % 8 != 0, stride 2 with OW % 8 != 0, stride 3, Cin 3)"""
     rng = np.random.default_rng(13)
     torch.manual_seed(13)
     return [
         rowconv(rng, "xrow k3 Ci=16 Co=16 b2", 16, 16, 3, 1, 2, (4, 6, 16), True),
+        rowconv(rng, "xrow k3 Ci=40 Co=40 (groups of 8 channels)", 40, 40, 3, 1, 1, (4, 5, 16),
+                True),
+        rowconv(rng, "xrow k5 p2 Ci=24 Co=16 b2 (groups of 8)", 24, 16, 5, 2, 2, (4, 5, 16), True),
+        rowconv(rng, "xrow k3 Ci=12 Co=16 (tf32: groups of 4)", 12, 16, 3, 1, 1, (4, 5, 16), True),
         rowconv(rng, "xrow k3 Ci=48 ragged M W=8", 48, 24, 3, 1, 1, (5, 3, 8), True),
         rowconv(rng, "xrow k3 Ci=32 Co=40 s(2,2,1)", 32, 40, 3, 1, 1, (6, 5, 16), True,
                 s=(2, 2, 1)),
