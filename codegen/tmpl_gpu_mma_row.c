@@ -17,8 +17,9 @@
  * stores into the column-major A tile (As[kk*lda + mm]; a run of 8 f32: two).  Requires: bf16
  * or tf32 precision, x bf16 or f32, no load prologue, at most a quarter of a group's k
  * padding (4, 8, or 12 channels at kw 3; but Ci 1 and 2: the first convs, whose MMAs are few
- * and gather is all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment form (mma_frag_*,
- * $SEGC_MMA_FRAG=1, at the end) feeds the same windows to mma.sync without an A tile. */
+ * and gather is all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment
+ * form (mma_frag_*, $SEGC_MMA_FRAG=1, at the end) feeds the same windows to mma.sync without
+ * an A tile. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -377,7 +378,8 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 	if (r->rows > 1) { /* k c: unit c / gc of the group's ((r, cq) = its / CQ, % CQ), channel
 	                    * c % gc of its */
 		int64_t units = cv->k[0] * cv->k[1] * r->CQ;
-		KNode *u = ix_add(L, ix_mul(L, ix[0], r->rows), kir_bin(p, KB_DIV, c, ix_c(L, r->gc)));
+		KNode *u = ix_add(L, ix_mul(L, ix[0], r->rows),
+		                  kir_bin(p, KB_DIV, c, ix_c(L, r->gc)));
 		if (r->rows * r->ngroups > units) /* units past the kernel's: 0 */
 			rok = kir_bin(p, KB_LT, u, ix_c(L, units)),
 			u = kir_bin(p, KB_MIN, u, ix_c(L, units - 1));
