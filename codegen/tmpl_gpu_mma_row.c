@@ -10,8 +10,8 @@
  * the element gather loads each one; tap w's run is slots w*dw + sw*j.  K is ordered by groups:
  * a group is one (kd, kh) row r of gc channels (gc the largest power of two dividing Ci, at
  * most kf, the MMA's k: 16 at bf16, 8 at tf32), k = (r*CQ + cq)*KP + w*gc + c (ci = gc*cq +
- * c, KP = kw*gc rounded up
- * to kf: padding 0 in B, zeroed in A per tile); the copy of w, mma_row_wt, follows it.  A K
+ * c, KP = kw*gc rounded up to kf: padding 0 in B, zeroed in A per tile); the copy of w,
+ * mma_row_wt, follows it.  A K
  * step is G groups (bk = KP*G >= 2*kf: 32 at bf16, 16 at tf32, whose f32 tiles take twice the
  * bytes), and a thread's jobs in a step are (octet, channel) windows whose kw runs are 16-byte
  * stores into the column-major A tile (As[kk*lda + mm]; a run of 8 f32: two).  Requires: bf16
@@ -205,7 +205,7 @@ mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M,
 }
 
 /* group q (+ the thread's tg) of the K (its (r, cq) row of taps; once per step and group;
- * frag with gc < 16: q counts rows, the group's first and the job's row in it):
+ * frag with gc < 16: q counts units, the group's first plus the job's in it):
  * *ok, whether the row lies in x (and q < ngroups), *off, x at (b, gc*cq + tc, id, ih, ow0) */
 static void
 group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode **off)
@@ -237,7 +237,8 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 
 /* job j's group of the step, g = (j*per) / gc (+ tg), and channel in it, cc = (j*per) % gc
  * (+ tc) (per = nt / octets a tile: the channel rows a job spans); frag: the job's k in the
- * group, f = 2t + {0, 1, 8, 9}[j], is row f / gc and channel f % gc, the lane's 2t in tg, tc */
+ * group, f = 2t + {0, 1, 8, 9}[j], is unit f / gc and channel f % gc, the lane's 2t in tg,
+ * tc */
 static void
 job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
 {
@@ -260,7 +261,7 @@ mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase)
 	                  i32_of(L, kir_bin(p, KB_DIV, kbase, ix_c(L, r->bk / r->G))));
 	for (int j = 0; j < r->jobs; j++) {
 		job(r, j, &g, &cc);
-		if (!ok[g]) { /* (frag, gc < 16: s counts groups of r->rows rows) */
+		if (!ok[g]) { /* (frag, gc < 16: s counts groups of r->rows units) */
 			KNode *q = r->rows > 1 ? i32_mul(L, s, r->rows) : s;
 			group_terms(L, r, block, i32_add(L, q, i32_c(L, g)), &ok[g], &off[g]);
 		}
@@ -349,7 +350,8 @@ mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 	int64_t c32 = (N + 31) / 32 * 32, c48 = (N + 47) / 48 * 48;
 	r->bn = N <= 16 ? 16 : c48 <= c32 && (!e48 || atoi(e48) != 0) ? 48 : 32;
 	r->bm = 256, r->nt = 128;
-	r->G = 1, r->bk = r->KP; /* one group (a (kd, kh) row of 16 channels) a step */
+	r->G = 1, r->bk = r->KP; /* one group (16 k: a row of 16 channels, or 16 / gc units) a
+	                          * step */
 	r->jobs = 4, r->act = 0;
 	return 1;
 }
@@ -374,7 +376,7 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 	KNode *n = ix_add(L, ix_add(L, ix_mul(L, ix[2], 16), kir_bin(p, KB_DIV, ix[3], ix_c(L, 4))),
 	                  ix_mul(L, kir_bin(p, KB_DIV, e, ix_c(L, 4)), 8));
 	KNode *nc = kir_bin(p, KB_MIN, n, ix_c(L, N - 1));
-	KNode *rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ)), *ci, *rok = NULL;
+	KNode *rr, *ci, *rok = NULL;
 	if (r->rows > 1) { /* k c: unit c / gc of the group's ((r, cq) = its / CQ, % CQ), channel
 	                    * c % gc of its */
 		int64_t units = cv->k[0] * cv->k[1] * r->CQ;
@@ -387,6 +389,7 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, u, ix_c(L, r->CQ)), r->gc),
 		            kir_bin(p, KB_REM, c, ix_c(L, r->gc)));
 	} else {
+		rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ));
 		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), 16), c);
 	}
 	KNode *tap = ix_add(L, ix_mul(L, rr, kw), ix[1]);
@@ -410,7 +413,7 @@ mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M
 	KNode *g = kir_bin(p, KB_DIV, r->lane, ix_c(L, 4));
 	KNode *wp = kir_bin(p, KB_DIV, th, ix_c(L, 32));
 	KNode *o = lw_let(L, block, "oc", ix_add(L, ix_mul(L, wp, 8), g));
-	/* the lane's k 2t: channel 2t % gc, row 2t / gc of the group (0 where gc >= 8) */
+	/* the lane's k 2t: channel 2t % gc, unit 2t / gc of the group (0 where gc >= 8) */
 	KNode *t2 = ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), 2);
 	KNode *tc = r->gc <= 2 ? ix_c(L, 0)
 	                       : lw_let(L, block, "tc",
