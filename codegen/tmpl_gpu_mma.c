@@ -1155,7 +1155,7 @@ tmpl_gpu_mma(Lower *L)
 	 * global memory, as the cp.async forms': not with $SEGC_MMA_CPASYNC=0) */
 	MmaRow fr = {0};
 	int frag = 0;
-	if (g.kind == G_CONV && !g.pro && cpm >= 1) { /* (Ci % 16 == 0, or 1, 2, 4, 8) */
+	if (g.kind == G_CONV && !g.pro && cpm >= 1) { /* (any Cin: mma_frag_fits) */
 		lw_conv_shape(L, &fr.cv);
 		frag = mma_frag_fits(L, &fr, g.N);
 	}
