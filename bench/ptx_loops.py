@@ -8,8 +8,9 @@ compiles the generated CUDA C to PTX with the toolkit's nvcc and prints, for eac
 name matches (default: conv), every loop (a backward branch) that holds tensor-core MMAs,
 global loads, shared stores or cp.async copies: its PTX instructions per iteration and the
 mix (wmma.mma, fragment loads, ld.global, st.shared, cp.async, bar), and for innermost MMA
-loops the instructions and fragment loads per MMA (static counts: an outer loop's include
-its inner loops' bodies once).  --regs adds ptxas's registers and spills per
+loops the instructions and fragment loads per 16 x 16 x 16 MMA of work (a bf16 wmma.mma is
+one, an mma.sync m16n8k16 half of one, a tf32 wmma.mma m16n16k8 half; static counts: an
+outer loop's include its inner loops' bodies once).  --regs adds ptxas's registers and spills per
 kernel.  A count, not a timing: what docs/cuda.md quotes as "by the PTX".
 """
 import argparse
@@ -50,9 +51,16 @@ def entries(ptx):
     return out
 
 
+def mma_units(line):
+    """an MMA instruction's work in 16 x 16 x 16 MMAs (wmma m16n16k16 1, m16n16k8 0.5; mma.sync
+    m16n8k16 0.5, m16n8k8 0.25), 0 for any other line"""
+    m = re.search(r"\bw?mma\.sync\.aligned\.(?:\w+\.)*m(\d+)n(\d+)k(\d+)", line)
+    return int(m.group(1)) * int(m.group(2)) * int(m.group(3)) / 4096.0 if m else 0.0
+
+
 def loops(body):
-    """(first line, instructions, {key: count}, inner) of each loop with a backward branch
-    (inner: no loop inside it)"""
+    """(first line, instructions, {key: count}, inner, 16x16x16 MMAs) of each loop with a
+    backward branch (inner: no loop inside it)"""
     labels = {}
     for n, line in enumerate(body):
         m = re.match(r"^\$(\w+):", line.strip())
@@ -70,7 +78,7 @@ def loops(body):
                not x.strip().startswith(("$", "//", ".", "{", "}"))]
         cnt = {k: sum(any(p in x for p in pats) for x in ins) for k, pats in KEYS}
         if any(cnt[k] for k in ("mma", "ld.global", "st.shared", "cp.async")):
-            res.append((a, len(ins), cnt, inner))
+            res.append((a, len(ins), cnt, inner, sum(mma_units(x) for x in ins)))
     return res
 
 
@@ -112,12 +120,12 @@ def main():
             continue
         r = " (%d registers, %d bytes spilled)" % regs[name] if name in regs else ""
         print("%s%s" % (name, r))
-        for a, n, c, inner in loops(body):
+        for a, n, c, inner, u in loops(body):
             mix = " ".join("%s %d" % (k, c[k]) for k, _ in KEYS if c[k])
             per = "" if inner else ", loops inside"
-            if c["mma"] and inner:
-                per = ": %.1f instructions, %.2f fragment loads an MMA" % (
-                    n / c["mma"], c["frag"] / c["mma"])
+            if c["mma"] and inner:  # (per 16 x 16 x 16 of MMA work, whatever the shape)
+                per = ": %.1f instructions, %.2f fragment loads a 16x16x16 MMA" % (
+                    n / u, c["frag"] / u)
             print("  loop at line %d: %d instructions (%s)%s" % (a, n, mix, per))
     return 0
 

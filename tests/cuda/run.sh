@@ -336,10 +336,18 @@ if [ "$nh" = " 2 0 2" ]; then ok "SEGC_HALO_MAXCO: halo-tile convs$nh"; else
 if [ -x "$CUDA/bin/nvcc" ] && [ -f "$tmp/unet3d.halo.bf16.cu" ]; then
 	pl=$($PY bench/ptx_loops.py "$tmp/unet3d.halo.bf16.cu" 'k[0-9]*_conv3d_t0$' 2>&1)
 	case $pl in
-	*"mma 36 frag 27 "*"0.75 fragment loads an MMA"*) ok "ptx_loops: row blocks at 0.75 fragment loads an MMA" ;;
+	*"mma 36 frag 27 "*"0.75 fragment loads a 16x16x16 MMA"*)
+		ok "ptx_loops: row blocks at 0.75 fragment loads an MMA" ;;
 	*) bad "ptx_loops: no loop of 36 MMAs and 27 fragment loads: $(echo "$pl" | head -n 4 | tr '\n' ' ')" ;;
 	esac
 fi
+# its MMA work in 16 x 16 x 16 units, whatever the instruction's shape
+mu=$($PY -c "import sys; sys.path.insert(0, 'bench'); import ptx_loops as p
+print(*[p.mma_units(s) for s in ('mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {',
+      'wmma.mma.sync.aligned.col.col.m16n16k16.f32.bf16.bf16.f32 {',
+      'wmma.mma.sync.aligned.col.col.m16n16k8.f32.tf32.tf32.f32 {', 'ld.global.nc.v4.u32')])")
+if [ "$mu" = "0.5 1.0 0.5 0.0" ]; then ok "ptx_loops: MMA units $mu"; else
+	bad "ptx_loops: MMA units $mu, expected 0.5 1.0 0.5 0.0"; fi
 
 # the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
 # 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
