@@ -376,7 +376,7 @@ compile(const TuneArgs *a, const char *engine, const char *spec, const char *tun
 }
 
 static int synth(const char *dir);
-static int same_code(const Variant *kept, int nkept, const char *dir, int v);
+static int same_code(const Variant *kept, int nkept, const Variant *y);
 static void read_keys(Variant *v, const char *path);
 static void free_keys(Variant *v);
 
@@ -411,14 +411,16 @@ build(const TuneArgs *a, const char *dir)
 		}
 		/* nothing new to time: a bf16 knob at tf32, a knob that acts on no kernel of
 		 * this graph next to another */
-		if (v > 0 && (same = same_code(kept, nkept, dir, v)) >= 0) {
+		Variant *y = &kept[nkept];
+		read_keys(y, path_in(dir, "v%d.keys", v));
+		if ((same = same_code(kept, nkept, y)) >= 0) {
+			free_keys(y);
 			unlink(path_in(dir, "v%d.so", v));
 			fprintf(stderr, "segc tune: variant %d (%s) left out: its code is %s's\n",
 			        v, a->variants[v], a->variants[same]);
 			continue;
 		}
-		read_keys(&kept[nkept], path_in(dir, "v%d.keys", v));
-		kept[nkept++].idx = v;
+		y->idx = v, nkept++;
 		fprintf(stderr, "segc tune: built variant %d (%s) in %.1f s\n", v, a->variants[v],
 		        tool_now() - t0);
 	}
@@ -518,23 +520,20 @@ read_keys(Variant *v, const char *path)
 	fclose(f);
 }
 
-/* the first of the kept variants whose kernels have variant v's (DIR/vK.keys) names and code
- * fingerprints, in order: its index among the variants, or -1 */
+/* the first of the kept variants whose kernels have y's names and code fingerprints, in
+ * order: its index among the variants, or -1 */
 static int
-same_code(const Variant *kept, int nkept, const char *dir, int v)
+same_code(const Variant *kept, int nkept, const Variant *y)
 {
-	Variant y = {0};
-	int found = -1;
-	read_keys(&y, path_in(dir, "v%d.keys", v));
-	for (int u = 0; u < nkept && found < 0; u++) {
-		int same = kept[u].nk == y.nk;
-		for (int i = 0; same && i < y.nk; i++)
-			same = !strcmp(kept[u].k[i].name, y.k[i].name) &&
-			       !strcmp(kept[u].k[i].fp, y.k[i].fp);
-		found = same ? kept[u].idx : -1;
+	for (int u = 0; u < nkept; u++) {
+		int same = kept[u].nk == y->nk;
+		for (int i = 0; same && i < y->nk; i++)
+			same = !strcmp(kept[u].k[i].name, y->k[i].name) &&
+			       !strcmp(kept[u].k[i].fp, y->k[i].fp);
+		if (same)
+			return kept[u].idx;
 	}
-	free_keys(&y);
-	return found;
+	return -1;
 }
 
 /* what read_keys allocated */
