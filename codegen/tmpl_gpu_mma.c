@@ -1198,9 +1198,10 @@ tmpl_gpu_mma(Lower *L)
 	if (!frag)
 		k->bufs[as].arow = (uint8_t)arow;
 	int bs = frag ? -1 : kir_shared(p, k, tdt, nbuf * bn * ldb, (int)ldb, "Bs");
-	/* double-buffered: C (a chunk of cc columns) over the A and B tiles, after the K loop */
+	/* C, a chunk of cc columns (bn, but in the double-buffered tiles and frag's 48-column
+	 * ones); double-buffered over the A and B tiles, after the K loop */
 	int cs = t.dbuf ? kir_shared_over(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs", as)
-	                : kir_shared(p, k, DT_F32, (frag ? t.cc : bn) * ldc, (int)ldc, "Cs");
+	                : kir_shared(p, k, DT_F32, t.cc * ldc, (int)ldc, "Cs");
 
 	if (cl) { /* wt[k, m] = w[m, ci, tap] (k = tap*Ci + ci), 0 for m in [M, Mp): loop 1 */
 		int64_t kvol = g.k[0] * g.k[1] * g.k[2], dims[3] = {kvol, g.Ci, nmb * bm};
