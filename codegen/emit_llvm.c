@@ -319,18 +319,18 @@ llvm_math(LlvmEmit *e, int op, LLVMValueRef a)
 
 /* ---- loop metadata ---- */
 
-/* !llvm.loop !{self, !{!"name", i1 true}} on the latch branch.  A vector loop also gets
- * !{!"llvm.loop.unroll.disable"}: otherwise loop peeling (part of the unroller) splits off
- * the first iterations of a loop whose body tests the induction variable (the predicated
- * border taps of tmpl_conv.c) and leaves the vectorizer a trip count that is no multiple
- * of the vector width, i.e. a scalar remainder.
+/* !llvm.loop !{self, !{!"name", i1 true}} (count > 0: i32 count) on the latch branch.  A
+ * vector loop also gets !{!"llvm.loop.unroll.disable"}: otherwise loop peeling (part of the
+ * unroller) splits off the first iterations of a loop whose body tests the induction
+ * variable (the predicated border taps of tmpl_conv.c) and leaves the vectorizer a trip
+ * count that is no multiple of the vector width, i.e. a scalar remainder.
  * A loop without a hint (name NULL) gets !{!"llvm.loop.unroll.runtime.disable"}: runtime
  * unrolling (copies of the body plus a remainder loop, for loops whose trip count is not a
  * constant) was over half the compile time of the mamba graphs (mamba_home 14.5 -> 6.7 s
  * CPU) and bought nothing measurable (unet3d 75 vs 74 ms); constant-trip loops are still
  * fully unrolled where LLVM finds it worth it. */
-void
-llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name, unsigned count)
+static void
+loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name, unsigned count)
 {
 	static const char nounroll[] = "llvm.loop.unroll.disable";
 	static const char noruntime[] = "llvm.loop.unroll.runtime.disable";
@@ -349,6 +349,19 @@ llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name, unsigned count)
 	LLVMMetadataRef id = LLVMMDNodeInContext2(e->cx, ops, vec ? 3 : 2);
 	LLVMMetadataReplaceAllUsesWith(tmp, id); /* makes id self-referential; frees tmp */
 	LLVMSetMetadata(br, e->md_loop, LLVMMetadataAsValue(e->cx, id));
+}
+
+void
+llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const KNode *n, int vec)
+{
+	if (vec && n->ann == LOOP_VECTOR)
+		loop_hint(e, br, "llvm.loop.vectorize.enable", 0);
+	else if (n->ann == LOOP_UNROLL && n->op) /* (kir.h: the unroll count) */
+		loop_hint(e, br, "llvm.loop.unroll.count", n->op);
+	else if (n->ann == LOOP_UNROLL)
+		loop_hint(e, br, "llvm.loop.unroll.enable", 0);
+	else
+		loop_hint(e, br, NULL, 0);
 }
 
 LLVMBasicBlockRef
@@ -382,14 +395,7 @@ loop_range(LlvmEmit *e, const KNode *n, LLVMValueRef lo, LLVMValueRef hi)
 	LLVMValueRef step = LLVMConstInt(vt, (unsigned long long)n->ival, 1);
 	LLVMBuildStore(b, LLVMBuildNSWAdd(b, iv, step, ""), var);
 	LLVMValueRef br = LLVMBuildBr(b, head);
-	if (n->ann == LOOP_VECTOR)
-		llvm_loop_hint(e, br, "llvm.loop.vectorize.enable", 0);
-	else if (n->ann == LOOP_UNROLL && n->op) /* (kir.h: the unroll count) */
-		llvm_loop_hint(e, br, "llvm.loop.unroll.count", n->op);
-	else if (n->ann == LOOP_UNROLL)
-		llvm_loop_hint(e, br, "llvm.loop.unroll.enable", 0);
-	else
-		llvm_loop_hint(e, br, NULL, 0);
+	llvm_loop_hint(e, br, n, 1);
 	LLVMPositionBuilderAtEnd(b, exit);
 	return 0;
 }

@@ -41,8 +41,9 @@ LLVMValueRef llvm_cf32(LlvmEmit *e, double v);
 LLVMValueRef llvm_math(LlvmEmit *e, int op, LLVMValueRef a);
 /* a call to the intrinsic name overloaded on the first argument's type */
 LLVMValueRef llvm_intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs);
-/* loop metadata on the latch br: !{name, true}, or with count > 0 !{name, i32 count} */
-void llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const char *name, unsigned count);
+/* loop n's metadata on its latch br, from its annotation: vectorize (LOOP_VECTOR, where
+ * vec), unroll (LOOP_UNROLL; by its op where not 0), else no runtime unrolling */
+void llvm_loop_hint(LlvmEmit *e, LLVMValueRef br, const KNode *n, int vec);
 LLVMBasicBlockRef llvm_newblock(LlvmEmit *e, const char *name);
 /* a op c for f32 / integer operands (scalars or vectors of the same shape) */
 LLVMValueRef llvm_fbinop(LlvmEmit *e, const KNode *n, LLVMValueRef a, LLVMValueRef c);

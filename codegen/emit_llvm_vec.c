@@ -596,10 +596,7 @@ vloop(Widen *W, const KNode *n, LLVMValueRef mask)
 	LLVMValueRef step = LLVMConstInt(vt, (unsigned long long)n->ival, 1);
 	LLVMBuildStore(b, LLVMBuildNSWAdd(b, iv, step, ""), var);
 	LLVMValueRef br = LLVMBuildBr(b, head);
-	if (n->ann == LOOP_UNROLL && n->op)
-		llvm_loop_hint(e, br, "llvm.loop.unroll.count", n->op);
-	else
-		llvm_loop_hint(e, br, n->ann == LOOP_UNROLL ? "llvm.loop.unroll.enable" : NULL, 0);
+	llvm_loop_hint(e, br, n, 0); /* (already vectorised: no vectorize hint) */
 	LLVMPositionBuilderAtEnd(b, exit);
 	return 0;
 }
