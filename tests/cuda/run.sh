@@ -348,6 +348,28 @@ print(*[p.mma_units(s) for s in ('mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf1
       'wmma.mma.sync.aligned.col.col.m16n16k8.f32.tf32.tf32.f32 {', 'ld.global.nc.v4.u32')])")
 if [ "$mu" = "0.5 1.0 0.5 0.0" ]; then ok "ptx_loops: MMA units $mu"; else
 	bad "ptx_loops: MMA units $mu, expected 0.5 1.0 0.5 0.0"; fi
+# --sass: nvdisasm's loops (a synthetic listing: the tool is optional, scripts/get-nvdisasm)
+sl=$($PY - <<'PYEOF'
+import sys
+sys.path.insert(0, 'bench')
+import ptx_loops as p
+t = """//---- .text.k
+.text.k:
+        /*0000*/                   MOV R1, R2 ;
+.L_x_7:
+        /*0010*/               @P1 LDG.E.128.CONSTANT R4, [R8.64] ;
+        /*0020*/                   HMMA.16816.F32.BF16 R40, R24, R20, R40 ;
+        /*0030*/                   HMMA.1688.F32.TF32 R44, R24, R20, R44 ;
+        /*0040*/                   LDSM.16.M88.4 R20, [R3] ;
+        /*0050*/                   NOP ;
+        /*0060*/              @!P1 BRA `(.L_x_7) ;
+//----"""
+(a, n, c, inner, u), = p.sass_loops(p.sass_entries(t)['k'])
+print(n, c['mma'], c['ld.global'], c['frag'], inner, u)
+PYEOF
+)
+if [ "$sl" = "5 2 1 1 True 0.75" ]; then ok "ptx_loops --sass: a loop's counts $sl"; else
+	bad "ptx_loops --sass: a loop's counts '$sl', expected 5 2 1 1 True 0.75"; fi
 
 # the N tile of a tap-major conv (codegen/tmpl_gpu_mma.c pick_tiling): tiny's conv2 (C -> C at
 # 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
