@@ -104,6 +104,13 @@ int cr_u32(const CudaRanges *r, const KNode *n);     /* binop n may divide in 32
 /* bf16 pass-through variables of block-mapped function top (codegen/cuda_range.c, docs/cuda.md):
  * per variable, 1 where it may be declared __nv_bfloat16 and hold the bits as they are */
 uint8_t *cr_raw_vars(Arena *a, const Kernel *k, const KNode *top);
+/* word variables of top (cuda_range.c): half[v] -1 (not one) or the half of its 32-bit word that
+ * holds raw bf16 variable v; mate[v] the variable that is always the word's other half, or -1 */
+typedef struct {
+	int8_t *half;
+	int32_t *mate;
+} CrWords;
+CrWords cr_word_vars(Arena *a, const Kernel *k, const KNode *top, const uint8_t *raw);
 /* The text every generated CUDA source starts with, and the block-mapped kernels' helpers
  * (segc_mma_*, segc_cp_async, segc_vload4) after "#define SEGC_KF 8|16" (cuda_prelude.c). */
 extern const char cg_cuda_prelude[], cg_cuda_prelude_mma[];

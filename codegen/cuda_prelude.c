@@ -185,6 +185,30 @@ const char cg_cuda_prelude_mma[] =
     "\tsegc_unpk(v.x, a, b), segc_unpk(v.y, c, d), segc_unpk(v.z, e, f), "
     "segc_unpk(v.w, g, h);\n"
     "}\n"
+    /* word variables (cr_word_vars): a bf16 in a known half of a 32-bit word; two pack into an
+     * MMA register by one byte permutation (segc_pkw<S>: S = __byte_perm's selector), a
+     * word whose two halves are a pair is the register itself (segc_w2v).  The 16-byte load
+     * is a predicated ld (zeros where p is false; ptxas branched around the C form's) */
+    "typedef unsigned segc_w2;\n"
+    "static __device__ __forceinline__ segc_w2 segc_w2_zero(void) { return 0u; }\n"
+    "static __device__ __forceinline__ segc_w2 segc_w2_ld(__nv_bfloat16 x)\n"
+    "{ return (unsigned)__bfloat16_as_ushort(x); }\n"
+    "#define SEGC_LDP(nc) asm(\"{\\n\\t.reg .pred q;\\n\\tsetp.ne.b32 q, %4, 0;\\n\\t\" "
+    "\"mov.b32 %0, 0;\\n\\tmov.b32 %1, 0;\\n\\tmov.b32 %2, 0;\\n\\tmov.b32 %3, 0;\\n\\t\" "
+    "\"@q ld.global\" nc \".v4.u32 {%0, %1, %2, %3}, [%5];\\n}\" : \"=r\"(x), \"=r\"(y), "
+    "\"=r\"(z), \"=r\"(w) : \"r\"((int)p), \"l\"(s))\n"
+    "template <int LDG> static __device__ __forceinline__ void segc_vload8w(const "
+    "__nv_bfloat16 *s, bool p, unsigned &a, unsigned &b, unsigned &c, unsigned &d, unsigned &e, "
+    "unsigned &f, unsigned &g, unsigned &h)\n"
+    "{\n"
+    "\tunsigned x, y, z, w;\n"
+    "\tif (LDG)\n\t\tSEGC_LDP(\".nc\");\n\telse\n\t\tSEGC_LDP(\"\");\n"
+    "\ta = b = x, c = d = y, e = f = z, g = h = w;\n"
+    "}\n"
+    "template <int S> static __device__ __forceinline__ unsigned segc_pkw(unsigned a, "
+    "unsigned b)\n"
+    "{ return __byte_perm(a, b, S); }\n"
+    "static __device__ __forceinline__ unsigned segc_w2v(unsigned a) { return a; }\n"
     /* cuda_vec_fn's bf16 vectors: 8 elements by one 16-byte access, widened exactly */
     "template <int V, int LDG> static __device__ __forceinline__ void "
     "segc_vld(const __nv_bfloat16 *s, float *o)\n"

@@ -237,3 +237,104 @@ cr_raw_vars(Arena *a, const Kernel *k, const KNode *top)
 		r.used[v] = r.used[v] && !r.bad[v];
 	return r.used;
 }
+
+/* Word variables (docs/cuda.md "Register fragments"): raw bf16 variables that only K_mmar pairs
+ * read, declared segc_w2 (a 32-bit word) holding the 16-byte load's whole word with the value
+ * in a known half -- element i of a vload in half i % 2, a bf16 load's in half 0 -- so that a
+ * pair of them packs into an MMA register by one byte permutation (PRMT), where unpacking and
+ * repacking bf16 values took two or three instructions.  half[v]: -1 (not a word variable), 0
+ * or 1; mate[v] = w where v and w are always elements 2j and 2j + 1 of the same vloads (the
+ * pair is the word itself, B's), else -1. */
+typedef struct {
+	const Kernel *k;
+	const uint8_t *raw;
+	int8_t *half; /* -2 unseen, -1 not, 0, 1, 2 only zero so far */
+	int32_t *ndef, *nvl, *cand;
+} WordScan;
+
+static void
+set_half(WordScan *w, int var, int h)
+{
+	if (w->half[var] == -2 || w->half[var] == 2)
+		w->half[var] = (int8_t)h;
+	else if (h != 2 && w->half[var] != h)
+		w->half[var] = -1;
+}
+
+static void
+word_scan(const KNode *n, int var, void *ctx)
+{
+	WordScan *w = ctx;
+	if (!w->raw[var]) {
+		w->half[var] = -1;
+	} else if (n->kind == K_vload && w->k->bufs[n->buf].dtype == DT_BF16 && n->ival == 8) {
+		int i = var - n->var, m = n->var + (i ^ 1); /* the other half of its word */
+		set_half(w, var, i & 1);
+		w->ndef[var]++, w->nvl[var]++;
+		if (w->cand[var] == -2)
+			w->cand[var] = m;
+		else if (w->cand[var] != m)
+			w->cand[var] = -1;
+	} else if (n->kind == K_let || n->kind == K_assign) {
+		const KNode *a = n->a;
+		w->ndef[var]++;
+		if (a->kind == K_const)
+			set_half(w, var, 2);
+		else if (a->kind == K_load && w->k->bufs[a->buf].dtype == DT_BF16)
+			set_half(w, var, 0);
+		else
+			w->half[var] = -1;
+	} else if (n->kind != K_mmar) { /* a read, a vstore, a loop's variable */
+		w->half[var] = -1;
+	}
+}
+
+/* 1 when a vload or a K_mmar pair has word and other variables (making them all others) */
+static int
+word_mixed(const KNode *n, int8_t *half)
+{
+	int changed = 0, any = 0;
+	if (!n)
+		return 0;
+	for (int i = 0; n->kind == K_vload && i < n->ival; i++)
+		any |= half[n->var + i] < 0;
+	for (int i = 0; n->kind == K_vload && any && i < n->ival; i++)
+		if (half[n->var + i] >= 0)
+			half[n->var + i] = -1, changed = 1;
+	for (int i = 0; n->kind == K_mmar && i < 16; i += 2) {
+		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);
+		if ((half[a] < 0) != (half[b] < 0))
+			half[a] = half[b] = -1, changed = 1;
+	}
+	changed |= word_mixed(n->a, half) | word_mixed(n->b, half) | word_mixed(n->c, half) |
+	           word_mixed(n->body, half);
+	for (uint32_t i = 0; i < n->nkids; i++)
+		changed |= word_mixed(n->kids[i], half);
+	return changed;
+}
+
+CrWords
+cr_word_vars(Arena *a, const Kernel *k, const KNode *top, const uint8_t *raw)
+{
+	uint32_t nv = k->nvars + 1;
+	WordScan w = {k, raw, arena_alloc(a, nv), arena_zalloc(a, nv * sizeof(int32_t)),
+	              arena_zalloc(a, nv * sizeof(int32_t)), arena_alloc(a, nv * sizeof(int32_t))};
+	CrWords r = {w.half, arena_alloc(a, nv * sizeof(int32_t))};
+	const char *env = cg_knob("SEGC_CUDA_WORDS"); /* 0: off (A/B) */
+	memset(w.half, -2, nv);
+	for (uint32_t v = 0; v < nv; v++)
+		w.cand[v] = -2, r.mate[v] = -1;
+	if (!(env && strcmp(env, "0") == 0) && kir_contains(top, K_mmar))
+		kir_each_var(top, word_scan, &w);
+	for (uint32_t v = 0; v < nv; v++)
+		w.half[v] = w.half[v] == -2 ? -1 : w.half[v] == 2 ? 0 : w.half[v];
+	while (word_mixed(top, w.half))
+		;
+	for (uint32_t v = 0; v < k->nvars; v++) {
+		int m = w.cand[v];
+		if (w.half[v] == 0 && m >= 0 && w.half[m] == 1 && w.cand[m] == (int)v &&
+		    w.ndef[v] == w.nvl[v] && w.ndef[m] == w.nvl[m] && w.nvl[v] == w.nvl[m])
+			r.mate[v] = m;
+	}
+	return r;
+}

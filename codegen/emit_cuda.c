@@ -291,19 +291,22 @@ cuda_let(CudaEmit *e, const KNode *n)
 	e->indent = indent;
 	cuda_varname(e, n->var);
 	out(e, " = ");
+	int word = e->words.half && e->words.half[n->var] >= 0;
 	if (e->raw && e->raw[n->var]) { /* raw_vars: 0 or a bf16 load, as bf16 */
 		if (n->a->kind == K_const) {
-			out(e, "segc_bf16_zero();\n");
+			out(e, word ? "segc_w2_zero();\n" : "segc_bf16_zero();\n");
 			return 0;
 		}
 		e->rawload = 1;
 	}
 	e->shfl_ok = e->inblock && n->a->kind == K_shfl;
+	if (word) /* a bf16 load into half 0 */
+		out(e, "segc_w2_ld(");
 	int rc = cuda_node(e, n->a);
 	e->shfl_ok = 0;
 	if (rc < 0)
 		return -1;
-	out(e, ";\n");
+	out(e, word ? ");\n" : ";\n");
 	cr_set(&e->rng, n->var, cr_expr(&e->rng, n->a)); /* (an assigned variable: no range) */
 	return 0;
 }
@@ -403,7 +406,8 @@ cuda_vload(CudaEmit *e, const KNode *n)
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "vload other than 16 bytes of f32 or bf16 from global");
 	cuda_line(e);
-	out(e, "segc_vload%d<%d>(b%d + (", (int)n->ival, e->ldg[n->buf] ? 1 : 0, n->buf);
+	out(e, "segc_vload%d%s<%d>(b%d + (", (int)n->ival,
+	    e->words.half && e->words.half[n->var] >= 0 ? "w" : "", e->ldg[n->buf] ? 1 : 0, n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, "), ");
@@ -813,7 +817,9 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 	for (uint32_t v = 0; v < k->nvars; v++) {
 		if (!used[v])
 			continue;
-		out(e, "\t%s ", e->raw && e->raw[v] ? "__nv_bfloat16" : ctype(k->vartypes[v]));
+		out(e, "\t%s ", e->words.half && e->words.half[v] >= 0 ? "segc_w2"
+		                 : e->raw && e->raw[v]                  ? "__nv_bfloat16"
+		                                                        : ctype(k->vartypes[v]));
 		cuda_varname(e, (int)v);
 		out(e, lanes > 1 && e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
 	}
@@ -982,6 +988,7 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	if (pool)
 		shared_pool(e, dyn_bytes(shbytes));
 	e->raw = cr_raw_vars(e->p->arena, k, n);
+	e->words = cr_word_vars(e->p->arena, k, n, e->raw);
 	declare_vars(e, n, 1);
 	int nacc = kir_count_acc(n);
 	e->racc = kir_contains(n, K_mmar);
@@ -1000,6 +1007,7 @@ block_fn(CudaEmit *e, const KNode *n, int i, int64_t T)
 	int rc = cuda_node(e, th->body);
 	e->inblock = 0;
 	e->raw = NULL;
+	e->words = (CrWords){NULL, NULL};
 	if (rc < 0)
 		return -1;
 	out(e, "\t}\n}\n\n");

@@ -35,6 +35,7 @@ typedef struct {
 	 * (cr_raw_vars) */
 	uint8_t *raw;
 	int rawload; /* emitting a raw variable's load: no conversion to f32 */
+	CrWords words; /* raw variables held as 32-bit words (cr_word_vars; half NULL: none) */
 	int racc;    /* the block-mapped function's accumulators are K_mmar's (registers) */
 } CudaEmit;
 

@@ -618,6 +618,69 @@ segc_pk2(T a, T b)
 	return r;
 }
 
+/* word variables (codegen/cuda_range.c cr_word_vars): a 32-bit word of two bf16, the variable's
+ * value in a known half; segc_pkw<S> packs the halves that __byte_perm's selector S picks
+ * (whole halves only, checked), segc_w2v a word as it is */
+struct segc_w2 {
+	__nv_bfloat16 h[2];
+};
+
+static inline segc_w2
+segc_w2_zero(void)
+{
+	segc_w2 w = {{__float2bfloat16(0.0f), __float2bfloat16(0.0f)}};
+	return w;
+}
+
+static inline segc_w2
+segc_w2_ld(__nv_bfloat16 x)
+{
+	segc_w2 w = {{x, __float2bfloat16(0.0f)}};
+	return w;
+}
+
+template <int LDG>
+static inline void
+segc_vload8w(const __nv_bfloat16 *s, bool p, segc_w2 &a, segc_w2 &b, segc_w2 &c, segc_w2 &d,
+             segc_w2 &e, segc_w2 &f, segc_w2 &g, segc_w2 &h)
+{
+	__nv_bfloat16 v[8];
+	segc_vload8<LDG>(s, p, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+	segc_w2 *o[8] = {&a, &b, &c, &d, &e, &f, &g, &h};
+	for (int i = 0; i < 8; i++)
+		o[i]->h[0] = v[i & ~1], o[i]->h[1] = v[i | 1];
+}
+
+static inline __nv_bfloat16
+segc_emu_half(segc_w2 a, segc_w2 b, int n)
+{
+	if (n % 2) {
+		fprintf(stderr, "emu_shim: segc_pkw: byte %d does not start a half\n", n);
+		abort();
+	}
+	return n < 4 ? a.h[n / 2] : b.h[(n - 4) / 2];
+}
+
+template <int S>
+static inline segc_emu_b2
+segc_pkw(segc_w2 a, segc_w2 b)
+{
+	if (((S >> 4) & 15) != (S & 15) + 1 || ((S >> 12) & 15) != ((S >> 8) & 15) + 1) {
+		fprintf(stderr, "emu_shim: segc_pkw<0x%x>: not two whole halves\n", S);
+		abort();
+	}
+	segc_emu_b2 r = {segc_emu_bfv(segc_emu_half(a, b, S & 15)),
+	                 segc_emu_bfv(segc_emu_half(a, b, (S >> 8) & 15))};
+	return r;
+}
+
+static inline segc_emu_b2
+segc_w2v(segc_w2 a)
+{
+	segc_emu_b2 r = {segc_emu_bfv(a.h[0]), segc_emu_bfv(a.h[1])};
+	return r;
+}
+
 static float segc_emu_mr[SEGC_EMU_MAXT][16];
 static unsigned segc_emu_mrn[SEGC_EMU_MAXT];
 

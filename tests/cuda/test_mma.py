@@ -585,7 +585,7 @@ def run(c, mma, tol):
             # tile; the xrow cases check that it is taken exactly where it applies
             xr = getattr(c, "xrow", None)
             text = open(src).read() if used else ""
-            xrow = c.op == "conv3d" and re.search(r"segc_vload[48]<", text) is not None
+            xrow = c.op == "conv3d" and re.search(r"segc_vload[48]w?<", text) is not None
             if xrow and "segc_frag_ar_t segc_fa" in text:
                 ok = False
                 msg += ", row gather with a row-major A tile"

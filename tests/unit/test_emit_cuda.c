@@ -170,6 +170,46 @@ prog_mmar(int precision, int mix)
 	return p;
 }
 
+/* K_mmar on word variables (cr_word_vars): A from one raw bf16 vload of x (vars a0..a7), B from
+ * another (b0..b7); form 1: a0 is also stored (a read: the A variables are f32, widened, and
+ * packed by segc_pk2; B's are still words); form 2: A from two vloads (a0..a15) with pair
+ * stride 3, so that a pair's halves differ: (a0, a3), (a1, a4), (a6, a9), (a7, a10) */
+static Program *
+prog_mmar_words(int form)
+{
+	Program *p = newprog();
+	Kernel *k = kir_kernel(p, "k0", loc_none);
+	p->precision = KP_BF16;
+	int x = addbuf(p, k, 1, 0, DT_BF16, 512, 0);
+	int o = addbuf(p, k, 2, 0, DT_F32, 512, 1);
+	int cs = kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
+	int tv = kir_var(p, k, KT_I64, "th"), bv = kir_var(p, k, KT_I64, "blk"), a0 = 0, b0 = 0;
+	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 1), 1, LOOP_BLOCK);
+	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 32), 1, LOOP_THREAD);
+	kir_append(p, k->body, bl);
+	kir_append(p, bl->body, tl);
+	for (int i = 0; i < (form == 2 ? 24 : 16); i++) {
+		int v = kir_var(p, k, KT_F32, i < (form == 2 ? 16 : 8) ? "a" : "b");
+		a0 = i ? a0 : v;
+		b0 = i == (form == 2 ? 16 : 8) ? v : b0;
+	}
+	KNode *th16 = kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 16));
+	kir_append(p, tl->body, kir_vload(p, a0, 8, x, th16, NULL));
+	if (form == 2)
+		kir_append(p, tl->body, kir_vload(p, a0 + 8, 8, x, kir_ref(p, k, tv), NULL));
+	kir_append(p, tl->body, kir_vload(p, b0, 8, x, kir_bin(p, KB_ADD, th16, kir_i64(p, 8)),
+	                                  NULL));
+	kir_append(p, tl->body, kir_mma_zero(p, 0));
+	kir_append(p, tl->body, kir_mmar(p, 0, a0, form == 2 ? 3 : 2, 1, b0));
+	kir_append(p, tl->body, kir_mma_store_rows(p, 0, cs, kir_i64(p, 0), 8));
+	kir_append(p, tl->body, kir_barrier(p));
+	KNode *st = kir_load(p, k, cs, kir_ref(p, k, tv));
+	if (form == 1)
+		st = kir_bin(p, KB_ADD, st, kir_ref(p, k, a0));
+	kir_append(p, tl->body, kir_store(p, o, kir_ref(p, k, tv), st));
+	return p;
+}
+
 /* A block-mapped warp sum: 2 blocks of 32 threads, s = x[blk*32 + th]; s += shfl(s, m) for
  * m = 16 .. 1; thread 0 stores s.  form 1: the shuffle inside the add (refused); form 2: the
  * same in a grid-stride loop (refused) */
@@ -623,6 +663,40 @@ main(void)
 	CHECK(strstr(src, "segc_mma_store(b2 + (0LL), segc_racc[0], 24, 8);"), "mmar store");
 	CHECK(strstr(src, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"), "mma.sync");
 	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "mmar: %s", d.first);
+	free(src);
+	freeprog(p);
+	/* word variables: one PRMT a register (A's registers 1 and 3 with their operands
+	 * swapped), B's words as they are, a predicated 16-byte load */
+	p = prog_mmar_words(0);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "\tsegc_w2 v2_a;") && strstr(src, "\tsegc_w2 v17_b;"), "words:\n%s", src);
+	CHECK(strstr(src, "segc_vload8w<1>(b0 + ((v0_th * 16LL)), true, v2_a, v3_a, v4_a, v5_a, "
+	                  "v6_a, v7_a, v8_a, v9_a);"), "vload8w:\n%s", src);
+	CHECK(strstr(src, "segc_mmar(segc_racc[0], segc_pkw<0x5410>(v2_a, v4_a), "
+	                  "segc_pkw<0x3276>(v5_a, v3_a), segc_pkw<0x5410>(v6_a, v8_a), "
+	                  "segc_pkw<0x3276>(v9_a, v7_a), segc_w2v(v10_b), segc_w2v(v12_b), "
+	                  "segc_w2v(v14_b), segc_w2v(v16_b));"), "words' mmar:\n%s", src);
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "words: %s", d.first);
+	free(src);
+	freeprog(p);
+	p = prog_mmar_words(1);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "\tfloat v2_a;") && strstr(src, "\tsegc_w2 v10_b;") &&
+	          strstr(src, "segc_vload8<1>(b0 + ((v0_th * 16LL)), true, v2_a,") &&
+	          strstr(src, "segc_mmar(segc_racc[0], segc_pk2(v2_a, v4_a), "
+	                      "segc_pk2(v3_a, v5_a), segc_pk2(v6_a, v8_a), segc_pk2(v7_a, v9_a), "
+	                      "segc_w2v(v10_b),"),
+	      "a read variable's vload is not words:\n%s", src);
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "words, read: %s", d.first);
+	free(src);
+	freeprog(p);
+	p = prog_mmar_words(2); /* halves (0, 1) and (1, 0): selectors 0x7610 and, swapped, 0x1076 */
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "segc_mmar(segc_racc[0], segc_pkw<0x7610>(v2_a, v5_a), "
+	                  "segc_pkw<0x1076>(v6_a, v3_a), segc_pkw<0x7610>(v8_a, v11_a), "
+	                  "segc_pkw<0x1076>(v12_a, v9_a), segc_w2v(v18_b),"),
+	      "words of different halves:\n%s", src);
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "words, halves: %s", d.first);
 	free(src);
 	freeprog(p);
 	refused(prog_mmar(KP_TF32, 0), "register-fragment MMAs other than bf16", "tf32 mmar");
