@@ -18,8 +18,8 @@
  * or tf32 precision, x bf16 or f32, no load prologue, at most a quarter of a group's k
  * padding (4, 8, or 12 channels at kw 3; but Ci 1 and 2: the first convs, whose MMAs are few
  * and gather is all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment
- * form (mma_frag_*, $SEGC_MMA_FRAG=1, at the end) feeds the same windows to mma.sync without
- * an A tile. */
+ * form (mma_frag_*, at the end; the bf16 default, $SEGC_MMA_FRAG=0: not) feeds the same
+ * windows to mma.sync without an A tile. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -309,7 +309,8 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 	}
 }
 
-/* ---- the register-fragment form ($SEGC_MMA_FRAG=1, opt-in) ----
+/* ---- the register-fragment form (bf16 by default since 2026-11-28, untimed; $SEGC_MMA_FRAG=0:
+ * not) ----
  * A lane (g = lane / 4, t = lane % 4) of warp wp holds the windows of octet 8*wp + g of the
  * tile and channels 2t, 2t + 1, 2t + 8, 2t + 9 of the group: exactly the A elements mma.sync
  * m16n8k16 wants of it when the 16 rows of MMA i (of 4) are voxels 2i (row g) and 2i + 1 (row
@@ -326,8 +327,8 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 int
 mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 {
-	const char *e = cg_knob("SEGC_MMA_FRAG");
-	if (!e || atoi(e) != 1 || L->p->precision != KP_BF16)
+	const char *e = cg_knob("SEGC_MMA_FRAG"); /* 0: not (the row gather where it applies) */
+	if ((e && atoi(e) == 0) || L->p->precision != KP_BF16)
 		return 0;
 	r->frag = 1;
 	if (!row_conv_fits(L, r)) {

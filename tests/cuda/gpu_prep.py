@@ -139,8 +139,8 @@ def lib_includes(body):
 MMA_SETS = {
     "halo": (lambda mod: [c for c, _ in mod.halo_cases()], {"SEGC_MMA_HALO": "1"}),
     "arow0": (lambda mod: [c for c, mma in mod.own_cases() if mma and getattr(c, "tapk", False)],
-              {"SEGC_MMA_AROW": "0"}),
-    "xrow": (lambda mod: [c for c, _ in mod.xrow_cases()], {}),
+              {"SEGC_MMA_AROW": "0", "SEGC_MMA_FRAG": "0"}),
+    "xrow": (lambda mod: [c for c, _ in mod.xrow_cases()], {"SEGC_MMA_FRAG": "0"}),
     "frag": (lambda mod: [c for c, _ in mod.frag_cases()], {"SEGC_MMA_FRAG": "1"}),
 }
 

@@ -99,7 +99,8 @@ wait_bg() {
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
 # row gather (the default where it applies) rounded at bf16 and exact at tf32; the
-# register-fragment form (SEGC_MMA_FRAG=1, opt-in) rounded at bf16, its cases and unet3d; the
+# register-fragment form (the default at bf16 where it applies; test_mma.py runs the others
+# with SEGC_MMA_FRAG=0) rounded at bf16, its cases and unet3d; the
 # model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
 # 8-wide bf16 loads and stores of the normalize passes).  They start in the background, beside
 # every part below (mostly one thread each: two cores); the foreground takes what is left of
@@ -375,11 +376,12 @@ if [ "$sl" = "5 2 1 1 True 0.75" ]; then ok "ptx_loops --sass: a loop's counts $
 # 48^3 bf16: 864 tiles of 128 voxels) takes 128 x 32, 128 x 48, 256 x 64 and 128 x 96 for C
 # 32, 48, 64, 96 (the Bs tile, two stages of bn rows of 40, says bn); SEGC_MMA_T48=0: 256 x 64
 # for 48, 128 x 128 for 96; SEGC_MMA_T64=1: 128 x 64 for 64, its A tile row-major (all with
-# SEGC_MMA_XROW=0: the row gather's K step of 48 changes the tiles' shapes); with the row
+# SEGC_MMA_XROW=0: the row gather's K step of 48 changes the tiles' shapes; all with
+# SEGC_MMA_FRAG=0: the register fragments take these convs at bf16); with the row
 # gather (the default), C 48 takes 128 x 48 at K step 48 (As 2 x 48 rows of 136, Bs 2 x 48 of
 # 56) and C 96 with SEGC_MMA_T48=0 128 x 64 of 256 threads (128 x 128 does not fit 48 KiB);
 # at tf32, C 32 takes 128 x 32 at K step 24 and C 96 128 x 64 (128 x 96 does not fit)
-t64=$(SEGC_MMA_XROW=0 SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
+t64=$(SEGC_MMA_FRAG=0 SEGC_MMA_XROW=0 SEGC_MMA_T64=1 $SEGC graphs/tiny.json -D in_ch=16 -D C=64 -D size=48 --target cuda:sm_90 \
 	--precision=bf16 --emit=kernels 2>&1 | awk '/^kernel/ { k = $0 } /As shared/ && k ~ /body\/3/')
 case $t64 in
 *"[10240] ld 40 arow"*) ok "conv tile: Co 64 -> 128 x 64, A row-major (SEGC_MMA_T64=1)" ;;
@@ -388,7 +390,7 @@ esac
 # C, SEGC_MMA_T48, SEGC_MMA_XROW, the precision, what the tiles must hold (Bs: 2 x bn rows of
 # BK + 8; at tf32 the row gather's K step is 24: 8 channels x 3 taps, 128 x 24 f32 A tiles)
 while read -r c t48 xrow prec want; do
-	tl=$(SEGC_MMA_XROW=$xrow SEGC_MMA_T48=$t48 $SEGC graphs/tiny.json -D in_ch=16 -D C=$c \
+	tl=$(SEGC_MMA_FRAG=0 SEGC_MMA_XROW=$xrow SEGC_MMA_T48=$t48 $SEGC graphs/tiny.json -D in_ch=16 -D C=$c \
 		-D size=48 --target cuda:sm_90 --precision=$prec --emit=kernels 2>&1 |
 		awk '/^kernel/ { k = $0 } /[AB]s shared/ && k ~ /body\/3/ { printf " %s %s", $3, $5 }')
 	case "$tl" in

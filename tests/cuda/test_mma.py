@@ -720,17 +720,19 @@ def main():
         os.environ["SEGC_MMA_CPASYNC"] = "0"
     tag = "%s%s tol %g" % (a.precision, " exact" if a.exact else "", tol)
     npass = nfail = 0
-    todo = []
+    # (the own, halo, row-gather, row-major-A and tiling runs check the wmma forms, under
+    # SEGC_MMA_FRAG=0: at bf16 the register-fragment form, the default where it applies,
+    # would take their convs; the op cases run under the default)
+    runs = []
     if a.cases:
-        todo += own_cases()
+        runs.append(({"SEGC_MMA_FRAG": "0"}, own_cases()))
     if a.ops:
-        todo += [(c, None) for c in T.all_cases()
-                 if c.op in ("conv3d", "conv_transpose3d", "linear", "matmul")]
-    runs = [({}, todo)] if todo else []
+        runs.append(({}, [(c, None) for c in T.all_cases()
+                          if c.op in ("conv3d", "conv_transpose3d", "linear", "matmul")]))
     if a.halo:
-        runs.append(({"SEGC_MMA_HALO": "1"}, halo_cases()))
+        runs.append(({"SEGC_MMA_HALO": "1", "SEGC_MMA_FRAG": "0"}, halo_cases()))
     if a.xrow:
-        runs.append(({"SEGC_MMA_XROW": "1"}, xrow_cases()))
+        runs.append(({"SEGC_MMA_XROW": "1", "SEGC_MMA_FRAG": "0"}, xrow_cases()))
     if a.frag:
         runs.append(({"SEGC_MMA_FRAG": "1"}, frag_cases()))
     if a.arow:  # the tap-major cases (and a column-major one) under each AROW tiling
@@ -738,7 +740,7 @@ def main():
               if mma and (getattr(c, "tapk", False) or c.label.startswith("conv k3 p1"))]
         # every case with the default tiling, half of them (alternating) under each other
         # (--all-tilings: every case under every tiling)
-        runs += [(dict(env, SEGC_MMA_AROW="1"),
+        runs += [(dict(env, SEGC_MMA_AROW="1", SEGC_MMA_FRAG="0"),
                   [cm for j, cm in enumerate(cs) if a.all_tilings or i == 0 or
                    ((i + j) % 2 == 0 and not getattr(cm[0], "env", None))])
                  for i, env in enumerate(AROW)]
@@ -756,7 +758,7 @@ def main():
                   if mma and not getattr(c, "env", None) and
                   (getattr(c, "tapk", False) or not t48) and
                   (a.all_tilings or (i + j) % mod == 0)]
-            runs.append((env, cs))
+            runs.append((dict(env, SEGC_MMA_FRAG="0"), cs))
     for env, cases in runs:
         if a.only:
             cases = [(c, mma) for c, mma in cases if any(o in c.label for o in a.only)]
