@@ -173,15 +173,28 @@ cuda_mma_run(CudaEmit *e, KNode *const *kids, uint32_t cnt)
 }
 
 /* acc += A * B from the lanes' variables (kir.def K_mmar): bf16 pairs packed by segc_pk2 (raw
- * bf16 variables by bit moves, f32 ones rounded to nearest) into mma.sync's registers */
+ * bf16 variables by bit moves, f32 ones rounded to nearest) or segc_pkw (word variables) into
+ * mma.sync's registers; tf32 (k8) variables rounded one a register */
 int
 cuda_mmar(CudaEmit *e, const KNode *n)
 {
 	if (!e->inblock)
 		return cg_unsupported(e->d, e->k, "cuda", "mma outside a block-mapped kernel");
-	if (e->p->precision != KP_BF16)
-		return cg_unsupported(e->d, e->k, "cuda", "register-fragment MMAs other than bf16");
+	int k8 = n->type == KT_F32;
+	if (e->p->precision != (k8 ? KP_TF32 : KP_BF16))
+		return cg_unsupported(e->d, e->k, "cuda",
+		                      "register-fragment MMAs of another precision");
 	cuda_line(e);
+	if (k8) { /* tf32: the f32 variables rounded to nearest (segc_tf32) */
+		out(e, "segc_mmar8(segc_racc[%lld]", (long long)n->ival);
+		for (int i = 0; i < 8; i++) {
+			out(e, ", segc_tf32(");
+			cuda_varname(e, kir_mmar_var(n, i));
+			out(e, ")");
+		}
+		out(e, ");\n");
+		return 0;
+	}
 	out(e, "segc_mmar(segc_racc[%lld]", (long long)n->ival);
 	for (int i = 0; i < 16; i += 2) {
 		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);

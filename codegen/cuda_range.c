@@ -211,7 +211,8 @@ raw_mixed(const KNode *n, uint8_t *bad)
 	for (int i = 0; vec && any && i < n->ival; i++)
 		if (!bad[kir_vec_var(n, i)])
 			bad[kir_vec_var(n, i)] = 1, changed = 1;
-	for (int i = 0; n->kind == K_mmar && i < 16; i += 2) { /* each pair of one type */
+	for (int i = 0; n->kind == K_mmar && n->type != KT_F32 && i < 16; i += 2) { /* each pair
+	                                                                           * of one type */
 		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);
 		if (bad[a] != bad[b])
 			bad[a] = bad[b] = 1, changed = 1;
@@ -284,7 +285,8 @@ word_scan(const KNode *n, int var, void *ctx)
 			set_half(w, var, 0);
 		else
 			w->half[var] = -1;
-	} else if (n->kind != K_mmar) { /* a read, a vstore, a loop's variable */
+	} else if (n->kind != K_mmar || n->type == KT_F32) { /* a read, a vstore, a loop's
+	                                                      * variable, a tf32 MMA's */
 		w->half[var] = -1;
 	}
 }
@@ -301,7 +303,7 @@ word_mixed(const KNode *n, int8_t *half)
 	for (int i = 0; n->kind == K_vload && any && i < n->ival; i++)
 		if (half[n->var + i] >= 0)
 			half[n->var + i] = -1, changed = 1;
-	for (int i = 0; n->kind == K_mmar && i < 16; i += 2) {
+	for (int i = 0; n->kind == K_mmar && n->type != KT_F32 && i < 16; i += 2) {
 		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);
 		if ((half[a] < 0) != (half[b] < 0))
 			half[a] = half[b] = -1, changed = 1;

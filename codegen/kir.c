@@ -243,9 +243,9 @@ kir_mma_store_rows(Program *p, int acc, int cbuf, KNode *coff, int rows)
 }
 
 KNode *
-kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar)
+kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar, int k8)
 {
-	KNode *n = node(p, K_mmar, KT_VOID);
+	KNode *n = node(p, K_mmar, k8 ? KT_F32 : KT_VOID);
 	SEGC_ASSERT(ps > 0 && ps < 256 && rs > 0 && rs < 256);
 	n->ival = acc;
 	n->var = avar;
@@ -547,8 +547,9 @@ pstmt(const Kernel *k, const KNode *n, FILE *f, int depth)
 		fputc('\n', f);
 		return;
 	case K_mmar:
-		fprintf(f, "mmar acc%lld += %s%d.. pairs %d rows %d * %s%d..\n", (long long)n->ival,
-		        k->varnames[n->var], n->var, n->op, n->ann, k->varnames[n->buf], n->buf);
+		fprintf(f, "mmar%s acc%lld += %s%d.. pairs %d rows %d * %s%d..\n",
+		        n->type == KT_F32 ? " k8" : "", (long long)n->ival, k->varnames[n->var],
+		        n->var, n->op, n->ann, k->varnames[n->buf], n->buf);
 		return;
 	case K_vload:
 		fprintf(f, "vload%lld %s%d.. = b%d[", (long long)n->ival, k->varnames[n->var],
@@ -698,7 +699,7 @@ kir_each_var(const KNode *n, KVarFn fn, void *ctx)
 		fn(n, n->var, ctx);
 	for (int i = 0; (n->kind == K_vload || n->kind == K_vstore) && i < n->ival; i++)
 		fn(n, kir_vec_var(n, i), ctx);
-	for (int i = 0; n->kind == K_mmar && i < 16; i++)
+	for (int i = 0; n->kind == K_mmar && i < kir_mmar_nvars(n); i++)
 		fn(n, kir_mmar_var(n, i), ctx);
 	kir_each_var(n->a, fn, ctx);
 	kir_each_var(n->b, fn, ctx);

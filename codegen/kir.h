@@ -184,12 +184,21 @@ KNode *kir_mma_store(Program *p, int acc, int cbuf, KNode *coff);
 /* the same for a register accumulator whose row m goes to coff + (m % 8)*rows + m / 8 */
 KNode *kir_mma_store_rows(Program *p, int acc, int cbuf, KNode *coff, int rows);
 /* K_mmar (kir.def): acc += A (variables from avar: pair stride ps, row stride rs) * B
- * (variables bvar .. bvar + 7) */
-KNode *kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar);
-/* variable e (< 16) of a K_mmar: A's e < 8, then B's */
+ * (variables bvar .. bvar + 7); k8: tf32, 16 x 16 x 8 (A's k t and t + 4 ps apart, B's
+ * bvar .. bvar + 3) */
+KNode *kir_mmar(Program *p, int acc, int avar, int ps, int rs, int bvar, int k8);
+/* a K_mmar's variables: 16 (bf16: A's 8 pairs' halves, B's 8), 8 (k8: A's 4, B's 4) */
+static inline int
+kir_mmar_nvars(const KNode *n)
+{
+	return n->type == KT_F32 ? 8 : 16;
+}
+/* variable e (< kir_mmar_nvars) of a K_mmar: A's first, then B's */
 static inline int
 kir_mmar_var(const KNode *n, int e)
 {
+	if (n->type == KT_F32) /* k8: A[g + 8 (e & 1), t + 4 (e >> 1)], B[.., e] */
+		return e >= 4 ? n->buf + e - 4 : n->var + (e >> 1) * n->op + (e & 1) * n->ann;
 	if (e >= 8)
 		return n->buf + e - 8;
 	return n->var + (e & 1) * n->op + ((e >> 1) & 1) * n->ann + (e >> 2) * 2 * n->op;

@@ -1222,8 +1222,8 @@ tmpl_gpu_mma(Lower *L)
 		 * last barrier, and read only in the K loop) */
 		g.vt = kir_shared(p, k, DT_I32, bn * 4, 0, "Vt");
 	}
-	if (frag) /* wt in fragment order, bf16 */
-		g.wt = lw_scratch(L, DT_BF16, fr.ngroups * fr.KP * nnb * bn, "wt");
+	if (frag) /* wt in fragment order, bf16 (tf32: f32) */
+		g.wt = lw_scratch(L, bf ? DT_BF16 : DT_F32, fr.ngroups * fr.KP * nnb * bn, "wt");
 	else if (g.tapk) /* wt: one flat parallel loop before the GEMM */
 		g.wt = lw_scratch(L, bcp ? tdt : DT_F32, g.N * g.K, "wt");
 	if (frag) {

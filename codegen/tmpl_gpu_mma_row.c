@@ -242,10 +242,10 @@ group_terms(Lower *L, const MmaRow *r, KNode *block, KNode *q, KNode **ok, KNode
 static void
 job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
 {
-	static const int64_t fc[MMA_ROW_JOBS] = {0, 1, 8, 9};
-	int64_t per = r->nt / (r->bm / 8);
-	*g = r->frag ? fc[j] / r->gc : j * per / r->gc;
-	*cc = r->frag ? fc[j] % r->gc : per > r->gc ? 0 : j * per % r->gc;
+	static const int64_t fc[MMA_ROW_JOBS] = {0, 1, 8, 9}, f8[2] = {0, 4}; /* (tf32: t + ..) */
+	int64_t per = r->nt / (r->bm / 8), f = r->jobs == 2 ? f8[j] : fc[j];
+	*g = r->frag ? f / r->gc : j * per / r->gc;
+	*cc = r->frag ? f % r->gc : per > r->gc ? 0 : j * per % r->gc;
 	SEGC_ASSERT(*g < (r->frag ? 16 : 2));
 }
 
@@ -328,32 +328,33 @@ int
 mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 {
 	const char *e = cg_knob("SEGC_MMA_FRAG"); /* 0: not (the row gather where it applies) */
-	if ((e && atoi(e) == 0) || L->p->precision != KP_BF16)
+	int bf = L->p->precision == KP_BF16, kf = bf ? 16 : 8;
+	if ((e && atoi(e) == 0) || (!bf && L->p->precision != KP_TF32))
 		return 0;
 	r->frag = 1;
 	if (!row_conv_fits(L, r)) {
 		r->frag = 0;
 		return 0;
 	}
-	/* units: (kd, kh) rows x channel groups of gc; 16 / gc of them a group (at most half of
+	/* units: (kd, kh) rows x channel groups of gc; kf / gc of them a group (at most half of
 	 * them padding) */
-	int64_t units = r->cv.k[0] * r->cv.k[1] * r->CQ, per = 16 / r->gc;
+	int64_t units = r->cv.k[0] * r->cv.k[1] * r->CQ, per = kf / r->gc;
 	r->rows = per;
 	r->ngroups = (units + per - 1) / per;
 	if (2 * units < per * r->ngroups) {
 		r->frag = 0;
 		return 0;
 	}
-	r->KP = r->cv.k[2] * 16;
+	r->KP = r->cv.k[2] * kf;
 	/* 16 columns, or 32, or 48 where 48-column tiles take no more columns than 32-column
 	 * ones (N in (32, 48], 80, 96, 144, ...: x read fewer times; $SEGC_MMA_FRAG48=0 not) */
 	const char *e48 = cg_knob("SEGC_MMA_FRAG48");
 	int64_t c32 = (N + 31) / 32 * 32, c48 = (N + 47) / 48 * 48;
 	r->bn = N <= 16 ? 16 : c48 <= c32 && (!e48 || atoi(e48) != 0) ? 48 : 32;
 	r->bm = 256, r->nt = 128;
-	r->G = 1, r->bk = r->KP; /* one group (16 k: a row of 16 channels, or 16 / gc units) a
+	r->G = 1, r->bk = r->KP; /* one group (kf k: a row of kf channels, or kf / gc units) a
 	                          * step */
-	r->jobs = 4, r->act = 0;
+	r->jobs = bf ? 4 : 2, r->act = 0;
 	return 1;
 }
 
@@ -362,20 +363,23 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 {
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
-	int64_t kw = cv->k[2], kvol = cv->k[0] * cv->k[1] * kw;
-	int64_t dims[5] = {r->ngroups, kw, NJ, 32, 8};
+	int64_t kw = cv->k[2], kvol = cv->k[0] * cv->k[1] * kw, k8 = r->jobs == 2;
+	int64_t dims[5] = {r->ngroups, kw, NJ, 32, k8 ? 4 : 8};
 	KNode *ix[5];
 	KNode *pb = lw_nest(L, dims, 5, 0, ix);
 	/* lane ix[3] (g, t), element ix[4]: k = 2t + (e & 1) + 8 ((e >> 1) & 1), n = 16 J + g +
-	 * 8 (e >> 2) */
-	KNode *e = ix[4], *t = kir_bin(p, KB_REM, ix[3], ix_c(L, 4));
-	KNode *c = ix_add(L, ix_mul(L, t, 2),
-	                  ix_add(L, kir_bin(p, KB_REM, e, ix_c(L, 2)),
-	                         ix_mul(L, kir_bin(p, KB_REM, kir_bin(p, KB_DIV, e, ix_c(L, 2)),
-	                                           ix_c(L, 2)),
-	                                8)));
+	 * 8 (e >> 2); tf32: k = t + 4 (e & 1), n = 16 J + g + 8 (e >> 1) */
+	KNode *e = ix[4], *t = kir_bin(p, KB_REM, ix[3], ix_c(L, 4)), *c;
+	if (k8)
+		c = ix_add(L, t, ix_mul(L, kir_bin(p, KB_REM, e, ix_c(L, 2)), 4));
+	else
+		c = ix_add(L, ix_mul(L, t, 2),
+		           ix_add(L, kir_bin(p, KB_REM, e, ix_c(L, 2)),
+		                  ix_mul(L, kir_bin(p, KB_REM, kir_bin(p, KB_DIV, e, ix_c(L, 2)),
+		                                    ix_c(L, 2)),
+		                         8)));
 	KNode *n = ix_add(L, ix_add(L, ix_mul(L, ix[2], 16), kir_bin(p, KB_DIV, ix[3], ix_c(L, 4))),
-	                  ix_mul(L, kir_bin(p, KB_DIV, e, ix_c(L, 4)), 8));
+	                  ix_mul(L, kir_bin(p, KB_DIV, e, ix_c(L, k8 ? 2 : 4)), 8));
 	KNode *nc = kir_bin(p, KB_MIN, n, ix_c(L, N - 1));
 	KNode *rr, *ci, *rok = NULL;
 	if (r->rows > 1) { /* k c: unit c / gc of the group's ((r, cq) = its / CQ, % CQ), channel
@@ -391,7 +395,7 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 		            kir_bin(p, KB_REM, c, ix_c(L, r->gc)));
 	} else {
 		rr = kir_bin(p, KB_DIV, ix[0], ix_c(L, r->CQ));
-		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), 16), c);
+		ci = ix_add(L, ix_mul(L, kir_bin(p, KB_REM, ix[0], ix_c(L, r->CQ)), r->gc), c);
 	}
 	KNode *tap = ix_add(L, ix_mul(L, rr, kw), ix[1]);
 	KNode *wi = ix_add(L, ix_mul(L, nc, cv->Ci * kvol), ix_add(L, ix_mul(L, ci, kvol), tap));
@@ -414,14 +418,18 @@ mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M
 	KNode *g = kir_bin(p, KB_DIV, r->lane, ix_c(L, 4));
 	KNode *wp = kir_bin(p, KB_DIV, th, ix_c(L, 32));
 	KNode *o = lw_let(L, block, "oc", ix_add(L, ix_mul(L, wp, 8), g));
-	/* the lane's k 2t: channel 2t % gc, unit 2t / gc of the group (0 where gc >= 8) */
-	KNode *t2 = ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), 2);
-	KNode *tc = r->gc <= 2 ? ix_c(L, 0)
-	                       : lw_let(L, block, "tc",
-	                                r->gc < 8 ? kir_bin(p, KB_REM, t2, ix_c(L, r->gc)) : t2);
-	r->tg = r->gc < 8 ? lw_let(L, block, "tg32", i32_of(L, kir_bin(p, KB_DIV, t2,
-	                                                               ix_c(L, r->gc))))
-	                  : NULL;
+	/* the lane's k 2t (tf32: t): channel 2t % gc, unit 2t / gc of the group (none where 2t <
+	 * gc, 2t <= 6; tf32: t <= 3) */
+	int k8 = r->jobs == 2;
+	int64_t tmax = k8 ? 3 : 6;
+	KNode *t2 = ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), k8 ? 1 : 2);
+	KNode *tc = r->gc == 1 || (!k8 && r->gc == 2)
+	                ? ix_c(L, 0)
+	                : lw_let(L, block, "tc",
+	                         r->gc <= tmax ? kir_bin(p, KB_REM, t2, ix_c(L, r->gc)) : t2);
+	r->tg = r->gc <= tmax ? lw_let(L, block, "tg32", i32_of(L, kir_bin(p, KB_DIV, t2,
+	                                                                   ix_c(L, r->gc))))
+	                      : NULL;
 	octet_terms(L, r, block, o, tc, m0, M);
 	windows(L, r);
 }
@@ -433,26 +441,27 @@ mma_frag_step(Lower *L, const MmaRow *r, KNode *block, KNode *kbase, KNode *j0, 
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
 	int64_t kw = cv->k[2], fn = r->bn / 16, wl = r->pw + 8 * r->sw + r->qw;
+	int k8 = r->jobs == 2, nb = k8 ? 4 : 8; /* B's elements a lane and 16 columns: 16 bytes */
 	KNode *s = kir_cast(p, KT_I64, mma_row_load(L, r, block, kbase)); /* (its group) */
 	/* wt at (group s, tap 0, 16 columns j0, this lane) */
 	KNode *bo = ix_mul(L, ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, s, kw * NJ), j0), 32),
 	                             r->lane),
-	                   8);
+	                   nb);
 	bo = lw_let(L, block, "fb", bo);
 	for (int64_t w = 0; w < kw; w++) {
 		int bv[3];
 		for (int64_t j = 0; j < fn; j++) {
 			bv[j] = kir_var(p, L->k, KT_F32, "fb");
-			for (int i = 1; i < 8; i++)
+			for (int i = 1; i < nb; i++)
 				SEGC_ASSERT(kir_var(p, L->k, KT_F32, "fb") == bv[j] + i);
-			KNode *at = ix_add(L, bo, ix_c(L, (w * NJ + j) * 256));
-			kir_append(p, block, kir_vload(p, bv[j], 8, wt, at, NULL));
+			KNode *at = ix_add(L, bo, ix_c(L, (w * NJ + j) * 32 * nb));
+			kir_append(p, block, kir_vload(p, bv[j], nb, wt, at, NULL));
 		}
 		for (int i = 0; i < 4; i++) /* rows g, g + 8 of MMA i: voxels 2i, 2i + 1 */
 			for (int64_t j = 0; j < fn; j++) {
 				int av = r->win[0] + (int)(w * cv->dl[2] + 2 * r->sw * i);
 				kir_append(p, block, kir_mmar(p, (int)(i * fn + j), av, (int)wl,
-				                              (int)r->sw, bv[j]));
+				                              (int)r->sw, bv[j], k8));
 			}
 	}
 }

@@ -720,6 +720,49 @@ segc_mmar(float (&c)[8], segc_emu_b2 a0, segc_emu_b2 a1, segc_emu_b2 a2, segc_em
 	__syncthreads();
 }
 
+/* K_mmar k8 (tf32): two mma.sync m16n8k8, A[r, k] of lane (r % 8)*4 + k % 4, register (r >= 8)
+ * + 2*(k >= 4); B[k, n] of lane (n % 8)*4 + k % 4, register 4 + (k >= 4) + 2*(n >= 8); the
+ * operands rounded to tf32 before (segc_tf32) */
+static inline float
+segc_tf32(float x)
+{
+	return segc_emu_tf32(x);
+}
+
+static inline void
+segc_mmar8(float (&c)[8], float a0, float a1, float a2, float a3, float b0, float b1, float b2,
+           float b3)
+{
+	unsigned t = segc_emu_cur, l = t & 31u, w = t - l;
+	const float in[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
+	if (!segc_emu_call || blockDim.x % 32) {
+		fprintf(stderr, "emu_shim: mmar8 outside a block of whole warps\n");
+		abort();
+	}
+	for (int i = 0; i < 8; i++)
+		segc_emu_mr[t][i] = in[i];
+	segc_emu_mrn[t]++;
+	__syncthreads();
+	for (unsigned u = w; u < w + 32; u++)
+		if (segc_emu_mrn[u] != segc_emu_mrn[t]) {
+			fprintf(stderr, "emu_shim: divergent mmar8: thread %u at %u, %u at %u\n", t,
+			        segc_emu_mrn[t], u, segc_emu_mrn[u]);
+			abort();
+		}
+	unsigned g = l >> 2, tt = l & 3u;
+	for (int i = 0; i < 8; i++) {
+		unsigned r = g + 8 * ((i >> 1) & 1), n = 8 * (i >> 2) + 2 * tt + (i & 1);
+		float s = c[i];
+		for (unsigned k = 0; k < 8; k++) {
+			unsigned la = w + (r % 8) * 4 + k % 4, lb = w + (n % 8) * 4 + k % 4;
+			unsigned ra = (r >= 8) + 2 * (k >= 4), rb = 4 + (k >= 4) + 2 * (n >= 8);
+			s += segc_emu_mr[la][ra] * segc_emu_mr[lb][rb];
+		}
+		c[i] = s;
+	}
+	__syncthreads();
+}
+
 static inline void
 segc_mma_zero(float (&c)[8])
 {

@@ -99,8 +99,8 @@ wait_bg() {
 # tiles: 4-float vstores; taken with a prologue or the single-buffered loop), and the
 # column-major tile it replaced (SEGC_MMA_AROW=0) exact at bf16 on the tap-major cases; the
 # row gather (the default where it applies) rounded at bf16 and exact at tf32; the
-# register-fragment form (the default at bf16 where it applies; test_mma.py runs the others
-# with SEGC_MMA_FRAG=0) rounded at bf16, its cases and unet3d; the
+# register-fragment form (the default at bf16 and tf32 where it applies; test_mma.py runs the
+# others with SEGC_MMA_FRAG=0) rounded at bf16, its cases and unet3d, and exact at tf32; the
 # model runs with the vectors on every loop that takes them (SEGC_CUDA_ILP_MIN=1: at bf16 the
 # 8-wide bf16 loads and stores of the normalize passes).  They start in the background, beside
 # every part below (mostly one thread each: two cores); the foreground takes what is left of
@@ -113,6 +113,7 @@ SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --arow --only tap-major
 SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --xrow
 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --xrow
 SEGC_MMA_FRAG=1 SEGC_CUDA_ILP_MIN=65536 --precision bf16 --frag --models
+SEGC_CUDA_ILP_MIN=65536 --precision tf32 --exact --frag
 SEGC_MMA_AROW=0 --precision bf16 --exact --cases --only tap-major
 SEGC_CUDA_ILP_MIN=1 --precision tf32 --ops --models"
 # run the runs not yet claimed (mkdir claims one: the background worker and, once the op sets
@@ -305,22 +306,24 @@ for pa in tf32:sm_90 bf16:sm_80; do
 	fi
 	ok "unet3d halo $prec $arch: $nh halo-tile tap steps ($nr with row blocks), cubin ok"
 done
-# the register-fragment convs (SEGC_MMA_FRAG=1: inline mma.sync PTX) through NVRTC and ptxas for
-# both archs, the cubin checked: unet3d at bf16 (its convs of 16 channels and more)
-export SEGC_MMA_FRAG=1
+# the register-fragment convs (the default; inline mma.sync PTX) through NVRTC and ptxas for
+# both archs, the cubin checked: unet3d at bf16 (its convs of 16 channels and more), and at
+# tf32 for sm_80 (m16n8k8; sm_90's tf32 engines are the benchmark graphs' above)
 compile_bg unet3d.frag.sm_80 sm_80 graphs/unet3d.json --precision=bf16
 compile_bg unet3d.frag.sm_90 sm_90 graphs/unet3d.json --precision=bf16
+compile_bg unet3d.frag.tf32.sm_80 sm_80 graphs/unet3d.json --precision=tf32
 wait_bg
-unset SEGC_MMA_FRAG
-for arch in sm_80 sm_90; do
+for ap in sm_80:bf16 sm_90:bf16 sm_80:tf32; do
+	arch=${ap%%:*} prec=${ap#*:}
 	o=unet3d.frag.$arch
-	compiled_ok "$o" $arch "unet3d frag bf16 $arch" || continue
+	[ "$prec" = tf32 ] && o=unet3d.frag.tf32.$arch
+	compiled_ok "$o" $arch "unet3d frag $prec $arch" || continue
 	nf=$(grep -c "float segc_racc" "$tmp/$o.cu")
 	if [ "$nf" -eq 0 ]; then
-		bad "unet3d frag bf16 $arch: no register-fragment conv"
+		bad "unet3d frag $prec $arch: no register-fragment conv"
 		continue
 	fi
-	ok "unet3d frag bf16 $arch: $nf register-fragment convs, cubin ok"
+	ok "unet3d frag $prec $arch: $nf register-fragment convs, cubin ok"
 done
 # SEGC_HALO_MAXCO=N keeps convs of more than N output channels off the halo form: tiny's two
 # 16-channel convs at 64^3 take it, with N = 8 neither, with N = 16 both

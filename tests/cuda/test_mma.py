@@ -22,8 +22,8 @@ with more than one K step).  --arow runs the tap-major conv cases with the row-m
 are) under six tilings (AROW: every case with the default, half of them under each other),
 checking that the form is taken exactly where it applies.  --xrow runs the row gather's cases
 (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_XROW=1; bf16, or tf32 with or without --exact); --frag
-the register-fragment form's (SEGC_MMA_FRAG=1, bf16 only: its bf16 copy of w in global memory
-does not fit the exact emulation's 4-byte bf16).
+the register-fragment form's (SEGC_MMA_FRAG=1; bf16 rounded only: its bf16 copy of w in global
+memory does not fit the exact emulation's 4-byte bf16; tf32 rounded or exact).
 
     tests/cuda/test_mma.py [--precision tf32|bf16] [--exact] [--cases] [--ops] [--models]
                            [--tilings] [--halo] [--arow] [--xrow] [--frag] [--only SUBSTR]...
@@ -343,7 +343,8 @@ def xrow_cases():
 
 def frag_cases():
     """the register-fragment form (codegen/tmpl_gpu_mma_row.c, SEGC_MMA_FRAG=1: A from the
-    lanes' windows straight into mma.sync, B from a copy of w in fragment order) at bf16: Ci 16,
+    lanes' windows straight into mma.sync, B from a copy of w in fragment order) at bf16 (and at
+    tf32: groups of 8 k, a lane's channels t and t + 4, two m16n8k8 an MMA): Ci 16,
     32, 48 (one, two, three channel groups), Co 16 (256 x 16 tiles), 8 and 24 (ragged
     columns), 40 and 70 (two and three 32-column tiles); kernels 3, (3,3,1), (1,3,3), 1 and 5,
     dilation 2 along W (taps 2 apart in the window), stride 2 along W (rows g + 8 two slots on),
@@ -594,7 +595,8 @@ def run(c, mma, tol):
                 msg += ", row gather %s" % ("taken" if xrow else "not taken")
             elif xrow:
                 msg += ", row gather"
-            fw, got = getattr(c, "frag", None), "segc_mmar(segc_racc" in text
+            fw = getattr(c, "frag", None)
+            got = re.search(r"segc_mmar8?\(segc_racc", text) is not None
             if fw is not None and os.environ.get("SEGC_MMA_FRAG") == "1" and got != fw:
                 ok = False
                 msg += ", register fragments %s" % ("taken" if got else "not taken")
@@ -703,7 +705,7 @@ def main():
     ap.add_argument("--xrow", action="store_true",
                     help="the row gather's cases, under SEGC_MMA_XROW=1 (bf16)")
     ap.add_argument("--frag", action="store_true",
-                    help="the register-fragment form's cases, under SEGC_MMA_FRAG=1 (bf16)")
+                    help="the register-fragment form's cases, under SEGC_MMA_FRAG=1")
     ap.add_argument("--only", action="append", default=[],
                     help="run only the cases whose label holds this (repeatable)")
     a = ap.parse_args()

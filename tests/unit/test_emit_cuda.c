@@ -139,7 +139,7 @@ prog_mma(int precision, int run, int cpn)
  * acc 0 = A*B, stored with rows 8 into the shared C tile, barrier, out = C.  mix: a wmma
  * K_mma after it (refused) */
 static Program *
-prog_mmar(int precision, int mix)
+prog_mmar(int precision, int mix, int k8)
 {
 	Program *p = newprog();
 	Kernel *k = kir_kernel(p, "k0", loc_none);
@@ -160,7 +160,7 @@ prog_mmar(int precision, int mix)
 		kir_append(p, tl->body, kir_let(p, k, v, kir_load(p, k, x, at)));
 	}
 	kir_append(p, tl->body, kir_mma_zero(p, 0));
-	kir_append(p, tl->body, kir_mmar(p, 0, v0, 2, 1, v0 + 8));
+	kir_append(p, tl->body, kir_mmar(p, 0, v0, 2, 1, v0 + 8, k8));
 	if (mix)
 		kir_append(p, tl->body, kir_mma(p, 0, cs, kir_i64(p, 0), cs, kir_i64(p, 0)));
 	kir_append(p, tl->body, kir_mma_store_rows(p, 0, cs, kir_i64(p, 0), 8));
@@ -200,7 +200,7 @@ prog_mmar_words(int form)
 	kir_append(p, tl->body, kir_vload(p, b0, 8, x, kir_bin(p, KB_ADD, th16, kir_i64(p, 8)),
 	                                  NULL));
 	kir_append(p, tl->body, kir_mma_zero(p, 0));
-	kir_append(p, tl->body, kir_mmar(p, 0, a0, form == 2 ? 3 : 2, 1, b0));
+	kir_append(p, tl->body, kir_mmar(p, 0, a0, form == 2 ? 3 : 2, 1, b0, 0));
 	kir_append(p, tl->body, kir_mma_store_rows(p, 0, cs, kir_i64(p, 0), 8));
 	kir_append(p, tl->body, kir_barrier(p));
 	KNode *st = kir_load(p, k, cs, kir_ref(p, k, tv));
@@ -652,7 +652,7 @@ main(void)
 	freeprog(p);
 
 	/* register-fragment MMAs: register accumulators, pairs packed, rows on the store */
-	p = prog_mmar(KP_BF16, 0);
+	p = prog_mmar(KP_BF16, 0, 0);
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
 	CHECK(strstr(src, "float segc_racc[1][8];") && !strstr(src, "segc_acc_t segc_acc"),
 	      "register accumulators:\n%s", src);
@@ -699,8 +699,19 @@ main(void)
 	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "words, halves: %s", d.first);
 	free(src);
 	freeprog(p);
-	refused(prog_mmar(KP_TF32, 0), "register-fragment MMAs other than bf16", "tf32 mmar");
-	refused(prog_mmar(KP_BF16, 1), "wmma and register-fragment MMAs mixed", "mixed");
+	refused(prog_mmar(KP_TF32, 0, 0), "register-fragment MMAs of another precision", "tf32 mmar");
+	refused(prog_mmar(KP_BF16, 0, 1), "register-fragment MMAs of another precision", "bf16 k8");
+	/* tf32 (k8): two m16n8k8, A's rows g, g + 8 and k t, t + 4, each operand rounded */
+	p = prog_mmar(KP_TF32, 0, 1);
+	rc = emit(p, "cuda:sm_90", &src, &d, obj);
+	CHECK(strstr(src, "segc_mmar8(segc_racc[0], segc_tf32(v2_f), segc_tf32(v3_f), "
+	                  "segc_tf32(v4_f), segc_tf32(v5_f), segc_tf32(v10_f), segc_tf32(v11_f), "
+	                  "segc_tf32(v12_f), segc_tf32(v13_f));"), "mmar8:\n%s", src);
+	CHECK(strstr(src, "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"), "m16n8k8");
+	CHECK(rc == 0 || strstr(d.first, "cannot load NVRTC"), "mmar8: %s", d.first);
+	free(src);
+	freeprog(p);
+	refused(prog_mmar(KP_BF16, 1, 0), "wmma and register-fragment MMAs mixed", "mixed");
 
 	p = prog_mma(KP_FP32, 0, 0); /* mma needs tf32 or bf16 */
 	rc = emit(p, "cuda:sm_90", &src, &d, obj);
