@@ -185,10 +185,11 @@ cuda_mmar(CudaEmit *e, const KNode *n)
 		return cg_unsupported(e->d, e->k, "cuda",
 		                      "register-fragment MMAs of another precision");
 	cuda_line(e);
-	if (k8) { /* tf32: the f32 variables rounded to nearest (segc_tf32) */
+	if (k8) { /* tf32: A's f32 variables rounded to nearest (segc_tf32), B's tf32 values
+	           * (mma_frag_wt rounded them: KU_TF32) as they are */
 		out(e, "segc_mmar8(segc_racc[%lld]", (long long)n->ival);
 		for (int i = 0; i < 8; i++) {
-			out(e, ", segc_tf32(");
+			out(e, i < 4 ? ", segc_tf32(" : ", __float_as_uint(");
 			cuda_varname(e, kir_mmar_var(n, i));
 			out(e, ")");
 		}

@@ -651,6 +651,8 @@ unop_fn(const KNode *n)
 		return "floorf";
 	case KU_CEIL:
 		return "ceilf";
+	case KU_TF32:
+		return "segc_tf32f";
 	case KU_NOT:
 	case KU_COUNT:
 		break;

@@ -120,6 +120,29 @@ llvm_intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs
 	return LLVMBuildCall2(e->b, ft, f, args, nargs, "");
 }
 
+/* KU_TF32 of a scalar or a vector: the bits + 0x1000 (half an ulp of tf32: to nearest, ties
+ * away from zero, the magnitude's carry into the exponent as it should), the 13 low bits
+ * cleared; NaN as it is */
+LLVMValueRef
+llvm_tf32(LlvmEmit *e, LLVMValueRef a)
+{
+	LLVMTypeRef ft = LLVMTypeOf(a), it = e->t_i32;
+	unsigned n = LLVMGetTypeKind(ft) == LLVMVectorTypeKind ? LLVMGetVectorSize(ft) : 0;
+	LLVMValueRef half = ci32(e, 0x1000), mask = ci32(e, (int32_t)0xffffe000u);
+	if (n) {
+		LLVMValueRef hs[64], ms[64];
+		SEGC_ASSERT(n <= 64);
+		for (unsigned i = 0; i < n; i++)
+			hs[i] = half, ms[i] = mask;
+		it = LLVMVectorType(it, n);
+		half = LLVMConstVector(hs, n), mask = LLVMConstVector(ms, n);
+	}
+	LLVMValueRef bits = LLVMBuildBitCast(e->b, a, it, "");
+	bits = LLVMBuildAnd(e->b, LLVMBuildAdd(e->b, bits, half, ""), mask, "");
+	LLVMValueRef r = LLVMBuildBitCast(e->b, bits, ft, "");
+	return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUNO, a, a, ""), a, r, "");
+}
+
 static LLVMValueRef
 intrinsic1(LlvmEmit *e, const char *name, LLVMValueRef a)
 {
@@ -670,6 +693,8 @@ llvm_unop(LlvmEmit *e, const KNode *n)
 		return intrinsic1(e, "llvm.floor", a);
 	case KU_CEIL:
 		return intrinsic1(e, "llvm.ceil", a);
+	case KU_TF32:
+		return llvm_tf32(e, a);
 	case KU_NOT:
 	case KU_COUNT:
 		break;

@@ -39,6 +39,8 @@ LLVMValueRef llvm_expr(LlvmEmit *e, const KNode *n); /* a scalar expression */
 LLVMValueRef llvm_cf32(LlvmEmit *e, double v);
 /* exp, log, tanh or erf (KU_*) of a scalar or a vector: inline polynomials, no calls */
 LLVMValueRef llvm_math(LlvmEmit *e, int op, LLVMValueRef a);
+/* KU_TF32 of a scalar or a vector (round to nearest, ties away; NaN kept) */
+LLVMValueRef llvm_tf32(LlvmEmit *e, LLVMValueRef a);
 /* a call to the intrinsic name overloaded on the first argument's type */
 LLVMValueRef llvm_intrinsic(LlvmEmit *e, const char *name, LLVMValueRef *args, unsigned nargs);
 /* loop n's metadata on its latch br, from its annotation: vectorize (LOOP_VECTOR, where

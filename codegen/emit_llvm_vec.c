@@ -483,6 +483,8 @@ vunop(Widen *W, const KNode *n, LLVMValueRef mask)
 		return llvm_intrinsic(e, "llvm.floor", &a, 1);
 	case KU_CEIL:
 		return llvm_intrinsic(e, "llvm.ceil", &a, 1);
+	case KU_TF32:
+		return llvm_tf32(e, a);
 	case KU_EXP:
 	case KU_LOG:
 	case KU_TANH:

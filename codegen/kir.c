@@ -11,7 +11,7 @@ static const char *kindnames[] = {
 static const char *binnames[KB_COUNT] = {"+",  "-", "*",  "/",  "%",  "min", "max", "<",
                                          "<=", ">", ">=", "==", "!=", "&&",  "||",  "pow"};
 static const char *unnames[KU_COUNT] = {"neg",  "abs", "exp",   "log",  "sqrt", "rsqrt",
-                                        "tanh", "erf", "floor", "ceil", "not"};
+                                        "tanh", "erf", "floor", "ceil", "not", "tf32"};
 static const char *typenames[] = {"void", "bool", "i32", "i64", "f32"};
 static const char *annnames[] = {"serial", "parallel", "vector", "unroll", "block", "thread"};
 

@@ -35,6 +35,7 @@ typedef enum {
 typedef enum {
 	KU_NEG, KU_ABS, KU_EXP, KU_LOG, KU_SQRT, KU_RSQRT, KU_TANH, KU_ERF, KU_FLOOR, KU_CEIL,
 	KU_NOT,                              /* KT_BOOL */
+	KU_TF32, /* f32 rounded to tf32 (10 mantissa bits; to nearest, ties away; NaN kept) */
 	KU_COUNT
 } KUnOp;
 

@@ -404,6 +404,8 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 		v = kir_select(p, kir_bin(p, KB_LT, n, ix_c(L, N)), v, kir_f32(p, 0));
 	if (rok)
 		v = kir_select(p, rok, v, kir_f32(p, 0));
+	if (k8) /* tf32 values: the K loop takes them as they are (no rounding per use) */
+		v = kir_un(p, KU_TF32, v);
 	KNode *ti = ix_c(L, 0);
 	for (int i = 0; i < 5; i++)
 		ti = ix_add(L, ix_mul(L, ti, dims[i]), ix[i]);

@@ -729,6 +729,18 @@ segc_tf32(float x)
 	return segc_emu_tf32(x);
 }
 
+static inline float
+segc_tf32f(float x) /* KU_TF32 */
+{
+	return segc_emu_tf32(x);
+}
+
+static inline float
+__float_as_uint(float x) /* (segc_mmar8's B: tf32 values as they are) */
+{
+	return x;
+}
+
 static inline void
 segc_mmar8(float (&c)[8], float a0, float a1, float a2, float a3, float b0, float b1, float b2,
            float b3)

@@ -283,14 +283,28 @@ ref_unop(int op, float x)
 	case KU_ERF: return erff(x);
 	case KU_FLOOR: return floorf(x);
 	case KU_CEIL: return ceilf(x);
+	case KU_TF32: { /* 11 significant bits, halves away from zero (subnormals: checked apart) */
+		int ex;
+		if (!isfinite(x) || fabsf(x) < FLT_MIN)
+			return x;
+		double m = frexp(x, &ex);
+		return (float)ldexp(round(m * 2048.0) / 2048.0, ex); /* (FLT_MAX: inf) */
+	}
 	}
 	return NAN;
+}
+
+/* test_unops' slot u: the f32 unops KU_NEG .. KU_CEIL, then KU_TF32 */
+static int
+unop_of(int u)
+{
+	return u <= KU_CEIL ? u : KU_TF32;
 }
 
 static void
 test_unops(void)
 {
-	enum { NU = KU_CEIL + 1 };
+	enum { NU = KU_CEIL + 2 };
 	static const float special[] = { 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-40f, -1e-40f,
 	                                 FLT_MIN, FLT_MAX, -FLT_MAX, 88.72283172607422f,
 	                                 88.72283935546875f, 88.7f, -87.3f, -103.0f, -103.9f,
@@ -313,12 +327,13 @@ test_unops(void)
 	char *ir = NULL;
 	size_t irlen = 0;
 	FILE *irf = open_memstream(&ir, &irlen);
-	for (int op = 0; op < NU; op++) {
-		int i;
+	for (int u = 0; u < NU; u++) {
+		int i, op = unop_of(u);
 		/* serial tasks are inlined into segc_gen_run; parallel ones stay functions */
-		int par = op % 2 || op == KU_EXP || op == KU_LOG || op == KU_TANH || op == KU_ERF;
+		int par = (op % 2 && op != KU_TF32) || op == KU_EXP || op == KU_LOG ||
+		          op == KU_TANH || op == KU_ERF; /* (tf32: widened, emit_llvm_vec.c) */
 		KNode *l = toploop(p, k, 0, M, 1, par ? LOOP_PARALLEL : LOOP_VECTOR, &i);
-		KNode *idx = kir_bin(p, KB_ADD, kir_ref(p, k, i), kir_i64(p, (int64_t)op * M));
+		KNode *idx = kir_bin(p, KB_ADD, kir_ref(p, k, i), kir_i64(p, (int64_t)u * M));
 		KNode *x = kir_load(p, k, in, kir_ref(p, k, i));
 		kir_append(p, l->body, kir_store(p, out, idx, kir_un(p, op, x)));
 	}
@@ -353,9 +368,11 @@ test_unops(void)
 	void *slots[3] = { NULL, X, Y };
 	run(slots, NULL);
 	double worst[NU] = { 0 };
-	for (int op = 0; op < NU; op++)
+	for (int u = 0, op = 0; u < NU; op = unop_of(++u))
 		for (int i = 0; i < M; i++) {
-			double got = Y[(size_t)op * M + i], want = ref_unop(op, X[i]);
+			double got = Y[(size_t)u * M + i], want = ref_unop(op, X[i]);
+			if (op == KU_TF32 && X[i] != 0 && fabsf(X[i]) < FLT_MIN)
+				continue; /* (below) */
 			double rel = op == KU_EXP || op == KU_LOG || op == KU_TANH || op == KU_ERF
 			                 ? 1e-6
 			                 : 2e-7;
@@ -366,9 +383,36 @@ test_unops(void)
 			}
 			if (isfinite(want) && fabs(want) > FLT_MIN) {
 				double e = fabs(got - want) / fabs(want);
-				worst[op] = e > worst[op] ? e : worst[op];
+				worst[u] = e > worst[u] ? e : worst[u];
 			}
 		}
+	/* tf32 of subnormals: the 13 low bits rounded off as for normal numbers (1e-40: 0x116c2
+	 * -> 0x12000), of a tie away from zero (0x1000 -> 0x2000, -0x1000 -> -0x2000), of -0 */
+	float tf[4] = {1e-40f, 0, 0, -0.0f}, tw[4];
+	uint32_t bits[4] = {0x116c2u, 0x1000u, 0x80001000u, 0x80000000u}, wbits[4] = {0x12000u,
+	                    0x2000u, 0x80002000u, 0x80000000u};
+	for (int j = 1; j < 3; j++)
+		memcpy(&tf[j], &bits[j], 4);
+	for (int j = 0; j < 4; j++)
+		memcpy(&tw[j], &wbits[j], 4);
+	Program *q = newprog();
+	Kernel *kq = kir_kernel(q, "tf", loc_none);
+	int qi = addbuf(q, kq, 1, 0, DT_F32, 4), qo = addbuf(q, kq, 2, 0, DT_F32, 4), iq;
+	KNode *lq = toploop(q, kq, 0, 4, 1, LOOP_SERIAL, &iq);
+	kir_append(q, lq->body, kir_store(q, qo, kir_ref(q, kq, iq),
+	                                  kir_un(q, KU_TF32, kir_load(q, kq, qi, kir_ref(q, kq, iq)))));
+	run_fn runq;
+	void *hq = build(q, "tf", &runq, NULL);
+	if (hq) {
+		float got[4];
+		void *qs[3] = { NULL, tf, got };
+		runq(qs, NULL);
+		for (int j = 0; j < 4; j++)
+			CHECK(!memcmp(&got[j], &tw[j], 4), "tf32 of bits 0x%x: %a, want %a", bits[j],
+			      got[j], tw[j]);
+		dlclose(hq);
+	}
+	arena_free(q->arena), free(q);
 	printf("max rel error: exp %.2g log %.2g tanh %.2g erf %.2g\n", worst[KU_EXP],
 	       worst[KU_LOG], worst[KU_TANH], worst[KU_ERF]);
 	CHECK(signbit(Y[(size_t)KU_TANH * M + 1]), "tanh(-0) = %g", Y[(size_t)KU_TANH * M + 1]);
