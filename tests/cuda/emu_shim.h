@@ -684,18 +684,23 @@ segc_w2v(segc_w2 a)
 static float segc_emu_mr[SEGC_EMU_MAXT][16];
 static unsigned segc_emu_mrn[SEGC_EMU_MAXT];
 
+/* one warp's MMA of K_mmar: each lane publishes its operand values v[0..nv) (bf16: A's 8
+ * registers, B's 8, two halves each; k8, tf32: A's 4 registers, B's 4), then c += A * B in
+ * mma.sync's layouts (g = lane / 4, t = lane % 4): bf16 m16n8k16 A[r, k] lane (r % 8)*4 + (k %
+ * 8)/2, register (r >= 8) + 2*(k >= 8), half k & 1; B[k, n] lane (n % 8)*4 + (k % 8)/2,
+ * register 4 + (k >= 8) + 2*(n >= 8), half k & 1; tf32 m16n8k8 A[r, k] lane (r % 8)*4 + k % 4,
+ * register (r >= 8) + 2*(k >= 4); B[k, n] lane (n % 8)*4 + k % 4, register 4 + (k >= 4) +
+ * 2*(n >= 8) */
 static inline void
-segc_mmar(float (&c)[8], segc_emu_b2 a0, segc_emu_b2 a1, segc_emu_b2 a2, segc_emu_b2 a3,
-          segc_emu_b2 b0, segc_emu_b2 b1, segc_emu_b2 b2, segc_emu_b2 b3)
+segc_emu_mmar_run(float (&c)[8], const float *v, unsigned nv, bool k8)
 {
 	unsigned t = segc_emu_cur, l = t & 31u, w = t - l;
-	const segc_emu_b2 in[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
 	if (!segc_emu_call || blockDim.x % 32) {
 		fprintf(stderr, "emu_shim: mmar outside a block of whole warps\n");
 		abort();
 	}
-	for (int i = 0; i < 8; i++)
-		segc_emu_mr[t][2 * i] = in[i].lo, segc_emu_mr[t][2 * i + 1] = in[i].hi;
+	for (unsigned i = 0; i < nv; i++)
+		segc_emu_mr[t][i] = v[i];
 	segc_emu_mrn[t]++;
 	__syncthreads();
 	for (unsigned u = w; u < w + 32; u++)
@@ -704,20 +709,32 @@ segc_mmar(float (&c)[8], segc_emu_b2 a0, segc_emu_b2 a1, segc_emu_b2 a2, segc_em
 			        segc_emu_mrn[t], u, segc_emu_mrn[u]);
 			abort();
 		}
-	unsigned g = l >> 2, tt = l & 3u;
+	unsigned g = l >> 2, tt = l & 3u, kn = k8 ? 8 : 16;
 	for (int i = 0; i < 8; i++) {
 		unsigned r = g + 8 * ((i >> 1) & 1), n = 8 * (i >> 2) + 2 * tt + (i & 1);
 		float s = c[i];
-		for (unsigned k = 0; k < 16; k++) {
-			/* A[r, k]: lane (r % 8)*4 + (k % 8)/2, register (r >= 8) + 2*(k >= 8); B[k, n]:
-			 * lane (n % 8)*4 + (k % 8)/2, register 4 + (k >= 8) + 2*(n >= 8) */
-			unsigned la = w + (r % 8) * 4 + (k % 8) / 2, lb = w + (n % 8) * 4 + (k % 8) / 2;
-			unsigned ra = (r >= 8) + 2 * (k >= 8), rb = 4 + (k >= 8) + 2 * (n >= 8);
-			s += segc_emu_mr[la][2 * ra + (k & 1)] * segc_emu_mr[lb][2 * rb + (k & 1)];
+		for (unsigned k = 0; k < kn; k++) {
+			unsigned kl = k8 ? k % 4 : (k % 8) / 2, kh = k8 ? k >= 4 : k >= 8;
+			unsigned la = w + (r % 8) * 4 + kl, lb = w + (n % 8) * 4 + kl;
+			unsigned ra = (r >= 8) + 2 * kh, rb = 4 + kh + 2 * (n >= 8);
+			if (!k8) /* (two halves a register) */
+				ra = 2 * ra + (k & 1), rb = 2 * rb + (k & 1);
+			s += segc_emu_mr[la][ra] * segc_emu_mr[lb][rb];
 		}
 		c[i] = s;
 	}
 	__syncthreads();
+}
+
+static inline void
+segc_mmar(float (&c)[8], segc_emu_b2 a0, segc_emu_b2 a1, segc_emu_b2 a2, segc_emu_b2 a3,
+          segc_emu_b2 b0, segc_emu_b2 b1, segc_emu_b2 b2, segc_emu_b2 b3)
+{
+	const segc_emu_b2 in[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
+	float v[16];
+	for (int i = 0; i < 8; i++)
+		v[2 * i] = in[i].lo, v[2 * i + 1] = in[i].hi;
+	segc_emu_mmar_run(c, v, 16, false);
 }
 
 /* K_mmar k8 (tf32): two mma.sync m16n8k8, A[r, k] of lane (r % 8)*4 + k % 4, register (r >= 8)
@@ -745,34 +762,8 @@ static inline void
 segc_mmar8(float (&c)[8], float a0, float a1, float a2, float a3, float b0, float b1, float b2,
            float b3)
 {
-	unsigned t = segc_emu_cur, l = t & 31u, w = t - l;
-	const float in[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
-	if (!segc_emu_call || blockDim.x % 32) {
-		fprintf(stderr, "emu_shim: mmar8 outside a block of whole warps\n");
-		abort();
-	}
-	for (int i = 0; i < 8; i++)
-		segc_emu_mr[t][i] = in[i];
-	segc_emu_mrn[t]++;
-	__syncthreads();
-	for (unsigned u = w; u < w + 32; u++)
-		if (segc_emu_mrn[u] != segc_emu_mrn[t]) {
-			fprintf(stderr, "emu_shim: divergent mmar8: thread %u at %u, %u at %u\n", t,
-			        segc_emu_mrn[t], u, segc_emu_mrn[u]);
-			abort();
-		}
-	unsigned g = l >> 2, tt = l & 3u;
-	for (int i = 0; i < 8; i++) {
-		unsigned r = g + 8 * ((i >> 1) & 1), n = 8 * (i >> 2) + 2 * tt + (i & 1);
-		float s = c[i];
-		for (unsigned k = 0; k < 8; k++) {
-			unsigned la = w + (r % 8) * 4 + k % 4, lb = w + (n % 8) * 4 + k % 4;
-			unsigned ra = (r >= 8) + 2 * (k >= 4), rb = 4 + (k >= 4) + 2 * (n >= 8);
-			s += segc_emu_mr[la][ra] * segc_emu_mr[lb][rb];
-		}
-		c[i] = s;
-	}
-	__syncthreads();
+	const float v[8] = {a0, a1, a2, a3, b0, b1, b2, b3};
+	segc_emu_mmar_run(c, v, 8, true);
 }
 
 static inline void
