@@ -150,12 +150,20 @@ const char cg_cuda_prelude_mma[] =
     "\"+f\"(c[7]) : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(b2), \"r\"(b3));\n"
     "}\n"
     /* K_mmar k8: two mma.sync m16n8k8 tf32 (columns 0..7: b0, b1; 8..15: b2, b3), an operand
-     * rounded by segc_tf32 (cvt.rna: the tensor cores ignore the 13 low bits it leaves) or
-     * already a tf32 value (B's copy, rounded by KU_TF32: segc_tf32f, the low bits 0) */
+     * rounded to nearest by segc_tf32 (sm_90: cvt.rn, ties to even, one instruction, where
+     * cvt.rna is two; sm_80 has only cvt.rna, ties away) or already a tf32 value (B's copy,
+     * rounded by KU_TF32: segc_tf32f, cvt.rna with the 13 low bits cleared) */
     "static __device__ __forceinline__ unsigned segc_tf32(float x)\n"
-    "{ unsigned r; asm(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(x)); return r; }\n"
+    "{\n\tunsigned r;\n"
+    "#if __CUDA_ARCH__ >= 900\n"
+    "\tasm(\"cvt.rn.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(x));\n"
+    "#else\n"
+    "\tasm(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(x));\n"
+    "#endif\n"
+    "\treturn r;\n}\n"
     "static __device__ __forceinline__ float segc_tf32f(float x)\n"
-    "{ return isnan(x) ? x : __uint_as_float(segc_tf32(x) & 0xffffe000u); }\n"
+    "{\n\tunsigned r;\n\tasm(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(x));\n"
+    "\treturn isnan(x) ? x : __uint_as_float(r & 0xffffe000u);\n}\n"
     "static __device__ __forceinline__ void segc_mmar8(float (&c)[8], unsigned a0, unsigned a1, "
     "unsigned a2, unsigned a3, unsigned b0, unsigned b1, unsigned b2, unsigned b3)\n"
     "{\n"

@@ -741,7 +741,7 @@ segc_mmar(float (&c)[8], segc_emu_b2 a0, segc_emu_b2 a1, segc_emu_b2 a2, segc_em
  * + 2*(k >= 4); B[k, n] of lane (n % 8)*4 + k % 4, register 4 + (k >= 4) + 2*(n >= 8); the
  * operands rounded to tf32 before (segc_tf32) */
 static inline float
-segc_tf32(float x)
+segc_tf32(float x) /* (to nearest, ties away: sm_80's cvt.rna; sm_90's cvt.rn differs at ties) */
 {
 	return segc_emu_tf32(x);
 }
