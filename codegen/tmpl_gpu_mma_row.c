@@ -329,7 +329,7 @@ mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 {
 	const char *e = cg_knob("SEGC_MMA_FRAG"); /* 0: not (the row gather where it applies) */
 	int bf = L->p->precision == KP_BF16, kf = bf ? 16 : 8;
-	if ((e && atoi(e) == 0) || (!bf && L->p->precision != KP_TF32))
+	if ((e && *e && atoi(e) == 0) || (!bf && L->p->precision != KP_TF32))
 		return 0;
 	r->frag = 1;
 	if (!row_conv_fits(L, r)) {
@@ -350,7 +350,7 @@ mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 	 * ones (N in (32, 48], 80, 96, 144, ...: x read fewer times; $SEGC_MMA_FRAG48=0 not) */
 	const char *e48 = cg_knob("SEGC_MMA_FRAG48");
 	int64_t c32 = (N + 31) / 32 * 32, c48 = (N + 47) / 48 * 48;
-	r->bn = N <= 16 ? 16 : c48 <= c32 && (!e48 || atoi(e48) != 0) ? 48 : 32;
+	r->bn = N <= 16 ? 16 : c48 <= c32 && (!e48 || !*e48 || atoi(e48) != 0) ? 48 : 32;
 	r->bm = 256, r->nt = 128;
 	r->G = 1, r->bk = r->KP; /* one group (kf k: a row of kf channels, or kf / gc units) a
 	                          * step */

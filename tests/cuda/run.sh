@@ -194,7 +194,8 @@ if [ $? -eq 1 ] && grep -q "cannot load NVRTC" "$tmp/err"; then ok "no NVRTC: cl
 # tensor-core conv's weight copy is a prepack launch (codegen/prepack.c: run by load_weights,
 # again for other weights), compiled with 4 lanes per thread (SEGC_CUDA_ILP: the grids the
 # schedule gives, the full grid run); SEGC_EMU_EXACT: the emulated MMAs do not round; and
-# tiny at tf32 whose two 16-channel convs are forced into 128 x 96 tiles of the row gather,
+# tiny at tf32 whose two 16-channel convs are forced into 128 x 96 tiles of the row gather
+# (SEGC_MMA_FRAG=0: not the register fragments; an empty knob is the default),
 # 50,688 bytes of shared memory: with SEGC_CUDA_SMEM=65536 dynamic shared memory (the launches
 # and graph nodes pass the bytes, open raises the function's limit, a GPU with less is refused);
 # and tiny at tf32 through the halo-tile convs with row blocks (their weight copies prepack
@@ -203,18 +204,18 @@ for case in "graphs/tiny.json" "graphs/segresnet.json -D size=8,8,8" \
 	"tf32 graphs/tiny.json -D C=16 -D size=8" "grid graphs/tiny.json -D C=4 -D size=12" \
 	"smem graphs/tiny.json -D in_ch=16 -D C=16 -D size=8" \
 	"halo graphs/tiny.json -D in_ch=16 -D C=16 -D size=16"; do
-	prec=fp32 ilp=1 grid= smem= tile= only= halo= rb=
+	prec=fp32 ilp=1 grid= smem= tile= only= halo= rb= frag=
 	case $case in tf32\ *) prec=tf32 ilp=4 case=${case#tf32 } ;; esac
 	# (its 256-thread tiles are slow to emulate: the scenarios of launches and graph nodes)
 	case $case in smem\ *) prec=tf32 smem=65536 tile=128x96 only="graphs nographs smemcap"
-		case=${case#smem } ;; esac
+		frag=0 case=${case#smem } ;; esac
 	case $case in halo\ *) prec=tf32 halo=1 rb=4 only=graphs case=${case#halo } ;; esac
 	# (SEGC_CUDA_GRID=3: three blocks stride over every elementwise loop)
 	case $case in grid\ *) grid=3 case=${case#grid } ;; esac
 	# shellcheck disable=SC2086
 	SEGC_PRECISION=$prec SEGC_EMU_EXACT=1 SEGC_CUDA_ILP=$ilp SEGC_CUDA_ILP_MIN=1 \
 		SEGC_CUDA_GRID=$grid SEGC_CUDA_SMEM=$smem SEGC_MMA_TILE=$tile SEGC_FAKE_ONLY=$only \
-		SEGC_MMA_HALO=$halo SEGC_HALO_RB=$rb SEGC=$SEGC \
+		SEGC_MMA_HALO=$halo SEGC_HALO_RB=$rb SEGC_MMA_FRAG=$frag SEGC=$SEGC \
 		$PY tests/cuda/fake_run.py $case >"$tmp/fake.out" 2>&1
 	msg=$(grep -E '^(ok|FAIL) ' "$tmp/fake.out" | head -n 1)
 	case $smem/$msg in
