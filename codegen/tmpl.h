@@ -227,7 +227,8 @@ typedef struct {
 	KNode *mok, *p0, *p1, *xrb, *lok, *rok, *sto; /* mma_row_prep's lets */
 	int win[MMA_ROW_JOBS];        /* each job's pw + 8*sw + qw consecutive variables */
 	int frag;                     /* the register-fragment form (mma_frag_*) */
-	int64_t rows;                 /* frag: units ((kd, kh) row, gc channels) a group, 16 / gc;
+	int k8;                       /* frag at tf32: m16n8k8 (k 8 a group; jobs t + {0, 4}) */
+	int64_t rows;                 /* frag: units ((kd, kh) row, gc channels) a group, kf / gc;
 	                               * the row form: 1 */
 	KNode *lane;                  /* frag: the thread's lane */
 } MmaRow;

@@ -243,7 +243,7 @@ static void
 job(const MmaRow *r, int j, int64_t *g, int64_t *cc)
 {
 	static const int64_t fc[MMA_ROW_JOBS] = {0, 1, 8, 9}, f8[2] = {0, 4}; /* (tf32: t + ..) */
-	int64_t per = r->nt / (r->bm / 8), f = r->jobs == 2 ? f8[j] : fc[j];
+	int64_t per = r->nt / (r->bm / 8), f = r->k8 ? f8[j] : fc[j];
 	*g = r->frag ? f / r->gc : j * per / r->gc;
 	*cc = r->frag ? f % r->gc : per > r->gc ? 0 : j * per % r->gc;
 	SEGC_ASSERT(*g < (r->frag ? 16 : 2));
@@ -354,7 +354,7 @@ mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
 	r->bm = 256, r->nt = 128;
 	r->G = 1, r->bk = r->KP; /* one group (kf k: a row of kf channels, or kf / gc units) a
 	                          * step */
-	r->jobs = bf ? 4 : 2, r->act = 0;
+	r->jobs = bf ? 4 : 2, r->act = 0, r->k8 = !bf;
 	return 1;
 }
 
@@ -363,7 +363,7 @@ mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ)
 {
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
-	int64_t kw = cv->k[2], kvol = cv->k[0] * cv->k[1] * kw, k8 = r->jobs == 2;
+	int64_t kw = cv->k[2], kvol = cv->k[0] * cv->k[1] * kw, k8 = r->k8;
 	int64_t dims[5] = {r->ngroups, kw, NJ, 32, k8 ? 4 : 8};
 	KNode *ix[5];
 	KNode *pb = lw_nest(L, dims, 5, 0, ix);
@@ -422,7 +422,7 @@ mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M
 	KNode *o = lw_let(L, block, "oc", ix_add(L, ix_mul(L, wp, 8), g));
 	/* the lane's k 2t (tf32: t): channel 2t % gc, unit 2t / gc of the group (none where 2t <
 	 * gc, 2t <= 6; tf32: t <= 3) */
-	int k8 = r->jobs == 2;
+	int k8 = r->k8;
 	int64_t tmax = k8 ? 3 : 6;
 	KNode *t2 = ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), k8 ? 1 : 2);
 	KNode *tc = r->gc == 1 || (!k8 && r->gc == 2)
@@ -443,7 +443,7 @@ mma_frag_step(Lower *L, const MmaRow *r, KNode *block, KNode *kbase, KNode *j0, 
 	Program *p = L->p;
 	const Conv *cv = &r->cv;
 	int64_t kw = cv->k[2], fn = r->bn / 16, wl = r->pw + 8 * r->sw + r->qw;
-	int k8 = r->jobs == 2, nb = k8 ? 4 : 8; /* B's elements a lane and 16 columns: 16 bytes */
+	int k8 = r->k8, nb = k8 ? 4 : 8; /* B's elements a lane and 16 columns: 16 bytes */
 	KNode *s = kir_cast(p, KT_I64, mma_row_load(L, r, block, kbase)); /* (its group) */
 	/* wt at (group s, tap 0, 16 columns j0, this lane) */
 	KNode *bo = ix_mul(L, ix_add(L, ix_mul(L, ix_add(L, ix_mul(L, s, kw * NJ), j0), 32),
