@@ -134,40 +134,72 @@ prog_mma(int precision, int run, int cpn)
 	return p;
 }
 
-/* A register-fragment MMA (K_mmar): one block of 32 threads; A's eight values a lane holds
- * are f32 variables loaded from x (pair stride 2, row stride 1), B's eight the next ones;
- * acc 0 = A*B, stored with rows 8 into the shared C tile, barrier, out = C.  mix: a wmma
- * K_mma after it (refused) */
+/* The frame of the K_mmar programs: one block of 32 threads (th, blk), x (xdtype, 512) and out
+ * (f32, 512) global, a 16 x 24 shared C tile; mmar_end appends acc 0 = 0, the MMA, (mix: a
+ * wmma K_mma after it, refused), the store with rows 8 into C, a barrier and out[th] = C[th]
+ * (+ variable rd where rd >= 0) */
+typedef struct {
+	Program *p;
+	Kernel *k;
+	int x, o, cs, tv;
+	KNode *tl;
+} MmarProg;
+
+static MmarProg
+mmar_begin(int precision, int xdtype)
+{
+	MmarProg m = {newprog()};
+	Program *p = m.p;
+	m.k = kir_kernel(p, "k0", loc_none);
+	p->precision = precision;
+	m.x = addbuf(p, m.k, 1, 0, xdtype, 512, 0);
+	m.o = addbuf(p, m.k, 2, 0, DT_F32, 512, 1);
+	m.cs = kir_shared(p, m.k, DT_F32, 16 * 24, 24, "Cs");
+	m.tv = kir_var(p, m.k, KT_I64, "th");
+	int bv = kir_var(p, m.k, KT_I64, "blk");
+	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 1), 1, LOOP_BLOCK);
+	m.tl = kir_loop(p, m.tv, kir_i64(p, 0), kir_i64(p, 32), 1, LOOP_THREAD);
+	kir_append(p, m.k->body, bl);
+	kir_append(p, bl->body, m.tl);
+	return m;
+}
+
+static Program *
+mmar_end(const MmarProg *m, KNode *mmar, int mix, int rd)
+{
+	Program *p = m->p;
+	KNode *b = m->tl->body, *th = kir_ref(p, m->k, m->tv);
+	kir_append(p, b, kir_mma_zero(p, 0));
+	kir_append(p, b, mmar);
+	if (mix)
+		kir_append(p, b, kir_mma(p, 0, m->cs, kir_i64(p, 0), m->cs, kir_i64(p, 0)));
+	kir_append(p, b, kir_mma_store_rows(p, 0, m->cs, kir_i64(p, 0), 8));
+	kir_append(p, b, kir_barrier(p));
+	KNode *st = kir_load(p, m->k, m->cs, th);
+	if (rd >= 0)
+		st = kir_bin(p, KB_ADD, st, kir_ref(p, m->k, rd));
+	kir_append(p, b, kir_store(p, m->o, kir_ref(p, m->k, m->tv), st));
+	return p;
+}
+
+/* A register-fragment MMA (K_mmar): A's eight values a lane holds are f32 variables loaded
+ * from x (pair stride 2, row stride 1), B's eight the next ones (k8: tf32, 4 and 4 of them
+ * used); mix: a wmma K_mma after it (refused) */
 static Program *
 prog_mmar(int precision, int mix, int k8)
 {
-	Program *p = newprog();
-	Kernel *k = kir_kernel(p, "k0", loc_none);
-	p->precision = precision;
-	int x = addbuf(p, k, 1, 0, DT_F32, 512, 0);
-	int o = addbuf(p, k, 2, 0, DT_F32, 512, 1);
-	int cs = kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
-	int tv = kir_var(p, k, KT_I64, "th"), bv = kir_var(p, k, KT_I64, "blk"), v0 = 0;
-	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 1), 1, LOOP_BLOCK);
-	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 32), 1, LOOP_THREAD);
-	kir_append(p, k->body, bl);
-	kir_append(p, bl->body, tl);
+	MmarProg m = mmar_begin(precision, DT_F32);
+	Program *p = m.p;
+	int v0 = 0;
 	for (int i = 0; i < 16; i++) {
-		int v = kir_var(p, k, KT_F32, "f");
+		int v = kir_var(p, m.k, KT_F32, "f");
 		v0 = i ? v0 : v;
-		KNode *at = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 16)),
+		KNode *at = kir_bin(p, KB_ADD, kir_bin(p, KB_MUL, kir_ref(p, m.k, m.tv),
+		                                       kir_i64(p, 16)),
 		                    kir_i64(p, i));
-		kir_append(p, tl->body, kir_let(p, k, v, kir_load(p, k, x, at)));
+		kir_append(p, m.tl->body, kir_let(p, m.k, v, kir_load(p, m.k, m.x, at)));
 	}
-	kir_append(p, tl->body, kir_mma_zero(p, 0));
-	kir_append(p, tl->body, kir_mmar(p, 0, v0, 2, 1, v0 + 8, k8));
-	if (mix)
-		kir_append(p, tl->body, kir_mma(p, 0, cs, kir_i64(p, 0), cs, kir_i64(p, 0)));
-	kir_append(p, tl->body, kir_mma_store_rows(p, 0, cs, kir_i64(p, 0), 8));
-	kir_append(p, tl->body, kir_barrier(p));
-	kir_append(p, tl->body,
-	           kir_store(p, o, kir_ref(p, k, tv), kir_load(p, k, cs, kir_ref(p, k, tv))));
-	return p;
+	return mmar_end(&m, kir_mmar(p, 0, v0, 2, 1, v0 + 8, k8), mix, -1);
 }
 
 /* K_mmar on word variables (cr_word_vars): A from one raw bf16 vload of x (vars a0..a7), B from
@@ -177,37 +209,22 @@ prog_mmar(int precision, int mix, int k8)
 static Program *
 prog_mmar_words(int form)
 {
-	Program *p = newprog();
-	Kernel *k = kir_kernel(p, "k0", loc_none);
-	p->precision = KP_BF16;
-	int x = addbuf(p, k, 1, 0, DT_BF16, 512, 0);
-	int o = addbuf(p, k, 2, 0, DT_F32, 512, 1);
-	int cs = kir_shared(p, k, DT_F32, 16 * 24, 24, "Cs");
-	int tv = kir_var(p, k, KT_I64, "th"), bv = kir_var(p, k, KT_I64, "blk"), a0 = 0, b0 = 0;
-	KNode *bl = kir_loop(p, bv, kir_i64(p, 0), kir_i64(p, 1), 1, LOOP_BLOCK);
-	KNode *tl = kir_loop(p, tv, kir_i64(p, 0), kir_i64(p, 32), 1, LOOP_THREAD);
-	kir_append(p, k->body, bl);
-	kir_append(p, bl->body, tl);
-	for (int i = 0; i < (form == 2 ? 24 : 16); i++) {
-		int v = kir_var(p, k, KT_F32, i < (form == 2 ? 16 : 8) ? "a" : "b");
+	MmarProg m = mmar_begin(KP_BF16, DT_BF16);
+	Program *p = m.p;
+	int a0 = 0, b0 = 0, na = form == 2 ? 16 : 8;
+	for (int i = 0; i < na + 8; i++) {
+		int v = kir_var(p, m.k, KT_F32, i < na ? "a" : "b");
 		a0 = i ? a0 : v;
-		b0 = i == (form == 2 ? 16 : 8) ? v : b0;
+		b0 = i == na ? v : b0;
 	}
-	KNode *th16 = kir_bin(p, KB_MUL, kir_ref(p, k, tv), kir_i64(p, 16));
-	kir_append(p, tl->body, kir_vload(p, a0, 8, x, th16, NULL));
+	KNode *th16 = kir_bin(p, KB_MUL, kir_ref(p, m.k, m.tv), kir_i64(p, 16));
+	kir_append(p, m.tl->body, kir_vload(p, a0, 8, m.x, th16, NULL));
 	if (form == 2)
-		kir_append(p, tl->body, kir_vload(p, a0 + 8, 8, x, kir_ref(p, k, tv), NULL));
-	kir_append(p, tl->body, kir_vload(p, b0, 8, x, kir_bin(p, KB_ADD, th16, kir_i64(p, 8)),
-	                                  NULL));
-	kir_append(p, tl->body, kir_mma_zero(p, 0));
-	kir_append(p, tl->body, kir_mmar(p, 0, a0, form == 2 ? 3 : 2, 1, b0, 0));
-	kir_append(p, tl->body, kir_mma_store_rows(p, 0, cs, kir_i64(p, 0), 8));
-	kir_append(p, tl->body, kir_barrier(p));
-	KNode *st = kir_load(p, k, cs, kir_ref(p, k, tv));
-	if (form == 1)
-		st = kir_bin(p, KB_ADD, st, kir_ref(p, k, a0));
-	kir_append(p, tl->body, kir_store(p, o, kir_ref(p, k, tv), st));
-	return p;
+		kir_append(p, m.tl->body, kir_vload(p, a0 + 8, 8, m.x, kir_ref(p, m.k, m.tv), NULL));
+	kir_append(p, m.tl->body,
+	           kir_vload(p, b0, 8, m.x, kir_bin(p, KB_ADD, th16, kir_i64(p, 8)), NULL));
+	return mmar_end(&m, kir_mmar(p, 0, a0, form == 2 ? 3 : 2, 1, b0, 0), 0,
+	                form == 1 ? a0 : -1);
 }
 
 /* A block-mapped warp sum: 2 blocks of 32 threads, s = x[blk*32 + th]; s += shfl(s, m) for
