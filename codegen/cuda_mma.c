@@ -198,9 +198,9 @@ cuda_mmar(CudaEmit *e, const KNode *n)
 	}
 	out(e, "segc_mmar(segc_racc[%lld]", (long long)n->ival);
 	for (int i = 0; i < 16; i += 2) {
-		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);
+		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1), word = cuda_word(e, a);
 		const int8_t *h = e->words.half;
-		if (h && h[a] >= 0 && e->words.mate[a] == b) { /* the word is the pair */
+		if (word && e->words.mate[a] == b) { /* the word is the pair */
 			out(e, ", segc_w2v(");
 			cuda_varname(e, a);
 			out(e, ")");
@@ -210,8 +210,8 @@ cuda_mmar(CudaEmit *e, const KNode *n)
 		 * operands swapped: a value that is register 0 of one MMA and 1 of another (the
 		 * taps' sliding windows) is then two PRMTs, each into its own operand quad, which
 		 * ptxas does not merge into one and two register moves */
-		int sw = h && h[a] >= 0 && i < 8 && (i >> 1) % 2;
-		if (h && h[a] >= 0) { /* the selector's bytes: __byte_perm numbers its second
+		int sw = word && i < 8 && (i >> 1) % 2;
+		if (word) { /* the selector's bytes: __byte_perm numbers its second
 		                       * operand's 4 .. 7 */
 			int lo = 2 * h[a] + (sw ? 4 : 0), hi = 2 * h[b] + (sw ? 0 : 4);
 			out(e, ", segc_pkw<0x%x>(", lo | (lo + 1) << 4 | hi << 8 | (hi + 1) << 12);

@@ -291,30 +291,6 @@ word_scan(const KNode *n, int var, void *ctx)
 	}
 }
 
-/* 1 when a vload or a K_mmar pair has word and other variables (making them all others) */
-static int
-word_mixed(const KNode *n, int8_t *half)
-{
-	int changed = 0, any = 0;
-	if (!n)
-		return 0;
-	for (int i = 0; n->kind == K_vload && i < n->ival; i++)
-		any |= half[n->var + i] < 0;
-	for (int i = 0; n->kind == K_vload && any && i < n->ival; i++)
-		if (half[n->var + i] >= 0)
-			half[n->var + i] = -1, changed = 1;
-	for (int i = 0; n->kind == K_mmar && n->type != KT_F32 && i < 16; i += 2) {
-		int a = kir_mmar_var(n, i), b = kir_mmar_var(n, i + 1);
-		if ((half[a] < 0) != (half[b] < 0))
-			half[a] = half[b] = -1, changed = 1;
-	}
-	changed |= word_mixed(n->a, half) | word_mixed(n->b, half) | word_mixed(n->c, half) |
-	           word_mixed(n->body, half);
-	for (uint32_t i = 0; i < n->nkids; i++)
-		changed |= word_mixed(n->kids[i], half);
-	return changed;
-}
-
 CrWords
 cr_word_vars(Arena *a, const Kernel *k, const KNode *top, const uint8_t *raw)
 {
@@ -328,10 +304,17 @@ cr_word_vars(Arena *a, const Kernel *k, const KNode *top, const uint8_t *raw)
 		w.cand[v] = -2, r.mate[v] = -1;
 	if (!(env && strcmp(env, "0") == 0) && kir_contains(top, K_mmar))
 		kir_each_var(top, word_scan, &w);
-	for (uint32_t v = 0; v < nv; v++)
+	/* a vload or K_mmar pair with a variable that is not a word makes none of them words
+	 * (raw_mixed's rule, on "not a word" as bad) */
+	uint8_t *notw = arena_zalloc(a, nv);
+	for (uint32_t v = 0; v < nv; v++) {
 		w.half[v] = w.half[v] == -2 ? -1 : w.half[v] == 2 ? 0 : w.half[v];
-	while (word_mixed(top, w.half))
+		notw[v] = w.half[v] < 0;
+	}
+	while (raw_mixed(top, notw))
 		;
+	for (uint32_t v = 0; v < nv; v++)
+		w.half[v] = notw[v] ? -1 : w.half[v];
 	for (uint32_t v = 0; v < k->nvars; v++) {
 		int m = w.cand[v];
 		if (w.half[v] == 0 && m >= 0 && w.half[m] == 1 && w.cand[m] == (int)v &&

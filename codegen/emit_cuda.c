@@ -291,7 +291,7 @@ cuda_let(CudaEmit *e, const KNode *n)
 	e->indent = indent;
 	cuda_varname(e, n->var);
 	out(e, " = ");
-	int word = e->words.half && e->words.half[n->var] >= 0;
+	int word = cuda_word(e, n->var);
 	if (e->raw && e->raw[n->var]) { /* raw_vars: 0 or a bf16 load, as bf16 */
 		if (n->a->kind == K_const) {
 			out(e, word ? "segc_w2_zero();\n" : "segc_bf16_zero();\n");
@@ -407,7 +407,7 @@ cuda_vload(CudaEmit *e, const KNode *n)
 		                      "vload other than 16 bytes of f32 or bf16 from global");
 	cuda_line(e);
 	out(e, "segc_vload%d%s<%d>(b%d + (", (int)n->ival,
-	    e->words.half && e->words.half[n->var] >= 0 ? "w" : "", e->ldg[n->buf] ? 1 : 0, n->buf);
+	    cuda_word(e, n->var) ? "w" : "", e->ldg[n->buf] ? 1 : 0, n->buf);
 	if (cuda_node(e, n->a) < 0)
 		return -1;
 	out(e, "), ");
@@ -819,9 +819,9 @@ declare_vars(CudaEmit *e, const KNode *n, int lanes)
 	for (uint32_t v = 0; v < k->nvars; v++) {
 		if (!used[v])
 			continue;
-		out(e, "\t%s ", e->words.half && e->words.half[v] >= 0 ? "segc_w2"
-		                 : e->raw && e->raw[v]                  ? "__nv_bfloat16"
-		                                                        : ctype(k->vartypes[v]));
+		out(e, "\t%s ", cuda_word(e, (int)v)  ? "segc_w2"
+		                 : e->raw && e->raw[v] ? "__nv_bfloat16"
+		                                       : ctype(k->vartypes[v]));
 		cuda_varname(e, (int)v);
 		out(e, lanes > 1 && e->lanevar[v] ? "[%d];\n" : ";\n", lanes);
 	}

@@ -39,6 +39,13 @@ typedef struct {
 	int racc;    /* the block-mapped function's accumulators are K_mmar's (registers) */
 } CudaEmit;
 
+/* 1 where variable v is a word variable of the function being emitted (CudaEmit.words) */
+static inline int
+cuda_word(const CudaEmit *e, int v)
+{
+	return e->words.half && e->words.half[v] >= 0;
+}
+
 
 /* ---- emit_cuda.c ---- */
 void cuda_tput(Text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

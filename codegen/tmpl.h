@@ -240,10 +240,11 @@ void mma_row_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64
                   int64_t lda, int as, int64_t atile);
 KNode *mma_row_load(Lower *L, const MmaRow *r, KNode *block, KNode *kbase);
 void mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao);
-/* The register-fragment form of the row gather (SEGC_MMA_FRAG=1; tmpl_gpu_mma_row.c): fits
- * sets 256 x bn tiles of 128 threads (warps of 64 x bn, 4 x bn/16 accumulators, K step one
- * group); wt (bf16) in fragment order, NJ 16-column tiles; prep the lane's octet and channels;
- * step one group's windows, B fragments and K_mmar of the block's 16-column tiles j0.. */
+/* The register-fragment form of the row gather (bf16 and tf32, the default;
+ * tmpl_gpu_mma_row.c): fits sets 256 x bn tiles of 128 threads (warps of 64 x bn, 4 x bn/16
+ * accumulators, K step one group); wt (bf16; tf32: f32) in fragment order, NJ 16-column tiles;
+ * prep the lane's octet and channels; step one group's windows, B fragments and K_mmar of the
+ * block's 16-column tiles j0.. */
 int mma_frag_fits(Lower *L, MmaRow *r, int64_t N);
 void mma_frag_wt(Lower *L, const MmaRow *r, int wt, int wb, int64_t N, int64_t NJ);
 void mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M);

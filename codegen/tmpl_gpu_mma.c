@@ -38,7 +38,7 @@
  * + ci) so each half K step has one tap, checked and located once per half (stage_load_tap_a,
  * B from a tap-major copy of w made by a first parallel loop), or, with bf16 activations and
  * rows of 8-voxel octets, each thread an octet: one 16-byte load per channel and row of taps
- * (the row gather, tmpl_gpu_mma_row.c, K ordered by rows of taps; at bf16 its
+ * (the row gather, tmpl_gpu_mma_row.c, K ordered by rows of taps; at bf16 and tf32 its
  * register-fragment form, $SEGC_MMA_FRAG=0 not: the windows straight into mma.sync, no A or
  * B tile, 256 x 16|32|48 tiles, the C tile's rows two a thread in the epilogue);
  * otherwise from a tap table in shared memory (k_table).  A conv whose x has a load prologue
@@ -1150,9 +1150,9 @@ tmpl_gpu_mma(Lower *L)
 		if (xrow) /* K in the form's order (a small Cin's groups padded to kf k) */
 			g.tapk = 1, g.K = row.ngroups * row.KP;
 	}
-	/* the register-fragment form (tmpl_gpu_mma_row.c; bf16, $SEGC_MMA_FRAG=0 not): 256 x 16 or
-	 * 256 x 32 tiles of 4 warps, A in registers, B from wt in fragment order (a bf16 copy in
-	 * global memory, as the cp.async forms': not with $SEGC_MMA_CPASYNC=0) */
+	/* the register-fragment form (tmpl_gpu_mma_row.c; bf16 and tf32, $SEGC_MMA_FRAG=0 not):
+	 * 256 x 16, 32 or 48 tiles of 4 warps, A in registers, B from wt in fragment order (a bf16
+	 * or tf32 copy in global memory, as the cp.async forms': not with $SEGC_MMA_CPASYNC=0) */
 	MmaRow fr = {0};
 	int frag = 0;
 	if (g.kind == G_CONV && !g.pro && cpm >= 1) { /* (any Cin: mma_frag_fits) */

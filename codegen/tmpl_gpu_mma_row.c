@@ -18,8 +18,8 @@
  * or tf32 precision, x bf16 or f32, no load prologue, at most a quarter of a group's k
  * padding (4, 8, or 12 channels at kw 3; but Ci 1 and 2: the first convs, whose MMAs are few
  * and gather is all), x's offsets in i32, tiles of 64 or 128 rows.  Its register-fragment
- * form (mma_frag_*, at the end; the bf16 default, $SEGC_MMA_FRAG=0: not) feeds the same
- * windows to mma.sync without an A tile. */
+ * form (mma_frag_*, at the end; the bf16 and tf32 default, $SEGC_MMA_FRAG=0: not) feeds
+ * the same windows to mma.sync without an A tile. */
 #include "tmpl.h"
 
 #include <stdlib.h>
@@ -309,8 +309,8 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
 	}
 }
 
-/* ---- the register-fragment form (bf16 by default since 2026-11-28, untimed; $SEGC_MMA_FRAG=0:
- * not) ----
+/* ---- the register-fragment form (bf16 and tf32 by default since 2026-11-28, untimed;
+ * $SEGC_MMA_FRAG=0: not) ----
  * A lane (g = lane / 4, t = lane % 4) of warp wp holds the windows of octet 8*wp + g of the
  * tile and channels 2t, 2t + 1, 2t + 8, 2t + 9 of the group: exactly the A elements mma.sync
  * m16n8k16 wants of it when the 16 rows of MMA i (of 4) are voxels 2i (row g) and 2i + 1 (row
@@ -322,7 +322,9 @@ mma_row_store(Lower *L, const MmaRow *r, KNode *block, KNode *ao)
  * into a group, k = unit*gc + c: the job of k f = 2t + {0, 1, 8, 9}[j] is unit f / gc,
  * channel f % gc, so a lane still holds four windows of its own octet; units past the
  * kernel's are 0 in A and B (at most half of the group's MMAs: the first convs, Cin 1 .. 8,
- * and widths such as 24 or 40). */
+ * and widths such as 24 or 40).  At tf32 (k8) an MMA of 16 columns is two m16n8k8, whose A
+ * lane (g, t) holds k t and t + 4: a group is 8 k, the lane's windows channels t and t + 4
+ * (jobs f = t + {0, 4}), B rounded to tf32 once, in wt (KU_TF32). */
 
 int
 mma_frag_fits(Lower *L, MmaRow *r, int64_t N)
@@ -425,7 +427,7 @@ mma_frag_prep(Lower *L, MmaRow *r, KNode *block, KNode *th, KNode *m0, int64_t M
 	int k8 = r->k8;
 	int64_t tmax = k8 ? 3 : 6;
 	KNode *t2 = ix_mul(L, kir_bin(p, KB_REM, r->lane, ix_c(L, 4)), k8 ? 1 : 2);
-	KNode *tc = r->gc == 1 || (!k8 && r->gc == 2)
+	KNode *tc = (k8 ? 1 : 2) % r->gc == 0 /* every lane's t2 a multiple of gc */
 	                ? ix_c(L, 0)
 	                : lw_let(L, block, "tc",
 	                         r->gc <= tmax ? kir_bin(p, KB_REM, t2, ix_c(L, r->gc)) : t2);
